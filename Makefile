@@ -1,0 +1,58 @@
+# k2c — the Kimi K2 system in C.
+#   make            library, CLI (build/k2c)
+#   make test       every test (golden cases, corrupt inputs, tokenizer oracle, ...); ends "N passed, N failed"
+#   make sanitize   the same tests against an ASan+UBSan build
+#   make bench      benchmarks (see docs/BENCHMARKS.md)
+# The first build installs missing Debian -dev packages through scripts/install-deps.sh.
+
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?=
+CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_GNU_SOURCE -fopenmp -Isrc \
+           -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LDLIBS  += -ljansson -lpcre2-8 -lopenblas -lmicrohttpd -lm -fopenmp
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRC  := $(sort $(wildcard src/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+HDRS     := $(wildcard src/*.h cli/*.h tests/*.h)
+
+.PHONY: all deps test sanitize bench clean k2-mini
+all: deps $(BUILD)/k2c $(TEST_BIN)
+
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: scripts/install-deps.sh
+	@mkdir -p $(BUILD) && bash scripts/install-deps.sh && touch $@
+
+$(BUILD)/%.o: %.c $(HDRS) | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libk2c.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/k2c: $(CLI_OBJ) $(BUILD)/libk2c.a
+	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libk2c.a $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libk2c.a $(LDLIBS) -o $@
+
+test: all
+	@K2C=$(BUILD)/k2c K2C_TESTS=$(BUILD)/tests bash tests/run.sh
+
+sanitize:
+	$(MAKE) BUILD=build-san OPT="-O1" CFLAGS="$(SAN)" LDLIBS="$(SAN)" all
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 K2C_SANITIZE=1 \
+	  K2C=build-san/k2c K2C_TESTS=build-san/tests bash tests/run.sh
+
+bench: all
+	bash bench/run.sh
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages k2c builds against, skipping the ones already present.
+# Called by the Makefile before the first build; safe to run any number of times.
+set -e
+need=""
+for p in gcc make pkg-config libjansson-dev libpcre2-dev libopenblas-dev libmicrohttpd-dev; do
+  dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+if [ -n "${K2C_NEED_NODE:-}" ]; then
+  command -v node >/dev/null 2>&1 || need="$need nodejs"
+  command -v npm >/dev/null 2>&1 || need="$need npm"
+fi
+[ -z "$need" ] && exit 0
+echo "install-deps: installing$need" >&2
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null

@@ -1,0 +1,231 @@
+/* k2c — the Kimi K2 system in C. The one public header of libk2c.
+ *
+ * Data flows through the library in this order (docs/ARCHITECTURE.md walks it):
+ *   safetensors.c  mmap a Hugging Face checkpoint, validate every header entry
+ *   config.c       parse and validate config.json
+ *   dtype.c        BF16 / F16 / FP8-E4M3 / INT4 conversions
+ *   linear.c       a weight matrix in its stored format + the kernels that read it (dequantize on the fly)
+ *   model.c        bind tensor names to the layer structs
+ *   rope.c         interleaved RoPE with YaRN
+ *   mla.c          Multi-head Latent Attention: prefill (expanded) and decode (absorbed, latent cache)
+ *   moe.c          sigmoid router, bias-corrected group-limited top-k, experts
+ *   forward.c      the whole forward pass
+ *   sampler.c      temperature / top-k / top-p / min-p sampling
+ *
+ * Conventions: functions that can fail return 0 on success and -1 on failure, with a message for the user
+ * in k2c_errmsg() that names the file and field. Matrices are row-major; shapes are given in comments as
+ * [rows, cols]. A weight [out, in] maps x [in] to y [out] (y = W x), as in PyTorch's Linear.
+ */
+#ifndef K2C_H
+#define K2C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ errors */
+#define K2C_ERRMSG_MAX 1024
+void k2c_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *k2c_errmsg(void);
+void k2c_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* progress on stderr */
+double k2c_now(void);                                                     /* monotonic seconds */
+char *k2c_read_file(const char *path, size_t *len);                       /* NUL-terminated, NULL + error */
+int k2c_write_file_atomic(const char *path, const void *data, size_t len); /* temp file + rename */
+char *k2c_path_join(const char *dir, const char *name);                   /* malloc'd "dir/name" */
+
+/* ------------------------------------------------------------------ dtypes */
+typedef enum {
+    K2C_F32, K2C_F16, K2C_BF16, K2C_F8_E4M3, K2C_F64, K2C_I64, K2C_I32, K2C_I16, K2C_I8, K2C_U8, K2C_BOOL,
+    K2C_DTYPE_COUNT
+} k2c_dtype;
+size_t k2c_dtype_size(k2c_dtype t);
+const char *k2c_dtype_name(k2c_dtype t);
+int k2c_dtype_parse(const char *name, k2c_dtype *out);   /* 0, or -1 for an unknown name (no error set) */
+
+float k2c_bf16_to_f32(uint16_t h);
+uint16_t k2c_f32_to_bf16(float f);                        /* round to nearest even */
+float k2c_f16_to_f32(uint16_t h);
+uint16_t k2c_f32_to_f16(float f);
+float k2c_fp8_to_f32(uint8_t b);                          /* e4m3fn */
+uint8_t k2c_f32_to_fp8(float f);                          /* e4m3fn, saturating at 448 */
+/* Any scalar element of a tensor as float (F32, F16, BF16, F8_E4M3, F64, integer types). */
+float k2c_elem_to_f32(k2c_dtype t, const void *data, size_t i);
+
+/* ------------------------------------------------------------------ safetensors */
+#define K2C_MAX_DIMS 8
+typedef struct {
+    char *name;
+    k2c_dtype dtype;
+    int ndim;
+    int64_t shape[K2C_MAX_DIMS];
+    int64_t numel;
+    const void *data;       /* into the mapping (reader) or the caller's memory (writer) */
+    size_t nbytes;
+    const char *file;       /* the file it lives in, for error messages */
+} k2c_tensor;
+
+typedef struct {
+    char *path;
+    void *map;
+    size_t size;
+} k2c_st_file;
+
+typedef struct {
+    int nfiles;
+    k2c_st_file *files;
+    int ntensors;
+    k2c_tensor *tensors;    /* sorted by name */
+} k2c_safetensors;
+
+/* Opens one .safetensors file, or a model folder (model.safetensors, or shards through
+ * model.safetensors.index.json). Every header entry is checked: dtype, shape, offsets inside the data
+ * area, no overlaps, byte count = numel * dtype size. */
+int k2c_st_open(k2c_safetensors *st, const char *path);
+void k2c_st_close(k2c_safetensors *st);
+const k2c_tensor *k2c_st_find(const k2c_safetensors *st, const char *name);
+
+/* Writing: tensors[i].data may be NULL, then fill(ctx, i, dst) is called to produce its bytes, so a
+ * shard larger than memory can be streamed. The file is written to PATH.tmp and renamed. */
+typedef int (*k2c_st_fill_fn)(void *ctx, int index, void *dst);
+int k2c_st_write(const char *path, int n, const k2c_tensor *tensors, k2c_st_fill_fn fill, void *ctx);
+/* Fills in numel/nbytes from dtype and shape. */
+void k2c_tensor_set_shape(k2c_tensor *t, k2c_dtype dtype, int ndim, const int64_t *shape);
+
+/* ------------------------------------------------------------------ config */
+typedef enum { K2C_QUANT_NONE, K2C_QUANT_FP8, K2C_QUANT_INT4 } k2c_quant;
+
+typedef struct {
+    char model_type[32];
+    int vocab_size, hidden_size, intermediate_size, moe_intermediate_size;
+    int num_hidden_layers, first_k_dense_replace, moe_layer_freq;
+    int num_attention_heads;
+    int n_routed_experts, n_shared_experts, num_experts_per_tok, n_group, topk_group;
+    int scoring_softmax;            /* 0 sigmoid, 1 softmax */
+    int norm_topk_prob;
+    float routed_scaling_factor;
+    int q_lora_rank;                /* 0: plain q_proj (Moonlight) */
+    int kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim;
+    double rope_theta;
+    int max_position_embeddings;
+    int rope_yarn;                  /* rope_scaling.type == yarn */
+    double rope_factor, beta_fast, beta_slow, mscale, mscale_all_dim;
+    int rope_original_max;
+    double rms_norm_eps;
+    int tie_word_embeddings;
+    int bos_token_id, eos_token_id;
+    double aux_loss_alpha;          /* sequence-wise aux loss weight (training) */
+    k2c_quant quant;
+    int fp8_block[2];               /* weight_block_size */
+    int int4_group;                 /* group_size */
+} k2c_config;
+
+int k2c_config_parse(k2c_config *c, const char *json_text, const char *where);
+int k2c_config_load(k2c_config *c, const char *path);   /* path: a config.json or a model folder */
+char *k2c_config_to_json(const k2c_config *c);          /* malloc'd, Hugging Face field names */
+int k2c_config_is_moe_layer(const k2c_config *c, int layer);
+/* Named shapes for mkmodel/tests: "k2-tiny", "moonlight-16b-a3b", "kimi-k2", "deepseek-v3", ... */
+int k2c_config_preset(k2c_config *c, const char *name);
+
+/* ------------------------------------------------------------------ linear (weights in stored format) */
+typedef enum { K2C_FMT_F32, K2C_FMT_BF16, K2C_FMT_F16, K2C_FMT_FP8, K2C_FMT_INT4 } k2c_wfmt;
+typedef struct {
+    k2c_wfmt fmt;
+    int rows, cols;                 /* [out, in] */
+    const void *w;                  /* F32/BF16/F16: [rows, cols]; FP8: u8 [rows, cols]; INT4: i32 [rows, cols/8] */
+    const float *scale_f32;         /* FP8: weight_scale_inv [ceil(rows/B), ceil(cols/B)] */
+    const uint16_t *scale_bf16;     /* INT4: weight_scale BF16 [rows, cols/G] */
+    int block;                      /* FP8 block size (128) or INT4 group size (32) */
+    int scale_cols;                 /* columns of the scale matrix */
+} k2c_linear;
+
+size_t k2c_linear_bytes(const k2c_linear *l);           /* bytes read per full pass over the weights */
+/* out [nrows, cols] = rows r0 .. r0+nrows-1 dequantized to fp32 */
+void k2c_linear_dequant_rows(const k2c_linear *l, int r0, int nrows, float *out);
+/* y [rows] = W x [cols]; multi-threaded over rows. */
+void k2c_matvec(const k2c_linear *l, const float *x, float *y);
+/* Y [T, rows] = X [T, cols] W^T. Small T: matvec per row; large T: dequantized tiles + sgemm. */
+void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y);
+/* y [cols] = W^T x [rows] over rows r0 .. r0+nrows-1 of W (x has nrows entries); single-threaded. */
+void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
+/* Which SIMD level the kernels picked at run time: "avx512", "avx2" or "scalar". K2C_SIMD env overrides. */
+const char *k2c_simd_name(void);
+
+/* ------------------------------------------------------------------ model */
+typedef struct {
+    const float *attn_norm, *ffn_norm;          /* [D] */
+    k2c_linear q_a, q_b, q;                     /* q_a [q_lora, D], q_b [H*(dn+dr), q_lora] | q [H*(dn+dr), D] */
+    const float *q_a_norm;                      /* [q_lora] */
+    k2c_linear kv_a;                            /* [r+dr, D] */
+    const float *kv_a_norm;                     /* [r] */
+    k2c_linear kv_b;                            /* [H*(dn+dv), r] */
+    k2c_linear o;                               /* [D, H*dv] */
+    int is_moe;
+    k2c_linear gate, up, down;                  /* dense FFN (or shared experts when is_moe) */
+    k2c_linear router;                          /* [E, D] */
+    const float *router_bias;                   /* [E] e_score_correction_bias */
+    k2c_linear *exp_gate, *exp_up, *exp_down;   /* [E] each */
+} k2c_layer;
+
+typedef struct {
+    k2c_config cfg;
+    k2c_safetensors st;
+    k2c_linear embed;                           /* [V, D] */
+    k2c_linear head;                            /* [V, D] */
+    const float *final_norm;                    /* [D] */
+    k2c_layer *layers;
+    float *inv_freq;                            /* [dr/2] */
+    float rope_mscale;                          /* multiplies cos/sin (YaRN) */
+    float attn_scale;                           /* softmax scale */
+    void **owned; int nowned, cap_owned;        /* fp32 copies of small vectors */
+} k2c_model;
+
+int k2c_model_load(k2c_model *m, const char *dir);
+void k2c_model_free(k2c_model *m);
+/* Parameter counts (total, active per token) and weight bytes. */
+void k2c_model_counts(const k2c_config *c, double *total, double *active);
+
+/* ------------------------------------------------------------------ inference state */
+typedef struct {
+    float *hidden;          /* optional [L, T, D]: residual stream after each layer */
+    int *experts;           /* optional [L, T, k]: chosen experts, sorted ascending (-1 for dense layers) */
+    float *attn_max;        /* optional [L, H]: per-head max pre-softmax logit */
+} k2c_trace;
+
+typedef struct {
+    const k2c_model *m;
+    int max_ctx;
+    int pos;                /* tokens in the cache */
+    float *cache;           /* [L, max_ctx, r + dr]: RMSNorm(c) then roped k_pe, per token */
+    int nthreads;
+} k2c_state;
+
+int k2c_state_init(k2c_state *s, const k2c_model *m, int max_ctx);
+void k2c_state_free(k2c_state *s);
+void k2c_state_reset(k2c_state *s);
+/* Runs T tokens from position s->pos through the expanded attention path, appending them to the latent
+ * cache. logits: [T, V] for every position, or NULL; last_logits: [V] of the last position, or NULL. */
+int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace);
+/* One token through the absorbed attention path over the latent cache. logits [V]. */
+int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace);
+
+/* ------------------------------------------------------------------ sampling */
+typedef struct {
+    float temperature, top_p, min_p;
+    int top_k;
+    uint64_t rng;
+    float *scratch_p; int *scratch_i; int n;
+} k2c_sampler;
+void k2c_sampler_init(k2c_sampler *s, int vocab, float temperature, float top_p, int top_k, float min_p, uint64_t seed);
+void k2c_sampler_free(k2c_sampler *s);
+int k2c_sample(k2c_sampler *s, const float *logits);
+uint64_t k2c_rng_next(uint64_t *state);
+float k2c_rng_uniform(uint64_t *state);     /* [0, 1) */
+
+/* ------------------------------------------------------------------ threads */
+void k2c_set_threads(int n);                /* 0 = all cores */
+int k2c_get_threads(void);
+
+/* ------------------------------------------------------------------ tokenizer (tokenizer.c, chat.c, toolcall.c, bpe_train.c) */
+
+/* ------------------------------------------------------------------ training (train_*.c, muon.c, data.c) */
+
+#endif
