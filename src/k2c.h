@@ -146,8 +146,22 @@ void k2c_matvec(const k2c_linear *l, const float *x, float *y);
 void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y);
 /* y [cols] = W^T x [rows] over rows r0 .. r0+nrows-1 of W (x has nrows entries); single-threaded. */
 void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
+/* y [nrows] = rows r0 .. r0+nrows-1 of W times x [cols]; single-threaded (callers parallelize). */
+void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
 /* Which SIMD level the kernels picked at run time: "avx512", "avx2" or "scalar". K2C_SIMD env overrides. */
 const char *k2c_simd_name(void);
+int k2c_simd_force(const char *name);   /* "scalar" or "avx512" (if the CPU has it); -1 if not possible */
+
+/* ------------------------------------------------------------------ rope, router */
+/* inv_freq [dr/2]; cos_sin_scale multiplies cos/sin (YaRN mscale ratio); attn_scale is the softmax scale. */
+void k2c_rope_init(const k2c_config *c, float *inv_freq, float *cos_sin_scale, float *attn_scale);
+void k2c_rope_apply(float *x, int dr, int pos, const float *inv_freq, float mscale);     /* in place */
+void k2c_rope_backward(float *dx, int dr, int pos, const float *inv_freq, float mscale);  /* transpose */
+/* Router (noaux_tc): logits [E] -> chosen idx [k] and weights w [k]; scores [E] gets the unbiased
+ * sigmoid/softmax scores when not NULL. E <= 1024. */
+void k2c_moe_route(const k2c_config *c, const float *logits, const float *bias, int *idx, float *w, float *scores);
+/* RMSNorm: y = w * x / sqrt(mean(x^2) + eps), in place allowed. */
+void k2c_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 
 /* ------------------------------------------------------------------ model */
 typedef struct {
@@ -206,6 +220,14 @@ void k2c_state_reset(k2c_state *s);
 int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace);
 /* One token through the absorbed attention path over the latent cache. logits [V]. */
 int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace);
+
+/* Building blocks of the forward pass (mla.c, moe.c), public for tests and the trainer's checks.
+ * Attention of one layer for T tokens at positions s->pos.. (cache rows written, s->pos not advanced);
+ * attn_max [H] is raised to the largest pre-softmax logit per head when not NULL. */
+int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out, float *attn_max);
+int k2c_mla_decode(k2c_state *s, int layer, const float *xn, float *out, float *attn_max);
+/* FFN of one layer (dense or MoE); experts: optional [T, k] trace, sorted ascending. */
+int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float *out, int *experts);
 
 /* ------------------------------------------------------------------ sampling */
 typedef struct {

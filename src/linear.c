@@ -1,0 +1,303 @@
+/* A weight matrix in the format it was published in, and the kernels that read it.
+ *
+ * A 1T-parameter model cannot be expanded to fp32, so weights stay as stored (BF16, FP8 with 128x128
+ * block scales, INT4 groups of 32) and every kernel dequantizes on the fly. Decode is bound by memory
+ * bandwidth: the matvec kernels read each weight byte once and keep activations in fp32.
+ * Prefill dequantizes tiles of rows to fp32 and hands them to sgemm, amortizing the conversion over
+ * all tokens of the prompt.
+ *
+ * SIMD: AVX-512 kernels are compiled with target attributes and chosen at run time when the CPU has
+ * them (K2C_SIMD=scalar forces the portable path, which the tests also run). */
+#include "k2c.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static float fp8_lut[256];
+static int simd_level;   /* 0 scalar, 2 avx512 */
+
+__attribute__((constructor)) static void linear_init(void) {
+    for (int i = 0; i < 256; i++) fp8_lut[i] = k2c_fp8_to_f32((uint8_t)i);
+    const char *force = getenv("K2C_SIMD");
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) simd_level = 2;
+#endif
+    if (force && !strcmp(force, "scalar")) simd_level = 0;
+}
+
+const char *k2c_simd_name(void) { return simd_level == 2 ? "avx512" : "scalar"; }
+
+int k2c_simd_force(const char *name) {
+    if (!strcmp(name, "scalar")) { simd_level = 0; return 0; }
+#if defined(__x86_64__)
+    if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+        simd_level = 2;
+        return 0;
+    }
+#endif
+    return -1;
+}
+
+size_t k2c_linear_bytes(const k2c_linear *l) {
+    size_t n = (size_t)l->rows * (size_t)l->cols;
+    switch (l->fmt) {
+    case K2C_FMT_F32: return 4 * n;
+    case K2C_FMT_BF16: case K2C_FMT_F16: return 2 * n;
+    case K2C_FMT_FP8: return n + 4 * (size_t)((l->rows + l->block - 1) / l->block) * (size_t)l->scale_cols;
+    case K2C_FMT_INT4: return n / 2 + 2 * (size_t)l->rows * (size_t)l->scale_cols;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ dequantization (reference path) */
+static void dequant_row(const k2c_linear *l, int r, float *out) {
+    int n = l->cols;
+    size_t off = (size_t)r * (size_t)n;
+    switch (l->fmt) {
+    case K2C_FMT_F32: memcpy(out, (const float *)l->w + off, (size_t)n * 4); break;
+    case K2C_FMT_BF16: { const uint16_t *w = (const uint16_t *)l->w + off;
+        for (int j = 0; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
+        break; }
+    case K2C_FMT_F16: { const uint16_t *w = (const uint16_t *)l->w + off;
+        for (int j = 0; j < n; j++) out[j] = k2c_f16_to_f32(w[j]);
+        break; }
+    case K2C_FMT_FP8: { const uint8_t *w = (const uint8_t *)l->w + off;
+        const float *s = l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols;
+        for (int j = 0; j < n; j++) out[j] = fp8_lut[w[j]] * s[j / l->block];
+        break; }
+    case K2C_FMT_INT4: { const uint32_t *w = (const uint32_t *)l->w + (size_t)r * (size_t)(n / 8);
+        const uint16_t *s = l->scale_bf16 + (size_t)r * (size_t)l->scale_cols;
+        for (int j = 0; j < n; j++) {
+            int q = (int)((w[j / 8] >> (4 * (j % 8))) & 0xf) - 8;
+            out[j] = (float)q * k2c_bf16_to_f32(s[j / l->block]);
+        }
+        break; }
+    }
+}
+
+void k2c_linear_dequant_rows(const k2c_linear *l, int r0, int nrows, float *out) {
+    for (int i = 0; i < nrows; i++) dequant_row(l, r0 + i, out + (size_t)i * (size_t)l->cols);
+}
+
+/* ------------------------------------------------------------------ scalar row dots */
+static float dot_row_scalar(const k2c_linear *l, int r, const float *x) {
+    int n = l->cols;
+    size_t off = (size_t)r * (size_t)n;
+    float acc = 0;
+    switch (l->fmt) {
+    case K2C_FMT_F32: { const float *w = (const float *)l->w + off;
+        for (int j = 0; j < n; j++) acc += w[j] * x[j];
+        break; }
+    case K2C_FMT_BF16: { const uint16_t *w = (const uint16_t *)l->w + off;
+        for (int j = 0; j < n; j++) acc += k2c_bf16_to_f32(w[j]) * x[j];
+        break; }
+    case K2C_FMT_F16: { const uint16_t *w = (const uint16_t *)l->w + off;
+        for (int j = 0; j < n; j++) acc += k2c_f16_to_f32(w[j]) * x[j];
+        break; }
+    case K2C_FMT_FP8: { const uint8_t *w = (const uint8_t *)l->w + off;
+        const float *s = l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols;
+        for (int j0 = 0; j0 < n; j0 += l->block) {
+            int j1 = j0 + l->block < n ? j0 + l->block : n;
+            float b = 0;
+            for (int j = j0; j < j1; j++) b += fp8_lut[w[j]] * x[j];
+            acc += b * s[j0 / l->block];
+        }
+        break; }
+    case K2C_FMT_INT4: { const uint32_t *w = (const uint32_t *)l->w + (size_t)r * (size_t)(n / 8);
+        const uint16_t *s = l->scale_bf16 + (size_t)r * (size_t)l->scale_cols;
+        for (int g = 0; g < n / l->block; g++) {
+            float b = 0;
+            for (int j = g * l->block; j < (g + 1) * l->block; j++)
+                b += (float)((int)((w[j / 8] >> (4 * (j % 8))) & 0xf) - 8) * x[j];
+            acc += b * k2c_bf16_to_f32(s[g]);
+        }
+        break; }
+    }
+    return acc;
+}
+
+/* ------------------------------------------------------------------ AVX-512 row dots */
+#if defined(__x86_64__)
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+
+AVX512 static inline float tail_bf16(const uint16_t *w, const float *x, int j, int n) {
+    float a = 0;
+    for (; j < n; j++) a += k2c_bf16_to_f32(w[j]) * x[j];
+    return a;
+}
+
+AVX512 static float dot_bf16_avx512(const uint16_t *w, const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 64 <= n; j += 64) {
+        __m512i w0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j)));
+        __m512i w1 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j + 16)));
+        __m512i w2 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j + 32)));
+        __m512i w3 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j + 48)));
+        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), _mm512_loadu_ps(x + j), a0);
+        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)), _mm512_loadu_ps(x + j + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w2, 16)), _mm512_loadu_ps(x + j + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w3, 16)), _mm512_loadu_ps(x + j + 48), a3);
+    }
+    for (; j + 16 <= n; j += 16) {
+        __m512i w0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j)));
+        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), _mm512_loadu_ps(x + j), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + tail_bf16(w, x, j, n);
+}
+
+AVX512 static float dot_f32_avx512(const float *w, const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j), _mm512_loadu_ps(x + j), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j + 16), _mm512_loadu_ps(x + j + 16), a1);
+    }
+    float a = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    for (; j < n; j++) a += w[j] * x[j];
+    return a;
+}
+
+/* e4m3 -> f32 for 16 bytes: move sign to bit 31 and exponent+mantissa to bits 20..26, which reads as an
+ * fp32 whose exponent is 120 too small (normals and subnormals alike), then multiply by 2^120. */
+AVX512 static inline __m512 fp8x16_to_f32(__m128i b) {
+    __m512i v = _mm512_cvtepu8_epi32(b);
+    __m512i sign = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x80)), 24);
+    __m512i em = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x7f)), 20);
+    return _mm512_mul_ps(_mm512_castsi512_ps(_mm512_or_si512(sign, em)), _mm512_set1_ps(0x1p120f));
+}
+
+AVX512 static float dot_fp8_avx512(const uint8_t *w, const float *x, int n, const float *scale, int block) {
+    float acc = 0;
+    for (int j0 = 0; j0 < n; j0 += block) {
+        int j1 = j0 + block < n ? j0 + block : n, j = j0;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (; j + 32 <= j1; j += 32) {
+            a0 = _mm512_fmadd_ps(fp8x16_to_f32(_mm_loadu_si128((const __m128i *)(w + j))), _mm512_loadu_ps(x + j), a0);
+            a1 = _mm512_fmadd_ps(fp8x16_to_f32(_mm_loadu_si128((const __m128i *)(w + j + 16))), _mm512_loadu_ps(x + j + 16), a1);
+        }
+        float b = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+        for (; j < j1; j++) b += fp8_lut[w[j]] * x[j];
+        acc += b * scale[j0 / block];
+    }
+    return acc;
+}
+
+/* INT4: each byte holds elements 2k (low nibble) and 2k+1 (high nibble). xs is x split per group into
+ * its even elements then its odd elements (done once per matvec), so 16 bytes -> two FMAs. */
+AVX512 static float dot_int4_avx512(const uint32_t *w, const float *xs, int n, const uint16_t *scale, int group) {
+    const uint8_t *b = (const uint8_t *)w;
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i mask = _mm512_set1_epi32(0xf), eight = _mm512_set1_epi32(8);
+    for (int g = 0; g < n / group; g++) {
+        __m512 a = _mm512_setzero_ps();
+        for (int j = g * group; j < (g + 1) * group; j += 32) {
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + j / 2)));
+            __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, mask), eight));
+            __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
+            a = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xs + j), a);
+            a = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xs + j + 16), a);
+        }
+        acc = _mm512_fmadd_ps(a, _mm512_set1_ps(k2c_bf16_to_f32(scale[g])), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+#endif
+
+/* Reorders x for dot_int4_avx512: per 32 elements, the 16 even ones then the 16 odd ones. */
+static void int4_shuffle_x(const float *x, int n, float *xs) {
+    for (int j0 = 0; j0 < n; j0 += 32)
+        for (int k = 0; k < 16; k++) { xs[j0 + k] = x[j0 + 2 * k]; xs[j0 + 16 + k] = x[j0 + 2 * k + 1]; }
+}
+
+static inline float dot_row(const k2c_linear *l, int r, const float *x, const float *xs) {
+#if defined(__x86_64__)
+    if (simd_level == 2) {
+        size_t off = (size_t)r * (size_t)l->cols;
+        switch (l->fmt) {
+        case K2C_FMT_F32: return dot_f32_avx512((const float *)l->w + off, x, l->cols);
+        case K2C_FMT_BF16: return dot_bf16_avx512((const uint16_t *)l->w + off, x, l->cols);
+        case K2C_FMT_FP8:
+            return dot_fp8_avx512((const uint8_t *)l->w + off, x, l->cols,
+                                  l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols, l->block);
+        case K2C_FMT_INT4:
+            if (xs && l->block % 32 == 0)
+                return dot_int4_avx512((const uint32_t *)l->w + (size_t)r * (size_t)(l->cols / 8), xs, l->cols,
+                                       l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
+            break;
+        default: break;
+        }
+    }
+#endif
+    (void)xs;
+    return dot_row_scalar(l, r, x);
+}
+
+/* ------------------------------------------------------------------ matvec */
+void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y) {
+    float *xs = NULL;
+    if (l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0 && (xs = malloc((size_t)l->cols * sizeof *xs))) int4_shuffle_x(x, l->cols, xs);
+    for (int i = 0; i < nrows; i++) y[i] = dot_row(l, r0 + i, x, xs);
+    free(xs);
+}
+
+void k2c_matvec(const k2c_linear *l, const float *x, float *y) {
+    float *xs = NULL;
+    if (l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0 && (xs = malloc((size_t)l->cols * sizeof *xs))) int4_shuffle_x(x, l->cols, xs);
+    /* Small matrices are not worth waking threads for. */
+    int par = (size_t)l->rows * (size_t)l->cols >= (1u << 16) && omp_get_max_threads() > 1 && !omp_in_parallel();
+    #pragma omp parallel for schedule(static) if (par)
+    for (int r = 0; r < l->rows; r++) y[r] = dot_row(l, r, x, xs);
+    free(xs);
+}
+
+void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y) {
+    float *row = malloc((size_t)l->cols * sizeof *row);
+    memset(y, 0, (size_t)l->cols * sizeof *y);
+    if (!row) abort();   /* a few KB; nothing sensible to do without it */
+    for (int i = 0; i < nrows; i++) {
+        dequant_row(l, r0 + i, row);
+        float xi = x[i];
+        for (int j = 0; j < l->cols; j++) y[j] += xi * row[j];
+    }
+    free(row);
+}
+
+/* ------------------------------------------------------------------ matmul */
+void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) {
+    int R = l->rows, C = l->cols;
+    if (T <= 2) {
+        for (int t = 0; t < T; t++) {
+            float *y = malloc((size_t)R * sizeof *y);
+            if (!y) abort();
+            k2c_matvec(l, X + (size_t)t * C, y);
+            memcpy(Y + (size_t)t * R, y, (size_t)R * sizeof *y);
+            free(y);
+        }
+        return;
+    }
+    if (l->fmt == K2C_FMT_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, R, C, 1.0f, X, C, (const float *)l->w, C, 0.0f, Y, R);
+        return;
+    }
+    /* Tiles of rows dequantized to fp32 (about 4 MB), each multiplied by sgemm. */
+    int tile = (int)((1u << 20) / (unsigned)C);
+    if (tile < 16) tile = 16;
+    if (tile > R) tile = R;
+    float *buf = malloc((size_t)tile * (size_t)C * sizeof *buf);
+    if (!buf) abort();
+    for (int r0 = 0; r0 < R; r0 += tile) {
+        int nr = r0 + tile <= R ? tile : R - r0;
+        #pragma omp parallel for schedule(static) if (!omp_in_parallel())
+        for (int i = 0; i < nr; i++) dequant_row(l, r0 + i, buf + (size_t)i * C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, C, 1.0f, X, C, buf, C, 0.0f, Y + r0, R);
+    }
+    free(buf);
+}
