@@ -197,6 +197,10 @@ void k2c_model_free(k2c_model *m);
 /* Parameter counts (total, active per token) and weight bytes. */
 void k2c_model_counts(const k2c_config *c, double *total, double *active);
 
+/* Writes a random checkpoint of shape c in the Hugging Face layout: dtype "f32", "bf16", "fp8" (e4m3 +
+ * 128x128 scales) or "int4" (routed experts pack-quantized); shards > 1 gives model-I-of-N files + index. */
+int k2c_mkmodel(const k2c_config *c, const char *dtype, int shards, uint64_t seed, const char *outdir);
+
 /* ------------------------------------------------------------------ inference state */
 typedef struct {
     float *hidden;          /* optional [L, T, D]: residual stream after each layer */
