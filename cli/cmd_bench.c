@@ -89,7 +89,7 @@ static int cmd_bench(int argc, char **argv) {
     int *ids = malloc((size_t)(prompt > 0 ? prompt : 1) * sizeof *ids);
     float *logits = malloc((size_t)V * sizeof *logits);
     k2c_state s = {0};
-    if (!ids || !logits || k2c_state_init(&s, &m, prompt + gen + 1) != 0) goto done;
+    if (!ids || !logits || k2c_state_init(&s, &m, prompt + gen + 2) != 0) goto done;
     uint64_t r = seed;
     for (int i = 0; i < prompt; i++) ids[i] = (int)(k2c_rng_next(&r) % (uint64_t)V);
     k2c_log("bench: %d threads, %s kernels; measuring read bandwidth...\n", k2c_get_threads(), k2c_simd_name());

@@ -9,6 +9,9 @@
 /* Loads DIR with a progress note; sets threads. Returns 0 or prints the error. */
 int cli_load_model(cli_args *a, k2c_model *m, const char *dir) {
     k2c_set_threads((int)cli_int(a, "threads", 0));
+    const char *load = cli_str(a, "load", "auto");
+    if (strcmp(load, "auto") && strcmp(load, "mmap") && strcmp(load, "copy")) { k2c_seterr("--load must be auto, mmap or copy"); return -1; }
+    k2c_st_load_mode = !strcmp(load, "copy") ? K2C_LOAD_COPY : !strcmp(load, "mmap") ? K2C_LOAD_MMAP : K2C_LOAD_AUTO;
     double t0 = k2c_now();
     if (k2c_model_load(m, dir) != 0) return -1;
     double dt = k2c_now() - t0;
