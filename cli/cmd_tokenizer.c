@@ -1,0 +1,93 @@
+/* k2c encode / decode / template / tokenizer train: the tokenizer and chat format from the shell. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* All of stdin, NUL-terminated (the text may contain NULs: *len counts them). */
+static char *read_stdin(size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) { k2c_seterr("out of memory"); return NULL; }
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) { free(buf); k2c_seterr("out of memory"); return NULL; }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, stdin);
+        n += r;
+        if (r == 0) break;
+    }
+    if (ferror(stdin)) { free(buf); k2c_seterr("stdin: read error: %s", strerror(errno)); return NULL; }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+static int cmd_encode(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "no-special") != 0) return 2;
+    const char *dir = cli_need(&a, "tokenizer");
+    const char *file = cli_str(&a, "text-file", NULL);
+    int no_special = cli_flag(&a, "no-special");
+    if (cli_done(&a) != 0 || !dir) return 2;
+    k2c_tokenizer *t = NULL;
+    char *text = NULL;
+    int *ids = NULL, n = 0, rc = 1;
+    size_t len = 0;
+    if (k2c_tokenizer_load(&t, dir) != 0) goto done;
+    text = file ? k2c_read_file(file, &len) : read_stdin(&len);
+    if (!text) goto done;
+    if (k2c_tokenizer_encode(t, text, len, !no_special, &ids, &n) != 0) goto done;
+    for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+    printf("\n");
+    rc = 0;
+done:
+    if (rc) cli_fail(argv[0]);
+    free(ids);
+    free(text);
+    k2c_tokenizer_free(t);
+    return rc;
+}
+CLI_COMMAND(encode_cmd, "encode", "--tokenizer DIR [--text-file F] [--no-special]",
+            "Prints the token ids of the text (stdin when no file) on one line; special-token text becomes "
+            "the special id unless --no-special.", cmd_encode)
+
+static int cmd_decode(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, NULL) != 0) return 2;
+    const char *dir = cli_need(&a, "tokenizer");
+    const char *file = cli_str(&a, "ids-file", NULL);
+    if (cli_done(&a) != 0 || !dir) return 2;
+    k2c_tokenizer *t = NULL;
+    char *in = NULL, *text = NULL;
+    int *ids = NULL, n = 0, rc = 1;
+    size_t len = 0;
+    if (k2c_tokenizer_load(&t, dir) != 0) goto done;
+    in = file ? k2c_read_file(file, &len) : read_stdin(&len);
+    if (!in) goto done;
+    char *s = in;
+    while (*s == ' ' || *s == '\n' || *s == '\t' || *s == ',' || *s == '\r') s++;
+    for (char *e = s + strlen(s); e > s && (e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\r' || e[-1] == '\t');) *--e = 0;
+    for (char *q = s; *q; q++) if (*q == '\r') *q = ' ';
+    if (*s) {
+        ids = cli_parse_ids(s, &n);
+        if (!ids) goto done;
+    }
+    text = k2c_tokenizer_decode(t, ids, n, &len);
+    if (!text) goto done;
+    fwrite(text, 1, len, stdout);
+    rc = 0;
+done:
+    if (rc) cli_fail(argv[0]);
+    free(text);
+    free(ids);
+    free(in);
+    k2c_tokenizer_free(t);
+    return rc;
+}
+CLI_COMMAND(decode_cmd, "decode", "--tokenizer DIR [--ids-file F]",
+            "Reads token ids (stdin or the file; whitespace or comma separated) and prints the text.", cmd_decode)
