@@ -91,3 +91,37 @@ done:
 }
 CLI_COMMAND(decode_cmd, "decode", "--tokenizer DIR [--ids-file F]",
             "Reads token ids (stdin or the file; whitespace or comma separated) and prints the text.", cmd_decode)
+
+static int cmd_template(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "no-generation-prompt") != 0) return 2;
+    const char *dir = cli_str(&a, "tokenizer", NULL);
+    const char *mfile = cli_need(&a, "messages");
+    const char *tfile = cli_str(&a, "tools", NULL);
+    int nogen = cli_flag(&a, "no-generation-prompt");
+    if (cli_done(&a) != 0 || !mfile) return 2;
+    k2c_tokenizer *t = NULL;
+    char *msgs = NULL, *tools = NULL, *out = NULL;
+    int rc = 1;
+    /* The tokenizer is optional: when given it must load, and must carry Kimi's chat template. */
+    if (dir) {
+        if (k2c_tokenizer_load(&t, dir) != 0) goto done;
+        if (!k2c_tokenizer_has_kimi_template(t))
+            k2c_log("k2c template: warning: %s has no Kimi chat_template; rendering Kimi's format anyway\n", dir);
+    }
+    if (!(msgs = k2c_read_file(mfile, NULL))) goto done;
+    if (tfile && !(tools = k2c_read_file(tfile, NULL))) goto done;
+    if (!(out = k2c_chat_render(msgs, tools, !nogen, mfile, tfile))) goto done;
+    fputs(out, stdout);
+    rc = 0;
+done:
+    if (rc) cli_fail(argv[0]);
+    free(out);
+    free(msgs);
+    free(tools);
+    k2c_tokenizer_free(t);
+    return rc;
+}
+CLI_COMMAND(template_cmd, "template", "--tokenizer DIR --messages FILE.json [--tools FILE.json] [--no-generation-prompt]",
+            "Prints the Kimi chat prompt for OpenAI-style messages (and tool definitions), with the generation prompt.",
+            cmd_template)

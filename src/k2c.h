@@ -277,9 +277,9 @@ void k2c_detok_free(k2c_detok *d);
  * assistant with optional tool_calls / tool with tool_call_id; content a string, null or an array of
  * {"type":"text","text":...} parts; optional name); tools a JSON array of tool definitions or NULL.
  * Returns the malloc'd prompt text, ending with the generation prompt when add_generation_prompt.
- * where names the source in error messages ("messages.json: [2].content: ..."). */
+ * msg_where / tools_where name the sources in error messages ("messages.json: [2].content: ..."). */
 char *k2c_chat_render(const char *messages_json, const char *tools_json, int add_generation_prompt,
-                      const char *where);
+                      const char *msg_where, const char *tools_where);
 
 /* Tool-call parser: the assistant's output text (as decoded, specials included) ->
  * content + OpenAI tool_calls. Fed incrementally; marker text split across pieces is held back, so no
