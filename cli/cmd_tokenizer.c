@@ -125,3 +125,23 @@ done:
 CLI_COMMAND(template_cmd, "template", "--tokenizer DIR --messages FILE.json [--tools FILE.json] [--no-generation-prompt]",
             "Prints the Kimi chat prompt for OpenAI-style messages (and tool definitions), with the generation prompt.",
             cmd_template)
+
+static int cmd_tokenizer(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "train") != 0) {
+        fprintf(stderr, "k2c tokenizer: usage: k2c tokenizer train --vocab N --out DIR FILES...\n");
+        return 2;
+    }
+    cli_args a;
+    if (cli_parse(&a, argc - 1, argv + 1, NULL) != 0) return 2;
+    long vocab = cli_int(&a, "vocab", -1);
+    const char *out = cli_need(&a, "out");
+    if (cli_done(&a) != 0 || !out) return 2;
+    if (vocab < 0) { fprintf(stderr, "k2c tokenizer train: missing --vocab\n"); return 2; }
+    if (a.npos == 0) { fprintf(stderr, "k2c tokenizer train: no input files\n"); return 2; }
+    if (k2c_bpe_train(a.pos, a.npos, (int)vocab, out) != 0) return cli_fail("tokenizer train");
+    return 0;
+}
+CLI_COMMAND(tokenizer_cmd, "tokenizer", "train --vocab N --out DIR FILES...",
+            "Learns a BPE rank list (N base tokens: 256 bytes + merges) from text files with Kimi's "
+            "pre-tokenizer; writes DIR/tiktoken.model and DIR/tokenizer_config.json (Kimi special block).",
+            cmd_tokenizer)
