@@ -9,8 +9,10 @@
  * a merge costs time proportional to where the pair occurs, not to the corpus. */
 #include "tok_internal.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,12 +171,29 @@ static int on_word(void *ctx, const unsigned char *p, size_t n) {
     return 0;
 }
 
+/* mkdir -p */
+static int make_dirs(const char *dir) {
+    char *d = strdup(dir);
+    if (!d) { k2c_seterr("out of memory"); return -1; }
+    for (char *p = d + 1;; p++) {
+        if (*p && *p != '/') continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(d, 0755) != 0 && errno != EEXIST) { k2c_seterr("%s: cannot create: %s", d, strerror(errno)); free(d); return -1; }
+        if (!c) break;
+        *p = c;
+    }
+    free(d);
+    return 0;
+}
+
 static int write_outputs(const tok_vocab *tv, int nranks, const char *out_dir) {
     char *model = k2c_path_join(out_dir, "tiktoken.model"), *cfg = k2c_path_join(out_dir, "tokenizer_config.json");
     char *text = NULL, *js = NULL;
     json_t *root = NULL;
     int rc = -1;
     if (!model || !cfg) { k2c_seterr("out of memory"); goto done; }
+    if (make_dirs(out_dir) != 0) goto done;
     size_t cap = 64;
     for (int i = 0; i < nranks; i++) {
         const unsigned char *p;
