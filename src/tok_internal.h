@@ -121,5 +121,7 @@ size_t tok_b64_encode(const unsigned char *p, size_t n, char *out);
 /* Kimi's special block relative to the first special id: the name of slot i (0..255) into buf. */
 void tok_kimi_special_name(int slot, int first_id, char *buf, size_t cap);
 
+/* Registers a special (added) token; may_exist: the id may already hold the same bytes. */
+int tok_special_add(k2c_tokenizer *t, int id, const char *content, const char *where, int may_exist);
 int tok_hf_load(k2c_tokenizer *t, const char *path);   /* hf_tokenizer.c */
 #endif

@@ -623,12 +623,19 @@ done:
     return rc;
 }
 
-static int special_add(k2c_tokenizer *t, int id, const char *content, const char *where) {
+int tok_special_add(k2c_tokenizer *t, int id, const char *content, const char *where, int may_exist) {
     const unsigned char *old;
     size_t oldn, n = strlen(content);
     if (n == 0) { k2c_seterr("%s: added token %d has empty content", where, id); return -1; }
     if (tok_vocab_get(&t->vocab, id, &old, &oldn) == 0) {
         if (oldn == n && !memcmp(old, content, n) && k2c_tokenizer_is_special(t, id)) return 0;
+        if (oldn == n && !memcmp(old, content, n) && may_exist) {   /* also in the base vocabulary */
+            int *ns = realloc(t->special_ids, (size_t)(t->n_special + 1) * sizeof *ns);
+            if (!ns) { k2c_seterr("out of memory"); return -1; }
+            t->special_ids = ns;
+            t->special_ids[t->n_special++] = id;
+            return 0;
+        }
         k2c_seterr("%s: added token %d '%s' collides with an existing token", where, id, content);
         return -1;
     }
@@ -662,7 +669,7 @@ static int load_config(k2c_tokenizer *t, const char *path) {
         if (!json_is_string(c)) { k2c_seterr("%s: added_tokens_decoder.%s.content: missing or not a string", path, key); goto done; }
         char where[512];
         snprintf(where, sizeof where, "%s: added_tokens_decoder.%s", path, key);
-        if (special_add(t, (int)id, json_string_value(c), where) != 0) goto done;
+        if (tok_special_add(t, (int)id, json_string_value(c), where, 0) != 0) goto done;
     }
     const char *bos = token_name(json_object_get(root, "bos_token"));
     const char *eos = token_name(json_object_get(root, "eos_token"));

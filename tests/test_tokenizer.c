@@ -242,6 +242,59 @@ static void toolparse_tokens(void) {
     free(d);
 }
 
+
+/* tokenizer.json: GPT-2 byte alphabet, merges ranked by their position, DeepSeek-V3's pre-tokenizer. */
+static void hf_tokenizer_json(void) {
+    char *d = make_dir("hf");
+    static char js[32768];
+    size_t o = 0;
+    int extra = 0;
+    o += (size_t)snprintf(js + o, sizeof js - o, "{\"version\": \"1.0\", \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": []},"
+                          " \"added_tokens\": [{\"id\": 259, \"content\": \"<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>\", \"special\": true}],"
+                          " \"model\": {\"type\": \"BPE\", \"merges\": [\"a b\", \"ab c\", [\"\xc4\xa0\", \"a\"]], \"vocab\": {");
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        unsigned cp = printable ? (unsigned)b : 256u + (unsigned)extra++;
+        char u[8];
+        if (cp < 0x80) snprintf(u, sizeof u, "%s%c", cp == '"' || cp == '\\' ? "\\" : "", (char)cp);
+        else snprintf(u, sizeof u, "%c%c", (char)(0xC0 | cp >> 6), (char)(0x80 | (cp & 0x3F)));
+        o += (size_t)snprintf(js + o, sizeof js - o, "\"%s\": %d, ", u, b);
+    }
+    o += (size_t)snprintf(js + o, sizeof js - o, "\"ab\": 256, \"abc\": 257, \"\xc4\xa0" "a\": 258,"
+                          " \"<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>\": 259}},"
+                          " \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": ["
+                          "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\p{N}{1,3}\"}, \"behavior\": \"Isolated\", \"invert\": false},"
+                          "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"[!\\\"#$%%&'()*+,\\\\-./:;<=>?@\\\\[\\\\\\\\\\\\]^_`{|}~][A-Za-z]+|"
+                          "[^\\r\\n\\\\p{L}\\\\p{P}\\\\p{S}]?[\\\\p{L}\\\\p{M}]+| ?[\\\\p{P}\\\\p{S}]+[\\r\\n]*|\\\\s*[\\r\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+                          " \"behavior\": \"Isolated\", \"invert\": false},"
+                          "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": false}]},"
+                          " \"decoder\": {\"type\": \"ByteLevel\"}}");
+    write_text(d, "tokenizer.json", js);
+    k2c_tokenizer *t = NULL;
+    if (k2c_tokenizer_load(&t, d) != 0) { EXPECT(0, "load: %s", k2c_errmsg()); free(d); return; }
+    const char *text = "abc ab 1234<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>";
+    EXPECT(encode_eq(t, text, strlen(text), 1, (int[]){257, 32, 256, 32, 49, 50, 51, 52, 259}, 9), "hf encode");
+    EXPECT(k2c_tokenizer_token_id(t, "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>") == 259, "special id");
+    size_t len;
+    char *s = k2c_tokenizer_decode(t, (int[]){258, 257, 259}, 3, &len);
+    EXPECT(s && !strcmp(s, " aabc<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"), "hf decode '%s'", s ? s : "");
+    free(s);
+    k2c_tokenizer_free(t);
+    /* refused features name their JSON path */
+    char *bad = make_dir("hfbad");
+    write_text(bad, "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                                      " \"pre_tokenizer\": {\"type\": \"Metaspace\"}}");
+    EXPECT(k2c_tokenizer_load(&t, bad) == -1 && strstr(k2c_errmsg(), "tokenizer.json: pre_tokenizer.type"), "%s", k2c_errmsg());
+    write_text(bad, "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a q\"]}}");
+    EXPECT(k2c_tokenizer_load(&t, bad) == -1 && strstr(k2c_errmsg(), "model.merges[0]"), "%s", k2c_errmsg());
+    write_text(bad, "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": \"x\"}, \"merges\": []}}");
+    EXPECT(k2c_tokenizer_load(&t, bad) == -1 && strstr(k2c_errmsg(), "model.vocab.a"), "%s", k2c_errmsg());
+    write_text(bad, "tokenizer.json", "{\"model\": ");
+    EXPECT(k2c_tokenizer_load(&t, bad) == -1 && strstr(k2c_errmsg(), "tokenizer.json:1: bad JSON"), "%s", k2c_errmsg());
+    free(bad);
+    free(d);
+}
+
 int main(void) {
     const char *base = getenv("K2C_TMP");
     snprintf(tmpdir, sizeof tmpdir, "%s/test_tokenizer.XXXXXX", base ? base : "/tmp");
@@ -252,6 +305,7 @@ int main(void) {
     run_test("tokenizer_bad_files", bad_files);
     run_test("tokenizer_trainer", trainer);
     run_test("toolparse_token_ids", toolparse_tokens);
+    run_test("tokenizer_hf_json", hf_tokenizer_json);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
