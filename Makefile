@@ -46,9 +46,9 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c.a $(HDRS)
 test: all
 	@K2C=$(BUILD)/k2c K2C_TESTS=$(BUILD)/tests bash tests/run.sh
 
+# The sanitizer flags go through the environment, not the command line: a command-line CFLAGS would
+# replace the "CFLAGS +=" above (and drop -Isrc, -ljansson, ...) instead of adding to it.
 sanitize:
-	# Passed through the environment, not the command line: a command-line CFLAGS would replace the
-	# "CFLAGS +=" above (and drop -Isrc, -ljansson, ...) instead of adding to it.
 	CFLAGS="$(SAN)" LDLIBS="$(SAN)" $(MAKE) BUILD=build-san OPT="-O1" all
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 K2C_SANITIZE=1 \
 	  K2C=build-san/k2c K2C_TESTS=build-san/tests bash tests/run.sh
