@@ -372,6 +372,58 @@ char *k2c_toolparse_json(const k2c_toolparse *p);
  * special block right after the base vocabulary, chat_template marker, bos/eos names). */
 int k2c_bpe_train(const char *const *files, int nfiles, int vocab_size, const char *out_dir);
 
+/* ------------------------------------------------------------------ server, grammar, agent */
+/* JSON Schema -> byte-level matcher (grammar.c). Compiled once per schema; a matcher state is a small
+ * fixed-size stack, so checking a candidate token is copy + feed its bytes. Accepted text is compact JSON
+ * (no whitespace) that validates against the schema: type (or type lists), enum / const, properties +
+ * required (only declared keys, each once), additionalProperties schemas for free-key objects, items,
+ * minItems / maxItems, minLength / maxLength, string escapes; unknown keywords are ignored. */
+typedef struct k2c_schema k2c_schema;
+k2c_schema *k2c_schema_compile(const char *schema_json, const char *where);   /* NULL + error */
+k2c_schema *k2c_schema_compile_json(void *json_t_schema, const char *where); /* a jansson json_t * */
+void k2c_schema_free(k2c_schema *s);
+typedef struct k2c_gram k2c_gram;
+k2c_gram *k2c_gram_new(const k2c_schema *s);
+void k2c_gram_reset(k2c_gram *g, const k2c_schema *s);
+void k2c_gram_free(k2c_gram *g);
+void k2c_gram_copy(k2c_gram *dst, const k2c_gram *src);   /* dst from k2c_gram_new or k2c_gram_size() bytes */
+size_t k2c_gram_size(void);
+int k2c_gram_feed(k2c_gram *g, const char *bytes, size_t len);   /* -1 if a byte is not allowed (g is then undefined) */
+int k2c_gram_done(const k2c_gram *g);                            /* the value is complete, nothing may follow */
+int k2c_gram_accepting(const k2c_gram *g);                       /* the value may end here */
+void k2c_gram_first_bytes(const k2c_gram *g, uint8_t allowed[32]);   /* bitmap of the bytes allowed next */
+/* The shortest text that completes the value (malloc'd, NUL-terminated); "" when done. */
+char *k2c_gram_close(const k2c_gram *g, size_t *len);
+
+/* Constrained generation of one assistant turn (server_gen.c), shared by the server and the agent.
+ * Tool calls are written in Kimi's section format; the function name is constrained to the declared
+ * tools and the arguments to the tool's parameters schema; with K2C_TOOLS_REQUIRED / FUNCTION the
+ * section markers are forced. When max_tokens runs out inside a call or a schema-constrained answer, the
+ * JSON is closed minimally, so arguments always parse and validate. Candidates are tried in logit
+ * order (top 40, then a scan of the vocabulary filtered by the grammar's allowed first bytes). */
+typedef enum { K2C_TOOLS_AUTO, K2C_TOOLS_NONE, K2C_TOOLS_REQUIRED, K2C_TOOLS_FUNCTION } k2c_tool_choice;
+typedef struct {
+    const char *tools_json;         /* OpenAI "tools" array, or NULL */
+    k2c_tool_choice tool_choice;
+    const char *function;           /* K2C_TOOLS_FUNCTION: the name */
+    int parallel_tool_calls;        /* 0: at most one call */
+    const char *schema_json;        /* response_format: the content must be this JSON Schema, or NULL */
+    float temperature, top_p;
+    uint64_t seed;
+    int max_tokens;
+} k2c_gen_opts;
+typedef struct k2c_gen k2c_gen;
+/* vocab: the model's logit count (>= the tokenizer's). NULL + error (bad tools / schema / choice). */
+k2c_gen *k2c_gen_new(const k2c_tokenizer *t, int vocab, const k2c_gen_opts *o);
+void k2c_gen_free(k2c_gen *g);
+/* Picks the next token from logits [vocab] (forced markers ignore them). 1: *id is to be fed to the model
+ * and the call repeated with the logits that follow; 0: the turn is over; -1: error. */
+int k2c_gen_step(k2c_gen *g, const float *logits, int *id);
+void k2c_gen_stop(k2c_gen *g, const char *finish_reason);  /* ends the turn (stop string, timeout) */
+const char *k2c_gen_finish_reason(const k2c_gen *g);       /* "stop", "length", "tool_calls" or NULL */
+int k2c_gen_ntokens(const k2c_gen *g);                     /* tokens picked so far */
+k2c_toolparse *k2c_gen_parser(k2c_gen *g);                 /* content + tool calls so far */
+
 /* ------------------------------------------------------------------ training (train_*.c, muon.c, data.c) */
 
 #endif

@@ -1,0 +1,105 @@
+/* JSON Schema grammar: accepts valid compact JSON, rejects what the schema forbids, and every prefix
+ * reached by random allowed bytes closes (k2c_gram_close) into JSON that parses. */
+#include "check.h"
+#include "k2c.h"
+
+#include <jansson.h>
+#include <string.h>
+
+static const char *SCHEMA =
+    "{\"type\":\"object\",\"properties\":{"
+    "\"name\":{\"type\":\"string\",\"maxLength\":8},"
+    "\"n\":{\"type\":\"integer\"},"
+    "\"x\":{\"type\":\"number\"},"
+    "\"ok\":{\"type\":\"boolean\"},"
+    "\"unit\":{\"enum\":[\"c\",\"f\",1,10,null]},"
+    "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"minItems\":1,\"maxItems\":3},"
+    "\"inner\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":[\"string\",\"null\"]}},\"required\":[\"a\"]},"
+    "\"free\":{\"type\":\"object\"}},"
+    "\"required\":[\"name\",\"tags\",\"inner\"]}";
+
+static int accepts(const k2c_schema *s, const char *text) {
+    k2c_gram *g = k2c_gram_new(s);
+    int ok = k2c_gram_feed(g, text, strlen(text)) == 0 && k2c_gram_accepting(g);
+    k2c_gram_free(g);
+    return ok;
+}
+
+static void test_accept_reject(void) {
+    k2c_schema *s = k2c_schema_compile(SCHEMA, "test");
+    EXPECT(s, "compile: %s", k2c_errmsg());
+    if (!s) return;
+    EXPECT(accepts(s, "{\"name\":\"a\\\"b\\u00e9\",\"tags\":[\"x\"],\"inner\":{\"a\":null}}"), "basic");
+    EXPECT(accepts(s, "{\"tags\":[\"x\",\"y\"],\"n\":-12,\"x\":1.5e+3,\"unit\":10,\"inner\":{\"a\":\"q\"},\"name\":\"\",\"free\":{\"k\":[1,{\"z\":true}]}}"), "order");
+    EXPECT(accepts(s, "{\"name\":\"caf\xc3\xa9\",\"tags\":[\"x\"],\"inner\":{\"a\":null},\"unit\":1}"), "utf8 + enum prefix");
+    EXPECT(!accepts(s, "{\"name\":\"a\",\"inner\":{\"a\":null}}"), "missing required");
+    EXPECT(!accepts(s, "{\"name\":\"a\",\"tags\":[],\"inner\":{\"a\":null}}"), "minItems");
+    EXPECT(!accepts(s, "{\"name\":\"123456789\",\"tags\":[\"x\"],\"inner\":{\"a\":null}}"), "maxLength");
+    EXPECT(!accepts(s, "{\"name\":\"a\",\"name\":\"b\",\"tags\":[\"x\"],\"inner\":{\"a\":null}}"), "duplicate key");
+    EXPECT(!accepts(s, "{\"bogus\":1}"), "undeclared key");
+    EXPECT(!accepts(s, "{\"n\":1.5}"), "integer");
+    EXPECT(!accepts(s, "{\"unit\":\"k\"}"), "enum");
+    EXPECT(!accepts(s, "{\"name\":\"\\ud800\"}"), "lone surrogate");
+    EXPECT(!accepts(s, "{\"name\":\"\xc0\xaf\"}"), "overlong utf8");
+    EXPECT(!accepts(s, "{\"name\":\"a\nb\"}"), "raw control char");
+    EXPECT(!accepts(s, "{ \"name\":\"a\"}"), "whitespace");
+    EXPECT(!accepts(s, "{\"n\":01}"), "leading zero");
+    k2c_schema_free(s);
+    const char *bad[] = {"{\"type\":\"strin\"}", "[1]", "{\"enum\":[]}", "{\"type\":\"object\",\"required\":[1]}", "not json"};
+    for (int i = 0; i < 5; i++) {
+        k2c_schema *b = k2c_schema_compile(bad[i], "bad");
+        EXPECT(!b, "schema %s should fail", bad[i]);
+        k2c_schema_free(b);
+    }
+}
+
+/* Random walks: pick random allowed bytes, stop anywhere, close, parse. */
+static void test_random_close(void) {
+    const char *schemas[] = {SCHEMA, "{\"type\":\"array\",\"items\":{\"type\":\"number\"}}", "{}",
+                             "{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\"}},\"required\":[\"v\"]}"};
+    uint64_t rng = 42;
+    int bad = 0, total = 0;
+    for (int si = 0; si < 4; si++) {
+        k2c_schema *s = k2c_schema_compile(schemas[si], "walk");
+        EXPECT(s, "compile %d: %s", si, k2c_errmsg());
+        if (!s) continue;
+        k2c_gram *g = k2c_gram_new(s);
+        for (int walk = 0; walk < 300; walk++) {
+            k2c_gram_reset(g, s);
+            char text[512 + 4096];
+            size_t n = 0;
+            int steps = (int)(k2c_rng_next(&rng) % 200);
+            for (int st = 0; st < steps && !k2c_gram_done(g); st++) {
+                uint8_t bm[32];
+                k2c_gram_first_bytes(g, bm);
+                int cand[256], nc = 0;
+                for (int c = 0; c < 256; c++) if (bm[c >> 3] >> (c & 7) & 1) cand[nc++] = c;
+                if (!nc) break;
+                /* prefer closing brackets a little so walks also finish on their own */
+                char c = (char)cand[k2c_rng_next(&rng) % nc];
+                if (k2c_gram_feed(g, &c, 1) != 0) { bad++; break; }
+                text[n++] = c;
+            }
+            size_t cl;
+            char *close = k2c_gram_close(g, &cl);
+            if (!close) { bad++; continue; }
+            memcpy(text + n, close, cl);
+            text[n + cl] = 0;
+            free(close);
+            json_error_t e;
+            json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
+            total++;
+            if (!j) { bad++; if (bad < 5) printf("  unparsable: %s (%s)\n", text, e.text); }
+            json_decref(j);
+        }
+        k2c_gram_free(g);
+        k2c_schema_free(s);
+    }
+    EXPECT(bad == 0, "%d of %d closed walks failed", bad, total);
+}
+
+int main(void) {
+    run_test("grammar_accept_reject", test_accept_reject);
+    run_test("grammar_random_close", test_random_close);
+    return check_exit();
+}
