@@ -233,12 +233,15 @@ void k2c_state_reset(k2c_state *s);
 int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace);
 /* One token through the absorbed attention path over the latent cache. logits [V]. */
 int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace);
+/* One token for each of n states of the same model (a server's concurrent requests): each weight is
+ * read once for all of them. logits [n, V]. */
+int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *logits);
 
 /* Building blocks of the forward pass (mla.c, moe.c), public for tests and the trainer's checks.
  * Attention of one layer for T tokens at positions s->pos.. (cache rows written, s->pos not advanced);
  * attn_max [H] is raised to the largest pre-softmax logit per head when not NULL. */
 int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out, float *attn_max);
-int k2c_mla_decode(k2c_state *s, int layer, const float *xn, float *out, float *attn_max);
+int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max);
 /* FFN of one layer (dense or MoE); experts: optional [T, k] trace, sorted ascending. */
 int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float *out, int *experts);
 
