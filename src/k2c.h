@@ -426,6 +426,27 @@ void k2c_gen_stop(k2c_gen *g, const char *finish_reason);  /* ends the turn (sto
 const char *k2c_gen_finish_reason(const k2c_gen *g);       /* "stop", "length", "tool_calls" or NULL */
 int k2c_gen_ntokens(const k2c_gen *g);                     /* tokens picked so far */
 k2c_toolparse *k2c_gen_parser(k2c_gen *g);                 /* content + tool calls so far */
+/* Argument text of call i as streamed so far (the parser holds a call's arguments only once it ends). */
+const char *k2c_gen_args(const k2c_gen *g, int i, size_t *len);
+
+/* OpenAI-compatible HTTP server (server.c): POST /v1/chat/completions, /v1/completions, GET /v1/models,
+ * /health, /metrics. Requests share the model: one scheduler thread batches every active request's
+ * decode step into one k2c_decode_batch; a new request reuses the latent KV rows of the longest prompt
+ * prefix any slot holds. Runs until SIGINT / SIGTERM (or *stop becomes nonzero). */
+typedef struct {
+    const char *model_dir;          /* checkpoint + tiktoken.model + tokenizer_config.json */
+    const char *host;               /* IPv4 address to bind, default 127.0.0.1 */
+    int port;                       /* 0: 8080 */
+    const char *api_key;            /* NULL: no check */
+    int parallel;                   /* slots (concurrent generations), default 4 */
+    int ctx;                        /* tokens per slot, default min(4096, max_position_embeddings) */
+    int threads;
+    size_t max_body;                /* request body cap, default 1 MiB */
+    int max_queue;                  /* waiting requests beyond the slots, default 64 */
+    double timeout_s;               /* per request, default 300 */
+    int default_max_tokens;         /* when a request gives none, default 256 */
+} k2c_server_opts;
+int k2c_server_run(const k2c_server_opts *o, volatile int *stop);
 
 /* ------------------------------------------------------------------ training (train_*.c, muon.c, data.c) */
 

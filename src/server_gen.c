@@ -49,7 +49,51 @@ struct k2c_gen {
     const char *finish;
     int top_i[TOPK]; float top_v[TOPK];
     float *probs;
+    char **args; size_t *args_len; int nargs;
+    int parser_done;   /* each call's argument text as streamed so far */
 };
+
+/* Collects the parser's argument deltas so callers can stream them (the parser keeps only whole calls). */
+static int collect(k2c_gen *g, const k2c_tool_events *ev) {
+    for (int i = 0; i < ev->ndeltas; i++) {
+        const k2c_tool_delta *d = &ev->deltas[i];
+        if (d->index < 0 || d->index > 4096) continue;
+        while (g->nargs <= d->index) {
+            char **na = realloc(g->args, (size_t)(g->nargs + 1) * sizeof *na);
+            if (na) g->args = na;
+            size_t *nl = realloc(g->args_len, (size_t)(g->nargs + 1) * sizeof *nl);
+            if (nl) g->args_len = nl;
+            if (!na || !nl) { k2c_seterr("out of memory"); return -1; }
+            g->args[g->nargs] = NULL; g->args_len[g->nargs] = 0; g->nargs++;
+        }
+        if (!d->args_len) continue;
+        char *a = realloc(g->args[d->index], g->args_len[d->index] + d->args_len + 1);
+        if (!a) { k2c_seterr("out of memory"); return -1; }
+        memcpy(a + g->args_len[d->index], d->args, d->args_len);
+        g->args_len[d->index] += d->args_len;
+        a[g->args_len[d->index]] = 0;
+        g->args[d->index] = a;
+    }
+    return 0;
+}
+
+static int feed_tok(k2c_gen *g, int id) {
+    k2c_tool_events ev;
+    if (k2c_toolparse_feed_token(g->parser, g->tok, id, &ev) != 0) return -1;
+    return collect(g, &ev);
+}
+
+static int feed_txt(k2c_gen *g, const char *s, size_t n) {
+    k2c_tool_events ev;
+    if (k2c_toolparse_feed(g->parser, s, n, &ev) != 0) return -1;
+    return collect(g, &ev);
+}
+
+const char *k2c_gen_args(const k2c_gen *g, int i, size_t *len) {
+    if (i < 0 || i >= g->nargs) { if (len) *len = 0; return ""; }
+    if (len) *len = g->args_len[i];
+    return g->args[i] ? g->args[i] : "";
+}
 
 static int is_end(const k2c_gen *g, int id) {
     for (int i = 0; i < g->nends; i++) if (g->ends[i] == id) return 1;
@@ -65,6 +109,9 @@ void k2c_gen_free(k2c_gen *g) {
     k2c_gram_free(g->tmp);
     k2c_toolparse_free(g->parser);
     free(g->probs);
+    for (int i = 0; i < g->nargs; i++) free(g->args[i]);
+    free(g->args);
+    free(g->args_len);
     free(g);
 }
 
@@ -212,7 +259,7 @@ static int allowed(k2c_gen *g, int id) {
 /* Applies a picked token: parser, phase changes, forced follow-ups. 1: the turn goes on, 0: it ended. */
 static int apply(k2c_gen *g, int id) {
     g->ntokens++;
-    if (k2c_toolparse_feed_token(g->parser, g->tok, id, NULL) != 0) return -1;
+    if (feed_tok(g, id) != 0) return -1;
     int special = k2c_tokenizer_is_special(g->tok, id);
     size_t n = 0;
     const char *b = special ? NULL : k2c_tokenizer_token(g->tok, id, &n);
@@ -310,7 +357,7 @@ static int pick(k2c_gen *g, const float *logits) {
 /* Finishes the turn without the model: owed forced tokens as text, then the minimal completion. */
 static int close_out(k2c_gen *g) {
     for (; g->nforce; g->nforce--, g->force_head = (g->force_head + 1) % NFORCE)
-        if (k2c_toolparse_feed_token(g->parser, g->tok, g->force[g->force_head], NULL) != 0) return -1;
+        if (feed_tok(g, g->force[g->force_head]) != 0) return -1;
     char h[256];
     char *txt = NULL;
     size_t n;
@@ -320,7 +367,7 @@ static int close_out(k2c_gen *g) {
         g->finish = "length";
         if (g->content_schema) {
             if (!(txt = k2c_gram_close(g->gram, &n))) return -1;
-            rc = k2c_toolparse_feed(g->parser, txt, n, NULL);
+            rc = feed_txt(g, txt, n);
             free(txt);
             return rc;
         }
@@ -335,7 +382,7 @@ static int close_out(k2c_gen *g) {
             char *all = malloc(cap);
             if (!all) { free(txt); k2c_seterr("out of memory"); return -1; }
             snprintf(all, cap, "%s%s%s%s%s", sp_names[SP_CALL_BEGIN], h, sp_names[SP_ARG_BEGIN], txt, sp_names[SP_CALL_END]);
-            rc = k2c_toolparse_feed(g->parser, all, strlen(all), NULL);
+            rc = feed_txt(g, all, strlen(all));
             free(all);
             free(txt);
             if (rc) return -1;
@@ -345,30 +392,39 @@ static int close_out(k2c_gen *g) {
         int t = header_match(g, "", 0, NULL);
         if (t < 0) { k2c_seterr("internal: header prefix matches no tool"); return -1; }
         size_t hl = header_of(g, t, h, sizeof h);
-        if (k2c_toolparse_feed(g->parser, h + g->header_len, hl - g->header_len, NULL) ||
-            k2c_toolparse_feed(g->parser, sp_names[SP_ARG_BEGIN], strlen(sp_names[SP_ARG_BEGIN]), NULL)) return -1;
+        if (feed_txt(g, h + g->header_len, hl - g->header_len) ||
+            feed_txt(g, sp_names[SP_ARG_BEGIN], strlen(sp_names[SP_ARG_BEGIN]))) return -1;
         k2c_gram_reset(g->gram, g->tools[t].schema);
     }
     /* fallthrough */
     case P_ARGS:
         if (!(txt = k2c_gram_close(g->gram, &n))) return -1;
-        rc = k2c_toolparse_feed(g->parser, txt, n, NULL);
+        rc = feed_txt(g, txt, n);
         free(txt);
-        if (rc || k2c_toolparse_feed(g->parser, sp_names[SP_CALL_END], strlen(sp_names[SP_CALL_END]), NULL)) return -1;
+        if (rc || feed_txt(g, sp_names[SP_CALL_END], strlen(sp_names[SP_CALL_END]))) return -1;
         g->ncalls++;
         break;
     default: return 0;
     }
     g->finish = "tool_calls";
-    return k2c_toolparse_feed(g->parser, sp_names[SP_SECTION_END], strlen(sp_names[SP_SECTION_END]), NULL);
+    return feed_txt(g, sp_names[SP_SECTION_END], strlen(sp_names[SP_SECTION_END]));
+}
+
+/* The turn is over: release text the parser held back (a possible marker prefix). */
+static int end_turn(k2c_gen *g) {
+    g->phase = P_DONE;
+    if (g->parser_done) return 0;
+    g->parser_done = 1;
+    k2c_tool_events ev;
+    if (k2c_toolparse_finish(g->parser, &ev) != 0) return -1;
+    return collect(g, &ev);
 }
 
 int k2c_gen_step(k2c_gen *g, const float *logits, int *id) {
-    if (g->phase == P_DONE) return 0;
+    if (g->phase == P_DONE) return end_turn(g);
     if (g->ntokens >= g->o.max_tokens) {
         int rc = close_out(g);
-        g->phase = P_DONE;
-        return rc ? -1 : 0;
+        return end_turn(g) || rc ? -1 : 0;
     }
     int t;
     if (g->nforce) {
@@ -378,7 +434,7 @@ int k2c_gen_step(k2c_gen *g, const float *logits, int *id) {
     } else if ((t = pick(g, logits)) < 0) return -1;
     int rc = apply(g, t);
     if (rc < 0) return -1;
-    if (rc == 0) { g->phase = P_DONE; return 0; }
+    if (rc == 0) return end_turn(g);
     *id = t;
     return 1;
 }
@@ -389,7 +445,7 @@ void k2c_gen_stop(k2c_gen *g, const char *reason) {
         /* inside a call or a schema answer: still end in valid JSON */
         if (close_out(g) == 0 && reason && !strcmp(reason, "stop")) g->finish = g->ncalls ? "tool_calls" : "stop";
     } else g->finish = reason;
-    g->phase = P_DONE;
+    end_turn(g);
 }
 
 const char *k2c_gen_finish_reason(const k2c_gen *g) { return g->finish; }

@@ -1,0 +1,71 @@
+/* Internals shared by server.c (scheduler, jobs) and server_http.c (HTTP, request parsing). */
+#ifndef K2C_SERVER_INT_H
+#define K2C_SERVER_INT_H
+#include "k2c.h"
+
+#include <pthread.h>
+
+typedef struct srv_job srv_job;
+struct srv_job {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;                       /* HTTP side + scheduler */
+    /* request (read-only once queued) */
+    int *prompt, nprompt;
+    k2c_gen *gen;
+    int stream, chat;
+    char id[48];
+    long created;
+    char *model_name;
+    char **stops; int nstops;
+    size_t maxstop;                 /* longest stop string */
+    double deadline;
+    /* state shared with the HTTP thread (under mu) */
+    int done, cancelled;
+    char *sse; size_t sse_len, sse_cap, sse_off;
+    char *result; int status;       /* non-streaming answer */
+    /* scheduler-only progress */
+    size_t content_sent, content_end;
+    int stopped, role_sent, calls_announced, nargs_sent;
+    size_t *args_sent;
+    int ntok, cached;
+    srv_job *next;
+};
+
+typedef struct {
+    k2c_state st;
+    int *hist;                      /* token ids of the rows in st's cache (st.pos of them) */
+    float *logits, *cur;            /* own logits (after prefill); cur: the logits for the next pick */
+    srv_job *job;
+} srv_slot;
+
+typedef struct {
+    k2c_server_opts opts;
+    k2c_model model;
+    k2c_tokenizer *tok;
+    char *model_name;
+    int ctx, nslots;
+    srv_slot *slots;
+    float *batch_logits;
+    pthread_t sched;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    srv_job *queue; int nqueue, busy, stopping;
+    void *daemon;
+    double started;
+    /* metrics (under mu) */
+    uint64_t m_requests[6];         /* by status class: 1xx .. 5xx (index 1..5) */
+    uint64_t m_by_endpoint[6];
+    uint64_t m_prompt_tokens, m_completion_tokens, m_cached_tokens, m_decode_tokens, m_steps, m_cancelled;
+    double m_prefill_s, m_decode_s, m_rate;
+} srv;
+
+srv_job *srv_job_new(void);
+void srv_job_release(srv_job *j);
+int srv_enqueue(srv *s, srv_job *j);            /* -1: queue full or stopping */
+char *srv_error_json(const char *msg, const char *type, const char *param);
+int srv_key_ok(const srv *s, const char *authorization);
+char *srv_utf8_clean(const char *s, size_t n, size_t *out_len);
+int srv_http_start(srv *s);
+void srv_http_stop(srv *s);
+#endif
