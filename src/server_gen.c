@@ -83,10 +83,15 @@ static int feed_tok(k2c_gen *g, int id) {
     return collect(g, &ev);
 }
 
+/* Text the server adds itself (closing JSON, markers) goes through the tokenizer and the same per-token
+ * path, so it joins any incomplete UTF-8 character the parser's decoder is holding back. */
 static int feed_txt(k2c_gen *g, const char *s, size_t n) {
-    k2c_tool_events ev;
-    if (k2c_toolparse_feed(g->parser, s, n, &ev) != 0) return -1;
-    return collect(g, &ev);
+    int *ids = NULL, nid = 0;
+    if (k2c_tokenizer_encode(g->tok, s, n, 1, &ids, &nid) != 0) return -1;
+    for (int i = 0; i < nid; i++)
+        if (feed_tok(g, ids[i]) != 0) { free(ids); return -1; }
+    free(ids);
+    return 0;
 }
 
 const char *k2c_gen_args(const k2c_gen *g, int i, size_t *len) {
