@@ -78,7 +78,7 @@ async function stream200() {
   const worker = async () => {
     while (next < 200) {
       const i = next++;
-      const r = await client.chat.completions.create({ model: "k2c", messages: [{ role: "user", content: "call a tool #" + i }], tools: TOOLS, tool_choice: "required", parallel_tool_calls: i % 3 === 0, max_tokens: 6 + (i * 7) % 70, temperature: 1.0, seed: i });
+      const r = await client.chat.completions.create({ model: "k2c", messages: [{ role: "user", content: "call a tool #" + i }], tools: TOOLS, tool_choice: "required", parallel_tool_calls: i % 3 === 0, max_tokens: 4 + (i * 7) % 45, temperature: 1.0, seed: i });
       const c = r.choices[0];
       if (c.finish_reason !== "tool_calls" || !c.message.tool_calls || !c.message.tool_calls.length) { bad++; firstErr = firstErr || "no tool calls: " + JSON.stringify(c); continue; }
       for (const tc of c.message.tool_calls) { total++; const e = checkCall(tc); if (e) { bad++; firstErr = firstErr || e; } }
@@ -149,7 +149,8 @@ async function errors() {
 (async () => {
   const timer = setTimeout(() => { fail("e2e_timeout", "over 240 s"); process.exit(1); }, 240000);
   for (const t of [nonStream, streamTools, forcedFunction, toolChoiceNone, jsonSchema, completions, errors, stream200]) {
-    try { await t(); } catch (e) { fail(t.name, String(e && e.stack || e).slice(0, 400)); }
+    const t0 = Date.now();
+    try { await t(); console.log(`  ${t.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`); } catch (e) { fail(t.name, String(e && e.stack || e).slice(0, 400)); }
   }
   clearTimeout(timer);
   process.exit(failed ? 1 : 0);
