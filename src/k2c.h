@@ -448,6 +448,43 @@ typedef struct {
 } k2c_server_opts;
 int k2c_server_run(const k2c_server_opts *o, volatile int *stop);
 
+/* Text with invalid UTF-8 replaced by U+FFFD (malloc'd, NUL-terminated): model output made safe for JSON. */
+char *k2c_utf8_clean(const char *s, size_t n);
+
+/* MCP client over stdio (mcp.c): cmdline runs under /bin/sh; JSON-RPC 2.0, one message per line;
+ * every wait bounded by timeout_s. */
+typedef struct k2c_mcp k2c_mcp;
+k2c_mcp *k2c_mcp_start(const char *cmdline, double timeout_s);       /* initialize + initialized */
+void k2c_mcp_close(k2c_mcp *m);                                      /* EOF, then kill after 2 s */
+char *k2c_mcp_list_tools(k2c_mcp *m);            /* OpenAI tools array (parameters = inputSchema), malloc'd */
+/* tools/call: the result's text parts joined (malloc'd), *is_error = isError; NULL + error on failure. */
+char *k2c_mcp_call_tool(k2c_mcp *m, const char *name, const char *args_json, int *is_error);
+
+/* Built-in agent tools (agent_tools.c): calculator, read_file, list_dir, write_file. File tools are
+ * confined to workdir: relative paths only, no "..", no symbolic link followed anywhere (each
+ * component opened with O_NOFOLLOW from a directory descriptor), writes atomic (temp file + rename). */
+int k2c_calc_eval(const char *expr, double *out);   /* arithmetic only; -1 + error */
+const char *k2c_builtin_tools_json(void);           /* their OpenAI tool declarations */
+/* The result text (malloc'd) with *is_error 0, or NULL with *is_error 1 and the reason in k2c_errmsg(). */
+char *k2c_builtin_tool(const char *workdir, const char *name, const char *args_json, int *is_error);
+
+/* The agent loop (agent.c): declares the tools, generates (constrained, in-process), runs calls, feeds
+ * results (errors included) back until an answer without tool calls or max_turns. */
+typedef struct {
+    const char *model_dir;
+    const char *workdir;            /* built-in file tools' root (default ".") */
+    int builtin;                    /* declare the built-in tools */
+    const char *const *mcp; int nmcp;   /* MCP server command lines */
+    int max_turns, max_tokens, ctx, threads;
+    k2c_tool_choice tool_choice;    /* usually auto; required forces a call every turn */
+    float temperature;
+    uint64_t seed;
+    const char *transcript;         /* write {"tools","messages","turns"} JSON here, or NULL */
+    void *log;                      /* FILE * for progress lines, or NULL */
+} k2c_agent_opts;
+/* 0 with *answer (malloc'd; NULL when the turn limit came first), or -1 + error. */
+int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer);
+
 /* ------------------------------------------------------------------ training (train_*.c, muon.c, data.c) */
 
 #endif

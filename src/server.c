@@ -63,6 +63,8 @@ char *srv_utf8_clean(const char *s, size_t n, size_t *out_len) {
     return o;
 }
 
+char *k2c_utf8_clean(const char *s, size_t n) { return srv_utf8_clean(s, n, NULL); }
+
 static json_t *jstr_clean(const char *s, size_t n) {
     size_t m;
     char *c = srv_utf8_clean(s, n, &m);

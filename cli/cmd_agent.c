@@ -1,0 +1,54 @@
+/* k2c agent: the tool-calling loop (src/agent.c) with built-in tools and MCP servers. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmd_agent(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "")) return 2;
+    k2c_agent_opts o = {0};
+    const char *mcp[16];
+    int nmcp = 0;
+    /* --mcp may be given several times: collect them all (cli_str keeps only the last) */
+    for (int i = 0; i < a.nopt; i++)
+        if (!strcmp(a.key[i], "mcp")) {
+            a.used[i] = 1;
+            if (nmcp == 16) { fprintf(stderr, "k2c agent: at most 16 --mcp servers\n"); return 2; }
+            mcp[nmcp++] = a.val[i];
+        }
+    o.model_dir = cli_need(&a, "model");
+    const char *tools = cli_str(&a, "tools", "builtin");
+    o.workdir = cli_str(&a, "workdir", ".");
+    o.max_turns = (int)cli_int(&a, "max-turns", 8);
+    o.max_tokens = (int)cli_int(&a, "max-tokens", 512);
+    o.ctx = (int)cli_int(&a, "ctx", 8192);
+    o.threads = (int)cli_int(&a, "threads", 0);
+    o.temperature = (float)cli_num(&a, "temperature", 0.7);
+    o.seed = (uint64_t)cli_int(&a, "seed", 1);
+    o.transcript = cli_str(&a, "transcript", NULL);
+    const char *choice = cli_str(&a, "tool-choice", "auto");
+    if (!o.model_dir || cli_done(&a)) return 2;
+    if (a.npos != 1) { fprintf(stderr, "k2c agent: give the task as one argument\n"); return 2; }
+    if (!strcmp(tools, "builtin")) o.builtin = 1;
+    else if (strcmp(tools, "none")) { fprintf(stderr, "k2c agent: --tools is builtin or none\n"); return 2; }
+    if (!strcmp(choice, "auto")) o.tool_choice = K2C_TOOLS_AUTO;
+    else if (!strcmp(choice, "required")) o.tool_choice = K2C_TOOLS_REQUIRED;
+    else { fprintf(stderr, "k2c agent: --tool-choice is auto or required\n"); return 2; }
+    if (o.max_turns < 1 || o.max_turns > 1000) { fprintf(stderr, "k2c agent: --max-turns must be 1..1000\n"); return 2; }
+    o.mcp = mcp;
+    o.nmcp = nmcp;
+    o.log = stderr;
+    char *answer = NULL;
+    if (k2c_agent_run(&o, a.pos[0], &answer) != 0) return cli_fail("agent");
+    if (answer) printf("%s\n", answer);
+    else printf("[no answer within %d turns]\n", o.max_turns);
+    free(answer);
+    return 0;
+}
+CLI_COMMAND(cmd_agent_def, "agent",
+            "--model DIR [--tools builtin|none] [--mcp \"CMD ARGS\"]... [--workdir DIR] [--max-turns N] [--max-tokens N] "
+            "[--tool-choice auto|required] [--temperature T] [--seed S] [--ctx N] [--threads N] [--transcript FILE] \"task\"",
+            "Tool-calling agent: the model calls built-in tools (calculator, confined file tools) and MCP servers until it answers.",
+            cmd_agent)
