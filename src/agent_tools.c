@@ -36,11 +36,6 @@ static double primary(calc *c) {
         skip(c);
         if (*c->s != ')') { if (!c->err) c->err = "missing ')'"; }
         else c->s++;
-    } else if (*c->s == '-' || *c->s == '+') {
-        int neg = *c->s == '-';
-        c->s++;
-        v = primary(c);
-        if (neg) v = -v;
     } else if ((*c->s >= '0' && *c->s <= '9') || *c->s == '.') {
         char *end;
         v = strtod(c->s, &end);
@@ -71,25 +66,39 @@ static double primary(calc *c) {
     return v;
 }
 
+static double unary(calc *c);
+
 static double power(calc *c) {       /* right associative: 2^3^2 = 2^9 */
     double b = primary(c);
     skip(c);
     if (c->err || (*c->s != '^' && !(c->s[0] == '*' && c->s[1] == '*'))) return b;
     c->s += *c->s == '^' ? 1 : 2;
     if (++c->depth > 64) { c->err = "expression nested too deeply"; return 0; }
-    double e = power(c);
+    double e = unary(c);
     c->depth--;
     return pow(b, e);
 }
 
+/* Unary signs bind looser than ^, as in mathematics: -2^2 = -4. */
+static double unary(calc *c) {
+    skip(c);
+    if (*c->s != '-' && *c->s != '+') return power(c);
+    int neg = *c->s == '-';
+    c->s++;
+    if (++c->depth > 64) { c->err = "expression nested too deeply"; return 0; }
+    double v = unary(c);
+    c->depth--;
+    return neg ? -v : v;
+}
+
 static double term(calc *c) {
-    double v = power(c);
+    double v = unary(c);
     for (;;) {
         skip(c);
         char op = *c->s;
         if (c->err || (op != '*' && op != '/' && op != '%') || (op == '*' && c->s[1] == '*')) return v;
         c->s++;
-        double r = power(c);
+        double r = unary(c);
         if (op == '*') v *= r;
         else if (r == 0) { c->err = "division by zero"; return 0; }
         else v = op == '/' ? v / r : fmod(v, r);
