@@ -90,7 +90,9 @@ int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer) {
         if (keep >= nids) keep = nids - 1;
         st.pos = keep;
         memcpy(hist + keep, ids + keep, (size_t)(nids - keep) * sizeof *ids);
+        double t0 = k2c_now();
         if (k2c_prefill(&st, ids + keep, nids - keep, NULL, logits, NULL) != 0) goto done;
+        if (log) fprintf(log, "agent: turn %d: prompt %d tokens (%d reused), prefill %.2f s\n", turn + 1, nids, keep, k2c_now() - t0);
         int room = ctx - nids;
         k2c_gen_opts go = {.tools_json = tools_txt, .tool_choice = nrefs ? o->tool_choice : K2C_TOOLS_NONE,
                            .parallel_tool_calls = 1, .temperature = o->temperature, .top_p = 1.0f,

@@ -11,10 +11,10 @@ need_npm() {  # packages...
   mkdir -p "$NPM" && npm install --no-save --no-audit --no-fund --prefix "$NPM" openai ajv @modelcontextprotocol/server-filesystem \
     >"$TMP/npm.log" 2>&1 || { fail npm_install "npm install failed: $(tail -3 "$TMP/npm.log")"; exit 1; }
 }
-make_model() {  # DIR [hidden layers]: tokenizer (512 base + 256 specials) + random k2-tiny checkpoint
+make_model() {  # DIR [hidden layers]: tokenizer (4096 base + 256 specials) + random k2-tiny checkpoint
   mkdir -p "$1"
-  "$K2C" tokenizer train --vocab 512 --out "$1" tests/data/tokenizer_corpus.txt >"$TMP/mk.log" 2>&1 &&
-  "$K2C" mkmodel --preset k2-tiny --vocab 768 --dtype bf16 --out "$1" >>"$TMP/mk.log" 2>&1 ||
+  "$K2C" tokenizer train --vocab 4096 --out "$1" tests/data/tokenizer_corpus.txt >"$TMP/mk.log" 2>&1 &&
+  "$K2C" mkmodel --preset k2-tiny --vocab 4352 --dtype bf16 --out "$1" >>"$TMP/mk.log" 2>&1 ||
     { fail make_model "$(tail -3 "$TMP/mk.log")"; exit 1; }
 }
 SERVER_PID=""
