@@ -128,7 +128,7 @@ static void sse_delta(srv_job *j, json_t *delta, const char *finish) {
     if (j->chat) ch = json_pack("{s:i,s:o,s:o}", "index", 0, "delta", delta, "finish_reason", finish ? json_string(finish) : json_null());
     else {
         json_t *t = json_object_get(delta, "content");
-        ch = json_pack("{s:i,s:O,s:n,s:o}", "index", 0, "text", t ? t : json_string(""), "logprobs", "finish_reason",
+        ch = json_pack("{s:i,s:o,s:n,s:o}", "index", 0, "text", t ? json_incref(t) : json_string(""), "logprobs", "finish_reason",
                        finish ? json_string(finish) : json_null());
         json_decref(delta);
     }

@@ -118,7 +118,7 @@ async function bench() {
   const schema = schemaFlag === "schema" ? { type: "object", properties: { text: { type: "string" }, n: { type: "array", items: { type: "integer" } } }, required: ["text", "n"] } : null;
   let tokens = 0;
   const t0 = Date.now();
-  const errs = await pool(+clients, +reqs, async (i) => { tokens += (await streamOne(i, +maxTok, { schema })).tokens; });
+  const errs = await pool(+clients, +reqs, async (i) => { const r = await streamOne(i, +maxTok, { schema }); tokens += r.tokens; });
   const dt = (Date.now() - t0) / 1000;
   console.log(JSON.stringify({ clients: +clients, requests: +reqs, tokens, seconds: dt, tokens_per_s: tokens / dt, errors: errs.length }));
 }
