@@ -47,6 +47,7 @@ static int add_tools(json_t *decl, tool_ref **refs, int *nrefs, const char *tool
 int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer) {
     k2c_model m;
     k2c_tokenizer *tok = NULL;
+    k2c_vocab_info *vi = NULL;
     k2c_state st = {0};
     k2c_mcp *mcp[16] = {0};
     int nmcp = 0, rc = -1, model_ok = 0, *hist = NULL, *ids = NULL, nids = 0;
@@ -61,6 +62,7 @@ int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer) {
     if (k2c_model_load(&m, o->model_dir) != 0) goto done;
     model_ok = 1;
     if (k2c_tokenizer_load(&tok, o->model_dir) != 0) goto done;
+    if (!(vi = k2c_vocab_info_new(tok))) goto done;
     int ctx = o->ctx > 0 ? o->ctx : 8192, V = m.cfg.vocab_size;
     if (k2c_state_init(&st, &m, ctx) != 0) goto done;
     if (!(hist = calloc((size_t)ctx + 1, sizeof *hist)) || !(logits = malloc((size_t)V * sizeof *logits))) { k2c_seterr("out of memory"); goto done; }
@@ -96,7 +98,7 @@ int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer) {
         int room = ctx - nids;
         k2c_gen_opts go = {.tools_json = tools_txt, .tool_choice = nrefs ? o->tool_choice : K2C_TOOLS_NONE,
                            .parallel_tool_calls = 1, .temperature = o->temperature, .top_p = 1.0f,
-                           .seed = o->seed + (uint64_t)turn, .max_tokens = o->max_tokens < room ? o->max_tokens : room};
+                           .seed = o->seed + (uint64_t)turn, .max_tokens = o->max_tokens < room ? o->max_tokens : room, .vocab_info = vi};
         k2c_gen *g = k2c_gen_new(tok, V, &go);
         if (!g) goto done;
         int id, r;
@@ -168,6 +170,7 @@ done:
     json_decref(msgs);
     free(tools_txt); free(msgs_txt); free(prompt); free(ids); free(hist); free(logits);
     k2c_state_free(&st);
+    k2c_vocab_info_free(vi);
     if (tok) k2c_tokenizer_free(tok);
     if (model_ok) k2c_model_free(&m);
     if (rc && *answer) { free(*answer); *answer = NULL; }

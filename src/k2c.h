@@ -405,6 +405,10 @@ char *k2c_gram_close(const k2c_gram *g, size_t *len);
  * JSON is closed minimally, so arguments always parse and validate. Candidates are tried in logit
  * order (top 40, then a scan of the vocabulary filtered by the grammar's allowed first bytes). */
 typedef enum { K2C_TOOLS_AUTO, K2C_TOOLS_NONE, K2C_TOOLS_REQUIRED, K2C_TOOLS_FUNCTION } k2c_tool_choice;
+/* Per-token bytes and special flags, built once per tokenizer and shared by generations (read-only). */
+typedef struct k2c_vocab_info k2c_vocab_info;
+k2c_vocab_info *k2c_vocab_info_new(const k2c_tokenizer *t);
+void k2c_vocab_info_free(k2c_vocab_info *v);
 typedef struct {
     const char *tools_json;         /* OpenAI "tools" array, or NULL */
     k2c_tool_choice tool_choice;
@@ -414,6 +418,7 @@ typedef struct {
     float temperature, top_p;
     uint64_t seed;
     int max_tokens;
+    const k2c_vocab_info *vocab_info;   /* NULL: built for this generation (slower start) */
 } k2c_gen_opts;
 typedef struct k2c_gen k2c_gen;
 /* vocab: the model's logit count (>= the tokenizer's). NULL + error (bad tools / schema / choice). */

@@ -469,6 +469,7 @@ int k2c_server_run(const k2c_server_opts *o, volatile int *stop) {
                    s->model.cfg.vocab_size);
         goto done;
     }
+    if (!(s->vi = k2c_vocab_info_new(s->tok))) goto done;
     s->ctx = o->ctx > 0 ? o->ctx : s->model.cfg.max_position_embeddings < 4096 ? s->model.cfg.max_position_embeddings : 4096;
     s->nslots = s->opts.parallel;
     const char *base = strrchr(o->model_dir, '/');
@@ -509,6 +510,7 @@ done:
     free(s->slots);
     free(s->batch_logits);
     free(s->model_name);
+    k2c_vocab_info_free(s->vi);
     if (s->tok) k2c_tokenizer_free(s->tok);
     if (model_ok) k2c_model_free(&s->model);
     pthread_mutex_destroy(&s->mu);

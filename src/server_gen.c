@@ -31,8 +31,44 @@ static const char *const sp_names[SP_COUNT] = {
 
 typedef struct { char *name; k2c_schema *schema; } tool;
 
+/* Per-token facts the picker needs on every candidate, computed once per tokenizer: asking the tokenizer
+ * (a scan of its special list) for each of 160k candidates would cost more than the grammar itself. */
+struct k2c_vocab_info {
+    int n;
+    uint8_t *special;
+    const char **bytes;
+    uint32_t *len;
+};
+
+k2c_vocab_info *k2c_vocab_info_new(const k2c_tokenizer *t) {
+    k2c_vocab_info *v = calloc(1, sizeof *v);
+    if (!v) { k2c_seterr("out of memory"); return NULL; }
+    v->n = k2c_tokenizer_vocab_size(t);
+    v->special = calloc((size_t)v->n + 1, 1);
+    v->bytes = calloc((size_t)v->n + 1, sizeof *v->bytes);
+    v->len = calloc((size_t)v->n + 1, sizeof *v->len);
+    if (!v->special || !v->bytes || !v->len) { k2c_vocab_info_free(v); k2c_seterr("out of memory"); return NULL; }
+    for (int i = 0; i < v->n; i++) {
+        size_t len = 0;
+        v->special[i] = (uint8_t)k2c_tokenizer_is_special(t, i);
+        v->bytes[i] = k2c_tokenizer_token(t, i, &len);
+        v->len[i] = v->bytes[i] ? (uint32_t)len : 0;
+    }
+    return v;
+}
+
+void k2c_vocab_info_free(k2c_vocab_info *v) {
+    if (!v) return;
+    free(v->special);
+    free(v->bytes);
+    free(v->len);
+    free(v);
+}
+
 struct k2c_gen {
     const k2c_tokenizer *tok;
+    const k2c_vocab_info *vi;
+    k2c_vocab_info *own_vi;
     int vocab, tok_vocab;
     k2c_gen_opts o;
     tool *tools; int ntools;
@@ -113,6 +149,7 @@ void k2c_gen_free(k2c_gen *g) {
     k2c_gram_free(g->gram);
     k2c_gram_free(g->tmp);
     k2c_toolparse_free(g->parser);
+    k2c_vocab_info_free(g->own_vi);
     free(g->probs);
     for (int i = 0; i < g->nargs; i++) free(g->args[i]);
     free(g->args);
@@ -176,8 +213,11 @@ k2c_gen *k2c_gen_new(const k2c_tokenizer *t, int vocab, const k2c_gen_opts *o) {
     g->tok = t;
     g->o = *o;
     g->o.tools_json = g->o.function = g->o.schema_json = NULL;   /* not kept: the caller owns them */
+    g->o.vocab_info = NULL;
     g->vocab = vocab;
-    g->tok_vocab = k2c_tokenizer_vocab_size(t);
+    g->vi = o->vocab_info;
+    if (!g->vi && !(g->vi = g->own_vi = k2c_vocab_info_new(t))) goto fail;
+    g->tok_vocab = g->vi->n;
     if (g->tok_vocab > vocab) g->tok_vocab = vocab;
     g->allowed_tool = -1;
     g->rng = o->seed * 0x9E3779B97F4A7C15ull + 7;
@@ -235,7 +275,7 @@ static int header_match(const k2c_gen *g, const char *bytes, size_t n, int *comp
 
 static int allowed(k2c_gen *g, int id) {
     if (id < 0 || id >= g->tok_vocab) return 0;
-    if (k2c_tokenizer_is_special(g->tok, id)) {
+    if (g->vi->special[id]) {
         switch (g->phase) {
         case P_CONTENT:
             if (is_end(g, id)) return !g->content_schema || k2c_gram_accepting(g->gram);
@@ -246,8 +286,8 @@ static int allowed(k2c_gen *g, int id) {
         default: return 0;
         }
     }
-    size_t n;
-    const char *b = k2c_tokenizer_token(g->tok, id, &n);
+    size_t n = g->vi->len[id];
+    const char *b = g->vi->bytes[id];
     if (!b || n == 0) return 0;
     switch (g->phase) {
     case P_CONTENT:
@@ -347,10 +387,9 @@ static int pick(k2c_gen *g, const float *logits) {
     int gram_phase = g->phase == P_ARGS || (g->phase == P_CONTENT && g->content_schema);
     if (gram_phase) k2c_gram_first_bytes(g->gram, first);
     for (int i = 0; i < g->tok_vocab; i++) {
-        if (gram_phase && !k2c_tokenizer_is_special(g->tok, i)) {
-            size_t len;
-            const char *b = k2c_tokenizer_token(g->tok, i, &len);
-            if (!b || !len || !(first[(unsigned char)b[0] >> 3] >> ((unsigned char)b[0] & 7) & 1)) continue;
+        if (gram_phase && !g->vi->special[i]) {
+            const char *b = g->vi->bytes[i];
+            if (!b || !g->vi->len[i] || !(first[(unsigned char)b[0] >> 3] >> ((unsigned char)b[0] & 7) & 1)) continue;
         }
         if (!allowed(g, i)) continue;
         top_insert(ok_i, ok_v, &nok, i, isnan(logits[i]) ? -INFINITY : logits[i]);

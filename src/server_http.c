@@ -220,6 +220,7 @@ static srv_job *make_job(srv *s, const char *body, size_t len, int chat, perr *e
     long room = s->ctx - j->nprompt;
     if (max_tokens < 0) max_tokens = s->opts.default_max_tokens;
     go.max_tokens = (int)(max_tokens < room ? max_tokens : room);
+    go.vocab_info = s->vi;
     if (!(j->gen = k2c_gen_new(s->tok, s->model.cfg.vocab_size, &go))) {
         bad(e, strstr(k2c_errmsg(), "response_format") ? "response_format" : strstr(k2c_errmsg(), "tool_choice") ? "tool_choice" : "tools",
             "%s", k2c_errmsg());

@@ -43,6 +43,7 @@ typedef struct {
     k2c_server_opts opts;
     k2c_model model;
     k2c_tokenizer *tok;
+    k2c_vocab_info *vi;
     char *model_name;
     int ctx, nslots;
     srv_slot *slots;
