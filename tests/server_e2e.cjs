@@ -128,6 +128,23 @@ async function completions() {
   pass("completions_and_models");
 }
 
+async function stopStrings() {
+  // random text: cut at the first "e" or "a" (both common), never shown, streaming and not
+  for (const stream of [false, true]) {
+    for (let i = 0; i < 4; i++) {
+      const body = { model: "k2c", messages: [{ role: "user", content: "stop test " + i }], max_tokens: 40, stop: ["e", "a"], seed: i };
+      let content = "", fin = null;
+      if (stream) {
+        const s = await client.chat.completions.create({ ...body, stream: true });
+        for await (const ch of s) for (const c of ch.choices) { content += (c.delta && c.delta.content) || ""; if (c.finish_reason) fin = c.finish_reason; }
+      } else { const r = await client.chat.completions.create(body); content = r.choices[0].message.content || ""; fin = r.choices[0].finish_reason; }
+      if (/[ea]/.test(content)) return fail("stop_strings", `stream ${stream}: stop text in content ${JSON.stringify(content)}`);
+      if (!["stop", "length"].includes(fin)) return fail("stop_strings", "finish " + fin);
+    }
+  }
+  pass("stop_strings");
+}
+
 async function errors() {
   const cases = [
     ["empty messages", { model: "k2c", messages: [] }, 400],
@@ -148,7 +165,7 @@ async function errors() {
 
 (async () => {
   const timer = setTimeout(() => { fail("e2e_timeout", "over 240 s"); process.exit(1); }, 240000);
-  for (const t of [nonStream, streamTools, forcedFunction, toolChoiceNone, jsonSchema, completions, errors, stream200]) {
+  for (const t of [nonStream, streamTools, forcedFunction, toolChoiceNone, jsonSchema, completions, stopStrings, errors, stream200]) {
     const t0 = Date.now();
     try { await t(); console.log(`  ${t.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`); } catch (e) { fail(t.name, String(e && e.stack || e).slice(0, 400)); }
   }
