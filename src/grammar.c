@@ -11,19 +11,22 @@
  *    to JSON's, \u escapes outside D800-DFFF (a lone surrogate is rejected by strict parsers);
  *  - numbers are bounded in length (at most 15 significant digits, 2 exponent digits) so that every
  *    parser reads them as finite doubles and integers stay exact;
- *  - enum / const values match their compact serialization exactly.
+ *  - enum / const values match their compact serialization exactly;
+ *  - minimum / maximum / exclusiveMinimum / exclusiveMaximum: the value is written as an integer in the
+ *    range (also for "number"), and a digit is allowed only if some continuation still lands in range.
  * k2c_gram_close computes the shortest continuation that finishes the value (required keys with minimal
  * values, closing quotes and brackets), so generation cut short by max_tokens still ends in valid JSON. */
 #include "k2c.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { T_NULL = 1, T_BOOL = 2, T_INT = 4, T_NUM = 8, T_STR = 16, T_ARR = 32, T_OBJ = 64, T_ANY = 127 };
 #define MAX_LITS 64
 #define MAX_PROPS 64
-#define GRAM_DEPTH 32
+#define GRAM_DEPTH 64   /* schemas nest at most 24 deep, two frames per level */
 #define NUM_MAX_DIGITS 15
 
 typedef struct gnode {
@@ -38,6 +41,9 @@ typedef struct gnode {
     struct gnode *items;
     int min_items, max_items;       /* max -1: unbounded */
     int min_len, max_len;
+    int bounded;                    /* minimum / maximum given: integers in [lo, hi] only */
+    double lo, hi;
+    int closed;                     /* additionalProperties false and no properties: only {} */
 } gnode;
 
 struct k2c_schema {
@@ -124,6 +130,24 @@ static gnode *compile(k2c_schema *s, json_t *j, const char *where, int depth) {
     if (get_int(j, "minItems", 0, &n->min_items, where) || get_int(j, "maxItems", -1, &n->max_items, where) ||
         get_int(j, "minLength", 0, &n->min_len, where) || get_int(j, "maxLength", -1, &n->max_len, where))
         return NULL;
+    static const char *bk[4] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"};
+    n->lo = -999999999999999.0;
+    n->hi = 999999999999999.0;
+    for (int b = 0; b < 4; b++) {
+        json_t *v = json_object_get(j, bk[b]);
+        if (!v || json_is_boolean(v)) continue;   /* draft-4 boolean exclusive flags: treated as inclusive */
+        if (!json_is_number(v)) { k2c_seterr("%s: %s must be a number", where, bk[b]); return NULL; }
+        double x = json_number_value(v);
+        n->bounded = 1;
+        if (b == 0 && ceil(x) > n->lo) n->lo = ceil(x);
+        if (b == 1 && floor(x) < n->hi) n->hi = floor(x);
+        if (b == 2 && floor(x) + 1 > n->lo) n->lo = floor(x) + 1;
+        if (b == 3 && ceil(x) - 1 < n->hi) n->hi = ceil(x) - 1;
+    }
+    if (n->bounded && (n->types & (T_INT | T_NUM)) && n->lo > n->hi) {
+        k2c_seterr("%s: no integer lies between the minimum and the maximum (only integer values are generated)", where);
+        return NULL;
+    }
     if (n->max_items >= 0 && n->max_items < n->min_items) { k2c_seterr("%s: maxItems < minItems", where); return NULL; }
     if (n->max_len >= 0 && n->max_len < n->min_len) { k2c_seterr("%s: maxLength < minLength", where); return NULL; }
     char sub[512];
@@ -171,6 +195,7 @@ static gnode *compile(k2c_schema *s, json_t *j, const char *where, int depth) {
         if (n->nprops == 0) {
             json_t *ap = json_object_get(j, "additionalProperties");
             snprintf(sub, sizeof sub, "%s.additionalProperties", where);
+            n->closed = json_is_false(ap);
             n->extra = ap && json_is_object(ap) ? compile(s, ap, sub, depth + 1) : any_node(s);
             if (!n->extra) return NULL;
         }
@@ -286,6 +311,32 @@ static int lit_len_match(const frame *f, char **lits, int nlits) {   /* a candid
 
 static int feed_byte(k2c_gram *g, unsigned char c);
 
+/* Bounded integers. A number frame keeps its magnitude in mask and its sign in need. Can a number that
+ * starts with k digits of magnitude p (sign neg) still end inside [lo, hi]? Its values are p * 10^j ..
+ * p * 10^j + 10^j - 1 for every j that keeps it within NUM_MAX_DIGITS digits; "0" cannot grow. */
+static int num_feasible(const gnode *n, int neg, uint64_t p, int k) {
+    if (!n->bounded) return 1;
+    double pw = 1;
+    for (int j = 0; k + j <= NUM_MAX_DIGITS; j++, pw *= 10) {
+        double a = p ? (double)p * pw : 0, b = p ? a + pw - 1 : 0;
+        double x = neg ? -b : a, y = neg ? -a : b;
+        if (y >= n->lo && x <= n->hi) return 1;
+        if (!p) break;
+    }
+    return 0;
+}
+
+static int num_in_range(const frame *f) {
+    if (!f->n->bounded) return 1;
+    double v = f->need ? -(double)f->mask : (double)f->mask;
+    return v >= f->n->lo && v <= f->n->hi;
+}
+
+static int num_start_ok(const gnode *n, int neg) {   /* some first digit works */
+    for (int d = 0; d <= 9; d++) if (num_feasible(n, neg, (uint64_t)d, 1)) return 1;
+    return 0;
+}
+
 /* A fresh value frame takes its first byte: becomes an object/array/string/number/literal frame. */
 static int start_value(k2c_gram *g, frame *f, unsigned char c) {
     const gnode *n = f->n;
@@ -302,7 +353,10 @@ static int start_value(k2c_gram *g, frame *f, unsigned char c) {
     if (c == '[' && (t & T_ARR)) { f->kind = F_ARR; f->st = A_START; f->count = 0; return 0; }
     if (c == '"' && (t & T_STR)) { f->kind = F_STR; f->st = S_NORMAL; f->count = 0; f->need = 0; return 0; }
     if ((c == '-' || (c >= '0' && c <= '9')) && (t & (T_INT | T_NUM))) {
-        f->kind = F_NUM; f->intonly = !(t & T_NUM); f->digits = 0; f->edigits = 0;
+        if (c == '-' ? !num_start_ok(n, 1) : !num_feasible(n, 0, (uint64_t)(c - '0'), 1)) return -1;
+        f->kind = F_NUM; f->intonly = !(t & T_NUM) || n->bounded; f->digits = 0; f->edigits = 0;
+        f->need = c == '-';
+        f->mask = c == '-' ? 0 : (uint64_t)(c - '0');
         if (c == '-') f->st = N_MINUS;
         else if (c == '0') { f->st = N_ZERO; f->digits = 1; }
         else { f->st = N_INT; f->digits = 1; }
@@ -388,11 +442,19 @@ static int feed_num(k2c_gram *g, frame *f, unsigned char c) {
     int digit = c >= '0' && c <= '9';
     switch (f->st) {
     case N_MINUS:
+        if (!digit || !num_feasible(f->n, 1, (uint64_t)(c - '0'), 1)) return -1;
+        f->mask = (uint64_t)(c - '0');
         if (c == '0') { f->st = N_ZERO; f->digits = 1; return 0; }
-        if (digit) { f->st = N_INT; f->digits = 1; return 0; }
-        return -1;
+        f->st = N_INT; f->digits = 1;
+        return 0;
     case N_ZERO: case N_INT:
-        if (digit && f->st == N_INT && f->digits < NUM_MAX_DIGITS) { f->digits++; return 0; }
+        if (digit && f->st == N_INT && f->digits < NUM_MAX_DIGITS) {
+            uint64_t p = f->mask * 10 + (uint64_t)(c - '0');
+            if (!num_feasible(f->n, f->need, p, f->digits + 1)) return -1;
+            f->mask = p;
+            f->digits++;
+            return 0;
+        }
         if (!f->intonly && c == '.' && f->digits < NUM_MAX_DIGITS) { f->st = N_DOT; return 0; }
         if (!f->intonly && (c == 'e' || c == 'E')) { f->st = N_E; return 0; }
         break;
@@ -414,6 +476,7 @@ static int feed_num(k2c_gram *g, frame *f, unsigned char c) {
         break;
     }
     /* the number is complete and c belongs to the parent */
+    if ((f->st == N_ZERO || f->st == N_INT) && !num_in_range(f)) return -1;
     pop_done(g);
     if (g->done) return -1;   /* nothing may follow a top-level value */
     return feed_byte(g, c);
@@ -450,7 +513,7 @@ static int feed_byte(k2c_gram *g, unsigned char c) {
         switch (f->st) {
         case O_START: case O_COMMA: {
             if (c == '}' && f->st == O_START && (n->required & ~f->mask) == 0) { pop_done(g); return 0; }
-            if (c != '"') return -1;
+            if (c != '"' || n->closed) return -1;
             if (n->nprops) {
                 uint64_t all = n->nprops == 64 ? ~0ull : (1ull << n->nprops) - 1, m = all & ~f->mask;
                 if (!m) return -1;
@@ -500,7 +563,8 @@ int k2c_gram_accepting(const k2c_gram *g) {
     if (g->done) return 1;
     if (g->depth != 1) return 0;
     const frame *f = &g->f[0];
-    if (f->kind == F_NUM) return f->st == N_ZERO || f->st == N_INT || f->st == N_FRAC || f->st == N_EXP;
+    if (f->kind == F_NUM)
+        return ((f->st == N_ZERO || f->st == N_INT) && num_in_range(f)) || f->st == N_FRAC || f->st == N_EXP;
     if (f->kind == F_LIT && f->n) return lit_len_match(f, f->n->lits, f->n->nlits);
     return 0;
 }
@@ -518,7 +582,11 @@ static int close_byte_value(const gnode *n) {
     if (n->nlits) return (unsigned char)n->lits[0][0];
     if (n->types & T_NULL) return 'n';
     if (n->types & T_BOOL) return 'f';
-    if (n->types & (T_INT | T_NUM)) return '0';
+    if (n->types & (T_INT | T_NUM)) {
+        if (!n->bounded || num_feasible(n, 0, 0, 1)) return '0';
+        for (int d = 1; d <= 9; d++) if (num_feasible(n, 0, (uint64_t)d, 1)) return '0' + d;
+        return '-';
+    }
     if (n->types & T_STR) return '"';
     if (n->types & T_ARR) return '[';
     return '{';
@@ -550,6 +618,13 @@ static int close_byte(const k2c_gram *g) {
         if (!f->is_key && n && (int)f->count < n->min_len) return 'a';
         return '"';
     case F_NUM:
+        if (n->bounded && (f->st == N_MINUS || !num_in_range(f))) {
+            /* the smallest digit that keeps the range reachable; the range check ends it */
+            for (int d = 0; d <= 9; d++)
+                if (num_feasible(n, f->need, f->st == N_MINUS ? (uint64_t)d : f->mask * 10 + (uint64_t)d,
+                                 f->st == N_MINUS ? 1 : f->digits + 1)) return '0' + d;
+            return -1;
+        }
         if (f->st == N_MINUS || f->st == N_DOT || f->st == N_E || f->st == N_ESIGN) return '0';
         return -1;
     case F_ARR:

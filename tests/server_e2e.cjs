@@ -20,12 +20,12 @@ const SCHEMAS = {
     properties: {
       title: { type: "string" },
       attendees: { type: "array", items: { type: "object", properties: { name: { type: "string" }, email: { type: "string" }, optional: { type: "boolean" } }, required: ["name"] }, minItems: 1, maxItems: 4 },
-      when: { type: "object", properties: { day: { type: "integer" }, hour: { type: "number" } }, required: ["day", "hour"] },
+      when: { type: "object", properties: { day: { type: "integer", minimum: 1, maximum: 31 }, hour: { type: "number", minimum: 0, exclusiveMaximum: 24 } }, required: ["day", "hour"], additionalProperties: false },
     },
     required: ["title", "attendees", "when"],
   },
-  search: { type: "object", properties: { query: { type: "string", minLength: 1 }, limit: { type: "integer" }, filters: { type: "array", items: { enum: ["news", "code", "images", 1, null] } }, exact: { type: "boolean" } }, required: ["query", "exact"] },
-  write_note: { type: "object", properties: { text: { type: "string" }, tags: { type: ["array", "null"], items: { type: "string", maxLength: 5 } }, meta: { type: "object" } }, required: ["text", "meta"] },
+  search: { type: "object", properties: { query: { type: "string", minLength: 1 }, limit: { type: "integer", minimum: 10, maximum: 50 }, filters: { type: "array", items: { enum: ["news", "code", "images", 1, null] } }, exact: { type: "boolean" } }, required: ["query", "exact"] },
+  write_note: { type: "object", properties: { text: { type: "string" }, tags: { type: ["array", "null"], items: { type: "string", maxLength: 5 } }, meta: { type: "object" }, empty: { type: "object", additionalProperties: false }, temp: { type: "number", minimum: -40.5, maximum: -2 } }, required: ["text", "meta", "temp"] },
   set_value: { type: "object", properties: { path: { type: "string", enum: ["a\"b", "c\\d", "e\nf", "ü/€"] }, value: { type: ["number", "string", "boolean", "null"] } }, required: ["path", "value"] },
 };
 const TOOLS = Object.entries(SCHEMAS).map(([name, parameters]) => ({ type: "function", function: { name, description: "tool " + name, parameters } }));

@@ -45,6 +45,17 @@ static void test_accept_reject(void) {
     EXPECT(!accepts(s, "{ \"name\":\"a\"}"), "whitespace");
     EXPECT(!accepts(s, "{\"n\":01}"), "leading zero");
     k2c_schema_free(s);
+    k2c_schema *b = k2c_schema_compile("{\"type\":\"object\",\"properties\":{\"k\":{\"type\":\"integer\",\"minimum\":5,\"maximum\":120},"
+                                       "\"x\":{\"type\":\"number\",\"exclusiveMinimum\":-3.5,\"maximum\":-1},\"e\":{\"type\":\"object\",\"additionalProperties\":false}}}", "bounds");
+    EXPECT(b, "compile bounds: %s", k2c_errmsg());
+    if (b) {
+        EXPECT(accepts(b, "{\"k\":5}") && accepts(b, "{\"k\":120}") && accepts(b, "{\"k\":77}"), "in range");
+        EXPECT(!accepts(b, "{\"k\":4}") && !accepts(b, "{\"k\":121}") && !accepts(b, "{\"k\":0}") && !accepts(b, "{\"k\":-7}"), "out of range");
+        EXPECT(!accepts(b, "{\"k\":1000}"), "too many digits");
+        EXPECT(accepts(b, "{\"x\":-3}") && accepts(b, "{\"x\":-1}") && !accepts(b, "{\"x\":-4}") && !accepts(b, "{\"x\":0}"), "negative range");
+        EXPECT(accepts(b, "{\"e\":{}}") && !accepts(b, "{\"e\":{\"a\":1}}"), "closed object");
+        k2c_schema_free(b);
+    }
     const char *bad[] = {"{\"type\":\"strin\"}", "[1]", "{\"enum\":[]}", "{\"type\":\"object\",\"required\":[1]}", "not json"};
     for (int i = 0; i < 5; i++) {
         k2c_schema *b = k2c_schema_compile(bad[i], "bad");
@@ -56,10 +67,12 @@ static void test_accept_reject(void) {
 /* Random walks: pick random allowed bytes, stop anywhere, close, parse. */
 static void test_random_close(void) {
     const char *schemas[] = {SCHEMA, "{\"type\":\"array\",\"items\":{\"type\":\"number\"}}", "{}",
-                             "{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\"}},\"required\":[\"v\"]}"};
+                             "{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\"}},\"required\":[\"v\"]}",
+                             "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\",\"minimum\":100,\"maximum\":250},"
+                             "\"b\":{\"type\":\"array\",\"items\":{\"type\":\"number\",\"minimum\":-20,\"maximum\":-10}}},\"required\":[\"a\",\"b\"]}"};
     uint64_t rng = 42;
     int bad = 0, total = 0;
-    for (int si = 0; si < 4; si++) {
+    for (int si = 0; si < 5; si++) {
         k2c_schema *s = k2c_schema_compile(schemas[si], "walk");
         EXPECT(s, "compile %d: %s", si, k2c_errmsg());
         if (!s) continue;
