@@ -337,7 +337,10 @@ static void *scheduler(void *arg) {
         for (int i = 0; i < ntake; i++) {
             srv_job *j = take[i];
             srv_slot *sl = NULL;
-            if (stopping || j->cancelled || k2c_now() > j->deadline) {
+            pthread_mutex_lock(&j->mu);
+            int gone = j->cancelled;
+            pthread_mutex_unlock(&j->mu);
+            if (stopping || gone || k2c_now() > j->deadline) {
                 k2c_gen_stop(j->gen, "length");
                 job_finish(s, j, NULL);
                 pthread_mutex_lock(&s->mu); s->busy--; pthread_mutex_unlock(&s->mu);

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,8 +351,19 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         count(s, 200, ep);
         return ret;
     }
+    /* Wait for the answer. A client that closes its connection meanwhile (recv sees an orderly EOF)
+     * cancels the job, so its slot is freed at the scheduler's next step as for a dropped stream. */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     pthread_mutex_lock(&j->mu);
-    while (!j->done) pthread_cond_wait(&j->cv, &j->mu);
+    while (!j->done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        char b;
+        if (!j->done && ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) j->cancelled = 1;
+    }
     char *res = j->result;
     int status = j->status;
     j->result = NULL;
