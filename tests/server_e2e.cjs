@@ -145,6 +145,17 @@ async function stopStrings() {
   pass("stop_strings");
 }
 
+async function deterministic() {
+  // greedy output must not depend on prefix-cache reuse or on being batched with other requests
+  const req = (c, extra = {}) => client.chat.completions.create({ model: "k2c", messages: [{ role: "system", content: "You are a test." }, { role: "user", content: c }], max_tokens: 32, temperature: 0, ...extra });
+  const a = await req("same prompt"), b = await req("same prompt");
+  if (b.usage.prompt_tokens_details.cached_tokens < b.usage.prompt_tokens - 1) return fail("prefix_cache_batching_deterministic", "no prefix reuse: " + JSON.stringify(b.usage));
+  if (a.choices[0].message.content !== b.choices[0].message.content) return fail("prefix_cache_batching_deterministic", "cached run differs");
+  const rs = await Promise.all([req("same prompt"), ...Array.from({ length: 7 }, (_, i) => req("other " + i, { temperature: 1, seed: i }))]);
+  if (rs[0].choices[0].message.content !== a.choices[0].message.content) return fail("prefix_cache_batching_deterministic", "batched run differs");
+  pass("prefix_cache_batching_deterministic");
+}
+
 async function errors() {
   const cases = [
     ["empty messages", { model: "k2c", messages: [] }, 400],
@@ -165,7 +176,7 @@ async function errors() {
 
 (async () => {
   const timer = setTimeout(() => { fail("e2e_timeout", "over 240 s"); process.exit(1); }, 240000);
-  for (const t of [nonStream, streamTools, forcedFunction, toolChoiceNone, jsonSchema, completions, stopStrings, errors, stream200]) {
+  for (const t of [nonStream, streamTools, forcedFunction, toolChoiceNone, jsonSchema, completions, stopStrings, deterministic, errors, stream200]) {
     const t0 = Date.now();
     try { await t(); console.log(`  ${t.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`); } catch (e) { fail(t.name, String(e && e.stack || e).slice(0, 400)); }
   }
