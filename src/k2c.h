@@ -157,6 +157,11 @@ void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y);
 void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
 /* y [nrows] = rows r0 .. r0+nrows-1 of W times x [cols]; single-threaded (callers parallelize). */
 void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
+/* Prompt GEMM (gemm.c): X [T, C] packed once into blocks of 32 tokens, then any number of row tiles
+ * w [nr, C] (fp32) give Y[:, 0..nr) with row stride ldy. */
+size_t k2c_gemm_packed_size(int T, int C);
+void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp);
+void k2c_gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy);
 /* Which SIMD level the kernels picked at run time: "avx512", "avx2" or "scalar". K2C_SIMD env overrides. */
 const char *k2c_simd_name(void);
 int k2c_simd_force(const char *name);   /* "scalar" or "avx512" (if the CPU has it); -1 if not possible */
@@ -257,6 +262,26 @@ void k2c_sampler_free(k2c_sampler *s);
 int k2c_sample(k2c_sampler *s, const float *logits);
 uint64_t k2c_rng_next(uint64_t *state);
 float k2c_rng_uniform(uint64_t *state);     /* [0, 1) */
+
+/* ------------------------------------------------------------------ generation loop (generate.c) */
+typedef enum { K2C_STOP_LENGTH, K2C_STOP_EOS, K2C_STOP_CALLBACK, K2C_STOP_CANCEL, K2C_STOP_CONTEXT } k2c_stop_reason;
+typedef struct {
+    int max_tokens;
+    const int *stop_ids; int nstop;     /* besides the config's eos_token_id */
+    volatile int *cancel;               /* checked before each token; may be NULL */
+} k2c_gen_opts;
+typedef struct {
+    int prompt_tokens, generated;
+    double prefill_s, decode_s;
+    k2c_stop_reason stop;
+    int pending;                        /* last sampled id (stop token included) not yet in the cache, or -1 */
+} k2c_gen_stats;
+typedef int (*k2c_token_fn)(void *ctx, int id);   /* nonzero stops the generation */
+/* Prefills prompt [T] after what s holds, then samples up to max_tokens; each new token (stop tokens
+ * excluded) goes to on_token. The last sampled token is not in the cache when it returns (st->pending):
+ * a conversation feeds it first in the next turn. */
+int k2c_generate(k2c_state *s, k2c_sampler *sm, const int *prompt, int T, const k2c_gen_opts *o,
+                 k2c_token_fn on_token, void *ctx, k2c_gen_stats *st);
 
 /* ------------------------------------------------------------------ threads */
 void k2c_set_threads(int n);                /* 0 = all cores */
