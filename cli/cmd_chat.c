@@ -49,7 +49,7 @@ typedef struct {
     json_t *messages;       /* the conversation (templated models) */
     char *doc; size_t doclen;        /* the running text (base models) */
     int stop_ids[2], nstop;
-    int max_tokens;
+    int max_tokens, ignore_eos;
     float temperature, top_p;
     uint64_t seed;
     k2c_detok dt;
@@ -124,7 +124,8 @@ static int turn(chat *c, const char *user, int show_speed) {
     c->ncached = n;
     c->alen = 0;
     k2c_detok_init(&c->dt, c->tok);
-    k2c_gen_opts o = {.max_tokens = c->max_tokens, .stop_ids = c->stop_ids, .nstop = c->nstop, .cancel = &cancel_flag};
+    k2c_gen_opts o = {.max_tokens = c->max_tokens, .stop_ids = c->stop_ids, .nstop = c->nstop, .cancel = &cancel_flag,
+                      .ignore_eos = c->ignore_eos};
     k2c_gen_stats st;
     cancel_flag = 0;
     generating = 1;
@@ -184,6 +185,7 @@ static int chat_open(chat *c, cli_args *a, const char *cmd) {
     c->temperature = (float)cli_num(a, "temperature", 0.7);
     c->top_p = (float)cli_num(a, "top-p", 0.9);
     c->seed = (uint64_t)cli_int(a, "seed", 0);
+    c->ignore_eos = cli_flag(a, "ignore-eos");
     int ctx = (int)cli_int(a, "ctx", 0);
     if (c->seed == 0) c->seed = (uint64_t)k2c_now() * 1000003u;
     if (cli_load_tokenizer(a, dir, &c->tok) != 0 || cli_load_model(a, &c->m, dir) != 0) { cli_done(a); return cli_fail(cmd); }
@@ -211,7 +213,7 @@ static const char *HELP =
 static int cmd_chat(int argc, char **argv) {
     cli_args a;
     chat c;
-    if (cli_parse(&a, argc, argv, "")) return 2;
+    if (cli_parse(&a, argc, argv, "ignore-eos")) return 2;
     int rc = chat_open(&c, &a, "chat");
     if (rc) { chat_free(&c); return rc; }
     struct sigaction sa = {0};
@@ -252,13 +254,13 @@ static int cmd_chat(int argc, char **argv) {
     return 0;
 }
 CLI_COMMAND(cmd_chat_def, "chat",
-            "[--model DIR] [--tokenizer DIR] [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--ctx N] [--threads N]",
+            "[--model DIR] [--tokenizer DIR] [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--ctx N] [--threads N] [--ignore-eos]",
             "Interactive, streaming, multi-turn conversation (default model: the bundled models/k2-mini).", cmd_chat)
 
 static int cmd_run(int argc, char **argv) {
     cli_args a;
     chat c;
-    if (cli_parse(&a, argc, argv, "")) return 2;
+    if (cli_parse(&a, argc, argv, "ignore-eos")) return 2;
     if (a.npos != 1) { fprintf(stderr, "k2c run: give the prompt as one argument\n"); cli_done(&a); return 2; }
     const char *prompt = a.pos[0];
     int rc = chat_open(&c, &a, "run");

@@ -29,6 +29,7 @@ int k2c_generate(k2c_state *s, k2c_sampler *sm, const int *prompt, int T, const 
         st->pending = id;
         int is_stop = id == c->eos_token_id;
         for (int i = 0; i < o->nstop && !is_stop; i++) is_stop = id == o->stop_ids[i];
+        if (o->ignore_eos) is_stop = 0;
         if (is_stop) { st->stop = K2C_STOP_EOS; break; }
         st->generated++;
         if (on_token && on_token(ctx, id)) { st->stop = K2C_STOP_CALLBACK; break; }

@@ -269,6 +269,7 @@ typedef struct {
     int max_tokens;
     const int *stop_ids; int nstop;     /* besides the config's eos_token_id */
     volatile int *cancel;               /* checked before each token; may be NULL */
+    int ignore_eos;                     /* run to max_tokens (benchmarks, tests) */
 } k2c_gen_opts;
 typedef struct {
     int prompt_tokens, generated;

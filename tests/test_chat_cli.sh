@@ -18,7 +18,7 @@ out=$(printf 'Hi\n' | $K2C chat --model "$M" --max-tokens 400 --seed 3 --tempera
 if echo "$out" | grep -q '^\[[0-9]* tokens'; then pass chat_answers_once; else fail chat_answers_once "$out"; fi
 # Ctrl-C during a long answer stops that answer; the next one still comes
 fifo="$TMP/in"; rm -f "$fifo"; mkfifo "$fifo"
-$K2C chat --model "$M" --max-tokens 100000 --ctx 120000 --temperature 1.0 --seed 5 <"$fifo" >"$TMP/cc.out" 2>"$TMP/cc.err" &
+$K2C chat --model "$M" --max-tokens 100000 --ctx 120000 --temperature 1.0 --seed 5 --ignore-eos <"$fifo" >"$TMP/cc.out" 2>"$TMP/cc.err" &
 pid=$!
 exec 7>"$fifo"
 echo "Write a very long story." >&7
