@@ -381,6 +381,31 @@ void k2c_dataset_close(k2c_dataset *d);
 /* Window number idx of a run: T+1 tokens at a position that depends only on (seed, idx). */
 void k2c_dataset_window(const k2c_dataset *d, uint64_t seed, uint64_t idx, int T, int *ids, int *targets);
 
+/* ---- the training loop (train_loop.c) */
+typedef struct {
+    const char *data_dir;       /* DIR with train*.bin (and val*.bin for evaluation) */
+    const char *out_dir;        /* checkpoints: OUT/step_NNNNNNN/ + OUT/LATEST */
+    const char *log_path;       /* JSONL, one line per step */
+    int steps, batch, seq, accum, warmup, eval_every, eval_batches, save_every, progress;
+    int stop_after;             /* stop after this step as if killed (tests); 0: run to the end */
+    char schedule[16];          /* "wsd", "cosine" or "const" */
+    float decay_frac;           /* WSD: share of the steps in the final (cosine) decay */
+    float lr_min;               /* end of the decay (default 0.1 x peak) */
+    uint64_t seed;              /* data windows */
+    float aux_alpha;            /* sequence-wise aux loss weight (0: off) */
+    k2c_dtype save_dtype;       /* K2C_F32 or K2C_BF16 for model.safetensors */
+} k2c_train_opts;
+void k2c_train_opts_defaults(k2c_train_opts *t);
+float k2c_lr_at(const k2c_train_opts *t, float peak, long step);   /* step counts from 1 */
+/* Trains from o->step + 1 to t->steps. */
+int k2c_train_run(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t);
+/* A checkpoint folder: config.json + model.safetensors (loadable by k2c_model_load) + optimizer.safetensors
+ * (step, moments, fp32 master weights, data seed). */
+int k2c_ckpt_save(const k2c_tmodel *m, const k2c_optim *o, const char *dir, k2c_dtype dtype, uint64_t seed);
+/* path: a checkpoint folder or a run folder with LATEST. Loads the model, the optimizer state (o's
+ * hyper-parameters stay as the caller set them; o is initialized here) and the data seed. */
+int k2c_ckpt_load(k2c_tmodel *m, k2c_optim *o, const char *path, uint64_t *seed);
+
 /* ---- plot (plot.c): SVG line charts of JSONL logs */
 int k2c_plot_logs(const char *out, int nlogs, const char *const *logs, const char *x_key);
 
