@@ -4,6 +4,8 @@
 #include "../src/k2c.h"
 #include "check.h"
 
+#include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #define GOLD "tests/data/golden/k2-tiny-train"
@@ -361,7 +363,114 @@ static void test_golden_steps(void) {
     k2c_tmodel_free(&m);
 }
 
+
+/* Train a few steps, save (F32 and BF16), load with the inference loader and compare its prefill logits
+ * with the training forward's logits. Also for a plain-q_proj model. */
+static void ckpt_roundtrip(int variant) {
+    k2c_config c;
+    k2c_config_preset(&c, "k2-tiny");
+    if (variant) { c.q_lora_rank = 0; c.n_shared_experts = 2; c.rope_yarn = 0; }
+    k2c_tmodel m;
+    k2c_optim o;
+    k2c_tacts a;
+    if (k2c_tmodel_init(&m, &c, 3)) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    k2c_optim_defaults(&o, K2C_OPT_MUONCLIP);
+    o.lr = 0.01f; o.tau = 1.0f;
+    EXPECT(k2c_optim_init(&o, &m) == 0 && k2c_tacts_init(&a, &m, 2, 24) == 0, "%s", k2c_errmsg());
+    enum { B = 2, T = 24 };
+    int ids[B * T], tg[B * T];
+    for (int step = 0; step < 3; step++) {
+        for (int i = 0; i < B * T; i++) ids[i] = (int)((frand() + 1) * 256) % 512;
+        for (int i = 0; i < B * T; i++) tg[i] = i % T == T - 1 ? -1 : ids[i + 1];
+        double l; int n;
+        memset(m.g, 0, m.nw * sizeof(float));
+        k2c_tacts_reset_stats(&a, &m);
+        EXPECT(k2c_train_forward(&m, &a, ids, tg, B, T, 0, &l, &n, NULL) == 0, "%s", k2c_errmsg());
+        k2c_train_backward(&m, &a, 1.0f / n);
+        k2c_optim_step(&o, &m, o.lr);
+        k2c_qk_clip(&m, a.attn_max, o.tau, NULL);
+        k2c_bias_update(&m, a.load, 1e-2f, NULL);
+    }
+    float *lt = malloc((size_t)B * T * 512 * sizeof *lt), *li = malloc((size_t)T * 512 * sizeof *li);
+    double l; int n;
+    k2c_train_forward(&m, &a, ids, tg, B, T, 0, &l, &n, lt);
+    const char *tmp = getenv("K2C_TMP") ? getenv("K2C_TMP") : "/tmp";
+    for (int bf = 0; bf < 2; bf++) {
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s/train_ckpt_%d_%d", tmp, variant, bf);
+        EXPECT(k2c_ckpt_save(&m, &o, dir, bf ? K2C_BF16 : K2C_F32, 1) == 0, "%s", k2c_errmsg());
+        k2c_model im;
+        if (k2c_model_load(&im, dir)) { EXPECT(0, "inference load: %s", k2c_errmsg()); continue; }
+        k2c_state s;
+        EXPECT(k2c_state_init(&s, &im, 64) == 0, "%s", k2c_errmsg());
+        for (int b = 0; b < B; b++) {          /* each training row is its own sequence */
+            k2c_state_reset(&s);
+            EXPECT(k2c_prefill(&s, ids + b * T, T, li, NULL, NULL) == 0, "%s", k2c_errmsg());
+            float e = rel_err(li, lt + (size_t)b * T * 512, (size_t)T * 512);
+            EXPECT(e < (bf ? 3e-2f : 1e-4f), "variant %d %s row %d: inference vs training logits rel err %g", variant,
+                   bf ? "bf16" : "f32", b, e);
+        }
+        k2c_state_free(&s);
+        k2c_model_free(&im);
+        /* the optimizer state comes back exactly */
+        k2c_tmodel m2;
+        k2c_optim o2;
+        k2c_optim_defaults(&o2, K2C_OPT_MUONCLIP);
+        uint64_t seed = 0;
+        if (k2c_ckpt_load(&m2, &o2, dir, &seed)) { EXPECT(0, "%s", k2c_errmsg()); continue; }
+        EXPECT(o2.step == 3 && seed == 1 && !memcmp(m2.w, m.w, m.nw * 4) && !memcmp(o2.m, o.m, m.nw * 4) &&
+               !memcmp(o2.v, o.v, m.nw * 4), "checkpoint state differs");
+        k2c_optim_free(&o2);
+        k2c_tmodel_free(&m2);
+    }
+    free(lt); free(li);
+    k2c_tacts_free(&a);
+    k2c_optim_free(&o);
+    k2c_tmodel_free(&m);
+}
+static void test_ckpt_inference(void) { ckpt_roundtrip(0); ckpt_roundtrip(1); }
+
+/* NS5 output has singular values near 1 (the quintic's fixed band is about [0.7, 1.2]). */
+static void test_ns5(void) {
+    enum { A = 12, Bc = 20 };
+    float X[A * Bc], tmp[2 * A * A + 2 * A * Bc], Xt[Bc * A], G[A * A];
+    fill(X, A * Bc, 1);
+    for (int i = 0; i < A; i++) for (int j = 0; j < Bc; j++) Xt[j * A + i] = X[i * Bc + j];
+    k2c_ns5(X, A, Bc, 5, tmp);
+    k2c_ns5(Xt, Bc, A, 5, tmp);                    /* tall: the transpose of the wide result */
+    float e = 0, dmin = 9, dmax = 0;
+    for (int i = 0; i < A; i++) for (int j = 0; j < Bc; j++) e = fmaxf(e, fabsf(Xt[j * A + i] - X[i * Bc + j]));
+    for (int i = 0; i < A; i++)
+        for (int j = 0; j < A; j++) {
+            double s = 0;
+            for (int k = 0; k < Bc; k++) s += (double)X[i * Bc + k] * X[j * Bc + k];
+            G[i * A + j] = (float)s;
+        }
+    for (int i = 0; i < A; i++) { dmin = fminf(dmin, G[i * A + i]); dmax = fmaxf(dmax, G[i * A + i]); }
+    EXPECT(e < 1e-5f, "tall vs wide NS5 differ by %g", e);
+    EXPECT(dmin > 0.4f && dmax < 1.5f, "X X^T diagonal in [%g, %g]", dmin, dmax);
+}
+
+/* The bias update moves overloaded experts down and underloaded ones up; MaxVio as defined. */
+static void test_bias_update(void) {
+    k2c_config c;
+    k2c_config_preset(&c, "k2-tiny");
+    c.num_hidden_layers = 2; c.n_routed_experts = 4; c.num_experts_per_tok = 1;
+    k2c_tmodel m;
+    if (k2c_tmodel_init(&m, &c, 1)) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    double load[2 * 5] = {0, 0, 0, 0, 0, 6, 2, 2, 2, 12};   /* layer 1: 12 tokens, mean 3 */
+    float mv[2];
+    k2c_bias_update(&m, load, 0.5f, mv);
+    const float *b = m.w + m.layers[1].bias;
+    EXPECT(b[0] == -0.5f && b[1] == 0.5f && b[3] == 0.5f, "bias %g %g %g %g", b[0], b[1], b[2], b[3]);
+    EXPECT(mv[0] == 0 && fabsf(mv[1] - 1.0f) < 1e-6f, "maxvio %g %g", mv[0], mv[1]);
+    k2c_tmodel_free(&m);
+}
+
 int main(void) {
+    /* the tensors here are tiny: threads only add synchronization (and noise on a shared machine) */
+    omp_set_num_threads(1);
+    openblas_set_num_threads(1);
     run_test("train_fd_rmsnorm", test_fd_rmsnorm);
     run_test("train_fd_rope", test_fd_rope);
     run_test("train_fd_attention", test_fd_attention);
@@ -371,5 +480,8 @@ int main(void) {
     run_test("train_fd_model", test_fd_model);
     run_test("train_golden_grad", test_golden_grad);
     run_test("train_golden_muonclip_2steps", test_golden_steps);
+    run_test("train_ns5", test_ns5);
+    run_test("train_bias_update", test_bias_update);
+    run_test("train_checkpoint_inference_logits", test_ckpt_inference);
     return check_exit();
 }
