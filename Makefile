@@ -8,10 +8,12 @@
 CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2
+EXTRA   ?=
 CFLAGS  ?=
-CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_GNU_SOURCE -fopenmp -Isrc \
-           -I/usr/include/x86_64-linux-gnu/openblas-pthread
-LDLIBS  += -ljansson -lpcre2-8 -lopenblas -lmicrohttpd -lm -fopenmp
+CFLAGS  += $(EXTRA) -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_GNU_SOURCE -fopenmp -Isrc \
+           -I/usr/include/x86_64-linux-gnu/openblas-openmp
+BLASDIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+LDLIBS  += $(EXTRA) -ljansson -lpcre2-8 -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lmicrohttpd -lm -fopenmp
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  := $(sort $(wildcard src/*.c))
@@ -47,7 +49,7 @@ test: all
 	@K2C=$(BUILD)/k2c K2C_TESTS=$(BUILD)/tests bash tests/run.sh
 
 sanitize:
-	$(MAKE) BUILD=build-san OPT="-O1" CFLAGS="$(SAN)" LDLIBS="$(SAN)" all
+	$(MAKE) BUILD=build-san OPT="-O1" EXTRA="$(SAN)" all
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 K2C_SANITIZE=1 \
 	  K2C=build-san/k2c K2C_TESTS=build-san/tests bash tests/run.sh
 

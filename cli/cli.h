@@ -37,5 +37,7 @@ const char *cli_need(cli_args *a, const char *name);        /* required: NULL + 
 int cli_done(cli_args *a);                                   /* -1 (after printing) if an option was never read */
 /* "3,17,42" -> malloc'd ints; NULL + error on a bad list */
 int *cli_parse_ids(const char *s, int *n);
-int cli_fail(const char *cmd);                               /* prints "k2c CMD: error: <k2c_errmsg()>", returns 1 */
+int cli_fail(const char *cmd);
+/* Sets --threads and loads a model folder, timing it. 0, or -1 with k2c_errmsg() set. */
+int cli_load_model(cli_args *a, k2c_model *m, const char *dir);                               /* prints "k2c CMD: error: <k2c_errmsg()>", returns 1 */
 #endif

@@ -151,7 +151,7 @@ int k2c_config_parse(k2c_config *cfg, const char *text, const char *where) {
     cfg->num_attention_heads = get_int(&c, o, "num_attention_heads", REQ, 1, 1024);
     cfg->n_routed_experts = get_int(&c, o, "n_routed_experts", 0, 0, 1024);
     cfg->n_shared_experts = get_int(&c, o, "n_shared_experts", 0, 0, 64);
-    cfg->num_experts_per_tok = get_int(&c, o, "num_experts_per_tok", 0, 0, 1024);
+    cfg->num_experts_per_tok = get_int(&c, o, "num_experts_per_tok", 0, 0, 64);
     cfg->n_group = get_int(&c, o, "n_group", 1, 1, 1024);
     cfg->topk_group = get_int(&c, o, "topk_group", 1, 1, 1024);
     const char *sf = get_str(&c, o, "scoring_func", "sigmoid");

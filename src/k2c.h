@@ -80,6 +80,11 @@ typedef struct {
  * model.safetensors.index.json). Every header entry is checked: dtype, shape, offsets inside the data
  * area, no overlaps, byte count = numel * dtype size. */
 int k2c_st_open(k2c_safetensors *st, const char *path);
+/* How files are brought into memory: mmap (starts at once, works for models larger than RAM), copy into
+ * anonymous huge-page memory (about 2x faster decode: no 4 KB TLB misses), or auto (the default: copy
+ * each file while it takes under half of the available memory, else mmap). */
+typedef enum { K2C_LOAD_AUTO, K2C_LOAD_MMAP, K2C_LOAD_COPY } k2c_load_mode;
+extern k2c_load_mode k2c_st_load_mode;
 void k2c_st_close(k2c_safetensors *st);
 const k2c_tensor *k2c_st_find(const k2c_safetensors *st, const char *name);
 
@@ -142,6 +147,10 @@ size_t k2c_linear_bytes(const k2c_linear *l);           /* bytes read per full p
 void k2c_linear_dequant_rows(const k2c_linear *l, int r0, int nrows, float *out);
 /* y [rows] = W x [cols]; multi-threaded over rows. */
 void k2c_matvec(const k2c_linear *l, const float *x, float *y);
+/* Several independent matvecs in one parallel loop (one fork/join for all). */
+#define K2C_MATVEC_BATCH_MAX 160
+typedef struct { const k2c_linear *l; const float *x; float *y; } k2c_matvec_job;
+void k2c_matvec_batch(const k2c_matvec_job *jobs, int n);
 /* Y [T, rows] = X [T, cols] W^T. Small T: matvec per row; large T: dequantized tiles + sgemm. */
 void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y);
 /* y [cols] = W^T x [rows] over rows r0 .. r0+nrows-1 of W (x has nrows entries); single-threaded. */
@@ -196,6 +205,10 @@ int k2c_model_load(k2c_model *m, const char *dir);
 void k2c_model_free(k2c_model *m);
 /* Parameter counts (total, active per token) and weight bytes. */
 void k2c_model_counts(const k2c_config *c, double *total, double *active);
+
+/* Writes a random checkpoint of shape c in the Hugging Face layout: dtype "f32", "bf16", "fp8" (e4m3 +
+ * 128x128 scales) or "int4" (routed experts pack-quantized); shards > 1 gives model-I-of-N files + index. */
+int k2c_mkmodel(const k2c_config *c, const char *dtype, int shards, uint64_t seed, const char *outdir);
 
 /* ------------------------------------------------------------------ inference state */
 typedef struct {

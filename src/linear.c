@@ -10,6 +10,7 @@
  * them (K2C_SIMD=scalar forces the portable path, which the tests also run). */
 #include "k2c.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -125,6 +126,9 @@ static float dot_row_scalar(const k2c_linear *l, int r, const float *x) {
 
 /* ------------------------------------------------------------------ AVX-512 row dots */
 #if defined(__x86_64__)
+#ifndef K2C_PF_DIST
+#define K2C_PF_DIST 2048
+#endif
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
 
 AVX512 static inline float tail_bf16(const uint16_t *w, const float *x, int j, int n) {
@@ -137,6 +141,10 @@ AVX512 static float dot_bf16_avx512(const uint16_t *w, const float *x, int n) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
     int j = 0;
     for (; j + 64 <= n; j += 64) {
+        /* The hardware prefetcher stops at 4 KB page boundaries (one BF16 row of 2048 is one page):
+         * fetch the next rows ahead ourselves. */
+        _mm_prefetch((const char *)(w + j) + K2C_PF_DIST, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + j) + K2C_PF_DIST + 64, _MM_HINT_T0);
         __m512i w0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j)));
         __m512i w1 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j + 16)));
         __m512i w2 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j + 32)));
@@ -240,21 +248,90 @@ static inline float dot_row(const k2c_linear *l, int r, const float *x, const fl
     return dot_row_scalar(l, r, x);
 }
 
+/* SIMD dequantization of one row (prefill tiles). */
+#if defined(__x86_64__)
+AVX512 static void dequant_row_bf16_avx512(const uint16_t *w, int n, float *out) {
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        _mm512_storeu_ps(out + j, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j))), 16)));
+    for (; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
+}
+AVX512 static void dequant_row_fp8_avx512(const uint8_t *w, int n, const float *scale, int block, float *out) {
+    for (int j0 = 0; j0 < n; j0 += block) {
+        int j1 = j0 + block < n ? j0 + block : n, j = j0;
+        __m512 sc = _mm512_set1_ps(scale[j0 / block]);
+        for (; j + 16 <= j1; j += 16)
+            _mm512_storeu_ps(out + j, _mm512_mul_ps(fp8x16_to_f32(_mm_loadu_si128((const __m128i *)(w + j))), sc));
+        for (; j < j1; j++) out[j] = fp8_lut[w[j]] * scale[j0 / block];
+    }
+}
+#endif
+
+static void dequant_row_fast(const k2c_linear *l, int r, float *out) {
+#if defined(__x86_64__)
+    if (simd_level == 2) {
+        size_t off = (size_t)r * (size_t)l->cols;
+        if (l->fmt == K2C_FMT_BF16) { dequant_row_bf16_avx512((const uint16_t *)l->w + off, l->cols, out); return; }
+        if (l->fmt == K2C_FMT_FP8) {
+            dequant_row_fp8_avx512((const uint8_t *)l->w + off, l->cols, l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols,
+                                   l->block, out);
+            return;
+        }
+    }
+#endif
+    dequant_row(l, r, out);
+}
+
+static inline float dot_f32(const float *a, const float *b, int n) {
+#if defined(__x86_64__)
+    if (simd_level == 2) return dot_f32_avx512(a, b, n);
+#endif
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
 /* ------------------------------------------------------------------ matvec */
+/* Several independent y = W x share one parallel loop over row chunks, so a decode step pays for one
+ * fork/join per stage (e.g. the gate and up projections of all chosen experts) instead of one per matrix.
+ * Chunks are handed out dynamically: when another process takes a core, the other thread keeps going. */
+#define MV_CHUNK 32
+void k2c_matvec_batch(const k2c_matvec_job *jobs, int n) {
+    int nchunks = 0;
+    float *xs[K2C_MATVEC_BATCH_MAX] = {0};
+    int start[K2C_MATVEC_BATCH_MAX + 1];
+    assert(n <= K2C_MATVEC_BATCH_MAX);
+    for (int i = 0; i < n; i++) {
+        const k2c_linear *l = jobs[i].l;
+        start[i] = nchunks;
+        nchunks += (l->rows + MV_CHUNK - 1) / MV_CHUNK;
+        if (l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0 && (xs[i] = malloc((size_t)l->cols * sizeof(float))))
+            int4_shuffle_x(jobs[i].x, l->cols, xs[i]);
+    }
+    start[n] = nchunks;
+    size_t work = 0;
+    for (int i = 0; i < n; i++) work += (size_t)jobs[i].l->rows * (size_t)jobs[i].l->cols;
+    int par = work >= (1u << 16) && omp_get_max_threads() > 1 && !omp_in_parallel();
+    #pragma omp parallel for schedule(dynamic, 1) if (par)
+    for (int c = 0; c < nchunks; c++) {
+        int j = 0;
+        while (start[j + 1] <= c) j++;
+        const k2c_linear *l = jobs[j].l;
+        int r0 = (c - start[j]) * MV_CHUNK, r1 = r0 + MV_CHUNK < l->rows ? r0 + MV_CHUNK : l->rows;
+        for (int r = r0; r < r1; r++) jobs[j].y[r] = dot_row(l, r, jobs[j].x, xs[j]);
+    }
+    for (int i = 0; i < n; i++) free(xs[i]);
+}
+
+void k2c_matvec(const k2c_linear *l, const float *x, float *y) {
+    k2c_matvec_job j = {l, x, y};
+    k2c_matvec_batch(&j, 1);
+}
+
 void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y) {
     float *xs = NULL;
     if (l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0 && (xs = malloc((size_t)l->cols * sizeof *xs))) int4_shuffle_x(x, l->cols, xs);
     for (int i = 0; i < nrows; i++) y[i] = dot_row(l, r0 + i, x, xs);
-    free(xs);
-}
-
-void k2c_matvec(const k2c_linear *l, const float *x, float *y) {
-    float *xs = NULL;
-    if (l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0 && (xs = malloc((size_t)l->cols * sizeof *xs))) int4_shuffle_x(x, l->cols, xs);
-    /* Small matrices are not worth waking threads for. */
-    int par = (size_t)l->rows * (size_t)l->cols >= (1u << 16) && omp_get_max_threads() > 1 && !omp_in_parallel();
-    #pragma omp parallel for schedule(static) if (par)
-    for (int r = 0; r < l->rows; r++) y[r] = dot_row(l, r, x, xs);
     free(xs);
 }
 
@@ -263,7 +340,7 @@ void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, f
     memset(y, 0, (size_t)l->cols * sizeof *y);
     if (!row) abort();   /* a few KB; nothing sensible to do without it */
     for (int i = 0; i < nrows; i++) {
-        dequant_row(l, r0 + i, row);
+        dequant_row_fast(l, r0 + i, row);
         float xi = x[i];
         for (int j = 0; j < l->cols; j++) y[j] += xi * row[j];
     }
@@ -271,33 +348,58 @@ void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, f
 }
 
 /* ------------------------------------------------------------------ matmul */
+/* Y [T, R] = X [T, C] W^T.
+ *  T <= 2:  fused dequant-dot per token (memory bound, like decode).
+ *  T <= 32: each weight row is dequantized once into L1 and dotted with all T inputs.
+ *  larger:  each thread dequantizes tiles of rows into its own buffer and runs sgemm on them
+ *           (OpenBLAS's OpenMP build runs single-threaded inside our parallel region). */
+#define SMALL_T 32
 void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) {
     int R = l->rows, C = l->cols;
     if (T <= 2) {
+        float *y = malloc((size_t)R * sizeof *y);
+        if (!y) abort();
         for (int t = 0; t < T; t++) {
-            float *y = malloc((size_t)R * sizeof *y);
-            if (!y) abort();
             k2c_matvec(l, X + (size_t)t * C, y);
             memcpy(Y + (size_t)t * R, y, (size_t)R * sizeof *y);
-            free(y);
         }
+        free(y);
         return;
     }
-    if (l->fmt == K2C_FMT_F32) {
+    if (l->fmt == K2C_FMT_F32 && T > SMALL_T) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, R, C, 1.0f, X, C, (const float *)l->w, C, 0.0f, Y, R);
         return;
     }
-    /* Tiles of rows dequantized to fp32 (about 4 MB), each multiplied by sgemm. */
-    int tile = (int)((1u << 20) / (unsigned)C);
-    if (tile < 16) tile = 16;
-    if (tile > R) tile = R;
-    float *buf = malloc((size_t)tile * (size_t)C * sizeof *buf);
-    if (!buf) abort();
-    for (int r0 = 0; r0 < R; r0 += tile) {
-        int nr = r0 + tile <= R ? tile : R - r0;
-        #pragma omp parallel for schedule(static) if (!omp_in_parallel())
-        for (int i = 0; i < nr; i++) dequant_row(l, r0 + i, buf + (size_t)i * C);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, C, 1.0f, X, C, buf, C, 0.0f, Y + r0, R);
+    int par = (size_t)R * (size_t)C * (size_t)T >= (1u << 18) && !omp_in_parallel();
+    if (T <= SMALL_T) {
+        #pragma omp parallel if (par)
+        {
+            float *row = l->fmt == K2C_FMT_F32 ? NULL : malloc((size_t)C * sizeof *row);
+            if (l->fmt != K2C_FMT_F32 && !row) abort();
+            #pragma omp for schedule(dynamic, 16)
+            for (int r = 0; r < R; r++) {
+                const float *w = (const float *)l->w + (size_t)r * C;
+                if (row) { dequant_row_fast(l, r, row); w = row; }
+                for (int t = 0; t < T; t++) Y[(size_t)t * R + r] = dot_f32(w, X + (size_t)t * C, C);
+            }
+            free(row);
+        }
+        return;
     }
-    free(buf);
+    /* about 256 KB of fp32 weights per tile: stays in L2 while sgemm streams X past it */
+    int tile = (int)((64u << 10) / (unsigned)C);
+    if (tile < 16) tile = 16;
+    int ntiles = (R + tile - 1) / tile;
+    #pragma omp parallel if (par)
+    {
+        float *buf = malloc((size_t)tile * (size_t)C * sizeof *buf);
+        if (!buf) abort();   /* 256 KB per thread */
+        #pragma omp for schedule(dynamic, 1)
+        for (int ti = 0; ti < ntiles; ti++) {
+            int r0 = ti * tile, nr = r0 + tile <= R ? tile : R - r0;
+            for (int i = 0; i < nr; i++) dequant_row_fast(l, r0 + i, buf + (size_t)i * C);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, C, 1.0f, X, C, buf, C, 0.0f, Y + r0, R);
+        }
+        free(buf);
+    }
 }

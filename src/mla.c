@@ -43,19 +43,30 @@ static int project_qkv(k2c_state *s, int layer, const float *XN, int T, float *Q
     const k2c_layer *ly = &m->layers[layer];
     int H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, r = c->kv_lora_rank;
     int qd = dn + dr, ql = c->q_lora_rank;
-    float *tmp = malloc((size_t)T * (size_t)((ql > r + dr ? ql : r + dr)) * sizeof *tmp);
+    float *tmp = malloc(((size_t)T * (size_t)((ql > r + dr ? ql : r + dr)) + (size_t)ql) * sizeof *tmp);
     if (!tmp) { k2c_seterr("out of memory"); return -1; }
-    if (ql) {
-        k2c_matmul(&ly->q_a, XN, T, tmp);
-        for (int t = 0; t < T; t++) k2c_rmsnorm(tmp + (size_t)t * ql, tmp + (size_t)t * ql, ly->q_a_norm, ql, QK_NORM_EPS);
-        k2c_matmul(&ly->q_b, tmp, T, Q);
+    float *kva = tmp;
+    if (T == 1) {   /* decode: both projections of x in one parallel loop */
+        kva = tmp + (ql > 0 ? ql : 0);
+        k2c_matvec_job j[2] = {{ql ? &ly->q_a : &ly->q, XN, ql ? tmp : Q}, {&ly->kv_a, XN, kva}};
+        k2c_matvec_batch(j, 2);
+        if (ql) {
+            k2c_rmsnorm(tmp, tmp, ly->q_a_norm, ql, QK_NORM_EPS);
+            k2c_matvec(&ly->q_b, tmp, Q);
+        }
     } else {
-        k2c_matmul(&ly->q, XN, T, Q);
+        if (ql) {
+            k2c_matmul(&ly->q_a, XN, T, tmp);
+            for (int t = 0; t < T; t++) k2c_rmsnorm(tmp + (size_t)t * ql, tmp + (size_t)t * ql, ly->q_a_norm, ql, QK_NORM_EPS);
+            k2c_matmul(&ly->q_b, tmp, T, Q);
+        } else {
+            k2c_matmul(&ly->q, XN, T, Q);
+        }
+        k2c_matmul(&ly->kv_a, XN, T, tmp);
     }
-    k2c_matmul(&ly->kv_a, XN, T, tmp);
     for (int t = 0; t < T; t++) {
         int pos = s->pos + t;
-        float *a = tmp + (size_t)t * (r + dr), *row = cache_row(s, layer, pos);
+        float *a = kva + (size_t)t * (r + dr), *row = cache_row(s, layer, pos);
         k2c_rmsnorm(row, a, ly->kv_a_norm, r, QK_NORM_EPS);
         memcpy(row + r, a + r, (size_t)dr * sizeof *row);
         k2c_rope_apply(row + r, dr, pos, m->inv_freq, m->rope_mscale);

@@ -69,8 +69,13 @@ static int swiglu(const k2c_linear *gate, const k2c_linear *up, const k2c_linear
     int I = gate->rows;
     float *G = malloc((size_t)T * I * sizeof *G), *U = malloc((size_t)T * I * sizeof *U);
     if (!G || !U) { free(G); free(U); k2c_seterr("out of memory"); return -1; }
-    k2c_matmul(gate, X, T, G);
-    k2c_matmul(up, X, T, U);
+    if (T == 1) {
+        k2c_matvec_job j[2] = {{gate, X, G}, {up, X, U}};
+        k2c_matvec_batch(j, 2);
+    } else {
+        k2c_matmul(gate, X, T, G);
+        k2c_matmul(up, X, T, U);
+    }
     for (size_t i = 0; i < (size_t)T * I; i++) G[i] = G[i] / (1.0f + expf(-G[i])) * U[i];
     k2c_matmul(down, G, T, Y);
     free(G);
@@ -80,6 +85,44 @@ static int swiglu(const k2c_linear *gate, const k2c_linear *up, const k2c_linear
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
+/* One token through an MoE layer: the gate and up projections of the shared expert and every chosen
+ * expert run in one parallel loop, then all down projections in another (two fork/joins per layer). */
+static int ffn_decode(const k2c_model *m, const k2c_layer *ly, const float *x, float *out) {
+    const k2c_config *c = &m->cfg;
+    int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok, I = c->moe_intermediate_size;
+    int IS = ly->gate.w ? ly->gate.rows : 0, idx[64];
+    float logits[1024], w[64];
+    float *buf = malloc(((size_t)3 * (K * I + IS) + (size_t)(K + 1) * D) * sizeof *buf);
+    if (!buf) { k2c_seterr("out of memory"); return -1; }
+    float *g = buf, *u = g + K * I + IS, *ys = u + K * I + IS;
+    k2c_matvec(&ly->router, x, logits);
+    k2c_moe_route(c, logits, ly->router_bias, idx, w, NULL);
+    k2c_matvec_job jobs[130];
+    int n = 0;
+    for (int k = 0; k < K; k++) {
+        jobs[n++] = (k2c_matvec_job){&ly->exp_gate[idx[k]], x, g + k * I};
+        jobs[n++] = (k2c_matvec_job){&ly->exp_up[idx[k]], x, u + k * I};
+    }
+    if (IS) {
+        jobs[n++] = (k2c_matvec_job){&ly->gate, x, g + K * I};
+        jobs[n++] = (k2c_matvec_job){&ly->up, x, u + K * I};
+    }
+    k2c_matvec_batch(jobs, n);
+    for (int i = 0; i < K * I + IS; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    n = 0;
+    for (int k = 0; k < K; k++) jobs[n++] = (k2c_matvec_job){&ly->exp_down[idx[k]], g + k * I, ys + (size_t)k * D};
+    if (IS) jobs[n++] = (k2c_matvec_job){&ly->down, g + K * I, ys + (size_t)K * D};
+    k2c_matvec_batch(jobs, n);
+    for (int d = 0; d < D; d++) {
+        float acc = IS ? ys[(size_t)K * D + d] : 0.0f;
+        for (int k = 0; k < K; k++) acc += w[k] * ys[(size_t)k * D + d];
+        out[d] = acc;
+    }
+    (void)E;
+    free(buf);
+    return 0;
+}
+
 /* FFN of one layer over T tokens: dense SwiGLU, or routed experts + shared experts.
  * Tokens are grouped by expert so each chosen expert's weights are read once for all its tokens.
  * experts: optional [T, k] trace of the chosen experts, sorted ascending. */
@@ -88,6 +131,7 @@ int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float
     const k2c_layer *ly = &m->layers[layer];
     int D = c->hidden_size;
     if (!ly->is_moe) return swiglu(&ly->gate, &ly->up, &ly->down, XN, T, out);
+    if (T == 1 && !experts) return ffn_decode(m, ly, XN, out);
     int E = c->n_routed_experts, K = c->num_experts_per_tok, rc = -1;
     float *logits = malloc((size_t)T * E * sizeof *logits), *w = malloc((size_t)T * K * sizeof *w);
     int *idx = malloc((size_t)T * K * sizeof *idx), *count = calloc((size_t)E + 1, sizeof *count);

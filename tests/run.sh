@@ -7,6 +7,7 @@ export K2C="${K2C:-build/k2c}"
 K2C_TESTS="${K2C_TESTS:-build/tests}"
 export K2C_TMP="$(mktemp -d)"
 trap 'rm -rf "$K2C_TMP"' EXIT
+mkdir -p build/tests
 pass=0; fail=0
 report() {  # $1 = name, $2 = captured output file, $3 = exit code
   local p f

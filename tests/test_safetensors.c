@@ -119,7 +119,26 @@ static void config_errors(void) {
     free(good);
 }
 
+static void load_modes_agree(void) {
+    k2c_safetensors a, b;
+    k2c_st_load_mode = K2C_LOAD_MMAP;
+    int ra = k2c_st_open(&a, "tests/data/golden/k2-tiny-fp8");
+    k2c_st_load_mode = K2C_LOAD_COPY;
+    int rb = k2c_st_open(&b, "tests/data/golden/k2-tiny-fp8");
+    k2c_st_load_mode = K2C_LOAD_AUTO;
+    EXPECT(ra == 0 && rb == 0, "%s", k2c_errmsg());
+    if (ra || rb) return;
+    int same = a.ntensors == b.ntensors;
+    for (int i = 0; same && i < a.ntensors; i++)
+        same = !strcmp(a.tensors[i].name, b.tensors[i].name) && a.tensors[i].nbytes == b.tensors[i].nbytes &&
+               !memcmp(a.tensors[i].data, b.tensors[i].data, a.tensors[i].nbytes);
+    EXPECT(same, "mmap and copy loads differ");
+    k2c_st_close(&a);
+    k2c_st_close(&b);
+}
+
 int main(void) {
+    run_test("safetensors_mmap_and_copy_agree", load_modes_agree);
     run_test("safetensors_golden_single_file", golden_single_file);
     run_test("safetensors_golden_sharded_unpadded", golden_sharded_unpadded);
     run_test("safetensors_write_read_roundtrip", write_read_roundtrip);

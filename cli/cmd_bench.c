@@ -1,0 +1,140 @@
+/* k2c bench: prefill and decode speed of a checkpoint, and decode's effective memory traffic next to the
+ * machine's measured read bandwidth. Decode reads every active weight once per token, so
+ * GB/s = (bytes of attention + dense/shared FFN + k experts + router + head per token) * tokens/s. */
+#include "cli.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* Streaming read of a buffer much larger than the caches, all threads, best of a few passes. */
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static uint64_t read_pass_avx512(const uint64_t *p, size_t n) {
+    __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a = _mm512_xor_si512(a, _mm512_loadu_si512(p + i));
+        b = _mm512_xor_si512(b, _mm512_loadu_si512(p + i + 8));
+    }
+    uint64_t out[8];
+    _mm512_storeu_si512(out, _mm512_xor_si512(a, b));
+    return out[0] ^ out[7];
+}
+#endif
+static uint64_t read_pass(const uint64_t *p, size_t n) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f")) return read_pass_avx512(p, n);
+#endif
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) x ^= p[i];
+    return x;
+}
+
+double k2c_measure_read_bandwidth(size_t bytes) {
+    size_t n = bytes / 8;
+    uint64_t *buf = malloc(n * 8), sink = 0;
+    if (!buf) return 0;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = k2c_now();
+        #pragma omp parallel reduction(^ : sink)
+        {
+            int nt = omp_get_num_threads(), id = omp_get_thread_num();
+            size_t chunk = (n / nt) & ~(size_t)15;
+            sink ^= read_pass(buf + chunk * id, chunk);
+        }
+        double gbs = (double)bytes / (k2c_now() - t0) / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    free(buf);
+    return sink == 42 ? best + 1e-12 : best;   /* keeps the reads alive */
+}
+
+/* Weight bytes one decode step reads. */
+static double decode_bytes(const k2c_model *m) {
+    const k2c_config *c = &m->cfg;
+    double b = (double)k2c_linear_bytes(&m->head) + (double)c->hidden_size * 2;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const k2c_layer *ly = &m->layers[l];
+        const k2c_linear *att[] = {&ly->q_a, &ly->q_b, &ly->q, &ly->kv_a, &ly->kv_b, &ly->o};
+        for (int i = 0; i < 6; i++) if (att[i]->w) b += (double)k2c_linear_bytes(att[i]);
+        if (ly->gate.w) b += (double)(k2c_linear_bytes(&ly->gate) + k2c_linear_bytes(&ly->up) + k2c_linear_bytes(&ly->down));
+        if (ly->is_moe) {
+            b += (double)k2c_linear_bytes(&ly->router);
+            b += (double)c->num_experts_per_tok *
+                 (double)(k2c_linear_bytes(&ly->exp_gate[0]) + k2c_linear_bytes(&ly->exp_up[0]) + k2c_linear_bytes(&ly->exp_down[0]));
+        }
+    }
+    return b;
+}
+
+static int cmd_bench(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "json")) return 2;
+    const char *dir = cli_need(&a, "model");
+    int prompt = (int)cli_int(&a, "prompt", 128), gen = (int)cli_int(&a, "gen", 32);
+    int json = cli_flag(&a, "json");
+    uint64_t seed = (uint64_t)cli_int(&a, "seed", 1);
+    k2c_model m;
+    if (!dir) { cli_done(&a); return 2; }
+    if (cli_load_model(&a, &m, dir) != 0) { cli_done(&a); return cli_fail("bench"); }
+    if (cli_done(&a)) { k2c_model_free(&m); return 2; }
+    int V = m.cfg.vocab_size, rc = 1;
+    int *ids = malloc((size_t)(prompt > 0 ? prompt : 1) * sizeof *ids);
+    float *logits = malloc((size_t)V * sizeof *logits);
+    k2c_state s = {0};
+    if (!ids || !logits || k2c_state_init(&s, &m, prompt + gen + 2) != 0) goto done;
+    uint64_t r = seed;
+    for (int i = 0; i < prompt; i++) ids[i] = (int)(k2c_rng_next(&r) % (uint64_t)V);
+    k2c_log("bench: %d threads, %s kernels; measuring read bandwidth...\n", k2c_get_threads(), k2c_simd_name());
+    double bw = k2c_measure_read_bandwidth((size_t)1 << 30);
+    double tp = 0, pf = 0;
+    if (prompt > 0) {
+        k2c_log("bench: prefill %d tokens...\n", prompt);
+        double t0 = k2c_now();
+        if (k2c_prefill(&s, ids, prompt, NULL, logits, NULL) != 0) goto done;
+        tp = k2c_now() - t0;
+        pf = prompt / tp;
+    } else if (k2c_decode(&s, 1, logits, NULL) != 0) goto done;
+    /* warm-up step, then timed decode of gen tokens (greedy) */
+    int next = 0;
+    for (int i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
+    if (k2c_decode(&s, next, logits, NULL) != 0) goto done;
+    k2c_log("bench: decode %d tokens...\n", gen);
+    double t0 = k2c_now();
+    for (int g = 0; g < gen; g++) {
+        next = 0;
+        for (int i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
+        if (k2c_decode(&s, next, logits, NULL) != 0) goto done;
+        if (g % 8 == 7) k2c_log("\rbench: decode %d/%d (%.2f tok/s)", g + 1, gen, (g + 1) / (k2c_now() - t0));
+    }
+    double td = k2c_now() - t0, dec = gen / td, bytes = decode_bytes(&m), gbs = bytes * dec / 1e9;
+    k2c_log("\n");
+    if (json)
+        printf("{\"threads\":%d,\"prompt\":%d,\"prefill_tok_s\":%.3f,\"gen\":%d,\"decode_tok_s\":%.3f,\"decode_gb_per_token\":%.4f,"
+               "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f}\n",
+               k2c_get_threads(), prompt, pf, gen, dec, bytes / 1e9, gbs, bw, gbs / bw);
+    else {
+        printf("threads            %d (%s kernels)\n", k2c_get_threads(), k2c_simd_name());
+        if (prompt > 0) printf("prefill            %d tokens in %.2f s: %.1f tok/s\n", prompt, tp, pf);
+        printf("decode             %d tokens in %.2f s: %.2f tok/s\n", gen, td, dec);
+        printf("decode traffic     %.3f GB/token -> %.1f GB/s\n", bytes / 1e9, gbs);
+        printf("read bandwidth     %.1f GB/s measured -> decode at %.0f%% of it\n", bw, 100 * gbs / bw);
+    }
+    rc = 0;
+done:
+    if (rc) cli_fail("bench");
+    k2c_state_free(&s);
+    free(ids);
+    free(logits);
+    k2c_model_free(&m);
+    return rc;
+}
+CLI_COMMAND(cmd_bench_def, "bench", "--model DIR [--prompt N] [--gen N] [--threads N] [--json]",
+            "Prefill and decode tokens/s, and decode GB/s next to the measured read bandwidth.", cmd_bench)

@@ -1,0 +1,199 @@
+/* Model commands: logits, generate, info, mkmodel. */
+#include "cli.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Loads DIR with a progress note; sets threads. Returns 0 or prints the error. */
+int cli_load_model(cli_args *a, k2c_model *m, const char *dir) {
+    k2c_set_threads((int)cli_int(a, "threads", 0));
+    const char *load = cli_str(a, "load", "auto");
+    if (strcmp(load, "auto") && strcmp(load, "mmap") && strcmp(load, "copy")) { k2c_seterr("--load must be auto, mmap or copy"); return -1; }
+    k2c_st_load_mode = !strcmp(load, "copy") ? K2C_LOAD_COPY : !strcmp(load, "mmap") ? K2C_LOAD_MMAP : K2C_LOAD_AUTO;
+    double t0 = k2c_now();
+    if (k2c_model_load(m, dir) != 0) return -1;
+    double dt = k2c_now() - t0;
+    if (dt > 0.5) k2c_log("\rloaded %s in %.1f s\n", dir, dt);
+    return 0;
+}
+
+static int cmd_logits(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "decode")) return 2;
+    const char *dir = cli_need(&a, "model"), *ids_s = cli_need(&a, "ids"), *out = cli_need(&a, "out");
+    int decode = cli_flag(&a, "decode");
+    int threads = (int)cli_int(&a, "threads", 0);
+    if (!dir || !ids_s || !out || cli_done(&a)) return 2;
+    k2c_set_threads(threads);
+    int T, rc = 1;
+    int *ids = cli_parse_ids(ids_s, &T);
+    if (!ids) return cli_fail("logits");
+    k2c_model m;
+    k2c_state s = {0};
+    float *logits = NULL;
+    if (k2c_model_load(&m, dir) != 0) { free(ids); return cli_fail("logits"); }
+    int V = m.cfg.vocab_size;
+    logits = malloc((size_t)T * V * sizeof *logits);
+    if (!logits) { k2c_seterr("out of memory"); goto done; }
+    if (k2c_state_init(&s, &m, T) != 0) goto done;
+    if (decode) {
+        for (int t = 0; t < T; t++) if (k2c_decode(&s, ids[t], logits + (size_t)t * V, NULL) != 0) goto done;
+    } else if (k2c_prefill(&s, ids, T, logits, NULL, NULL) != 0) goto done;
+    k2c_tensor t = {.name = "logits", .data = logits};
+    int64_t shape[2] = {T, V};
+    k2c_tensor_set_shape(&t, K2C_F32, 2, shape);
+    if (k2c_st_write(out, 1, &t, NULL, NULL) != 0) goto done;
+    rc = 0;
+done:
+    if (rc) cli_fail("logits");
+    k2c_state_free(&s);
+    free(logits);
+    free(ids);
+    k2c_model_free(&m);
+    return rc;
+}
+CLI_COMMAND(cmd_logits_def, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N]",
+            "Write the logits F32 [T, vocab] of every position (prefill, or token by token with --decode) as safetensors.",
+            cmd_logits)
+
+static int cmd_generate_ids(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "")) return 2;
+    const char *dir = cli_need(&a, "model"), *ids_s = cli_need(&a, "ids");
+    int max_tokens = (int)cli_int(&a, "max-tokens", 64), top_k = (int)cli_int(&a, "top-k", 0);
+    float temp = (float)cli_num(&a, "temperature", 0.8), top_p = (float)cli_num(&a, "top-p", 0.95);
+    float min_p = (float)cli_num(&a, "min-p", 0.0);
+    uint64_t seed = (uint64_t)cli_int(&a, "seed", 0);
+    int ctx = (int)cli_int(&a, "ctx", 0);
+    k2c_model m;
+    if (!dir || !ids_s || cli_load_model(&a, &m, dir) != 0) { cli_done(&a); return dir && ids_s ? cli_fail("generate") : 2; }
+    if (cli_done(&a)) { k2c_model_free(&m); return 2; }
+    int T, rc = 1;
+    int *ids = cli_parse_ids(ids_s, &T);
+    k2c_state s = {0};
+    k2c_sampler sm;
+    k2c_sampler_init(&sm, m.cfg.vocab_size, temp, top_p, top_k, min_p, seed);
+    float *logits = malloc((size_t)m.cfg.vocab_size * sizeof *logits);
+    if (!ids || !logits) goto done;
+    if (ctx <= 0) ctx = T + max_tokens;
+    if (k2c_state_init(&s, &m, ctx) != 0) goto done;
+    double t0 = k2c_now();
+    if (k2c_prefill(&s, ids, T, NULL, logits, NULL) != 0) goto done;
+    double t1 = k2c_now();
+    int n = 0;
+    for (; n < max_tokens; n++) {
+        int next = k2c_sample(&sm, logits);
+        printf("%s%d", n ? " " : "", next);
+        fflush(stdout);
+        if (next == m.cfg.eos_token_id) { n++; break; }
+        if (n + 1 < max_tokens && k2c_decode(&s, next, logits, NULL) != 0) goto done;
+    }
+    printf("\n");
+    fflush(stdout);
+    double t2 = k2c_now();
+    k2c_log("prefill %d tokens %.1f tok/s, generated %d tokens %.2f tok/s\n", T, T / (t1 - t0), n,
+            n > 1 ? (n - 1) / (t2 - t1) : 0.0);
+    rc = 0;
+done:
+    if (rc) cli_fail("generate");
+    k2c_sampler_free(&sm);
+    k2c_state_free(&s);
+    free(logits);
+    free(ids);
+    k2c_model_free(&m);
+    return rc;
+}
+CLI_COMMAND(cmd_generate_def, "generate",
+            "--model DIR --ids 1,2,3 [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--seed S] [--ctx N] [--threads N]",
+            "Sample a continuation of the prompt ids, streaming the new ids.", cmd_generate_ids)
+
+static const char *fmt_bytes(double b, char *buf, size_t n) {
+    const char *u[] = {"B", "KB", "MB", "GB", "TB"};
+    int i = 0;
+    while (b >= 1000 && i < 4) { b /= 1000; i++; }
+    snprintf(buf, n, "%.2f %s", b, u[i]);
+    return buf;
+}
+
+static int cmd_info(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "")) return 2;
+    const char *dir = cli_need(&a, "model");
+    int ctx = (int)cli_int(&a, "ctx", 0);
+    if (!dir || cli_done(&a)) return 2;
+    k2c_model m;
+    if (k2c_model_load(&m, dir) != 0) return cli_fail("info");
+    const k2c_config *c = &m.cfg;
+    double total, active;
+    k2c_model_counts(c, &total, &active);
+    char b1[32], b2[32], b3[32];
+    printf("model:        %s (%s)\n", dir, c->model_type);
+    printf("architecture: DeepseekV3ForCausalLM, %d layers (%d dense), hidden %d, %d heads, vocab %d\n",
+           c->num_hidden_layers, c->first_k_dense_replace < c->num_hidden_layers ? c->first_k_dense_replace : c->num_hidden_layers,
+           c->hidden_size, c->num_attention_heads, c->vocab_size);
+    printf("attention:    MLA, q_lora %d, kv_lora %d, nope/rope/v %d/%d/%d, rope theta %g%s\n", c->q_lora_rank,
+           c->kv_lora_rank, c->qk_nope_head_dim, c->qk_rope_head_dim, c->v_head_dim, c->rope_theta,
+           c->rope_yarn ? ", YaRN" : "");
+    if (c->rope_yarn) printf("              YaRN factor %g, original context %d, softmax scale %.7f\n", c->rope_factor, c->rope_original_max, m.attn_scale);
+    printf("experts:      %d routed (top %d, %s, groups %d/%d) + %d shared, intermediate %d\n", c->n_routed_experts,
+           c->num_experts_per_tok, c->scoring_softmax ? "softmax" : "sigmoid", c->topk_group, c->n_group, c->n_shared_experts,
+           c->moe_intermediate_size);
+    printf("parameters:   %.3fB total, %.3fB active per token\n", total / 1e9, active / 1e9);
+    size_t per[K2C_DTYPE_COUNT] = {0}, all = 0;
+    for (int i = 0; i < m.st.ntensors; i++) { per[m.st.tensors[i].dtype] += m.st.tensors[i].nbytes; all += m.st.tensors[i].nbytes; }
+    printf("weights:      %s in %d file(s):", fmt_bytes((double)all, b1, sizeof b1), m.st.nfiles);
+    for (int t = 0; t < K2C_DTYPE_COUNT; t++) if (per[t]) printf(" %s %s", k2c_dtype_name((k2c_dtype)t), fmt_bytes((double)per[t], b2, sizeof b2));
+    printf("\n");
+    double kv = (double)c->num_hidden_layers * (c->kv_lora_rank + c->qk_rope_head_dim) * 4.0;
+    if (ctx <= 0) ctx = c->max_position_embeddings;
+    printf("KV cache:     %s per token (latent c + k_pe, fp32), %s at %d tokens\n", fmt_bytes(kv, b1, sizeof b1),
+           fmt_bytes(kv * ctx, b2, sizeof b2), ctx);
+    printf("memory:       %s weights (memory-mapped) + %s cache = %s\n", fmt_bytes((double)all, b1, sizeof b1),
+           fmt_bytes(kv * ctx, b2, sizeof b2), fmt_bytes((double)all + kv * ctx, b3, sizeof b3));
+    k2c_model_free(&m);
+    return 0;
+}
+CLI_COMMAND(cmd_info_def, "info", "--model DIR [--ctx N]",
+            "Architecture, parameter counts (total / active), bytes per format, KV-cache bytes per token, memory needed.", cmd_info)
+
+static int cmd_mkmodel(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "")) return 2;
+    const char *cfgp = cli_str(&a, "config", NULL), *preset = cli_str(&a, "preset", NULL);
+    const char *dtype = cli_str(&a, "dtype", "bf16"), *out = cli_need(&a, "out");
+    int shards = (int)cli_int(&a, "shards", 1);
+    uint64_t seed = (uint64_t)cli_int(&a, "seed", 1);
+    int layers = (int)cli_int(&a, "layers", 0), experts = (int)cli_int(&a, "experts", 0);
+    int topk = (int)cli_int(&a, "experts-per-tok", 0), vocab = (int)cli_int(&a, "vocab", 0);
+    int shared = (int)cli_int(&a, "shared-experts", -1), dense = (int)cli_int(&a, "dense-layers", -1);
+    k2c_set_threads((int)cli_int(&a, "threads", 0));
+    if (!out || cli_done(&a)) return 2;
+    if (!cfgp == !preset) { fprintf(stderr, "k2c mkmodel: give exactly one of --config FILE or --preset NAME\n"); return 2; }
+    k2c_config c;
+    if ((cfgp ? k2c_config_load(&c, cfgp) : k2c_config_preset(&c, preset)) != 0) return cli_fail("mkmodel");
+    if (layers > 0) c.num_hidden_layers = layers;
+    if (experts > 0) { c.n_routed_experts = experts; if (c.n_group > 1 && experts % c.n_group) c.n_group = c.topk_group = 1; }
+    if (topk > 0) c.num_experts_per_tok = topk;
+    if (vocab > 0) c.vocab_size = vocab;
+    if (shared >= 0) c.n_shared_experts = shared;
+    if (dense >= 0) c.first_k_dense_replace = dense;
+    /* re-validate after overrides by a round trip through the parser */
+    char *js = k2c_config_to_json(&c);
+    k2c_config chk;
+    int bad = !js || k2c_config_parse(&chk, js, "mkmodel overrides") != 0;
+    free(js);
+    if (bad) return cli_fail("mkmodel");
+    double t0 = k2c_now();
+    if (k2c_mkmodel(&c, dtype, shards, seed, out) != 0) return cli_fail("mkmodel");
+    double total, active;
+    k2c_model_counts(&c, &total, &active);
+    k2c_log("mkmodel: %s %s, %.3fB parameters (%.3fB active), %.1f s\n", out, dtype, total / 1e9, active / 1e9, k2c_now() - t0);
+    return 0;
+}
+CLI_COMMAND(cmd_mkmodel_def, "mkmodel",
+            "--config FILE|--preset NAME --dtype f32|bf16|fp8|int4 [--shards N] [--layers N] [--experts N] "
+            "[--experts-per-tok K] [--shared-experts N] [--dense-layers N] [--vocab V] [--seed S] --out DIR",
+            "Write a random checkpoint in the Hugging Face layout (presets: kimi-k2, kimi-k2-thinking, moonlight-16b-a3b, deepseek-v3, k2-tiny).",
+            cmd_mkmodel)

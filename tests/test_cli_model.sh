@@ -1,0 +1,23 @@
+# The model commands end to end: mkmodel -> info / logits / generate, and clear errors on bad input.
+. tests/lib.sh
+G=tests/data/golden
+M="$TMP/m"
+if $K2C mkmodel --preset k2-tiny --dtype fp8 --shards 3 --out "$M" 2>"$TMP/err" && [ -f "$M/model-3-of-3.safetensors" ] \
+   && grep -q '"model-2-of-3.safetensors"' "$M/model.safetensors.index.json"; then pass mkmodel_sharded_unpadded; else fail mkmodel_sharded_unpadded "$(cat "$TMP/err")"; fi
+if $K2C info --model "$M" >"$TMP/info" && grep -q "active per token" "$TMP/info" && grep -q "KV cache" "$TMP/info"; then pass info; else fail info; fi
+if $K2C logits --model $G/k2-tiny-f32 --ids 3,17,42 --out "$TMP/l.safetensors" && [ -s "$TMP/l.safetensors" ] \
+   && $K2C logits --model $G/k2-tiny-f32 --ids 3,17,42 --decode --out "$TMP/ld.safetensors"; then pass logits_cli; else fail logits_cli; fi
+out=$($K2C generate --model "$M" --ids 1,2,3 --max-tokens 8 --temperature 0 2>/dev/null)
+out2=$($K2C generate --model "$M" --ids 1,2,3 --max-tokens 8 --temperature 0 --threads 1 2>/dev/null)
+if [ "$(echo $out | wc -w)" -ge 1 ] && [ "$out" = "$out2" ]; then pass generate_greedy_deterministic; else fail generate_greedy_deterministic "'$out' vs '$out2'"; fi
+expect_fail missing_model_dir "nonexistent" $K2C info --model "$TMP/nonexistent"
+expect_fail unknown_option "unknown option --bogus" $K2C info --model $G/k2-tiny-f32 --bogus 1
+expect_fail bad_ids "bad token id" $K2C logits --model $G/k2-tiny-f32 --ids 3,x --out "$TMP/x"
+expect_fail id_out_of_range "out of range" $K2C logits --model $G/k2-tiny-f32 --ids 3,512 --out "$TMP/x"
+mkdir -p "$TMP/badcfg"; cp $G/k2-tiny-f32/model.safetensors "$TMP/badcfg/"; echo '{"architectures": ["DeepseekV3ForCausalLM"], "model_type": "kimi_k2",' > "$TMP/badcfg/config.json"
+expect_fail bad_config_json "config.json" $K2C info --model "$TMP/badcfg"
+sed 's/"hidden_size": 64/"hidden_size": 65/' $G/k2-tiny-f32/config.json > "$TMP/badcfg/config.json"
+expect_fail config_shape_mismatch "expected" $K2C info --model "$TMP/badcfg"
+mkdir -p "$TMP/trunc"; cp $G/k2-tiny-f32/config.json "$TMP/trunc/"; head -c 100000 $G/k2-tiny-f32/model.safetensors > "$TMP/trunc/model.safetensors"
+expect_fail truncated_checkpoint "past the end" $K2C logits --model "$TMP/trunc" --ids 1 --out "$TMP/x"
+expect_fail mkmodel_bad_dtype "dtype" $K2C mkmodel --preset k2-tiny --dtype int3 --out "$TMP/y"
