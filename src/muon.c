@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,8 +31,10 @@ int k2c_optim_init(k2c_optim *o, const k2c_tmodel *m) {
     }
     o->m = calloc(m->nw ? m->nw : 1, sizeof *o->m);
     o->v = calloc(m->nw ? m->nw : 1, sizeof *o->v);
-    o->scratch = malloc((mx ? mx : 1) * sizeof *o->scratch);
-    o->nscratch = mx;
+    /* one scratch per thread: the Muon matrices are stepped in parallel (muon_all) */
+    int nt = omp_get_max_threads();
+    o->scratch = malloc((mx ? mx : 1) * (size_t)nt * sizeof *o->scratch);
+    o->nscratch = mx * (size_t)nt;
     if (!o->m || !o->v || !o->scratch) {
         k2c_optim_free(o);
         k2c_seterr("out of memory for the optimizer state (%zu parameters)", m->nw);
@@ -77,10 +80,10 @@ void k2c_ns5(float *X, int rows, int cols, int steps, float *tmp) {
         for (int j = 0; j < cols; j++) X[(size_t)i * cols + j] = Xt[(size_t)j * rows + i];
 }
 
-static void muon_one(k2c_optim *o, const k2c_param *p, float *w, const float *g, float *mom, float lr) {
+static void muon_one(k2c_optim *o, const k2c_param *p, float *w, const float *g, float *mom, float lr, float *U) {
     int A = (int)p->shape[0], B = (int)p->shape[1];
     size_t n = p->numel;
-    float *U = o->scratch, *tmp = U + n, mu = o->momentum;
+    float *tmp = U + n, mu = o->momentum;
     for (size_t i = 0; i < n; i++) {
         mom[i] = mu * mom[i] + g[i];
         U[i] = g[i] + mu * mom[i];
@@ -105,12 +108,22 @@ static void adamw_one(k2c_optim *o, const k2c_param *p, float *w, const float *g
 
 void k2c_optim_step(k2c_optim *o, k2c_tmodel *m, float lr) {
     o->step++;
+    int muon = o->kind != K2C_OPT_ADAMW;
     for (int i = 0; i < m->nparams; i++) {
         const k2c_param *p = &m->params[i];
-        float *w = m->w + p->off, *g = m->g + p->off;
-        if (p->kind == K2C_P_BIAS) continue;
-        if (p->kind == K2C_P_MUON && o->kind != K2C_OPT_ADAMW) muon_one(o, p, w, g, o->m + p->off, lr);
-        else adamw_one(o, p, w, g, o->m + p->off, o->v + p->off, lr);
+        if (p->kind == K2C_P_BIAS || (muon && p->kind == K2C_P_MUON)) continue;
+        adamw_one(o, p, m->w + p->off, m->g + p->off, o->m + p->off, o->v + p->off, lr);
+    }
+    if (!muon) return;
+    /* Many small matrices (every expert's): one matrix per thread, each NS5 single-threaded inside
+     * (OpenBLAS runs serially within a parallel region). Each matrix's arithmetic does not depend on
+     * which thread takes it, so the result is the same for any schedule. */
+    size_t per = o->nscratch / (size_t)omp_get_max_threads();
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < m->nparams; i++) {
+        const k2c_param *p = &m->params[i];
+        if (p->kind != K2C_P_MUON) continue;
+        muon_one(o, p, m->w + p->off, m->g + p->off, o->m + p->off, lr, o->scratch + per * (size_t)omp_get_thread_num());
     }
 }
 
