@@ -48,6 +48,7 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c.a $(HDRS)
 test: all
 	@K2C=$(BUILD)/k2c K2C_TESTS=$(BUILD)/tests bash tests/run.sh
 
+# EXTRA adds the sanitizer flags; a command-line CFLAGS would replace the "CFLAGS +=" above instead.
 sanitize:
 	$(MAKE) BUILD=build-san OPT="-O1" EXTRA="$(SAN)" all
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 K2C_SANITIZE=1 \

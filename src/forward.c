@@ -25,16 +25,23 @@ void k2c_state_free(k2c_state *s) {
 
 void k2c_state_reset(k2c_state *s) { s->pos = 0; }
 
-static int forward(k2c_state *s, const int *ids, int T, int absorbed, float *logits, float *last_logits, k2c_trace *tr) {
+/* absorbed = 0: T tokens of state ss[0] (prefill). absorbed = 1: one token for each of T states ss[0..T). */
+static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, float *logits, float *last_logits,
+                   k2c_trace *tr) {
+    k2c_state *s = ss[0];
     const k2c_model *m = s->m;
     const k2c_config *c = &m->cfg;
     int D = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers, H = c->num_attention_heads;
     int K = c->num_experts_per_tok, rc = -1;
     float eps = (float)c->rms_norm_eps;
     if (T <= 0) { k2c_seterr("no tokens to run"); return -1; }
-    if (s->pos + T > s->max_ctx) {
-        k2c_seterr("context full: %d cached + %d new tokens > %d (raise --ctx)", s->pos, T, s->max_ctx);
-        return -1;
+    for (int i = 0; i < (absorbed ? T : 1); i++) {
+        int need = ss[i]->pos + (absorbed ? 1 : T);
+        if (ss[i]->m != m) { k2c_seterr("batched states belong to different models"); return -1; }
+        if (need > ss[i]->max_ctx) {
+            k2c_seterr("context full: %d cached + %d new tokens > %d (raise --ctx)", ss[i]->pos, need - ss[i]->pos, ss[i]->max_ctx);
+            return -1;
+        }
     }
     for (int t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= V) { k2c_seterr("token id %d out of range [0, %d)", ids[t], V); return -1; }
@@ -46,7 +53,7 @@ static int forward(k2c_state *s, const int *ids, int T, int absorbed, float *log
         const k2c_layer *ly = &m->layers[l];
         for (int t = 0; t < T; t++) k2c_rmsnorm(XN + (size_t)t * D, X + (size_t)t * D, ly->attn_norm, D, eps);
         float *amax = tr && tr->attn_max ? tr->attn_max + (size_t)l * H : NULL;
-        if (absorbed ? k2c_mla_decode(s, l, XN, Y, amax) : k2c_mla_prefill(s, l, XN, T, Y, amax)) goto done;
+        if (absorbed ? k2c_mla_decode_batch(ss, T, l, XN, Y, amax) : k2c_mla_prefill(s, l, XN, T, Y, amax)) goto done;
         for (size_t i = 0; i < (size_t)T * D; i++) X[i] += Y[i];
         for (int t = 0; t < T; t++) k2c_rmsnorm(XN + (size_t)t * D, X + (size_t)t * D, ly->ffn_norm, D, eps);
         int *ex = tr && tr->experts && ly->is_moe ? tr->experts + (size_t)l * T * K : NULL;
@@ -62,7 +69,8 @@ static int forward(k2c_state *s, const int *ids, int T, int absorbed, float *log
         if (logits) memcpy(last_logits, logits + (size_t)(T - 1) * V, (size_t)V * sizeof *logits);
         else k2c_matvec(&m->head, XN + (size_t)(T - 1) * D, last_logits);
     }
-    s->pos += T;
+    if (absorbed) for (int i = 0; i < T; i++) ss[i]->pos++;
+    else s->pos += T;
     rc = 0;
 done:
     free(X); free(XN); free(Y);
@@ -70,9 +78,17 @@ done:
 }
 
 int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace) {
-    return forward(s, ids, T, 0, logits, last_logits, trace);
+    return forward(&s, ids, T, 0, logits, last_logits, trace);
 }
 
 int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace) {
-    return forward(s, &id, 1, 1, NULL, logits, trace);
+    return forward(&s, &id, 1, 1, NULL, logits, trace);
+}
+
+int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *logits) {
+    if (n <= 0) { k2c_seterr("empty decode batch"); return -1; }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (states[i] == states[j]) { k2c_seterr("a state appears twice in one decode batch"); return -1; }
+    return forward(states, ids, n, 1, logits, NULL, NULL);
 }

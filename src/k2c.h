@@ -233,12 +233,15 @@ void k2c_state_reset(k2c_state *s);
 int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace);
 /* One token through the absorbed attention path over the latent cache. logits [V]. */
 int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace);
+/* One token for each of n states of the same model (a server's concurrent requests): each weight is
+ * read once for all of them. logits [n, V]. */
+int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *logits);
 
 /* Building blocks of the forward pass (mla.c, moe.c), public for tests and the trainer's checks.
  * Attention of one layer for T tokens at positions s->pos.. (cache rows written, s->pos not advanced);
  * attn_max [H] is raised to the largest pre-softmax logit per head when not NULL. */
 int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out, float *attn_max);
-int k2c_mla_decode(k2c_state *s, int layer, const float *xn, float *out, float *attn_max);
+int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max);
 /* FFN of one layer (dense or MoE); experts: optional [T, k] trace, sorted ascending. */
 int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float *out, int *experts);
 
@@ -260,6 +263,117 @@ void k2c_set_threads(int n);                /* 0 = all cores */
 int k2c_get_threads(void);
 
 /* ------------------------------------------------------------------ tokenizer (tokenizer.c, chat.c, toolcall.c, bpe_train.c) */
+/* A model folder's tokenizer: Kimi's tiktoken.model (base64 token SPACE rank per line) with
+ * tokenizer_config.json (added_tokens_decoder: the special tokens), or a Hugging Face tokenizer.json
+ * (byte-level BPE: model.vocab + model.merges, added_tokens, pre_tokenizer Split regexes; DeepSeek-V3).
+ * Encoding is exact against the official tiktoken core (see tests/test_tokenizer_oracle.sh). A tokenizer
+ * is immutable after loading and may be shared by threads. */
+typedef struct k2c_tokenizer k2c_tokenizer;
+
+/* dir: a folder with tiktoken.model (preferred) or tokenizer.json; or the path of either file. */
+int k2c_tokenizer_load(k2c_tokenizer **out, const char *dir);
+void k2c_tokenizer_free(k2c_tokenizer *t);
+/* Text (UTF-8, len bytes) -> ids (malloc'd into *ids, count in *n; free with free()).
+ * allow_special: special-token text in the input ("<|im_end|>") becomes the special id; otherwise it
+ * is encoded as plain text. As in Kimi's reference, the text is cut every 400,000 characters and in
+ * runs of more than 25,000 whitespace / non-whitespace characters, and each part is encoded on its own.
+ * Invalid UTF-8 (which tiktoken cannot take) never fails: bytes that are not part of a valid character
+ * form pieces of their own and are encoded as their byte-level tokens, so decode(encode(x)) == x for
+ * any byte string. */
+int k2c_tokenizer_encode(const k2c_tokenizer *t, const char *text, size_t len, int allow_special, int **ids,
+                         int *n);
+/* ids -> the bytes they stand for (specials as their text); malloc'd and NUL-terminated, length in
+ * *len (may be NULL). NULL + error on an id outside the vocabulary. */
+char *k2c_tokenizer_decode(const k2c_tokenizer *t, const int *ids, int n, size_t *len);
+/* The bytes of one id (not NUL-terminated, owned by t); NULL for an unknown id. */
+const char *k2c_tokenizer_token(const k2c_tokenizer *t, int id, size_t *len);
+int k2c_tokenizer_token_id(const k2c_tokenizer *t, const char *special_name);   /* -1 if absent */
+int k2c_tokenizer_vocab_size(const k2c_tokenizer *t);                          /* largest id + 1 */
+int k2c_tokenizer_is_special(const k2c_tokenizer *t, int id);
+int k2c_tokenizer_bos(const k2c_tokenizer *t);          /* bos_token / eos_token ids, -1 if none */
+int k2c_tokenizer_eos(const k2c_tokenizer *t);
+int k2c_tokenizer_has_kimi_template(const k2c_tokenizer *t);
+
+/* Streaming decode for printing tokens as they are sampled: text never ends inside a UTF-8 character
+ * (an incomplete character is held back until its next bytes arrive); bytes that can never form a valid
+ * character are passed through as they are, so the concatenated output equals k2c_tokenizer_decode. */
+typedef struct {
+    const k2c_tokenizer *tok;
+    char *buf;              /* the text returned by the last call */
+    size_t cap;
+    unsigned char pend[4];  /* an incomplete character held back */
+    int npend;
+} k2c_detok;
+void k2c_detok_init(k2c_detok *d, const k2c_tokenizer *t);
+/* Adds one id; *text, *len: what can be printed now (valid until the next call). -1 on an unknown id. */
+int k2c_detok_push(k2c_detok *d, int id, const char **text, size_t *len);
+/* End of stream: whatever is held back (*text, *len). */
+void k2c_detok_flush(k2c_detok *d, const char **text, size_t *len);
+void k2c_detok_free(k2c_detok *d);
+
+/* Chat template (Kimi K2): messages is a JSON array of OpenAI-style messages (role system / user /
+ * assistant with optional tool_calls / tool with tool_call_id; content a string, null or an array of
+ * {"type":"text","text":...} parts; optional name); tools a JSON array of tool definitions or NULL.
+ * Returns the malloc'd prompt text, ending with the generation prompt when add_generation_prompt.
+ * msg_where / tools_where name the sources in error messages ("messages.json: [2].content: ..."). */
+char *k2c_chat_render(const char *messages_json, const char *tools_json, int add_generation_prompt,
+                      const char *msg_where, const char *tools_where);
+
+/* Tool-call parser: the assistant's output text (as decoded, specials included) ->
+ * content + OpenAI tool_calls. Fed incrementally; marker text split across pieces is held back, so no
+ * marker ever reaches the content. Malformed output never fails: each call carries flags. */
+enum {
+    K2C_TC_BAD_JSON = 1,        /* arguments are not valid JSON */
+    K2C_TC_NO_END = 2,          /* <|tool_call_end|> missing (next call or section end came first) */
+    K2C_TC_TRUNCATED = 4,       /* the output ended inside this call */
+    K2C_TC_BAD_ID = 8,          /* id not of the form functions.NAME:IDX */
+};
+enum {                          /* parser-level flags (k2c_toolparse_flags) */
+    K2C_TP_SINGULAR_SECTION = 1,    /* <|tool_call_section_begin|> (singular) was used */
+    K2C_TP_NO_SECTION_END = 2,      /* the section was never closed */
+    K2C_TP_NO_SECTION_BEGIN = 4,    /* <|tool_call_begin|> without a section begin */
+    K2C_TP_STRAY_TEXT = 8,          /* text inside the section outside any call (kept as content) */
+};
+typedef struct {
+    int index;                  /* position in the message's tool_calls */
+    char *id;                   /* "functions.NAME:IDX" as emitted */
+    char *name;                 /* between the first '.' and the ':' */
+    char *arguments;            /* the raw argument text */
+    int flags;                  /* K2C_TC_* */
+} k2c_tool_call;
+typedef struct {
+    int index;
+    const char *id, *name;      /* set in the first delta of a call, NULL after */
+    const char *args;           /* argument text added */
+    size_t args_len;
+} k2c_tool_delta;
+typedef struct {
+    const char *content;        /* content text added */
+    size_t content_len;
+    int ndeltas;
+    const k2c_tool_delta *deltas;
+} k2c_tool_events;
+typedef struct k2c_toolparse k2c_toolparse;
+k2c_toolparse *k2c_toolparse_new(void);                 /* NULL on out of memory */
+void k2c_toolparse_free(k2c_toolparse *p);
+/* Feeds text; ev (may be NULL) receives what this call added, valid until the next feed/finish. */
+int k2c_toolparse_feed(k2c_toolparse *p, const char *text, size_t len, k2c_tool_events *ev);
+/* Feeds one token id (decoded with t; incomplete UTF-8 characters are held back). */
+int k2c_toolparse_feed_token(k2c_toolparse *p, const k2c_tokenizer *t, int id, k2c_tool_events *ev);
+/* End of output: releases held-back text, marks an unfinished call K2C_TC_TRUNCATED. */
+int k2c_toolparse_finish(k2c_toolparse *p, k2c_tool_events *ev);
+int k2c_toolparse_ncalls(const k2c_toolparse *p);
+const k2c_tool_call *k2c_toolparse_call(const k2c_toolparse *p, int i);
+int k2c_toolparse_flags(const k2c_toolparse *p);        /* K2C_TP_* */
+const char *k2c_toolparse_content(const k2c_toolparse *p, size_t *len);   /* all content so far */
+/* OpenAI "tool_calls" array: [{"id","type":"function","function":{"name","arguments"}}], malloc'd
+ * compact JSON ("[]" when none). */
+char *k2c_toolparse_json(const k2c_toolparse *p);
+
+/* BPE training: learns vocab_size - 256 merges over the pre-tokenized words of the files (Kimi
+ * pattern), writes out_dir/tiktoken.model and out_dir/tokenizer_config.json (Kimi's 256-slot
+ * special block right after the base vocabulary, chat_template marker, bos/eos names). */
+int k2c_bpe_train(const char *const *files, int nfiles, int vocab_size, const char *out_dir);
 
 /* ------------------------------------------------------------------ training (train_*.c, muon.c, data.c) */
 /* The trainer keeps every trained tensor in fp32 in ONE block (w), its gradient in a second block of the

@@ -36,9 +36,11 @@ static float *cache_row(const k2c_state *s, int layer, int t) {
     return s->cache + ((size_t)layer * s->max_ctx + t) * (size_t)(c->kv_lora_rank + c->qk_rope_head_dim);
 }
 
-/* Q [T, H*(dn+dr)] and the new cache rows for positions s->pos .. s->pos+T-1; q_pe roped in place. */
-static int project_qkv(k2c_state *s, int layer, const float *XN, int T, float *Q) {
-    const k2c_model *m = s->m;
+/* Q [T, H*(dn+dr)] and the new cache rows; q_pe roped in place. Token t goes to state ss[t] at position
+ * ss[t]->pos + pos_off[t]: a prefill passes one state T times with offsets 0..T-1, a batched decode n
+ * different states with offset 0. */
+static int project_qkv(k2c_state *const *ss, const int *pos_off, int layer, const float *XN, int T, float *Q) {
+    const k2c_model *m = ss[0]->m;
     const k2c_config *c = &m->cfg;
     const k2c_layer *ly = &m->layers[layer];
     int H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, r = c->kv_lora_rank;
@@ -65,8 +67,8 @@ static int project_qkv(k2c_state *s, int layer, const float *XN, int T, float *Q
         k2c_matmul(&ly->kv_a, XN, T, tmp);
     }
     for (int t = 0; t < T; t++) {
-        int pos = s->pos + t;
-        float *a = kva + (size_t)t * (r + dr), *row = cache_row(s, layer, pos);
+        int pos = ss[t]->pos + pos_off[t];
+        float *a = kva + (size_t)t * (r + dr), *row = cache_row(ss[t], layer, pos);
         k2c_rmsnorm(row, a, ly->kv_a_norm, r, QK_NORM_EPS);
         memcpy(row + r, a + r, (size_t)dr * sizeof *row);
         k2c_rope_apply(row + r, dr, pos, m->inv_freq, m->rope_mscale);
@@ -95,9 +97,12 @@ int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out,
     float *KV = malloc((size_t)N * H * kvd * sizeof *KV);
     float *A = malloc((size_t)T * H * dv * sizeof *A);
     float *mx = malloc((size_t)T * H * sizeof *mx);
+    k2c_state **ss = malloc((size_t)T * sizeof *ss);
+    int *off = malloc((size_t)T * sizeof *off);
     int rc = -1;
-    if (!Q || !C || !KV || !A || !mx) { k2c_seterr("out of memory (prefill of %d tokens)", T); goto done; }
-    if (project_qkv(s, layer, XN, T, Q)) goto done;
+    if (!Q || !C || !KV || !A || !mx || !ss || !off) { k2c_seterr("out of memory (prefill of %d tokens)", T); goto done; }
+    for (int t = 0; t < T; t++) { ss[t] = s; off[t] = t; }
+    if (project_qkv(ss, off, layer, XN, T, Q)) goto done;
     for (int t = 0; t < N; t++) memcpy(C + (size_t)t * r, cache_row(s, layer, t), (size_t)r * sizeof *C);
     k2c_matmul(&ly->kv_b, C, N, KV);
     float scale = m->attn_scale;
@@ -131,51 +136,59 @@ int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out,
     k2c_matmul(&ly->o, A, T, out);
     rc = 0;
 done:
-    free(Q); free(C); free(KV); free(A); free(mx);
+    free(Q); free(C); free(KV); free(A); free(mx); free(ss); free(off);
     return rc;
 }
 
-int k2c_mla_decode(k2c_state *s, int layer, const float *xn, float *out, float *attn_max) {
-    const k2c_model *m = s->m;
+/* One new token for each of n states (n = 1 for plain decode): the projections run as one matmul over
+ * the n tokens, so a batch of requests reads each weight once; attention is per state and head. */
+int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max) {
+    const k2c_model *m = ss[0]->m;
     const k2c_config *c = &m->cfg;
     const k2c_layer *ly = &m->layers[layer];
     int H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, dv = c->v_head_dim;
-    int r = c->kv_lora_rank, qd = dn + dr, kvd = dn + dv, n = s->pos + 1;
-    float *Q = malloc((size_t)H * qd * sizeof *Q);
-    float *A = malloc((size_t)H * dv * sizeof *A);
-    float *mx = malloc((size_t)H * sizeof *mx);
+    int r = c->kv_lora_rank, qd = dn + dr, kvd = dn + dv, maxn = 0;
+    float *Q = malloc((size_t)n * H * qd * sizeof *Q);
+    float *A = malloc((size_t)n * H * dv * sizeof *A);
+    float *mx = malloc((size_t)n * H * sizeof *mx);
+    int *off = calloc((size_t)n, sizeof *off);
     int rc = -1;
-    if (!Q || !A || !mx) { k2c_seterr("out of memory"); goto done; }
-    if (project_qkv(s, layer, xn, 1, Q)) goto done;
+    if (!Q || !A || !mx || !off) { k2c_seterr("out of memory"); goto done; }
+    if (project_qkv(ss, off, layer, XN, n, Q)) goto done;
+    for (int i = 0; i < n; i++) if (ss[i]->pos + 1 > maxn) maxn = ss[i]->pos + 1;
     float scale = m->attn_scale;
     #pragma omp parallel
     {
-        float *qa = malloc((size_t)(r + r + n) * sizeof *qa), *ctx = qa + r, *p = ctx + r;
-        #pragma omp for schedule(static)
-        for (int h = 0; h < H; h++) {
-            const float *q = Q + (size_t)h * qd;
+        float *qa = malloc((size_t)(r + r + maxn) * sizeof *qa), *ctx = qa + r, *p = ctx + r;
+        if (!qa) abort();   /* a few KB per thread */
+        #pragma omp for schedule(dynamic, 1)
+        for (int ih = 0; ih < n * H; ih++) {
+            int i = ih / H, h = ih % H, len = ss[i]->pos + 1;
+            const float *q = Q + (size_t)i * H * qd + (size_t)h * qd;
             k2c_matvec_t_rows(&ly->kv_b, h * kvd, dn, q, qa);          /* q'_h [r] */
             float best = -FLT_MAX;
-            for (int j = 0; j < n; j++) {
-                const float *row = cache_row(s, layer, j);
+            for (int j = 0; j < len; j++) {
+                const float *row = cache_row(ss[i], layer, j);
                 p[j] = (dot(qa, row, r) + dot(q + dn, row + r, dr)) * scale;
                 if (p[j] > best) best = p[j];
             }
-            mx[h] = best;
-            softmax_inplace(p, n, best);
+            mx[ih] = best;
+            softmax_inplace(p, len, best);
             memset(ctx, 0, (size_t)r * sizeof *ctx);
-            for (int j = 0; j < n; j++) {
-                const float *row = cache_row(s, layer, j);
-                for (int i = 0; i < r; i++) ctx[i] += p[j] * row[i];
+            for (int j = 0; j < len; j++) {
+                const float *row = cache_row(ss[i], layer, j);
+                for (int k = 0; k < r; k++) ctx[k] += p[j] * row[k];
             }
-            k2c_matvec_rows(&ly->kv_b, h * kvd + dn, dv, ctx, A + (size_t)h * dv);   /* o_h [dv] */
+            k2c_matvec_rows(&ly->kv_b, h * kvd + dn, dv, ctx, A + (size_t)ih * dv);   /* o_h [dv] */
         }
         free(qa);
     }
-    if (attn_max) for (int h = 0; h < H; h++) if (mx[h] > attn_max[h]) attn_max[h] = mx[h];
-    k2c_matvec(&ly->o, A, out);
+    if (attn_max)
+        for (int i = 0; i < n; i++)
+            for (int h = 0; h < H; h++) if (mx[i * H + h] > attn_max[h]) attn_max[h] = mx[i * H + h];
+    k2c_matmul(&ly->o, A, n, out);
     rc = 0;
 done:
-    free(Q); free(A); free(mx);
+    free(Q); free(A); free(mx); free(off);
     return rc;
 }

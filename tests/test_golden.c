@@ -83,6 +83,33 @@ static void check_case(const char *name) {
     e2 = 0;
     for (size_t i = 0; i < (size_t)(T - half) * V; i++) e2 = fmaxf(e2, fabsf(dl[i] - ((const float *)lg->data)[(size_t)half * V + i]));
     EXPECT(e2 / m2 < 1e-4f, "%s chunked prefill rel err %g", name, e2 / m2);
+    /* batched decode: state a decodes from the start, state b joins after a prefill of half; each row
+     * of the batch must equal the reference at its own position */
+    {
+        k2c_state a, b;
+        k2c_state_init(&a, &m, 64);
+        k2c_state_init(&b, &m, 64);
+        EXPECT(k2c_prefill(&b, ids, half, NULL, NULL, NULL) == 0, "%s", k2c_errmsg());
+        float *bl = malloc(2 * (size_t)V * sizeof *bl), worst = 0;
+        for (int t = 0; t < T; t++) {
+            k2c_state *both[2] = {&a, &b};
+            int two[2] = {ids[t], ids[half + t < T ? half + t : 0]};
+            int n = half + t < T ? 2 : 1;
+            EXPECT(k2c_decode_batch(both, two, n, bl) == 0, "%s", k2c_errmsg());
+            for (int i = 0; i < n; i++) {
+                int pos = i == 0 ? t : half + t;
+                for (int v = 0; v < V; v++)
+                    worst = fmaxf(worst, fabsf(bl[(size_t)i * V + v] - ((const float *)lg->data)[(size_t)pos * V + v]));
+            }
+        }
+        EXPECT(worst / m2 < 1e-4f, "%s batched decode rel err %g", name, worst / m2);
+        k2c_state *dup[2] = {&a, &a};
+        int dd[2] = {1, 1};
+        EXPECT(k2c_decode_batch(dup, dd, 2, bl) != 0, "duplicate state accepted");
+        free(bl);
+        k2c_state_free(&a);
+        k2c_state_free(&b);
+    }
     /* ids out of range and a full context are errors, not crashes */
     int bad_id = V;
     EXPECT(k2c_decode(&s, bad_id, dl, NULL) != 0 && strstr(k2c_errmsg(), "out of range"), "bad id accepted");
