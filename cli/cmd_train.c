@@ -235,18 +235,26 @@ static int cmd_data(int argc, char **argv) {
     if (vf < 0 || vf >= 1 || per <= 0) { fprintf(stderr, "k2c data prepare: --val-fraction in [0, 1), --shard-tokens > 0\n"); return 2; }
     idvec d = {0};
     int rc = 1;
+    k2c_tokenizer *tk = NULL;
     if (idsf && read_ids_file(&d, idsf)) goto fail;
+    if (a.npos > 1 && !tok) { k2c_seterr("text files need --tokenizer DIR|bytes"); goto fail; }
+    if (a.npos > 1 && strcmp(tok, "bytes") && k2c_tokenizer_load(&tk, tok)) goto fail;
+    int eos = tk ? k2c_tokenizer_eos(tk) : -1;
     for (int i = 1; i < a.npos; i++) {
-        if (!tok) { k2c_seterr("text files need --tokenizer"); goto fail; }
-        if (strcmp(tok, "bytes")) {
-            /* TODO(tok): BPE tokenization through the tokenizer API once branch `tok` is merged. */
-            k2c_seterr("--tokenizer %s: only the byte-level tokenizer ('bytes') is available in this build", tok);
-            goto fail;
-        }
         size_t n;
         char *text = k2c_read_file(a.pos[i], &n);
         if (!text) goto fail;
-        for (size_t j = 0; j < n; j++) if (idpush(&d, (unsigned char)text[j])) { free(text); goto fail; }
+        if (!tk) {                                  /* byte-level: id = byte value (vocab 256) */
+            for (size_t j = 0; j < n; j++) if (idpush(&d, (unsigned char)text[j])) { free(text); goto fail; }
+        } else {
+            /* special-token text in the documents stays plain text; EOS separates documents */
+            int *ids = NULL, nid = 0;
+            int r = k2c_tokenizer_encode(tk, text, n, 0, &ids, &nid);
+            for (int j = 0; r == 0 && j < nid; j++) r = idpush(&d, (uint32_t)ids[j]);
+            if (r == 0 && eos >= 0) r = idpush(&d, (uint32_t)eos);
+            free(ids);
+            if (r) { free(text); goto fail; }
+        }
         free(text);
     }
     if (!d.n) { k2c_seterr("no tokens"); goto fail; }
@@ -257,9 +265,11 @@ static int cmd_data(int argc, char **argv) {
     printf("%zu tokens: %zu train, %zu validation -> %s\n", d.n, ntr, nval, out);
     rc = 0;
     free(d.v);
+    k2c_tokenizer_free(tk);
     return rc;
 fail:
     free(d.v);
+    k2c_tokenizer_free(tk);
     return cli_fail("data");
 }
 CLI_COMMAND(data_cmd, "data", "prepare (--tokenizer DIR|bytes FILES... | --ids-file FILE) --out DIR [--val-fraction F] [--shard-tokens N]",

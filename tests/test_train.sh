@@ -8,6 +8,15 @@ G=tests/data/golden/k2-tiny-train
 $K2C data prepare --tokenizer bytes --out "$TMP/data" --val-fraction 0.1 src/*.c src/k2c.h >"$TMP/prep.txt" 2>&1 \
   && [ -f "$TMP/data/train_000.bin" ] && [ -f "$TMP/data/val_000.bin" ] && pass data_prepare_bytes \
   || fail data_prepare_bytes "$(cat "$TMP/prep.txt")"
+# a tiny tiktoken BPE (256 bytes + 3 merges): "the" is one token, documents end without EOS (none defined)
+mkdir -p "$TMP/tok"
+python3 -c 'import base64,sys
+t=[bytes([i]) for i in range(256)]+[b"th",b"the",b" the"]
+sys.stdout.write("".join(base64.b64encode(x).decode()+" "+str(i)+"\n" for i,x in enumerate(t)))' >"$TMP/tok/tiktoken.model"
+printf 'the cat and the hat' >"$TMP/doc.txt"
+$K2C data prepare --tokenizer "$TMP/tok" --out "$TMP/bpe" --val-fraction 0 "$TMP/doc.txt" >"$TMP/bpe.txt" 2>&1 \
+  && grep -q "^14 tokens" "$TMP/bpe.txt" && [ "$(od -A n -t u4 -j 24 -N 4 "$TMP/bpe/train_000.bin" | tr -d ' ')" = 257 ] \
+  && pass data_prepare_tokenizer || fail data_prepare_tokenizer "$(cat "$TMP/bpe.txt")"
 printf '1 2 3 4 5 6 7 8 9 10, 11,12\n13 14 15 16 17 18 19 20' >"$TMP/ids.txt"
 $K2C data prepare --ids-file "$TMP/ids.txt" --out "$TMP/ids" --val-fraction 0.25 >/dev/null 2>&1 \
   && [ "$(stat -c %s "$TMP/ids/train_000.bin")" = $((24 + 15 * 4)) ] && [ "$(stat -c %s "$TMP/ids/val_000.bin")" = $((24 + 5 * 4)) ] \
