@@ -18,12 +18,13 @@ void cli_register(const cli_command *c);
     __attribute__((constructor)) static void register_##var(void) { cli_register(&var); }
 
 #define CLI_MAX_OPTS 64
+#define CLI_MAX_POS 4096     /* input files of `data prepare`, `tokenizer train` */
 typedef struct {
     int nopt;
     const char *key[CLI_MAX_OPTS], *val[CLI_MAX_OPTS];
     int used[CLI_MAX_OPTS];
     int npos;
-    const char *pos[CLI_MAX_OPTS];
+    const char *pos[CLI_MAX_POS];
     const char *cmd;
 } cli_args;
 

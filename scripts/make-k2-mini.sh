@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K2C=${K2C:-build/k2c}
-STEPS=${1:-${K2C_MINI_STEPS:-3000}}
+STEPS=${1:-${K2C_MINI_STEPS:-900}}
 W=build/k2-mini
 OUT=${K2C_MINI_OUT:-models/k2-mini}
 t0=$(date +%s)
@@ -27,12 +27,13 @@ $K2C data prepare --tokenizer "$W/tok" --out "$W/data" --val-fraction 0.02 "$W"/
 stage "train: $STEPS steps of MuonClip"
 rm -rf "$W/run"
 $K2C train --config scripts/k2-mini-config.json --data "$W/data" --out "$W/run" --steps "$STEPS" --batch 16 --seq 256 \
-  --optimizer muonclip --lr 0.01 --schedule wsd --warmup 100 --decay-frac 0.3 --lr-min 0.001 --wd 0.05 --tau 100 \
-  --eval-every 250 --eval-batches 16 --save-every 500 --seed 1 --dtype bf16 --log "$W/run/log.jsonl"
+  --optimizer muonclip --lr 0.01 --schedule wsd --warmup 50 --decay-frac 0.3 --lr-min 0.001 --wd 0.05 --tau 100 \
+  --eval-every 100 --eval-batches 16 --save-every 100 --seed 1 --dtype bf16 --log "$W/run/log.jsonl"
 
 stage "package: $OUT"
 mkdir -p "$OUT"
-cp "$W/run/config.json" "$W/run/model.safetensors" "$OUT/"
+latest="$W/run/$(cat "$W/run/LATEST")"
+cp "$latest/config.json" "$latest/model.safetensors" "$OUT/"
 cp "$W/tok/tiktoken.model" "$W/tok/tokenizer_config.json" "$OUT/"
 cp "$W/run/log.jsonl" "$OUT/train_log.jsonl"
 $K2C plot "$W/run/log.jsonl" --out docs/k2-mini-training.svg
