@@ -174,6 +174,7 @@ void k2c_rope_backward(float *dx, int dr, int pos, const float *inv_freq, float 
 /* Router (noaux_tc): logits [E] -> chosen idx [k] and weights w [k]; scores [E] gets the unbiased
  * sigmoid/softmax scores when not NULL. E <= 1024. */
 void k2c_moe_route(const k2c_config *c, const float *logits, const float *bias, int *idx, float *w, float *scores);
+void k2c_router_scores(const k2c_config *c, const float *logits, float *s);   /* sigmoid or softmax [E] */
 /* RMSNorm: y = w * x / sqrt(mean(x^2) + eps), in place allowed. */
 void k2c_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 

@@ -191,14 +191,7 @@ void k2c_swiglu_bwd(const float *x, int N, int D, int IM, const float *Wg, const
 void k2c_router_bwd(const k2c_config *c, const float *logits, const int *idx, const float *dw, float *dlogits) {
     int E = c->n_routed_experts, K = c->num_experts_per_tok;
     float s[1024], ds[1024];
-    if (c->scoring_softmax) {
-        float mx = -FLT_MAX, sum = 0;
-        for (int e = 0; e < E; e++) mx = fmaxf(mx, logits[e]);
-        for (int e = 0; e < E; e++) sum += (s[e] = expf(logits[e] - mx));
-        for (int e = 0; e < E; e++) s[e] /= sum;
-    } else {
-        for (int e = 0; e < E; e++) s[e] = sigm(logits[e]);
-    }
+    k2c_router_scores(c, logits, s);
     for (int e = 0; e < E; e++) ds[e] = 0;
     float rsf = c->routed_scaling_factor;
     if (c->norm_topk_prob && K > 1) {
