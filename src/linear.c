@@ -188,6 +188,7 @@ AVX512 static float dot_fp8_avx512(const uint8_t *w, const float *x, int n, cons
         int j1 = j0 + block < n ? j0 + block : n, j = j0;
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         for (; j + 32 <= j1; j += 32) {
+            if ((j & 63) == 0) _mm_prefetch((const char *)(w + j) + K2C_PF_DIST, _MM_HINT_T0);
             a0 = _mm512_fmadd_ps(fp8x16_to_f32(_mm_loadu_si128((const __m128i *)(w + j))), _mm512_loadu_ps(x + j), a0);
             a1 = _mm512_fmadd_ps(fp8x16_to_f32(_mm_loadu_si128((const __m128i *)(w + j + 16))), _mm512_loadu_ps(x + j + 16), a1);
         }
@@ -207,6 +208,7 @@ AVX512 static float dot_int4_avx512(const uint32_t *w, const float *xs, int n, c
     for (int g = 0; g < n / group; g++) {
         __m512 a = _mm512_setzero_ps();
         for (int j = g * group; j < (g + 1) * group; j += 32) {
+            if ((j & 127) == 0) _mm_prefetch((const char *)(b + j / 2) + K2C_PF_DIST, _MM_HINT_T0);
             __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + j / 2)));
             __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, mask), eight));
             __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
