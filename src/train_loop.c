@@ -266,8 +266,12 @@ int k2c_train_run(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) {
         int do_eval = have_val && (step % t->eval_every == 0 || step == t->steps);
         if (do_eval) ev = eval_loss(m, &a, &val, t, ids, tg);
         if (log) {
+            /* max_logit is this step's forward, before QK-Clip; after the clip each clipped head gives exactly
+             * tau on the same batch (its q.k terms scale by tau / S_h), so the weights leave the step at
+             * max_logit_after_clip = min(max_logit, tau). */
+            float after = o->kind == K2C_OPT_MUONCLIP && o->tau > 0 && mx > o->tau ? o->tau : mx;
             fprintf(log, "{\"step\":%ld,\"tokens\":%.0f,\"loss\":%.17g,\"lr\":%.9g,\"grad_norm\":%.9g,\"max_logit\":%.9g,"
-                         "\"clipped\":%d", step, tokens, loss, lr, gn, mx, ncl);
+                         "\"max_logit_after_clip\":%.9g,\"clipped\":%d", step, tokens, loss, lr, gn, mx, after, ncl);
             if (do_eval) fprintf(log, ",\"eval_loss\":%.17g", ev);
             if (t->aux_alpha > 0) fprintf(log, ",\"aux_loss\":%.9g", a.aux_loss);
             fprintf(log, ",\"maxvio\":[");
