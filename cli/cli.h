@@ -18,12 +18,13 @@ void cli_register(const cli_command *c);
     __attribute__((constructor)) static void register_##var(void) { cli_register(&var); }
 
 #define CLI_MAX_OPTS 64
+#define CLI_MAX_POS 4096     /* input files of `data prepare`, `tokenizer train` */
 typedef struct {
     int nopt;
     const char *key[CLI_MAX_OPTS], *val[CLI_MAX_OPTS];
     int used[CLI_MAX_OPTS];
     int npos;
-    const char *pos[CLI_MAX_OPTS];
+    const char *pos[CLI_MAX_POS];
     const char *cmd;
 } cli_args;
 
@@ -39,5 +40,7 @@ int cli_done(cli_args *a);                                   /* -1 (after printi
 int *cli_parse_ids(const char *s, int *n);
 int cli_fail(const char *cmd);
 /* Sets --threads and loads a model folder, timing it. 0, or -1 with k2c_errmsg() set. */
-int cli_load_model(cli_args *a, k2c_model *m, const char *dir);                               /* prints "k2c CMD: error: <k2c_errmsg()>", returns 1 */
+int cli_load_model(cli_args *a, k2c_model *m, const char *dir);
+/* --tokenizer DIR, else the model folder. */
+int cli_load_tokenizer(cli_args *a, const char *model_dir, k2c_tokenizer **tok);                               /* prints "k2c CMD: error: <k2c_errmsg()>", returns 1 */
 #endif

@@ -58,56 +58,85 @@ CLI_COMMAND(cmd_logits_def, "logits", "--model DIR --ids 3,17,42 [--decode] --ou
             "Write the logits F32 [T, vocab] of every position (prefill, or token by token with --decode) as safetensors.",
             cmd_logits)
 
-static int cmd_generate_ids(int argc, char **argv) {
+typedef struct { k2c_detok dt; int text; int count; } gen_out;
+
+static int print_token(void *ctx, int id) {
+    gen_out *g = ctx;
+    if (!g->text) { printf("%s%d", g->count++ ? " " : "", id); fflush(stdout); return 0; }
+    const char *t;
+    size_t n;
+    if (k2c_detok_push(&g->dt, id, &t, &n) == 0 && n) { fwrite(t, 1, n, stdout); fflush(stdout); }
+    return 0;
+}
+
+/* Loads the tokenizer from --tokenizer, else from the model folder. */
+int cli_load_tokenizer(cli_args *a, const char *model_dir, k2c_tokenizer **tok) {
+    const char *dir = cli_str(a, "tokenizer", model_dir);
+    return k2c_tokenizer_load(tok, dir);
+}
+
+static int cmd_generate(int argc, char **argv) {
     cli_args a;
     if (cli_parse(&a, argc, argv, "")) return 2;
-    const char *dir = cli_need(&a, "model"), *ids_s = cli_need(&a, "ids");
+    const char *dir = cli_need(&a, "model"), *ids_s = cli_str(&a, "ids", NULL), *prompt = cli_str(&a, "prompt", NULL);
     int max_tokens = (int)cli_int(&a, "max-tokens", 64), top_k = (int)cli_int(&a, "top-k", 0);
     float temp = (float)cli_num(&a, "temperature", 0.8), top_p = (float)cli_num(&a, "top-p", 0.95);
     float min_p = (float)cli_num(&a, "min-p", 0.0);
     uint64_t seed = (uint64_t)cli_int(&a, "seed", 0);
-    int ctx = (int)cli_int(&a, "ctx", 0);
-    k2c_model m;
-    if (!dir || !ids_s || cli_load_model(&a, &m, dir) != 0) { cli_done(&a); return dir && ids_s ? cli_fail("generate") : 2; }
-    if (cli_done(&a)) { k2c_model_free(&m); return 2; }
-    int T, rc = 1;
-    int *ids = cli_parse_ids(ids_s, &T);
+    int ctx = (int)cli_int(&a, "ctx", 0), rc = 1, T = 0, *ids = NULL;
+    k2c_model m = {0};
+    k2c_tokenizer *tok = NULL;
     k2c_state s = {0};
-    k2c_sampler sm;
-    k2c_sampler_init(&sm, m.cfg.vocab_size, temp, top_p, top_k, min_p, seed);
-    float *logits = malloc((size_t)m.cfg.vocab_size * sizeof *logits);
-    if (!ids || !logits) goto done;
-    if (ctx <= 0) ctx = T + max_tokens;
+    k2c_sampler sm = {0};
+    gen_out g = {0};
+    if (!dir || (!ids_s == !prompt)) {
+        if (dir) fprintf(stderr, "k2c generate: give exactly one of --ids or --prompt\n");
+        cli_done(&a);
+        return 2;
+    }
+    if (prompt && cli_load_tokenizer(&a, dir, &tok) != 0) { cli_done(&a); return cli_fail("generate"); }
+    if (cli_load_model(&a, &m, dir) != 0) { cli_done(&a); k2c_tokenizer_free(tok); return cli_fail("generate"); }
+    if (cli_done(&a)) { rc = 2; goto out; }
+    if (prompt ? k2c_tokenizer_encode(tok, prompt, strlen(prompt), 1, &ids, &T) != 0 : !(ids = cli_parse_ids(ids_s, &T))) goto done;
+    if (tok && k2c_tokenizer_vocab_size(tok) > m.cfg.vocab_size) {
+        k2c_seterr("tokenizer has %d ids but the model's vocab_size is %d", k2c_tokenizer_vocab_size(tok), m.cfg.vocab_size);
+        goto done;
+    }
+    if (ctx <= 0) ctx = T + max_tokens + 1;
     if (k2c_state_init(&s, &m, ctx) != 0) goto done;
-    double t0 = k2c_now();
-    if (k2c_prefill(&s, ids, T, NULL, logits, NULL) != 0) goto done;
-    double t1 = k2c_now();
-    int n = 0;
-    for (; n < max_tokens; n++) {
-        int next = k2c_sample(&sm, logits);
-        printf("%s%d", n ? " " : "", next);
-        fflush(stdout);
-        if (next == m.cfg.eos_token_id) { n++; break; }
-        if (n + 1 < max_tokens && k2c_decode(&s, next, logits, NULL) != 0) goto done;
+    k2c_sampler_init(&sm, m.cfg.vocab_size, temp, top_p, top_k, min_p, seed);
+    g.text = tok != NULL;
+    if (tok) k2c_detok_init(&g.dt, tok);
+    k2c_gen_opts o = {.max_tokens = max_tokens};
+    k2c_gen_stats st;
+    if (k2c_generate(&s, &sm, ids, T, &o, print_token, &g, &st) != 0) goto done;
+    if (tok) {
+        const char *t;
+        size_t n;
+        k2c_detok_flush(&g.dt, &t, &n);
+        fwrite(t, 1, n, stdout);
     }
     printf("\n");
     fflush(stdout);
-    double t2 = k2c_now();
-    k2c_log("prefill %d tokens %.1f tok/s, generated %d tokens %.2f tok/s\n", T, T / (t1 - t0), n,
-            n > 1 ? (n - 1) / (t2 - t1) : 0.0);
+    k2c_log("prompt %d tokens: %.1f tok/s; generated %d tokens: %.2f tok/s (%s)\n", T, T / st.prefill_s, st.generated,
+            st.decode_s > 0 ? st.generated / st.decode_s : 0.0, st.stop == K2C_STOP_EOS ? "end of text" : "token limit");
     rc = 0;
 done:
     if (rc) cli_fail("generate");
+out:
+    if (tok) k2c_detok_free(&g.dt);
     k2c_sampler_free(&sm);
     k2c_state_free(&s);
-    free(logits);
     free(ids);
+    k2c_tokenizer_free(tok);
     k2c_model_free(&m);
     return rc;
 }
 CLI_COMMAND(cmd_generate_def, "generate",
-            "--model DIR --ids 1,2,3 [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--seed S] [--ctx N] [--threads N]",
-            "Sample a continuation of the prompt ids, streaming the new ids.", cmd_generate_ids)
+            "--model DIR (--ids 1,2,3 | --prompt TEXT) [--tokenizer DIR] [--max-tokens N] [--temperature T] [--top-p P] "
+            "[--top-k K] [--min-p P] [--seed S] [--ctx N] [--threads N] [--load auto|mmap|copy]",
+            "Sample a continuation: ids in, ids out; or text in (tokenizer from the model folder), text streamed out.",
+            cmd_generate)
 
 static const char *fmt_bytes(double b, char *buf, size_t n) {
     const char *u[] = {"B", "KB", "MB", "GB", "TB"};

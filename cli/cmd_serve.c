@@ -79,7 +79,7 @@ CLI_COMMAND(cmd_serve_def, "serve",
             cmd_serve)
 
 /* k2c genbench: decode speed of one generation with and without constrained decoding, picking through
- * k2c_gen in both cases (and plain k2c_sample for reference), so the difference is the grammar's cost. */
+ * k2c_turn in both cases (and plain k2c_sample for reference), so the difference is the grammar's cost. */
 static k2c_vocab_info *bench_vi;
 
 static int run_gen(k2c_model *m, k2c_tokenizer *tok, const int *prompt, int np, int ntok, const char *schema,
@@ -92,25 +92,25 @@ static int run_gen(k2c_model *m, k2c_tokenizer *tok, const int *prompt, int np, 
     for (int round = 0; done < ntok; round++) {
         s.pos = 0;
         if (k2c_prefill(&s, prompt, np, NULL, logits, NULL) != 0) goto out;
-        k2c_gen_opts o = {.tools_json = tools, .tool_choice = tools ? K2C_TOOLS_REQUIRED : K2C_TOOLS_AUTO,
+        k2c_turn_opts o = {.tools_json = tools, .tool_choice = tools ? K2C_TOOLS_REQUIRED : K2C_TOOLS_AUTO,
                           .parallel_tool_calls = 1, .schema_json = schema, .temperature = 0.8f, .top_p = 1.0f,
                           .seed = (uint64_t)round, .max_tokens = ntok - done, .vocab_info = bench_vi};
-        k2c_gen *g = k2c_gen_new(tok, m->cfg.vocab_size, &o);
+        k2c_turn *g = k2c_turn_new(tok, m->cfg.vocab_size, &o);
         if (!g) goto out;
         int id, r;
-        /* the pick (k2c_gen_step: grammar, sampling) and the forward pass timed apart: the forward cost
+        /* the pick (k2c_turn_step: grammar, sampling) and the forward pass timed apart: the forward cost
          * depends on the position, which differs between modes (constrained answers end and restart) */
         for (;;) {
             double t0 = k2c_now();
-            r = k2c_gen_step(g, logits, &id);
+            r = k2c_turn_step(g, logits, &id);
             double t1 = k2c_now();
             tp += t1 - t0;
             if (r != 1) break;
             if (k2c_decode(&s, id, logits, NULL) != 0) { r = -1; break; }
             td += k2c_now() - t1;
         }
-        done += k2c_gen_ntokens(g) > 0 ? k2c_gen_ntokens(g) : 1;
-        k2c_gen_free(g);
+        done += k2c_turn_ntokens(g) > 0 ? k2c_turn_ntokens(g) : 1;
+        k2c_turn_free(g);
         if (r < 0) goto out;
     }
     *pick_s = tp / done;

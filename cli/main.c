@@ -48,7 +48,7 @@ int cli_parse(cli_args *a, int argc, char **argv, const char *flags) {
             else { fprintf(stderr, "k2c %s: option --%s needs a value\n", a->cmd, a->key[a->nopt]); return -1; }
             a->nopt++;
         } else {
-            if (a->npos == CLI_MAX_OPTS) { fprintf(stderr, "k2c %s: too many arguments\n", a->cmd); return -1; }
+            if (a->npos == CLI_MAX_POS) { fprintf(stderr, "k2c %s: more than %d arguments\n", a->cmd, CLI_MAX_POS); return -1; }
             a->pos[a->npos++] = s;
         }
     }

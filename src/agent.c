@@ -1,5 +1,5 @@
 /* The agent loop: the model is called in-process with the same constrained generation as the server
- * (k2c_gen), tool calls are run (built-in tools or MCP servers) and their results, errors included, go
+ * (k2c_turn), tool calls are run (built-in tools or MCP servers) and their results, errors included, go
  * back as tool messages, turn after turn, until the model answers without calling a tool or the turn
  * limit is reached. Each turn re-renders the chat; the latent cache rows of the longest common prefix
  * with the previous turn's tokens are kept, so only the new messages are prefilled. */
@@ -96,29 +96,29 @@ int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer) {
         if (k2c_prefill(&st, ids + keep, nids - keep, NULL, logits, NULL) != 0) goto done;
         if (log) fprintf(log, "agent: turn %d: prompt %d tokens (%d reused), prefill %.2f s\n", turn + 1, nids, keep, k2c_now() - t0);
         int room = ctx - nids;
-        k2c_gen_opts go = {.tools_json = tools_txt, .tool_choice = nrefs ? o->tool_choice : K2C_TOOLS_NONE,
+        k2c_turn_opts go = {.tools_json = tools_txt, .tool_choice = nrefs ? o->tool_choice : K2C_TOOLS_NONE,
                            .parallel_tool_calls = 1, .temperature = o->temperature, .top_p = 1.0f,
                            .seed = o->seed + (uint64_t)turn, .max_tokens = o->max_tokens < room ? o->max_tokens : room, .vocab_info = vi};
-        k2c_gen *g = k2c_gen_new(tok, V, &go);
+        k2c_turn *g = k2c_turn_new(tok, V, &go);
         if (!g) goto done;
         int id, r;
-        while ((r = k2c_gen_step(g, logits, &id)) == 1) {
+        while ((r = k2c_turn_step(g, logits, &id)) == 1) {
             hist[st.pos] = id;
             if (k2c_decode(&st, id, logits, NULL) != 0) { r = -1; break; }
         }
-        if (r < 0) { k2c_gen_free(g); goto done; }
-        k2c_toolparse *p = k2c_gen_parser(g);
+        if (r < 0) { k2c_turn_free(g); goto done; }
+        k2c_toolparse *p = k2c_turn_parser(g);
         size_t clen;
         const char *content = k2c_toolparse_content(p, &clen);
         char *clean = k2c_utf8_clean(content, clen);
         int ncalls = k2c_toolparse_ncalls(p);
-        if (log) fprintf(log, "agent: turn %d: %d tokens, %d tool call(s), finish %s\n", turn + 1, k2c_gen_ntokens(g), ncalls,
-                         k2c_gen_finish_reason(g) ? k2c_gen_finish_reason(g) : "?");
+        if (log) fprintf(log, "agent: turn %d: %d tokens, %d tool call(s), finish %s\n", turn + 1, k2c_turn_ntokens(g), ncalls,
+                         k2c_turn_finish_reason(g) ? k2c_turn_finish_reason(g) : "?");
         json_t *am = json_pack("{s:s,s:s}", "role", "assistant", "content", clean ? clean : "");
         if (ncalls == 0) {
             json_array_append_new(msgs, am);
             *answer = clean;
-            k2c_gen_free(g);
+            k2c_turn_free(g);
             turn++;
             break;
         }
@@ -126,7 +126,7 @@ int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer) {
         char *tcj = k2c_toolparse_json(p);
         json_t *tcs = tcj ? json_loads(tcj, 0, NULL) : NULL;
         free(tcj);
-        if (!tcs) { json_decref(am); k2c_gen_free(g); k2c_seterr("agent: tool calls not representable"); goto done; }
+        if (!tcs) { json_decref(am); k2c_turn_free(g); k2c_seterr("agent: tool calls not representable"); goto done; }
         json_object_set_new(am, "tool_calls", tcs);
         json_array_append_new(msgs, am);
         for (int i = 0; i < ncalls; i++) {
@@ -151,7 +151,7 @@ int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer) {
             free(rclean);
             free(res);
         }
-        k2c_gen_free(g);
+        k2c_turn_free(g);
     }
     if (o->transcript) {
         json_t *tr = json_pack("{s:O,s:O,s:i}", "tools", decl, "messages", msgs, "turns", turn);

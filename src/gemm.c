@@ -34,14 +34,16 @@ void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp) {
 #if defined(__x86_64__)
 #define AVX512 __attribute__((target("avx512f,fma")))
 
-/* rows [RB, C] (row stride C) times one packed block -> Y[t, r] for the block's valid tokens. */
-AVX512 static void kernel_8x32(const float *w, int C, const float *xp, float *Y, int ldy, int ntok) {
+/* A panel of RB rows packed column-major ([C][RB]) times one packed block -> Y[t, r] for the block's
+ * valid tokens. Packing the rows side by side keeps the 8 broadcasts of a column in one cache line;
+ * read straight from the row-major tile they would sit 8 KB apart and fight over one L1 set. */
+AVX512 static void kernel_8x32(const float *wp, int C, const float *xp, float *Y, int ldy, int ntok) {
     __m512 a[RB][2];
     for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
     for (int c = 0; c < C; c++) {
         __m512 x0 = _mm512_loadu_ps(xp + (size_t)c * TB), x1 = _mm512_loadu_ps(xp + (size_t)c * TB + 16);
         for (int r = 0; r < RB; r++) {
-            __m512 wv = _mm512_set1_ps(w[(size_t)r * C + c]);
+            __m512 wv = _mm512_set1_ps(wp[(size_t)c * RB + r]);
             a[r][0] = _mm512_fmadd_ps(wv, x0, a[r][0]);
             a[r][1] = _mm512_fmadd_ps(wv, x1, a[r][1]);
         }
@@ -69,15 +71,23 @@ AVX512 static void kernel_1x32(const float *w, int C, const float *xp, float *Y,
 
 /* Y[:, 0..nr) (row stride ldy) = packed X times the nr rows of w [nr, C]. */
 void k2c_gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy) {
-    int nb = (T + TB - 1) / TB;
-    for (int b = 0; b < nb; b++) {
-        const float *xp = Xp + (size_t)b * C * TB;
-        int ntok = T - b * TB < TB ? T - b * TB : TB;
-        float *yb = Y + (size_t)b * TB * ldy;
-        int r = 0;
-        for (; r + RB <= nr; r += RB) kernel_8x32(w + (size_t)r * C, C, xp, yb + r, ldy, ntok);
-        for (; r < nr; r++) kernel_1x32(w + (size_t)r * C, C, xp, yb + r, ldy, ntok);
+    int nb = (T + TB - 1) / TB, full = nr / RB * RB;
+    float *panel = malloc((size_t)C * RB * sizeof *panel);
+    if (!panel) abort();   /* 8 x C floats */
+    for (int r = 0; r < full; r += RB) {
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < RB; i++) panel[(size_t)c * RB + i] = w[(size_t)(r + i) * C + c];
+        for (int b = 0; b < nb; b++) {
+            int ntok = T - b * TB < TB ? T - b * TB : TB;
+            kernel_8x32(panel, C, Xp + (size_t)b * C * TB, Y + (size_t)b * TB * ldy + r, ldy, ntok);
+        }
     }
+    for (int r = full; r < nr; r++)
+        for (int b = 0; b < nb; b++) {
+            int ntok = T - b * TB < TB ? T - b * TB : TB;
+            kernel_1x32(w + (size_t)r * C, C, Xp + (size_t)b * C * TB, Y + (size_t)b * TB * ldy + r, ldy, ntok);
+        }
+    free(panel);
 }
 #else
 void k2c_gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy) {

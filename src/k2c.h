@@ -157,6 +157,11 @@ void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y);
 void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
 /* y [nrows] = rows r0 .. r0+nrows-1 of W times x [cols]; single-threaded (callers parallelize). */
 void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
+/* Prompt GEMM (gemm.c): X [T, C] packed once into blocks of 32 tokens, then any number of row tiles
+ * w [nr, C] (fp32) give Y[:, 0..nr) with row stride ldy. */
+size_t k2c_gemm_packed_size(int T, int C);
+void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp);
+void k2c_gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy);
 /* Which SIMD level the kernels picked at run time: "avx512", "avx2" or "scalar". K2C_SIMD env overrides. */
 const char *k2c_simd_name(void);
 int k2c_simd_force(const char *name);   /* "scalar" or "avx512" (if the CPU has it); -1 if not possible */
@@ -169,6 +174,7 @@ void k2c_rope_backward(float *dx, int dr, int pos, const float *inv_freq, float 
 /* Router (noaux_tc): logits [E] -> chosen idx [k] and weights w [k]; scores [E] gets the unbiased
  * sigmoid/softmax scores when not NULL. E <= 1024. */
 void k2c_moe_route(const k2c_config *c, const float *logits, const float *bias, int *idx, float *w, float *scores);
+void k2c_router_scores(const k2c_config *c, const float *logits, float *s);   /* sigmoid or softmax [E] */
 /* RMSNorm: y = w * x / sqrt(mean(x^2) + eps), in place allowed. */
 void k2c_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 
@@ -257,6 +263,27 @@ void k2c_sampler_free(k2c_sampler *s);
 int k2c_sample(k2c_sampler *s, const float *logits);
 uint64_t k2c_rng_next(uint64_t *state);
 float k2c_rng_uniform(uint64_t *state);     /* [0, 1) */
+
+/* ------------------------------------------------------------------ generation loop (generate.c) */
+typedef enum { K2C_STOP_LENGTH, K2C_STOP_EOS, K2C_STOP_CALLBACK, K2C_STOP_CANCEL, K2C_STOP_CONTEXT } k2c_stop_reason;
+typedef struct {
+    int max_tokens;
+    const int *stop_ids; int nstop;     /* besides the config's eos_token_id */
+    volatile int *cancel;               /* checked before each token; may be NULL */
+    int ignore_eos;                     /* run to max_tokens (benchmarks, tests) */
+} k2c_gen_opts;
+typedef struct {
+    int prompt_tokens, generated;
+    double prefill_s, decode_s;
+    k2c_stop_reason stop;
+    int pending;                        /* last sampled id (stop token included) not yet in the cache, or -1 */
+} k2c_gen_stats;
+typedef int (*k2c_token_fn)(void *ctx, int id);   /* nonzero stops the generation */
+/* Prefills prompt [T] after what s holds, then samples up to max_tokens; each new token (stop tokens
+ * excluded) goes to on_token. The last sampled token is not in the cache when it returns (st->pending):
+ * a conversation feeds it first in the next turn. */
+int k2c_generate(k2c_state *s, k2c_sampler *sm, const int *prompt, int T, const k2c_gen_opts *o,
+                 k2c_token_fn on_token, void *ctx, k2c_gen_stats *st);
 
 /* ------------------------------------------------------------------ threads */
 void k2c_set_threads(int n);                /* 0 = all cores */
@@ -419,20 +446,20 @@ typedef struct {
     uint64_t seed;
     int max_tokens;
     const k2c_vocab_info *vocab_info;   /* NULL: built for this generation (slower start) */
-} k2c_gen_opts;
-typedef struct k2c_gen k2c_gen;
+} k2c_turn_opts;
+typedef struct k2c_turn k2c_turn;
 /* vocab: the model's logit count (>= the tokenizer's). NULL + error (bad tools / schema / choice). */
-k2c_gen *k2c_gen_new(const k2c_tokenizer *t, int vocab, const k2c_gen_opts *o);
-void k2c_gen_free(k2c_gen *g);
+k2c_turn *k2c_turn_new(const k2c_tokenizer *t, int vocab, const k2c_turn_opts *o);
+void k2c_turn_free(k2c_turn *g);
 /* Picks the next token from logits [vocab] (forced markers ignore them). 1: *id is to be fed to the model
  * and the call repeated with the logits that follow; 0: the turn is over; -1: error. */
-int k2c_gen_step(k2c_gen *g, const float *logits, int *id);
-void k2c_gen_stop(k2c_gen *g, const char *finish_reason);  /* ends the turn (stop string, timeout) */
-const char *k2c_gen_finish_reason(const k2c_gen *g);       /* "stop", "length", "tool_calls" or NULL */
-int k2c_gen_ntokens(const k2c_gen *g);                     /* tokens picked so far */
-k2c_toolparse *k2c_gen_parser(k2c_gen *g);                 /* content + tool calls so far */
+int k2c_turn_step(k2c_turn *g, const float *logits, int *id);
+void k2c_turn_stop(k2c_turn *g, const char *finish_reason);  /* ends the turn (stop string, timeout) */
+const char *k2c_turn_finish_reason(const k2c_turn *g);       /* "stop", "length", "tool_calls" or NULL */
+int k2c_turn_ntokens(const k2c_turn *g);                     /* tokens picked so far */
+k2c_toolparse *k2c_turn_parser(k2c_turn *g);                 /* content + tool calls so far */
 /* Argument text of call i as streamed so far (the parser holds a call's arguments only once it ends). */
-const char *k2c_gen_args(const k2c_gen *g, int i, size_t *len);
+const char *k2c_turn_args(const k2c_turn *g, int i, size_t *len);
 
 /* OpenAI-compatible HTTP server (server.c): POST /v1/chat/completions, /v1/completions, GET /v1/models,
  * /health, /metrics. Requests share the model: one scheduler thread batches every active request's
@@ -491,5 +518,165 @@ typedef struct {
 int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer);
 
 /* ------------------------------------------------------------------ training (train_*.c, muon.c, data.c) */
+/* The trainer keeps every trained tensor in fp32 in ONE block (w), its gradient in a second block of the
+ * same layout (g), and the optimizer moments in blocks of the same layout too, so a tensor is an offset.
+ * The tensor table names each one as spec section 2, so a saved checkpoint loads with k2c_model_load. */
+typedef enum { K2C_P_MUON, K2C_P_ADAMW, K2C_P_BIAS } k2c_pkind;   /* BIAS: router bias, no gradient */
+typedef struct {
+    char name[112];
+    int ndim;
+    int64_t shape[2];
+    size_t off, numel;          /* floats into w / g */
+    k2c_pkind kind;
+    int layer;                  /* -1 for embeddings, head, final norm */
+} k2c_param;
+
+typedef struct {                /* offsets into w / g; (size_t)-1 when absent */
+    size_t attn_norm, ffn_norm, q_a, q_a_norm, q_b, q, kv_a, kv_a_norm, kv_b, o;
+    int is_moe;
+    size_t gate, up, down;      /* dense FFN, or the shared experts of an MoE layer */
+    size_t router, bias;        /* [E, D], [E] */
+    size_t experts, expert_stride;  /* expert e: gate at experts + e*stride, up + I*D, down + 2*I*D */
+} k2c_tlayer;
+
+typedef struct {
+    k2c_config cfg;
+    int nparams;
+    k2c_param *params;
+    size_t nw;                  /* floats in w and g */
+    float *w, *g;
+    size_t embed, head, final_norm;
+    k2c_tlayer *layers;
+    float inv_freq[512];        /* [dr/2] */
+    float rope_mscale, attn_scale;
+} k2c_tmodel;
+
+/* Random init (normal 0.02 for matrices, ones for norm gains, zero router bias) from seed. */
+int k2c_tmodel_init(k2c_tmodel *m, const k2c_config *c, uint64_t seed);
+/* From a checkpoint folder (F32/BF16/F16 tensors; quantized checkpoints are refused). */
+int k2c_tmodel_load(k2c_tmodel *m, const char *dir);
+/* config.json + model.safetensors (dtype K2C_F32 or K2C_BF16; the router bias stays F32), atomically. */
+int k2c_tmodel_save(const k2c_tmodel *m, const char *dir, k2c_dtype dtype);
+void k2c_tmodel_free(k2c_tmodel *m);
+const k2c_param *k2c_tmodel_find(const k2c_tmodel *m, const char *name);
+
+/* Activations of one forward pass over B sequences of T tokens, kept for the backward in one arena. */
+typedef struct {
+    int B, T;                   /* capacity */
+    float *arena; size_t narena;
+    int *iarena; size_t niarena;
+    float *scratch; size_t nscratch;
+    void *lay;                  /* per-layer views into the arenas (train_fwd.c) */
+    float *attn_max;            /* [L, H] largest pre-softmax logit since k2c_tacts_reset_stats */
+    double *load;               /* [L, E+1] tokens routed to each expert since the reset; [l, E]: tokens */
+    double aux_loss;            /* sequence-wise aux loss (unweighted sum) since the reset */
+} k2c_tacts;
+int k2c_tacts_init(k2c_tacts *a, const k2c_tmodel *m, int B, int T);
+void k2c_tacts_free(k2c_tacts *a);
+void k2c_tacts_reset_stats(k2c_tacts *a, const k2c_tmodel *m);
+
+/* Forward over ids [B, T] (each row its own causal sequence), cross-entropy against targets [B, T]
+ * (-1 = no target). Returns the SUM of the token losses in *loss_sum and the number of targets in *count.
+ * logits [B*T, V] receives the logits when not NULL. aux_alpha > 0 adds the sequence-wise aux loss. */
+int k2c_train_forward(const k2c_tmodel *m, k2c_tacts *a, const int *ids, const int *targets, int B, int T,
+                      float aux_alpha, double *loss_sum, int *count, float *logits);
+/* Backward of the last k2c_train_forward: m->g += loss_scale * d(loss_sum)/dw (loss_scale = 1/targets
+ * of the whole step gives the mean). The aux loss gradient is included when the forward had aux_alpha. */
+int k2c_train_backward(k2c_tmodel *m, k2c_tacts *a, float loss_scale);
+
+/* Single-op forward/backward pairs (public for the finite-difference tests). Rows are tokens. */
+void k2c_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int n, float eps);
+/* dx = d/dx, dw += d/dw given dy; x, rstd from the forward. dx may alias dy. */
+void k2c_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *rstd, const float *w,
+                     int N, int n);
+/* Causal attention of one head over T positions: S = scale*(qn.kn + qp.kp), P = softmax, o = P v.
+ * q [T, qs] rows hold qn [dn] then qp [dr]; kn/v rows [T, ks] (kn at 0, v at dn); kp [T, dr].
+ * P [T, T] keeps the probabilities; *smax gets the largest logit. */
+void k2c_attn_fwd(const float *q, int qs, const float *kv, int ks, const float *kp, int T, int dn, int dr, int dv,
+                  float scale, float *P, float *o, int os, float *smax);
+/* dq [T, qs], dkv [T, ks], dkp [T, dr] (all overwritten) from do [T, os]. tmp [T] scratch. */
+void k2c_attn_bwd(const float *q, int qs, const float *kv, int ks, const float *kp, int T, int dn, int dr, int dv,
+                  float scale, const float *P, const float *dout, int os, float *dq, float *dkv, float *dkp, float *tmp);
+/* SwiGLU expert on N rows: y [N, D] = Wd (silu(Wg x) * Wu x); g, u [N, F] keep the gate and up outputs. */
+void k2c_swiglu_fwd(const float *x, int N, int D, int F, const float *Wg, const float *Wu, const float *Wd,
+                    float *g, float *u, float *h, float *y);
+/* dx [N, D] (overwritten, may be NULL), dWg/dWu/dWd += ; h, h2 [N, F] scratch (overwritten). */
+void k2c_swiglu_bwd(const float *x, int N, int D, int F, const float *Wg, const float *Wu, const float *Wd,
+                    const float *g, const float *u, float *h, float *h2, const float *dy, float *dx, float *dWg,
+                    float *dWu, float *dWd);
+/* Router weights of the chosen experts from the router logits [E]: dlogits [E] (overwritten) from dw [k]
+ * (the gradient of the k weights k2c_moe_route produced for idx). */
+void k2c_router_bwd(const k2c_config *c, const float *logits, const int *idx, const float *dw, float *dlogits);
+/* Cross-entropy of logits [N, V] against targets (-1 skipped): returns the summed loss; logits become
+ * scale * (softmax - onehot) (zero rows for skipped targets). */
+double k2c_xent_fwd_bwd(float *logits, const int *targets, int N, int V, float scale);
+
+/* ---- optimizers (muon.c) */
+typedef enum { K2C_OPT_MUONCLIP, K2C_OPT_MUON, K2C_OPT_ADAMW } k2c_opt_kind;
+typedef struct {
+    k2c_opt_kind kind;
+    float lr, wd, momentum, beta1, beta2, eps, rms_scale, tau, bias_u;
+    int ns_steps;
+    long step;                  /* optimizer steps taken */
+    float *m, *v;               /* [nw]: Muon momentum / Adam first moment, Adam second moment */
+    float *scratch;
+    size_t nscratch;
+} k2c_optim;
+void k2c_optim_defaults(k2c_optim *o, k2c_opt_kind kind);   /* K2 values: lr 2e-4, wd 0.1, tau 100, u 1e-3 */
+int k2c_optim_init(k2c_optim *o, const k2c_tmodel *m);      /* allocates the moment blocks (zeros) */
+void k2c_optim_free(k2c_optim *o);
+/* One step on every tensor with m->g at learning rate lr (Muon for K2C_P_MUON tensors unless kind is
+ * ADAMW; AdamW otherwise; router biases skipped). */
+void k2c_optim_step(k2c_optim *o, k2c_tmodel *m, float lr);
+/* QK-Clip with per-head max logits attn_max [L, H]; clipped [L, H] (may be NULL) gets 1 where a head was
+ * scaled. Returns the number of clipped heads. tau <= 0 disables. */
+int k2c_qk_clip(k2c_tmodel *m, const float *attn_max, float tau, unsigned char *clipped);
+/* Aux-loss-free balancing: b_i += u * sign(mean_load - load_i) per MoE layer; load [L, E+1]. maxvio [L]
+ * (may be NULL) gets (max load - mean) / mean (0 for dense layers). */
+void k2c_bias_update(k2c_tmodel *m, const double *load, float u, float *maxvio);
+/* Newton-Schulz quintic orthogonalization of X [rows, cols] in place; tmp holds 2*min^2 + 2*rows*cols floats. */
+void k2c_ns5(float *X, int rows, int cols, int steps, float *tmp);
+
+/* ---- data (data.c): token shards "K2CTOKS\0", u32 version 1, u32 token bytes (4), u64 count, u32 ids */
+int k2c_shard_write(const char *path, const uint32_t *ids, uint64_t n);   /* atomic */
+typedef struct {
+    int nshards;
+    uint32_t **tok; uint64_t *ntok; void **map; size_t *mapsz;
+    uint64_t total;
+} k2c_dataset;
+/* Opens DIR/PREFIX*.bin (prefix "train" or "val"). */
+int k2c_dataset_open(k2c_dataset *d, const char *dir, const char *prefix);
+void k2c_dataset_close(k2c_dataset *d);
+/* Window number idx of a run: T+1 tokens at a position that depends only on (seed, idx). */
+void k2c_dataset_window(const k2c_dataset *d, uint64_t seed, uint64_t idx, int T, int *ids, int *targets);
+
+/* ---- the training loop (train_loop.c) */
+typedef struct {
+    const char *data_dir;       /* DIR with train*.bin (and val*.bin for evaluation) */
+    const char *out_dir;        /* checkpoints: OUT/step_NNNNNNN/ + OUT/LATEST */
+    const char *log_path;       /* JSONL, one line per step */
+    int steps, batch, seq, accum, warmup, eval_every, eval_batches, save_every, progress;
+    int stop_after;             /* stop after this step as if killed (tests); 0: run to the end */
+    char schedule[16];          /* "wsd", "cosine" or "const" */
+    float decay_frac;           /* WSD: share of the steps in the final (cosine) decay */
+    float lr_min;               /* end of the decay (default 0.1 x peak) */
+    uint64_t seed;              /* data windows */
+    float aux_alpha;            /* sequence-wise aux loss weight (0: off) */
+    k2c_dtype save_dtype;       /* K2C_F32 or K2C_BF16 for model.safetensors */
+} k2c_train_opts;
+void k2c_train_opts_defaults(k2c_train_opts *t);
+float k2c_lr_at(const k2c_train_opts *t, float peak, long step);   /* step counts from 1 */
+/* Trains from o->step + 1 to t->steps. */
+int k2c_train_run(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t);
+/* A checkpoint folder: config.json + model.safetensors (loadable by k2c_model_load) + optimizer.safetensors
+ * (step, moments, fp32 master weights, data seed). */
+int k2c_ckpt_save(const k2c_tmodel *m, const k2c_optim *o, const char *dir, k2c_dtype dtype, uint64_t seed);
+/* path: a checkpoint folder or a run folder with LATEST. Loads the model, the optimizer state (o's
+ * hyper-parameters stay as the caller set them; o is initialized here) and the data seed. */
+int k2c_ckpt_load(k2c_tmodel *m, k2c_optim *o, const char *path, uint64_t *seed);
+
+/* ---- plot (plot.c): SVG line charts of JSONL logs */
+int k2c_plot_logs(const char *out, int nlogs, const char *const *logs, const char *x_key);
+
 
 #endif

@@ -188,6 +188,7 @@ AVX512 static float dot_fp8_avx512(const uint8_t *w, const float *x, int n, cons
         int j1 = j0 + block < n ? j0 + block : n, j = j0;
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         for (; j + 32 <= j1; j += 32) {
+            if ((j & 63) == 0) _mm_prefetch((const char *)(w + j) + K2C_PF_DIST, _MM_HINT_T0);
             a0 = _mm512_fmadd_ps(fp8x16_to_f32(_mm_loadu_si128((const __m128i *)(w + j))), _mm512_loadu_ps(x + j), a0);
             a1 = _mm512_fmadd_ps(fp8x16_to_f32(_mm_loadu_si128((const __m128i *)(w + j + 16))), _mm512_loadu_ps(x + j + 16), a1);
         }
@@ -207,6 +208,7 @@ AVX512 static float dot_int4_avx512(const uint32_t *w, const float *xs, int n, c
     for (int g = 0; g < n / group; g++) {
         __m512 a = _mm512_setzero_ps();
         for (int j = g * group; j < (g + 1) * group; j += 32) {
+            if ((j & 127) == 0) _mm_prefetch((const char *)(b + j / 2) + K2C_PF_DIST, _MM_HINT_T0);
             __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + j / 2)));
             __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, mask), eight));
             __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
@@ -366,7 +368,7 @@ void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) {
         free(y);
         return;
     }
-    if (l->fmt == K2C_FMT_F32 && T > SMALL_T) {
+    if (l->fmt == K2C_FMT_F32 && T > SMALL_T && simd_level != 2) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, R, C, 1.0f, X, C, (const float *)l->w, C, 0.0f, Y, R);
         return;
     }
@@ -386,6 +388,33 @@ void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) {
         }
         return;
     }
+#if defined(__x86_64__)
+    if (simd_level == 2) {
+        /* Our AVX-512 kernel on packed inputs: 64-row weight tiles dequantized per thread (L2-sized). */
+        float *Xp = malloc(k2c_gemm_packed_size(T, C) * sizeof *Xp);
+        if (!Xp) abort();
+        k2c_gemm_pack_x(X, T, C, Xp);
+        int tr = 64, nt = (R + tr - 1) / tr;
+        #pragma omp parallel if (par)
+        {
+            float *buf = l->fmt == K2C_FMT_F32 ? NULL : malloc((size_t)tr * (size_t)C * sizeof *buf);
+            if (l->fmt != K2C_FMT_F32 && !buf) abort();
+            #pragma omp for schedule(dynamic, 1)
+            for (int ti = 0; ti < nt; ti++) {
+                int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
+                const float *w = (const float *)l->w + (size_t)r0 * C;
+                if (buf) {
+                    for (int i = 0; i < nr; i++) dequant_row_fast(l, r0 + i, buf + (size_t)i * C);
+                    w = buf;
+                }
+                k2c_gemm_tile(w, nr, C, Xp, T, Y + r0, R);
+            }
+            free(buf);
+        }
+        free(Xp);
+        return;
+    }
+#endif
     /* about 256 KB of fp32 weights per tile: stays in L2 while sgemm streams X past it */
     int tile = (int)((64u << 10) / (unsigned)C);
     if (tile < 16) tile = 16;

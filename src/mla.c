@@ -106,9 +106,12 @@ int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out,
     for (int t = 0; t < N; t++) memcpy(C + (size_t)t * r, cache_row(s, layer, t), (size_t)r * sizeof *C);
     k2c_matmul(&ly->kv_b, C, N, KV);
     float scale = m->attn_scale;
-    #pragma omp parallel
+    /* Waking a second thread costs more than a tiny model's whole attention. */
+    int par = (double)T * H * N * (dn + dr + dv) > 2e5;
+    #pragma omp parallel if (par)
     {
         float *p = malloc((size_t)N * sizeof *p);
+        if (!p) abort();
         #pragma omp for schedule(dynamic, 4)
         for (int th = 0; th < T * H; th++) {
             int t = th / H, h = th % H, n = s->pos + t + 1;
@@ -157,7 +160,8 @@ int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN
     if (project_qkv(ss, off, layer, XN, n, Q)) goto done;
     for (int i = 0; i < n; i++) if (ss[i]->pos + 1 > maxn) maxn = ss[i]->pos + 1;
     float scale = m->attn_scale;
-    #pragma omp parallel
+    int par = (double)n * H * (dn * r + maxn * (2 * r + dr) + dv * r) > 2e5;
+    #pragma omp parallel if (par)
     {
         float *qa = malloc((size_t)(r + r + maxn) * sizeof *qa), *ctx = qa + r, *p = ctx + r;
         if (!qa) abort();   /* a few KB per thread */

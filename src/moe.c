@@ -9,11 +9,9 @@
 #include <math.h>
 #include <string.h>
 
-/* logits [E] -> idx [k] (descending choice score), w [k]; scores [E] receives s (may be NULL). */
-void k2c_moe_route(const k2c_config *c, const float *logits, const float *bias, int *idx, float *w, float *scores) {
-    int E = c->n_routed_experts, K = c->num_experts_per_tok, G = c->n_group, per = E / G;
-    float s_local[1024], choice_local[1024];
-    float *s = scores ? scores : s_local, *choice = choice_local;
+/* Router scores s [E] = sigmoid(logits), or softmax(logits) when scoring_func is softmax. */
+void k2c_router_scores(const k2c_config *c, const float *logits, float *s) {
+    int E = c->n_routed_experts;
     if (c->scoring_softmax) {
         float mx = -FLT_MAX, sum = 0;
         for (int e = 0; e < E; e++) mx = fmaxf(mx, logits[e]);
@@ -22,6 +20,14 @@ void k2c_moe_route(const k2c_config *c, const float *logits, const float *bias, 
     } else {
         for (int e = 0; e < E; e++) s[e] = 1.0f / (1.0f + expf(-logits[e]));
     }
+}
+
+/* logits [E] -> idx [k] (descending choice score), w [k]; scores [E] receives s (may be NULL). */
+void k2c_moe_route(const k2c_config *c, const float *logits, const float *bias, int *idx, float *w, float *scores) {
+    int E = c->n_routed_experts, K = c->num_experts_per_tok, G = c->n_group, per = E / G;
+    float s_local[1024], choice_local[1024];
+    float *s = scores ? scores : s_local, *choice = choice_local;
+    k2c_router_scores(c, logits, s);
     for (int e = 0; e < E; e++) choice[e] = s[e] + (bias ? bias[e] : 0.0f);
     if (G > 1) {
         float gscore[1024];

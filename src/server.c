@@ -79,7 +79,7 @@ static void job_unref(srv_job *j) {
     int left = --j->refs;
     pthread_mutex_unlock(&j->mu);
     if (left) return;
-    k2c_gen_free(j->gen);
+    k2c_turn_free(j->gen);
     free(j->prompt);
     for (int i = 0; i < j->nstops; i++) free(j->stops[i]);
     free(j->stops);
@@ -138,7 +138,7 @@ static void sse_delta(srv_job *j, json_t *delta, const char *finish) {
 
 /* Streams what the generation added since the last call; handles stop strings. final: the turn is over. */
 static void job_progress(srv_job *j, int final) {
-    k2c_toolparse *p = k2c_gen_parser(j->gen);
+    k2c_toolparse *p = k2c_turn_parser(j->gen);
     size_t clen;
     const char *content = k2c_toolparse_content(p, &clen);
     size_t end = clen;
@@ -151,7 +151,7 @@ static void job_progress(srv_job *j, int final) {
         if (hit != (size_t)-1) {
             j->stopped = 1;
             j->content_end = hit;
-            k2c_gen_stop(j->gen, "stop");
+            k2c_turn_stop(j->gen, "stop");
             final = 1;
         } else if (!final) end = clen > j->maxstop - 1 ? clen - (j->maxstop - 1) : 0;
     }
@@ -180,7 +180,7 @@ static void job_progress(srv_job *j, int final) {
     for (int i = 0; i < n; i++) {
         const k2c_tool_call *c = k2c_toolparse_call(p, i);
         size_t alen;
-        const char *args = k2c_gen_args(j->gen, i, &alen);
+        const char *args = k2c_turn_args(j->gen, i, &alen);
         if (i >= j->calls_announced) {
             j->calls_announced = i + 1;
             json_t *tc = json_pack("{s:i,s:s,s:s,s:{s:s,s:s}}", "index", i, "id", c->id, "type", "function", "function",
@@ -203,8 +203,8 @@ static json_t *usage_json(const srv_job *j) {
 
 /* The job's end: last deltas, the final chunk and usage (stream) or the whole response (not). */
 static void job_finish(srv *s, srv_job *j, const char *err) {
-    j->ntok = k2c_gen_ntokens(j->gen);
-    const char *finish = k2c_gen_finish_reason(j->gen);
+    j->ntok = k2c_turn_ntokens(j->gen);
+    const char *finish = k2c_turn_finish_reason(j->gen);
     if (!finish) finish = "stop";
     if (!err) job_progress(j, 1);
     if (j->stream) {
@@ -221,7 +221,7 @@ static void job_finish(srv *s, srv_job *j, const char *err) {
         j->status = 500;
         j->result = srv_error_json(err, "server_error", NULL);
     } else {
-        k2c_toolparse *p = k2c_gen_parser(j->gen);
+        k2c_toolparse *p = k2c_turn_parser(j->gen);
         size_t clen;
         const char *content = k2c_toolparse_content(p, &clen);
         if (j->content_end < clen) clen = j->content_end;
@@ -341,7 +341,7 @@ static void *scheduler(void *arg) {
             int gone = j->cancelled;
             pthread_mutex_unlock(&j->mu);
             if (stopping || gone || k2c_now() > j->deadline) {
-                k2c_gen_stop(j->gen, "length");
+                k2c_turn_stop(j->gen, "length");
                 job_finish(s, j, NULL);
                 pthread_mutex_lock(&s->mu); s->busy--; pthread_mutex_unlock(&s->mu);
                 job_unref(j);
@@ -365,12 +365,12 @@ static void *scheduler(void *arg) {
             cancelled = j->cancelled;
             pthread_mutex_unlock(&j->mu);
             if (cancelled || stopping || now > j->deadline) {
-                k2c_gen_stop(j->gen, "length");
+                k2c_turn_stop(j->gen, "length");
                 job_finish(s, j, NULL);
                 release(s, sl);
                 continue;
             }
-            int id = -1, rc = k2c_gen_step(j->gen, sl->cur, &id);
+            int id = -1, rc = k2c_turn_step(j->gen, sl->cur, &id);
             if (rc < 0) { job_finish(s, j, k2c_errmsg()); release(s, sl); continue; }
             if (rc == 1) job_progress(j, 0);
             if (rc == 0 || j->stopped) { job_finish(s, j, NULL); release(s, sl); continue; }
@@ -504,7 +504,7 @@ done:
     if (sched_ok) pthread_join(s->sched, NULL);
     srv_http_stop(s);
     /* jobs never admitted (a request raced the stop) */
-    while (s->queue) { srv_job *j = s->queue; s->queue = j->next; k2c_gen_stop(j->gen, "length"); job_finish(s, j, NULL); job_unref(j); }
+    while (s->queue) { srv_job *j = s->queue; s->queue = j->next; k2c_turn_stop(j->gen, "length"); job_finish(s, j, NULL); job_unref(j); }
     for (int i = 0; s->slots && i < s->nslots; i++) {
         k2c_state_free(&s->slots[i].st);
         free(s->slots[i].hist);

@@ -65,12 +65,12 @@ void k2c_vocab_info_free(k2c_vocab_info *v) {
     free(v);
 }
 
-struct k2c_gen {
+struct k2c_turn {
     const k2c_tokenizer *tok;
     const k2c_vocab_info *vi;
     k2c_vocab_info *own_vi;
     int vocab, tok_vocab;
-    k2c_gen_opts o;
+    k2c_turn_opts o;
     tool *tools; int ntools;
     int allowed_tool;               /* FUNCTION: the only tool index; -1 any */
     k2c_schema *content_schema;
@@ -90,7 +90,7 @@ struct k2c_gen {
 };
 
 /* Collects the parser's argument deltas so callers can stream them (the parser keeps only whole calls). */
-static int collect(k2c_gen *g, const k2c_tool_events *ev) {
+static int collect(k2c_turn *g, const k2c_tool_events *ev) {
     for (int i = 0; i < ev->ndeltas; i++) {
         const k2c_tool_delta *d = &ev->deltas[i];
         if (d->index < 0 || d->index > 4096) continue;
@@ -113,7 +113,7 @@ static int collect(k2c_gen *g, const k2c_tool_events *ev) {
     return 0;
 }
 
-static int feed_tok(k2c_gen *g, int id) {
+static int feed_tok(k2c_turn *g, int id) {
     k2c_tool_events ev;
     if (k2c_toolparse_feed_token(g->parser, g->tok, id, &ev) != 0) return -1;
     return collect(g, &ev);
@@ -121,7 +121,7 @@ static int feed_tok(k2c_gen *g, int id) {
 
 /* Text the server adds itself (closing JSON, markers) goes through the tokenizer and the same per-token
  * path, so it joins any incomplete UTF-8 character the parser's decoder is holding back. */
-static int feed_txt(k2c_gen *g, const char *s, size_t n) {
+static int feed_txt(k2c_turn *g, const char *s, size_t n) {
     int *ids = NULL, nid = 0;
     if (k2c_tokenizer_encode(g->tok, s, n, 1, &ids, &nid) != 0) return -1;
     for (int i = 0; i < nid; i++)
@@ -130,18 +130,18 @@ static int feed_txt(k2c_gen *g, const char *s, size_t n) {
     return 0;
 }
 
-const char *k2c_gen_args(const k2c_gen *g, int i, size_t *len) {
+const char *k2c_turn_args(const k2c_turn *g, int i, size_t *len) {
     if (i < 0 || i >= g->nargs) { if (len) *len = 0; return ""; }
     if (len) *len = g->args_len[i];
     return g->args[i] ? g->args[i] : "";
 }
 
-static int is_end(const k2c_gen *g, int id) {
+static int is_end(const k2c_turn *g, int id) {
     for (int i = 0; i < g->nends; i++) if (g->ends[i] == id) return 1;
     return 0;
 }
 
-void k2c_gen_free(k2c_gen *g) {
+void k2c_turn_free(k2c_turn *g) {
     if (!g) return;
     for (int i = 0; i < g->ntools; i++) { free(g->tools[i].name); k2c_schema_free(g->tools[i].schema); }
     free(g->tools);
@@ -167,7 +167,7 @@ static int valid_name(const char *s) {
     return 1;
 }
 
-static int load_tools(k2c_gen *g, const char *tools_json) {
+static int load_tools(k2c_turn *g, const char *tools_json) {
     json_error_t e;
     json_t *arr = json_loads(tools_json, 0, &e);
     int rc = -1;
@@ -203,12 +203,12 @@ done:
     return rc;
 }
 
-static void force(k2c_gen *g, int id) {
+static void force(k2c_turn *g, int id) {
     if (g->nforce < NFORCE) g->force[(g->force_head + g->nforce++) % NFORCE] = id;
 }
 
-k2c_gen *k2c_gen_new(const k2c_tokenizer *t, int vocab, const k2c_gen_opts *o) {
-    k2c_gen *g = calloc(1, sizeof *g);
+k2c_turn *k2c_turn_new(const k2c_tokenizer *t, int vocab, const k2c_turn_opts *o) {
+    k2c_turn *g = calloc(1, sizeof *g);
     if (!g) { k2c_seterr("out of memory"); return NULL; }
     g->tok = t;
     g->o = *o;
@@ -249,18 +249,18 @@ k2c_gen *k2c_gen_new(const k2c_tokenizer *t, int vocab, const k2c_gen_opts *o) {
     }
     return g;
 fail:
-    k2c_gen_free(g);
+    k2c_turn_free(g);
     return NULL;
 }
 
 /* "functions.NAME:IDX" for tool i, into buf. */
-static size_t header_of(const k2c_gen *g, int i, char *buf, size_t cap) {
+static size_t header_of(const k2c_turn *g, int i, char *buf, size_t cap) {
     int n = snprintf(buf, cap, "functions.%s:%d", g->tools[i].name, g->ncalls);
     return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
 /* Is header text + bytes a prefix of (or equal to) some allowed tool's header? Returns the tool, -1 none. */
-static int header_match(const k2c_gen *g, const char *bytes, size_t n, int *complete) {
+static int header_match(const k2c_turn *g, const char *bytes, size_t n, int *complete) {
     char h[256];
     for (int i = 0; i < g->ntools; i++) {
         if (g->allowed_tool >= 0 && i != g->allowed_tool) continue;
@@ -273,7 +273,7 @@ static int header_match(const k2c_gen *g, const char *bytes, size_t n, int *comp
     return -1;
 }
 
-static int allowed(k2c_gen *g, int id) {
+static int allowed(k2c_turn *g, int id) {
     if (id < 0 || id >= g->tok_vocab) return 0;
     if (g->vi->special[id]) {
         switch (g->phase) {
@@ -302,7 +302,7 @@ static int allowed(k2c_gen *g, int id) {
 }
 
 /* Applies a picked token: parser, phase changes, forced follow-ups. 1: the turn goes on, 0: it ended. */
-static int apply(k2c_gen *g, int id) {
+static int apply(k2c_turn *g, int id) {
     g->ntokens++;
     if (feed_tok(g, id) != 0) return -1;
     int special = k2c_tokenizer_is_special(g->tok, id);
@@ -348,7 +348,7 @@ static int apply(k2c_gen *g, int id) {
 }
 
 /* Chooses among the allowed candidates (sorted by logit, best first): greedy, or temperature + top-p. */
-static int choose(k2c_gen *g, const int *ids, const float *lv, int n) {
+static int choose(k2c_turn *g, const int *ids, const float *lv, int n) {
     if (n == 1 || g->o.temperature <= 0) return ids[0];
     double sum = 0;
     for (int i = 0; i < n; i++) sum += (g->probs[i] = expf((lv[i] - lv[0]) / g->o.temperature));
@@ -371,7 +371,7 @@ static void top_insert(int *ti, float *tv, int *n, int id, float v) {
     tv[i] = v; ti[i] = id;
 }
 
-static int pick(k2c_gen *g, const float *logits) {
+static int pick(k2c_turn *g, const float *logits) {
     int n = 0, ok_i[TOPK], nok = 0;
     float ok_v[TOPK];
     for (int i = 0; i < g->tok_vocab; i++) {
@@ -399,7 +399,7 @@ static int pick(k2c_gen *g, const float *logits) {
 }
 
 /* Finishes the turn without the model: owed forced tokens as text, then the minimal completion. */
-static int close_out(k2c_gen *g) {
+static int close_out(k2c_turn *g) {
     for (; g->nforce; g->nforce--, g->force_head = (g->force_head + 1) % NFORCE)
         if (feed_tok(g, g->force[g->force_head]) != 0) return -1;
     char h[256];
@@ -455,7 +455,7 @@ static int close_out(k2c_gen *g) {
 }
 
 /* The turn is over: release text the parser held back (a possible marker prefix). */
-static int end_turn(k2c_gen *g) {
+static int end_turn(k2c_turn *g) {
     g->phase = P_DONE;
     if (g->parser_done) return 0;
     g->parser_done = 1;
@@ -464,7 +464,7 @@ static int end_turn(k2c_gen *g) {
     return collect(g, &ev);
 }
 
-int k2c_gen_step(k2c_gen *g, const float *logits, int *id) {
+int k2c_turn_step(k2c_turn *g, const float *logits, int *id) {
     if (g->phase == P_DONE) return end_turn(g);
     if (g->ntokens >= g->o.max_tokens) {
         int rc = close_out(g);
@@ -483,7 +483,7 @@ int k2c_gen_step(k2c_gen *g, const float *logits, int *id) {
     return 1;
 }
 
-void k2c_gen_stop(k2c_gen *g, const char *reason) {
+void k2c_turn_stop(k2c_turn *g, const char *reason) {
     if (g->phase == P_DONE) return;
     if (g->phase != P_CONTENT || g->content_schema) {
         /* inside a call or a schema answer: still end in valid JSON */
@@ -492,6 +492,6 @@ void k2c_gen_stop(k2c_gen *g, const char *reason) {
     end_turn(g);
 }
 
-const char *k2c_gen_finish_reason(const k2c_gen *g) { return g->finish; }
-int k2c_gen_ntokens(const k2c_gen *g) { return g->ntokens; }
-k2c_toolparse *k2c_gen_parser(k2c_gen *g) { return g->parser; }
+const char *k2c_turn_finish_reason(const k2c_turn *g) { return g->finish; }
+int k2c_turn_ntokens(const k2c_turn *g) { return g->ntokens; }
+k2c_toolparse *k2c_turn_parser(k2c_turn *g) { return g->parser; }

@@ -134,7 +134,7 @@ static srv_job *make_job(srv *s, const char *body, size_t len, int chat, perr *e
     char *prompt = NULL, *msgs = NULL, *tools_txt = NULL, *schema_txt = NULL, *fn_name = NULL;
     if (!r) { bad(e, NULL, "invalid JSON body: %s (line %d, column %d)", je.text, je.line, je.column); goto fail; }
     if (!json_is_object(r)) { bad(e, NULL, "the body must be a JSON object"); goto fail; }
-    k2c_gen_opts go = {.tool_choice = K2C_TOOLS_AUTO, .parallel_tool_calls = 1, .temperature = 1.0f, .top_p = 1.0f};
+    k2c_turn_opts go = {.tool_choice = K2C_TOOLS_AUTO, .parallel_tool_calls = 1, .temperature = 1.0f, .top_p = 1.0f};
     double temp = 1.0, top_p = 1.0;
     long max_tokens = -1, seed = 0, nchoices = 1;
     int stream = 0, parallel = 1;
@@ -222,7 +222,7 @@ static srv_job *make_job(srv *s, const char *body, size_t len, int chat, perr *e
     if (max_tokens < 0) max_tokens = s->opts.default_max_tokens;
     go.max_tokens = (int)(max_tokens < room ? max_tokens : room);
     go.vocab_info = s->vi;
-    if (!(j->gen = k2c_gen_new(s->tok, s->model.cfg.vocab_size, &go))) {
+    if (!(j->gen = k2c_turn_new(s->tok, s->model.cfg.vocab_size, &go))) {
         bad(e, strstr(k2c_errmsg(), "response_format") ? "response_format" : strstr(k2c_errmsg(), "tool_choice") ? "tool_choice" : "tools",
             "%s", k2c_errmsg());
         goto fail;

@@ -12,7 +12,7 @@ struct srv_job {
     int refs;                       /* HTTP side + scheduler */
     /* request (read-only once queued) */
     int *prompt, nprompt;
-    k2c_gen *gen;
+    k2c_turn *gen;
     int stream, chat;
     char id[48];
     long created;

@@ -21,3 +21,11 @@ expect_fail config_shape_mismatch "expected" $K2C info --model "$TMP/badcfg"
 mkdir -p "$TMP/trunc"; cp $G/k2-tiny-f32/config.json "$TMP/trunc/"; head -c 100000 $G/k2-tiny-f32/model.safetensors > "$TMP/trunc/model.safetensors"
 expect_fail truncated_checkpoint "past the end" $K2C logits --model "$TMP/trunc" --ids 1 --out "$TMP/x"
 expect_fail mkmodel_bad_dtype "dtype" $K2C mkmodel --preset k2-tiny --dtype int3 --out "$TMP/y"
+# text in, text out: a tokenizer trained here plus a random model with the matching vocabulary
+$K2C tokenizer train --vocab 600 --out "$TMP/tm" tests/data/tokenizer_corpus.txt 2>/dev/null
+$K2C mkmodel --preset k2-tiny --vocab 856 --dtype bf16 --out "$TMP/tm" 2>/dev/null
+txt=$($K2C generate --model "$TMP/tm" --prompt "The quick brown fox" --max-tokens 12 --temperature 0 2>"$TMP/gerr")
+if [ $? -eq 0 ] && [ -n "$txt" ] && grep -q "prompt 4 tokens\|prompt [0-9]* tokens" "$TMP/gerr"; then pass generate_text; else fail generate_text "$(cat "$TMP/gerr")"; fi
+expect_fail generate_ids_and_prompt "exactly one" $K2C generate --model "$TMP/tm" --ids 1 --prompt x
+$K2C mkmodel --preset k2-tiny --vocab 512 --dtype bf16 --out "$TMP/small" 2>/dev/null; cp "$TMP/tm/tiktoken.model" "$TMP/tm/tokenizer_config.json" "$TMP/small/"
+expect_fail generate_vocab_mismatch "vocab_size" $K2C generate --model "$TMP/small" --prompt "hello"

@@ -1,0 +1,304 @@
+/* Training commands: k2c train, k2c grad, k2c data prepare, k2c plot. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void set_threads(int n) {
+    if (n > 0) k2c_set_threads(n);
+}
+
+/* OpenMP threads that spin after a parallel region steal the cores from OpenBLAS's threads running the
+ * next GEMM (and the other way round); the trainer alternates the two hundreds of times per step, which
+ * made a step up to 6x slower on 2 cores. Sleeping waits fix it, but libgomp reads OMP_WAIT_POLICY only
+ * when it starts, so the command re-executes itself once with the variable set. argv is main's argv + 1
+ * (cli/main.c), so argv - 1 is the full command line. */
+static void passive_wait(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv - 1);          /* returns only on failure: then run with the default */
+}
+
+static int parse_opt(const char *s, k2c_opt_kind *k) {
+    if (!strcmp(s, "muonclip")) *k = K2C_OPT_MUONCLIP;
+    else if (!strcmp(s, "muon")) *k = K2C_OPT_MUON;
+    else if (!strcmp(s, "adamw")) *k = K2C_OPT_ADAMW;
+    else { k2c_seterr("--optimizer must be muonclip, muon or adamw (got '%s')", s); return -1; }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ k2c train */
+static int cmd_train(int argc, char **argv) {
+    passive_wait(argv);
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "quiet")) return 2;
+    k2c_train_opts t;
+    k2c_train_opts_defaults(&t);
+    const char *config = cli_str(&a, "config", NULL), *preset = cli_str(&a, "preset", NULL);
+    const char *init = cli_str(&a, "init", NULL), *resume = cli_str(&a, "resume", NULL);
+    long layers = cli_int(&a, "layers", 0);
+    t.data_dir = cli_need(&a, "data");
+    t.out_dir = cli_str(&a, "out", NULL);
+    t.log_path = cli_str(&a, "log", NULL);
+    t.steps = (int)cli_int(&a, "steps", t.steps);
+    t.batch = (int)cli_int(&a, "batch", t.batch);
+    t.seq = (int)cli_int(&a, "seq", t.seq);
+    t.accum = (int)cli_int(&a, "accum", t.accum);
+    t.warmup = (int)cli_int(&a, "warmup", t.warmup);
+    snprintf(t.schedule, sizeof t.schedule, "%s", cli_str(&a, "schedule", "wsd"));
+    t.decay_frac = (float)cli_num(&a, "decay-frac", t.decay_frac);
+    t.lr_min = (float)cli_num(&a, "lr-min", -1);
+    t.seed = (uint64_t)cli_int(&a, "seed", 1);
+    t.eval_every = (int)cli_int(&a, "eval-every", 0);
+    t.eval_batches = (int)cli_int(&a, "eval-batches", t.eval_batches);
+    t.save_every = (int)cli_int(&a, "save-every", 0);
+    t.aux_alpha = (float)cli_num(&a, "aux-alpha", 0);
+    t.stop_after = (int)cli_int(&a, "stop-after", 0);
+    t.progress = !cli_flag(&a, "quiet");
+    const char *dts = cli_str(&a, "dtype", "f32"), *opts = cli_str(&a, "optimizer", "muonclip");
+    k2c_opt_kind kind;
+    if (parse_opt(opts, &kind)) { cli_done(&a); return cli_fail("train"); }
+    k2c_optim o;
+    k2c_optim_defaults(&o, kind);
+    o.lr = (float)cli_num(&a, "lr", 2e-3);
+    o.wd = (float)cli_num(&a, "wd", 0.1);
+    o.tau = (float)cli_num(&a, "tau", kind == K2C_OPT_MUONCLIP ? 100 : 0);
+    o.bias_u = (float)cli_num(&a, "bias-u", 1e-3);
+    uint64_t init_seed = (uint64_t)cli_int(&a, "init-seed", 1);
+    set_threads((int)cli_int(&a, "threads", 0));
+    if (cli_done(&a) || !t.data_dir) return 2;
+    if (!strcmp(dts, "f32")) t.save_dtype = K2C_F32;
+    else if (!strcmp(dts, "bf16")) t.save_dtype = K2C_BF16;
+    else { fprintf(stderr, "k2c train: --dtype must be f32 or bf16\n"); return 2; }
+    if (strcmp(t.schedule, "wsd") && strcmp(t.schedule, "cosine") && strcmp(t.schedule, "const")) {
+        fprintf(stderr, "k2c train: --schedule must be wsd, cosine or const\n");
+        return 2;
+    }
+    if (!!config + !!preset + !!init + !!resume != 1) {
+        fprintf(stderr, "k2c train: give exactly one of --config FILE, --preset NAME, --init DIR, --resume DIR\n");
+        return 2;
+    }
+    if (!t.out_dir && !resume) { fprintf(stderr, "k2c train: missing --out\n"); return 2; }
+    if (!t.out_dir) t.out_dir = resume;
+    char *logp = NULL;
+    if (!t.log_path) t.log_path = logp = k2c_path_join(t.out_dir, "train.jsonl");
+    mkdir(t.out_dir, 0777);
+    k2c_tmodel m;
+    int rc = 1;
+    if (resume) {
+        float lr = o.lr, wd = o.wd, tau = o.tau, u = o.bias_u;
+        uint64_t seed;
+        if (k2c_ckpt_load(&m, &o, resume, &seed)) { free(logp); return cli_fail("train"); }
+        o.lr = lr; o.wd = wd; o.tau = tau; o.bias_u = u;
+        t.seed = seed;
+        k2c_log("resuming at step %ld from %s\n", o.step, resume);
+    } else {
+        k2c_config c;
+        if (config && k2c_config_load(&c, config)) { free(logp); return cli_fail("train"); }
+        if (preset && k2c_config_preset(&c, preset)) { free(logp); return cli_fail("train"); }
+        if (layers > 0 && !init) c.num_hidden_layers = (int)layers;
+        if (init ? k2c_tmodel_load(&m, init) : k2c_tmodel_init(&m, &c, init_seed)) { free(logp); return cli_fail("train"); }
+        if (k2c_optim_init(&o, &m)) { k2c_tmodel_free(&m); free(logp); return cli_fail("train"); }
+    }
+    double total, active;
+    k2c_model_counts(&m.cfg, &total, &active);
+    k2c_log("model: %zu parameters (%.2fM), %s, %d x %d tokens x %d accum per step\n", m.nw, m.nw / 1e6, opts, t.batch,
+            t.seq, t.accum);
+    if (k2c_train_run(&m, &o, &t) == 0) rc = 0;
+    else cli_fail("train");
+    k2c_optim_free(&o);
+    k2c_tmodel_free(&m);
+    free(logp);
+    return rc;
+}
+CLI_COMMAND(train_cmd, "train", "(--config F | --preset N [--layers L] | --init DIR | --resume DIR) --data DIR --out DIR "
+            "[--steps N --batch B --seq T --accum A --lr X --schedule wsd|cosine|const --warmup N --decay-frac F "
+            "--lr-min X --optimizer muonclip|muon|adamw --wd X --tau X --bias-u X --aux-alpha X --seed S --init-seed S "
+            "--eval-every N --eval-batches N --save-every N --stop-after N --threads N --dtype f32|bf16 --log FILE --quiet]",
+            "train a K2-architecture model with MuonClip / Muon / AdamW", cmd_train)
+
+/* ------------------------------------------------------------------ k2c grad */
+static int cmd_grad(int argc, char **argv) {
+    passive_wait(argv);
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "")) return 2;
+    const char *model = cli_need(&a, "model"), *ids_s = cli_need(&a, "ids"), *out = cli_need(&a, "out");
+    set_threads((int)cli_int(&a, "threads", 0));
+    if (cli_done(&a) || !model || !ids_s || !out) return 2;
+    int n, rc = 1;
+    int *ids = cli_parse_ids(ids_s, &n);
+    if (!ids) return cli_fail("grad");
+    if (n < 2) { free(ids); fprintf(stderr, "k2c grad: need at least 2 ids\n"); return 2; }
+    k2c_tmodel m;
+    k2c_tacts act = {0};
+    int *tg = malloc((size_t)n * sizeof *tg);
+    k2c_tensor *ts = NULL;
+    char **names = NULL;
+    if (!tg || k2c_tmodel_load(&m, model)) { free(ids); free(tg); return cli_fail("grad"); }
+    for (int i = 0; i < n; i++) tg[i] = i + 1 < n ? ids[i + 1] : -1;
+    double loss;
+    int cnt;
+    if (k2c_tacts_init(&act, &m, 1, n) || k2c_train_forward(&m, &act, ids, tg, 1, n, 0, &loss, &cnt, NULL) ||
+        k2c_train_backward(&m, &act, 1.0f / cnt)) { cli_fail("grad"); goto done; }
+    float lf = (float)(loss / cnt);
+    ts = calloc((size_t)m.nparams + 1, sizeof *ts);
+    names = calloc((size_t)m.nparams, sizeof *names);
+    if (!ts || !names) { k2c_seterr("out of memory"); cli_fail("grad"); goto done; }
+    int64_t one = 1;
+    ts[0].name = "loss";
+    ts[0].data = &lf;
+    k2c_tensor_set_shape(&ts[0], K2C_F32, 1, &one);
+    int nt = 1;
+    for (int i = 0; i < m.nparams; i++) {
+        const k2c_param *p = &m.params[i];
+        if (p->kind == K2C_P_BIAS) continue;            /* not trained by gradient */
+        size_t l = strlen(p->name) + 6;
+        names[i] = malloc(l);
+        if (!names[i]) { k2c_seterr("out of memory"); cli_fail("grad"); goto done; }
+        snprintf(names[i], l, "grad.%s", p->name);
+        ts[nt].name = names[i];
+        ts[nt].data = m.g + p->off;
+        k2c_tensor_set_shape(&ts[nt], K2C_F32, p->ndim, p->shape);
+        nt++;
+    }
+    if (k2c_st_write(out, nt, ts, NULL, NULL)) { cli_fail("grad"); goto done; }
+    printf("loss %.6f over %d predictions; %d gradients written to %s\n", lf, cnt, nt - 1, out);
+    rc = 0;
+done:
+    if (names) for (int i = 0; i < m.nparams; i++) free(names[i]);
+    free(names); free(ts);
+    k2c_tacts_free(&act);
+    k2c_tmodel_free(&m);
+    free(ids); free(tg);
+    return rc;
+}
+CLI_COMMAND(grad_cmd, "grad", "--model DIR --ids 3,17,42 --out FILE [--threads N]",
+            "write the loss and the gradient of every trained tensor (mean next-token cross-entropy)", cmd_grad)
+
+/* ------------------------------------------------------------------ k2c data prepare */
+typedef struct { uint32_t *v; size_t n, cap; } idvec;
+
+static int idpush(idvec *d, uint32_t x) {
+    if (d->n == d->cap) {
+        size_t nc = d->cap ? 2 * d->cap : 1 << 16;
+        uint32_t *p = realloc(d->v, nc * sizeof *p);
+        if (!p) { k2c_seterr("out of memory"); return -1; }
+        d->v = p; d->cap = nc;
+    }
+    d->v[d->n++] = x;
+    return 0;
+}
+
+/* numbers separated by anything that is not a digit */
+static int read_ids_file(idvec *d, const char *path) {
+    size_t n;
+    char *text = k2c_read_file(path, &n);
+    if (!text) return -1;
+    int rc = 0;
+    for (char *p = text; *p && !rc;) {
+        if (*p < '0' || *p > '9') { p++; continue; }
+        char *end;
+        unsigned long v = strtoul(p, &end, 10);
+        rc = idpush(d, (uint32_t)v);
+        p = end;
+    }
+    free(text);
+    return rc;
+}
+
+static int write_shards(const char *out, const char *prefix, const uint32_t *v, size_t n, size_t per) {
+    for (size_t s = 0, i = 0; i < n || s == 0; s++, i += per) {
+        char name[64];
+        snprintf(name, sizeof name, "%s_%03zu.bin", prefix, s);
+        char *p = k2c_path_join(out, name);
+        size_t cnt = n - i < per ? n - i : per;
+        int rc = p ? k2c_shard_write(p, v + i, cnt) : -1;
+        free(p);
+        if (rc) return -1;
+        if (cnt < per) break;
+    }
+    return 0;
+}
+
+static int cmd_data(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "")) return 2;
+    const char *tok = cli_str(&a, "tokenizer", NULL), *out = cli_need(&a, "out"), *idsf = cli_str(&a, "ids-file", NULL);
+    double vf = cli_num(&a, "val-fraction", 0.01);
+    long per = cli_int(&a, "shard-tokens", 1L << 26);
+    if (cli_done(&a) || !out) return 2;
+    if (a.npos < 1 || strcmp(a.pos[0], "prepare")) { fprintf(stderr, "usage: k2c data prepare ...\n"); return 2; }
+    if (!idsf && !tok) { fprintf(stderr, "k2c data prepare: give --tokenizer DIR|bytes or --ids-file FILE\n"); return 2; }
+    if (vf < 0 || vf >= 1 || per <= 0) { fprintf(stderr, "k2c data prepare: --val-fraction in [0, 1), --shard-tokens > 0\n"); return 2; }
+    idvec d = {0};
+    int rc = 1;
+    k2c_tokenizer *tk = NULL;
+    if (idsf && read_ids_file(&d, idsf)) goto fail;
+    if (a.npos > 1 && !tok) { k2c_seterr("text files need --tokenizer DIR|bytes"); goto fail; }
+    if (a.npos > 1 && strcmp(tok, "bytes") && k2c_tokenizer_load(&tk, tok)) goto fail;
+    int eos = tk ? k2c_tokenizer_eos(tk) : -1;
+    for (int i = 1; i < a.npos; i++) {
+        size_t n;
+        char *text = k2c_read_file(a.pos[i], &n);
+        if (!text) goto fail;
+        if (!tk) {                                  /* byte-level: id = byte value (vocab 256) */
+            for (size_t j = 0; j < n; j++) if (idpush(&d, (unsigned char)text[j])) { free(text); goto fail; }
+        } else {
+            /* special-token text in the documents stays plain text; EOS separates documents */
+            int *ids = NULL, nid = 0;
+            int r = k2c_tokenizer_encode(tk, text, n, 0, &ids, &nid);
+            for (int j = 0; r == 0 && j < nid; j++) r = idpush(&d, (uint32_t)ids[j]);
+            if (r == 0 && eos >= 0) r = idpush(&d, (uint32_t)eos);
+            free(ids);
+            if (r) { free(text); goto fail; }
+        }
+        free(text);
+    }
+    if (!d.n) { k2c_seterr("no tokens"); goto fail; }
+    size_t nval = (size_t)(d.n * vf), ntr = d.n - nval;
+    mkdir(out, 0777);
+    if (write_shards(out, "train", d.v, ntr, (size_t)per)) goto fail;
+    if (nval && write_shards(out, "val", d.v + ntr, nval, (size_t)per)) goto fail;
+    printf("%zu tokens: %zu train, %zu validation -> %s\n", d.n, ntr, nval, out);
+    rc = 0;
+    free(d.v);
+    k2c_tokenizer_free(tk);
+    return rc;
+fail:
+    free(d.v);
+    k2c_tokenizer_free(tk);
+    return cli_fail("data");
+}
+CLI_COMMAND(data_cmd, "data", "prepare (--tokenizer DIR|bytes FILES... | --ids-file FILE) --out DIR [--val-fraction F] [--shard-tokens N]",
+            "tokenize text into training shards (train_NNN.bin, val_NNN.bin)", cmd_data)
+
+/* ------------------------------------------------------------------ k2c plot */
+static int cmd_plot(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(&a, argc, argv, "")) return 2;
+    const char *out = cli_need(&a, "out"), *x = cli_str(&a, "x", "tokens");
+    if (cli_done(&a) || !out) return 2;
+    if (a.npos < 1) { fprintf(stderr, "k2c plot: give one or more JSONL logs\n"); return 2; }
+    size_t l = strlen(out);
+    int png = l > 4 && !strcmp(out + l - 4, ".png");
+    if (!png) return k2c_plot_logs(out, a.npos, a.pos, x) ? cli_fail("plot") : 0;
+    /* PNG through a converter when one is installed; SVG is what k2c itself writes */
+    char *svg = malloc(l + 8), *cmd = malloc(2 * l + 128);
+    int rc = 1;
+    if (!svg || !cmd) { free(svg); free(cmd); return 1; }
+    snprintf(svg, l + 8, "%.*s.svg", (int)(l - 4), out);
+    if (k2c_plot_logs(svg, a.npos, a.pos, x)) { cli_fail("plot"); goto done; }
+    if (!system("command -v rsvg-convert >/dev/null 2>&1")) snprintf(cmd, 2 * l + 128, "rsvg-convert -o '%s' '%s'", out, svg);
+    else if (!system("command -v convert >/dev/null 2>&1")) snprintf(cmd, 2 * l + 128, "convert '%s' '%s'", svg, out);
+    else { fprintf(stderr, "k2c plot: no SVG->PNG converter (rsvg-convert, convert); wrote %s instead\n", svg); goto done; }
+    if (system(cmd)) { fprintf(stderr, "k2c plot: '%s' failed; %s is there\n", cmd, svg); goto done; }
+    rc = 0;
+done:
+    free(svg); free(cmd);
+    return rc;
+}
+CLI_COMMAND(plot_cmd, "plot", "LOG.jsonl... --out FILE.svg|png [--x tokens|step]",
+            "draw loss and max-logit curves of training logs", cmd_plot)

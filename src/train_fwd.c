@@ -1,0 +1,656 @@
+/* Training forward and backward of the whole architecture (spec section 4), fp32, each op's backward
+ * next to its forward.
+ *
+ * The forward computes the same function as forward.c/mla.c/moe.c (expanded MLA path) for B independent
+ * causal sequences of T tokens, and keeps what the backward needs in one arena (k2c_tacts):
+ *   per layer  xin, xn1 (+rstd), q_a out (+rstd) and its norm, Q (roped), kv_a out (+rstd), norm(c),
+ *              roped k_pe, KV, the attention probabilities P [B, H, T, T], the head outputs, xmid,
+ *              xn2 (+rstd), the FFN gate/up outputs (dense, shared, and every routed (token, slot) pair
+ *              in expert order), the routed expert outputs (for the router gradient), router logits.
+ *   final      xf, its norm (+rstd), the softmax probabilities [N, V].
+ * The backward walks the layers in reverse with a scratch block, accumulating into m->g.
+ *
+ * GEMMs go through OpenBLAS (threaded inside); the per-token and per-head loops are OpenMP loops whose
+ * iterations write disjoint outputs and whose reductions run in a fixed order, so a run is bit-for-bit
+ * reproducible at a given thread count (resume depends on that). */
+#include "k2c.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QK_NORM_EPS 1e-6f   /* q_a_layernorm / kv_a_layernorm: the reference uses 1e-6 whatever rms_norm_eps says */
+
+/* ------------------------------------------------------------------ GEMM helpers (row-major) */
+/* Y [N, out] (ldy) = X [N, in] (ldx) W^T, W [out, in]; acc: Y += */
+static void mm_fwd(const float *X, int ldx, int N, int in, const float *W, int out, float *Y, int ldy, int acc) {
+    if (N <= 0 || out <= 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, X, ldx, W, in, acc ? 1.0f : 0.0f, Y, ldy);
+}
+/* dW [out, in] += dY [N, out]^T X [N, in] */
+static void mm_dw(const float *dY, int ldy, int N, int out, const float *X, int ldx, int in, float *dW) {
+    if (N <= 0) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dY, ldy, X, ldx, 1.0f, dW, in);
+}
+/* dX [N, in] (ldx) (+)= dY [N, out] W */
+static void mm_dx(const float *dY, int ldy, int N, int out, const float *W, int in, float *dX, int ldx, int acc) {
+    if (N <= 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dY, ldy, W, in, acc ? 1.0f : 0.0f, dX, ldx);
+}
+
+static inline float dotf(const float *a, const float *b, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* ------------------------------------------------------------------ RMSNorm */
+/* y [N, n] (row stride ys) = w * x / sqrt(mean(x^2) + eps); rstd [N]. Same arithmetic as k2c_rmsnorm. */
+static void rms_fwd(float *y, int ys, float *rstd, const float *x, int xs, const float *w, int N, int n, float eps) {
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++) {
+        const float *xr = x + (size_t)t * xs;
+        float *yr = y + (size_t)t * ys;
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
+        float inv = (float)(1.0 / sqrt(ss / n + eps));
+        rstd[t] = inv;
+        for (int i = 0; i < n; i++) yr[i] = w[i] * (xr[i] * inv);
+    }
+}
+
+/* With xhat = x * rstd and gy = dy * w:  dw += sum_t dy * xhat,  dx = rstd * (gy - xhat * mean(gy * xhat)).
+ * dw is reduced per column over the rows in order (no atomics); dx may alias dy; acc: dx += instead of =. */
+static void rms_bwd(float *dx, int dxs, float *dw, const float *dy, int dys, const float *x, int xs,
+                    const float *rstd, const float *w, int N, int n, int acc) {
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int t = 0; t < N; t++) s += (double)dy[(size_t)t * dys + i] * (x[(size_t)t * xs + i] * rstd[t]);
+        dw[i] += (float)s;
+    }
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++) {
+        const float *xr = x + (size_t)t * xs, *dyr = dy + (size_t)t * dys;
+        float *dxr = dx + (size_t)t * dxs, r = rstd[t];
+        double m = 0;
+        for (int i = 0; i < n; i++) m += (double)(dyr[i] * w[i]) * (xr[i] * r);
+        float mf = (float)(m / n);
+        for (int i = 0; i < n; i++) {
+            float v = r * (dyr[i] * w[i] - xr[i] * r * mf);
+            dxr[i] = acc ? dxr[i] + v : v;
+        }
+    }
+}
+
+void k2c_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int n, float eps) {
+    rms_fwd(y, n, rstd, x, n, w, N, n, eps);
+}
+
+void k2c_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *rstd, const float *w,
+                     int N, int n) {
+    rms_bwd(dx, n, dw, dy, n, x, n, rstd, w, N, n, 0);
+}
+
+/* ------------------------------------------------------------------ attention core (one head) */
+void k2c_attn_fwd(const float *q, int qs, const float *kv, int ks, const float *kp, int T, int dn, int dr, int dv,
+                  float scale, float *P, float *o, int os, float *smax) {
+    float best = -FLT_MAX;
+    for (int i = 0; i < T; i++) {
+        const float *qi = q + (size_t)i * qs;
+        float *p = P + (size_t)i * T, mx = -FLT_MAX;
+        for (int j = 0; j <= i; j++) {
+            p[j] = (dotf(qi, kv + (size_t)j * ks, dn) + dotf(qi + dn, kp + (size_t)j * dr, dr)) * scale;
+            if (p[j] > mx) mx = p[j];
+        }
+        if (mx > best) best = mx;
+        float sum = 0;
+        for (int j = 0; j <= i; j++) sum += (p[j] = expf(p[j] - mx));
+        float inv = 1.0f / sum;
+        for (int j = 0; j <= i; j++) p[j] *= inv;
+        for (int j = i + 1; j < T; j++) p[j] = 0;
+        float *oi = o + (size_t)i * os;
+        memset(oi, 0, (size_t)dv * sizeof *oi);
+        for (int j = 0; j <= i; j++) {
+            const float *v = kv + (size_t)j * ks + dn;
+            for (int d = 0; d < dv; d++) oi[d] += p[j] * v[d];
+        }
+    }
+    *smax = best;
+}
+
+/* dP_ij = do_i . v_j;  dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij');  scores are scale * (q . k). */
+void k2c_attn_bwd(const float *q, int qs, const float *kv, int ks, const float *kp, int T, int dn, int dr, int dv,
+                  float scale, const float *P, const float *dout, int os, float *dq, float *dkv, float *dkp, float *tmp) {
+    for (int j = 0; j < T; j++) {
+        memset(dq + (size_t)j * qs, 0, (size_t)(dn + dr) * sizeof *dq);
+        memset(dkv + (size_t)j * ks, 0, (size_t)(dn + dv) * sizeof *dkv);
+        memset(dkp + (size_t)j * dr, 0, (size_t)dr * sizeof *dkp);
+    }
+    for (int i = 0; i < T; i++) {
+        const float *p = P + (size_t)i * T, *doi = dout + (size_t)i * os, *qi = q + (size_t)i * qs;
+        float *dqi = dq + (size_t)i * qs, rowdot = 0;
+        for (int j = 0; j <= i; j++) {
+            const float *v = kv + (size_t)j * ks + dn;
+            float *dvj = dkv + (size_t)j * ks + dn;
+            tmp[j] = dotf(doi, v, dv);
+            rowdot += p[j] * tmp[j];
+            for (int d = 0; d < dv; d++) dvj[d] += p[j] * doi[d];
+        }
+        for (int j = 0; j <= i; j++) {
+            float ds = p[j] * (tmp[j] - rowdot) * scale;
+            if (ds == 0) continue;
+            const float *kn = kv + (size_t)j * ks, *kpj = kp + (size_t)j * dr;
+            float *dkn = dkv + (size_t)j * ks, *dkpj = dkp + (size_t)j * dr;
+            for (int d = 0; d < dn; d++) { dqi[d] += ds * kn[d]; dkn[d] += ds * qi[d]; }
+            for (int d = 0; d < dr; d++) { dqi[dn + d] += ds * kpj[d]; dkpj[d] += ds * qi[dn + d]; }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ SwiGLU */
+static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void k2c_swiglu_fwd(const float *x, int N, int D, int IM, const float *Wg, const float *Wu, const float *Wd,
+                    float *g, float *u, float *h, float *y) {
+    mm_fwd(x, D, N, D, Wg, IM, g, IM, 0);
+    mm_fwd(x, D, N, D, Wu, IM, u, IM, 0);
+    size_t n = (size_t)N * IM;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) h[i] = g[i] * sigm(g[i]) * u[i];   /* as moe.c: g / (1 + e^-g) * u */
+    mm_fwd(h, IM, N, IM, Wd, D, y, D, 0);
+}
+
+void k2c_swiglu_bwd(const float *x, int N, int D, int IM, const float *Wg, const float *Wu, const float *Wd,
+                    const float *g, const float *u, float *h, float *h2, const float *dy, float *dx, float *dWg,
+                    float *dWu, float *dWd) {
+    size_t n = (size_t)N * IM;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) h[i] = g[i] * sigm(g[i]) * u[i];
+    mm_dw(dy, D, N, D, h, IM, IM, dWd);                 /* dWd [D, IM] += dy^T h */
+    mm_dx(dy, D, N, D, Wd, IM, h, IM, 0);               /* dh [N, IM] = dy Wd */
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float s = sigm(g[i]), dh = h[i];
+        h2[i] = dh * g[i] * s;                         /* du = dh * silu(g) */
+        h[i] = dh * u[i] * s * (1.0f + g[i] * (1.0f - s));   /* dg = dh * u * silu'(g) */
+    }
+    mm_dw(h, IM, N, IM, x, D, D, dWg);
+    mm_dw(h2, IM, N, IM, x, D, D, dWu);
+    if (dx) {
+        mm_dx(h, IM, N, IM, Wg, D, dx, D, 0);
+        mm_dx(h2, IM, N, IM, Wu, D, dx, D, 1);
+    }
+}
+
+/* ------------------------------------------------------------------ router */
+/* w_k = rsf * s_k / (sum_j s_j + 1e-20) (normalized) or rsf * s_k; s = sigmoid(z) or softmax(z).
+ * The top-k choice itself is piecewise constant, so only the chosen s carry gradient. */
+void k2c_router_bwd(const k2c_config *c, const float *logits, const int *idx, const float *dw, float *dlogits) {
+    int E = c->n_routed_experts, K = c->num_experts_per_tok;
+    float s[1024], ds[1024];
+    k2c_router_scores(c, logits, s);
+    for (int e = 0; e < E; e++) ds[e] = 0;
+    float rsf = c->routed_scaling_factor;
+    if (c->norm_topk_prob && K > 1) {
+        float S = 1e-20f, a = 0;
+        for (int k = 0; k < K; k++) S += s[idx[k]];
+        for (int k = 0; k < K; k++) a += dw[k] * s[idx[k]];
+        for (int k = 0; k < K; k++) ds[idx[k]] = rsf * (dw[k] / S - a / (S * S));
+    } else {
+        for (int k = 0; k < K; k++) ds[idx[k]] = rsf * dw[k];
+    }
+    if (c->scoring_softmax) {
+        float a = 0;
+        for (int e = 0; e < E; e++) a += ds[e] * s[e];
+        for (int e = 0; e < E; e++) dlogits[e] = s[e] * (ds[e] - a);
+    } else {
+        for (int e = 0; e < E; e++) dlogits[e] = ds[e] * s[e] * (1.0f - s[e]);
+    }
+}
+
+/* ------------------------------------------------------------------ cross-entropy */
+/* logits -> probabilities in place; rowloss [N] gets -log p[target] (0 without a target). The sum is
+ * taken by the caller in row order so it does not depend on the thread count or scheduling. */
+static void xent_fwd(float *logits, const int *targets, int N, int V, double *rowloss) {
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++) {
+        float *z = logits + (size_t)t * V, mx = -FLT_MAX;
+        for (int v = 0; v < V; v++) mx = fmaxf(mx, z[v]);
+        double zt = targets[t] >= 0 ? (double)z[targets[t]] - mx : 0, sum = 0;
+        for (int v = 0; v < V; v++) sum += (z[v] = expf(z[v] - mx));
+        rowloss[t] = targets[t] >= 0 ? log(sum) - zt : 0;
+        float inv = (float)(1.0 / sum);
+        for (int v = 0; v < V; v++) z[v] *= inv;
+    }
+}
+
+static void xent_bwd(float *p, const int *targets, int N, int V, float scale) {
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++) {
+        float *z = p + (size_t)t * V;
+        if (targets[t] < 0) { memset(z, 0, (size_t)V * sizeof *z); continue; }
+        for (int v = 0; v < V; v++) z[v] *= scale;
+        z[targets[t]] -= scale;
+    }
+}
+
+double k2c_xent_fwd_bwd(float *logits, const int *targets, int N, int V, float scale) {
+    double *rl = malloc((size_t)(N > 0 ? N : 1) * sizeof *rl), l = 0;
+    if (!rl) return NAN;
+    xent_fwd(logits, targets, N, V, rl);
+    for (int t = 0; t < N; t++) l += rl[t];
+    free(rl);
+    xent_bwd(logits, targets, N, V, scale);
+    return l;
+}
+
+/* ------------------------------------------------------------------ activation arena */
+typedef struct {
+    float *xin, *xn1, *r1, *qa, *rq, *cq, *Q, *kva, *rkv, *cn, *kpe, *KV, *P, *att, *xmid, *xn2, *r2;
+    float *fg, *fu;                     /* dense FFN or shared experts [N, F] */
+    float *rlog, *wts, *ey, *eg, *eu;   /* router logits [N, E], weights [N, K]; pairs [NK, D], [NK, IM] x2 */
+    float *auxf;                        /* [B, E] f_i of each sequence (aux loss) */
+    int *idx, *order, *pos, *count;     /* [NK] chosen, [NK] pairs in expert order, [NK] inverse, [E+1] */
+} lview;
+
+typedef struct {
+    lview *l;
+    float *xf, *xnf, *rf, *probs;
+    double *rowloss;
+    int *ids, *targets, *fill;
+    float *smax;                        /* [B, H] per call */
+    /* backward scratch */
+    float *dX, *dXN, *Y, *dA, *dQ, *dKV, *dkph, *dkpe, *dc, *dkva, *h, *h2, *Xe, *dYe, *dXe, *gw, *dlog, *tmp;
+    int B, T, has_fwd;
+    float aux_alpha;
+} views;
+
+/* Bump allocation in floats (ints share the size); base NULL only measures. */
+static float *takef(float *base, size_t *off, size_t n) {
+    float *p = base ? base + *off : NULL;
+    *off += (n + 15) & ~(size_t)15;
+    return p;
+}
+static int *takei(int *base, size_t *off, size_t n) {
+    int *p = base ? base + *off : NULL;
+    *off += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+static size_t maxz(size_t a, size_t b) { return a > b ? a : b; }
+
+static void layout(const k2c_tmodel *m, views *v, int B, int T, float *fb, size_t *nf, int *ib, size_t *ni,
+                   float *sb, size_t *ns) {
+    const k2c_config *c = &m->cfg;
+    size_t N = (size_t)B * T, D = c->hidden_size, H = c->num_attention_heads, dn = c->qk_nope_head_dim;
+    size_t dr = c->qk_rope_head_dim, dv = c->v_head_dim, r = c->kv_lora_rank, ql = c->q_lora_rank;
+    size_t E = c->n_routed_experts, K = c->num_experts_per_tok, IM = c->moe_intermediate_size;
+    size_t NK = N * K, qd = dn + dr, kvd = dn + dv, Fd = c->intermediate_size, Fs = IM * c->n_shared_experts;
+    size_t f = 0, i = 0, s = 0, hmax = N * Fd;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        lview *x = &v->l[l];
+        const k2c_tlayer *ly = &m->layers[l];
+        x->xin = takef(fb, &f, N * D); x->xn1 = takef(fb, &f, N * D); x->r1 = takef(fb, &f, N);
+        if (ql) { x->qa = takef(fb, &f, N * ql); x->rq = takef(fb, &f, N); x->cq = takef(fb, &f, N * ql); }
+        x->Q = takef(fb, &f, N * H * qd); x->kva = takef(fb, &f, N * (r + dr)); x->rkv = takef(fb, &f, N);
+        x->cn = takef(fb, &f, N * r); x->kpe = takef(fb, &f, N * dr); x->KV = takef(fb, &f, N * H * kvd);
+        x->P = takef(fb, &f, (size_t)B * H * T * T); x->att = takef(fb, &f, N * H * dv);
+        x->xmid = takef(fb, &f, N * D); x->xn2 = takef(fb, &f, N * D); x->r2 = takef(fb, &f, N);
+        if (!ly->is_moe) {
+            x->fg = takef(fb, &f, N * Fd); x->fu = takef(fb, &f, N * Fd);
+            continue;
+        }
+        if (Fs) { x->fg = takef(fb, &f, N * Fs); x->fu = takef(fb, &f, N * Fs); }
+        x->rlog = takef(fb, &f, N * E); x->wts = takef(fb, &f, NK); x->ey = takef(fb, &f, NK * D);
+        x->eg = takef(fb, &f, NK * IM); x->eu = takef(fb, &f, NK * IM); x->auxf = takef(fb, &f, (size_t)B * E);
+        x->idx = takei(ib, &i, NK); x->order = takei(ib, &i, NK); x->pos = takei(ib, &i, NK);
+        x->count = takei(ib, &i, E + 1);
+        hmax = maxz(hmax, maxz(N * Fs, NK * IM));
+    }
+    size_t V = c->vocab_size;
+    v->xf = takef(fb, &f, N * D); v->xnf = takef(fb, &f, N * D); v->rf = takef(fb, &f, N);
+    v->probs = takef(fb, &f, N * V);
+    v->rowloss = (double *)takef(fb, &f, 2 * N);
+    v->smax = takef(fb, &f, (size_t)B * H);
+    v->ids = takei(ib, &i, N); v->targets = takei(ib, &i, N); v->fill = takei(ib, &i, E + 1);
+    v->dX = takef(sb, &s, N * D); v->dXN = takef(sb, &s, N * D); v->Y = takef(sb, &s, N * D);
+    v->dA = takef(sb, &s, N * H * dv); v->dQ = takef(sb, &s, N * H * qd); v->dKV = takef(sb, &s, N * H * kvd);
+    v->dkph = takef(sb, &s, N * H * dr); v->dkpe = takef(sb, &s, N * dr); v->dc = takef(sb, &s, N * maxz(r, ql));
+    v->dkva = takef(sb, &s, N * (r + dr)); v->h = takef(sb, &s, hmax); v->h2 = takef(sb, &s, hmax);
+    v->Xe = takef(sb, &s, NK * D); v->dYe = takef(sb, &s, NK * D); v->dXe = takef(sb, &s, NK * D);
+    v->gw = takef(sb, &s, NK); v->dlog = takef(sb, &s, N * E); v->tmp = takef(sb, &s, N * H);
+    *nf = f; *ni = i; *ns = s;
+}
+
+int k2c_tacts_init(k2c_tacts *a, const k2c_tmodel *m, int B, int T) {
+    const k2c_config *c = &m->cfg;
+    memset(a, 0, sizeof *a);
+    if (B <= 0 || T <= 0) { k2c_seterr("batch %d x %d tokens: both must be positive", B, T); return -1; }
+    views *v = calloc(1, sizeof *v);
+    if (!v || !(v->l = calloc((size_t)c->num_hidden_layers, sizeof *v->l))) { free(v); goto oom; }
+    a->lay = v;
+    a->B = B; a->T = T;
+    layout(m, v, B, T, NULL, &a->narena, NULL, &a->niarena, NULL, &a->nscratch);
+    a->arena = aligned_alloc(64, a->narena * sizeof(float));
+    a->iarena = aligned_alloc(64, a->niarena * sizeof(int));
+    a->scratch = aligned_alloc(64, a->nscratch * sizeof(float));
+    a->attn_max = malloc((size_t)c->num_hidden_layers * c->num_attention_heads * sizeof *a->attn_max);
+    a->load = malloc((size_t)c->num_hidden_layers * (c->n_routed_experts + 1) * sizeof *a->load);
+    if (!a->arena || !a->iarena || !a->scratch || !a->attn_max || !a->load) goto oom;
+    layout(m, v, B, T, a->arena, &a->narena, a->iarena, &a->niarena, a->scratch, &a->nscratch);
+    k2c_tacts_reset_stats(a, m);
+    return 0;
+oom:
+    k2c_seterr("out of memory for the activations of %d x %d tokens", B, T);
+    k2c_tacts_free(a);
+    return -1;
+}
+
+void k2c_tacts_free(k2c_tacts *a) {
+    views *v = a->lay;
+    if (v) free(v->l);
+    free(v);
+    free(a->arena); free(a->iarena); free(a->scratch); free(a->attn_max); free(a->load);
+    memset(a, 0, sizeof *a);
+}
+
+void k2c_tacts_reset_stats(k2c_tacts *a, const k2c_tmodel *m) {
+    const k2c_config *c = &m->cfg;
+    for (int i = 0; i < c->num_hidden_layers * c->num_attention_heads; i++) a->attn_max[i] = -INFINITY;
+    for (int i = 0; i < c->num_hidden_layers * (c->n_routed_experts + 1); i++) a->load[i] = 0;
+    a->aux_loss = 0;
+}
+
+#define W(off) (m->w + (off))
+#define G(off) (m->g + (off))
+
+/* ------------------------------------------------------------------ attention layer */
+static void attn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T) {
+    const k2c_config *c = &m->cfg;
+    const k2c_tlayer *ly = &m->layers[l];
+    views *v = a->lay;
+    lview *x = &v->l[l];
+    int N = B * T, D = c->hidden_size, H = c->num_attention_heads, dn = c->qk_nope_head_dim;
+    int dr = c->qk_rope_head_dim, dv = c->v_head_dim, r = c->kv_lora_rank, ql = c->q_lora_rank;
+    int qd = dn + dr, kvd = dn + dv;
+    rms_fwd(x->xn1, D, x->r1, x->xin, D, W(ly->attn_norm), N, D, (float)c->rms_norm_eps);
+    if (ql) {
+        mm_fwd(x->xn1, D, N, D, W(ly->q_a), ql, x->qa, ql, 0);
+        rms_fwd(x->cq, ql, x->rq, x->qa, ql, W(ly->q_a_norm), N, ql, QK_NORM_EPS);
+        mm_fwd(x->cq, ql, N, ql, W(ly->q_b), H * qd, x->Q, H * qd, 0);
+    } else {
+        mm_fwd(x->xn1, D, N, D, W(ly->q), H * qd, x->Q, H * qd, 0);
+    }
+    mm_fwd(x->xn1, D, N, D, W(ly->kv_a), r + dr, x->kva, r + dr, 0);
+    rms_fwd(x->cn, r, x->rkv, x->kva, r + dr, W(ly->kv_a_norm), N, r, QK_NORM_EPS);
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++) {
+        int pos = t % T;
+        memcpy(x->kpe + (size_t)t * dr, x->kva + (size_t)t * (r + dr) + r, (size_t)dr * sizeof(float));
+        k2c_rope_apply(x->kpe + (size_t)t * dr, dr, pos, m->inv_freq, m->rope_mscale);
+        for (int h = 0; h < H; h++)
+            k2c_rope_apply(x->Q + (size_t)t * H * qd + (size_t)h * qd + dn, dr, pos, m->inv_freq, m->rope_mscale);
+    }
+    mm_fwd(x->cn, r, N, r, W(ly->kv_b), H * kvd, x->KV, H * kvd, 0);
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        size_t t0 = (size_t)b * T;
+        k2c_attn_fwd(x->Q + t0 * H * qd + (size_t)h * qd, H * qd, x->KV + t0 * H * kvd + (size_t)h * kvd, H * kvd,
+                     x->kpe + t0 * dr, T, dn, dr, dv, m->attn_scale, x->P + (size_t)bh * T * T,
+                     x->att + t0 * H * dv + (size_t)h * dv, H * dv, &v->smax[bh]);
+    }
+    for (int bh = 0; bh < B * H; bh++)
+        if (v->smax[bh] > a->attn_max[l * H + bh % H]) a->attn_max[l * H + bh % H] = v->smax[bh];
+    memcpy(x->xmid, x->xin, (size_t)N * D * sizeof(float));
+    mm_fwd(x->att, H * dv, N, H * dv, W(ly->o), D, x->xmid, D, 1);
+}
+
+/* dX: in, the gradient at xmid; out, the gradient at xin. */
+static void attn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T) {
+    const k2c_config *c = &m->cfg;
+    const k2c_tlayer *ly = &m->layers[l];
+    views *v = a->lay;
+    lview *x = &v->l[l];
+    int N = B * T, D = c->hidden_size, H = c->num_attention_heads, dn = c->qk_nope_head_dim;
+    int dr = c->qk_rope_head_dim, dv = c->v_head_dim, r = c->kv_lora_rank, ql = c->q_lora_rank;
+    int qd = dn + dr, kvd = dn + dv;
+    mm_dw(v->dX, D, N, D, x->att, H * dv, H * dv, G(ly->o));
+    mm_dx(v->dX, D, N, D, W(ly->o), H * dv, v->dA, H * dv, 0);
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        size_t t0 = (size_t)b * T;
+        k2c_attn_bwd(x->Q + t0 * H * qd + (size_t)h * qd, H * qd, x->KV + t0 * H * kvd + (size_t)h * kvd, H * kvd,
+                     x->kpe + t0 * dr, T, dn, dr, dv, m->attn_scale, x->P + (size_t)bh * T * T,
+                     v->dA + t0 * H * dv + (size_t)h * dv, H * dv, v->dQ + t0 * H * qd + (size_t)h * qd,
+                     v->dKV + t0 * H * kvd + (size_t)h * kvd, v->dkph + (size_t)bh * T * dr, v->tmp + (size_t)bh * T);
+    }
+    /* k_pe is shared by the heads: sum their gradients in head order, then undo the rotations. */
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++) {
+        int b = t / T, i = t % T;
+        float *dk = v->dkva + (size_t)t * (r + dr) + r;
+        for (int d = 0; d < dr; d++) dk[d] = 0;
+        for (int h = 0; h < H; h++) {
+            const float *s = v->dkph + ((size_t)(b * H + h) * T + i) * dr;
+            for (int d = 0; d < dr; d++) dk[d] += s[d];
+        }
+        k2c_rope_backward(dk, dr, i, m->inv_freq, m->rope_mscale);
+        for (int h = 0; h < H; h++)
+            k2c_rope_backward(v->dQ + (size_t)t * H * qd + (size_t)h * qd + dn, dr, i, m->inv_freq, m->rope_mscale);
+    }
+    mm_dw(v->dKV, H * kvd, N, H * kvd, x->cn, r, r, G(ly->kv_b));
+    mm_dx(v->dKV, H * kvd, N, H * kvd, W(ly->kv_b), r, v->dc, r, 0);
+    rms_bwd(v->dkva, r + dr, G(ly->kv_a_norm), v->dc, r, x->kva, r + dr, x->rkv, W(ly->kv_a_norm), N, r, 0);
+    mm_dw(v->dkva, r + dr, N, r + dr, x->xn1, D, D, G(ly->kv_a));
+    mm_dx(v->dkva, r + dr, N, r + dr, W(ly->kv_a), D, v->dXN, D, 0);
+    if (ql) {
+        mm_dw(v->dQ, H * qd, N, H * qd, x->cq, ql, ql, G(ly->q_b));
+        mm_dx(v->dQ, H * qd, N, H * qd, W(ly->q_b), ql, v->dc, ql, 0);
+        rms_bwd(v->dc, ql, G(ly->q_a_norm), v->dc, ql, x->qa, ql, x->rq, W(ly->q_a_norm), N, ql, 0);
+        mm_dw(v->dc, ql, N, ql, x->xn1, D, D, G(ly->q_a));
+        mm_dx(v->dc, ql, N, ql, W(ly->q_a), D, v->dXN, D, 1);
+    } else {
+        mm_dw(v->dQ, H * qd, N, H * qd, x->xn1, D, D, G(ly->q));
+        mm_dx(v->dQ, H * qd, N, H * qd, W(ly->q), D, v->dXN, D, 1);
+    }
+    rms_bwd(v->dX, D, G(ly->attn_norm), v->dXN, D, x->xin, D, x->r1, W(ly->attn_norm), N, D, 1);
+}
+
+/* ------------------------------------------------------------------ FFN layer (dense or MoE) */
+static inline float score(const k2c_config *c, float z) { (void)c; return sigm(z); }
+
+/* Writes the layer output (xmid + FFN) to out. */
+static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float *out) {
+    const k2c_config *c = &m->cfg;
+    const k2c_tlayer *ly = &m->layers[l];
+    views *v = a->lay;
+    lview *x = &v->l[l];
+    int N = B * T, D = c->hidden_size;
+    rms_fwd(x->xn2, D, x->r2, x->xmid, D, W(ly->ffn_norm), N, D, (float)c->rms_norm_eps);
+    if (!ly->is_moe) {
+        int F = c->intermediate_size;
+        k2c_swiglu_fwd(x->xn2, N, D, F, W(ly->gate), W(ly->up), W(ly->down), x->fg, x->fu, v->h, v->Y);
+    } else {
+        int E = c->n_routed_experts, K = c->num_experts_per_tok, IM = c->moe_intermediate_size, NK = N * K;
+        mm_fwd(x->xn2, D, N, D, W(ly->router), E, x->rlog, E, 0);
+        #pragma omp parallel for schedule(static)
+        for (int t = 0; t < N; t++)
+            k2c_moe_route(c, x->rlog + (size_t)t * E, W(ly->bias), x->idx + (size_t)t * K, x->wts + (size_t)t * K, NULL);
+        double *load = a->load + (size_t)l * (E + 1);
+        for (int i = 0; i < NK; i++) load[x->idx[i]] += 1;
+        load[E] += N;                                   /* tokens seen (for the mean load) */
+        /* Pairs (token, slot) sorted by expert, stable in slot order. */
+        memset(x->count, 0, (size_t)(E + 1) * sizeof(int));
+        for (int i = 0; i < NK; i++) x->count[x->idx[i] + 1]++;
+        for (int e = 0; e < E; e++) x->count[e + 1] += x->count[e];
+        memcpy(v->fill, x->count, (size_t)E * sizeof(int));
+        for (int i = 0; i < NK; i++) { int p = v->fill[x->idx[i]]++; x->order[p] = i; x->pos[i] = p; }
+        if (v->aux_alpha > 0) {                         /* sequence-wise balance loss (DeepSeek-V3) */
+            for (int b = 0; b < B; b++) {
+                float *f = x->auxf + (size_t)b * E;
+                double Pi[1024] = {0};
+                for (int e = 0; e < E; e++) f[e] = 0;
+                for (int t = b * T; t < (b + 1) * T; t++) {
+                    double S = 0;
+                    for (int e = 0; e < E; e++) S += score(c, x->rlog[(size_t)t * E + e]);
+                    for (int e = 0; e < E; e++) Pi[e] += score(c, x->rlog[(size_t)t * E + e]) / S / T;
+                    for (int k = 0; k < K; k++) f[x->idx[(size_t)t * K + k]] += (float)E / ((float)K * T);
+                }
+                for (int e = 0; e < E; e++) a->aux_loss += f[e] * Pi[e];
+            }
+        }
+        if (ly->gate != (size_t)-1)
+            k2c_swiglu_fwd(x->xn2, N, D, IM * c->n_shared_experts, W(ly->gate), W(ly->up), W(ly->down), x->fg, x->fu,
+                           v->h, v->Y);
+        else
+            memset(v->Y, 0, (size_t)N * D * sizeof(float));
+        for (int e = 0; e < E; e++) {
+            int n = x->count[e + 1] - x->count[e], base = x->count[e];
+            if (!n) continue;
+            const float *We = W(ly->experts + (size_t)e * ly->expert_stride);
+            #pragma omp parallel for schedule(static)
+            for (int j = 0; j < n; j++)
+                memcpy(v->Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
+            k2c_swiglu_fwd(v->Xe, n, D, IM, We, We + (size_t)IM * D, We + (size_t)2 * IM * D, x->eg + (size_t)base * IM,
+                           x->eu + (size_t)base * IM, v->h, x->ey + (size_t)base * D);
+        }
+        #pragma omp parallel for schedule(static)
+        for (int t = 0; t < N; t++)
+            for (int k = 0; k < K; k++) {
+                float wt = x->wts[(size_t)t * K + k];
+                const float *ye = x->ey + (size_t)x->pos[(size_t)t * K + k] * D;
+                for (int d = 0; d < D; d++) v->Y[(size_t)t * D + d] += wt * ye[d];
+            }
+    }
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < (size_t)N * D; i++) out[i] = x->xmid[i] + v->Y[i];
+}
+
+/* dX: in, the gradient at the layer output; out, the gradient at xmid. */
+static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss_scale) {
+    const k2c_config *c = &m->cfg;
+    const k2c_tlayer *ly = &m->layers[l];
+    views *v = a->lay;
+    lview *x = &v->l[l];
+    int N = B * T, D = c->hidden_size;
+    if (!ly->is_moe) {
+        k2c_swiglu_bwd(x->xn2, N, D, c->intermediate_size, W(ly->gate), W(ly->up), W(ly->down), x->fg, x->fu, v->h,
+                       v->h2, v->dX, v->dXN, G(ly->gate), G(ly->up), G(ly->down));
+    } else {
+        int E = c->n_routed_experts, K = c->num_experts_per_tok, IM = c->moe_intermediate_size, NK = N * K;
+        if (ly->gate != (size_t)-1)
+            k2c_swiglu_bwd(x->xn2, N, D, IM * c->n_shared_experts, W(ly->gate), W(ly->up), W(ly->down), x->fg, x->fu,
+                           v->h, v->h2, v->dX, v->dXN, G(ly->gate), G(ly->up), G(ly->down));
+        else
+            memset(v->dXN, 0, (size_t)N * D * sizeof(float));
+        /* y = sum_k w_k Y_k: dw_k = dy . Y_k, dY_k = w_k dy */
+        #pragma omp parallel for schedule(static)
+        for (int i = 0; i < NK; i++) {
+            const float *dy = v->dX + (size_t)(i / K) * D;
+            int p = x->pos[i];
+            v->gw[i] = dotf(dy, x->ey + (size_t)p * D, D);
+            float wt = x->wts[i], *dye = v->dYe + (size_t)p * D;
+            for (int d = 0; d < D; d++) dye[d] = wt * dy[d];
+        }
+        for (int e = 0; e < E; e++) {
+            int n = x->count[e + 1] - x->count[e], base = x->count[e];
+            if (!n) continue;
+            size_t off = ly->experts + (size_t)e * ly->expert_stride;
+            const float *We = W(off);
+            float *Ge = G(off);
+            #pragma omp parallel for schedule(static)
+            for (int j = 0; j < n; j++)
+                memcpy(v->Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
+            k2c_swiglu_bwd(v->Xe, n, D, IM, We, We + (size_t)IM * D, We + (size_t)2 * IM * D, x->eg + (size_t)base * IM,
+                           x->eu + (size_t)base * IM, v->h, v->h2, v->dYe + (size_t)base * D, v->dXe + (size_t)base * D,
+                           Ge, Ge + (size_t)IM * D, Ge + (size_t)2 * IM * D);
+        }
+        #pragma omp parallel for schedule(static)
+        for (int t = 0; t < N; t++) {
+            float *dxn = v->dXN + (size_t)t * D;
+            for (int k = 0; k < K; k++) {
+                const float *s = v->dXe + (size_t)x->pos[(size_t)t * K + k] * D;
+                for (int d = 0; d < D; d++) dxn[d] += s[d];
+            }
+            float *dl = v->dlog + (size_t)t * E;
+            const float *z = x->rlog + (size_t)t * E;
+            k2c_router_bwd(c, z, x->idx + (size_t)t * K, v->gw + (size_t)t * K, dl);
+            if (v->aux_alpha > 0) {
+                /* L = alpha * sum_i f_i P_i per sequence, P_i = mean_t s_ti / sum_e s_te; weighted by T
+                 * so that with loss_scale = 1/targets the aux term is alpha * the mean over sequences. */
+                const float *f = x->auxf + (size_t)(t / T) * E;
+                float s[1024], S = 0, dot = 0, coef = v->aux_alpha * loss_scale;
+                for (int e = 0; e < E; e++) S += (s[e] = score(c, z[e]));
+                for (int e = 0; e < E; e++) dot += coef * f[e] * s[e] / S;
+                for (int e = 0; e < E; e++) dl[e] += (coef * f[e] - dot) / S * s[e] * (1.0f - s[e]);
+            }
+        }
+        mm_dw(v->dlog, E, N, E, x->xn2, D, D, G(ly->router));
+        mm_dx(v->dlog, E, N, E, W(ly->router), D, v->dXN, D, 1);
+    }
+    rms_bwd(v->dX, D, G(ly->ffn_norm), v->dXN, D, x->xmid, D, x->r2, W(ly->ffn_norm), N, D, 1);
+}
+
+/* ------------------------------------------------------------------ whole model */
+int k2c_train_forward(const k2c_tmodel *m, k2c_tacts *a, const int *ids, const int *targets, int B, int T,
+                      float aux_alpha, double *loss_sum, int *count, float *logits) {
+    const k2c_config *c = &m->cfg;
+    views *v = a->lay;
+    int N = B * T, D = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    if (B > a->B || T > a->T || B <= 0 || T <= 0) {
+        k2c_seterr("batch %d x %d exceeds the activation arena (%d x %d)", B, T, a->B, a->T);
+        return -1;
+    }
+    if (c->scoring_softmax && aux_alpha > 0) { k2c_seterr("the aux loss is implemented for sigmoid routers"); return -1; }
+    if (T > c->max_position_embeddings) { k2c_seterr("sequence length %d > max_position_embeddings %d", T, c->max_position_embeddings); return -1; }
+    for (int t = 0; t < N; t++) {
+        if (ids[t] < 0 || ids[t] >= V) { k2c_seterr("token id %d out of range [0, %d)", ids[t], V); return -1; }
+        if (targets[t] >= V) { k2c_seterr("target id %d out of range [0, %d)", targets[t], V); return -1; }
+    }
+    v->B = B; v->T = T; v->aux_alpha = aux_alpha;
+    memcpy(v->ids, ids, (size_t)N * sizeof(int));
+    memcpy(v->targets, targets, (size_t)N * sizeof(int));
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++) memcpy(v->l[0].xin + (size_t)t * D, W(m->embed) + (size_t)ids[t] * D, (size_t)D * sizeof(float));
+    for (int l = 0; l < L; l++) {
+        attn_fwd(m, a, l, B, T);
+        ffn_fwd(m, a, l, B, T, l + 1 < L ? v->l[l + 1].xin : v->xf);
+    }
+    rms_fwd(v->xnf, D, v->rf, v->xf, D, W(m->final_norm), N, D, (float)c->rms_norm_eps);
+    mm_fwd(v->xnf, D, N, D, W(m->head), V, v->probs, V, 0);
+    if (logits) memcpy(logits, v->probs, (size_t)N * V * sizeof(float));
+    xent_fwd(v->probs, v->targets, N, V, v->rowloss);
+    double sum = 0;
+    int n = 0;
+    for (int t = 0; t < N; t++) { sum += v->rowloss[t]; n += targets[t] >= 0; }
+    *loss_sum = sum;
+    if (count) *count = n;
+    v->has_fwd = 1;
+    return 0;
+}
+
+int k2c_train_backward(k2c_tmodel *m, k2c_tacts *a, float loss_scale) {
+    const k2c_config *c = &m->cfg;
+    views *v = a->lay;
+    if (!v->has_fwd) { k2c_seterr("k2c_train_backward without a forward"); return -1; }
+    int B = v->B, T = v->T, N = B * T, D = c->hidden_size, V = c->vocab_size;
+    xent_bwd(v->probs, v->targets, N, V, loss_scale);
+    mm_dw(v->probs, V, N, V, v->xnf, D, D, G(m->head));
+    mm_dx(v->probs, V, N, V, W(m->head), D, v->dXN, D, 0);
+    rms_bwd(v->dX, D, G(m->final_norm), v->dXN, D, v->xf, D, v->rf, W(m->final_norm), N, D, 0);
+    for (int l = c->num_hidden_layers - 1; l >= 0; l--) {
+        ffn_bwd(m, a, l, B, T, loss_scale);
+        attn_bwd(m, a, l, B, T);
+    }
+    /* Rows of the embedding: in token order, so repeated ids add up deterministically. */
+    #pragma omp parallel for schedule(static)
+    for (int d = 0; d < D; d++)
+        for (int t = 0; t < N; t++) G(m->embed)[(size_t)v->ids[t] * D + d] += v->dX[(size_t)t * D + d];
+    v->has_fwd = 0;
+    return 0;
+}

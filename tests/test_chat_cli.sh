@@ -1,0 +1,44 @@
+# k2c chat driven through stdin as a script would: it answers, stops on end of turn, survives Ctrl-C,
+# and handles its slash commands. Uses the bundled models/k2-mini when present.
+. tests/lib.sh
+M=models/k2-mini
+if [ ! -f "$M/config.json" ]; then
+  M="$TMP/tm"
+  $K2C tokenizer train --vocab 600 --out "$M" tests/data/tokenizer_corpus.txt 2>/dev/null
+  $K2C mkmodel --preset k2-tiny --vocab 856 --dtype bf16 --out "$M" 2>/dev/null
+fi
+out=$(printf 'Hello, who are you?\n/temp 0.2\nTell me about the sea.\n/reset\n/bogus\n/quit\n' | $K2C chat --model "$M" --max-tokens 40 --seed 1 2>"$TMP/err")
+rc=$?
+n=$(echo "$out" | grep -c '^\[[0-9]* tokens')
+if [ $rc -eq 0 ] && [ "$n" -eq 2 ]; then pass chat_scripted_two_answers; else fail chat_scripted_two_answers "rc $rc, $n answers: $out $(cat "$TMP/err")"; fi
+if echo "$out" | grep -q "(temperature 0.20)" && echo "$out" | grep -q "(conversation cleared)" && echo "$out" | grep -q "unknown command /bogus"; then
+  pass chat_slash_commands; else fail chat_slash_commands "$out"; fi
+# an answer that ends before max-tokens ended on the end-of-turn token
+out=$(printf 'Hi\n' | $K2C chat --model "$M" --max-tokens 400 --seed 3 --temperature 0.7 2>/dev/null)
+if echo "$out" | grep -q '^\[[0-9]* tokens'; then pass chat_answers_once; else fail chat_answers_once "$out"; fi
+# Ctrl-C during a long answer stops that answer; the next one still comes
+fifo="$TMP/in"; rm -f "$fifo"; mkfifo "$fifo"
+$K2C chat --model "$M" --max-tokens 100000 --ctx 120000 --temperature 1.0 --seed 5 --ignore-eos <"$fifo" >"$TMP/cc.out" 2>"$TMP/cc.err" &
+pid=$!
+exec 7>"$fifo"
+echo "Write a very long story." >&7
+sleep 1.5
+kill -INT $pid 2>/dev/null
+sleep 0.5
+echo "Second question." >&7
+sleep 1
+kill -INT $pid 2>/dev/null
+sleep 0.3
+echo "/quit" >&7
+exec 7>&-
+for i in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done
+if kill -0 $pid 2>/dev/null; then kill -9 $pid; fail chat_ctrl_c "did not quit"; else
+  wait $pid; rc=$?
+  stopped=$(grep -c '^\[stopped\]' "$TMP/cc.out")
+  if [ $rc -eq 0 ] && [ "$stopped" -ge 1 ] && [ "$(grep -c '^\[[0-9]* tokens' "$TMP/cc.out")" -ge 2 ]; then pass chat_ctrl_c_stops_answer_not_program
+  else fail chat_ctrl_c_stops_answer_not_program "rc $rc stopped $stopped: $(tail -c 300 "$TMP/cc.out") $(cat "$TMP/cc.err")"; fi
+fi
+out=$($K2C run --model "$M" --max-tokens 20 --seed 1 "Once upon a time" 2>"$TMP/err")
+if [ $? -eq 0 ] && [ -n "$out" ]; then pass run_one_completion; else fail run_one_completion "$(cat "$TMP/err")"; fi
+expect_fail run_needs_prompt "prompt" $K2C run --model "$M"
+expect_fail chat_missing_model "nope" $K2C chat --model "$TMP/nope"
