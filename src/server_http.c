@@ -69,6 +69,7 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         size_t k = j->sse_len - j->sse_off < max ? j->sse_len - j->sse_off : max;
         memcpy(buf, j->sse + j->sse_off, k);
         j->sse_off += k;
+        if (j->sse_off == j->sse_len) j->sse_off = j->sse_len = 0;   /* all sent: reuse the buffer */
         n = (ssize_t)k;
     } else n = MHD_CONTENT_READER_END_OF_STREAM;
     pthread_mutex_unlock(&j->mu);
