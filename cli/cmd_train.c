@@ -225,8 +225,9 @@ static int write_shards(const char *out, const char *prefix, const uint32_t *v, 
 
 static int cmd_data(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(&a, argc, argv, "")) return 2;
+    if (cli_parse(&a, argc, argv, "allow-special")) return 2;
     const char *tok = cli_str(&a, "tokenizer", NULL), *out = cli_need(&a, "out"), *idsf = cli_str(&a, "ids-file", NULL);
+    int allow_special = cli_flag(&a, "allow-special");
     double vf = cli_num(&a, "val-fraction", 0.01);
     long per = cli_int(&a, "shard-tokens", 1L << 26);
     if (cli_done(&a) || !out) return 2;
@@ -247,9 +248,11 @@ static int cmd_data(int argc, char **argv) {
         if (!tk) {                                  /* byte-level: id = byte value (vocab 256) */
             for (size_t j = 0; j < n; j++) if (idpush(&d, (unsigned char)text[j])) { free(text); goto fail; }
         } else {
-            /* special-token text in the documents stays plain text; EOS separates documents */
+            /* special-token text in the documents stays plain text (a web page that quotes "<|im_end|>"
+             * must not end a turn) unless --allow-special says the files are formatted conversations;
+             * EOS separates documents */
             int *ids = NULL, nid = 0;
-            int r = k2c_tokenizer_encode(tk, text, n, 0, &ids, &nid);
+            int r = k2c_tokenizer_encode(tk, text, n, allow_special, &ids, &nid);
             for (int j = 0; r == 0 && j < nid; j++) r = idpush(&d, (uint32_t)ids[j]);
             if (r == 0 && eos >= 0) r = idpush(&d, (uint32_t)eos);
             free(ids);
@@ -272,7 +275,7 @@ fail:
     k2c_tokenizer_free(tk);
     return cli_fail("data");
 }
-CLI_COMMAND(data_cmd, "data", "prepare (--tokenizer DIR|bytes FILES... | --ids-file FILE) --out DIR [--val-fraction F] [--shard-tokens N]",
+CLI_COMMAND(data_cmd, "data", "prepare (--tokenizer DIR|bytes FILES... | --ids-file FILE) --out DIR [--val-fraction F] [--shard-tokens N] [--allow-special]",
             "tokenize text into training shards (train_NNN.bin, val_NNN.bin)", cmd_data)
 
 /* ------------------------------------------------------------------ k2c plot */

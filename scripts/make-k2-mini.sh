@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K2C=${K2C:-build/k2c}
-STEPS=${1:-${K2C_MINI_STEPS:-900}}
+STEPS=${1:-${K2C_MINI_STEPS:-700}}
 W=build/k2-mini
 OUT=${K2C_MINI_OUT:-models/k2-mini}
 t0=$(date +%s)
@@ -22,7 +22,7 @@ stage "tokenizer: 8192 BPE tokens + the Kimi special block"
 $K2C tokenizer train --vocab 8192 --out "$W/tok" "$W/plain.txt"
 
 stage "tokenize: training and held-out validation shards"
-$K2C data prepare --tokenizer "$W/tok" --out "$W/data" --val-fraction 0.02 "$W"/chat/*.txt
+$K2C data prepare --tokenizer "$W/tok" --out "$W/data" --val-fraction 0.02 --allow-special "$W"/chat/*.txt
 
 stage "train: $STEPS steps of MuonClip"
 rm -rf "$W/run"

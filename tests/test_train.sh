@@ -57,3 +57,11 @@ echo 'not json' >"$TMP/bad.jsonl"
 expect_fail plot_bad_log "not JSON" $K2C plot "$TMP/bad.jsonl" --out "$TMP/q.svg"
 expect_fail train_no_model "exactly one of" $K2C train --data "$TMP/data" --out "$TMP/x"
 expect_fail train_bad_optimizer "optimizer must be" $K2C train --preset k2-tiny --data "$TMP/data" --out "$TMP/x" --optimizer sgd
+# --allow-special: formatted conversations keep their markers as special ids; by default they stay text
+$K2C tokenizer train --vocab 400 --out "$TMP/ktok" tests/data/tokenizer_corpus.txt >/dev/null 2>&1
+printf '<|im_user|>user<|im_middle|>hi<|im_end|>' >"$TMP/conv.txt"
+$K2C data prepare --tokenizer "$TMP/ktok" --out "$TMP/sp1" --val-fraction 0 --allow-special "$TMP/conv.txt" >"$TMP/sp1.txt" 2>&1
+$K2C data prepare --tokenizer "$TMP/ktok" --out "$TMP/sp0" --val-fraction 0 "$TMP/conv.txt" >"$TMP/sp0.txt" 2>&1
+first=$(od -A n -t u4 -j 24 -N 4 "$TMP/sp1/train_000.bin" | tr -d ' ')
+n1=$(grep -o '^[0-9]* tokens' "$TMP/sp1.txt" | cut -d' ' -f1); n0=$(grep -o '^[0-9]* tokens' "$TMP/sp0.txt" | cut -d' ' -f1)
+if [ "$first" = 403 ] && [ -n "$n1" ] && [ -n "$n0" ] && [ "$n1" -lt "$n0" ]; then pass data_prepare_allow_special; else fail data_prepare_allow_special "first $first, $n1 vs $n0 tokens"; fi
