@@ -118,7 +118,7 @@ CLI_COMMAND(train_cmd, "train", "(--config F | --preset N [--layers L] | --init 
             "[--steps N --batch B --seq T --accum A --lr X --schedule wsd|cosine|const --warmup N --decay-frac F "
             "--lr-min X --optimizer muonclip|muon|adamw --wd X --tau X --bias-u X --aux-alpha X --seed S --init-seed S "
             "--eval-every N --eval-batches N --save-every N --stop-after N --threads N --dtype f32|bf16 --log FILE --quiet]",
-            "train a K2-architecture model with MuonClip / Muon / AdamW", cmd_train)
+            "Train a K2-architecture model with MuonClip / Muon / AdamW.", cmd_train)
 
 /* ------------------------------------------------------------------ k2c grad */
 static int cmd_grad(int argc, char **argv) {
@@ -176,7 +176,7 @@ done:
     return rc;
 }
 CLI_COMMAND(grad_cmd, "grad", "--model DIR --ids 3,17,42 --out FILE [--threads N]",
-            "write the loss and the gradient of every trained tensor (mean next-token cross-entropy)", cmd_grad)
+            "Write the loss and the gradient of every trained tensor (mean next-token cross-entropy).", cmd_grad)
 
 /* ------------------------------------------------------------------ k2c data prepare */
 typedef struct { uint32_t *v; size_t n, cap; } idvec;
@@ -276,7 +276,7 @@ fail:
     return cli_fail("data");
 }
 CLI_COMMAND(data_cmd, "data", "prepare (--tokenizer DIR|bytes FILES... | --ids-file FILE) --out DIR [--val-fraction F] [--shard-tokens N] [--allow-special]",
-            "tokenize text into training shards (train_NNN.bin, val_NNN.bin)", cmd_data)
+            "Tokenize text into training shards (train_NNN.bin, val_NNN.bin).", cmd_data)
 
 /* ------------------------------------------------------------------ k2c plot */
 static int cmd_plot(int argc, char **argv) {
@@ -304,4 +304,4 @@ done:
     return rc;
 }
 CLI_COMMAND(plot_cmd, "plot", "LOG.jsonl... --out FILE.svg|png [--x tokens|step]",
-            "draw loss and max-logit curves of training logs", cmd_plot)
+            "Draw loss and max-logit curves of training logs (SVG, or PNG through a converter).", cmd_plot)
