@@ -5,6 +5,7 @@
 #include "check.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *CASES[] = {"k2-tiny-f32", "k2-tiny-bf16-sharded", "k2-tiny-fp8", "k2-thinking-tiny-int4",
                               "moonlight-tiny", "dsv3-tiny"};
@@ -121,6 +122,61 @@ static void check_case(const char *name) {
     k2c_model_free(&m);
 }
 
+/* F16 weights (no golden case ships them): the f32 case rewritten with every matrix in F16 must give the
+ * reference logits up to F16 rounding of the weights, and prefill and decode must agree tightly. */
+static void f16_weights(void) {
+    const char *src = "tests/data/golden/k2-tiny-f32", *dst = "build/tests/golden_f16";
+    k2c_safetensors st;
+    if (k2c_st_open(&st, src) != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    mkdir(dst, 0755);
+    k2c_tensor *ts = malloc((size_t)st.ntensors * sizeof *ts);
+    uint16_t **bufs = calloc((size_t)st.ntensors, sizeof *bufs);
+    int n16 = 0;
+    for (int i = 0; i < st.ntensors; i++) {
+        ts[i] = st.tensors[i];
+        if (ts[i].ndim != 2 || ts[i].dtype != K2C_F32) continue;
+        bufs[i] = malloc((size_t)ts[i].numel * 2);
+        for (int64_t j = 0; j < ts[i].numel; j++) bufs[i][j] = k2c_f32_to_f16(((const float *)ts[i].data)[j]);
+        k2c_tensor_set_shape(&ts[i], K2C_F16, 2, ts[i].shape);
+        ts[i].data = bufs[i];
+        n16++;
+    }
+    char p[256];
+    snprintf(p, sizeof p, "%s/model.safetensors", dst);
+    EXPECT(n16 > 20 && k2c_st_write(p, st.ntensors, ts, NULL, NULL) == 0, "%d f16 tensors: %s", n16, k2c_errmsg());
+    for (int i = 0; i < st.ntensors; i++) free(bufs[i]);
+    free(bufs); free(ts);
+    k2c_st_close(&st);
+    size_t cn;
+    char *cfg = k2c_read_file("tests/data/golden/k2-tiny-f32/config.json", &cn);
+    snprintf(p, sizeof p, "%s/config.json", dst);
+    k2c_write_file_atomic(p, cfg, cn);
+    free(cfg);
+    k2c_model m;
+    k2c_safetensors ref;
+    if (k2c_model_load(&m, dst) != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    EXPECT(m.layers[1].exp_up[0].fmt == K2C_FMT_F16 && m.head.fmt == K2C_FMT_F16, "f16 formats");
+    k2c_st_open(&ref, "tests/data/golden/k2-tiny-f32/expected.safetensors");
+    const k2c_tensor *ids_t = k2c_st_find(&ref, "input_ids"), *lg = k2c_st_find(&ref, "logits");
+    int T = (int)ids_t->numel, V = m.cfg.vocab_size;
+    int *ids = malloc(T * sizeof *ids);
+    for (int t = 0; t < T; t++) ids[t] = (int)k2c_elem_to_f32(ids_t->dtype, ids_t->data, t);
+    float *a = malloc((size_t)T * V * sizeof *a), *b = malloc((size_t)T * V * sizeof *b);
+    k2c_state s;
+    k2c_state_init(&s, &m, T);
+    EXPECT(k2c_prefill(&s, ids, T, a, NULL, NULL) == 0, "%s", k2c_errmsg());
+    k2c_state_reset(&s);
+    for (int t = 0; t < T; t++) k2c_decode(&s, ids[t], b + (size_t)t * V, NULL);
+    float e = rel_err(a, lg), mx = max_abs(a, (size_t)T * V), d = 0;
+    for (size_t i = 0; i < (size_t)T * V; i++) d = fmaxf(d, fabsf(a[i] - b[i]));
+    EXPECT(e < 1e-2f, "f16 weights vs reference: rel err %g", e);
+    EXPECT(d / mx < 1e-4f, "f16 prefill vs decode rel err %g", d / mx);
+    free(ids); free(a); free(b);
+    k2c_state_free(&s);
+    k2c_st_close(&ref);
+    k2c_model_free(&m);
+}
+
 static int cur;
 static void one_case(void) { check_case(CASES[cur]); }
 
@@ -133,6 +189,8 @@ int main(void) {
             snprintf(name, sizeof name, "golden_%s_%s", CASES[cur], levels[lv]);
             run_test(name, one_case);
         }
+        snprintf(name, sizeof name, "golden_f16_weights_%s", levels[lv]);
+        run_test(name, f16_weights);
     }
     return check_exit();
 }
