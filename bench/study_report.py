@@ -1,5 +1,8 @@
-"""Summary of bench/optim_study.sh: final losses, tokens-to-target, clipping and MaxVio (markdown)."""
+"""Summary of bench/optim_study.sh as markdown: the lr sweep, tokens-to-target, the high-lr clipping runs and
+MaxVio. Arguments: STUDY_DIR BEST_ADAMW BEST_MUON BEST_MUONCLIP HIGH_TAU NOBIAS_LOG"""
+import glob
 import json
+import os
 import sys
 
 
@@ -24,24 +27,37 @@ def tokens_to(r, target):
     return None
 
 
-adamw, muon, clip, hm, hc, nob = (load(p) for p in sys.argv[1:7])
-tau = float(sys.argv[7])
-name = lambda p: p.rsplit("/", 1)[-1][:-6]
-print("| run | final eval loss | max logit (peak) | MaxVio at end (per MoE layer) |")
-print("|---|---|---|---|")
-for p, r in zip(sys.argv[1:7], (adamw, muon, clip, hm, hc, nob)):
-    print(f"| {name(p)} | {evals(r)[-1][1]:.4f} | {max(x['max_logit'] for x in r):.2f} | {', '.join(f'{v:.2f}' for v in r[-1]['maxvio'])} |")
-target = evals(adamw)[-1][1]
-total = evals(adamw)[-1][0]
-for p, r in ((sys.argv[2], muon), (sys.argv[3], clip)):
-    t = tokens_to(r, target)
-    frac = f"{t / total:.0%}" if t else "not reached"
-    print(f"\n{name(p)} reaches AdamW's final eval loss {target:.4f} after {t or 0:.0f} of {total:.0f} tokens: {frac}")
-over_m = sum(x["max_logit"] > tau for x in hm)
-over_c = sum(x["max_logit"] > tau for x in hc[1:])
-clipped = sum(x["clipped"] for x in hc)
-print(f"\nhigh lr, tau = {tau}: plain Muon above tau in {over_m} of {len(hm)} steps (peak {max(x['max_logit'] for x in hm):.2f}); "
-      f"MuonClip peak {max(x['max_logit'] for x in hc):.2f}, above tau in {over_c} steps, {clipped} head clips; "
-      f"final eval loss Muon {evals(hm)[-1][1]:.4f}, MuonClip {evals(hc)[-1][1]:.4f}")
-print(f"\nMaxVio at the end: with bias updates {max(clip[-1]['maxvio']):.2f} (max over layers), "
-      f"without {max(nob[-1]['maxvio']):.2f}")
+name = lambda p: os.path.basename(p)[:-6]
+study, best_a, best_m, best_c, tau, nobias = sys.argv[1:7]
+tau = float(tau)
+
+print("| run | lr | final eval loss | peak max logit | head clips | MaxVio at end (per MoE layer) |")
+print("|---|---|---|---|---|---|")
+for opt in ("adamw", "muon", "muonclip"):
+    runs = sorted(glob.glob(f"{study}/{opt}-*.jsonl"), key=lambda p: float(name(p).split("-", 1)[1]))
+    for p in runs:
+        r = load(p)
+        star = " (best)" if p in (best_a, best_m, best_c) else ""
+        print(f"| {opt}{star} | {name(p).split('-', 1)[1]} | {evals(r)[-1][1]:.4f} | {max(x['max_logit'] for x in r):.2f} | "
+              f"{sum(x['clipped'] for x in r)} | {', '.join(f'{v:.2f}' for v in r[-1]['maxvio'])} |")
+
+adamw = load(best_a)
+target, total = evals(adamw)[-1][1], evals(adamw)[-1][0]
+for p in (best_m, best_c):
+    t = tokens_to(load(p), target)
+    frac = f"{t / total:.1%}" if t else "not reached"
+    print(f"\n{name(p)} reaches AdamW's final eval loss {target:.4f} ({name(best_a)}) after {t or 0:.0f} of {total:.0f} tokens: **{frac}**")
+
+print(f"\nHigh lr, tau = {tau:g}:\n")
+print("| run | final eval loss | peak max logit (step's forward) | steps above tau | peak after the step | steps above tau after the step | head clips |")
+print("|---|---|---|---|---|---|---|")
+for n in ("high-muon", "high-muonclip", "high-muonclip-updated"):
+    r = load(f"{study}/{n}.jsonl")
+    after = [x["max_logit_after_step"] for x in r]
+    print(f"| {n} | {evals(r)[-1][1]:.4f} | {max(x['max_logit'] for x in r):.2f} | {sum(x['max_logit'] > tau for x in r)} | "
+          f"{max(after):.4f} | {sum(a > tau for a in after)} | {sum(x['clipped'] for x in r)} |")
+
+clip, nob = load(best_c), load(nobias)
+print(f"\nMaxVio at the end ({name(best_c)} and {name(nobias)}): with bias updates {max(clip[-1]['maxvio']):.2f} "
+      f"(worst layer; {', '.join(f'{v:.2f}' for v in clip[-1]['maxvio'])}), without {max(nob[-1]['maxvio']):.2f} "
+      f"({', '.join(f'{v:.2f}' for v in nob[-1]['maxvio'])})")

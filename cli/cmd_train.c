@@ -34,7 +34,7 @@ static int parse_opt(const char *s, k2c_opt_kind *k) {
 static int cmd_train(int argc, char **argv) {
     passive_wait(argv);
     cli_args a;
-    if (cli_parse(&a, argc, argv, "quiet")) return 2;
+    if (cli_parse(&a, argc, argv, "quiet,measure-after-step")) return 2;
     k2c_train_opts t;
     k2c_train_opts_defaults(&t);
     const char *config = cli_str(&a, "config", NULL), *preset = cli_str(&a, "preset", NULL);
@@ -58,6 +58,7 @@ static int cmd_train(int argc, char **argv) {
     t.aux_alpha = (float)cli_num(&a, "aux-alpha", 0);
     t.stop_after = (int)cli_int(&a, "stop-after", 0);
     t.progress = !cli_flag(&a, "quiet");
+    t.measure_after_step = cli_flag(&a, "measure-after-step");
     const char *dts = cli_str(&a, "dtype", "f32"), *opts = cli_str(&a, "optimizer", "muonclip");
     k2c_opt_kind kind;
     if (parse_opt(opts, &kind)) { cli_done(&a); return cli_fail("train"); }
@@ -67,9 +68,12 @@ static int cmd_train(int argc, char **argv) {
     o.wd = (float)cli_num(&a, "wd", 0.1);
     o.tau = (float)cli_num(&a, "tau", kind == K2C_OPT_MUONCLIP ? 100 : 0);
     o.bias_u = (float)cli_num(&a, "bias-u", 1e-3);
+    const char *clip_from = cli_str(&a, "clip-logits", "forward");
     uint64_t init_seed = (uint64_t)cli_int(&a, "init-seed", 1);
     set_threads((int)cli_int(&a, "threads", 0));
     if (cli_done(&a) || !t.data_dir) return 2;
+    if (!strcmp(clip_from, "updated")) o.clip_updated = 1;
+    else if (strcmp(clip_from, "forward")) { fprintf(stderr, "k2c train: --clip-logits must be forward or updated\n"); return 2; }
     if (!strcmp(dts, "f32")) t.save_dtype = K2C_F32;
     else if (!strcmp(dts, "bf16")) t.save_dtype = K2C_BF16;
     else { fprintf(stderr, "k2c train: --dtype must be f32 or bf16\n"); return 2; }
@@ -90,9 +94,10 @@ static int cmd_train(int argc, char **argv) {
     int rc = 1;
     if (resume) {
         float lr = o.lr, wd = o.wd, tau = o.tau, u = o.bias_u;
+        int clip_updated = o.clip_updated;
         uint64_t seed;
         if (k2c_ckpt_load(&m, &o, resume, &seed)) { free(logp); return cli_fail("train"); }
-        o.lr = lr; o.wd = wd; o.tau = tau; o.bias_u = u;
+        o.lr = lr; o.wd = wd; o.tau = tau; o.bias_u = u; o.clip_updated = clip_updated;
         t.seed = seed;
         k2c_log("resuming at step %ld from %s\n", o.step, resume);
     } else {
@@ -116,7 +121,7 @@ static int cmd_train(int argc, char **argv) {
 }
 CLI_COMMAND(train_cmd, "train", "(--config F | --preset N [--layers L] | --init DIR | --resume DIR) --data DIR --out DIR "
             "[--steps N --batch B --seq T --accum A --lr X --schedule wsd|cosine|const --warmup N --decay-frac F "
-            "--lr-min X --optimizer muonclip|muon|adamw --wd X --tau X --bias-u X --aux-alpha X --seed S --init-seed S "
+            "--lr-min X --optimizer muonclip|muon|adamw --wd X --tau X --bias-u X --aux-alpha X --clip-logits forward|updated --measure-after-step --seed S --init-seed S "
             "--eval-every N --eval-batches N --save-every N --stop-after N --threads N --dtype f32|bf16 --log FILE --quiet]",
             "Train a K2-architecture model with MuonClip / Muon / AdamW.", cmd_train)
 

@@ -617,6 +617,8 @@ typedef struct {
     k2c_opt_kind kind;
     float lr, wd, momentum, beta1, beta2, eps, rms_scale, tau, bias_u;
     int ns_steps;
+    int clip_updated;           /* QK-Clip from max logits re-measured after the update (one more forward of the
+                                 * step's batch) instead of those of the step's forward (0: K2's algorithm) */
     long step;                  /* optimizer steps taken */
     float *m, *v;               /* [nw]: Muon momentum / Adam first moment, Adam second moment */
     float *scratch;
@@ -662,6 +664,7 @@ typedef struct {
     float lr_min;               /* end of the decay (default 0.1 x peak) */
     uint64_t seed;              /* data windows */
     float aux_alpha;            /* sequence-wise aux loss weight (0: off) */
+    int measure_after_step;     /* re-run the step's forward after the update and QK-Clip (log: max_logit_after_step) */
     k2c_dtype save_dtype;       /* K2C_F32 or K2C_BF16 for model.safetensors */
 } k2c_train_opts;
 void k2c_train_opts_defaults(k2c_train_opts *t);

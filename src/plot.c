@@ -1,6 +1,8 @@
 /* `k2c plot`: loss and max-attention-logit curves of one or more training logs (JSONL from k2c train) as
  * an SVG with two panels, written directly (no plotting library). Training loss is drawn thin, eval loss
- * (when logged) thick with dots; a run's colour is the same in both panels. */
+ * (when logged) thick with dots; a run's colour is the same in both panels. The logit panel draws the max
+ * logit of each step's forward solid, the one measured after the step (--measure-after-step) dashed, and
+ * QK-Clip's tau (logged by MuonClip runs) as a dotted level. */
 #include "k2c.h"
 
 #include <jansson.h>
@@ -9,18 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct { double *x, *loss, *ev, *ml; int n, cap; char name[128]; } series;
+typedef struct { double *x, *loss, *ev, *ml, *af; int n, cap; double tau; char name[128]; } series;
 
-static int push(series *s, double x, double l, double e, double m) {
+static int push(series *s, double x, double l, double e, double m, double af) {
     if (s->n == s->cap) {
         int nc = s->cap ? 2 * s->cap : 256;
         double *a = realloc(s->x, nc * sizeof *a); if (!a) return -1; s->x = a;
         a = realloc(s->loss, nc * sizeof *a); if (!a) return -1; s->loss = a;
         a = realloc(s->ev, nc * sizeof *a); if (!a) return -1; s->ev = a;
         a = realloc(s->ml, nc * sizeof *a); if (!a) return -1; s->ml = a;
+        a = realloc(s->af, nc * sizeof *a); if (!a) return -1; s->af = a;
         s->cap = nc;
     }
-    s->x[s->n] = x; s->loss[s->n] = l; s->ev[s->n] = e; s->ml[s->n] = m; s->n++;
+    s->x[s->n] = x; s->loss[s->n] = l; s->ev[s->n] = e; s->ml[s->n] = m; s->af[s->n] = af; s->n++;
     return 0;
 }
 
@@ -35,6 +38,7 @@ static int read_log(series *s, const char *path, const char *xkey) {
     if (!text) return -1;
     const char *base = strrchr(path, '/');
     snprintf(s->name, sizeof s->name, "%s", base ? base + 1 : path);
+    s->tau = NAN;
     int line = 0, rc = 0;
     for (char *p = text; *p && rc == 0;) {
         char *nl = strchr(p, '\n');
@@ -46,7 +50,11 @@ static int read_log(series *s, const char *path, const char *xkey) {
             if (!o) { k2c_seterr("%s:%d: not JSON: %s", path, line, err.text); rc = -1; break; }
             double x = num(o, xkey);
             if (isnan(x)) { k2c_seterr("%s:%d: no numeric field '%s'", path, line, xkey); rc = -1; }
-            else if (push(s, x, num(o, "loss"), num(o, "eval_loss"), num(o, "max_logit"))) { k2c_seterr("out of memory"); rc = -1; }
+            else if (push(s, x, num(o, "loss"), num(o, "eval_loss"), num(o, "max_logit"), num(o, "max_logit_after_step"))) {
+                k2c_seterr("out of memory");
+                rc = -1;
+            }
+            if (!isnan(num(o, "tau"))) s->tau = num(o, "tau");
             json_decref(o);
         }
         if (!nl) break;
@@ -76,11 +84,16 @@ static void axes(FILE *o, const frame *f, const char *title, const char *xl) {
     fprintf(o, "<text x='%d' y='%d' font-size='12' text-anchor='middle'>%s</text>\n", f->px + f->w / 2, f->py + f->h + 30, xl);
 }
 
-static void curve(FILE *o, const frame *f, const series *s, const double *y, const char *col, double width, int dots) {
+static void curve(FILE *o, const frame *f, const series *s, const double *y, const char *col, double width, int dots,
+                  const char *dash) {
     int open = 0;
     for (int i = 0; i < s->n; i++) {
         if (!isfinite(y[i])) continue;
-        if (!open) { fprintf(o, "<polyline fill='none' stroke='%s' stroke-width='%.1f' points='", col, width); open = 1; }
+        if (!open) {
+            fprintf(o, "<polyline fill='none' stroke='%s' stroke-width='%.1f'%s%s%s points='", col, width,
+                    dash ? " stroke-dasharray='" : "", dash ? dash : "", dash ? "'" : "");
+            open = 1;
+        }
         fprintf(o, "%.1f,%.1f ", sx(f, s->x[i]), sy(f, fmin(fmax(y[i], f->y0), f->y1)));
     }
     if (open) fprintf(o, "'/>\n");
@@ -95,6 +108,7 @@ static void range(const series *S, int n, int which, double *lo, double *hi) {
         for (int i = 0; i < S[k].n; i++) {
             double v = which == 0 ? S[k].x[i] : which == 1 ? S[k].loss[i] : which == 2 ? S[k].ev[i] : S[k].ml[i];
             if (isfinite(v)) { *lo = fmin(*lo, v); *hi = fmax(*hi, v); }
+            if (which == 3 && isfinite(S[k].af[i])) { *lo = fmin(*lo, S[k].af[i]); *hi = fmax(*hi, S[k].af[i]); }
         }
 }
 
@@ -129,9 +143,14 @@ int k2c_plot_logs(const char *out, int nlogs, const char *const *logs, const cha
     axes(o, &f2, "max attention logit", x_key);
     for (int k = 0; k < nlogs; k++) {
         const char *col = COLORS[k % 8];
-        curve(o, &f1, &S[k], S[k].loss, col, 1.0, 0);
-        curve(o, &f1, &S[k], S[k].ev, col, 2.5, 1);
-        curve(o, &f2, &S[k], S[k].ml, col, 1.5, 0);
+        curve(o, &f1, &S[k], S[k].loss, col, 1.0, 0, NULL);
+        curve(o, &f1, &S[k], S[k].ev, col, 2.5, 1, NULL);
+        curve(o, &f2, &S[k], S[k].ml, col, 1.5, 0, NULL);
+        curve(o, &f2, &S[k], S[k].af, col, 1.5, 0, "6,3");
+        if (isfinite(S[k].tau) && S[k].tau >= f2.y0 && S[k].tau <= f2.y1)
+            fprintf(o, "<line x1='%d' x2='%d' y1='%.1f' y2='%.1f' stroke='%s' stroke-dasharray='2,3'/>"
+                       "<text x='%d' y='%.1f' font-size='11' fill='%s'>tau %.4g</text>\n", f2.px, f2.px + f2.w,
+                    sy(&f2, S[k].tau), sy(&f2, S[k].tau), col, f2.px + f2.w + 4, sy(&f2, S[k].tau) + 4, col, S[k].tau);
         fprintf(o, "<rect x='885' y='%d' width='14' height='4' fill='%s'/><text x='905' y='%d' font-size='12'>%s</text>\n",
                 44 + 20 * k, col, 50 + 20 * k, S[k].name);
     }
@@ -143,7 +162,7 @@ int k2c_plot_logs(const char *out, int nlogs, const char *const *logs, const cha
 done:
     if (o) fclose(o);
     free(tmp);
-    for (int i = 0; i < nlogs; i++) { free(S[i].x); free(S[i].loss); free(S[i].ev); free(S[i].ml); }
+    for (int i = 0; i < nlogs; i++) { free(S[i].x); free(S[i].loss); free(S[i].ev); free(S[i].ml); free(S[i].af); }
     free(S);
     return rc;
 }

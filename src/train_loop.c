@@ -202,6 +202,32 @@ static double eval_loss(const k2c_tmodel *m, k2c_tacts *a, const k2c_dataset *va
     return cnt ? sum / cnt : NAN;
 }
 
+/* Micro-batch mi of a step: windows that depend only on (seed, step, mi), so a resumed run sees the same data. */
+static void load_batch(const k2c_dataset *d, const k2c_train_opts *t, long step, int mi, int *ids, int *tg) {
+    uint64_t base = ((uint64_t)(step - 1) * t->accum + mi) * t->batch;
+    for (int b = 0; b < t->batch; b++)
+        k2c_dataset_window(d, t->seed, base + b, t->seq, ids + (size_t)b * t->seq, tg + (size_t)b * t->seq);
+}
+
+/* Forward of all the step's micro-batches without backward: fills a->attn_max (and a->load). */
+static int forward_only(const k2c_tmodel *m, k2c_tacts *a, const k2c_dataset *d, const k2c_train_opts *t, long step,
+                        int *ids, int *tg) {
+    k2c_tacts_reset_stats(a, m);
+    for (int mi = 0; mi < t->accum; mi++) {
+        load_batch(d, t, step, mi, ids, tg);
+        double l;
+        int n;
+        if (k2c_train_forward(m, a, ids, tg, t->batch, t->seq, 0, &l, &n, NULL)) return -1;
+    }
+    return 0;
+}
+
+static float max_of(const float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = fmaxf(mx, x[i]);
+    return mx;
+}
+
 static void fmt_time(char *buf, size_t n, double s) {
     if (s < 0 || s > 1e7) { snprintf(buf, n, "?"); return; }
     int h = (int)(s / 3600), mi = (int)(s / 60) % 60, se = (int)s % 60;
@@ -218,8 +244,9 @@ int k2c_train_run(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) {
     FILE *log = NULL;
     int *ids = malloc((size_t)B * T * sizeof *ids), *tg = malloc((size_t)B * T * sizeof *tg);
     float *maxvio = calloc((size_t)L, sizeof *maxvio);
+    double *load = malloc((size_t)L * (c->n_routed_experts + 1) * sizeof *load);
     unsigned char *clipped = calloc((size_t)L * H, 1);
-    if (!ids || !tg || !maxvio || !clipped) { k2c_seterr("out of memory"); goto done; }
+    if (!ids || !tg || !maxvio || !load || !clipped) { k2c_seterr("out of memory"); goto done; }
     if (t->accum <= 0 || t->steps <= 0) { k2c_seterr("--steps and --accum must be positive"); goto done; }
     if (k2c_dataset_open(&train, t->data_dir, "train")) goto done;
     if (t->eval_every > 0) {
@@ -241,9 +268,7 @@ int k2c_train_run(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) {
         k2c_tacts_reset_stats(&a, m);
         double loss = 0;
         for (int mi = 0; mi < t->accum; mi++) {
-            uint64_t base = ((uint64_t)(step - 1) * t->accum + mi) * B;
-            for (int b = 0; b < B; b++)
-                k2c_dataset_window(&train, t->seed, base + b, T, ids + (size_t)b * T, tg + (size_t)b * T);
+            load_batch(&train, t, step, mi, ids, tg);
             double l;
             int n;
             if (k2c_train_forward(m, &a, ids, tg, B, T, t->aux_alpha, &l, &n, NULL)) goto done;
@@ -256,22 +281,41 @@ int k2c_train_run(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) {
         gn = sqrt(gn);
         if (!isfinite(loss) || !isfinite(gn)) { k2c_seterr("step %ld: loss %g, grad norm %g (diverged)", step, loss, gn); goto done; }
         /* order (train_hparams.json): optimizer step, QK-Clip with this step's max logits, bias update */
+        float mx = max_of(a.attn_max, L * H), after = NAN;
+        memcpy(load, a.load, (size_t)L * (c->n_routed_experts + 1) * sizeof *load);
         k2c_optim_step(o, m, lr);
-        int ncl = o->kind == K2C_OPT_MUONCLIP ? k2c_qk_clip(m, a.attn_max, o->tau, clipped) : 0;
-        k2c_bias_update(m, a.load, o->bias_u, maxvio);
-        float mx = -INFINITY;
-        for (int i = 0; i < L * H; i++) mx = fmaxf(mx, a.attn_max[i]);
+        int ncl = 0, measured = 0, clip = o->kind == K2C_OPT_MUONCLIP && o->tau > 0;
+        if (clip && o->clip_updated) {
+            /* K2 clips with S_h from this step's forward, measured before the update, and the update moves the
+             * logits again (a few percent a step at a high lr). This mode re-measures S_h on the weights the
+             * step leaves (bias update first: it changes routing and so later layers' inputs), clips, and
+             * measures again, because clipping layer l changes the input of layer l + 1. */
+            k2c_bias_update(m, load, o->bias_u, maxvio);
+            for (int it = 0; it < 4 && !measured; it++) {
+                if (forward_only(m, &a, &train, t, step, ids, tg)) goto done;
+                int n = k2c_qk_clip(m, a.attn_max, o->tau, clipped);
+                ncl += n;
+                measured = n == 0;
+            }
+        } else {
+            if (clip) ncl = k2c_qk_clip(m, a.attn_max, o->tau, clipped);
+            k2c_bias_update(m, load, o->bias_u, maxvio);
+        }
+        if (t->measure_after_step) {
+            /* what the weights leave the step with, on the step's own batch */
+            if (!measured && forward_only(m, &a, &train, t, step, ids, tg)) goto done;
+            after = max_of(a.attn_max, L * H);
+        }
         tokens += (double)B * T * t->accum;
         double ev = NAN;
         int do_eval = have_val && (step % t->eval_every == 0 || step == t->steps);
         if (do_eval) ev = eval_loss(m, &a, &val, t, ids, tg);
         if (log) {
-            /* max_logit is this step's forward, before QK-Clip; after the clip each clipped head gives exactly
-             * tau on the same batch (its q.k terms scale by tau / S_h), so the weights leave the step at
-             * max_logit_after_clip = min(max_logit, tau). */
-            float after = o->kind == K2C_OPT_MUONCLIP && o->tau > 0 && mx > o->tau ? o->tau : mx;
+            /* max_logit: this step's forward, the S_h that QK-Clip acts on */
             fprintf(log, "{\"step\":%ld,\"tokens\":%.0f,\"loss\":%.17g,\"lr\":%.9g,\"grad_norm\":%.9g,\"max_logit\":%.9g,"
-                         "\"max_logit_after_clip\":%.9g,\"clipped\":%d", step, tokens, loss, lr, gn, mx, after, ncl);
+                         "\"clipped\":%d", step, tokens, loss, lr, gn, mx, ncl);
+            if (t->measure_after_step) fprintf(log, ",\"max_logit_after_step\":%.9g", after);
+            if (clip) fprintf(log, ",\"tau\":%.7g", o->tau);
             if (do_eval) fprintf(log, ",\"eval_loss\":%.17g", ev);
             if (t->aux_alpha > 0) fprintf(log, ",\"aux_loss\":%.9g", a.aux_loss);
             fprintf(log, ",\"maxvio\":[");
@@ -307,6 +351,6 @@ done:
     k2c_tacts_free(&a);
     k2c_dataset_close(&train);
     if (have_val) k2c_dataset_close(&val);
-    free(ids); free(tg); free(maxvio); free(clipped);
+    free(ids); free(tg); free(maxvio); free(load); free(clipped);
     return rc;
 }

@@ -41,6 +41,21 @@ grep -q '"eval_loss"' "$TMP/full/train.jsonl" && grep -q '"maxvio":\[' "$TMP/ful
   && grep -q '"clipped":[1-9]' "$TMP/full/train.jsonl" && pass train_log_fields || fail train_log_fields "$(head -2 "$TMP/full/train.jsonl")"
 [ ! -d "$TMP/part/step_0000004" ] || [ "$(ls -d "$TMP"/part/step_* | wc -l)" = 1 ] && pass train_old_checkpoints_removed || fail train_old_checkpoints_removed
 
+# --- QK-Clip from the updated weights: the max logit each step leaves (measured) is at or under tau
+clipc="--preset k2-tiny --data $TMP/data --steps 6 --batch 2 --seq 16 --lr 3e-2 --warmup 1 --threads 1 --quiet --tau 0.05 --measure-after-step"
+$K2C train $clipc --clip-logits updated --out "$TMP/cu" >"$TMP/cu.txt" 2>&1 || fail train_clip_updated "$(tail -3 "$TMP/cu.txt")"
+python3 - "$TMP/cu/train.jsonl" 0.05 >"$TMP/cu.check" 2>&1 <<'PY' && pass train_clip_updated_at_tau || fail train_clip_updated_at_tau "$(cat "$TMP/cu.check")"
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+tau = float(sys.argv[2])
+assert len(r) == 6 and all(x["tau"] == tau for x in r), r[0]
+assert sum(x["clipped"] for x in r) > 0, "no head was clipped"
+assert all(x["max_logit_after_step"] <= tau * (1 + 1e-5) for x in r), [x["max_logit_after_step"] for x in r]
+PY
+$K2C train $clipc --out "$TMP/ck" >"$TMP/ck.txt" 2>&1 && grep -q '"max_logit_after_step":' "$TMP/ck/train.jsonl" \
+  && pass train_measure_after_step || fail train_measure_after_step "$(tail -3 "$TMP/ck.txt")"
+expect_fail train_bad_clip_logits "clip-logits must be" $K2C train $clipc --clip-logits sometimes --out "$TMP/cx"
+
 # --- grad on the golden train case
 ids=$(node -e 'const b=require("fs").readFileSync(process.argv[1]);const n=Number(b.readBigUInt64LE(0));const h=JSON.parse(b.slice(8,8+n));const t=h["step1.input_ids"];const a=[];for(let i=t.data_offsets[0];i<t.data_offsets[1];i+=4)a.push(b.readInt32LE(8+n+i));console.log(a.join(","))' $G/expected_train.safetensors 2>/dev/null)
 if [ -z "$ids" ]; then fail grad_cli "node missing"; else
@@ -53,6 +68,8 @@ expect_fail grad_bad_id "out of range" $K2C grad --model $G --ids 1,2,99999 --ou
 # --- plot
 $K2C plot "$TMP/full/train.jsonl" "$TMP/part/train.jsonl" --out "$TMP/p.svg" 2>"$TMP/plot.txt" && grep -q "<polyline" "$TMP/p.svg" \
   && grep -q "max attention logit" "$TMP/p.svg" && pass plot_svg || fail plot_svg "$(cat "$TMP/plot.txt")"
+$K2C plot "$TMP/ck/train.jsonl" --out "$TMP/pc.svg" >/dev/null 2>&1 && grep -q "stroke-dasharray='6,3'" "$TMP/pc.svg" \
+  && grep -q ">tau 0.05<" "$TMP/pc.svg" && pass plot_after_step_and_tau || fail plot_after_step_and_tau
 echo 'not json' >"$TMP/bad.jsonl"
 expect_fail plot_bad_log "not JSON" $K2C plot "$TMP/bad.jsonl" --out "$TMP/q.svg"
 expect_fail train_no_model "exactly one of" $K2C train --data "$TMP/data" --out "$TMP/x"
