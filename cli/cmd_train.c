@@ -4,8 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static void set_threads(int n) {
     if (n > 0) k2c_set_threads(n);
@@ -293,19 +298,32 @@ static int cmd_plot(int argc, char **argv) {
     size_t l = strlen(out);
     int png = l > 4 && !strcmp(out + l - 4, ".png");
     if (!png) return k2c_plot_logs(out, a.npos, a.pos, x) ? cli_fail("plot") : 0;
-    /* PNG through a converter when one is installed; SVG is what k2c itself writes */
-    char *svg = malloc(l + 8), *cmd = malloc(2 * l + 128);
+    /* PNG through rsvg-convert (Debian librsvg2-bin, installed by scripts/install-deps.sh): SVG is what k2c
+     * itself draws, and rasterizing text needs fonts and a real renderer. Spawned without a shell, so any
+     * file name is safe. */
+    char *svg = malloc(l + 8), *tmp = malloc(l + 8);
     int rc = 1;
-    if (!svg || !cmd) { free(svg); free(cmd); return 1; }
-    snprintf(svg, l + 8, "%.*s.svg", (int)(l - 4), out);
+    if (!svg || !tmp) { free(svg); free(tmp); return 1; }
+    snprintf(svg, l + 8, "%s.svg", out);    /* curves.png.svg: never a file of the user's */
+    snprintf(tmp, l + 8, "%s.tmp", out);
     if (k2c_plot_logs(svg, a.npos, a.pos, x)) { cli_fail("plot"); goto done; }
-    if (!system("command -v rsvg-convert >/dev/null 2>&1")) snprintf(cmd, 2 * l + 128, "rsvg-convert -o '%s' '%s'", out, svg);
-    else if (!system("command -v convert >/dev/null 2>&1")) snprintf(cmd, 2 * l + 128, "convert '%s' '%s'", svg, out);
-    else { fprintf(stderr, "k2c plot: no SVG->PNG converter (rsvg-convert, convert); wrote %s instead\n", svg); goto done; }
-    if (system(cmd)) { fprintf(stderr, "k2c plot: '%s' failed; %s is there\n", cmd, svg); goto done; }
+    char *args[] = {"rsvg-convert", "-f", "png", "-o", tmp, svg, NULL};
+    pid_t pid;
+    int st;
+    if (posix_spawnp(&pid, "rsvg-convert", NULL, NULL, args, environ) != 0) {
+        fprintf(stderr, "k2c plot: rsvg-convert not found (Debian package librsvg2-bin); wrote %s instead\n", svg);
+        goto done;
+    }
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+        fprintf(stderr, "k2c plot: rsvg-convert failed on %s; the SVG is there\n", svg);
+        goto done;
+    }
+    if (rename(tmp, out)) { fprintf(stderr, "k2c plot: %s: %s\n", out, strerror(errno)); goto done; }
+    remove(svg);
     rc = 0;
 done:
-    free(svg); free(cmd);
+    remove(tmp);
+    free(svg); free(tmp);
     return rc;
 }
 CLI_COMMAND(plot_cmd, "plot", "LOG.jsonl... --out FILE.svg|png [--x tokens|step]",

@@ -70,6 +70,8 @@ $K2C plot "$TMP/full/train.jsonl" "$TMP/part/train.jsonl" --out "$TMP/p.svg" 2>"
   && grep -q "max attention logit" "$TMP/p.svg" && pass plot_svg || fail plot_svg "$(cat "$TMP/plot.txt")"
 $K2C plot "$TMP/ck/train.jsonl" --out "$TMP/pc.svg" >/dev/null 2>&1 && grep -q "stroke-dasharray='6,3'" "$TMP/pc.svg" \
   && grep -q ">tau 0.05<" "$TMP/pc.svg" && pass plot_after_step_and_tau || fail plot_after_step_and_tau
+$K2C plot "$TMP/full/train.jsonl" --out "$TMP/p.png" >"$TMP/png.txt" 2>&1 && [ "$(head -c 4 "$TMP/p.png" | tail -c 3)" = PNG ] \
+  && [ ! -e "$TMP/p.png.svg" ] && [ ! -e "$TMP/p.png.tmp" ] && pass plot_png || fail plot_png "$(cat "$TMP/png.txt")"
 echo 'not json' >"$TMP/bad.jsonl"
 expect_fail plot_bad_log "not JSON" $K2C plot "$TMP/bad.jsonl" --out "$TMP/q.svg"
 expect_fail train_no_model "exactly one of" $K2C train --data "$TMP/data" --out "$TMP/x"
