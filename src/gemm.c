@@ -31,6 +31,25 @@ void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp) {
     }
 }
 
+size_t k2c_gemm_bf16_packed_size(int T, int C) { return (size_t)((T + TB - 1) / TB) * TB * (size_t)((C + 1) / 2); }
+
+/* Xp [ceil(T/32)][ceil(C/2)][32] pairs, zero padded past T and past C. */
+void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp) {
+    int nb = (T + TB - 1) / TB, P = (C + 1) / 2;
+    for (int b = 0; b < nb; b++) {
+        uint32_t *dst = Xp + (size_t)b * P * TB;
+        for (int i = 0; i < TB; i++) {
+            int t = b * TB + i;
+            const float *x = X + (size_t)t * C;
+            for (int p = 0; p < P; p++) {
+                uint32_t lo = t < T ? k2c_f32_to_bf16(x[2 * p]) : 0;
+                uint32_t hi = t < T && 2 * p + 1 < C ? k2c_f32_to_bf16(x[2 * p + 1]) : 0;
+                dst[(size_t)p * TB + i] = lo | hi << 16;
+            }
+        }
+    }
+}
+
 #if defined(__x86_64__)
 #define AVX512 __attribute__((target("avx512f,fma")))
 
@@ -89,7 +108,75 @@ void k2c_gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float 
         }
     free(panel);
 }
+
+/* ---- BF16 x BF16 -> fp32 (AVX512-BF16 vdpbf16ps): twice the multiply-adds per instruction of fp32 FMA.
+ * A 32-bit lane holds a pair of consecutive columns (c, c+1) as two bf16, so one vdpbf16ps adds
+ * w[r][c] x[t][c] + w[r][c+1] x[t][c+1] into token t's accumulator; the kernel has the fp32 kernel's shape
+ * over C/2 column pairs. Weight rows are read straight from the BF16 tensor, no dequantization. */
+#define AVX512BF16 __attribute__((target("avx512f,avx512bf16")))
+
+AVX512BF16 static void kernel_bf16_8x32(const uint32_t *wp, int P, const uint32_t *xp, float *Y, int ldy, int ntok) {
+    __m512 a[RB][2];
+    for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+    for (int p = 0; p < P; p++) {
+        __m512bh x0 = (__m512bh)_mm512_loadu_si512(xp + (size_t)p * TB);
+        __m512bh x1 = (__m512bh)_mm512_loadu_si512(xp + (size_t)p * TB + 16);
+        for (int r = 0; r < RB; r++) {
+            __m512bh wv = (__m512bh)_mm512_set1_epi32((int)wp[(size_t)p * RB + r]);
+            a[r][0] = _mm512_dpbf16_ps(a[r][0], wv, x0);
+            a[r][1] = _mm512_dpbf16_ps(a[r][1], wv, x1);
+        }
+    }
+    float out[TB];
+    for (int r = 0; r < RB; r++) {
+        _mm512_storeu_ps(out, a[r][0]);
+        _mm512_storeu_ps(out + 16, a[r][1]);
+        for (int i = 0; i < ntok; i++) Y[(size_t)i * ldy + r] = out[i];
+    }
+}
+
+/* Y[:, 0..nr) = packed X times the nr BF16 rows of w (row stride ldw elements). */
+AVX512BF16 void k2c_gemm_tile_bf16(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T, float *Y,
+                                   int ldy) {
+    int nb = (T + TB - 1) / TB, P = (C + 1) / 2;
+    uint32_t *panel = malloc((size_t)P * RB * sizeof *panel);
+    if (!panel) abort();   /* 8 x C bf16 */
+    for (int r = 0; r < nr; r += RB) {
+        int rows = nr - r < RB ? nr - r : RB;
+        for (int p = 0; p < P; p++)
+            for (int i = 0; i < RB; i++) {
+                const uint16_t *row = w + (size_t)(r + (i < rows ? i : 0)) * ldw;
+                uint32_t lo = i < rows ? row[2 * p] : 0, hi = i < rows && 2 * p + 1 < C ? row[2 * p + 1] : 0;
+                panel[(size_t)p * RB + i] = lo | hi << 16;
+            }
+        for (int b = 0; b < nb; b++) {
+            int ntok = T - b * TB < TB ? T - b * TB : TB;
+            float *y = Y + (size_t)b * TB * ldy + r;
+            if (rows == RB) {
+                kernel_bf16_8x32(panel, P, Xp + (size_t)b * P * TB, y, ldy, ntok);
+            } else {            /* the last rows of a tile: compute 8, keep `rows` */
+                float tmp[TB * RB];
+                kernel_bf16_8x32(panel, P, Xp + (size_t)b * P * TB, tmp, RB, ntok);
+                for (int i = 0; i < ntok; i++)
+                    for (int j = 0; j < rows; j++) y[(size_t)i * ldy + j] = tmp[i * RB + j];
+            }
+        }
+    }
+    free(panel);
+}
 #else
+void k2c_gemm_tile_bf16(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T, float *Y, int ldy) {
+    int P = (C + 1) / 2;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < nr; r++) {
+            const uint32_t *xp = Xp + (size_t)(t / TB) * P * TB + t % TB;
+            float s = 0;
+            for (int c = 0; c < C; c++)
+                s += k2c_bf16_to_f32(w[(size_t)r * ldw + c]) * k2c_bf16_to_f32((uint16_t)(xp[(size_t)(c / 2) * TB] >> (16 * (c % 2))));
+            Y[(size_t)t * ldy + r] = s;
+        }
+}
+
 void k2c_gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy) {
     for (int t = 0; t < T; t++)
         for (int r = 0; r < nr; r++) {

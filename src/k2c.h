@@ -153,6 +153,8 @@ typedef struct { const k2c_linear *l; const float *x; float *y; } k2c_matvec_job
 void k2c_matvec_batch(const k2c_matvec_job *jobs, int n);
 /* Y [T, rows] = X [T, cols] W^T. Small T: matvec per row; large T: dequantized tiles + sgemm. */
 void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y);
+/* The same, never with BF16-rounded inputs: for the router, whose top-k choice a rounding can flip. */
+void k2c_matmul_fp32(const k2c_linear *l, const float *X, int T, float *Y);
 /* y [cols] = W^T x [rows] over rows r0 .. r0+nrows-1 of W (x has nrows entries); single-threaded. */
 void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
 /* y [nrows] = rows r0 .. r0+nrows-1 of W times x [cols]; single-threaded (callers parallelize). */
@@ -162,8 +164,19 @@ void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, flo
 size_t k2c_gemm_packed_size(int T, int C);
 void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp);
 void k2c_gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy);
+/* The same with BF16 weights and inputs rounded to BF16 (AVX512-BF16 CPUs only; fp32 accumulation):
+ * Xp holds column pairs [ceil(T/32)][ceil(C/2)][32]; w is nr rows of C BF16 values, ldw apart. */
+size_t k2c_gemm_bf16_packed_size(int T, int C);
+void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp);
+void k2c_gemm_tile_bf16(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T, float *Y, int ldy);
 /* Which SIMD level the kernels picked at run time: "avx512", "avx2" or "scalar". K2C_SIMD env overrides. */
 const char *k2c_simd_name(void);
+/* Prompts (T > 32) on BF16 weights: multiply BF16 x BF16 with fp32 sums (AVX512-BF16), the inputs rounded to
+ * BF16 as a BF16 reference run rounds its activations. On by default where the CPU has it; off gives fp32
+ * inputs (what the golden tests check to 1e-4). */
+int k2c_bf16_prompt_supported(void);
+int k2c_set_bf16_prompt(int on);        /* -1: the CPU lacks AVX512-BF16 */
+int k2c_bf16_prompt(void);              /* in use now */
 int k2c_simd_force(const char *name);   /* "scalar" or "avx512" (if the CPU has it); -1 if not possible */
 
 /* ------------------------------------------------------------------ rope, router */

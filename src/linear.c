@@ -22,6 +22,7 @@
 
 static float fp8_lut[256];
 static int simd_level;   /* 0 scalar, 2 avx512 */
+static int bf16_prompt;  /* BF16 weights x BF16-rounded inputs for prompts (AVX512-BF16) */
 
 __attribute__((constructor)) static void linear_init(void) {
     for (int i = 0; i < 256; i++) fp8_lut[i] = k2c_fp8_to_f32((uint8_t)i);
@@ -31,7 +32,25 @@ __attribute__((constructor)) static void linear_init(void) {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) simd_level = 2;
 #endif
     if (force && !strcmp(force, "scalar")) simd_level = 0;
+    const char *pp = getenv("K2C_PROMPT_PRECISION");   /* "fp32": never round prompt inputs to BF16 */
+    bf16_prompt = k2c_bf16_prompt_supported() && !(pp && !strcmp(pp, "fp32"));
 }
+
+int k2c_bf16_prompt_supported(void) {
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+int k2c_set_bf16_prompt(int on) {
+    if (on && !k2c_bf16_prompt_supported()) return -1;
+    bf16_prompt = on;
+    return 0;
+}
+
+int k2c_bf16_prompt(void) { return bf16_prompt && simd_level == 2; }
 
 const char *k2c_simd_name(void) { return simd_level == 2 ? "avx512" : "scalar"; }
 
@@ -356,7 +375,7 @@ void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, f
  *  larger:  each thread dequantizes tiles of rows into its own buffer and runs sgemm on them
  *           (OpenBLAS's OpenMP build runs single-threaded inside our parallel region). */
 #define SMALL_T 32
-void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) {
+static void matmul(const k2c_linear *l, const float *X, int T, float *Y, int allow_bf16) {
     int R = l->rows, C = l->cols;
     if (T <= 2) {
         float *y = malloc((size_t)R * sizeof *y);
@@ -389,6 +408,21 @@ void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) {
         return;
     }
 #if defined(__x86_64__)
+    if (simd_level == 2 && bf16_prompt && allow_bf16 && l->fmt == K2C_FMT_BF16) {
+        /* BF16 weights: vdpbf16ps on the stored rows and the inputs rounded to BF16 (as a BF16 reference
+         * run rounds them), twice the fp32 kernel's multiply-adds per instruction. */
+        uint32_t *Xp = malloc(k2c_gemm_bf16_packed_size(T, C) * sizeof *Xp);
+        if (!Xp) abort();
+        k2c_gemm_pack_x_bf16(X, T, C, Xp);
+        int tr = 64, nt = (R + tr - 1) / tr;
+        #pragma omp parallel for schedule(dynamic, 1) if (par)
+        for (int ti = 0; ti < nt; ti++) {
+            int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
+            k2c_gemm_tile_bf16((const uint16_t *)l->w + (size_t)r0 * C, (size_t)C, nr, C, Xp, T, Y + r0, R);
+        }
+        free(Xp);
+        return;
+    }
     if (simd_level == 2) {
         /* Our AVX-512 kernel on packed inputs: 64-row weight tiles dequantized per thread (L2-sized). */
         float *Xp = malloc(k2c_gemm_packed_size(T, C) * sizeof *Xp);
@@ -432,3 +466,6 @@ void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) {
         free(buf);
     }
 }
+
+void k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) { matmul(l, X, T, Y, 1); }
+void k2c_matmul_fp32(const k2c_linear *l, const float *X, int T, float *Y) { matmul(l, X, T, Y, 0); }

@@ -144,7 +144,7 @@ int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float
     int *order = malloc((size_t)T * K * sizeof *order);
     float *Xe = malloc((size_t)T * D * sizeof *Xe), *Ye = malloc((size_t)T * D * sizeof *Ye);
     if (!logits || !w || !idx || !count || !order || !Xe || !Ye) { k2c_seterr("out of memory"); goto done; }
-    k2c_matmul(&ly->router, XN, T, logits);
+    k2c_matmul_fp32(&ly->router, XN, T, logits);
     for (int t = 0; t < T; t++) k2c_moe_route(c, logits + (size_t)t * E, ly->router_bias, idx + t * K, w + t * K, NULL);
     if (experts)
         for (int t = 0; t < T; t++) {

@@ -1,0 +1,101 @@
+/* Prompt matmul paths (k2c_matmul with T > 32, gemm.c) against a float64 reference, on shapes that hit every
+ * edge: T not a multiple of the 32-token block, rows not a multiple of the 8-row panel or the 64-row tile, an
+ * odd number of columns (the BF16 kernel works on column pairs). The BF16-prompt path is checked against a
+ * reference on the same BF16-rounded inputs, so it must agree to fp32 summation error, not to BF16 error. */
+#include "../src/k2c.h"
+#include "check.h"
+
+#include <stdint.h>
+#include <string.h>
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static float frand(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
+}
+
+/* max |Y - ref| / max |ref| with ref = X W^T in float64; round_x rounds X to BF16 first */
+static double check_shape(k2c_wfmt fmt, int T, int R, int C, int round_x) {
+    float *X = malloc((size_t)T * C * sizeof *X), *Y = malloc((size_t)T * R * sizeof *Y);
+    float *Wf = malloc((size_t)R * C * sizeof *Wf);
+    uint16_t *Wb = malloc((size_t)R * C * sizeof *Wb);
+    for (size_t i = 0; i < (size_t)T * C; i++) X[i] = frand();
+    for (size_t i = 0; i < (size_t)R * C; i++) {
+        Wb[i] = k2c_f32_to_bf16(frand());
+        Wf[i] = k2c_bf16_to_f32(Wb[i]);    /* the same values in both formats */
+    }
+    k2c_linear l = {.fmt = fmt, .rows = R, .cols = C, .w = fmt == K2C_FMT_BF16 ? (const void *)Wb : (const void *)Wf};
+    k2c_matmul(&l, X, T, Y);
+    double err = 0, mx = 0;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            double s = 0;
+            for (int c = 0; c < C; c++) {
+                float x = X[(size_t)t * C + c];
+                if (round_x) x = k2c_bf16_to_f32(k2c_f32_to_bf16(x));
+                s += (double)Wf[(size_t)r * C + c] * x;
+            }
+            err = fmax(err, fabs(Y[(size_t)t * R + r] - s));
+            mx = fmax(mx, fabs(s));
+        }
+    free(X); free(Y); free(Wf); free(Wb);
+    return err / mx;
+}
+
+static const int SHAPES[][3] = {{33, 8, 16}, {45, 70, 129}, {64, 64, 64}, {100, 13, 7}, {77, 130, 512}};
+
+static void fp32_inputs(void) {
+    for (int s = 0; s < 5; s++)
+        for (int f = 0; f < 2; f++) {
+            k2c_wfmt fmt = f ? K2C_FMT_BF16 : K2C_FMT_F32;
+            double e = check_shape(fmt, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 0);
+            EXPECT(e < 1e-5, "[%s] %s T=%d R=%d C=%d rel err %g", k2c_simd_name(), f ? "bf16" : "f32", SHAPES[s][0],
+                   SHAPES[s][1], SHAPES[s][2], e);
+        }
+}
+
+static void bf16_inputs(void) {
+    EXPECT(k2c_set_bf16_prompt(1) == 0, "AVX512-BF16 reported but cannot be enabled");
+    EXPECT(k2c_bf16_prompt(), "BF16 prompt path not active");
+    for (int s = 0; s < 5; s++) {
+        double e = check_shape(K2C_FMT_BF16, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 1);
+        EXPECT(e < 1e-5, "bf16 x bf16 T=%d R=%d C=%d rel err %g", SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], e);
+        /* and it really rounds: against fp32 inputs the error is BF16-sized, far above fp32 summation */
+        double e32 = check_shape(K2C_FMT_BF16, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 0);
+        EXPECT(e32 > 1e-5 && e32 < 2e-2, "bf16 path vs fp32 inputs T=%d rel err %g", SHAPES[s][0], e32);
+    }
+    k2c_set_bf16_prompt(0);
+}
+
+/* The scalar fallback of the BF16 tile (non-x86 builds) shares the packing; check the packed layout. */
+static void bf16_packing(void) {
+    float X[3 * 5];
+    for (int i = 0; i < 15; i++) X[i] = (float)(i + 1);
+    uint32_t *Xp = calloc(k2c_gemm_bf16_packed_size(3, 5), sizeof *Xp);
+    EXPECT(k2c_gemm_bf16_packed_size(3, 5) == 32 * 3, "size %zu", k2c_gemm_bf16_packed_size(3, 5));
+    k2c_gemm_pack_x_bf16(X, 3, 5, Xp);
+    /* token 1, pair 1 = columns 2, 3 -> X[1*5+2] = 8, X[1*5+3] = 9; token 2, pair 2 = column 4 and padding */
+    EXPECT(k2c_bf16_to_f32((uint16_t)(Xp[1 * 32 + 1] & 0xffff)) == 8.0f && k2c_bf16_to_f32((uint16_t)(Xp[1 * 32 + 1] >> 16)) == 9.0f,
+           "pair layout");
+    EXPECT(k2c_bf16_to_f32((uint16_t)(Xp[2 * 32 + 2] & 0xffff)) == 15.0f && (Xp[2 * 32 + 2] >> 16) == 0, "odd column padding");
+    EXPECT(Xp[0 * 32 + 3] == 0, "token padding");
+    free(Xp);
+}
+
+int main(void) {
+    k2c_set_threads(2);
+    int had_bf16 = k2c_bf16_prompt();
+    k2c_set_bf16_prompt(0);
+    run_test("gemm_bf16_packing", bf16_packing);
+    const char *levels[] = {"avx512", "scalar"};
+    for (int lv = 0; lv < 2; lv++) {
+        if (k2c_simd_force(levels[lv]) != 0) continue;
+        char name[64];
+        snprintf(name, sizeof name, "gemm_fp32_inputs_%s", levels[lv]);
+        run_test(name, fp32_inputs);
+        if (lv == 0 && k2c_bf16_prompt_supported()) run_test("gemm_bf16_inputs_avx512bf16", bf16_inputs);
+    }
+    printf("(AVX512-BF16 %s; BF16 prompts were %s by default)\n", k2c_bf16_prompt_supported() ? "present" : "absent",
+           had_bf16 ? "on" : "off");
+    return check_exit();
+}
