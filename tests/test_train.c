@@ -4,6 +4,7 @@
 #include "../src/k2c.h"
 #include "check.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -319,6 +320,7 @@ static void test_golden_steps(void) {
     k2c_tacts a;
     EXPECT(k2c_tacts_init(&a, &m, 1, 64) == 0, "%s", k2c_errmsg());
     int L = m.cfg.num_hidden_layers, H = m.cfg.num_attention_heads;
+    assert(L * H <= 64);   /* the clipped-head arrays below */
     for (int step = 1; step <= 2; step++) {
         char name[64];
         int ids[64], tg[64], cnt;
@@ -337,12 +339,22 @@ static void test_golden_steps(void) {
         int n = k2c_qk_clip(&m, a.attn_max, o.tau, clipped);
         snprintf(name, sizeof name, "step%d.clipped_heads", step);
         const k2c_tensor *ch = k2c_st_find(&ref, name);
-        int nref = ch ? (int)ch->shape[0] : -1, same = n == nref;
+        /* The generator picked tau equal to one head's S_h, so that head sits on the threshold: S_h > tau is
+         * decided by the last bit of an fp32 sum, which depends on the BLAS kernel the CPU gets. A head within
+         * 1e-5 relative of tau may go either way (its clip factor is 1 - 1e-7 anyway); every other head must
+         * be clipped exactly when the reference clipped it. */
+        int nref = ch ? (int)ch->shape[0] : -1, same = nref >= 0, ties = 0;
+        unsigned char want_clip[64] = {0};
         for (int i = 0; same && i < nref; i++) {
             int l = (int)k2c_elem_to_f32(ch->dtype, ch->data, 2 * i), h = (int)k2c_elem_to_f32(ch->dtype, ch->data, 2 * i + 1);
-            same = l < L && h < H && clipped[l * H + h];
+            same = l >= 0 && h >= 0 && l < L && h < H;
+            if (same) want_clip[l * H + h] = 1;
         }
-        EXPECT(same, "step %d: %d clipped heads, reference %d", step, n, nref);
+        for (int i = 0; same && i < L * H; i++) {
+            if (fabsf(a.attn_max[i] - o.tau) <= 1e-5f * o.tau) { ties++; continue; }
+            if (clipped[i] != want_clip[i]) same = 0;
+        }
+        EXPECT(same && ties <= 1, "step %d: %d clipped heads, reference %d (%d on the threshold)", step, n, nref, ties);
         k2c_bias_update(&m, a.load, o.bias_u, NULL);
     }
     float worst = 0;
