@@ -23,39 +23,70 @@ static float rel_err(const float *a, const k2c_tensor *ref) {
     return e / (m > 0 ? m : 1);
 }
 
-static void check_case(const char *name) {
-    char dir[256], exp[300];
-    snprintf(dir, sizeof dir, "tests/data/golden/%s", name);
-    snprintf(exp, sizeof exp, "%s/expected.safetensors", dir);
+/* One golden case loaded and prefilled: the model, its reference outputs, the ids, the prefill's logits and
+ * trace (hidden states, experts, per-head max logits) and the state it left. */
+typedef struct {
     k2c_model m;
     k2c_safetensors ref;
-    if (k2c_model_load(&m, dir) != 0) { EXPECT(0, "%s: load: %s", name, k2c_errmsg()); return; }
-    if (k2c_st_open(&ref, exp) != 0) { EXPECT(0, "%s", k2c_errmsg()); k2c_model_free(&m); return; }
-    const k2c_config *c = &m.cfg;
-    const k2c_tensor *ids_t = k2c_st_find(&ref, "input_ids"), *lg = k2c_st_find(&ref, "logits");
-    int T = (int)ids_t->numel, V = c->vocab_size, L = c->num_hidden_layers, D = c->hidden_size;
-    int H = c->num_attention_heads, K = c->num_experts_per_tok;
-    int *ids = malloc(T * sizeof *ids);
-    for (int t = 0; t < T; t++) ids[t] = (int)k2c_elem_to_f32(ids_t->dtype, ids_t->data, t);
-    float *logits = malloc((size_t)T * V * sizeof *logits);
-    k2c_trace tr = {malloc((size_t)L * T * D * sizeof(float)), malloc((size_t)L * T * K * sizeof(int)),
-                    malloc((size_t)L * H * sizeof(float))};
-    for (int i = 0; i < L * H; i++) tr.attn_max[i] = -INFINITY;
     k2c_state s;
-    EXPECT(k2c_state_init(&s, &m, 64) == 0, "%s", k2c_errmsg());
-    EXPECT(k2c_prefill(&s, ids, T, logits, NULL, &tr) == 0, "%s", k2c_errmsg());
+    k2c_trace tr;
+    const k2c_tensor *lg;       /* reference logits [T, V] */
+    int *ids;                   /* [T] */
+    float *logits;              /* [T, V] from prefill */
+    int T, V, L, D, H, K;
+} golden_run;
+
+static void golden_close(golden_run *g) {
+    k2c_state_free(&g->s);
+    k2c_st_close(&g->ref);
+    k2c_model_free(&g->m);
+    free(g->ids); free(g->logits); free(g->tr.hidden); free(g->tr.experts); free(g->tr.attn_max);
+}
+
+static int golden_open(golden_run *g, const char *dir) {
+    char exp[300];
+    snprintf(exp, sizeof exp, "%s/expected.safetensors", dir);
+    memset(g, 0, sizeof *g);
+    if (k2c_model_load(&g->m, dir) != 0) { EXPECT(0, "%s: load: %s", dir, k2c_errmsg()); return -1; }
+    if (k2c_st_open(&g->ref, exp) != 0) { EXPECT(0, "%s", k2c_errmsg()); k2c_model_free(&g->m); return -1; }
+    const k2c_config *c = &g->m.cfg;
+    const k2c_tensor *ids_t = k2c_st_find(&g->ref, "input_ids");
+    g->lg = k2c_st_find(&g->ref, "logits");
+    g->T = (int)ids_t->numel; g->V = c->vocab_size; g->L = c->num_hidden_layers; g->D = c->hidden_size;
+    g->H = c->num_attention_heads; g->K = c->num_experts_per_tok;
+    g->ids = malloc(g->T * sizeof *g->ids);
+    for (int t = 0; t < g->T; t++) g->ids[t] = (int)k2c_elem_to_f32(ids_t->dtype, ids_t->data, t);
+    g->logits = malloc((size_t)g->T * g->V * sizeof *g->logits);
+    g->tr = (k2c_trace){malloc((size_t)g->L * g->T * g->D * sizeof(float)), malloc((size_t)g->L * g->T * g->K * sizeof(int)),
+                        malloc((size_t)g->L * g->H * sizeof(float))};
+    for (int i = 0; i < g->L * g->H; i++) g->tr.attn_max[i] = -INFINITY;
+    EXPECT(k2c_state_init(&g->s, &g->m, 64) == 0, "%s", k2c_errmsg());
+    EXPECT(k2c_prefill(&g->s, g->ids, g->T, g->logits, NULL, &g->tr) == 0, "%s", k2c_errmsg());
+    return 0;
+}
+
+static void check_case(const char *name) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/data/golden/%s", name);
+    golden_run g;
+    if (golden_open(&g, dir)) return;
+    const k2c_config *c = &g.m.cfg;
+    const k2c_tensor *lg = g.lg;
+    int T = g.T, V = g.V, L = g.L, D = g.D, H = g.H, K = g.K, *ids = g.ids;
+    k2c_trace tr = g.tr;
+    float *logits = g.logits;
     float e = rel_err(logits, lg);
     EXPECT(e < 1e-4f, "%s [%s] prefill logits rel err %g", name, k2c_simd_name(), e);
     char tn[64];
     for (int l = 0; l < L; l++) {
         snprintf(tn, sizeof tn, "hidden.%d", l);
-        const k2c_tensor *h = k2c_st_find(&ref, tn);
+        const k2c_tensor *h = k2c_st_find(&g.ref, tn);
         if (h) { float he = rel_err(tr.hidden + (size_t)l * T * D, h); EXPECT(he < 1e-4f, "%s %s rel err %g", name, tn, he); }
         snprintf(tn, sizeof tn, "attn_max_logit.%d", l);
-        const k2c_tensor *am = k2c_st_find(&ref, tn);
+        const k2c_tensor *am = k2c_st_find(&g.ref, tn);
         if (am) { float ae = rel_err(tr.attn_max + (size_t)l * H, am); EXPECT(ae < 1e-4f, "%s %s rel err %g", name, tn, ae); }
         snprintf(tn, sizeof tn, "experts.%d", l);
-        const k2c_tensor *ex = k2c_st_find(&ref, tn);
+        const k2c_tensor *ex = k2c_st_find(&g.ref, tn);
         if (ex) {
             int bad = 0;
             for (int i = 0; i < T * K; i++) bad += tr.experts[(size_t)l * T * K + i] != (int)k2c_elem_to_f32(ex->dtype, ex->data, i);
@@ -65,22 +96,22 @@ static void check_case(const char *name) {
         }
     }
     /* decode: token by token through the latent cache */
-    k2c_state_reset(&s);
+    k2c_state_reset(&g.s);
     float *dl = malloc((size_t)T * V * sizeof *dl);
-    for (int t = 0; t < T; t++) EXPECT(k2c_decode(&s, ids[t], dl + (size_t)t * V, NULL) == 0, "%s", k2c_errmsg());
+    for (int t = 0; t < T; t++) EXPECT(k2c_decode(&g.s, ids[t], dl + (size_t)t * V, NULL) == 0, "%s", k2c_errmsg());
     e = rel_err(dl, lg);
     EXPECT(e < 1e-4f, "%s [%s] decode logits rel err %g", name, k2c_simd_name(), e);
     /* prefill of a prefix, then decode the rest: the two paths share one cache */
-    k2c_state_reset(&s);
+    k2c_state_reset(&g.s);
     int half = T / 2;
-    EXPECT(k2c_prefill(&s, ids, half, NULL, NULL, NULL) == 0, "%s", k2c_errmsg());
-    for (int t = half; t < T; t++) k2c_decode(&s, ids[t], dl + (size_t)t * V, NULL);
+    EXPECT(k2c_prefill(&g.s, ids, half, NULL, NULL, NULL) == 0, "%s", k2c_errmsg());
+    for (int t = half; t < T; t++) k2c_decode(&g.s, ids[t], dl + (size_t)t * V, NULL);
     float m2 = max_abs(lg->data, (size_t)lg->numel), e2 = 0;
     for (size_t i = (size_t)half * V; i < (size_t)T * V; i++) e2 = fmaxf(e2, fabsf(dl[i] - ((const float *)lg->data)[i]));
     EXPECT(e2 / m2 < 1e-4f, "%s mixed prefill+decode rel err %g", name, e2 / m2);
     /* a chunked prefill continuing the cache equals one prefill */
-    k2c_state_reset(&s);
-    EXPECT(k2c_prefill(&s, ids, half, NULL, NULL, NULL) == 0 && k2c_prefill(&s, ids + half, T - half, dl, NULL, NULL) == 0, "chunked");
+    k2c_state_reset(&g.s);
+    EXPECT(k2c_prefill(&g.s, ids, half, NULL, NULL, NULL) == 0 && k2c_prefill(&g.s, ids + half, T - half, dl, NULL, NULL) == 0, "chunked");
     e2 = 0;
     for (size_t i = 0; i < (size_t)(T - half) * V; i++) e2 = fmaxf(e2, fabsf(dl[i] - ((const float *)lg->data)[(size_t)half * V + i]));
     EXPECT(e2 / m2 < 1e-4f, "%s chunked prefill rel err %g", name, e2 / m2);
@@ -88,8 +119,8 @@ static void check_case(const char *name) {
      * of the batch must equal the reference at its own position */
     {
         k2c_state a, b;
-        k2c_state_init(&a, &m, 64);
-        k2c_state_init(&b, &m, 64);
+        k2c_state_init(&a, &g.m, 64);
+        k2c_state_init(&b, &g.m, 64);
         EXPECT(k2c_prefill(&b, ids, half, NULL, NULL, NULL) == 0, "%s", k2c_errmsg());
         float *bl = malloc(2 * (size_t)V * sizeof *bl), worst = 0;
         for (int t = 0; t < T; t++) {
@@ -113,13 +144,11 @@ static void check_case(const char *name) {
     }
     /* ids out of range and a full context are errors, not crashes */
     int bad_id = V;
-    EXPECT(k2c_decode(&s, bad_id, dl, NULL) != 0 && strstr(k2c_errmsg(), "out of range"), "bad id accepted");
-    s.pos = s.max_ctx;
-    EXPECT(k2c_decode(&s, 1, dl, NULL) != 0 && strstr(k2c_errmsg(), "context full"), "full context accepted");
-    k2c_state_free(&s);
-    free(ids); free(logits); free(dl); free(tr.hidden); free(tr.experts); free(tr.attn_max);
-    k2c_st_close(&ref);
-    k2c_model_free(&m);
+    EXPECT(k2c_decode(&g.s, bad_id, dl, NULL) != 0 && strstr(k2c_errmsg(), "out of range"), "bad id accepted");
+    g.s.pos = g.s.max_ctx;
+    EXPECT(k2c_decode(&g.s, 1, dl, NULL) != 0 && strstr(k2c_errmsg(), "context full"), "full context accepted");
+    free(dl);
+    golden_close(&g);
 }
 
 /* F16 weights (no golden case ships them): the f32 case rewritten with every matrix in F16 must give the
@@ -186,31 +215,22 @@ static void one_case(void) { check_case(CASES[cur]); }
  * between any two BF16 implementations; the check holds tokens whose experts all match to BF16 error and
  * allows few flips. */
 static void bf16_prompt(void) {
-    k2c_model m;
-    k2c_safetensors ref;
-    const char *dir = "tests/data/golden/k2-tiny-bf16-sharded";
-    if (k2c_model_load(&m, dir) != 0) { EXPECT(0, "load: %s", k2c_errmsg()); return; }
-    if (k2c_st_open(&ref, "tests/data/golden/k2-tiny-bf16-sharded/expected.safetensors") != 0) { EXPECT(0, "%s", k2c_errmsg()); k2c_model_free(&m); return; }
-    const k2c_config *c = &m.cfg;
-    const k2c_tensor *ids_t = k2c_st_find(&ref, "input_ids"), *lg = k2c_st_find(&ref, "logits");
-    int T = (int)ids_t->numel, V = c->vocab_size, L = c->num_hidden_layers, D = c->hidden_size;
-    int H = c->num_attention_heads, K = c->num_experts_per_tok;
-    int *ids = malloc(T * sizeof *ids), *same = malloc(T * sizeof *same);
-    for (int t = 0; t < T; t++) { ids[t] = (int)k2c_elem_to_f32(ids_t->dtype, ids_t->data, t); same[t] = 1; }
-    float *logits = malloc((size_t)T * V * sizeof *logits);
-    k2c_trace tr = {malloc((size_t)L * T * D * sizeof(float)), malloc((size_t)L * T * K * sizeof(int)),
-                    malloc((size_t)L * H * sizeof(float))};
-    for (int i = 0; i < L * H; i++) tr.attn_max[i] = -INFINITY;
-    k2c_state s;
-    EXPECT(k2c_state_init(&s, &m, 64) == 0, "%s", k2c_errmsg());
     k2c_set_bf16_prompt(1);
-    EXPECT(k2c_prefill(&s, ids, T, logits, NULL, &tr) == 0, "%s", k2c_errmsg());
+    golden_run g;
+    int rc = golden_open(&g, "tests/data/golden/k2-tiny-bf16-sharded");
     k2c_set_bf16_prompt(0);
+    if (rc) return;
+    const k2c_tensor *lg = g.lg;
+    int T = g.T, V = g.V, L = g.L, K = g.K;
+    k2c_trace tr = g.tr;
+    float *logits = g.logits;
+    int *same = malloc(T * sizeof *same);
+    for (int t = 0; t < T; t++) same[t] = 1;
     char tn[64];
     int flips = 0;
     for (int l = 0; l < L; l++) {
         snprintf(tn, sizeof tn, "experts.%d", l);
-        const k2c_tensor *ex = k2c_st_find(&ref, tn);
+        const k2c_tensor *ex = k2c_st_find(&g.ref, tn);
         for (int t = 0; ex && t < T; t++)
             for (int k = 0; k < K; k++)
                 if (tr.experts[((size_t)l * T + t) * K + k] != (int)k2c_elem_to_f32(ex->dtype, ex->data, (size_t)t * K + k)) {
@@ -222,17 +242,15 @@ static void bf16_prompt(void) {
     for (int t = 0; t < T; t++)
         for (int v = 0; same[t] && v < V; v++)
             e = fmaxf(e, fabsf(logits[(size_t)t * V + v] - ((const float *)lg->data)[(size_t)t * V + v]));
-    const k2c_tensor *h0 = k2c_st_find(&ref, "hidden.0");
+    const k2c_tensor *h0 = k2c_st_find(&g.ref, "hidden.0");
     if (h0) e_first = rel_err(tr.hidden, h0);
     printf("  bf16 prompt: hidden.0 rel err %.3g; %d of %d tokens routed differently somewhere; logits of the rest rel err %.3g\n",
            e_first, flips, T, e / mx);
     EXPECT(e_first > 1e-5f && e_first < 1e-2f, "hidden.0 rel err %g (BF16 rounding expected)", e_first);
     EXPECT(flips <= T / 8, "%d of %d tokens routed differently", flips, T);
     EXPECT(e / mx < 3e-2f, "logits rel err %g on tokens routed as the reference", e / mx);
-    k2c_state_free(&s);
-    k2c_st_close(&ref);
-    k2c_model_free(&m);
-    free(ids); free(same); free(logits); free(tr.hidden); free(tr.experts); free(tr.attn_max);
+    free(same);
+    golden_close(&g);
 }
 
 int main(void) {
