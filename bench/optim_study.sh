@@ -7,7 +7,7 @@
 #   2. high lr (HIGH_LR): plain Muon, MuonClip as in K2 (clip from the step's forward) and MuonClip with
 #      --clip-logits updated, tau HIGH_TAU, the max logit also measured after every step;
 #   3. MaxVio at the end with (u = 1e-3) and without (u = 0) router-bias updates.
-# Writes build/study/*.jsonl, docs/train_study_*.svg and build/study/report.md. Runs take ~50 minutes on 2 cores.
+# Writes build/study/*.jsonl, docs/train_study_*.svg and build/study/report.md. About 35 minutes on 2 cores.
 #   STEPS=300 THREADS=2 bash bench/optim_study.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
