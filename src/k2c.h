@@ -172,8 +172,8 @@ void k2c_gemm_tile_bf16(const uint16_t *w, size_t ldw, int nr, int C, const uint
 /* Which SIMD level the kernels picked at run time: "avx512", "avx2" or "scalar". K2C_SIMD env overrides. */
 const char *k2c_simd_name(void);
 /* Prompts (T > 32) on BF16 weights: multiply BF16 x BF16 with fp32 sums (AVX512-BF16), the inputs rounded to
- * BF16 as a BF16 reference run rounds its activations. On by default where the CPU has it; off gives fp32
- * inputs (what the golden tests check to 1e-4). */
+ * BF16 as a BF16 reference run rounds its activations. Off by default (fp32 inputs, what the golden tests
+ * check to 1e-4); K2C_PROMPT_PRECISION=bf16 or k2c_set_bf16_prompt(1) turns it on where the CPU has it. */
 int k2c_bf16_prompt_supported(void);
 int k2c_set_bf16_prompt(int on);        /* -1: the CPU lacks AVX512-BF16 */
 int k2c_bf16_prompt(void);              /* in use now */

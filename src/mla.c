@@ -18,8 +18,11 @@
 
 #define QK_NORM_EPS 1e-6f   /* the reference builds q_a_layernorm and kv_a_layernorm with eps 1e-6 */
 
+/* Attention's inner products (192 to 576 terms): vectorized with 16 partial sums, since one sequential
+ * chain of multiply-adds waits on its previous result every time (the strict C order is 8x slower). */
 static inline float dot(const float *a, const float *b, int n) {
     float s = 0;
+    #pragma omp simd reduction(+ : s)
     for (int i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
@@ -112,9 +115,11 @@ int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out,
     {
         float *p = malloc((size_t)N * sizeof *p);
         if (!p) abort();
+        /* head-major, so that one thread runs consecutive queries of one head and that head's keys and
+         * values (N x (dn + dv) floats) stay in its L2 instead of streaming from memory for every query */
         #pragma omp for schedule(dynamic, 4)
-        for (int th = 0; th < T * H; th++) {
-            int t = th / H, h = th % H, n = s->pos + t + 1;
+        for (int ht = 0; ht < T * H; ht++) {
+            int h = ht / T, t = ht % T, th = t * H + h, n = s->pos + t + 1;
             const float *q = Q + (size_t)t * H * qd + (size_t)h * qd;
             float best = -FLT_MAX;
             for (int j = 0; j < n; j++) {
@@ -128,6 +133,7 @@ int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out,
             memset(o, 0, (size_t)dv * sizeof *o);
             for (int j = 0; j < n; j++) {
                 const float *v = KV + (size_t)j * H * kvd + (size_t)h * kvd + dn;
+                #pragma omp simd
                 for (int i = 0; i < dv; i++) o[i] += p[j] * v[i];
             }
         }

@@ -85,6 +85,8 @@ static void bf16_packing(void) {
 int main(void) {
     k2c_set_threads(2);
     int had_bf16 = k2c_bf16_prompt();
+    const char *pp = getenv("K2C_PROMPT_PRECISION");
+    if (!pp) EXPECT(!had_bf16, "BF16 prompt inputs on without K2C_PROMPT_PRECISION=bf16 (fp32 is the default)");
     k2c_set_bf16_prompt(0);
     run_test("gemm_bf16_packing", bf16_packing);
     const char *levels[] = {"avx512", "scalar"};

@@ -209,7 +209,7 @@ static void f16_weights(void) {
 static int cur;
 static void one_case(void) { check_case(CASES[cur]); }
 
-/* The BF16 checkpoint with BF16-rounded prompt inputs (the default on AVX512-BF16 CPUs): every matmul input
+/* The BF16 checkpoint with BF16-rounded prompt inputs (K2C_PROMPT_PRECISION=bf16 on AVX512-BF16 CPUs): every matmul input
  * of the prompt keeps 8 bits of mantissa, so hidden states move by about 2^-8 of their range, as in a BF16
  * reference run. Where that flips a near-tie in the router, the token's result differs by more, as it would
  * between any two BF16 implementations; the check holds tokens whose experts all match to BF16 error and
