@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 TH=${THREADS:-2}; B=${BATCH:-8}; T=${SEQ:-128}; STEPS=${STEPS:-10}
 W=build/bench-train; mkdir -p "$W"
 make -s all >/dev/null
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then   # the PyTorch side: Debian's python3-torch
+  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  echo "installing python3-torch (apt)..."
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-torch >/dev/null
+fi
 BL=/usr/lib/x86_64-linux-gnu/openblas-openmp
 gcc -O2 -I/usr/include/x86_64-linux-gnu/openblas-openmp bench/sgemm_peak.c -L$BL -Wl,-rpath,$BL -lopenblas -o "$W/sgemm_peak"
 PEAK=$("$W/sgemm_peak" "$TH")
@@ -46,6 +51,11 @@ for opt in adamw muonclip; do
   printf 'k2c train (%s): %s tokens/s, %.1f%% of peak\n' "$opt" "$R" "$(python3 -c "print(100 * $R * $FLOPS / ($PEAK * 1e9))")"
   eval "R_$opt=$R"
 done
+# the same AdamW run with OpenMP threads spinning between parallel regions instead of sleeping (a step has
+# hundreds of short regions; on a VM each sleep/wake goes through the hypervisor)
+OMP_WAIT_POLICY=active build/k2c train --config bench/model10m.json --data "$W/data" --out "$W/run-spin" \
+  --steps $((STEPS + 2)) --batch "$B" --seq "$T" --threads "$TH" --optimizer adamw --lr 1e-3 --quiet 2>/dev/null
+printf 'k2c train (adamw, OMP_WAIT_POLICY=active): %s tokens/s\n' "$(rate "$W/run-spin/train.jsonl")"
 TOUT=$(/usr/bin/python3 bench/train_torch.py bench/model10m.json --batch "$B" --seq "$T" --threads "$TH" --steps "$STEPS" --warmup 2)
 TR=$(echo "$TOUT" | sed -E 's/.* ([0-9.]+) tokens\/s/\1/')
 echo "PyTorch (AdamW): $TOUT"
