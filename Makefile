@@ -25,7 +25,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard src/*.h cli/*.h tests/*.h)
 
 .PHONY: all deps test sanitize bench clean k2-mini chat
-all: deps $(BUILD)/k2c $(TEST_BIN)
+all: deps $(BUILD)/k2c $(TEST_BIN) $(BUILD)/tests/test_vecmath_baseline
 
 deps: $(BUILD)/.deps
 $(BUILD)/.deps: scripts/install-deps.sh
@@ -34,6 +34,11 @@ $(BUILD)/.deps: scripts/install-deps.sh
 $(BUILD)/%.o: %.c $(HDRS) | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The trainer's vector kernels: GCC's tuning keeps the AVX-512 clone at 256-bit vectors without this.
+ifeq ($(shell uname -m),x86_64)
+$(BUILD)/src/vecmath.o: CFLAGS += -mprefer-vector-width=512
+endif
 
 $(BUILD)/libk2c.a: $(LIB_OBJ)
 	ar rcs $@ $^
@@ -44,6 +49,11 @@ $(BUILD)/k2c: $(CLI_OBJ) $(BUILD)/libk2c.a
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libk2c.a $(LDLIBS) -o $@
+
+# The same kernel tests on the baseline (no-SIMD-clone) build of vecmath.c, which this CPU's ifunc never picks.
+$(BUILD)/tests/test_vecmath_baseline: tests/test_vecmath.c src/vecmath.c src/vecmath.h tests/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DK2C_NO_CLONES tests/test_vecmath.c src/vecmath.c -lm -fopenmp -o $@
 
 test: all
 	@K2C=$(BUILD)/k2c K2C_TESTS=$(BUILD)/tests bash tests/run.sh

@@ -3,10 +3,14 @@
 
 Same model as k2c (MLA with q_lora, YaRN RoPE on interleaved pairs, RMSNorm, sigmoid noaux_tc router with
 bias-corrected top-k and normalized unbiased weights, SwiGLU routed + shared experts, dense first layers),
-same batch, sequence length and thread count; a training step is forward + backward + AdamW.
+same batch, sequence length and thread count; a training step is forward + backward + the optimizer:
+AdamW on everything, or (--optimizer muon) Muon as k2c runs it (spec section 6: Nesterov momentum 0.95, NS5,
+0.2 sqrt(max(A, B)) RMS matching, decoupled weight decay, every expert matrix and the router on its own) on
+the hidden matrices with AdamW on the embedding, head and vectors. PyTorch 1.13 has no Muon; this is the
+plain loop a PyTorch user would write. It has no QK-Clip (k2c's MuonClip does more work per step).
 Prints one line: tokens/s over the timed steps.
 
-usage: /usr/bin/python3 bench/train_torch.py CONFIG.json --batch B --seq T --threads N --steps S
+usage: /usr/bin/python3 bench/train_torch.py CONFIG.json --batch B --seq T --threads N --steps S [--optimizer muon]
 """
 import argparse
 import json
@@ -179,6 +183,31 @@ class Model(nn.Module):
         return self.head(self.norm(x))
 
 
+def ns5(G, steps=5):
+    a, b, c = 3.4445, -4.7750, 2.0315
+    X = G / (G.norm() + 1e-7)
+    tall = X.shape[0] > X.shape[1]
+    if tall:
+        X = X.T
+    for _ in range(steps):
+        A = X @ X.T
+        X = a * X + (b * A + c * (A @ A)) @ X
+    return X.T if tall else X
+
+
+class Muon:
+    def __init__(self, params, lr, mu=0.95, wd=0.1):
+        self.params, self.lr, self.mu, self.wd = list(params), lr, mu, wd
+        self.bufs = [torch.zeros_like(p) for p in self.params]
+
+    @torch.no_grad()
+    def step(self):
+        for p, m in zip(self.params, self.bufs):
+            m.mul_(self.mu).add_(p.grad)
+            o = ns5(p.grad + self.mu * m)
+            p.mul_(1 - self.lr * self.wd).add_(o, alpha=-self.lr * 0.2 * max(p.shape) ** 0.5)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("config")
@@ -187,12 +216,19 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--optimizer", choices=["adamw", "muon"], default="adamw")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     c = json.load(open(a.config))
     m = Model(c)
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    adamw = lambda ps: torch.optim.AdamW(ps, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    if a.optimizer == "muon":   # hidden matrices: every 2-D weight but the embedding and the head
+        hidden = [p for n, p in m.named_parameters() if p.dim() == 2 and not n.startswith(("embed", "head"))]
+        ids_h = {id(p) for p in hidden}
+        opts = [Muon(hidden, lr=1e-3), adamw([p for p in m.parameters() if id(p) not in ids_h])]
+    else:
+        opts = [adamw(m.parameters())]
     cos, sin, scale = rope_tables(c, a.seq)
     mask = torch.full((a.seq, a.seq), float("-inf")).triu(1)
     V = c["vocab_size"]
@@ -204,9 +240,10 @@ def main():
         ids = torch.randint(0, V, (a.batch, a.seq + 1), generator=g)
         logits = m(ids[:, :-1], cos, sin, scale, mask)
         loss = F.cross_entropy(logits.reshape(-1, V), ids[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
+        m.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        for o in opts:
+            o.step()
     dt = time.perf_counter() - t0
     n = sum(p.numel() for p in m.parameters())
     print(f"torch {torch.__version__}: {n} parameters, loss {loss.item():.4f}, {a.steps * a.batch * a.seq / dt:.1f} tokens/s")

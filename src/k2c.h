@@ -607,7 +607,7 @@ void k2c_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, cons
  * P [T, T] keeps the probabilities; *smax gets the largest logit. */
 void k2c_attn_fwd(const float *q, int qs, const float *kv, int ks, const float *kp, int T, int dn, int dr, int dv,
                   float scale, float *P, float *o, int os, float *smax);
-/* dq [T, qs], dkv [T, ks], dkp [T, dr] (all overwritten) from do [T, os]. tmp [T] scratch. */
+/* dq [T, qs], dkv [T, ks], dkp [T, dr] (all overwritten) from do [T, os]. tmp [T, T] scratch. */
 void k2c_attn_bwd(const float *q, int qs, const float *kv, int ks, const float *kp, int T, int dn, int dr, int dv,
                   float scale, const float *P, const float *dout, int os, float *dq, float *dkv, float *dkp, float *tmp);
 /* SwiGLU expert on N rows: y [N, D] = Wd (silu(Wg x) * Wu x); g, u [N, F] keep the gate and up outputs. */

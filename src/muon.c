@@ -6,6 +6,7 @@
  *   AdamW m = b1 m + (1-b1) G;  v = b2 v + (1-b2) G^2;  W = W (1 - lr wd) - lr mhat / (sqrt(vhat) + eps)
  * Weight decay applies to every trained tensor (norm gains and embeddings too), as the golden case does. */
 #include "k2c.h"
+#include "vecmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -93,27 +94,30 @@ static void muon_one(k2c_optim *o, const k2c_param *p, float *w, const float *g,
     for (size_t i = 0; i < n; i++) w[i] = w[i] * decay - step * U[i];
 }
 
-static void adamw_one(k2c_optim *o, const k2c_param *p, float *w, const float *g, float *m, float *v, float lr) {
+/* AdamW on every parameter that takes it, in one parallel region (a step has hundreds of small tensors;
+ * a region each would spend more on waking threads than on the arithmetic). Elements are independent, so
+ * the split between threads does not change the result. */
+static void adamw_all(k2c_optim *o, k2c_tmodel *m, int muon, float lr) {
     double t = (double)o->step;
-    float b1 = o->beta1, b2 = o->beta2;
-    float c1 = (float)(1.0 - pow(b1, t)), c2 = (float)(1.0 - pow(b2, t)), decay = 1.0f - lr * o->wd;
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < p->numel; i++) {
-        m[i] = b1 * m[i] + (1 - b1) * g[i];
-        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-        float mh = m[i] / c1, vh = v[i] / c2;
-        w[i] = w[i] * decay - lr * mh / (sqrtf(vh) + o->eps);
+    float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+    float ic1 = (float)(1.0 / (1.0 - pow(b1, t))), ic2 = (float)(1.0 / (1.0 - pow(b2, t))), decay = 1.0f - lr * o->wd;
+    #pragma omp parallel
+    for (int pi = 0; pi < m->nparams; pi++) {
+        const k2c_param *p = &m->params[pi];
+        if (p->kind == K2C_P_BIAS || (muon && p->kind == K2C_P_MUON)) continue;
+        size_t n = p->numel, nc = (n + 4095) / 4096;       /* chunks of 4096 elements */
+        #pragma omp for schedule(static) nowait
+        for (size_t ci = 0; ci < nc; ci++) {
+            size_t o0 = p->off + ci * 4096, len = n - ci * 4096 < 4096 ? n - ci * 4096 : 4096;
+            k2c_vadamw(m->w + o0, o->m + o0, o->v + o0, m->g + o0, len, b1, b2, ic1, ic2, lr, decay, eps);
+        }
     }
 }
 
 void k2c_optim_step(k2c_optim *o, k2c_tmodel *m, float lr) {
     o->step++;
     int muon = o->kind != K2C_OPT_ADAMW;
-    for (int i = 0; i < m->nparams; i++) {
-        const k2c_param *p = &m->params[i];
-        if (p->kind == K2C_P_BIAS || (muon && p->kind == K2C_P_MUON)) continue;
-        adamw_one(o, p, m->w + p->off, m->g + p->off, o->m + p->off, o->v + p->off, lr);
-    }
+    adamw_all(o, m, muon, lr);
     if (!muon) return;
     /* Many small matrices (every expert's): one matrix per thread, each NS5 single-threaded inside
      * (OpenBLAS runs serially within a parallel region). Each matrix's arithmetic does not depend on

@@ -14,10 +14,12 @@
  * iterations write disjoint outputs and whose reductions run in a fixed order, so a run is bit-for-bit
  * reproducible at a given thread count (resume depends on that). */
 #include "k2c.h"
+#include "vecmath.h"
 
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,13 +56,7 @@ static inline float dotf(const float *a, const float *b, int n) {
 static void rms_fwd(float *y, int ys, float *rstd, const float *x, int xs, const float *w, int N, int n, float eps) {
     #pragma omp parallel for schedule(static)
     for (int t = 0; t < N; t++) {
-        const float *xr = x + (size_t)t * xs;
-        float *yr = y + (size_t)t * ys;
-        double ss = 0;
-        for (int i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
-        float inv = (float)(1.0 / sqrt(ss / n + eps));
-        rstd[t] = inv;
-        for (int i = 0; i < n; i++) yr[i] = w[i] * (xr[i] * inv);
+        rstd[t] = k2c_vrms_row(y + (size_t)t * ys, x + (size_t)t * xs, w, n, eps);
     }
 }
 
@@ -68,24 +64,23 @@ static void rms_fwd(float *y, int ys, float *rstd, const float *x, int xs, const
  * dw is reduced per column over the rows in order (no atomics); dx may alias dy; acc: dx += instead of =. */
 static void rms_bwd(float *dx, int dxs, float *dw, const float *dy, int dys, const float *x, int xs,
                     const float *rstd, const float *w, int N, int n, int acc) {
+    /* dw: blocks of 32 columns, each block's rows in order (contiguous reads; the same sum per column as a
+     * column-by-column loop, whatever the thread count) */
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        double s = 0;
-        for (int t = 0; t < N; t++) s += (double)dy[(size_t)t * dys + i] * (x[(size_t)t * xs + i] * rstd[t]);
-        dw[i] += (float)s;
-    }
-    #pragma omp parallel for schedule(static)
-    for (int t = 0; t < N; t++) {
-        const float *xr = x + (size_t)t * xs, *dyr = dy + (size_t)t * dys;
-        float *dxr = dx + (size_t)t * dxs, r = rstd[t];
-        double m = 0;
-        for (int i = 0; i < n; i++) m += (double)(dyr[i] * w[i]) * (xr[i] * r);
-        float mf = (float)(m / n);
-        for (int i = 0; i < n; i++) {
-            float v = r * (dyr[i] * w[i] - xr[i] * r * mf);
-            dxr[i] = acc ? dxr[i] + v : v;
+    for (int c0 = 0; c0 < n; c0 += 32) {
+        int cn = n - c0 < 32 ? n - c0 : 32;
+        double acc[32] = {0};
+        for (int t = 0; t < N; t++) {
+            const float *dyr = dy + (size_t)t * dys + c0, *xr = x + (size_t)t * xs + c0;
+            float r = rstd[t];
+            #pragma omp simd
+            for (int k = 0; k < cn; k++) acc[k] += (double)dyr[k] * (xr[k] * r);
         }
+        for (int k = 0; k < cn; k++) dw[c0 + k] += (float)acc[k];
     }
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++)
+        k2c_vrms_row_bwd(dx + (size_t)t * dxs, dy + (size_t)t * dys, x + (size_t)t * xs, w, rstd[t], n, acc);
 }
 
 void k2c_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int n, float eps) {
@@ -98,91 +93,81 @@ void k2c_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, cons
 }
 
 /* ------------------------------------------------------------------ attention core (one head) */
+/* Both directions are blocks of small GEMMs (single-threaded: the caller runs one head per thread), which
+ * OpenBLAS does at several times the speed of the per-pair dot products they replace. The causal half of
+ * each score block is computed and then masked to zero: at T of a few hundred that waste is cheaper than
+ * triangular blocking. */
 void k2c_attn_fwd(const float *q, int qs, const float *kv, int ks, const float *kp, int T, int dn, int dr, int dv,
                   float scale, float *P, float *o, int os, float *smax) {
+    /* S [T, T] = scale * (qn kn^T + qp kp^T) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dn, scale, q, qs, kv, ks, 0.0f, P, T);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dr, scale, q + dn, qs, kp, dr, 1.0f, P, T);
     float best = -FLT_MAX;
     for (int i = 0; i < T; i++) {
-        const float *qi = q + (size_t)i * qs;
-        float *p = P + (size_t)i * T, mx = -FLT_MAX;
-        for (int j = 0; j <= i; j++) {
-            p[j] = (dotf(qi, kv + (size_t)j * ks, dn) + dotf(qi + dn, kp + (size_t)j * dr, dr)) * scale;
-            if (p[j] > mx) mx = p[j];
-        }
+        float *p = P + (size_t)i * T, mx = k2c_vmax(p, i + 1);
         if (mx > best) best = mx;
-        float sum = 0;
-        for (int j = 0; j <= i; j++) sum += (p[j] = expf(p[j] - mx));
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= i; j++) p[j] *= inv;
-        for (int j = i + 1; j < T; j++) p[j] = 0;
-        float *oi = o + (size_t)i * os;
-        memset(oi, 0, (size_t)dv * sizeof *oi);
-        for (int j = 0; j <= i; j++) {
-            const float *v = kv + (size_t)j * ks + dn;
-            #pragma omp simd
-            for (int d = 0; d < dv; d++) oi[d] += p[j] * v[d];
-        }
+        k2c_vscale(p, i + 1, 1.0f / k2c_vexp_sum(p, i + 1, mx));
+        memset(p + i + 1, 0, (size_t)(T - i - 1) * sizeof *p);
     }
+    /* o [T, dv] = P v */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dv, T, 1.0f, P, T, kv + dn, ks, 0.0f, o, os);
     *smax = best;
 }
 
-/* dP_ij = do_i . v_j;  dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij');  scores are scale * (q . k). */
+/* dP = do v^T;  dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij');  scores are scale * (q . k).
+ * tmp [T, T] scratch. */
 void k2c_attn_bwd(const float *q, int qs, const float *kv, int ks, const float *kp, int T, int dn, int dr, int dv,
                   float scale, const float *P, const float *dout, int os, float *dq, float *dkv, float *dkp, float *tmp) {
-    for (int j = 0; j < T; j++) {
-        memset(dq + (size_t)j * qs, 0, (size_t)(dn + dr) * sizeof *dq);
-        memset(dkv + (size_t)j * ks, 0, (size_t)(dn + dv) * sizeof *dkv);
-        memset(dkp + (size_t)j * dr, 0, (size_t)dr * sizeof *dkp);
-    }
+    float *dS = tmp;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dv, 1.0f, dout, os, kv + dn, ks, 0.0f, dS, T);
     for (int i = 0; i < T; i++) {
-        const float *p = P + (size_t)i * T, *doi = dout + (size_t)i * os, *qi = q + (size_t)i * qs;
-        float *dqi = dq + (size_t)i * qs, rowdot = 0;
-        for (int j = 0; j <= i; j++) {
-            const float *v = kv + (size_t)j * ks + dn;
-            float *dvj = dkv + (size_t)j * ks + dn;
-            tmp[j] = dotf(doi, v, dv);
-            rowdot += p[j] * tmp[j];
-            #pragma omp simd
-            for (int d = 0; d < dv; d++) dvj[d] += p[j] * doi[d];
-        }
-        for (int j = 0; j <= i; j++) {
-            float ds = p[j] * (tmp[j] - rowdot) * scale;
-            if (ds == 0) continue;
-            const float *kn = kv + (size_t)j * ks, *kpj = kp + (size_t)j * dr;
-            float *dkn = dkv + (size_t)j * ks, *dkpj = dkp + (size_t)j * dr;
-            #pragma omp simd
-            for (int d = 0; d < dn; d++) { dqi[d] += ds * kn[d]; dkn[d] += ds * qi[d]; }
-            #pragma omp simd
-            for (int d = 0; d < dr; d++) { dqi[dn + d] += ds * kpj[d]; dkpj[d] += ds * qi[dn + d]; }
-        }
+        const float *p = P + (size_t)i * T;
+        float *d = dS + (size_t)i * T, rowdot = dotf(p, d, i + 1);
+        #pragma omp simd
+        for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - rowdot) * scale;
+        memset(d + i + 1, 0, (size_t)(T - i - 1) * sizeof *d);
     }
+    /* dv = P^T do;  dqn = dS kn;  dqp = dS kp;  dkn = dS^T qn;  dkp = dS^T qp */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dv, T, 1.0f, P, T, dout, os, 0.0f, dkv + dn, ks);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dn, T, 1.0f, dS, T, kv, ks, 0.0f, dq, qs);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dr, T, 1.0f, dS, T, kp, dr, 0.0f, dq + dn, qs);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dn, T, 1.0f, dS, T, q, qs, 0.0f, dkv, ks);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dr, T, 1.0f, dS, T, q + dn, qs, 0.0f, dkp, dr);
 }
 
 /* ------------------------------------------------------------------ SwiGLU */
 static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* h [N, IM] = silu(g) * u (as moe.c: g / (1 + e^-g) * u); row-parallel unless already in a parallel region
+ * (an expert per thread) */
+static void silu_mul(float *h, const float *g, const float *u, int N, int IM) {
+    if (omp_in_parallel()) { k2c_vsilu_mul(h, g, u, (size_t)N * IM); return; }
+    #pragma omp parallel for schedule(static)
+    for (int t = 0; t < N; t++) k2c_vsilu_mul(h + (size_t)t * IM, g + (size_t)t * IM, u + (size_t)t * IM, IM);
+}
+
 void k2c_swiglu_fwd(const float *x, int N, int D, int IM, const float *Wg, const float *Wu, const float *Wd,
                     float *g, float *u, float *h, float *y) {
     mm_fwd(x, D, N, D, Wg, IM, g, IM, 0);
     mm_fwd(x, D, N, D, Wu, IM, u, IM, 0);
-    size_t n = (size_t)N * IM;
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) h[i] = g[i] * sigm(g[i]) * u[i];   /* as moe.c: g / (1 + e^-g) * u */
+    silu_mul(h, g, u, N, IM);
     mm_fwd(h, IM, N, IM, Wd, D, y, D, 0);
 }
 
 void k2c_swiglu_bwd(const float *x, int N, int D, int IM, const float *Wg, const float *Wu, const float *Wd,
                     const float *g, const float *u, float *h, float *h2, const float *dy, float *dx, float *dWg,
                     float *dWu, float *dWd) {
-    size_t n = (size_t)N * IM;
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) h[i] = g[i] * sigm(g[i]) * u[i];
+    silu_mul(h, g, u, N, IM);
     mm_dw(dy, D, N, D, h, IM, IM, dWd);                 /* dWd [D, IM] += dy^T h */
     mm_dx(dy, D, N, D, Wd, IM, h, IM, 0);               /* dh [N, IM] = dy Wd */
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float s = sigm(g[i]), dh = h[i];
-        h2[i] = dh * g[i] * s;                         /* du = dh * silu(g) */
-        h[i] = dh * u[i] * s * (1.0f + g[i] * (1.0f - s));   /* dg = dh * u * silu'(g) */
+    if (omp_in_parallel()) {                            /* h becomes dg, h2 du */
+        k2c_vsilu_mul_bwd(h, h2, h, g, u, (size_t)N * IM);
+    } else {
+        #pragma omp parallel for schedule(static)
+        for (int t = 0; t < N; t++) {
+            size_t o = (size_t)t * IM;
+            k2c_vsilu_mul_bwd(h + o, h2 + o, h + o, g + o, u + o, IM);
+        }
     }
     mm_dw(h, IM, N, IM, x, D, D, dWg);
     mm_dw(h2, IM, N, IM, x, D, D, dWu);
@@ -224,13 +209,10 @@ void k2c_router_bwd(const k2c_config *c, const float *logits, const int *idx, co
 static void xent_fwd(float *logits, const int *targets, int N, int V, double *rowloss) {
     #pragma omp parallel for schedule(static)
     for (int t = 0; t < N; t++) {
-        float *z = logits + (size_t)t * V, mx = -FLT_MAX;
-        for (int v = 0; v < V; v++) mx = fmaxf(mx, z[v]);
-        double zt = targets[t] >= 0 ? (double)z[targets[t]] - mx : 0, sum = 0;
-        for (int v = 0; v < V; v++) sum += (z[v] = expf(z[v] - mx));
+        float *z = logits + (size_t)t * V, mx = k2c_vmax(z, V);
+        double zt = targets[t] >= 0 ? (double)z[targets[t]] - mx : 0, sum = k2c_vexp_sum(z, V, mx);
         rowloss[t] = targets[t] >= 0 ? log(sum) - zt : 0;
-        float inv = (float)(1.0 / sum);
-        for (int v = 0; v < V; v++) z[v] *= inv;
+        k2c_vscale(z, V, (float)(1.0 / sum));
     }
 }
 
@@ -239,7 +221,7 @@ static void xent_bwd(float *p, const int *targets, int N, int V, float scale) {
     for (int t = 0; t < N; t++) {
         float *z = p + (size_t)t * V;
         if (targets[t] < 0) { memset(z, 0, (size_t)V * sizeof *z); continue; }
-        for (int v = 0; v < V; v++) z[v] *= scale;
+        k2c_vscale(z, V, scale);
         z[targets[t]] -= scale;
     }
 }
@@ -272,6 +254,7 @@ typedef struct {
     /* backward scratch */
     float *dX, *dXN, *Y, *dA, *dQ, *dKV, *dkph, *dkpe, *dc, *dkva, *h, *h2, *Xe, *dYe, *dXe, *gw, *dlog, *tmp;
     int B, T, has_fwd;
+    int nthr;                           /* threads the per-thread scratch was sized for */
     float aux_alpha;
 } views;
 
@@ -328,7 +311,9 @@ static void layout(const k2c_tmodel *m, views *v, int B, int T, float *fb, size_
     v->dkph = takef(sb, &s, N * H * dr); v->dkpe = takef(sb, &s, N * dr); v->dc = takef(sb, &s, N * maxz(r, ql));
     v->dkva = takef(sb, &s, N * (r + dr)); v->h = takef(sb, &s, hmax); v->h2 = takef(sb, &s, hmax);
     v->Xe = takef(sb, &s, NK * D); v->dYe = takef(sb, &s, NK * D); v->dXe = takef(sb, &s, NK * D);
-    v->gw = takef(sb, &s, NK); v->dlog = takef(sb, &s, N * E); v->tmp = takef(sb, &s, N * H);
+    v->gw = takef(sb, &s, NK); v->dlog = takef(sb, &s, N * E);
+    v->nthr = omp_get_max_threads();
+    v->tmp = takef(sb, &s, (size_t)v->nthr * T * T);   /* attention dS [T, T], one per thread */
     *nf = f; *ni = i; *ns = s;
 }
 
@@ -427,14 +412,15 @@ static void attn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T) {
     int qd = dn + dr, kvd = dn + dv;
     mm_dw(v->dX, D, N, D, x->att, H * dv, H * dv, G(ly->o));
     mm_dx(v->dX, D, N, D, W(ly->o), H * dv, v->dA, H * dv, 0);
-    #pragma omp parallel for schedule(dynamic, 1)
+    int nthr = omp_get_max_threads() < v->nthr ? omp_get_max_threads() : v->nthr;
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
         size_t t0 = (size_t)b * T;
         k2c_attn_bwd(x->Q + t0 * H * qd + (size_t)h * qd, H * qd, x->KV + t0 * H * kvd + (size_t)h * kvd, H * kvd,
                      x->kpe + t0 * dr, T, dn, dr, dv, m->attn_scale, x->P + (size_t)bh * T * T,
                      v->dA + t0 * H * dv + (size_t)h * dv, H * dv, v->dQ + t0 * H * qd + (size_t)h * qd,
-                     v->dKV + t0 * H * kvd + (size_t)h * kvd, v->dkph + (size_t)bh * T * dr, v->tmp + (size_t)bh * T);
+                     v->dKV + t0 * H * kvd + (size_t)h * kvd, v->dkph + (size_t)bh * T * dr, v->tmp + (size_t)omp_get_thread_num() * T * T);
     }
     /* k_pe is shared by the heads: sum their gradients in head order, then undo the rotations. */
     #pragma omp parallel for schedule(static)
@@ -516,15 +502,19 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
                            v->h, v->Y);
         else
             memset(v->Y, 0, (size_t)N * D * sizeof(float));
+        /* One expert per thread (BLAS runs serially inside the region): an expert's matrices are too small
+         * for two threads to share each product, and one region replaces a fork/join per product. Every
+         * expert writes its own rows of the pair buffers, so the result does not depend on the schedule. */
+        #pragma omp parallel for schedule(dynamic, 1)
         for (int e = 0; e < E; e++) {
             int n = x->count[e + 1] - x->count[e], base = x->count[e];
             if (!n) continue;
             const float *We = W(ly->experts + (size_t)e * ly->expert_stride);
-            #pragma omp parallel for schedule(static)
+            float *Xe = v->Xe + (size_t)base * D;
             for (int j = 0; j < n; j++)
-                memcpy(v->Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
-            k2c_swiglu_fwd(v->Xe, n, D, IM, We, We + (size_t)IM * D, We + (size_t)2 * IM * D, x->eg + (size_t)base * IM,
-                           x->eu + (size_t)base * IM, v->h, x->ey + (size_t)base * D);
+                memcpy(Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
+            k2c_swiglu_fwd(Xe, n, D, IM, We, We + (size_t)IM * D, We + (size_t)2 * IM * D, x->eg + (size_t)base * IM,
+                           x->eu + (size_t)base * IM, v->h + (size_t)base * IM, x->ey + (size_t)base * D);
         }
         #pragma omp parallel for schedule(static)
         for (int t = 0; t < N; t++)
@@ -564,18 +554,19 @@ static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss
             float wt = x->wts[i], *dye = v->dYe + (size_t)p * D;
             for (int d = 0; d < D; d++) dye[d] = wt * dy[d];
         }
+        #pragma omp parallel for schedule(dynamic, 1)     /* one expert per thread, as in the forward */
         for (int e = 0; e < E; e++) {
             int n = x->count[e + 1] - x->count[e], base = x->count[e];
             if (!n) continue;
             size_t off = ly->experts + (size_t)e * ly->expert_stride;
             const float *We = W(off);
-            float *Ge = G(off);
-            #pragma omp parallel for schedule(static)
+            float *Ge = G(off), *Xe = v->Xe + (size_t)base * D;
             for (int j = 0; j < n; j++)
-                memcpy(v->Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
-            k2c_swiglu_bwd(v->Xe, n, D, IM, We, We + (size_t)IM * D, We + (size_t)2 * IM * D, x->eg + (size_t)base * IM,
-                           x->eu + (size_t)base * IM, v->h, v->h2, v->dYe + (size_t)base * D, v->dXe + (size_t)base * D,
-                           Ge, Ge + (size_t)IM * D, Ge + (size_t)2 * IM * D);
+                memcpy(Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
+            k2c_swiglu_bwd(Xe, n, D, IM, We, We + (size_t)IM * D, We + (size_t)2 * IM * D, x->eg + (size_t)base * IM,
+                           x->eu + (size_t)base * IM, v->h + (size_t)base * IM, v->h2 + (size_t)base * IM,
+                           v->dYe + (size_t)base * D, v->dXe + (size_t)base * D, Ge, Ge + (size_t)IM * D,
+                           Ge + (size_t)2 * IM * D);
         }
         #pragma omp parallel for schedule(static)
         for (int t = 0; t < N; t++) {

@@ -222,6 +222,29 @@ static int forward_only(const k2c_tmodel *m, k2c_tacts *a, const k2c_dataset *d,
     return 0;
 }
 
+/* sum of x^2 in double: fixed chunks of 64k summed in order, so the value does not depend on the thread
+ * count (the log of a resumed run must match) */
+static double sum_squares(const float *x, size_t n) {
+    enum { CHUNK = 1 << 16 };
+    size_t nc = (n + CHUNK - 1) / CHUNK;
+    double *part = malloc((nc ? nc : 1) * sizeof *part), s = 0;
+    if (!part) {                                        /* no memory for the partial sums: serial */
+        for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+        return s;
+    }
+    #pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nc; c++) {
+        size_t e = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
+        double a = 0;
+        #pragma omp simd reduction(+ : a)
+        for (size_t i = c * CHUNK; i < e; i++) a += (double)x[i] * x[i];
+        part[c] = a;
+    }
+    for (size_t c = 0; c < nc; c++) s += part[c];
+    free(part);
+    return s;
+}
+
 static float max_of(const float *x, int n) {
     float mx = -INFINITY;
     for (int i = 0; i < n; i++) mx = fmaxf(mx, x[i]);
@@ -276,9 +299,7 @@ int k2c_train_run(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) {
             loss += l;
         }
         loss *= scale;
-        double gn = 0;
-        for (size_t i = 0; i < m->nw; i++) gn += (double)m->g[i] * m->g[i];
-        gn = sqrt(gn);
+        double gn = sqrt(sum_squares(m->g, m->nw));
         if (!isfinite(loss) || !isfinite(gn)) { k2c_seterr("step %ld: loss %g, grad norm %g (diverged)", step, loss, gn); goto done; }
         /* order (train_hparams.json): optimizer step, QK-Clip with this step's max logits, bias update */
         float mx = max_of(a.attn_max, L * H), after = NAN;

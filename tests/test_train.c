@@ -105,7 +105,7 @@ static double att_obj(void *cx) {
 static void test_fd_attention(void) {
     enum { T = 6, dn = 4, dr = 4, dv = 3 };
     float q[T * (dn + dr)], kv[T * (dn + dv)], kp[T * dr], P[T * T], o[T * dv], R[T * dv];
-    float dq[T * (dn + dr)], dkv[T * (dn + dv)], dkp[T * dr], tmp[T];
+    float dq[T * (dn + dr)], dkv[T * (dn + dv)], dkp[T * dr], tmp[T * T];
     fill(q, sizeof q / 4, 1.5f); fill(kv, sizeof kv / 4, 1.5f); fill(kp, sizeof kp / 4, 1.5f); fill(R, sizeof R / 4, 1);
     att_ctx c = {q, kv, kp, P, o, R, T, dn, dr, dv};
     att_obj(&c);

@@ -1,0 +1,115 @@
+/* The trainer's vector kernels (src/vecmath.c) against float64 formulas, on whichever clone (AVX-512,
+ * AVX2, baseline) this CPU selects. */
+#include "check.h"
+#include "vecmath.h"
+
+#include <string.h>
+
+static unsigned rng = 12345;
+static float frand(float a) {   /* uniform in [-a, a) */
+    rng = rng * 1664525u + 1013904223u;
+    return a * ((float)(rng >> 8) / 8388608.0f - 1.0f);
+}
+static double rel(double got, double want) { return fabs(got - want) / fmax(fabs(want), 1e-30); }
+
+static void test_exp(void) {
+    double worst = 0;
+    float at = 0;
+    for (int i = -870000; i <= 880000; i++) {
+        float x = i * 1e-4f;
+        double e = rel(k2c_vexpf(x), exp((double)x));
+        if (e > worst) { worst = e; at = x; }
+    }
+    printf("  exp: worst rel err %.3g at %g over [-87, 88]\n", worst, at);
+    EXPECT(worst < 3.6e-7, "exp worst rel err %g at %g (over 3 ulp)", worst, at);
+    float lo = k2c_vexpf(-1000.0f), hi = k2c_vexpf(1000.0f);
+    EXPECT(lo > 0 && lo < 1e-37f && isfinite(hi) && hi > 1e38f, "clamped ends: exp(-1000) = %g, exp(1000) = %g", lo, hi);
+    EXPECT(k2c_vexpf(0.0f) == 1.0f, "exp(0) = %.9g", k2c_vexpf(0.0f));
+}
+
+static void test_softmax_parts(void) {
+    enum { NMAX = 4099 };
+    static float x[NMAX], y[NMAX];
+    int sizes[] = {1, 2, 15, 16, 17, 31, 100, 4096, NMAX};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        int n = sizes[s];
+        for (int i = 0; i < n; i++) x[i] = frand(20);
+        x[n / 2] = 25.0f;                                /* the maximum somewhere in the middle */
+        EXPECT(k2c_vmax(x, n) == (n == 1 ? x[0] : 25.0f), "max of %d", n);
+        memcpy(y, x, (size_t)n * sizeof *x);
+        double want = 0, worst = 0;
+        for (int i = 0; i < n; i++) want += exp((double)(x[i] - 3.0f));   /* the shift is a float op */
+        float sum = k2c_vexp_sum(y, n, 3.0f);
+        for (int i = 0; i < n; i++) worst = fmax(worst, rel(y[i], exp((double)(x[i] - 3.0f))));
+        EXPECT(rel(sum, want) < 1e-5 && worst < 3.6e-7, "exp_sum n=%d: sum rel err %g, element %g", n, rel(sum, want), worst);
+        k2c_vscale(y, n, 0.5f);
+        EXPECT(y[n - 1] == 0.5f * (float)k2c_vexpf(x[n - 1] - 3.0f), "scale n=%d", n);
+    }
+}
+
+static void test_silu(void) {
+    enum { N = 1000 };
+    static float g[N], u[N], h[N], dh[N], dg[N], du[N];
+    for (int i = 0; i < N; i++) { g[i] = frand(12); u[i] = frand(3); dh[i] = frand(2); }
+    k2c_vsilu_mul(h, g, u, N);
+    memcpy(dg, dh, sizeof dg);
+    k2c_vsilu_mul_bwd(dg, du, dg, g, u, N);              /* dg in place of dh, as the trainer calls it */
+    double e1 = 0, e2 = 0, e3 = 0;
+    for (int i = 0; i < N; i++) {
+        double s = 1 / (1 + exp(-(double)g[i])), hw = g[i] * s * u[i];
+        double duw = dh[i] * g[i] * s, dgw = dh[i] * u[i] * s * (1 + g[i] * (1 - s));
+        e1 = fmax(e1, fabs(h[i] - hw) / (fabs(hw) + 1e-6));
+        e2 = fmax(e2, fabs(du[i] - duw) / (fabs(duw) + 1e-6));
+        e3 = fmax(e3, fabs(dg[i] - dgw) / (fabs(dgw) + 1e-6));
+    }
+    EXPECT(e1 < 2e-6 && e2 < 2e-6 && e3 < 5e-6, "silu rel err h %g du %g dg %g", e1, e2, e3);
+}
+
+static void test_adamw(void) {
+    enum { N = 5003 };
+    static float w[N], m[N], v[N], g[N], w0[N], m0[N], v0[N];
+    for (int i = 0; i < N; i++) {
+        w0[i] = w[i] = frand(1); m0[i] = m[i] = frand(0.01f); v0[i] = v[i] = fabsf(frand(1e-4f)); g[i] = frand(0.1f);
+    }
+    float b1 = 0.9f, b2 = 0.95f, lr = 1e-3f, wd = 0.1f, eps = 1e-8f;
+    double c1 = 1 - pow(b1, 3), c2 = 1 - pow(b2, 3), worst = 0;
+    k2c_vadamw(w, m, v, g, N, b1, b2, (float)(1 / c1), (float)(1 / c2), lr, 1 - lr * wd, eps);
+    for (int i = 0; i < N; i++) {
+        double mm = b1 * m0[i] + (1 - b1) * (double)g[i], vv = b2 * v0[i] + (1 - b2) * (double)g[i] * g[i];
+        double ww = w0[i] * (1 - lr * wd) - lr * (mm / c1) / (sqrt(vv / c2) + eps);
+        worst = fmax(worst, fabs(w[i] - ww) / lr);       /* relative to the size of a step */
+        worst = fmax(worst, fabs(m[i] - mm) / (fabs(mm) + 1e-9) * 1e-3);
+    }
+    EXPECT(worst < 1e-3, "adamw: worst error %g of a step", worst);
+}
+
+static void test_rms_rows(void) {
+    enum { n = 77 };
+    float x[n], w[n], y[n], dy[n], dx[n], dx2[n];
+    for (int i = 0; i < n; i++) { x[i] = frand(3); w[i] = 1 + frand(0.5f); dy[i] = frand(1); dx2[i] = 1; }
+    float r = k2c_vrms_row(y, x, w, n, 1e-6f);
+    double ss = 0, ey = 0, edx = 0, m = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    double rw = 1 / sqrt(ss / n + 1e-6);
+    for (int i = 0; i < n; i++) ey = fmax(ey, fabs(y[i] - w[i] * x[i] * rw));
+    EXPECT(rel(r, rw) < 1e-6 && ey < 1e-5, "rms row: rstd rel err %g, y err %g", rel(r, rw), ey);
+    for (int i = 0; i < n; i++) m += (double)dy[i] * w[i] * x[i] * rw;
+    m /= n;
+    k2c_vrms_row_bwd(dx, dy, x, w, r, n, 0);
+    k2c_vrms_row_bwd(dx2, dy, x, w, r, n, 1);
+    for (int i = 0; i < n; i++) {
+        double want = rw * (dy[i] * w[i] - x[i] * rw * m);
+        edx = fmax(edx, fabs(dx[i] - want));
+        edx = fmax(edx, fabs(dx2[i] - 1 - want));
+    }
+    EXPECT(edx < 1e-5, "rms row backward err %g", edx);
+}
+
+int main(void) {
+    run_test("vec_exp", test_exp);
+    run_test("vec_softmax_parts", test_softmax_parts);
+    run_test("vec_silu", test_silu);
+    run_test("vec_adamw", test_adamw);
+    run_test("vec_rms_rows", test_rms_rows);
+    return check_exit();
+}
