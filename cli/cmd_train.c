@@ -16,17 +16,6 @@ static void set_threads(int n) {
     if (n > 0) k2c_set_threads(n);
 }
 
-/* OpenMP threads that spin after a parallel region steal the cores from OpenBLAS's threads running the
- * next GEMM (and the other way round); the trainer alternates the two hundreds of times per step, which
- * made a step up to 6x slower on 2 cores. Sleeping waits fix it, but libgomp reads OMP_WAIT_POLICY only
- * when it starts, so the command re-executes itself once with the variable set. argv is main's argv + 1
- * (cli/main.c), so argv - 1 is the full command line. */
-static void passive_wait(char **argv) {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv - 1);          /* returns only on failure: then run with the default */
-}
-
 static int parse_opt(const char *s, k2c_opt_kind *k) {
     if (!strcmp(s, "muonclip")) *k = K2C_OPT_MUONCLIP;
     else if (!strcmp(s, "muon")) *k = K2C_OPT_MUON;
@@ -37,7 +26,6 @@ static int parse_opt(const char *s, k2c_opt_kind *k) {
 
 /* ------------------------------------------------------------------ k2c train */
 static int cmd_train(int argc, char **argv) {
-    passive_wait(argv);
     cli_args a;
     if (cli_parse(&a, argc, argv, "quiet,measure-after-step")) return 2;
     k2c_train_opts t;
@@ -132,7 +120,6 @@ CLI_COMMAND(train_cmd, "train", "(--config F | --preset N [--layers L] | --init 
 
 /* ------------------------------------------------------------------ k2c grad */
 static int cmd_grad(int argc, char **argv) {
-    passive_wait(argv);
     cli_args a;
     if (cli_parse(&a, argc, argv, "")) return 2;
     const char *model = cli_need(&a, "model"), *ids_s = cli_need(&a, "ids"), *out = cli_need(&a, "out");

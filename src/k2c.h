@@ -610,13 +610,13 @@ void k2c_attn_fwd(const float *q, int qs, const float *kv, int ks, const float *
 /* dq [T, qs], dkv [T, ks], dkp [T, dr] (all overwritten) from do [T, os]. tmp [T, T] scratch. */
 void k2c_attn_bwd(const float *q, int qs, const float *kv, int ks, const float *kp, int T, int dn, int dr, int dv,
                   float scale, const float *P, const float *dout, int os, float *dq, float *dkv, float *dkp, float *tmp);
-/* SwiGLU expert on N rows: y [N, D] = Wd (silu(Wg x) * Wu x); g, u [N, F] keep the gate and up outputs. */
-void k2c_swiglu_fwd(const float *x, int N, int D, int F, const float *Wg, const float *Wu, const float *Wd,
-                    float *g, float *u, float *h, float *y);
-/* dx [N, D] (overwritten, may be NULL), dWg/dWu/dWd += ; h, h2 [N, F] scratch (overwritten). */
-void k2c_swiglu_bwd(const float *x, int N, int D, int F, const float *Wg, const float *Wu, const float *Wd,
-                    const float *g, const float *u, float *h, float *h2, const float *dy, float *dx, float *dWg,
-                    float *dWu, float *dWd);
+/* SwiGLU expert on N rows: y [N, D] = Wd (silu(Wg x) * Wu x). Wgu [2F, D] holds Wg's rows then Wu's (as the
+ * trainer's parameter table lays out gate_proj and up_proj); gu [N, 2F] keeps each row's gate then up outputs. */
+void k2c_swiglu_fwd(const float *x, int N, int D, int F, const float *Wgu, const float *Wd, float *gu, float *h,
+                    float *y);
+/* dx [N, D] (overwritten, may be NULL), dWgu [2F, D] and dWd += ; h [N, F] and dgu [N, 2F] scratch. */
+void k2c_swiglu_bwd(const float *x, int N, int D, int F, const float *Wgu, const float *Wd, const float *gu, float *h,
+                    float *dgu, const float *dy, float *dx, float *dWgu, float *dWd);
 /* Router weights of the chosen experts from the router logits [E]: dlogits [E] (overwritten) from dw [k]
  * (the gradient of the k weights k2c_moe_route produced for idx). */
 void k2c_router_bwd(const k2c_config *c, const float *logits, const int *idx, const float *dw, float *dlogits);

@@ -138,43 +138,38 @@ void k2c_attn_bwd(const float *q, int qs, const float *kv, int ks, const float *
 /* ------------------------------------------------------------------ SwiGLU */
 static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* h [N, IM] = silu(g) * u (as moe.c: g / (1 + e^-g) * u); row-parallel unless already in a parallel region
- * (an expert per thread) */
-static void silu_mul(float *h, const float *g, const float *u, int N, int IM) {
-    if (omp_in_parallel()) { k2c_vsilu_mul(h, g, u, (size_t)N * IM); return; }
-    #pragma omp parallel for schedule(static)
-    for (int t = 0; t < N; t++) k2c_vsilu_mul(h + (size_t)t * IM, g + (size_t)t * IM, u + (size_t)t * IM, IM);
+/* h [N, F] = silu(g) * u (as moe.c: g / (1 + e^-g) * u) from gu [N, 2F] rows (g then u); row-parallel
+ * unless already in a parallel region (an expert per thread) */
+static void silu_mul(float *h, const float *gu, int N, int F) {
+    #pragma omp parallel for schedule(static) if (!omp_in_parallel())
+    for (int t = 0; t < N; t++) {
+        const float *g = gu + (size_t)t * 2 * F;
+        k2c_vsilu_mul(h + (size_t)t * F, g, g + F, F);
+    }
 }
 
-void k2c_swiglu_fwd(const float *x, int N, int D, int IM, const float *Wg, const float *Wu, const float *Wd,
-                    float *g, float *u, float *h, float *y) {
-    mm_fwd(x, D, N, D, Wg, IM, g, IM, 0);
-    mm_fwd(x, D, N, D, Wu, IM, u, IM, 0);
-    silu_mul(h, g, u, N, IM);
-    mm_fwd(h, IM, N, IM, Wd, D, y, D, 0);
+/* Gate and up are one product: their weights are adjacent rows [2F, D] (the model lays out gate_proj then
+ * up_proj), so one GEMM with twice the outputs replaces two, here and in the backward. */
+void k2c_swiglu_fwd(const float *x, int N, int D, int F, const float *Wgu, const float *Wd, float *gu, float *h,
+                    float *y) {
+    mm_fwd(x, D, N, D, Wgu, 2 * F, gu, 2 * F, 0);
+    silu_mul(h, gu, N, F);
+    mm_fwd(h, F, N, F, Wd, D, y, D, 0);
 }
 
-void k2c_swiglu_bwd(const float *x, int N, int D, int IM, const float *Wg, const float *Wu, const float *Wd,
-                    const float *g, const float *u, float *h, float *h2, const float *dy, float *dx, float *dWg,
-                    float *dWu, float *dWd) {
-    silu_mul(h, g, u, N, IM);
-    mm_dw(dy, D, N, D, h, IM, IM, dWd);                 /* dWd [D, IM] += dy^T h */
-    mm_dx(dy, D, N, D, Wd, IM, h, IM, 0);               /* dh [N, IM] = dy Wd */
-    if (omp_in_parallel()) {                            /* h becomes dg, h2 du */
-        k2c_vsilu_mul_bwd(h, h2, h, g, u, (size_t)N * IM);
-    } else {
-        #pragma omp parallel for schedule(static)
-        for (int t = 0; t < N; t++) {
-            size_t o = (size_t)t * IM;
-            k2c_vsilu_mul_bwd(h + o, h2 + o, h + o, g + o, u + o, IM);
-        }
+void k2c_swiglu_bwd(const float *x, int N, int D, int F, const float *Wgu, const float *Wd, const float *gu, float *h,
+                    float *dgu, const float *dy, float *dx, float *dWgu, float *dWd) {
+    silu_mul(h, gu, N, F);
+    mm_dw(dy, D, N, D, h, F, F, dWd);                   /* dWd [D, F] += dy^T h */
+    mm_dx(dy, D, N, D, Wd, F, h, F, 0);                 /* dh [N, F] = dy Wd */
+    #pragma omp parallel for schedule(static) if (!omp_in_parallel())
+    for (int t = 0; t < N; t++) {                       /* dgu rows: dg, du */
+        const float *g = gu + (size_t)t * 2 * F;
+        float *dg = dgu + (size_t)t * 2 * F;
+        k2c_vsilu_mul_bwd(dg, dg + F, h + (size_t)t * F, g, g + F, F);
     }
-    mm_dw(h, IM, N, IM, x, D, D, dWg);
-    mm_dw(h2, IM, N, IM, x, D, D, dWu);
-    if (dx) {
-        mm_dx(h, IM, N, IM, Wg, D, dx, D, 0);
-        mm_dx(h2, IM, N, IM, Wu, D, dx, D, 1);
-    }
+    mm_dw(dgu, 2 * F, N, 2 * F, x, D, D, dWgu);         /* [dWg; dWu] [2F, D] += dgu^T x */
+    if (dx) mm_dx(dgu, 2 * F, N, 2 * F, Wgu, D, dx, D, 0);
 }
 
 /* ------------------------------------------------------------------ router */
@@ -239,10 +234,11 @@ double k2c_xent_fwd_bwd(float *logits, const int *targets, int N, int V, float s
 /* ------------------------------------------------------------------ activation arena */
 typedef struct {
     float *xin, *xn1, *r1, *qa, *rq, *cq, *Q, *kva, *rkv, *cn, *kpe, *KV, *P, *att, *xmid, *xn2, *r2;
-    float *fg, *fu;                     /* dense FFN or shared experts [N, F] */
-    float *rlog, *wts, *ey, *eg, *eu;   /* router logits [N, E], weights [N, K]; pairs [NK, D], [NK, IM] x2 */
+    float *fgu;                         /* dense FFN or shared experts: gate, up outputs [N, 2F] */
+    float *rlog, *wts, *ey, *egu;       /* router logits [N, E], weights [N, K]; pairs [NK, D], [NK, 2 IM] */
     float *auxf;                        /* [B, E] f_i of each sequence (aux loss) */
     int *idx, *order, *pos, *count;     /* [NK] chosen, [NK] pairs in expert order, [NK] inverse, [E+1] */
+    int *busiest;                       /* [E] experts by pair count, largest first */
 } lview;
 
 typedef struct {
@@ -252,7 +248,7 @@ typedef struct {
     int *ids, *targets, *fill;
     float *smax;                        /* [B, H] per call */
     /* backward scratch */
-    float *dX, *dXN, *Y, *dA, *dQ, *dKV, *dkph, *dkpe, *dc, *dkva, *h, *h2, *Xe, *dYe, *dXe, *gw, *dlog, *tmp;
+    float *dX, *dXN, *Y, *dA, *dQ, *dKV, *dkph, *dkpe, *dc, *dkva, *h, *dgu, *Xe, *dYe, *dXe, *gw, *dlog, *tmp;
     int B, T, has_fwd;
     int nthr;                           /* threads the per-thread scratch was sized for */
     float aux_alpha;
@@ -290,14 +286,14 @@ static void layout(const k2c_tmodel *m, views *v, int B, int T, float *fb, size_
         x->P = takef(fb, &f, (size_t)B * H * T * T); x->att = takef(fb, &f, N * H * dv);
         x->xmid = takef(fb, &f, N * D); x->xn2 = takef(fb, &f, N * D); x->r2 = takef(fb, &f, N);
         if (!ly->is_moe) {
-            x->fg = takef(fb, &f, N * Fd); x->fu = takef(fb, &f, N * Fd);
+            x->fgu = takef(fb, &f, 2 * N * Fd);
             continue;
         }
-        if (Fs) { x->fg = takef(fb, &f, N * Fs); x->fu = takef(fb, &f, N * Fs); }
+        if (Fs) x->fgu = takef(fb, &f, 2 * N * Fs);
         x->rlog = takef(fb, &f, N * E); x->wts = takef(fb, &f, NK); x->ey = takef(fb, &f, NK * D);
-        x->eg = takef(fb, &f, NK * IM); x->eu = takef(fb, &f, NK * IM); x->auxf = takef(fb, &f, (size_t)B * E);
+        x->egu = takef(fb, &f, 2 * NK * IM); x->auxf = takef(fb, &f, (size_t)B * E);
         x->idx = takei(ib, &i, NK); x->order = takei(ib, &i, NK); x->pos = takei(ib, &i, NK);
-        x->count = takei(ib, &i, E + 1);
+        x->count = takei(ib, &i, E + 1); x->busiest = takei(ib, &i, E);
         hmax = maxz(hmax, maxz(N * Fs, NK * IM));
     }
     size_t V = c->vocab_size;
@@ -309,7 +305,7 @@ static void layout(const k2c_tmodel *m, views *v, int B, int T, float *fb, size_
     v->dX = takef(sb, &s, N * D); v->dXN = takef(sb, &s, N * D); v->Y = takef(sb, &s, N * D);
     v->dA = takef(sb, &s, N * H * dv); v->dQ = takef(sb, &s, N * H * qd); v->dKV = takef(sb, &s, N * H * kvd);
     v->dkph = takef(sb, &s, N * H * dr); v->dkpe = takef(sb, &s, N * dr); v->dc = takef(sb, &s, N * maxz(r, ql));
-    v->dkva = takef(sb, &s, N * (r + dr)); v->h = takef(sb, &s, hmax); v->h2 = takef(sb, &s, hmax);
+    v->dkva = takef(sb, &s, N * (r + dr)); v->h = takef(sb, &s, hmax); v->dgu = takef(sb, &s, 2 * hmax);
     v->Xe = takef(sb, &s, NK * D); v->dYe = takef(sb, &s, NK * D); v->dXe = takef(sb, &s, NK * D);
     v->gw = takef(sb, &s, NK); v->dlog = takef(sb, &s, N * E);
     v->nthr = omp_get_max_threads();
@@ -467,7 +463,7 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
     rms_fwd(x->xn2, D, x->r2, x->xmid, D, W(ly->ffn_norm), N, D, (float)c->rms_norm_eps);
     if (!ly->is_moe) {
         int F = c->intermediate_size;
-        k2c_swiglu_fwd(x->xn2, N, D, F, W(ly->gate), W(ly->up), W(ly->down), x->fg, x->fu, v->h, v->Y);
+        k2c_swiglu_fwd(x->xn2, N, D, F, W(ly->gate), W(ly->down), x->fgu, v->h, v->Y);
     } else {
         int E = c->n_routed_experts, K = c->num_experts_per_tok, IM = c->moe_intermediate_size, NK = N * K;
         mm_fwd(x->xn2, D, N, D, W(ly->router), E, x->rlog, E, 0);
@@ -483,6 +479,14 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
         for (int e = 0; e < E; e++) x->count[e + 1] += x->count[e];
         memcpy(v->fill, x->count, (size_t)E * sizeof(int));
         for (int i = 0; i < NK; i++) { int p = v->fill[x->idx[i]]++; x->order[p] = i; x->pos[i] = p; }
+        /* The expert loops hand out the largest experts first, so that the last one a thread takes is small
+         * and the threads finish together (insertion sort: E is at most a few hundred). */
+        for (int e = 0; e < E; e++) {
+            int n = x->count[e + 1] - x->count[e], j = e;
+            for (; j > 0 && x->count[x->busiest[j - 1] + 1] - x->count[x->busiest[j - 1]] < n; j--)
+                x->busiest[j] = x->busiest[j - 1];
+            x->busiest[j] = e;
+        }
         if (v->aux_alpha > 0) {                         /* sequence-wise balance loss (DeepSeek-V3) */
             for (int b = 0; b < B; b++) {
                 float *f = x->auxf + (size_t)b * E;
@@ -498,23 +502,22 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
             }
         }
         if (ly->gate != (size_t)-1)
-            k2c_swiglu_fwd(x->xn2, N, D, IM * c->n_shared_experts, W(ly->gate), W(ly->up), W(ly->down), x->fg, x->fu,
-                           v->h, v->Y);
+            k2c_swiglu_fwd(x->xn2, N, D, IM * c->n_shared_experts, W(ly->gate), W(ly->down), x->fgu, v->h, v->Y);
         else
             memset(v->Y, 0, (size_t)N * D * sizeof(float));
         /* One expert per thread (BLAS runs serially inside the region): an expert's matrices are too small
          * for two threads to share each product, and one region replaces a fork/join per product. Every
          * expert writes its own rows of the pair buffers, so the result does not depend on the schedule. */
         #pragma omp parallel for schedule(dynamic, 1)
-        for (int e = 0; e < E; e++) {
-            int n = x->count[e + 1] - x->count[e], base = x->count[e];
+        for (int i = 0; i < E; i++) {
+            int e = x->busiest[i], n = x->count[e + 1] - x->count[e], base = x->count[e];
             if (!n) continue;
             const float *We = W(ly->experts + (size_t)e * ly->expert_stride);
             float *Xe = v->Xe + (size_t)base * D;
             for (int j = 0; j < n; j++)
                 memcpy(Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
-            k2c_swiglu_fwd(Xe, n, D, IM, We, We + (size_t)IM * D, We + (size_t)2 * IM * D, x->eg + (size_t)base * IM,
-                           x->eu + (size_t)base * IM, v->h + (size_t)base * IM, x->ey + (size_t)base * D);
+            k2c_swiglu_fwd(Xe, n, D, IM, We, We + (size_t)2 * IM * D, x->egu + (size_t)base * 2 * IM,
+                           v->h + (size_t)base * IM, x->ey + (size_t)base * D);
         }
         #pragma omp parallel for schedule(static)
         for (int t = 0; t < N; t++)
@@ -536,13 +539,13 @@ static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss
     lview *x = &v->l[l];
     int N = B * T, D = c->hidden_size;
     if (!ly->is_moe) {
-        k2c_swiglu_bwd(x->xn2, N, D, c->intermediate_size, W(ly->gate), W(ly->up), W(ly->down), x->fg, x->fu, v->h,
-                       v->h2, v->dX, v->dXN, G(ly->gate), G(ly->up), G(ly->down));
+        k2c_swiglu_bwd(x->xn2, N, D, c->intermediate_size, W(ly->gate), W(ly->down), x->fgu, v->h, v->dgu, v->dX,
+                       v->dXN, G(ly->gate), G(ly->down));
     } else {
         int E = c->n_routed_experts, K = c->num_experts_per_tok, IM = c->moe_intermediate_size, NK = N * K;
         if (ly->gate != (size_t)-1)
-            k2c_swiglu_bwd(x->xn2, N, D, IM * c->n_shared_experts, W(ly->gate), W(ly->up), W(ly->down), x->fg, x->fu,
-                           v->h, v->h2, v->dX, v->dXN, G(ly->gate), G(ly->up), G(ly->down));
+            k2c_swiglu_bwd(x->xn2, N, D, IM * c->n_shared_experts, W(ly->gate), W(ly->down), x->fgu, v->h, v->dgu,
+                           v->dX, v->dXN, G(ly->gate), G(ly->down));
         else
             memset(v->dXN, 0, (size_t)N * D * sizeof(float));
         /* y = sum_k w_k Y_k: dw_k = dy . Y_k, dY_k = w_k dy */
@@ -555,18 +558,17 @@ static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss
             for (int d = 0; d < D; d++) dye[d] = wt * dy[d];
         }
         #pragma omp parallel for schedule(dynamic, 1)     /* one expert per thread, as in the forward */
-        for (int e = 0; e < E; e++) {
-            int n = x->count[e + 1] - x->count[e], base = x->count[e];
+        for (int i = 0; i < E; i++) {
+            int e = x->busiest[i], n = x->count[e + 1] - x->count[e], base = x->count[e];
             if (!n) continue;
             size_t off = ly->experts + (size_t)e * ly->expert_stride;
             const float *We = W(off);
             float *Ge = G(off), *Xe = v->Xe + (size_t)base * D;
             for (int j = 0; j < n; j++)
                 memcpy(Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
-            k2c_swiglu_bwd(Xe, n, D, IM, We, We + (size_t)IM * D, We + (size_t)2 * IM * D, x->eg + (size_t)base * IM,
-                           x->eu + (size_t)base * IM, v->h + (size_t)base * IM, v->h2 + (size_t)base * IM,
-                           v->dYe + (size_t)base * D, v->dXe + (size_t)base * D, Ge, Ge + (size_t)IM * D,
-                           Ge + (size_t)2 * IM * D);
+            k2c_swiglu_bwd(Xe, n, D, IM, We, We + (size_t)2 * IM * D, x->egu + (size_t)base * 2 * IM,
+                           v->h + (size_t)base * IM, v->dgu + (size_t)base * 2 * IM, v->dYe + (size_t)base * D,
+                           v->dXe + (size_t)base * D, Ge, Ge + (size_t)2 * IM * D);
         }
         #pragma omp parallel for schedule(static)
         for (int t = 0; t < N; t++) {

@@ -115,23 +115,24 @@ static void test_fd_attention(void) {
     EXPECT(e1 < 2e-3f && e2 < 2e-3f && e3 < 2e-3f, "attention dq %g dkv %g dkp %g", e1, e2, e3);
 }
 
-typedef struct { float *x, *Wg, *Wu, *Wd, *g, *u, *h, *y, *R; int N, D, F; } sw_ctx;
+typedef struct { float *x, *Wgu, *Wd, *gu, *h, *y, *R; int N, D, F; } sw_ctx;
 static double sw_obj(void *cx) {
     sw_ctx *s = cx;
-    k2c_swiglu_fwd(s->x, s->N, s->D, s->F, s->Wg, s->Wu, s->Wd, s->g, s->u, s->h, s->y);
+    k2c_swiglu_fwd(s->x, s->N, s->D, s->F, s->Wgu, s->Wd, s->gu, s->h, s->y);
     return dsum(s->y, s->R, (size_t)s->N * s->D);
 }
 static void test_fd_swiglu(void) {
     enum { N = 3, D = 6, F = 5 };
-    float x[N * D], Wg[F * D], Wu[F * D], Wd[D * F], g[N * F], u[N * F], h[N * F], h2[N * F], y[N * D], R[N * D];
-    float dx[N * D], dWg[F * D] = {0}, dWu[F * D] = {0}, dWd[D * F] = {0};
-    fill(x, N * D, 1); fill(Wg, F * D, 1); fill(Wu, F * D, 1); fill(Wd, D * F, 1); fill(R, N * D, 1);
-    sw_ctx c = {x, Wg, Wu, Wd, g, u, h, y, R, N, D, F};
+    float x[N * D], Wgu[2 * F * D], Wd[D * F], gu[N * 2 * F], h[N * F], dgu[N * 2 * F], y[N * D], R[N * D];
+    float dx[N * D], dWgu[2 * F * D] = {0}, dWd[D * F] = {0};
+    fill(x, N * D, 1); fill(Wgu, 2 * F * D, 1); fill(Wd, D * F, 1); fill(R, N * D, 1);
+    sw_ctx c = {x, Wgu, Wd, gu, h, y, R, N, D, F};
     sw_obj(&c);
-    k2c_swiglu_bwd(x, N, D, F, Wg, Wu, Wd, g, u, h, h2, R, dx, dWg, dWu, dWd);
-    float e[4] = {fd_check(sw_obj, &c, x, dx, N * D, 1e-2f), fd_check(sw_obj, &c, Wg, dWg, F * D, 1e-2f),
-                  fd_check(sw_obj, &c, Wu, dWu, F * D, 1e-2f), fd_check(sw_obj, &c, Wd, dWd, D * F, 1e-2f)};
-    EXPECT(e[0] < 1e-3f && e[1] < 1e-3f && e[2] < 1e-3f && e[3] < 1e-3f, "swiglu %g %g %g %g", e[0], e[1], e[2], e[3]);
+    k2c_swiglu_bwd(x, N, D, F, Wgu, Wd, gu, h, dgu, R, dx, dWgu, dWd);
+    float e[4] = {fd_check(sw_obj, &c, x, dx, N * D, 1e-2f), fd_check(sw_obj, &c, Wgu, dWgu, F * D, 1e-2f),
+                  fd_check(sw_obj, &c, Wgu + F * D, dWgu + F * D, F * D, 1e-2f), fd_check(sw_obj, &c, Wd, dWd, D * F, 1e-2f)};
+    EXPECT(e[0] < 1e-3f && e[1] < 1e-3f && e[2] < 1e-3f && e[3] < 1e-3f, "swiglu x %g gate %g up %g down %g", e[0], e[1],
+           e[2], e[3]);
 }
 
 typedef struct { k2c_config *c; float *z, *w, *R; int *idx; } rt_ctx;
