@@ -54,7 +54,7 @@ static inline float dotf(const float *a, const float *b, int n) {
 /* ------------------------------------------------------------------ RMSNorm */
 /* y [N, n] (row stride ys) = w * x / sqrt(mean(x^2) + eps); rstd [N]. Same arithmetic as k2c_rmsnorm. */
 static void rms_fwd(float *y, int ys, float *rstd, const float *x, int xs, const float *w, int N, int n, float eps) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (int t = 0; t < N; t++) {
         rstd[t] = k2c_vrms_row(y + (size_t)t * ys, x + (size_t)t * xs, w, n, eps);
     }
@@ -356,33 +356,61 @@ void k2c_tacts_reset_stats(k2c_tacts *a, const k2c_tmodel *m) {
 #define G(off) (m->g + (off))
 
 /* ------------------------------------------------------------------ attention layer */
+/* Rows [t0, t0 + n) of everything before the attention core: norm, q and kv projections with their norms,
+ * RoPE. All of it works token by token. */
+static void attn_proj_rows(const k2c_tmodel *m, lview *x, int l, int t0, int n, int T) {
+    const k2c_config *c = &m->cfg;
+    const k2c_tlayer *ly = &m->layers[l];
+    int D = c->hidden_size, H = c->num_attention_heads, dn = c->qk_nope_head_dim;
+    int dr = c->qk_rope_head_dim, r = c->kv_lora_rank, ql = c->q_lora_rank, qd = dn + dr, kvd = dn + c->v_head_dim;
+    size_t o = (size_t)t0;
+    float *xn1 = x->xn1 + o * D, *Q = x->Q + o * H * qd, *kva = x->kva + o * (r + dr);
+    rms_fwd(xn1, D, x->r1 + o, x->xin + o * D, D, W(ly->attn_norm), n, D, (float)c->rms_norm_eps);
+    if (ql) {
+        mm_fwd(xn1, D, n, D, W(ly->q_a), ql, x->qa + o * ql, ql, 0);
+        rms_fwd(x->cq + o * ql, ql, x->rq + o, x->qa + o * ql, ql, W(ly->q_a_norm), n, ql, QK_NORM_EPS);
+        mm_fwd(x->cq + o * ql, ql, n, ql, W(ly->q_b), H * qd, Q, H * qd, 0);
+    } else {
+        mm_fwd(xn1, D, n, D, W(ly->q), H * qd, Q, H * qd, 0);
+    }
+    mm_fwd(xn1, D, n, D, W(ly->kv_a), r + dr, kva, r + dr, 0);
+    rms_fwd(x->cn + o * r, r, x->rkv + o, kva, r + dr, W(ly->kv_a_norm), n, r, QK_NORM_EPS);
+    for (int i = 0; i < n; i++) {
+        int pos = (t0 + i) % T;
+        float *kpe = x->kpe + (o + i) * dr;
+        memcpy(kpe, kva + (size_t)i * (r + dr) + r, (size_t)dr * sizeof(float));
+        k2c_rope_apply(kpe, dr, pos, m->inv_freq, m->rope_mscale);
+        for (int h = 0; h < H; h++)
+            k2c_rope_apply(Q + (size_t)i * H * qd + (size_t)h * qd + dn, dr, pos, m->inv_freq, m->rope_mscale);
+    }
+    mm_fwd(x->cn + o * r, r, n, r, W(ly->kv_b), H * kvd, x->KV + o * H * kvd, H * kvd, 0);
+}
+
+/* Splits rows [0, N) evenly over the threads of the enclosing parallel region: this thread's block. */
+static int row_block(int N, int *t0) {
+    int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    *t0 = (int)((long)N * id / nt);
+    return (int)((long)N * (id + 1) / nt) - *t0;
+}
+
 static void attn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T) {
     const k2c_config *c = &m->cfg;
     const k2c_tlayer *ly = &m->layers[l];
     views *v = a->lay;
     lview *x = &v->l[l];
     int N = B * T, D = c->hidden_size, H = c->num_attention_heads, dn = c->qk_nope_head_dim;
-    int dr = c->qk_rope_head_dim, dv = c->v_head_dim, r = c->kv_lora_rank, ql = c->q_lora_rank;
+    int dr = c->qk_rope_head_dim, dv = c->v_head_dim;
     int qd = dn + dr, kvd = dn + dv;
-    rms_fwd(x->xn1, D, x->r1, x->xin, D, W(ly->attn_norm), N, D, (float)c->rms_norm_eps);
-    if (ql) {
-        mm_fwd(x->xn1, D, N, D, W(ly->q_a), ql, x->qa, ql, 0);
-        rms_fwd(x->cq, ql, x->rq, x->qa, ql, W(ly->q_a_norm), N, ql, QK_NORM_EPS);
-        mm_fwd(x->cq, ql, N, ql, W(ly->q_b), H * qd, x->Q, H * qd, 0);
-    } else {
-        mm_fwd(x->xn1, D, N, D, W(ly->q), H * qd, x->Q, H * qd, 0);
+    /* Each thread takes a block of tokens through the whole chain before the core with single-threaded
+     * GEMMs (OpenBLAS runs serially inside a parallel region): one parallel region instead of eight, and
+     * each product is large enough to run at one core's full speed, where sharing the small products
+     * between threads cost more in hand-offs than it saved. Blocks depend only on N and the thread
+     * count, so a run stays bit-reproducible at a given thread count. */
+    #pragma omp parallel
+    {
+        int t0, n = row_block(N, &t0);
+        if (n > 0) attn_proj_rows(m, x, l, t0, n, T);
     }
-    mm_fwd(x->xn1, D, N, D, W(ly->kv_a), r + dr, x->kva, r + dr, 0);
-    rms_fwd(x->cn, r, x->rkv, x->kva, r + dr, W(ly->kv_a_norm), N, r, QK_NORM_EPS);
-    #pragma omp parallel for schedule(static)
-    for (int t = 0; t < N; t++) {
-        int pos = t % T;
-        memcpy(x->kpe + (size_t)t * dr, x->kva + (size_t)t * (r + dr) + r, (size_t)dr * sizeof(float));
-        k2c_rope_apply(x->kpe + (size_t)t * dr, dr, pos, m->inv_freq, m->rope_mscale);
-        for (int h = 0; h < H; h++)
-            k2c_rope_apply(x->Q + (size_t)t * H * qd + (size_t)h * qd + dn, dr, pos, m->inv_freq, m->rope_mscale);
-    }
-    mm_fwd(x->cn, r, N, r, W(ly->kv_b), H * kvd, x->KV, H * kvd, 0);
     #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
@@ -393,8 +421,14 @@ static void attn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T) {
     }
     for (int bh = 0; bh < B * H; bh++)
         if (v->smax[bh] > a->attn_max[l * H + bh % H]) a->attn_max[l * H + bh % H] = v->smax[bh];
-    memcpy(x->xmid, x->xin, (size_t)N * D * sizeof(float));
-    mm_fwd(x->att, H * dv, N, H * dv, W(ly->o), D, x->xmid, D, 1);
+    #pragma omp parallel
+    {
+        int t0, n = row_block(N, &t0);
+        if (n > 0) {
+            memcpy(x->xmid + (size_t)t0 * D, x->xin + (size_t)t0 * D, (size_t)n * D * sizeof(float));
+            mm_fwd(x->att + (size_t)t0 * H * dv, H * dv, n, H * dv, W(ly->o), D, x->xmid + (size_t)t0 * D, D, 1);
+        }
+    }
 }
 
 /* dX: in, the gradient at xmid; out, the gradient at xin. */
