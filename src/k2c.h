@@ -614,9 +614,10 @@ void k2c_attn_bwd(const float *q, int qs, const float *kv, int ks, const float *
  * trainer's parameter table lays out gate_proj and up_proj); gu [N, 2F] keeps each row's gate then up outputs. */
 void k2c_swiglu_fwd(const float *x, int N, int D, int F, const float *Wgu, const float *Wd, float *gu, float *h,
                     float *y);
-/* dx [N, D] (overwritten, may be NULL), dWgu [2F, D] and dWd += ; h [N, F] and dgu [N, 2F] scratch. */
-void k2c_swiglu_bwd(const float *x, int N, int D, int F, const float *Wgu, const float *Wd, const float *gu, float *h,
-                    float *dgu, const float *dy, float *dx, float *dWgu, float *dWd);
+/* dx [N, D] (overwritten, may be NULL), dWgu [2F, D] and dWd += ; gu and h [N, F] from the forward; dh [N, F] and
+ * dgu [N, 2F] scratch. */
+void k2c_swiglu_bwd(const float *x, int N, int D, int F, const float *Wgu, const float *Wd, const float *gu,
+                    const float *h, float *dh, float *dgu, const float *dy, float *dx, float *dWgu, float *dWd);
 /* Router weights of the chosen experts from the router logits [E]: dlogits [E] (overwritten) from dw [k]
  * (the gradient of the k weights k2c_moe_route produced for idx). */
 void k2c_router_bwd(const k2c_config *c, const float *logits, const int *idx, const float *dw, float *dlogits);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SHARED_BLOCKS 4      /* token blocks of the shared expert in the forward's expert pool */
 #define QK_NORM_EPS 1e-6f   /* q_a_layernorm / kv_a_layernorm: the reference uses 1e-6 whatever rms_norm_eps says */
 
 /* ------------------------------------------------------------------ GEMM helpers (row-major) */
@@ -40,6 +41,37 @@ static void mm_dw(const float *dY, int ldy, int N, int out, const float *X, int 
 static void mm_dx(const float *dY, int ldy, int N, int out, const float *W, int in, float *dX, int ldx, int acc) {
     if (N <= 0) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dY, ldy, W, in, acc ? 1.0f : 0.0f, dX, ldx);
+}
+
+/* Both gradients of Y = X W^T at once: dW [out, in] += dY^T X and dX [N, in] (ldx) (+)= dY W (dX may be NULL).
+ * One parallel region of single-threaded products: dW split by its rows, dX by its rows, 2 x threads tasks.
+ * Sharing each small product between threads through OpenBLAS cost a fork/join per product and left the
+ * threads waiting on each other; here the two products fill the threads together. A split changes no
+ * element's sum (every dW element still sums over all N rows in OpenBLAS's order), so the result does not
+ * depend on the thread count. Inside a parallel region (an expert task) the two run serially. */
+static void mm_bwd(const float *dY, int ldy, int N, int out, const float *X, int ldx, int in, const float *W,
+                   float *dW, float *dX, int lddx, int acc) {
+    if (N <= 0) return;
+    if (omp_in_parallel() || omp_get_max_threads() == 1) {
+        mm_dw(dY, ldy, N, out, X, ldx, in, dW);
+        if (dX) mm_dx(dY, ldy, N, out, W, in, dX, lddx, acc);
+        return;
+    }
+    int nt = omp_get_max_threads(), ntask = dX ? 2 * nt : nt;
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < ntask; i++) {
+        if (i < nt) {
+            int o0 = (int)((long)out * i / nt), no = (int)((long)out * (i + 1) / nt) - o0;
+            if (no > 0)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, no, in, N, 1.0f, dY + o0, ldy, X, ldx, 1.0f,
+                            dW + (size_t)o0 * in, in);
+        } else {
+            int j = i - nt, t0 = (int)((long)N * j / nt), n = (int)((long)N * (j + 1) / nt) - t0;
+            if (n > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dY + (size_t)t0 * ldy, ldy, W,
+                            in, acc ? 1.0f : 0.0f, dX + (size_t)t0 * lddx, lddx);
+        }
+    }
 }
 
 /* Vectorized (16 partial sums): the strict left-to-right sum is one chain of dependent multiply-adds. The
@@ -157,19 +189,16 @@ void k2c_swiglu_fwd(const float *x, int N, int D, int F, const float *Wgu, const
     mm_fwd(h, F, N, F, Wd, D, y, D, 0);
 }
 
-void k2c_swiglu_bwd(const float *x, int N, int D, int F, const float *Wgu, const float *Wd, const float *gu, float *h,
-                    float *dgu, const float *dy, float *dx, float *dWgu, float *dWd) {
-    silu_mul(h, gu, N, F);
-    mm_dw(dy, D, N, D, h, F, F, dWd);                   /* dWd [D, F] += dy^T h */
-    mm_dx(dy, D, N, D, Wd, F, h, F, 0);                 /* dh [N, F] = dy Wd */
+void k2c_swiglu_bwd(const float *x, int N, int D, int F, const float *Wgu, const float *Wd, const float *gu,
+                    const float *h, float *dh, float *dgu, const float *dy, float *dx, float *dWgu, float *dWd) {
+    mm_bwd(dy, D, N, D, h, F, F, Wd, dWd, dh, F, 0);    /* dWd [D, F] += dy^T h;  dh [N, F] = dy Wd */
     #pragma omp parallel for schedule(static) if (!omp_in_parallel())
     for (int t = 0; t < N; t++) {                       /* dgu rows: dg, du */
         const float *g = gu + (size_t)t * 2 * F;
         float *dg = dgu + (size_t)t * 2 * F;
-        k2c_vsilu_mul_bwd(dg, dg + F, h + (size_t)t * F, g, g + F, F);
+        k2c_vsilu_mul_bwd(dg, dg + F, dh + (size_t)t * F, g, g + F, F);
     }
-    mm_dw(dgu, 2 * F, N, 2 * F, x, D, D, dWgu);         /* [dWg; dWu] [2F, D] += dgu^T x */
-    if (dx) mm_dx(dgu, 2 * F, N, 2 * F, Wgu, D, dx, D, 0);
+    mm_bwd(dgu, 2 * F, N, 2 * F, x, D, D, Wgu, dWgu, dx, D, 0);   /* [dWg; dWu] [2F, D] += dgu^T x */
 }
 
 /* ------------------------------------------------------------------ router */
@@ -234,8 +263,8 @@ double k2c_xent_fwd_bwd(float *logits, const int *targets, int N, int V, float s
 /* ------------------------------------------------------------------ activation arena */
 typedef struct {
     float *xin, *xn1, *r1, *qa, *rq, *cq, *Q, *kva, *rkv, *cn, *kpe, *KV, *P, *att, *xmid, *xn2, *r2;
-    float *fgu;                         /* dense FFN or shared experts: gate, up outputs [N, 2F] */
-    float *rlog, *wts, *ey, *egu;       /* router logits [N, E], weights [N, K]; pairs [NK, D], [NK, 2 IM] */
+    float *fgu, *fh;                    /* dense FFN or shared experts: gate, up outputs [N, 2F]; silu(g) u [N, F] */
+    float *rlog, *wts, *ey, *egu, *eh;  /* router logits [N, E], weights [N, K]; pairs [NK, D], [NK, 2 IM], [NK, IM] */
     float *auxf;                        /* [B, E] f_i of each sequence (aux loss) */
     int *idx, *order, *pos, *count;     /* [NK] chosen, [NK] pairs in expert order, [NK] inverse, [E+1] */
     int *busiest;                       /* [E] experts by pair count, largest first */
@@ -248,7 +277,7 @@ typedef struct {
     int *ids, *targets, *fill;
     float *smax;                        /* [B, H] per call */
     /* backward scratch */
-    float *dX, *dXN, *Y, *dA, *dQ, *dKV, *dkph, *dkpe, *dc, *dkva, *h, *dgu, *Xe, *dYe, *dXe, *gw, *dlog, *tmp;
+    float *dX, *dXN, *Y, *dA, *dQ, *dKV, *dkph, *dkpe, *dc, *dkva, *h, *dgu, *sdh, *sdgu, *Xe, *dYe, *dXe, *gw, *dlog, *tmp;
     int B, T, has_fwd;
     int nthr;                           /* threads the per-thread scratch was sized for */
     float aux_alpha;
@@ -286,12 +315,12 @@ static void layout(const k2c_tmodel *m, views *v, int B, int T, float *fb, size_
         x->P = takef(fb, &f, (size_t)B * H * T * T); x->att = takef(fb, &f, N * H * dv);
         x->xmid = takef(fb, &f, N * D); x->xn2 = takef(fb, &f, N * D); x->r2 = takef(fb, &f, N);
         if (!ly->is_moe) {
-            x->fgu = takef(fb, &f, 2 * N * Fd);
+            x->fgu = takef(fb, &f, 2 * N * Fd); x->fh = takef(fb, &f, N * Fd);
             continue;
         }
-        if (Fs) x->fgu = takef(fb, &f, 2 * N * Fs);
+        if (Fs) { x->fgu = takef(fb, &f, 2 * N * Fs); x->fh = takef(fb, &f, N * Fs); }
         x->rlog = takef(fb, &f, N * E); x->wts = takef(fb, &f, NK); x->ey = takef(fb, &f, NK * D);
-        x->egu = takef(fb, &f, 2 * NK * IM); x->auxf = takef(fb, &f, (size_t)B * E);
+        x->egu = takef(fb, &f, 2 * NK * IM); x->eh = takef(fb, &f, NK * IM); x->auxf = takef(fb, &f, (size_t)B * E);
         x->idx = takei(ib, &i, NK); x->order = takei(ib, &i, NK); x->pos = takei(ib, &i, NK);
         x->count = takei(ib, &i, E + 1); x->busiest = takei(ib, &i, E);
         hmax = maxz(hmax, maxz(N * Fs, NK * IM));
@@ -306,6 +335,7 @@ static void layout(const k2c_tmodel *m, views *v, int B, int T, float *fb, size_
     v->dA = takef(sb, &s, N * H * dv); v->dQ = takef(sb, &s, N * H * qd); v->dKV = takef(sb, &s, N * H * kvd);
     v->dkph = takef(sb, &s, N * H * dr); v->dkpe = takef(sb, &s, N * dr); v->dc = takef(sb, &s, N * maxz(r, ql));
     v->dkva = takef(sb, &s, N * (r + dr)); v->h = takef(sb, &s, hmax); v->dgu = takef(sb, &s, 2 * hmax);
+    v->sdh = takef(sb, &s, N * Fs); v->sdgu = takef(sb, &s, 2 * N * Fs);   /* the shared expert's, beside the routed ones' */
     v->Xe = takef(sb, &s, NK * D); v->dYe = takef(sb, &s, NK * D); v->dXe = takef(sb, &s, NK * D);
     v->gw = takef(sb, &s, NK); v->dlog = takef(sb, &s, N * E);
     v->nthr = omp_get_max_threads();
@@ -440,8 +470,7 @@ static void attn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T) {
     int N = B * T, D = c->hidden_size, H = c->num_attention_heads, dn = c->qk_nope_head_dim;
     int dr = c->qk_rope_head_dim, dv = c->v_head_dim, r = c->kv_lora_rank, ql = c->q_lora_rank;
     int qd = dn + dr, kvd = dn + dv;
-    mm_dw(v->dX, D, N, D, x->att, H * dv, H * dv, G(ly->o));
-    mm_dx(v->dX, D, N, D, W(ly->o), H * dv, v->dA, H * dv, 0);
+    mm_bwd(v->dX, D, N, D, x->att, H * dv, H * dv, W(ly->o), G(ly->o), v->dA, H * dv, 0);
     int nthr = omp_get_max_threads() < v->nthr ? omp_get_max_threads() : v->nthr;
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
     for (int bh = 0; bh < B * H; bh++) {
@@ -466,20 +495,15 @@ static void attn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T) {
         for (int h = 0; h < H; h++)
             k2c_rope_backward(v->dQ + (size_t)t * H * qd + (size_t)h * qd + dn, dr, i, m->inv_freq, m->rope_mscale);
     }
-    mm_dw(v->dKV, H * kvd, N, H * kvd, x->cn, r, r, G(ly->kv_b));
-    mm_dx(v->dKV, H * kvd, N, H * kvd, W(ly->kv_b), r, v->dc, r, 0);
+    mm_bwd(v->dKV, H * kvd, N, H * kvd, x->cn, r, r, W(ly->kv_b), G(ly->kv_b), v->dc, r, 0);
     rms_bwd(v->dkva, r + dr, G(ly->kv_a_norm), v->dc, r, x->kva, r + dr, x->rkv, W(ly->kv_a_norm), N, r, 0);
-    mm_dw(v->dkva, r + dr, N, r + dr, x->xn1, D, D, G(ly->kv_a));
-    mm_dx(v->dkva, r + dr, N, r + dr, W(ly->kv_a), D, v->dXN, D, 0);
+    mm_bwd(v->dkva, r + dr, N, r + dr, x->xn1, D, D, W(ly->kv_a), G(ly->kv_a), v->dXN, D, 0);
     if (ql) {
-        mm_dw(v->dQ, H * qd, N, H * qd, x->cq, ql, ql, G(ly->q_b));
-        mm_dx(v->dQ, H * qd, N, H * qd, W(ly->q_b), ql, v->dc, ql, 0);
+        mm_bwd(v->dQ, H * qd, N, H * qd, x->cq, ql, ql, W(ly->q_b), G(ly->q_b), v->dc, ql, 0);
         rms_bwd(v->dc, ql, G(ly->q_a_norm), v->dc, ql, x->qa, ql, x->rq, W(ly->q_a_norm), N, ql, 0);
-        mm_dw(v->dc, ql, N, ql, x->xn1, D, D, G(ly->q_a));
-        mm_dx(v->dc, ql, N, ql, W(ly->q_a), D, v->dXN, D, 1);
+        mm_bwd(v->dc, ql, N, ql, x->xn1, D, D, W(ly->q_a), G(ly->q_a), v->dXN, D, 1);
     } else {
-        mm_dw(v->dQ, H * qd, N, H * qd, x->xn1, D, D, G(ly->q));
-        mm_dx(v->dQ, H * qd, N, H * qd, W(ly->q), D, v->dXN, D, 1);
+        mm_bwd(v->dQ, H * qd, N, H * qd, x->xn1, D, D, W(ly->q), G(ly->q), v->dXN, D, 1);
     }
     rms_bwd(v->dX, D, G(ly->attn_norm), v->dXN, D, x->xin, D, x->r1, W(ly->attn_norm), N, D, 1);
 }
@@ -497,7 +521,7 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
     rms_fwd(x->xn2, D, x->r2, x->xmid, D, W(ly->ffn_norm), N, D, (float)c->rms_norm_eps);
     if (!ly->is_moe) {
         int F = c->intermediate_size;
-        k2c_swiglu_fwd(x->xn2, N, D, F, W(ly->gate), W(ly->down), x->fgu, v->h, v->Y);
+        k2c_swiglu_fwd(x->xn2, N, D, F, W(ly->gate), W(ly->down), x->fgu, x->fh, v->Y);
     } else {
         int E = c->n_routed_experts, K = c->num_experts_per_tok, IM = c->moe_intermediate_size, NK = N * K;
         mm_fwd(x->xn2, D, N, D, W(ly->router), E, x->rlog, E, 0);
@@ -535,23 +559,28 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
                 for (int e = 0; e < E; e++) a->aux_loss += f[e] * Pi[e];
             }
         }
-        if (ly->gate != (size_t)-1)
-            k2c_swiglu_fwd(x->xn2, N, D, IM * c->n_shared_experts, W(ly->gate), W(ly->down), x->fgu, v->h, v->Y);
-        else
-            memset(v->Y, 0, (size_t)N * D * sizeof(float));
         /* One expert per thread (BLAS runs serially inside the region): an expert's matrices are too small
-         * for two threads to share each product, and one region replaces a fork/join per product. Every
-         * expert writes its own rows of the pair buffers, so the result does not depend on the schedule. */
+         * for two threads to share each product, and one region replaces a fork/join per product. The shared
+         * expert joins the same pool as SHARED_BLOCKS blocks of tokens, handed out first (they are the
+         * largest). Every task writes its own rows, so the result does not depend on the schedule. */
+        int Fs = IM * c->n_shared_experts, nsh = ly->gate != (size_t)-1 ? SHARED_BLOCKS : 0;
+        if (!nsh) memset(v->Y, 0, (size_t)N * D * sizeof(float));
         #pragma omp parallel for schedule(dynamic, 1)
-        for (int i = 0; i < E; i++) {
-            int e = x->busiest[i], n = x->count[e + 1] - x->count[e], base = x->count[e];
+        for (int i = 0; i < nsh + E; i++) {
+            if (i < nsh) {
+                size_t t0 = (size_t)N * i / nsh, n = (size_t)N * (i + 1) / nsh - t0;
+                k2c_swiglu_fwd(x->xn2 + t0 * D, (int)n, D, Fs, W(ly->gate), W(ly->down), x->fgu + t0 * 2 * Fs,
+                               x->fh + t0 * Fs, v->Y + t0 * D);
+                continue;
+            }
+            int e = x->busiest[i - nsh], n = x->count[e + 1] - x->count[e], base = x->count[e];
             if (!n) continue;
             const float *We = W(ly->experts + (size_t)e * ly->expert_stride);
             float *Xe = v->Xe + (size_t)base * D;
             for (int j = 0; j < n; j++)
                 memcpy(Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
             k2c_swiglu_fwd(Xe, n, D, IM, We, We + (size_t)2 * IM * D, x->egu + (size_t)base * 2 * IM,
-                           v->h + (size_t)base * IM, x->ey + (size_t)base * D);
+                           x->eh + (size_t)base * IM, x->ey + (size_t)base * D);
         }
         #pragma omp parallel for schedule(static)
         for (int t = 0; t < N; t++)
@@ -573,15 +602,12 @@ static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss
     lview *x = &v->l[l];
     int N = B * T, D = c->hidden_size;
     if (!ly->is_moe) {
-        k2c_swiglu_bwd(x->xn2, N, D, c->intermediate_size, W(ly->gate), W(ly->down), x->fgu, v->h, v->dgu, v->dX,
-                       v->dXN, G(ly->gate), G(ly->down));
+        k2c_swiglu_bwd(x->xn2, N, D, c->intermediate_size, W(ly->gate), W(ly->down), x->fgu, x->fh, v->h, v->dgu,
+                       v->dX, v->dXN, G(ly->gate), G(ly->down));
     } else {
         int E = c->n_routed_experts, K = c->num_experts_per_tok, IM = c->moe_intermediate_size, NK = N * K;
-        if (ly->gate != (size_t)-1)
-            k2c_swiglu_bwd(x->xn2, N, D, IM * c->n_shared_experts, W(ly->gate), W(ly->down), x->fgu, v->h, v->dgu,
-                           v->dX, v->dXN, G(ly->gate), G(ly->down));
-        else
-            memset(v->dXN, 0, (size_t)N * D * sizeof(float));
+        int Fs = IM * c->n_shared_experts, nsh = ly->gate != (size_t)-1;
+        if (!nsh) memset(v->dXN, 0, (size_t)N * D * sizeof(float));
         /* y = sum_k w_k Y_k: dw_k = dy . Y_k, dY_k = w_k dy */
         #pragma omp parallel for schedule(static)
         for (int i = 0; i < NK; i++) {
@@ -591,9 +617,16 @@ static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss
             float wt = x->wts[i], *dye = v->dYe + (size_t)p * D;
             for (int d = 0; d < D; d++) dye[d] = wt * dy[d];
         }
-        #pragma omp parallel for schedule(dynamic, 1)     /* one expert per thread, as in the forward */
-        for (int i = 0; i < E; i++) {
-            int e = x->busiest[i], n = x->count[e + 1] - x->count[e], base = x->count[e];
+        /* One expert per thread, as in the forward; the shared expert is one task (its weight gradients
+         * are sums over all tokens, which blocks of tokens would race on), handed out first. */
+        #pragma omp parallel for schedule(dynamic, 1)
+        for (int i = 0; i < nsh + E; i++) {
+            if (i < nsh) {
+                k2c_swiglu_bwd(x->xn2, N, D, Fs, W(ly->gate), W(ly->down), x->fgu, x->fh, v->sdh, v->sdgu, v->dX,
+                               v->dXN, G(ly->gate), G(ly->down));
+                continue;
+            }
+            int e = x->busiest[i - nsh], n = x->count[e + 1] - x->count[e], base = x->count[e];
             if (!n) continue;
             size_t off = ly->experts + (size_t)e * ly->expert_stride;
             const float *We = W(off);
@@ -601,8 +634,8 @@ static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss
             for (int j = 0; j < n; j++)
                 memcpy(Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
             k2c_swiglu_bwd(Xe, n, D, IM, We, We + (size_t)2 * IM * D, x->egu + (size_t)base * 2 * IM,
-                           v->h + (size_t)base * IM, v->dgu + (size_t)base * 2 * IM, v->dYe + (size_t)base * D,
-                           v->dXe + (size_t)base * D, Ge, Ge + (size_t)2 * IM * D);
+                           x->eh + (size_t)base * IM, v->h + (size_t)base * IM, v->dgu + (size_t)base * 2 * IM,
+                           v->dYe + (size_t)base * D, v->dXe + (size_t)base * D, Ge, Ge + (size_t)2 * IM * D);
         }
         #pragma omp parallel for schedule(static)
         for (int t = 0; t < N; t++) {
@@ -624,8 +657,7 @@ static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss
                 for (int e = 0; e < E; e++) dl[e] += (coef * f[e] - dot) / S * s[e] * (1.0f - s[e]);
             }
         }
-        mm_dw(v->dlog, E, N, E, x->xn2, D, D, G(ly->router));
-        mm_dx(v->dlog, E, N, E, W(ly->router), D, v->dXN, D, 1);
+        mm_bwd(v->dlog, E, N, E, x->xn2, D, D, W(ly->router), G(ly->router), v->dXN, D, 1);
     }
     rms_bwd(v->dX, D, G(ly->ffn_norm), v->dXN, D, x->xmid, D, x->r2, W(ly->ffn_norm), N, D, 1);
 }

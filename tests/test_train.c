@@ -123,12 +123,12 @@ static double sw_obj(void *cx) {
 }
 static void test_fd_swiglu(void) {
     enum { N = 3, D = 6, F = 5 };
-    float x[N * D], Wgu[2 * F * D], Wd[D * F], gu[N * 2 * F], h[N * F], dgu[N * 2 * F], y[N * D], R[N * D];
+    float x[N * D], Wgu[2 * F * D], Wd[D * F], gu[N * 2 * F], h[N * F], dh[N * F], dgu[N * 2 * F], y[N * D], R[N * D];
     float dx[N * D], dWgu[2 * F * D] = {0}, dWd[D * F] = {0};
     fill(x, N * D, 1); fill(Wgu, 2 * F * D, 1); fill(Wd, D * F, 1); fill(R, N * D, 1);
     sw_ctx c = {x, Wgu, Wd, gu, h, y, R, N, D, F};
     sw_obj(&c);
-    k2c_swiglu_bwd(x, N, D, F, Wgu, Wd, gu, h, dgu, R, dx, dWgu, dWd);
+    k2c_swiglu_bwd(x, N, D, F, Wgu, Wd, gu, h, dh, dgu, R, dx, dWgu, dWd);
     float e[4] = {fd_check(sw_obj, &c, x, dx, N * D, 1e-2f), fd_check(sw_obj, &c, Wgu, dWgu, F * D, 1e-2f),
                   fd_check(sw_obj, &c, Wgu + F * D, dWgu + F * D, F * D, 1e-2f), fd_check(sw_obj, &c, Wd, dWd, D * F, 1e-2f)};
     EXPECT(e[0] < 1e-3f && e[1] < 1e-3f && e[2] < 1e-3f && e[3] < 1e-3f, "swiglu x %g gate %g up %g down %g", e[0], e[1],
