@@ -50,7 +50,14 @@ void k2c_optim_free(k2c_optim *o) {
 }
 
 /* X [rows, cols] with rows <= cols after the caller's transpose. tmp: 2*rows^2 + rows*cols floats.
- * X <- X / (||X||_F + 1e-7); 5 times: A = X X^T; B = b A + c A A; X = a X + B X. */
+ * X <- X / (||X||_F + 1e-7); 5 times: A = X X^T; B = b A + c A A; X = a X + B X.
+ * A and A A are symmetric (A A = A A^T), so both come from ssyrk, which computes one triangle: a third fewer
+ * FLOPs per iteration at rows = cols / 2 (an expert's gate or up matrix). The other triangle is mirrored. */
+static void mirror_upper(float *S, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = 0; j < i; j++) S[(size_t)i * n + j] = S[(size_t)j * n + i];
+}
+
 static void ns5_wide(float *X, int rows, int cols, int steps, float *tmp) {
     const float a = 3.4445f, b = -4.7750f, c = 2.0315f;
     float *A = tmp, *Bm = A + (size_t)rows * rows, *BX = Bm + (size_t)rows * rows;
@@ -60,9 +67,12 @@ static void ns5_wide(float *X, int rows, int cols, int steps, float *tmp) {
     float inv = (float)(1.0 / (sqrt(nrm) + 1e-7));
     for (size_t i = 0; i < n; i++) X[i] *= inv;
     for (int s = 0; s < steps; s++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, rows, cols, 1.0f, X, cols, X, cols, 0.0f, A, rows);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, rows, rows, c, A, rows, A, rows, 0.0f, Bm, rows);
-        for (size_t i = 0; i < (size_t)rows * rows; i++) Bm[i] += b * A[i];
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, rows, cols, 1.0f, X, cols, 0.0f, A, rows);
+        mirror_upper(A, rows);
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, rows, rows, c, A, rows, 0.0f, Bm, rows);
+        for (int i = 0; i < rows; i++)
+            for (int j = i; j < rows; j++) Bm[(size_t)i * rows + j] += b * A[(size_t)i * rows + j];
+        mirror_upper(Bm, rows);
         memcpy(BX, X, n * sizeof *X);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, rows, 1.0f, Bm, rows, X, cols, a, BX, cols);
         memcpy(X, BX, n * sizeof *X);
