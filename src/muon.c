@@ -95,13 +95,10 @@ static void muon_one(k2c_optim *o, const k2c_param *p, float *w, const float *g,
     int A = (int)p->shape[0], B = (int)p->shape[1];
     size_t n = p->numel;
     float *tmp = U + n, mu = o->momentum;
-    for (size_t i = 0; i < n; i++) {
-        mom[i] = mu * mom[i] + g[i];
-        U[i] = g[i] + mu * mom[i];
-    }
+    k2c_vnesterov(mom, U, g, mu, n);
     k2c_ns5(U, A, B, o->ns_steps, tmp);
     float step = lr * o->rms_scale * sqrtf((float)(A > B ? A : B)), decay = 1.0f - lr * o->wd;
-    for (size_t i = 0; i < n; i++) w[i] = w[i] * decay - step * U[i];
+    k2c_vdecay_step(w, decay, step, U, n);
 }
 
 /* AdamW on every parameter that takes it, in one parallel region (a step has hundreds of small tensors;

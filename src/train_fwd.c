@@ -74,15 +74,6 @@ static void mm_bwd(const float *dY, int ldy, int N, int out, const float *X, int
     }
 }
 
-/* Vectorized (16 partial sums): the strict left-to-right sum is one chain of dependent multiply-adds. The
- * order is fixed for a given build, so runs stay bit-reproducible. */
-static inline float dotf(const float *a, const float *b, int n) {
-    float s = 0;
-    #pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 /* ------------------------------------------------------------------ RMSNorm */
 /* y [N, n] (row stride ys) = w * x / sqrt(mean(x^2) + eps); rstd [N]. Same arithmetic as k2c_rmsnorm. */
 static void rms_fwd(float *y, int ys, float *rstd, const float *x, int xs, const float *w, int N, int n, float eps) {
@@ -102,12 +93,7 @@ static void rms_bwd(float *dx, int dxs, float *dw, const float *dy, int dys, con
     for (int c0 = 0; c0 < n; c0 += 32) {
         int cn = n - c0 < 32 ? n - c0 : 32;
         double acc[32] = {0};
-        for (int t = 0; t < N; t++) {
-            const float *dyr = dy + (size_t)t * dys + c0, *xr = x + (size_t)t * xs + c0;
-            float r = rstd[t];
-            #pragma omp simd
-            for (int k = 0; k < cn; k++) acc[k] += (double)dyr[k] * (xr[k] * r);
-        }
+        k2c_vrms_dw(acc, dy + c0, dys, x + c0, xs, rstd, N, cn);
         for (int k = 0; k < cn; k++) dw[c0 + k] += (float)acc[k];
     }
     #pragma omp parallel for schedule(static)
@@ -154,7 +140,7 @@ void k2c_attn_bwd(const float *q, int qs, const float *kv, int ks, const float *
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dv, 1.0f, dout, os, kv + dn, ks, 0.0f, dS, T);
     for (int i = 0; i < T; i++) {
         const float *p = P + (size_t)i * T;
-        float *d = dS + (size_t)i * T, rowdot = dotf(p, d, i + 1);
+        float *d = dS + (size_t)i * T, rowdot = k2c_vdot(p, d, i + 1);
         #pragma omp simd
         for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - rowdot) * scale;
         memset(d + i + 1, 0, (size_t)(T - i - 1) * sizeof *d);
@@ -583,12 +569,14 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
                            x->eh + (size_t)base * IM, x->ey + (size_t)base * D);
         }
         #pragma omp parallel for schedule(static)
-        for (int t = 0; t < N; t++)
-            for (int k = 0; k < K; k++) {
-                float wt = x->wts[(size_t)t * K + k];
-                const float *ye = x->ey + (size_t)x->pos[(size_t)t * K + k] * D;
-                for (int d = 0; d < D; d++) v->Y[(size_t)t * D + d] += wt * ye[d];
-            }
+        for (int t = 0; t < N; t++) {                   /* out = xmid + shared + the routed experts' sum */
+            float *y = v->Y + (size_t)t * D, *o = out + (size_t)t * D;
+            for (int k = 0; k < K; k++)
+                k2c_vaxpy(y, x->wts[(size_t)t * K + k], x->ey + (size_t)x->pos[(size_t)t * K + k] * D, D);
+            memcpy(o, x->xmid + (size_t)t * D, (size_t)D * sizeof *o);
+            k2c_vaxpy(o, 1.0f, y, D);
+        }
+        return;
     }
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < (size_t)N * D; i++) out[i] = x->xmid[i] + v->Y[i];
@@ -613,9 +601,9 @@ static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss
         for (int i = 0; i < NK; i++) {
             const float *dy = v->dX + (size_t)(i / K) * D;
             int p = x->pos[i];
-            v->gw[i] = dotf(dy, x->ey + (size_t)p * D, D);
+            v->gw[i] = k2c_vdot(dy, x->ey + (size_t)p * D, D);
             float wt = x->wts[i], *dye = v->dYe + (size_t)p * D;
-            for (int d = 0; d < D; d++) dye[d] = wt * dy[d];
+            k2c_vscaled(dye, wt, dy, D);
         }
         /* One expert per thread, as in the forward; the shared expert is one task (its weight gradients
          * are sums over all tokens, which blocks of tokens would race on), handed out first. */
@@ -640,10 +628,7 @@ static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss
         #pragma omp parallel for schedule(static)
         for (int t = 0; t < N; t++) {
             float *dxn = v->dXN + (size_t)t * D;
-            for (int k = 0; k < K; k++) {
-                const float *s = v->dXe + (size_t)x->pos[(size_t)t * K + k] * D;
-                for (int d = 0; d < D; d++) dxn[d] += s[d];
-            }
+            for (int k = 0; k < K; k++) k2c_vaxpy(dxn, 1.0f, v->dXe + (size_t)x->pos[(size_t)t * K + k] * D, D);
             float *dl = v->dlog + (size_t)t * E;
             const float *z = x->rlog + (size_t)t * E;
             k2c_router_bwd(c, z, x->idx + (size_t)t * K, v->gw + (size_t)t * K, dl);
@@ -713,10 +698,12 @@ int k2c_train_backward(k2c_tmodel *m, k2c_tacts *a, float loss_scale) {
         ffn_bwd(m, a, l, B, T, loss_scale);
         attn_bwd(m, a, l, B, T);
     }
-    /* Rows of the embedding: in token order, so repeated ids add up deterministically. */
+    /* Rows of the embedding: in token order, so repeated ids add up deterministically; each thread owns a
+     * block of 64 columns. */
     #pragma omp parallel for schedule(static)
-    for (int d = 0; d < D; d++)
-        for (int t = 0; t < N; t++) G(m->embed)[(size_t)v->ids[t] * D + d] += v->dX[(size_t)t * D + d];
+    for (int d0 = 0; d0 < D; d0 += 64)
+        for (int t = 0; t < N; t++)
+            k2c_vaxpy(G(m->embed) + (size_t)v->ids[t] * D + d0, 1.0f, v->dX + (size_t)t * D + d0, D - d0 < 64 ? D - d0 : 64);
     v->has_fwd = 0;
     return 0;
 }

@@ -61,6 +61,36 @@ VEC float k2c_vexp_sum(float *x, int n, float shift) {
     return s;
 }
 
+VEC float k2c_vdot(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += a[i + k] * b[i + k];
+    for (; i < n; i++) acc[0] += a[i] * b[i];
+    float s = 0;
+    for (int k = 0; k < 16; k++) s += acc[k];
+    return s;
+}
+
+VEC void k2c_vaxpy(float *y, float a, const float *x, int n) {
+    #pragma omp simd
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+VEC void k2c_vscaled(float *y, float a, const float *x, int n) {
+    #pragma omp simd
+    for (int i = 0; i < n; i++) y[i] = a * x[i];
+}
+
+VEC void k2c_vrms_dw(double *acc, const float *dy, int dys, const float *x, int xs, const float *rstd, int N, int cn) {
+    for (int t = 0; t < N; t++) {
+        const float *dyr = dy + (size_t)t * dys, *xr = x + (size_t)t * xs;
+        float r = rstd[t];
+        #pragma omp simd
+        for (int k = 0; k < cn; k++) acc[k] += (double)dyr[k] * (xr[k] * r);
+    }
+}
+
 VEC void k2c_vscale(float *x, int n, float s) {
     #pragma omp simd
     for (int i = 0; i < n; i++) x[i] *= s;
@@ -89,6 +119,19 @@ VEC void k2c_vadamw(float *w, float *m, float *v, const float *g, size_t n, floa
         float mh = m[i] * ic1, vh = v[i] * ic2;
         w[i] = w[i] * decay - lr * mh / (sqrtf(vh) + eps);
     }
+}
+
+VEC void k2c_vnesterov(float *m, float *u, const float *g, float mu, size_t n) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        m[i] = mu * m[i] + g[i];
+        u[i] = g[i] + mu * m[i];
+    }
+}
+
+VEC void k2c_vdecay_step(float *w, float decay, float step, const float *u, size_t n) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) w[i] = w[i] * decay - step * u[i];
 }
 
 VEC float k2c_vrms_row(float *y, const float *x, const float *w, int n, float eps) {

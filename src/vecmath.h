@@ -15,6 +15,15 @@ float k2c_vexpf(float x);
 float k2c_vmax(const float *x, int n);
 /* x[i] = exp(x[i] - shift); returns the sum of the new x (float lanes, then in order) */
 float k2c_vexp_sum(float *x, int n, float shift);
+/* sum of a[i] * b[i] (16 lanes, then in order) */
+float k2c_vdot(const float *a, const float *b, int n);
+/* y[i] += a * x[i] */
+void k2c_vaxpy(float *y, float a, const float *x, int n);
+/* y[i] = a * x[i] */
+void k2c_vscaled(float *y, float a, const float *x, int n);
+/* RMSNorm weight gradient over a block of cn columns: acc[k] += sum_t dy[t][k] * x[t][k] * rstd[t], rows
+ * in order, in double */
+void k2c_vrms_dw(double *acc, const float *dy, int dys, const float *x, int xs, const float *rstd, int N, int cn);
 /* x[i] *= s */
 void k2c_vscale(float *x, int n, float s);
 /* h = silu(g) * u = g / (1 + e^-g) * u */
@@ -24,6 +33,10 @@ void k2c_vsilu_mul_bwd(float *dg, float *du, const float *dh, const float *g, co
 /* AdamW on n elements: m, v moments; ic1 = 1 / (1 - b1^t), ic2 = 1 / (1 - b2^t); decay = 1 - lr * wd */
 void k2c_vadamw(float *w, float *m, float *v, const float *g, size_t n, float b1, float b2, float ic1, float ic2,
                 float lr, float decay, float eps);
+/* Muon's Nesterov momentum: m = mu m + g; u = g + mu m */
+void k2c_vnesterov(float *m, float *u, const float *g, float mu, size_t n);
+/* w = w * decay - step * u (a decoupled-weight-decay update) */
+void k2c_vdecay_step(float *w, float decay, float step, const float *u, size_t n);
 /* RMSNorm of one row: y = w * x * rstd with rstd = 1 / sqrt(mean(x^2) + eps) (sum of squares in double);
  * returns rstd */
 float k2c_vrms_row(float *y, const float *x, const float *w, int n, float eps);

@@ -105,11 +105,61 @@ static void test_rms_rows(void) {
     EXPECT(edx < 1e-5, "rms row backward err %g", edx);
 }
 
+static void test_blas1(void) {
+    enum { N = 203 };
+    float a[N], b[N], y[N], z[N];
+    double dot = 0;
+    for (int i = 0; i < N; i++) { a[i] = frand(2); b[i] = frand(2); y[i] = frand(1); dot += (double)a[i] * b[i]; }
+    float d = k2c_vdot(a, b, N);
+    EXPECT(fabs(d - dot) < 1e-5 * N, "dot %g want %g", d, dot);
+    EXPECT(k2c_vdot(a, b, 0) == 0 && k2c_vdot(a, b, 1) == a[0] * b[0], "dot of 0 and 1 elements");
+    memcpy(z, y, sizeof z);
+    k2c_vaxpy(z, 0.5f, a, N);
+    int bad = 0;
+    for (int i = 0; i < N; i++) bad += z[i] != y[i] + 0.5f * a[i];
+    k2c_vscaled(z, -2.0f, b, N);
+    for (int i = 0; i < N; i++) bad += z[i] != -2.0f * b[i];
+    EXPECT(bad == 0, "axpy / scaled: %d elements off", bad);
+}
+
+static void test_muon_parts(void) {
+    enum { N = 99 };
+    float m[N], u[N], g[N], w[N], m0[N], w0[N];
+    for (int i = 0; i < N; i++) { m0[i] = m[i] = frand(1); g[i] = frand(1); w0[i] = w[i] = frand(1); }
+    k2c_vnesterov(m, u, g, 0.95f, N);
+    k2c_vdecay_step(w, 0.99f, 0.01f, u, N);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        float mm = 0.95f * m0[i] + g[i], uu = g[i] + 0.95f * mm;
+        bad += m[i] != mm || u[i] != uu || w[i] != w0[i] * 0.99f - 0.01f * uu;
+    }
+    EXPECT(bad == 0, "nesterov / decay step: %d elements off", bad);
+}
+
+static void test_rms_dw(void) {
+    enum { T = 37, C = 40, cn = 19 };
+    float dy[T * C], x[T * C], r[T];
+    double acc[cn], want[cn];
+    for (int i = 0; i < T * C; i++) { dy[i] = frand(1); x[i] = frand(2); }
+    for (int t = 0; t < T; t++) r[t] = 0.5f + (float)t / T;
+    for (int k = 0; k < cn; k++) { acc[k] = 1; want[k] = 1; }
+    k2c_vrms_dw(acc, dy + 3, C, x + 3, C, r, T, cn);
+    double worst = 0;
+    for (int k = 0; k < cn; k++) {
+        for (int t = 0; t < T; t++) want[k] += (double)dy[t * C + 3 + k] * (x[t * C + 3 + k] * r[t]);
+        worst = fmax(worst, fabs(acc[k] - want[k]));
+    }
+    EXPECT(worst < 1e-9, "rms dw worst err %g", worst);
+}
+
 int main(void) {
     run_test("vec_exp", test_exp);
     run_test("vec_softmax_parts", test_softmax_parts);
     run_test("vec_silu", test_silu);
     run_test("vec_adamw", test_adamw);
     run_test("vec_rms_rows", test_rms_rows);
+    run_test("vec_blas1", test_blas1);
+    run_test("vec_rms_dw", test_rms_dw);
+    run_test("vec_muon_parts", test_muon_parts);
     return check_exit();
 }
