@@ -88,17 +88,21 @@ static void rms_fwd(float *y, int ys, float *rstd, const float *x, int xs, const
 static void rms_bwd(float *dx, int dxs, float *dw, const float *dy, int dys, const float *x, int xs,
                     const float *rstd, const float *w, int N, int n, int acc) {
     /* dw: blocks of 32 columns, each block's rows in order (contiguous reads; the same sum per column as a
-     * column-by-column loop, whatever the thread count) */
-    #pragma omp parallel for schedule(static)
-    for (int c0 = 0; c0 < n; c0 += 32) {
-        int cn = n - c0 < 32 ? n - c0 : 32;
-        double acc[32] = {0};
-        k2c_vrms_dw(acc, dy + c0, dys, x + c0, xs, rstd, N, cn);
-        for (int k = 0; k < cn; k++) dw[c0 + k] += (float)acc[k];
+     * column-by-column loop, whatever the thread count). One region; the barrier after the dw loop matters
+     * when dx aliases dy. */
+    #pragma omp parallel if (!omp_in_parallel())
+    {
+        #pragma omp for schedule(static)
+        for (int c0 = 0; c0 < n; c0 += 32) {
+            int cn = n - c0 < 32 ? n - c0 : 32;
+            double acc[32] = {0};
+            k2c_vrms_dw(acc, dy + c0, dys, x + c0, xs, rstd, N, cn);
+            for (int k = 0; k < cn; k++) dw[c0 + k] += (float)acc[k];
+        }
+        #pragma omp for schedule(static)
+        for (int t = 0; t < N; t++)
+            k2c_vrms_row_bwd(dx + (size_t)t * dxs, dy + (size_t)t * dys, x + (size_t)t * xs, w, rstd[t], n, acc);
     }
-    #pragma omp parallel for schedule(static)
-    for (int t = 0; t < N; t++)
-        k2c_vrms_row_bwd(dx + (size_t)t * dxs, dy + (size_t)t * dys, x + (size_t)t * xs, w, rstd[t], n, acc);
 }
 
 void k2c_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int N, int n, float eps) {
@@ -504,16 +508,24 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
     views *v = a->lay;
     lview *x = &v->l[l];
     int N = B * T, D = c->hidden_size;
-    rms_fwd(x->xn2, D, x->r2, x->xmid, D, W(ly->ffn_norm), N, D, (float)c->rms_norm_eps);
     if (!ly->is_moe) {
+        rms_fwd(x->xn2, D, x->r2, x->xmid, D, W(ly->ffn_norm), N, D, (float)c->rms_norm_eps);
         int F = c->intermediate_size;
         k2c_swiglu_fwd(x->xn2, N, D, F, W(ly->gate), W(ly->down), x->fgu, x->fh, v->Y);
     } else {
         int E = c->n_routed_experts, K = c->num_experts_per_tok, IM = c->moe_intermediate_size, NK = N * K;
-        mm_fwd(x->xn2, D, N, D, W(ly->router), E, x->rlog, E, 0);
-        #pragma omp parallel for schedule(static)
-        for (int t = 0; t < N; t++)
-            k2c_moe_route(c, x->rlog + (size_t)t * E, W(ly->bias), x->idx + (size_t)t * K, x->wts + (size_t)t * K, NULL);
+        #pragma omp parallel                            /* norm, router, top-k: token blocks, as attn_fwd */
+        {
+            int t0, n = row_block(N, &t0);
+            if (n > 0) {
+                rms_fwd(x->xn2 + (size_t)t0 * D, D, x->r2 + t0, x->xmid + (size_t)t0 * D, D, W(ly->ffn_norm), n, D,
+                        (float)c->rms_norm_eps);
+                mm_fwd(x->xn2 + (size_t)t0 * D, D, n, D, W(ly->router), E, x->rlog + (size_t)t0 * E, E, 0);
+                for (int t = t0; t < t0 + n; t++)
+                    k2c_moe_route(c, x->rlog + (size_t)t * E, W(ly->bias), x->idx + (size_t)t * K, x->wts + (size_t)t * K,
+                                  NULL);
+            }
+        }
         double *load = a->load + (size_t)l * (E + 1);
         for (int i = 0; i < NK; i++) load[x->idx[i]] += 1;
         load[E] += N;                                   /* tokens seen (for the mean load) */
