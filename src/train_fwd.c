@@ -508,90 +508,96 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
     views *v = a->lay;
     lview *x = &v->l[l];
     int N = B * T, D = c->hidden_size;
-    if (!ly->is_moe) {
-        rms_fwd(x->xn2, D, x->r2, x->xmid, D, W(ly->ffn_norm), N, D, (float)c->rms_norm_eps);
+    if (!ly->is_moe) {                                  /* dense: token blocks through norm, FFN, residual */
         int F = c->intermediate_size;
-        k2c_swiglu_fwd(x->xn2, N, D, F, W(ly->gate), W(ly->down), x->fgu, x->fh, v->Y);
-    } else {
-        int E = c->n_routed_experts, K = c->num_experts_per_tok, IM = c->moe_intermediate_size, NK = N * K;
-        #pragma omp parallel                            /* norm, router, top-k: token blocks, as attn_fwd */
+        #pragma omp parallel
         {
             int t0, n = row_block(N, &t0);
             if (n > 0) {
-                rms_fwd(x->xn2 + (size_t)t0 * D, D, x->r2 + t0, x->xmid + (size_t)t0 * D, D, W(ly->ffn_norm), n, D,
-                        (float)c->rms_norm_eps);
-                mm_fwd(x->xn2 + (size_t)t0 * D, D, n, D, W(ly->router), E, x->rlog + (size_t)t0 * E, E, 0);
-                for (int t = t0; t < t0 + n; t++)
-                    k2c_moe_route(c, x->rlog + (size_t)t * E, W(ly->bias), x->idx + (size_t)t * K, x->wts + (size_t)t * K,
-                                  NULL);
+                size_t o = (size_t)t0;
+                rms_fwd(x->xn2 + o * D, D, x->r2 + o, x->xmid + o * D, D, W(ly->ffn_norm), n, D, (float)c->rms_norm_eps);
+                k2c_swiglu_fwd(x->xn2 + o * D, n, D, F, W(ly->gate), W(ly->down), x->fgu + o * 2 * F, x->fh + o * F,
+                               v->Y + o * D);
+                for (size_t i = o * D; i < (o + n) * D; i++) out[i] = x->xmid[i] + v->Y[i];
             }
-        }
-        double *load = a->load + (size_t)l * (E + 1);
-        for (int i = 0; i < NK; i++) load[x->idx[i]] += 1;
-        load[E] += N;                                   /* tokens seen (for the mean load) */
-        /* Pairs (token, slot) sorted by expert, stable in slot order. */
-        memset(x->count, 0, (size_t)(E + 1) * sizeof(int));
-        for (int i = 0; i < NK; i++) x->count[x->idx[i] + 1]++;
-        for (int e = 0; e < E; e++) x->count[e + 1] += x->count[e];
-        memcpy(v->fill, x->count, (size_t)E * sizeof(int));
-        for (int i = 0; i < NK; i++) { int p = v->fill[x->idx[i]]++; x->order[p] = i; x->pos[i] = p; }
-        /* The expert loops hand out the largest experts first, so that the last one a thread takes is small
-         * and the threads finish together (insertion sort: E is at most a few hundred). */
-        for (int e = 0; e < E; e++) {
-            int n = x->count[e + 1] - x->count[e], j = e;
-            for (; j > 0 && x->count[x->busiest[j - 1] + 1] - x->count[x->busiest[j - 1]] < n; j--)
-                x->busiest[j] = x->busiest[j - 1];
-            x->busiest[j] = e;
-        }
-        if (v->aux_alpha > 0) {                         /* sequence-wise balance loss (DeepSeek-V3) */
-            for (int b = 0; b < B; b++) {
-                float *f = x->auxf + (size_t)b * E;
-                double Pi[1024] = {0};
-                for (int e = 0; e < E; e++) f[e] = 0;
-                for (int t = b * T; t < (b + 1) * T; t++) {
-                    double S = 0;
-                    for (int e = 0; e < E; e++) S += score(c, x->rlog[(size_t)t * E + e]);
-                    for (int e = 0; e < E; e++) Pi[e] += score(c, x->rlog[(size_t)t * E + e]) / S / T;
-                    for (int k = 0; k < K; k++) f[x->idx[(size_t)t * K + k]] += (float)E / ((float)K * T);
-                }
-                for (int e = 0; e < E; e++) a->aux_loss += f[e] * Pi[e];
-            }
-        }
-        /* One expert per thread (BLAS runs serially inside the region): an expert's matrices are too small
-         * for two threads to share each product, and one region replaces a fork/join per product. The shared
-         * expert joins the same pool as SHARED_BLOCKS blocks of tokens, handed out first (they are the
-         * largest). Every task writes its own rows, so the result does not depend on the schedule. */
-        int Fs = IM * c->n_shared_experts, nsh = ly->gate != (size_t)-1 ? SHARED_BLOCKS : 0;
-        if (!nsh) memset(v->Y, 0, (size_t)N * D * sizeof(float));
-        #pragma omp parallel for schedule(dynamic, 1)
-        for (int i = 0; i < nsh + E; i++) {
-            if (i < nsh) {
-                size_t t0 = (size_t)N * i / nsh, n = (size_t)N * (i + 1) / nsh - t0;
-                k2c_swiglu_fwd(x->xn2 + t0 * D, (int)n, D, Fs, W(ly->gate), W(ly->down), x->fgu + t0 * 2 * Fs,
-                               x->fh + t0 * Fs, v->Y + t0 * D);
-                continue;
-            }
-            int e = x->busiest[i - nsh], n = x->count[e + 1] - x->count[e], base = x->count[e];
-            if (!n) continue;
-            const float *We = W(ly->experts + (size_t)e * ly->expert_stride);
-            float *Xe = v->Xe + (size_t)base * D;
-            for (int j = 0; j < n; j++)
-                memcpy(Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
-            k2c_swiglu_fwd(Xe, n, D, IM, We, We + (size_t)2 * IM * D, x->egu + (size_t)base * 2 * IM,
-                           x->eh + (size_t)base * IM, x->ey + (size_t)base * D);
-        }
-        #pragma omp parallel for schedule(static)
-        for (int t = 0; t < N; t++) {                   /* out = xmid + shared + the routed experts' sum */
-            float *y = v->Y + (size_t)t * D, *o = out + (size_t)t * D;
-            for (int k = 0; k < K; k++)
-                k2c_vaxpy(y, x->wts[(size_t)t * K + k], x->ey + (size_t)x->pos[(size_t)t * K + k] * D, D);
-            memcpy(o, x->xmid + (size_t)t * D, (size_t)D * sizeof *o);
-            k2c_vaxpy(o, 1.0f, y, D);
         }
         return;
     }
+    int E = c->n_routed_experts, K = c->num_experts_per_tok, IM = c->moe_intermediate_size, NK = N * K;
+    #pragma omp parallel                            /* norm, router, top-k: token blocks, as attn_fwd */
+    {
+        int t0, n = row_block(N, &t0);
+        if (n > 0) {
+            rms_fwd(x->xn2 + (size_t)t0 * D, D, x->r2 + t0, x->xmid + (size_t)t0 * D, D, W(ly->ffn_norm), n, D,
+                    (float)c->rms_norm_eps);
+            mm_fwd(x->xn2 + (size_t)t0 * D, D, n, D, W(ly->router), E, x->rlog + (size_t)t0 * E, E, 0);
+            for (int t = t0; t < t0 + n; t++)
+                k2c_moe_route(c, x->rlog + (size_t)t * E, W(ly->bias), x->idx + (size_t)t * K, x->wts + (size_t)t * K,
+                              NULL);
+        }
+    }
+    double *load = a->load + (size_t)l * (E + 1);
+    for (int i = 0; i < NK; i++) load[x->idx[i]] += 1;
+    load[E] += N;                                   /* tokens seen (for the mean load) */
+    /* Pairs (token, slot) sorted by expert, stable in slot order. */
+    memset(x->count, 0, (size_t)(E + 1) * sizeof(int));
+    for (int i = 0; i < NK; i++) x->count[x->idx[i] + 1]++;
+    for (int e = 0; e < E; e++) x->count[e + 1] += x->count[e];
+    memcpy(v->fill, x->count, (size_t)E * sizeof(int));
+    for (int i = 0; i < NK; i++) { int p = v->fill[x->idx[i]]++; x->order[p] = i; x->pos[i] = p; }
+    /* The expert loops hand out the largest experts first, so that the last one a thread takes is small
+     * and the threads finish together (insertion sort: E is at most a few hundred). */
+    for (int e = 0; e < E; e++) {
+        int n = x->count[e + 1] - x->count[e], j = e;
+        for (; j > 0 && x->count[x->busiest[j - 1] + 1] - x->count[x->busiest[j - 1]] < n; j--)
+            x->busiest[j] = x->busiest[j - 1];
+        x->busiest[j] = e;
+    }
+    if (v->aux_alpha > 0) {                         /* sequence-wise balance loss (DeepSeek-V3) */
+        for (int b = 0; b < B; b++) {
+            float *f = x->auxf + (size_t)b * E;
+            double Pi[1024] = {0};
+            for (int e = 0; e < E; e++) f[e] = 0;
+            for (int t = b * T; t < (b + 1) * T; t++) {
+                double S = 0;
+                for (int e = 0; e < E; e++) S += score(c, x->rlog[(size_t)t * E + e]);
+                for (int e = 0; e < E; e++) Pi[e] += score(c, x->rlog[(size_t)t * E + e]) / S / T;
+                for (int k = 0; k < K; k++) f[x->idx[(size_t)t * K + k]] += (float)E / ((float)K * T);
+            }
+            for (int e = 0; e < E; e++) a->aux_loss += f[e] * Pi[e];
+        }
+    }
+    /* One expert per thread (BLAS runs serially inside the region): an expert's matrices are too small
+     * for two threads to share each product, and one region replaces a fork/join per product. The shared
+     * expert joins the same pool as SHARED_BLOCKS blocks of tokens, handed out first (they are the
+     * largest). Every task writes its own rows, so the result does not depend on the schedule. */
+    int Fs = IM * c->n_shared_experts, nsh = ly->gate != (size_t)-1 ? SHARED_BLOCKS : 0;
+    if (!nsh) memset(v->Y, 0, (size_t)N * D * sizeof(float));
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < nsh + E; i++) {
+        if (i < nsh) {
+            size_t t0 = (size_t)N * i / nsh, n = (size_t)N * (i + 1) / nsh - t0;
+            k2c_swiglu_fwd(x->xn2 + t0 * D, (int)n, D, Fs, W(ly->gate), W(ly->down), x->fgu + t0 * 2 * Fs,
+                           x->fh + t0 * Fs, v->Y + t0 * D);
+            continue;
+        }
+        int e = x->busiest[i - nsh], n = x->count[e + 1] - x->count[e], base = x->count[e];
+        if (!n) continue;
+        const float *We = W(ly->experts + (size_t)e * ly->expert_stride);
+        float *Xe = v->Xe + (size_t)base * D;
+        for (int j = 0; j < n; j++)
+            memcpy(Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
+        k2c_swiglu_fwd(Xe, n, D, IM, We, We + (size_t)2 * IM * D, x->egu + (size_t)base * 2 * IM,
+                       x->eh + (size_t)base * IM, x->ey + (size_t)base * D);
+    }
     #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < (size_t)N * D; i++) out[i] = x->xmid[i] + v->Y[i];
+    for (int t = 0; t < N; t++) {                   /* out = xmid + shared + the routed experts' sum */
+        float *y = v->Y + (size_t)t * D, *o = out + (size_t)t * D;
+        for (int k = 0; k < K; k++)
+            k2c_vaxpy(y, x->wts[(size_t)t * K + k], x->ey + (size_t)x->pos[(size_t)t * K + k] * D, D);
+        memcpy(o, x->xmid + (size_t)t * D, (size_t)D * sizeof *o);
+        k2c_vaxpy(o, 1.0f, y, D);
+    }
 }
 
 /* dX: in, the gradient at the layer output; out, the gradient at xmid. */
