@@ -5,14 +5,20 @@
  * causal sequences of T tokens, and keeps what the backward needs in one arena (k2c_tacts):
  *   per layer  xin, xn1 (+rstd), q_a out (+rstd) and its norm, Q (roped), kv_a out (+rstd), norm(c),
  *              roped k_pe, KV, the attention probabilities P [B, H, T, T], the head outputs, xmid,
- *              xn2 (+rstd), the FFN gate/up outputs (dense, shared, and every routed (token, slot) pair
- *              in expert order), the routed expert outputs (for the router gradient), router logits.
+ *              xn2 (+rstd), the FFN gate/up outputs and silu(g) u (dense, shared, and every routed
+ *              (token, slot) pair in expert order), the routed expert outputs (for the router gradient),
+ *              router logits.
  *   final      xf, its norm (+rstd), the softmax probabilities [N, V].
  * The backward walks the layers in reverse with a scratch block, accumulating into m->g.
  *
- * GEMMs go through OpenBLAS (threaded inside); the per-token and per-head loops are OpenMP loops whose
- * iterations write disjoint outputs and whose reductions run in a fixed order, so a run is bit-for-bit
- * reproducible at a given thread count (resume depends on that). */
+ * Threads: a step has a few hundred parallel regions, and on small matrices a fork/join or a product split
+ * between threads costs about what the product does. So most work runs as single-threaded OpenBLAS calls
+ * (serial inside a parallel region) in coarse tasks: blocks of tokens for the token-wise chains, one
+ * (sequence, head) for the attention core, one expert (the shared one in token blocks) for the MoE, and the
+ * two gradient products of a linear together (mm_bwd). Only the output head's products, the largest, use
+ * OpenBLAS's own threads. Tasks write disjoint outputs, reductions run in a fixed order, and every split
+ * depends only on the shapes and the thread count, so a run is bit-for-bit reproducible at a given thread
+ * count (resume depends on that). Element-wise work goes through the vector kernels of vecmath.c. */
 #include "k2c.h"
 #include "vecmath.h"
 
@@ -46,9 +52,9 @@ static void mm_dx(const float *dY, int ldy, int N, int out, const float *W, int 
 /* Both gradients of Y = X W^T at once: dW [out, in] += dY^T X and dX [N, in] (ldx) (+)= dY W (dX may be NULL).
  * One parallel region of single-threaded products: dW split by its rows, dX by its rows, 2 x threads tasks.
  * Sharing each small product between threads through OpenBLAS cost a fork/join per product and left the
- * threads waiting on each other; here the two products fill the threads together. A split changes no
- * element's sum (every dW element still sums over all N rows in OpenBLAS's order), so the result does not
- * depend on the thread count. Inside a parallel region (an expert task) the two run serially. */
+ * threads waiting on each other; here the two products fill the threads together. Every dW element still
+ * sums over all N rows in one call, and the split depends only on the shapes and the thread count. Inside a
+ * parallel region (an expert task) the two run serially. */
 static void mm_bwd(const float *dY, int ldy, int N, int out, const float *X, int ldx, int in, const float *W,
                    float *dW, float *dX, int lddx, int acc) {
     if (N <= 0) return;
@@ -267,7 +273,8 @@ typedef struct {
     int *ids, *targets, *fill;
     float *smax;                        /* [B, H] per call */
     /* backward scratch */
-    float *dX, *dXN, *Y, *dA, *dQ, *dKV, *dkph, *dkpe, *dc, *dkva, *h, *dgu, *sdh, *sdgu, *Xe, *dYe, *dXe, *gw, *dlog, *tmp;
+    float *dX, *dXN, *Y, *dA, *dQ, *dKV, *dkph, *dkpe, *dc, *dkva, *h, *dgu, *sdh, *sdgu, *Xe, *dYe, *dXe, *gw, *dlog;
+    float *tmp;
     int B, T, has_fwd;
     int nthr;                           /* threads the per-thread scratch was sized for */
     float aux_alpha;
@@ -325,7 +332,7 @@ static void layout(const k2c_tmodel *m, views *v, int B, int T, float *fb, size_
     v->dA = takef(sb, &s, N * H * dv); v->dQ = takef(sb, &s, N * H * qd); v->dKV = takef(sb, &s, N * H * kvd);
     v->dkph = takef(sb, &s, N * H * dr); v->dkpe = takef(sb, &s, N * dr); v->dc = takef(sb, &s, N * maxz(r, ql));
     v->dkva = takef(sb, &s, N * (r + dr)); v->h = takef(sb, &s, hmax); v->dgu = takef(sb, &s, 2 * hmax);
-    v->sdh = takef(sb, &s, N * Fs); v->sdgu = takef(sb, &s, 2 * N * Fs);   /* the shared expert's, beside the routed ones' */
+    v->sdh = takef(sb, &s, N * Fs); v->sdgu = takef(sb, &s, 2 * N * Fs);   /* the shared expert's own */
     v->Xe = takef(sb, &s, NK * D); v->dYe = takef(sb, &s, NK * D); v->dXe = takef(sb, &s, NK * D);
     v->gw = takef(sb, &s, NK); v->dlog = takef(sb, &s, N * E);
     v->nthr = omp_get_max_threads();
@@ -469,7 +476,8 @@ static void attn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T) {
         k2c_attn_bwd(x->Q + t0 * H * qd + (size_t)h * qd, H * qd, x->KV + t0 * H * kvd + (size_t)h * kvd, H * kvd,
                      x->kpe + t0 * dr, T, dn, dr, dv, m->attn_scale, x->P + (size_t)bh * T * T,
                      v->dA + t0 * H * dv + (size_t)h * dv, H * dv, v->dQ + t0 * H * qd + (size_t)h * qd,
-                     v->dKV + t0 * H * kvd + (size_t)h * kvd, v->dkph + (size_t)bh * T * dr, v->tmp + (size_t)omp_get_thread_num() * T * T);
+                     v->dKV + t0 * H * kvd + (size_t)h * kvd, v->dkph + (size_t)bh * T * dr,
+                     v->tmp + (size_t)omp_get_thread_num() * T * T);
     }
     /* k_pe is shared by the heads: sum their gradients in head order, then undo the rotations. */
     #pragma omp parallel for schedule(static)
@@ -515,7 +523,8 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
             int t0, n = row_block(N, &t0);
             if (n > 0) {
                 size_t o = (size_t)t0;
-                rms_fwd(x->xn2 + o * D, D, x->r2 + o, x->xmid + o * D, D, W(ly->ffn_norm), n, D, (float)c->rms_norm_eps);
+                rms_fwd(x->xn2 + o * D, D, x->r2 + o, x->xmid + o * D, D, W(ly->ffn_norm), n, D,
+                        (float)c->rms_norm_eps);
                 k2c_swiglu_fwd(x->xn2 + o * D, n, D, F, W(ly->gate), W(ly->down), x->fgu + o * 2 * F, x->fh + o * F,
                                v->Y + o * D);
                 for (size_t i = o * D; i < (o + n) * D; i++) out[i] = x->xmid[i] + v->Y[i];
@@ -721,7 +730,8 @@ int k2c_train_backward(k2c_tmodel *m, k2c_tacts *a, float loss_scale) {
     #pragma omp parallel for schedule(static)
     for (int d0 = 0; d0 < D; d0 += 64)
         for (int t = 0; t < N; t++)
-            k2c_vaxpy(G(m->embed) + (size_t)v->ids[t] * D + d0, 1.0f, v->dX + (size_t)t * D + d0, D - d0 < 64 ? D - d0 : 64);
+            k2c_vaxpy(G(m->embed) + (size_t)v->ids[t] * D + d0, 1.0f, v->dX + (size_t)t * D + d0,
+                      D - d0 < 64 ? D - d0 : 64);
     v->has_fwd = 0;
     return 0;
 }

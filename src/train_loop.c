@@ -232,22 +232,24 @@ static void zero_floats(float *x, size_t n) {
 
 /* sum of x^2 in double: fixed chunks of 64k summed in order, so the value does not depend on the thread
  * count (the log of a resumed run must match) */
+enum { SQ_CHUNK = 1 << 16 };
+static double chunk_squares(const float *x, size_t n, size_t c) {
+    size_t e = (c + 1) * SQ_CHUNK < n ? (c + 1) * SQ_CHUNK : n;
+    double a = 0;
+    #pragma omp simd reduction(+ : a)
+    for (size_t i = c * SQ_CHUNK; i < e; i++) a += (double)x[i] * x[i];
+    return a;
+}
+
 static double sum_squares(const float *x, size_t n) {
-    enum { CHUNK = 1 << 16 };
-    size_t nc = (n + CHUNK - 1) / CHUNK;
+    size_t nc = (n + SQ_CHUNK - 1) / SQ_CHUNK;
     double *part = malloc((nc ? nc : 1) * sizeof *part), s = 0;
-    if (!part) {                                        /* no memory for the partial sums: serial */
-        for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    if (!part) {                                        /* no memory for the partial sums: the same sums, serially */
+        for (size_t c = 0; c < nc; c++) s += chunk_squares(x, n, c);
         return s;
     }
     #pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < nc; c++) {
-        size_t e = (c + 1) * CHUNK < n ? (c + 1) * CHUNK : n;
-        double a = 0;
-        #pragma omp simd reduction(+ : a)
-        for (size_t i = c * CHUNK; i < e; i++) a += (double)x[i] * x[i];
-        part[c] = a;
-    }
+    for (size_t c = 0; c < nc; c++) part[c] = chunk_squares(x, n, c);
     for (size_t c = 0; c < nc; c++) s += part[c];
     free(part);
     return s;
