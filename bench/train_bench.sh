@@ -3,7 +3,8 @@
 # K2-shaped model (bench/model10m.json: MLA with q_lora, 1 dense + 4 MoE layers of 16 experts top-4 + 1 shared,
 # vocab 4096), same batch, sequence length and threads, random tokens. Also the share of the machine's
 # measured fp32 peak (best OpenBLAS sgemm n=2048 at the same thread count).
-#   THREADS=2 BATCH=8 SEQ=128 STEPS=10 bash bench/train_bench.sh
+#   THREADS=2 BATCH=8 SEQ=128 STEPS=10 REPEAT=2 bash bench/train_bench.sh
+# AdamW on both sides, then MuonClip against the same Muon written in PyTorch (train_torch.py --optimizer muon).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TH=${THREADS:-2}; B=${BATCH:-8}; T=${SEQ:-128}; STEPS=${STEPS:-10}
@@ -45,7 +46,7 @@ PY
 }
 echo "machine: $(nproc) cores, $TH threads; sgemm peak $PEAK GFLOP/s; model bench/model10m.json; batch $B x $T"
 best() { printf '%s\n' "$@" | sort -g | tail -1; }
-k2c_rate() {  # $1 optimizer, $2 run name; extra environment from the caller
+k2c_rate() {  # $1 optimizer, $2 run name
   build/k2c train --config bench/model10m.json --data "$W/data" --out "$W/run-$2" --steps $((STEPS + 2)) --batch "$B" \
     --seq "$T" --threads "$TH" --optimizer "$1" --lr 1e-3 --quiet 2>/dev/null
   rate "$W/run-$2/train.jsonl"
