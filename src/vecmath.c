@@ -23,8 +23,8 @@
 static inline float exp_inline(float x) {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
-    /* n = round(x / ln2) by the 1.5 * 2^23 trick (exact for |x / ln2| < 2^22) */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    /* n = round(x / ln2) by the 1.5 * 2^23 trick (exact for |x / ln2| < 2^22): t's low mantissa bits hold n */
+    float t = x * 1.44269504088896341f + 12582912.0f, n = t - 12582912.0f;
     float r = x - n * 0.693359375f;              /* ln2 split in two so that n * hi is exact */
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -34,7 +34,11 @@ static inline float exp_inline(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     float e = p * (r * r) + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;     /* 2^n: n is in [-126, 127] after the clamp */
+    /* 2^n from t's bits (n is in [-126, 127] after the clamp). Integer arithmetic on the bits rather than a
+     * float-to-int conversion: a NaN x then stays NaN (e is NaN) without an out-of-range conversion. */
+    uint32_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    uint32_t bits = (tb - 0x4B400000u + 127u) << 23;
     float s;
     memcpy(&s, &bits, sizeof s);
     return e * s;

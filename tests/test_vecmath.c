@@ -25,6 +25,7 @@ static void test_exp(void) {
     float lo = k2c_vexpf(-1000.0f), hi = k2c_vexpf(1000.0f);
     EXPECT(lo > 0 && lo < 1e-37f && isfinite(hi) && hi > 1e38f, "clamped ends: exp(-1000) = %g, exp(1000) = %g", lo, hi);
     EXPECT(k2c_vexpf(0.0f) == 1.0f, "exp(0) = %.9g", k2c_vexpf(0.0f));
+    EXPECT(isnan(k2c_vexpf(NAN)), "exp(NaN) = %g: a diverged run must stay visible", k2c_vexpf(NAN));
 }
 
 static void test_softmax_parts(void) {
