@@ -22,6 +22,7 @@
 #include "k2c.h"
 #include "vecmath.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
@@ -510,12 +511,23 @@ static void attn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T) {
 static inline float score(const k2c_config *c, float z) { (void)c; return sigm(z); }
 
 /* Writes the layer output (xmid + FFN) to out. */
+/* Xe [n, D] = the normed inputs of an expert's n (token, slot) pairs, pairs[j] = token * K + slot */
+static void gather_rows(float *Xe, const float *xn2, const int *pairs, int n, int K, int D) {
+    for (int j = 0; j < n; j++) memcpy(Xe + (size_t)j * D, xn2 + (size_t)(pairs[j] / K) * D, (size_t)D * sizeof *Xe);
+}
+
+/* The SwiGLU calls pass gate_proj's offset as Wgu [2F, D]: up_proj must follow it directly. */
+static int gate_up_adjacent(const k2c_tlayer *ly, int F, int D) {
+    return ly->gate == (size_t)-1 || ly->up == ly->gate + (size_t)F * D;
+}
+
 static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float *out) {
     const k2c_config *c = &m->cfg;
     const k2c_tlayer *ly = &m->layers[l];
     views *v = a->lay;
     lview *x = &v->l[l];
     int N = B * T, D = c->hidden_size;
+    assert(gate_up_adjacent(ly, ly->is_moe ? c->moe_intermediate_size * c->n_shared_experts : c->intermediate_size, D));
     if (!ly->is_moe) {                                  /* dense: token blocks through norm, FFN, residual */
         int F = c->intermediate_size;
         #pragma omp parallel
@@ -594,8 +606,7 @@ static void ffn_fwd(const k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, floa
         if (!n) continue;
         const float *We = W(ly->experts + (size_t)e * ly->expert_stride);
         float *Xe = v->Xe + (size_t)base * D;
-        for (int j = 0; j < n; j++)
-            memcpy(Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
+        gather_rows(Xe, x->xn2, x->order + base, n, K, D);
         k2c_swiglu_fwd(Xe, n, D, IM, We, We + (size_t)2 * IM * D, x->egu + (size_t)base * 2 * IM,
                        x->eh + (size_t)base * IM, x->ey + (size_t)base * D);
     }
@@ -646,8 +657,7 @@ static void ffn_bwd(k2c_tmodel *m, k2c_tacts *a, int l, int B, int T, float loss
             size_t off = ly->experts + (size_t)e * ly->expert_stride;
             const float *We = W(off);
             float *Ge = G(off), *Xe = v->Xe + (size_t)base * D;
-            for (int j = 0; j < n; j++)
-                memcpy(Xe + (size_t)j * D, x->xn2 + (size_t)(x->order[base + j] / K) * D, (size_t)D * sizeof(float));
+            gather_rows(Xe, x->xn2, x->order + base, n, K, D);
             k2c_swiglu_bwd(Xe, n, D, IM, We, We + (size_t)2 * IM * D, x->egu + (size_t)base * 2 * IM,
                            x->eh + (size_t)base * IM, v->h + (size_t)base * IM, v->dgu + (size_t)base * 2 * IM,
                            v->dYe + (size_t)base * D, v->dXe + (size_t)base * D, Ge, Ge + (size_t)2 * IM * D);
