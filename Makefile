@@ -10,19 +10,33 @@ BUILD   ?= build
 OPT     ?= -O2
 EXTRA   ?=
 CFLAGS  ?=
-CFLAGS  += $(EXTRA) -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_GNU_SOURCE -fopenmp -Isrc \
-           -I/usr/include/x86_64-linux-gnu/openblas-openmp
-BLASDIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
-LDLIBS  += $(EXTRA) -ljansson -lpcre2-8 -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lmicrohttpd -lm -fopenmp
+# Library paths for this compiler's target (x86_64-linux-gnu, aarch64-linux-gnu, ...), so a cross compiler
+# finds its own architecture's OpenBLAS.
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+BLASDIR := /usr/lib/$(MULTIARCH)/openblas-openmp
+CFLAGS  += $(EXTRA) -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_GNU_SOURCE -fopenmp \
+           -Iinclude -Isrc -I/usr/include/$(MULTIARCH)/openblas-openmp -MMD -MP
+LIBS_BASE  := -ljansson -lpcre2-8 -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lm -fopenmp
+LIBS_SERVE := -lmicrohttpd
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC  := $(sort $(wildcard src/*.c))
-CLI_SRC  := $(sort $(wildcard cli/*.c))
-TEST_SRC := $(sort $(wildcard tests/test_*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
-CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
-TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HDRS     := $(wildcard src/*.h cli/*.h tests/*.h)
+# The layers, bottom up; a folder's files include only their own folder's header and the layers below.
+#   libk2c.a        core, kernels, model, text: inference, tokenizer, templates (no HTTP library)
+#   libk2c_train.a  the trainer
+#   libk2c_serve.a  constrained turns, server, MCP, agent (links libmicrohttpd)
+LAYERS_LIB := core kernels model text
+LIB_SRC   := $(sort $(foreach d,$(LAYERS_LIB),$(wildcard src/$(d)/*.c)))
+TRAIN_SRC := $(sort $(wildcard src/train/*.c))
+SERVE_SRC := $(sort $(wildcard src/serve/*.c))
+CLI_SRC   := $(sort $(wildcard cli/*.c))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TRAIN_OBJ := $(TRAIN_SRC:%.c=$(BUILD)/%.o)
+SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# Tests of the serve layer link it (and the HTTP library); every other test links inference + trainer only.
+SERVE_TESTS := $(BUILD)/tests/test_agent
 
 .PHONY: all deps test sanitize bench clean k2-mini chat
 all: deps $(BUILD)/k2c $(TEST_BIN) $(BUILD)/tests/test_vecmath_baseline
@@ -31,29 +45,43 @@ deps: $(BUILD)/.deps
 $(BUILD)/.deps: scripts/install-deps.sh
 	@mkdir -p $(BUILD) && bash scripts/install-deps.sh && touch $@
 
-$(BUILD)/%.o: %.c $(HDRS) | $(BUILD)/.deps
+# -MMD writes each object's header dependencies next to it: a header change rebuilds what includes it.
+$(BUILD)/%.o: %.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # The trainer's vector kernels: GCC's tuning keeps the AVX-512 clone at 256-bit vectors without this.
 ifeq ($(shell uname -m),x86_64)
-$(BUILD)/src/vecmath.o: CFLAGS += -mprefer-vector-width=512
+$(BUILD)/src/kernels/vecmath.o: CFLAGS += -mprefer-vector-width=512
 endif
 
 $(BUILD)/libk2c.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/libk2c_train.a: $(TRAIN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/libk2c_serve.a: $(SERVE_OBJ)
+	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/k2c: $(CLI_OBJ) $(BUILD)/libk2c.a
-	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libk2c.a $(LDLIBS) -o $@
+$(BUILD)/k2c: $(CLI_OBJ) $(BUILD)/libk2c_serve.a $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a
+	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libk2c_serve.a $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a $(LIBS_SERVE) $(LIBS_BASE) -o $@
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c.a $(HDRS)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(BUILD)/libk2c.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $< $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a $(LIBS_BASE) -o $@
+
+$(SERVE_TESTS): $(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c_serve.a $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libk2c_serve.a $(BUILD)/libk2c.a $(LIBS_SERVE) $(LIBS_BASE) -o $@
 
 # The same kernel tests on the baseline (no-SIMD-clone) build of vecmath.c, which this CPU's ifunc never picks.
-$(BUILD)/tests/test_vecmath_baseline: tests/test_vecmath.c src/vecmath.c src/vecmath.h tests/check.h
+$(BUILD)/tests/test_vecmath_baseline: tests/test_vecmath.c src/kernels/vecmath.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DK2C_NO_CLONES tests/test_vecmath.c src/vecmath.c -lm -fopenmp -o $@
+	$(CC) $(CFLAGS) -DK2C_NO_CLONES tests/test_vecmath.c src/kernels/vecmath.c -lm -fopenmp -o $@
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 test: all
 	@K2C=$(BUILD)/k2c K2C_TESTS=$(BUILD)/tests bash tests/run.sh

@@ -1,4 +1,4 @@
-/* k2c agent: the tool-calling loop (src/agent.c) with built-in tools and MCP servers. */
+/* k2c agent: the tool-calling loop (src/serve/agent.c) with built-in tools and MCP servers. */
 #include "cli.h"
 
 #include <stdio.h>
@@ -25,6 +25,9 @@ static int cmd_agent(int argc, char **argv) {
     o.max_tokens = (int)cli_int(&a, "max-tokens", 512);
     o.ctx = (int)cli_int(&a, "ctx", 8192);
     o.threads = (int)cli_int(&a, "threads", 0);
+    k2c_model_opts mo;
+    if (cli_model_opts(&a, &mo) != 0) { cli_done(&a); return cli_fail("agent"); }
+    o.model_opts = &mo;
     o.temperature = (float)cli_num(&a, "temperature", 0.7);
     o.seed = (uint64_t)cli_int(&a, "seed", 1);
     o.transcript = cli_str(&a, "transcript", NULL);

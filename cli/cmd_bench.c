@@ -56,24 +56,6 @@ double k2c_measure_read_bandwidth(size_t bytes) {
     return sink == 42 ? best + 1e-12 : best;   /* keeps the reads alive */
 }
 
-/* Weight bytes one decode step reads. */
-static double decode_bytes(const k2c_model *m) {
-    const k2c_config *c = &m->cfg;
-    double b = (double)k2c_linear_bytes(&m->head) + (double)c->hidden_size * 2;
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-        const k2c_layer *ly = &m->layers[l];
-        const k2c_linear *att[] = {&ly->q_a, &ly->q_b, &ly->q, &ly->kv_a, &ly->kv_b, &ly->o};
-        for (int i = 0; i < 6; i++) if (att[i]->w) b += (double)k2c_linear_bytes(att[i]);
-        if (ly->gate.w) b += (double)(k2c_linear_bytes(&ly->gate) + k2c_linear_bytes(&ly->up) + k2c_linear_bytes(&ly->down));
-        if (ly->is_moe) {
-            b += (double)k2c_linear_bytes(&ly->router);
-            b += (double)c->num_experts_per_tok *
-                 (double)(k2c_linear_bytes(&ly->exp_gate[0]) + k2c_linear_bytes(&ly->exp_up[0]) + k2c_linear_bytes(&ly->exp_down[0]));
-        }
-    }
-    return b;
-}
-
 static int cmd_bench(int argc, char **argv) {
     cli_args a;
     if (cli_parse(&a, argc, argv, "json")) return 2;
@@ -81,47 +63,49 @@ static int cmd_bench(int argc, char **argv) {
     int prompt = (int)cli_int(&a, "prompt", 128), gen = (int)cli_int(&a, "gen", 32);
     int json = cli_flag(&a, "json");
     uint64_t seed = (uint64_t)cli_int(&a, "seed", 1);
-    k2c_model m;
+    k2c_model *m;
     if (!dir) { cli_done(&a); return 2; }
     if (cli_load_model(&a, &m, dir) != 0) { cli_done(&a); return cli_fail("bench"); }
-    if (cli_done(&a)) { k2c_model_free(&m); return 2; }
-    int V = m.cfg.vocab_size, rc = 1;
+    if (cli_done(&a)) { k2c_model_close(m); return 2; }
+    k2c_model_info mi;
+    k2c_model_get_info(m, &mi);
+    int V = k2c_model_config(m)->vocab_size, rc = 1;
     int *ids = malloc((size_t)(prompt > 0 ? prompt : 1) * sizeof *ids);
     float *logits = malloc((size_t)V * sizeof *logits);
-    k2c_state s = {0};
-    if (!ids || !logits || k2c_state_init(&s, &m, prompt + gen + 2) != 0) goto done;
+    k2c_state *s = NULL;
+    if (!ids || !logits || !(s = k2c_state_new(m, prompt + gen + 2))) goto done;
     uint64_t r = seed;
     for (int i = 0; i < prompt; i++) ids[i] = (int)(k2c_rng_next(&r) % (uint64_t)V);
-    k2c_log("bench: %d threads, %s kernels; measuring read bandwidth...\n", k2c_get_threads(), k2c_simd_name());
+    k2c_log("bench: %d threads, %s kernels; measuring read bandwidth...\n", mi.threads, mi.kernels);
     double bw = k2c_measure_read_bandwidth((size_t)1 << 30);
     double tp = 0, pf = 0;
     if (prompt > 0) {
         k2c_log("bench: prefill %d tokens...\n", prompt);
         double t0 = k2c_now();
-        if (k2c_prefill(&s, ids, prompt, NULL, logits, NULL) != 0) goto done;
+        if (k2c_prefill(s, ids, prompt, NULL, logits, NULL) != 0) goto done;
         tp = k2c_now() - t0;
         pf = prompt / tp;
-    } else if (k2c_decode(&s, 1, logits, NULL) != 0) goto done;
+    } else if (k2c_decode(s, 1, logits, NULL) != 0) goto done;
     /* warm-up step, then timed decode of gen tokens (greedy) */
     int next = 0;
     for (int i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
-    if (k2c_decode(&s, next, logits, NULL) != 0) goto done;
+    if (k2c_decode(s, next, logits, NULL) != 0) goto done;
     k2c_log("bench: decode %d tokens...\n", gen);
     double t0 = k2c_now();
     for (int g = 0; g < gen; g++) {
         next = 0;
         for (int i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
-        if (k2c_decode(&s, next, logits, NULL) != 0) goto done;
+        if (k2c_decode(s, next, logits, NULL) != 0) goto done;
         if (g % 8 == 7) k2c_log("\rbench: decode %d/%d (%.2f tok/s)", g + 1, gen, (g + 1) / (k2c_now() - t0));
     }
-    double td = k2c_now() - t0, dec = gen / td, bytes = decode_bytes(&m), gbs = bytes * dec / 1e9;
+    double td = k2c_now() - t0, dec = gen / td, bytes = mi.decode_bytes, gbs = bytes * dec / 1e9;
     k2c_log("\n");
     if (json)
         printf("{\"threads\":%d,\"prompt\":%d,\"prefill_tok_s\":%.3f,\"gen\":%d,\"decode_tok_s\":%.3f,\"decode_gb_per_token\":%.4f,"
                "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f}\n",
-               k2c_get_threads(), prompt, pf, gen, dec, bytes / 1e9, gbs, bw, gbs / bw);
+               mi.threads, prompt, pf, gen, dec, bytes / 1e9, gbs, bw, gbs / bw);
     else {
-        printf("threads            %d (%s kernels)\n", k2c_get_threads(), k2c_simd_name());
+        printf("threads            %d (%s kernels)\n", mi.threads, mi.kernels);
         if (prompt > 0) printf("prefill            %d tokens in %.2f s: %.1f tok/s\n", prompt, tp, pf);
         printf("decode             %d tokens in %.2f s: %.2f tok/s\n", gen, td, dec);
         printf("decode traffic     %.3f GB/token -> %.1f GB/s\n", bytes / 1e9, gbs);
@@ -130,11 +114,11 @@ static int cmd_bench(int argc, char **argv) {
     rc = 0;
 done:
     if (rc) cli_fail("bench");
-    k2c_state_free(&s);
+    k2c_state_delete(s);
     free(ids);
     free(logits);
-    k2c_model_free(&m);
+    k2c_model_close(m);
     return rc;
 }
-CLI_COMMAND(cmd_bench_def, "bench", "--model DIR [--prompt N] [--gen N] [--threads N] [--json]",
+CLI_COMMAND(cmd_bench_def, "bench", "--model DIR [--prompt N] [--gen N] [--threads N] [--load auto|mmap|copy] [--json]",
             "Prefill and decode tokens/s, and decode GB/s next to the measured read bandwidth.", cmd_bench)

@@ -40,9 +40,10 @@ static const char *default_model(char *buf, size_t n) {
 }
 
 typedef struct {
-    k2c_model m;
+    k2c_model *m;
     k2c_tokenizer *tok;
-    k2c_state s;
+    k2c_state *s;
+    int max_ctx;            /* tokens the state holds */
     k2c_sampler sm;
     int templated;          /* the tokenizer carries the Kimi chat template */
     int *cached; int ncached, cap;   /* ids whose keys are in the cache, in order */
@@ -106,15 +107,15 @@ static int turn(chat *c, const char *user, int show_speed) {
     if (!prompt) goto done;
     if (k2c_tokenizer_encode(c->tok, prompt, strlen(prompt), 1, &ids, &n) != 0) goto done;
     if (n == 0) { k2c_seterr("empty prompt"); goto done; }
-    if (n + c->max_tokens + 1 > c->s.max_ctx) {
-        k2c_seterr("the conversation (%d tokens) no longer fits the %d-token context: /reset starts over", n, c->s.max_ctx);
+    if (n + c->max_tokens + 1 > c->max_ctx) {
+        k2c_seterr("the conversation (%d tokens) no longer fits the %d-token context: /reset starts over", n, c->max_ctx);
         goto done;
     }
     /* Keep the cache for the longest prefix it shares with the new prompt (at least one token is
      * always run, for the logits). */
     int keep = 0;
     while (keep < c->ncached && keep < n - 1 && c->cached[keep] == ids[keep]) keep++;
-    c->s.pos = keep;
+    k2c_state_truncate(c->s, keep);
     if (n + c->max_tokens + 1 > c->cap) {
         int *nc = realloc(c->cached, (size_t)(n + c->max_tokens + 1) * sizeof *nc);
         if (!nc) { k2c_seterr("out of memory"); goto done; }
@@ -129,7 +130,7 @@ static int turn(chat *c, const char *user, int show_speed) {
     k2c_gen_stats st;
     cancel_flag = 0;
     generating = 1;
-    int r = k2c_generate(&c->s, &c->sm, ids + keep, n - keep, &o, chat_token, c, &st);
+    int r = k2c_generate(c->s, &c->sm, ids + keep, n - keep, &o, chat_token, c, &st);
     generating = 0;
     const char *t;
     size_t tn;
@@ -139,7 +140,7 @@ static int turn(chat *c, const char *user, int show_speed) {
     if (r != 0) goto done;
     /* the last emitted token was never decoded when the loop ended on the length limit */
     if (st.pending >= 0 && st.stop != K2C_STOP_EOS) c->ncached--;
-    if (c->s.pos != c->ncached) c->ncached = 0;      /* cannot happen; never reuse a cache we cannot vouch for */
+    if (k2c_state_pos(c->s) != c->ncached) c->ncached = 0;      /* cannot happen; never reuse a cache we cannot vouch for */
     const char *answer = c->answer ? c->answer : "";
     if (c->templated) json_array_append_new(c->messages, json_pack("{s:s, s:s}", "role", "assistant", "content", answer));
     else if (append_doc(c, answer) != 0) goto done;
@@ -157,10 +158,10 @@ done:
 }
 
 static void chat_free(chat *c) {
-    k2c_state_free(&c->s);
+    k2c_state_delete(c->s);
     k2c_sampler_free(&c->sm);
     k2c_tokenizer_free(c->tok);
-    k2c_model_free(&c->m);
+    k2c_model_close(c->m);
     json_decref(c->messages);
     free(c->doc);
     free(c->cached);
@@ -172,7 +173,7 @@ static void reset(chat *c) {
     c->doclen = 0;
     if (c->doc) c->doc[0] = 0;
     c->ncached = 0;
-    c->s.pos = 0;
+    k2c_state_reset(c->s);
 }
 
 /* Shared set-up of chat and run. */
@@ -190,13 +191,15 @@ static int chat_open(chat *c, cli_args *a, const char *cmd) {
     if (c->seed == 0) c->seed = (uint64_t)k2c_now() * 1000003u;
     if (cli_load_tokenizer(a, dir, &c->tok) != 0 || cli_load_model(a, &c->m, dir) != 0) { cli_done(a); return cli_fail(cmd); }
     if (cli_done(a)) return 2;
-    if (k2c_tokenizer_vocab_size(c->tok) > c->m.cfg.vocab_size) {
-        k2c_seterr("%s: tokenizer has %d ids but the model's vocab_size is %d", dir, k2c_tokenizer_vocab_size(c->tok), c->m.cfg.vocab_size);
+    const k2c_config *mc = k2c_model_config(c->m);
+    if (k2c_tokenizer_vocab_size(c->tok) > mc->vocab_size) {
+        k2c_seterr("%s: tokenizer has %d ids but the model's vocab_size is %d", dir, k2c_tokenizer_vocab_size(c->tok), mc->vocab_size);
         return cli_fail(cmd);
     }
-    if (ctx <= 0) ctx = c->m.cfg.max_position_embeddings < 4096 ? c->m.cfg.max_position_embeddings : 4096;
-    if (k2c_state_init(&c->s, &c->m, ctx) != 0) return cli_fail(cmd);
-    k2c_sampler_init(&c->sm, c->m.cfg.vocab_size, c->temperature, c->top_p, 0, 0.0f, c->seed);
+    if (ctx <= 0) ctx = mc->max_position_embeddings < 4096 ? mc->max_position_embeddings : 4096;
+    if (!(c->s = k2c_state_new(c->m, ctx))) return cli_fail(cmd);
+    c->max_ctx = ctx;
+    k2c_sampler_init(&c->sm, mc->vocab_size, c->temperature, c->top_p, 0, 0.0f, c->seed);
     c->templated = k2c_tokenizer_has_kimi_template(c->tok);
     c->messages = json_array();
     int im_end = k2c_tokenizer_token_id(c->tok, "<|im_end|>");
@@ -220,7 +223,7 @@ static int cmd_chat(int argc, char **argv) {
     sa.sa_handler = on_sigint;      /* no SA_RESTART: Ctrl-C at the prompt interrupts the read */
     sigaction(SIGINT, &sa, NULL);
     int tty = isatty(0);
-    if (tty) printf("k2c chat — %s model, %s. /help for commands.\n", c.m.cfg.model_type,
+    if (tty) printf("k2c chat — %s model, %s. /help for commands.\n", k2c_model_config(c.m)->model_type,
                     c.templated ? "Kimi chat template" : "base model (plain continuation)");
     char *line = NULL;
     size_t cap = 0;

@@ -6,14 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Loads DIR with a progress note; sets threads. Returns 0 or prints the error. */
-int cli_load_model(cli_args *a, k2c_model *m, const char *dir) {
-    k2c_set_threads((int)cli_int(a, "threads", 0));
+int cli_model_opts(cli_args *a, k2c_model_opts *o) {
+    k2c_model_opts_default(o);      /* K2C_SIMD, K2C_PROMPT_PRECISION */
+    o->threads = (int)cli_int(a, "threads", 0);
     const char *load = cli_str(a, "load", "auto");
     if (strcmp(load, "auto") && strcmp(load, "mmap") && strcmp(load, "copy")) { k2c_seterr("--load must be auto, mmap or copy"); return -1; }
-    k2c_st_load_mode = !strcmp(load, "copy") ? K2C_LOAD_COPY : !strcmp(load, "mmap") ? K2C_LOAD_MMAP : K2C_LOAD_AUTO;
+    o->load = !strcmp(load, "copy") ? K2C_LOAD_COPY : !strcmp(load, "mmap") ? K2C_LOAD_MMAP : K2C_LOAD_AUTO;
+    return 0;
+}
+
+/* Loads DIR with a progress note; --threads, --load, K2C_SIMD. Returns 0 or -1 with the error set. */
+int cli_load_model(cli_args *a, k2c_model **m, const char *dir) {
+    k2c_model_opts o;
+    *m = NULL;
+    if (cli_model_opts(a, &o) != 0) return -1;
     double t0 = k2c_now();
-    if (k2c_model_load(m, dir) != 0) return -1;
+    if (!(*m = k2c_model_open(dir, &o))) return -1;
     double dt = k2c_now() - t0;
     if (dt > 0.5) k2c_log("\rloaded %s in %.1f s\n", dir, dt);
     return 0;
@@ -24,23 +32,23 @@ static int cmd_logits(int argc, char **argv) {
     if (cli_parse(&a, argc, argv, "decode")) return 2;
     const char *dir = cli_need(&a, "model"), *ids_s = cli_need(&a, "ids"), *out = cli_need(&a, "out");
     int decode = cli_flag(&a, "decode");
-    int threads = (int)cli_int(&a, "threads", 0);
+    k2c_model_opts mo;
+    if (cli_model_opts(&a, &mo) != 0) { cli_done(&a); return cli_fail("logits"); }
     if (!dir || !ids_s || !out || cli_done(&a)) return 2;
-    k2c_set_threads(threads);
     int T, rc = 1;
     int *ids = cli_parse_ids(ids_s, &T);
     if (!ids) return cli_fail("logits");
-    k2c_model m;
-    k2c_state s = {0};
+    k2c_model *m = k2c_model_open(dir, &mo);
+    k2c_state *s = NULL;
     float *logits = NULL;
-    if (k2c_model_load(&m, dir) != 0) { free(ids); return cli_fail("logits"); }
-    int V = m.cfg.vocab_size;
+    if (!m) { free(ids); return cli_fail("logits"); }
+    int V = k2c_model_config(m)->vocab_size;
     logits = malloc((size_t)T * V * sizeof *logits);
     if (!logits) { k2c_seterr("out of memory"); goto done; }
-    if (k2c_state_init(&s, &m, T) != 0) goto done;
+    if (!(s = k2c_state_new(m, T))) goto done;
     if (decode) {
-        for (int t = 0; t < T; t++) if (k2c_decode(&s, ids[t], logits + (size_t)t * V, NULL) != 0) goto done;
-    } else if (k2c_prefill(&s, ids, T, logits, NULL, NULL) != 0) goto done;
+        for (int t = 0; t < T; t++) if (k2c_decode(s, ids[t], logits + (size_t)t * V, NULL) != 0) goto done;
+    } else if (k2c_prefill(s, ids, T, logits, NULL, NULL) != 0) goto done;
     k2c_tensor t = {.name = "logits", .data = logits};
     int64_t shape[2] = {T, V};
     k2c_tensor_set_shape(&t, K2C_F32, 2, shape);
@@ -48,13 +56,13 @@ static int cmd_logits(int argc, char **argv) {
     rc = 0;
 done:
     if (rc) cli_fail("logits");
-    k2c_state_free(&s);
+    k2c_state_delete(s);
     free(logits);
     free(ids);
-    k2c_model_free(&m);
+    k2c_model_close(m);
     return rc;
 }
-CLI_COMMAND(cmd_logits_def, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N]",
+CLI_COMMAND(cmd_logits_def, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N] [--load auto|mmap|copy]",
             "Write the logits F32 [T, vocab] of every position (prefill, or token by token with --decode) as safetensors.",
             cmd_logits)
 
@@ -84,9 +92,9 @@ static int cmd_generate(int argc, char **argv) {
     float min_p = (float)cli_num(&a, "min-p", 0.0);
     uint64_t seed = (uint64_t)cli_int(&a, "seed", 0);
     int ctx = (int)cli_int(&a, "ctx", 0), rc = 1, T = 0, *ids = NULL;
-    k2c_model m = {0};
+    k2c_model *m = NULL;
     k2c_tokenizer *tok = NULL;
-    k2c_state s = {0};
+    k2c_state *s = NULL;
     k2c_sampler sm = {0};
     gen_out g = {0};
     if (!dir || (!ids_s == !prompt)) {
@@ -98,18 +106,19 @@ static int cmd_generate(int argc, char **argv) {
     if (cli_load_model(&a, &m, dir) != 0) { cli_done(&a); k2c_tokenizer_free(tok); return cli_fail("generate"); }
     if (cli_done(&a)) { rc = 2; goto out; }
     if (prompt ? k2c_tokenizer_encode(tok, prompt, strlen(prompt), 1, &ids, &T) != 0 : !(ids = cli_parse_ids(ids_s, &T))) goto done;
-    if (tok && k2c_tokenizer_vocab_size(tok) > m.cfg.vocab_size) {
-        k2c_seterr("tokenizer has %d ids but the model's vocab_size is %d", k2c_tokenizer_vocab_size(tok), m.cfg.vocab_size);
+    int V = k2c_model_config(m)->vocab_size;
+    if (tok && k2c_tokenizer_vocab_size(tok) > V) {
+        k2c_seterr("tokenizer has %d ids but the model's vocab_size is %d", k2c_tokenizer_vocab_size(tok), V);
         goto done;
     }
     if (ctx <= 0) ctx = T + max_tokens + 1;
-    if (k2c_state_init(&s, &m, ctx) != 0) goto done;
-    k2c_sampler_init(&sm, m.cfg.vocab_size, temp, top_p, top_k, min_p, seed);
+    if (!(s = k2c_state_new(m, ctx))) goto done;
+    k2c_sampler_init(&sm, V, temp, top_p, top_k, min_p, seed);
     g.text = tok != NULL;
     if (tok) k2c_detok_init(&g.dt, tok);
     k2c_gen_opts o = {.max_tokens = max_tokens};
     k2c_gen_stats st;
-    if (k2c_generate(&s, &sm, ids, T, &o, print_token, &g, &st) != 0) goto done;
+    if (k2c_generate(s, &sm, ids, T, &o, print_token, &g, &st) != 0) goto done;
     if (tok) {
         const char *t;
         size_t n;
@@ -126,10 +135,10 @@ done:
 out:
     if (tok) k2c_detok_free(&g.dt);
     k2c_sampler_free(&sm);
-    k2c_state_free(&s);
+    k2c_state_delete(s);
     free(ids);
     k2c_tokenizer_free(tok);
-    k2c_model_free(&m);
+    k2c_model_close(m);
     return rc;
 }
 CLI_COMMAND(cmd_generate_def, "generate",
@@ -152,9 +161,12 @@ static int cmd_info(int argc, char **argv) {
     const char *dir = cli_need(&a, "model");
     int ctx = (int)cli_int(&a, "ctx", 0);
     if (!dir || cli_done(&a)) return 2;
-    k2c_model m;
-    if (k2c_model_load(&m, dir) != 0) return cli_fail("info");
-    const k2c_config *c = &m.cfg;
+    k2c_model_opts mo = {.load = K2C_LOAD_MMAP};     /* info reads headers, not weights */
+    k2c_model *m = k2c_model_open(dir, &mo);
+    if (!m) return cli_fail("info");
+    const k2c_config *c = k2c_model_config(m);
+    k2c_model_info mi;
+    k2c_model_get_info(m, &mi);
     double total, active;
     k2c_model_counts(c, &total, &active);
     char b1[32], b2[32], b3[32];
@@ -165,15 +177,15 @@ static int cmd_info(int argc, char **argv) {
     printf("attention:    MLA, q_lora %d, kv_lora %d, nope/rope/v %d/%d/%d, rope theta %g%s\n", c->q_lora_rank,
            c->kv_lora_rank, c->qk_nope_head_dim, c->qk_rope_head_dim, c->v_head_dim, c->rope_theta,
            c->rope_yarn ? ", YaRN" : "");
-    if (c->rope_yarn) printf("              YaRN factor %g, original context %d, softmax scale %.7f\n", c->rope_factor, c->rope_original_max, m.attn_scale);
+    if (c->rope_yarn) printf("              YaRN factor %g, original context %d, softmax scale %.7f\n", c->rope_factor, c->rope_original_max, mi.attn_scale);
     printf("experts:      %d routed (top %d, %s, groups %d/%d) + %d shared, intermediate %d\n", c->n_routed_experts,
            c->num_experts_per_tok, c->scoring_softmax ? "softmax" : "sigmoid", c->topk_group, c->n_group, c->n_shared_experts,
            c->moe_intermediate_size);
     printf("parameters:   %.3fB total, %.3fB active per token\n", total / 1e9, active / 1e9);
-    size_t per[K2C_DTYPE_COUNT] = {0}, all = 0;
-    for (int i = 0; i < m.st.ntensors; i++) { per[m.st.tensors[i].dtype] += m.st.tensors[i].nbytes; all += m.st.tensors[i].nbytes; }
-    printf("weights:      %s in %d file(s):", fmt_bytes((double)all, b1, sizeof b1), m.st.nfiles);
-    for (int t = 0; t < K2C_DTYPE_COUNT; t++) if (per[t]) printf(" %s %s", k2c_dtype_name((k2c_dtype)t), fmt_bytes((double)per[t], b2, sizeof b2));
+    size_t all = mi.bytes;
+    printf("weights:      %s in %d file(s):", fmt_bytes((double)all, b1, sizeof b1), mi.nfiles);
+    for (int t = 0; t < K2C_DTYPE_COUNT; t++)
+        if (mi.bytes_by_dtype[t]) printf(" %s %s", k2c_dtype_name((k2c_dtype)t), fmt_bytes((double)mi.bytes_by_dtype[t], b2, sizeof b2));
     printf("\n");
     double kv = (double)c->num_hidden_layers * (c->kv_lora_rank + c->qk_rope_head_dim) * 4.0;
     if (ctx <= 0) ctx = c->max_position_embeddings;
@@ -181,7 +193,8 @@ static int cmd_info(int argc, char **argv) {
            fmt_bytes(kv * ctx, b2, sizeof b2), ctx);
     printf("memory:       %s weights (memory-mapped) + %s cache = %s\n", fmt_bytes((double)all, b1, sizeof b1),
            fmt_bytes(kv * ctx, b2, sizeof b2), fmt_bytes((double)all + kv * ctx, b3, sizeof b3));
-    k2c_model_free(&m);
+    printf("kernels:      %s (K2C_SIMD=scalar|avx512 forces one), %d threads\n", mi.kernels, mi.threads);
+    k2c_model_close(m);
     return 0;
 }
 CLI_COMMAND(cmd_info_def, "info", "--model DIR [--ctx N]",
@@ -197,7 +210,7 @@ static int cmd_mkmodel(int argc, char **argv) {
     int layers = (int)cli_int(&a, "layers", 0), experts = (int)cli_int(&a, "experts", 0);
     int topk = (int)cli_int(&a, "experts-per-tok", 0), vocab = (int)cli_int(&a, "vocab", 0);
     int shared = (int)cli_int(&a, "shared-experts", -1), dense = (int)cli_int(&a, "dense-layers", -1);
-    k2c_set_threads((int)cli_int(&a, "threads", 0));
+    cli_int(&a, "threads", 0);     /* accepted for symmetry; mkmodel uses every core */
     if (!out || cli_done(&a)) return 2;
     if (!cfgp == !preset) { fprintf(stderr, "k2c mkmodel: give exactly one of --config FILE or --preset NAME\n"); return 2; }
     k2c_config c;

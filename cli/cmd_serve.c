@@ -52,6 +52,9 @@ static int cmd_serve(int argc, char **argv) {
     o.parallel = (int)cli_int(&a, "parallel", 4);
     o.ctx = (int)cli_int(&a, "ctx", 0);
     o.threads = (int)cli_int(&a, "threads", 0);
+    k2c_model_opts mo;
+    if (cli_model_opts(&a, &mo) != 0) { cli_done(&a); return cli_fail("serve"); }
+    o.model_opts = &mo;
     o.max_body = (size_t)cli_int(&a, "max-body", 1 << 20);
     o.max_queue = (int)cli_int(&a, "max-queue", 64);
     o.timeout_s = cli_num(&a, "timeout", 300);
@@ -84,18 +87,19 @@ static k2c_vocab_info *bench_vi;
 
 static int run_gen(k2c_model *m, k2c_tokenizer *tok, const int *prompt, int np, int ntok, const char *schema,
                    const char *tools, double *pick_s, double *dec_s) {
-    k2c_state s = {0};
-    float *logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
+    int V = k2c_model_config(m)->vocab_size;
+    k2c_state *s = NULL;
+    float *logits = malloc((size_t)V * sizeof *logits);
     int done = 0, rc = -1;
-    if (!logits || k2c_state_init(&s, m, np + ntok + 8) != 0) goto out;
+    if (!logits || !(s = k2c_state_new(m, np + ntok + 8))) goto out;
     double tp = 0, td = 0;
     for (int round = 0; done < ntok; round++) {
-        s.pos = 0;
-        if (k2c_prefill(&s, prompt, np, NULL, logits, NULL) != 0) goto out;
+        k2c_state_reset(s);
+        if (k2c_prefill(s, prompt, np, NULL, logits, NULL) != 0) goto out;
         k2c_turn_opts o = {.tools_json = tools, .tool_choice = tools ? K2C_TOOLS_REQUIRED : K2C_TOOLS_AUTO,
                           .parallel_tool_calls = 1, .schema_json = schema, .temperature = 0.8f, .top_p = 1.0f,
                           .seed = (uint64_t)round, .max_tokens = ntok - done, .vocab_info = bench_vi};
-        k2c_turn *g = k2c_turn_new(tok, m->cfg.vocab_size, &o);
+        k2c_turn *g = k2c_turn_new(tok, V, &o);
         if (!g) goto out;
         int id, r;
         /* the pick (k2c_turn_step: grammar, sampling) and the forward pass timed apart: the forward cost
@@ -106,7 +110,7 @@ static int run_gen(k2c_model *m, k2c_tokenizer *tok, const int *prompt, int np, 
             double t1 = k2c_now();
             tp += t1 - t0;
             if (r != 1) break;
-            if (k2c_decode(&s, id, logits, NULL) != 0) { r = -1; break; }
+            if (k2c_decode(s, id, logits, NULL) != 0) { r = -1; break; }
             td += k2c_now() - t1;
         }
         done += k2c_turn_ntokens(g) > 0 ? k2c_turn_ntokens(g) : 1;
@@ -117,7 +121,7 @@ static int run_gen(k2c_model *m, k2c_tokenizer *tok, const int *prompt, int np, 
     *dec_s = td / done;
     rc = 0;
 out:
-    k2c_state_free(&s);
+    k2c_state_delete(s);
     free(logits);
     return rc;
 }
@@ -128,9 +132,9 @@ static int cmd_genbench(int argc, char **argv) {
     if (cli_parse(&a, argc, argv, "")) return 2;
     const char *dir = cli_need(&a, "model");
     int ntok = (int)cli_int(&a, "tokens", 256);
-    k2c_model m;
+    k2c_model *m;
     if (!dir || cli_load_model(&a, &m, dir) != 0) { cli_done(&a); return dir ? cli_fail("genbench") : 2; }
-    if (cli_done(&a)) { k2c_model_free(&m); return 2; }
+    if (cli_done(&a)) { k2c_model_close(m); return 2; }
     k2c_tokenizer *tok = NULL;
     int *prompt = NULL, np = 0, rc = 1;
     const char *text = "<|im_user|>user<|im_middle|>Write some JSON.<|im_end|><|im_assistant|>assistant<|im_middle|>";
@@ -142,8 +146,8 @@ static int cmd_genbench(int argc, char **argv) {
     char tools[1024];
     snprintf(tools, sizeof tools, "[{\"type\":\"function\",\"function\":{\"name\":\"record\",\"parameters\":%s}}]", schema);
     double p[3], d[3];
-    if (run_gen(&m, tok, prompt, np, ntok, NULL, NULL, &p[0], &d[0]) || run_gen(&m, tok, prompt, np, ntok, schema, NULL, &p[1], &d[1]) ||
-        run_gen(&m, tok, prompt, np, ntok, NULL, tools, &p[2], &d[2])) goto done;
+    if (run_gen(m, tok, prompt, np, ntok, NULL, NULL, &p[0], &d[0]) || run_gen(m, tok, prompt, np, ntok, schema, NULL, &p[1], &d[1]) ||
+        run_gen(m, tok, prompt, np, ntok, NULL, tools, &p[2], &d[2])) goto done;
     double dec = (d[0] + d[1] + d[2]) / 3;   /* the forward pass does not depend on the mode */
     printf("{\"tokens\":%d,\"decode_ms_per_token\":%.3f,\"pick_us_per_token\":{\"free\":%.1f,\"json_schema\":%.1f,\"tool_call\":%.1f},"
            "\"tok_s\":{\"free\":%.1f,\"json_schema\":%.1f,\"tool_call\":%.1f},\"drop_pct\":{\"json_schema\":%.2f,\"tool_call\":%.2f}}\n",
@@ -155,7 +159,7 @@ done:
     free(prompt);
     k2c_vocab_info_free(bench_vi);
     if (tok) k2c_tokenizer_free(tok);
-    k2c_model_free(&m);
+    k2c_model_close(m);
     return rc;
 }
 CLI_COMMAND(cmd_genbench_def, "genbench", "--model DIR [--tokens N] [--threads N]",

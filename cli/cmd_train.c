@@ -1,5 +1,6 @@
 /* Training commands: k2c train, k2c grad, k2c data prepare, k2c plot. */
 #include "cli.h"
+#include "k2c_train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,6 @@
 
 extern char **environ;
 
-static void set_threads(int n) {
-    if (n > 0) k2c_set_threads(n);
-}
 
 static int parse_opt(const char *s, k2c_opt_kind *k) {
     if (!strcmp(s, "muonclip")) *k = K2C_OPT_MUONCLIP;
@@ -63,7 +61,7 @@ static int cmd_train(int argc, char **argv) {
     o.bias_u = (float)cli_num(&a, "bias-u", 1e-3);
     const char *clip_from = cli_str(&a, "clip-logits", "forward");
     uint64_t init_seed = (uint64_t)cli_int(&a, "init-seed", 1);
-    set_threads((int)cli_int(&a, "threads", 0));
+    int threads = (int)cli_int(&a, "threads", 0);
     if (cli_done(&a) || !t.data_dir) return 2;
     if (!strcmp(clip_from, "updated")) o.clip_updated = 1;
     else if (strcmp(clip_from, "forward")) { fprintf(stderr, "k2c train: --clip-logits must be forward or updated\n"); return 2; }
@@ -101,6 +99,7 @@ static int cmd_train(int argc, char **argv) {
         if (init ? k2c_tmodel_load(&m, init) : k2c_tmodel_init(&m, &c, init_seed)) { free(logp); return cli_fail("train"); }
         if (k2c_optim_init(&o, &m)) { k2c_tmodel_free(&m); free(logp); return cli_fail("train"); }
     }
+    m.nthreads = threads;
     double total, active;
     k2c_model_counts(&m.cfg, &total, &active);
     k2c_log("model: %zu parameters (%.2fM), %s, %d x %d tokens x %d accum per step\n", m.nw, m.nw / 1e6, opts, t.batch,
@@ -123,7 +122,7 @@ static int cmd_grad(int argc, char **argv) {
     cli_args a;
     if (cli_parse(&a, argc, argv, "")) return 2;
     const char *model = cli_need(&a, "model"), *ids_s = cli_need(&a, "ids"), *out = cli_need(&a, "out");
-    set_threads((int)cli_int(&a, "threads", 0));
+    int threads = (int)cli_int(&a, "threads", 0);
     if (cli_done(&a) || !model || !ids_s || !out) return 2;
     int n, rc = 1;
     int *ids = cli_parse_ids(ids_s, &n);
@@ -135,6 +134,7 @@ static int cmd_grad(int argc, char **argv) {
     k2c_tensor *ts = NULL;
     char **names = NULL;
     if (!tg || k2c_tmodel_load(&m, model)) { free(ids); free(tg); return cli_fail("grad"); }
+    m.nthreads = threads;
     for (int i = 0; i < n; i++) tg[i] = i + 1 < n ? ids[i + 1] : -1;
     double loss;
     int cnt;

@@ -1,7 +1,7 @@
 /* Agent built-ins: the calculator (arithmetic only, errors not crashes) and the confined file tools
  * (no absolute paths, no "..", no symbolic links followed anywhere in a path, atomic writes). */
 #include "check.h"
-#include "k2c.h"
+#include "serve/serve.h"
 
 #include <fcntl.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* Chat template rendering and the tool-call parser (whole, streamed in every chunking, malformed). */
-#include "../src/k2c.h"
+#include "text/text.h"
 #include "check.h"
 
 #include <string.h>

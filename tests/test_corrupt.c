@@ -1,6 +1,6 @@
 /* Corrupt and hostile checkpoints: each must give an error naming the file and the tensor or field,
  * never a crash or a read outside the file (the sanitizer build runs this too). */
-#include "../src/k2c.h"
+#include "model/model.h"
 #include "check.h"
 
 #include <string.h>

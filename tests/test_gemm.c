@@ -1,12 +1,14 @@
-/* Prompt matmul paths (k2c_matmul with T > 32, gemm.c) against a float64 reference, on shapes that hit every
+/* Prompt matmul paths (k2c_matmul with T > 32: kern_<isa>.c GEMM tiles, or sgemm on dequantized tiles) against a float64 reference, on shapes that hit every
  * edge: T not a multiple of the 32-token block, rows not a multiple of the 8-row panel or the 64-row tile, an
  * odd number of columns (the BF16 kernel works on column pairs). The BF16-prompt path is checked against a
  * reference on the same BF16-rounded inputs, so it must agree to fp32 summation error, not to BF16 error. */
-#include "../src/k2c.h"
+#include "kernels/kernels.h"
 #include "check.h"
 
 #include <stdint.h>
 #include <string.h>
+
+static k2c_kctx cx;     /* the kernels under test */
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) {
@@ -24,8 +26,9 @@ static double check_shape(k2c_wfmt fmt, int T, int R, int C, int round_x) {
         Wb[i] = k2c_f32_to_bf16(frand());
         Wf[i] = k2c_bf16_to_f32(Wb[i]);    /* the same values in both formats */
     }
-    k2c_linear l = {.fmt = fmt, .rows = R, .cols = C, .w = fmt == K2C_FMT_BF16 ? (const void *)Wb : (const void *)Wf};
-    k2c_matmul(&l, X, T, Y);
+    k2c_linear l = {.fmt = fmt, .rows = R, .cols = C, .w = fmt == K2C_FMT_BF16 ? (const void *)Wb : (const void *)Wf,
+                    .cx = &cx};
+    if (k2c_matmul(&l, X, T, Y) != 0) { EXPECT(0, "matmul: %s", k2c_errmsg()); return 1; }
     double err = 0, mx = 0;
     for (int t = 0; t < T; t++)
         for (int r = 0; r < R; r++) {
@@ -49,14 +52,14 @@ static void fp32_inputs(void) {
         for (int f = 0; f < 2; f++) {
             k2c_wfmt fmt = f ? K2C_FMT_BF16 : K2C_FMT_F32;
             double e = check_shape(fmt, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 0);
-            EXPECT(e < 1e-5, "[%s] %s T=%d R=%d C=%d rel err %g", k2c_simd_name(), f ? "bf16" : "f32", SHAPES[s][0],
+            EXPECT(e < 1e-5, "[%s] %s T=%d R=%d C=%d rel err %g", cx.k->name, f ? "bf16" : "f32", SHAPES[s][0],
                    SHAPES[s][1], SHAPES[s][2], e);
         }
 }
 
 static void bf16_inputs(void) {
-    EXPECT(k2c_set_bf16_prompt(1) == 0, "AVX512-BF16 reported but cannot be enabled");
-    EXPECT(k2c_bf16_prompt(), "BF16 prompt path not active");
+    EXPECT(k2c_kctx_init(&cx, "avx512", 2, 1) == 0, "AVX512-BF16 reported but cannot be enabled: %s", k2c_errmsg());
+    EXPECT(cx.bf16_prompt, "BF16 prompt path not active");
     for (int s = 0; s < 5; s++) {
         double e = check_shape(K2C_FMT_BF16, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 1);
         EXPECT(e < 1e-5, "bf16 x bf16 T=%d R=%d C=%d rel err %g", SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], e);
@@ -64,10 +67,10 @@ static void bf16_inputs(void) {
         double e32 = check_shape(K2C_FMT_BF16, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 0);
         EXPECT(e32 > 1e-5 && e32 < 2e-2, "bf16 path vs fp32 inputs T=%d rel err %g", SHAPES[s][0], e32);
     }
-    k2c_set_bf16_prompt(0);
+    k2c_kctx_init(&cx, "avx512", 2, 0);
 }
 
-/* The scalar fallback of the BF16 tile (non-x86 builds) shares the packing; check the packed layout. */
+/* Every BF16 tile kernel reads this packing; check the packed layout. */
 static void bf16_packing(void) {
     float X[3 * 5];
     for (int i = 0; i < 15; i++) X[i] = (float)(i + 1);
@@ -82,22 +85,32 @@ static void bf16_packing(void) {
     free(Xp);
 }
 
+/* BF16-rounded prompt inputs are opt-in: the defaults keep fp32 inputs, and so does K2C_PROMPT_PRECISION unset. */
+static void fp32_by_default(void) {
+    EXPECT(!k2c_kctx_default()->bf16_prompt, "BF16 prompt inputs on in the default context");
+    k2c_model_opts o;
+    unsetenv("K2C_PROMPT_PRECISION");
+    k2c_model_opts_default(&o);
+    EXPECT(!o.bf16_prompt, "BF16 prompt inputs on without K2C_PROMPT_PRECISION=bf16");
+    if (k2c_cpu_has_avx512bf16()) {
+        setenv("K2C_PROMPT_PRECISION", "bf16", 1);
+        k2c_model_opts_default(&o);
+        EXPECT(o.bf16_prompt, "K2C_PROMPT_PRECISION=bf16 ignored on an AVX512-BF16 CPU");
+        unsetenv("K2C_PROMPT_PRECISION");
+    }
+}
+
 int main(void) {
-    k2c_set_threads(2);
-    int had_bf16 = k2c_bf16_prompt();
-    const char *pp = getenv("K2C_PROMPT_PRECISION");
-    if (!pp) EXPECT(!had_bf16, "BF16 prompt inputs on without K2C_PROMPT_PRECISION=bf16 (fp32 is the default)");
-    k2c_set_bf16_prompt(0);
+    run_test("gemm_fp32_prompt_by_default", fp32_by_default);
     run_test("gemm_bf16_packing", bf16_packing);
     const char *levels[] = {"avx512", "scalar"};
     for (int lv = 0; lv < 2; lv++) {
-        if (k2c_simd_force(levels[lv]) != 0) continue;
         char name[64];
         snprintf(name, sizeof name, "gemm_fp32_inputs_%s", levels[lv]);
+        if (k2c_kctx_init(&cx, levels[lv], 2, 0) != 0) { printf("SKIP %s: %s\n", name, k2c_errmsg()); continue; }
         run_test(name, fp32_inputs);
-        if (lv == 0 && k2c_bf16_prompt_supported()) run_test("gemm_bf16_inputs_avx512bf16", bf16_inputs);
+        if (lv == 0 && k2c_cpu_has_avx512bf16()) run_test("gemm_bf16_inputs_avx512bf16", bf16_inputs);
+        else if (lv == 0) printf("SKIP gemm_bf16_inputs_avx512bf16: this CPU lacks AVX512-BF16\n");
     }
-    printf("(AVX512-BF16 %s; BF16 prompts were %s by default)\n", k2c_bf16_prompt_supported() ? "present" : "absent",
-           had_bf16 ? "on" : "off");
     return check_exit();
 }

@@ -1,7 +1,7 @@
 /* The forward pass against the six golden cases (float64 reference, spec section 7): prefill logits,
  * per-layer hidden states, chosen experts and per-head max logits; then the same logits through the
  * absorbed decode path token by token. Both the SIMD and the scalar kernels are checked. */
-#include "../src/k2c.h"
+#include "model/model.h"
 #include "check.h"
 
 #include <string.h>
@@ -43,11 +43,15 @@ static void golden_close(golden_run *g) {
     free(g->ids); free(g->logits); free(g->tr.hidden); free(g->tr.experts); free(g->tr.attn_max);
 }
 
+/* The kernels and prompt precision every model of this run is loaded with (set per pass by main). */
+static k2c_model_opts g_opts;
+static const char *simd_name(void) { return g_opts.simd ? g_opts.simd : "auto"; }
+
 static int golden_open(golden_run *g, const char *dir) {
     char exp[300];
     snprintf(exp, sizeof exp, "%s/expected.safetensors", dir);
     memset(g, 0, sizeof *g);
-    if (k2c_model_load(&g->m, dir) != 0) { EXPECT(0, "%s: load: %s", dir, k2c_errmsg()); return -1; }
+    if (k2c_model_load_opts(&g->m, dir, &g_opts) != 0) { EXPECT(0, "%s: load: %s", dir, k2c_errmsg()); return -1; }
     if (k2c_st_open(&g->ref, exp) != 0) { EXPECT(0, "%s", k2c_errmsg()); k2c_model_free(&g->m); return -1; }
     const k2c_config *c = &g->m.cfg;
     const k2c_tensor *ids_t = k2c_st_find(&g->ref, "input_ids");
@@ -76,7 +80,7 @@ static void check_case(const char *name) {
     k2c_trace tr = g.tr;
     float *logits = g.logits;
     float e = rel_err(logits, lg);
-    EXPECT(e < 1e-4f, "%s [%s] prefill logits rel err %g", name, k2c_simd_name(), e);
+    EXPECT(e < 1e-4f, "%s [%s] prefill logits rel err %g", name, simd_name(), e);
     char tn[64];
     for (int l = 0; l < L; l++) {
         snprintf(tn, sizeof tn, "hidden.%d", l);
@@ -100,7 +104,7 @@ static void check_case(const char *name) {
     float *dl = malloc((size_t)T * V * sizeof *dl);
     for (int t = 0; t < T; t++) EXPECT(k2c_decode(&g.s, ids[t], dl + (size_t)t * V, NULL) == 0, "%s", k2c_errmsg());
     e = rel_err(dl, lg);
-    EXPECT(e < 1e-4f, "%s [%s] decode logits rel err %g", name, k2c_simd_name(), e);
+    EXPECT(e < 1e-4f, "%s [%s] decode logits rel err %g", name, simd_name(), e);
     /* prefill of a prefix, then decode the rest: the two paths share one cache */
     k2c_state_reset(&g.s);
     int half = T / 2;
@@ -183,7 +187,7 @@ static void f16_weights(void) {
     free(cfg);
     k2c_model m;
     k2c_safetensors ref;
-    if (k2c_model_load(&m, dst) != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    if (k2c_model_load_opts(&m, dst, &g_opts) != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
     EXPECT(m.layers[1].exp_up[0].fmt == K2C_FMT_F16 && m.head.fmt == K2C_FMT_F16, "f16 formats");
     k2c_st_open(&ref, "tests/data/golden/k2-tiny-f32/expected.safetensors");
     const k2c_tensor *ids_t = k2c_st_find(&ref, "input_ids"), *lg = k2c_st_find(&ref, "logits");
@@ -215,10 +219,10 @@ static void one_case(void) { check_case(CASES[cur]); }
  * between any two BF16 implementations; the check holds tokens whose experts all match to BF16 error and
  * allows few flips. */
 static void bf16_prompt(void) {
-    k2c_set_bf16_prompt(1);
+    g_opts = (k2c_model_opts){.simd = "avx512", .bf16_prompt = 1};
     golden_run g;
     int rc = golden_open(&g, "tests/data/golden/k2-tiny-bf16-sharded");
-    k2c_set_bf16_prompt(0);
+    g_opts = (k2c_model_opts){0};
     if (rc) return;
     const k2c_tensor *lg = g.lg;
     int T = g.T, V = g.V, L = g.L, K = g.K;
@@ -257,11 +261,15 @@ int main(void) {
     char name[128];
     const char *levels[] = {"avx512", "scalar"};
     /* the golden checks hold the fp32 paths to 1e-4; the BF16-rounded prompt path has its own check below */
-    int bf16 = k2c_bf16_prompt_supported();
-    k2c_set_bf16_prompt(0);
-    if (bf16) run_test("golden_bf16_prompt_avx512bf16", bf16_prompt);
+    if (k2c_cpu_has_avx512bf16()) run_test("golden_bf16_prompt_avx512bf16", bf16_prompt);
+    else printf("SKIP golden_bf16_prompt_avx512bf16: this CPU lacks AVX512-BF16\n");
     for (int lv = 0; lv < 2; lv++) {
-        if (k2c_simd_force(levels[lv]) != 0) continue;
+        k2c_kctx probe;
+        if (k2c_kctx_init(&probe, levels[lv], 1, 0) != 0) {
+            printf("SKIP golden_*_%s: %s\n", levels[lv], k2c_errmsg());
+            continue;
+        }
+        g_opts = (k2c_model_opts){.simd = levels[lv]};
         for (cur = 0; cur < 6; cur++) {
             snprintf(name, sizeof name, "golden_%s_%s", CASES[cur], levels[lv]);
             run_test(name, one_case);

@@ -1,7 +1,7 @@
 /* JSON Schema grammar: accepts valid compact JSON, rejects what the schema forbids, and every prefix
  * reached by random allowed bytes closes (k2c_gram_close) into JSON that parses. */
 #include "check.h"
-#include "k2c.h"
+#include "text/text.h"
 
 #include <jansson.h>
 #include <string.h>

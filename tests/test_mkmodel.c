@@ -1,6 +1,6 @@
 /* Checkpoints written by k2c_mkmodel in every dtype load back, shard through an unpadded index, and
  * run with prefill and absorbed decode agreeing. Also the sampler's basic guarantees. */
-#include "../src/k2c.h"
+#include "model/model.h"
 #include "check.h"
 
 #include <string.h>

@@ -1,5 +1,5 @@
 /* safetensors reader/writer and config parser against the golden checkpoints and hand-made files. */
-#include "../src/k2c.h"
+#include "core/core.h"
 #include "check.h"
 
 #include <string.h>
@@ -121,11 +121,8 @@ static void config_errors(void) {
 
 static void load_modes_agree(void) {
     k2c_safetensors a, b;
-    k2c_st_load_mode = K2C_LOAD_MMAP;
-    int ra = k2c_st_open(&a, "tests/data/golden/k2-tiny-fp8");
-    k2c_st_load_mode = K2C_LOAD_COPY;
-    int rb = k2c_st_open(&b, "tests/data/golden/k2-tiny-fp8");
-    k2c_st_load_mode = K2C_LOAD_AUTO;
+    int ra = k2c_st_open_mode(&a, "tests/data/golden/k2-tiny-fp8", K2C_LOAD_MMAP);
+    int rb = k2c_st_open_mode(&b, "tests/data/golden/k2-tiny-fp8", K2C_LOAD_COPY);
     EXPECT(ra == 0 && rb == 0, "%s", k2c_errmsg());
     if (ra || rb) return;
     int same = a.ntensors == b.ntensors;

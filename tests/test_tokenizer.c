@@ -1,7 +1,7 @@
 /* Tokenizer on hand-made vocabularies: merge order, specials, decode, streaming decode, invalid UTF-8,
  * malformed files, the BPE trainer, tokenizer.json, and token-id feeding of the tool-call parser.
  * (Exactness against tiktoken on a real 200k vocabulary: tests/test_tokenizer_oracle.sh.) */
-#include "../src/k2c.h"
+#include "text/text.h"
 #include "check.h"
 
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* Trainer tests: every op's backward against central finite differences, the whole model's gradient
  * against the golden float64 reference (k2-tiny-train), two MuonClip steps against after2.*, the
  * optimizer pieces, and a saved checkpoint read back by the inference loader. */
-#include "../src/k2c.h"
+#include "train/train.h"
 #include "check.h"
 
 #include <assert.h>

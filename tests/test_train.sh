@@ -5,7 +5,7 @@
 G=tests/data/golden/k2-tiny-train
 
 # --- data
-$K2C data prepare --tokenizer bytes --out "$TMP/data" --val-fraction 0.1 src/*.c src/k2c.h >"$TMP/prep.txt" 2>&1 \
+$K2C data prepare --tokenizer bytes --out "$TMP/data" --val-fraction 0.1 src/*/*.c include/k2c.h >"$TMP/prep.txt" 2>&1 \
   && [ -f "$TMP/data/train_000.bin" ] && [ -f "$TMP/data/val_000.bin" ] && pass data_prepare_bytes \
   || fail data_prepare_bytes "$(cat "$TMP/prep.txt")"
 # a tiny tiktoken BPE (256 bytes + 3 merges): "the" is one token, documents end without EOS (none defined)

@@ -1,7 +1,7 @@
 /* The trainer's vector kernels (src/vecmath.c) against float64 formulas, on whichever clone (AVX-512,
  * AVX2, baseline) this CPU selects. */
 #include "check.h"
-#include "vecmath.h"
+#include "kernels/kernels.h"
 
 #include <string.h>
 

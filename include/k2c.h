@@ -1,0 +1,389 @@
+/* k2c — the Kimi K2 system in C. The public API of libk2c: load a model, run it, sample, tokenize, render
+ * the chat template, parse tool calls, serve, run an agent. The trainer's API is in k2c_train.h.
+ *
+ * Everything else (the safetensors reader, weight formats and their kernels, the layers of the forward
+ * pass, the tokenizer's tables, the server's scheduler) is internal: src/<layer>/<layer>.h, one header per
+ * folder, each including only the layers below it (docs/ARCHITECTURE.md walks them in data-flow order):
+ *   core     errors, files, dtypes, config.json, safetensors
+ *   kernels  weights in their stored format and the per-ISA kernels that read them
+ *   model    the forward pass (MLA, MoE, RoPE), the KV cache, sampling, generation
+ *   text     tokenizer, BPE, chat template, tool-call parser, JSON-Schema grammar
+ *   serve    constrained turns, the HTTP server, MCP, the agent
+ *   train    the trainer, MuonClip, data shards, plots
+ *
+ * Conventions: functions that can fail return 0 on success and -1 on failure (or NULL), with a message for
+ * the user in k2c_errmsg() that names the file and field; the library never aborts on bad input or a failed
+ * allocation. No setting is process-wide: thread count, SIMD level and load mode travel in k2c_model_opts
+ * and belong to the model they were given for. Matrices are row-major; shapes are given in comments as
+ * [rows, cols].
+ */
+#ifndef K2C_H
+#define K2C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ errors */
+#define K2C_ERRMSG_MAX 1024
+void k2c_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *k2c_errmsg(void);
+void k2c_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* progress on stderr */
+double k2c_now(void);                                                     /* monotonic seconds */
+char *k2c_read_file(const char *path, size_t *len);                       /* NUL-terminated, NULL + error */
+int k2c_write_file_atomic(const char *path, const void *data, size_t len); /* temp file + rename */
+char *k2c_path_join(const char *dir, const char *name);                   /* malloc'd "dir/name" */
+
+/* ------------------------------------------------------------------ dtypes */
+typedef enum {
+    K2C_F32, K2C_F16, K2C_BF16, K2C_F8_E4M3, K2C_F64, K2C_I64, K2C_I32, K2C_I16, K2C_I8, K2C_U8, K2C_BOOL,
+    K2C_DTYPE_COUNT
+} k2c_dtype;
+size_t k2c_dtype_size(k2c_dtype t);
+const char *k2c_dtype_name(k2c_dtype t);
+int k2c_dtype_parse(const char *name, k2c_dtype *out);   /* 0, or -1 for an unknown name (no error set) */
+
+/* ------------------------------------------------------------------ writing safetensors */
+#define K2C_MAX_DIMS 8
+typedef struct {
+    char *name;
+    k2c_dtype dtype;
+    int ndim;
+    int64_t shape[K2C_MAX_DIMS];
+    int64_t numel;
+    const void *data;       /* into the mapping (reader) or the caller's memory (writer) */
+    size_t nbytes;
+    const char *file;       /* the file it lives in, for error messages */
+} k2c_tensor;
+/* Writing: tensors[i].data may be NULL, then fill(ctx, i, dst) is called to produce its bytes, so a
+ * shard larger than memory can be streamed. The file is written to PATH.tmp and renamed. */
+typedef int (*k2c_st_fill_fn)(void *ctx, int index, void *dst);
+int k2c_st_write(const char *path, int n, const k2c_tensor *tensors, k2c_st_fill_fn fill, void *ctx);
+/* Fills in numel/nbytes from dtype and shape. */
+void k2c_tensor_set_shape(k2c_tensor *t, k2c_dtype dtype, int ndim, const int64_t *shape);
+
+/* ------------------------------------------------------------------ config */
+typedef enum { K2C_QUANT_NONE, K2C_QUANT_FP8, K2C_QUANT_INT4 } k2c_quant;
+
+typedef struct {
+    char model_type[32];
+    int vocab_size, hidden_size, intermediate_size, moe_intermediate_size;
+    int num_hidden_layers, first_k_dense_replace, moe_layer_freq;
+    int num_attention_heads;
+    int n_routed_experts, n_shared_experts, num_experts_per_tok, n_group, topk_group;
+    int scoring_softmax;            /* 0 sigmoid, 1 softmax */
+    int norm_topk_prob;
+    float routed_scaling_factor;
+    int q_lora_rank;                /* 0: plain q_proj (Moonlight) */
+    int kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim;
+    double rope_theta;
+    int max_position_embeddings;
+    int rope_yarn;                  /* rope_scaling.type == yarn */
+    double rope_factor, beta_fast, beta_slow, mscale, mscale_all_dim;
+    int rope_original_max;
+    double rms_norm_eps;
+    int tie_word_embeddings;
+    int bos_token_id, eos_token_id;
+    double aux_loss_alpha;          /* sequence-wise aux loss weight (training) */
+    k2c_quant quant;
+    int fp8_block[2];               /* weight_block_size */
+    int int4_group;                 /* group_size */
+} k2c_config;
+
+int k2c_config_parse(k2c_config *c, const char *json_text, const char *where);
+int k2c_config_load(k2c_config *c, const char *path);   /* path: a config.json or a model folder */
+char *k2c_config_to_json(const k2c_config *c);          /* malloc'd, Hugging Face field names */
+int k2c_config_is_moe_layer(const k2c_config *c, int layer);
+/* Named shapes for mkmodel/tests: "k2-tiny", "moonlight-16b-a3b", "kimi-k2", "deepseek-v3", ... */
+int k2c_config_preset(k2c_config *c, const char *name);
+
+/* Parameter counts (total, active per token). */
+void k2c_model_counts(const k2c_config *c, double *total, double *active);
+
+/* ------------------------------------------------------------------ model */
+/* How files are brought into memory: mmap (starts at once, works for models larger than RAM), copy into
+ * anonymous huge-page memory (about 2x faster decode: no 4 KB TLB misses), or auto (copy each file while it
+ * takes under half of the available memory, else mmap). */
+typedef enum { K2C_LOAD_AUTO, K2C_LOAD_MMAP, K2C_LOAD_COPY } k2c_load_mode;
+typedef struct {
+    k2c_load_mode load;
+    const char *simd;       /* kernels: NULL or "auto" (the best the CPU has), "scalar", "avx512" */
+    int threads;            /* 0: every core */
+    int bf16_prompt;        /* prompts on BF16 weights as BF16 x BF16 products (AVX512-BF16 CPUs; rounds the
+                             * activations, off by default: fp32 inputs are what the golden tests check) */
+} k2c_model_opts;
+/* The defaults, then K2C_SIMD (scalar|avx512) and K2C_PROMPT_PRECISION (bf16) from the environment: the
+ * one place the library reads the environment, and only when the caller asks it to. */
+void k2c_model_opts_default(k2c_model_opts *o);
+
+typedef struct k2c_model k2c_model;
+/* dir: a Hugging Face folder (config.json + safetensors). o NULL: all zero (best kernels, every core, auto load;
+ * nothing read from the environment). */
+k2c_model *k2c_model_open(const char *dir, const k2c_model_opts *o);
+void k2c_model_close(k2c_model *m);
+const k2c_config *k2c_model_config(const k2c_model *m);
+int k2c_model_set_threads(k2c_model *m, int n);         /* 0: every core */
+typedef struct {
+    int nfiles, ntensors;
+    size_t bytes;                       /* every tensor */
+    size_t bytes_by_dtype[K2C_DTYPE_COUNT];
+    double decode_bytes;                /* weight bytes one decode step reads (top-k experts, not all) */
+    float attn_scale;                   /* softmax scale (YaRN mscale included) */
+    const char *kernels;                /* "avx512", "scalar" */
+    int threads;
+} k2c_model_info;
+void k2c_model_get_info(const k2c_model *m, k2c_model_info *info);
+
+/* Writes a random checkpoint of shape c in the Hugging Face layout: dtype "f32", "bf16", "fp8" (e4m3 +
+ * 128x128 scales) or "int4" (routed experts pack-quantized); shards > 1 gives model-I-of-N files + index. */
+int k2c_mkmodel(const k2c_config *c, const char *dtype, int shards, uint64_t seed, const char *outdir);
+
+/* ------------------------------------------------------------------ inference state */
+typedef struct {
+    float *hidden;          /* optional [L, T, D]: residual stream after each layer */
+    int *experts;           /* optional [L, T, k]: chosen experts, sorted ascending (-1 for dense layers) */
+    float *attn_max;        /* optional [L, H]: per-head max pre-softmax logit */
+} k2c_trace;
+
+/* One sequence's latent KV cache ([L, max_ctx, kv_lora_rank + rope_dim] fp32) and its scratch memory. */
+typedef struct k2c_state k2c_state;
+k2c_state *k2c_state_new(const k2c_model *m, int max_ctx);
+void k2c_state_delete(k2c_state *s);
+void k2c_state_reset(k2c_state *s);
+int k2c_state_pos(const k2c_state *s);                  /* tokens in the cache */
+int k2c_state_truncate(k2c_state *s, int pos);          /* keep the first pos tokens; -1 if pos > held */
+/* Runs T tokens from the state's position through the expanded attention path, appending them to the
+ * latent cache. logits: [T, V] for every position, or NULL; last_logits: [V] of the last position, or NULL. */
+int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace);
+/* One token through the absorbed attention path over the latent cache. logits [V]. */
+int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace);
+/* One token for each of n states of the same model (a server's concurrent requests): each weight is
+ * read once for all of them. logits [n, V]. */
+int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *logits);
+
+/* ------------------------------------------------------------------ sampling */
+typedef struct {
+    float temperature, top_p, min_p;
+    int top_k;
+    uint64_t rng;
+    float *scratch_p; int *scratch_i; int n;
+} k2c_sampler;
+void k2c_sampler_init(k2c_sampler *s, int vocab, float temperature, float top_p, int top_k, float min_p, uint64_t seed);
+void k2c_sampler_free(k2c_sampler *s);
+int k2c_sample(k2c_sampler *s, const float *logits);
+uint64_t k2c_rng_next(uint64_t *state);
+float k2c_rng_uniform(uint64_t *state);     /* [0, 1) */
+
+/* ------------------------------------------------------------------ generation loop (generate.c) */
+typedef enum { K2C_STOP_LENGTH, K2C_STOP_EOS, K2C_STOP_CALLBACK, K2C_STOP_CANCEL, K2C_STOP_CONTEXT } k2c_stop_reason;
+typedef struct {
+    int max_tokens;
+    const int *stop_ids; int nstop;     /* besides the config's eos_token_id */
+    volatile int *cancel;               /* checked before each token; may be NULL */
+    int ignore_eos;                     /* run to max_tokens (benchmarks, tests) */
+} k2c_gen_opts;
+typedef struct {
+    int prompt_tokens, generated;
+    double prefill_s, decode_s;
+    k2c_stop_reason stop;
+    int pending;                        /* last sampled id (stop token included) not yet in the cache, or -1 */
+} k2c_gen_stats;
+typedef int (*k2c_token_fn)(void *ctx, int id);   /* nonzero stops the generation */
+/* Prefills prompt [T] after what s holds, then samples up to max_tokens; each new token (stop tokens
+ * excluded) goes to on_token. The last sampled token is not in the cache when it returns (st->pending):
+ * a conversation feeds it first in the next turn. */
+int k2c_generate(k2c_state *s, k2c_sampler *sm, const int *prompt, int T, const k2c_gen_opts *o,
+                 k2c_token_fn on_token, void *ctx, k2c_gen_stats *st);
+
+/* ------------------------------------------------------------------ tokenizer (tokenizer.c, chat.c, toolcall.c, bpe_train.c) */
+/* A model folder's tokenizer: Kimi's tiktoken.model (base64 token SPACE rank per line) with
+ * tokenizer_config.json (added_tokens_decoder: the special tokens), or a Hugging Face tokenizer.json
+ * (byte-level BPE: model.vocab + model.merges, added_tokens, pre_tokenizer Split regexes; DeepSeek-V3).
+ * Encoding is exact against the official tiktoken core (see tests/test_tokenizer_oracle.sh). A tokenizer
+ * is immutable after loading and may be shared by threads. */
+typedef struct k2c_tokenizer k2c_tokenizer;
+
+/* dir: a folder with tiktoken.model (preferred) or tokenizer.json; or the path of either file. */
+int k2c_tokenizer_load(k2c_tokenizer **out, const char *dir);
+void k2c_tokenizer_free(k2c_tokenizer *t);
+/* Text (UTF-8, len bytes) -> ids (malloc'd into *ids, count in *n; free with free()).
+ * allow_special: special-token text in the input ("<|im_end|>") becomes the special id; otherwise it
+ * is encoded as plain text. As in Kimi's reference, the text is cut every 400,000 characters and in
+ * runs of more than 25,000 whitespace / non-whitespace characters, and each part is encoded on its own.
+ * Invalid UTF-8 (which tiktoken cannot take) never fails: bytes that are not part of a valid character
+ * form pieces of their own and are encoded as their byte-level tokens, so decode(encode(x)) == x for
+ * any byte string. */
+int k2c_tokenizer_encode(const k2c_tokenizer *t, const char *text, size_t len, int allow_special, int **ids,
+                         int *n);
+/* ids -> the bytes they stand for (specials as their text); malloc'd and NUL-terminated, length in
+ * *len (may be NULL). NULL + error on an id outside the vocabulary. */
+char *k2c_tokenizer_decode(const k2c_tokenizer *t, const int *ids, int n, size_t *len);
+/* The bytes of one id (not NUL-terminated, owned by t); NULL for an unknown id. */
+const char *k2c_tokenizer_token(const k2c_tokenizer *t, int id, size_t *len);
+int k2c_tokenizer_token_id(const k2c_tokenizer *t, const char *special_name);   /* -1 if absent */
+int k2c_tokenizer_vocab_size(const k2c_tokenizer *t);                          /* largest id + 1 */
+int k2c_tokenizer_is_special(const k2c_tokenizer *t, int id);
+int k2c_tokenizer_bos(const k2c_tokenizer *t);          /* bos_token / eos_token ids, -1 if none */
+int k2c_tokenizer_eos(const k2c_tokenizer *t);
+int k2c_tokenizer_has_kimi_template(const k2c_tokenizer *t);
+
+/* Streaming decode for printing tokens as they are sampled: text never ends inside a UTF-8 character
+ * (an incomplete character is held back until its next bytes arrive); bytes that can never form a valid
+ * character are passed through as they are, so the concatenated output equals k2c_tokenizer_decode. */
+typedef struct {
+    const k2c_tokenizer *tok;
+    char *buf;              /* the text returned by the last call */
+    size_t cap;
+    unsigned char pend[4];  /* an incomplete character held back */
+    int npend;
+} k2c_detok;
+void k2c_detok_init(k2c_detok *d, const k2c_tokenizer *t);
+/* Adds one id; *text, *len: what can be printed now (valid until the next call). -1 on an unknown id. */
+int k2c_detok_push(k2c_detok *d, int id, const char **text, size_t *len);
+/* End of stream: whatever is held back (*text, *len). */
+void k2c_detok_flush(k2c_detok *d, const char **text, size_t *len);
+void k2c_detok_free(k2c_detok *d);
+
+/* Chat template (Kimi K2): messages is a JSON array of OpenAI-style messages (role system / user /
+ * assistant with optional tool_calls / tool with tool_call_id; content a string, null or an array of
+ * {"type":"text","text":...} parts; optional name); tools a JSON array of tool definitions or NULL.
+ * Returns the malloc'd prompt text, ending with the generation prompt when add_generation_prompt.
+ * msg_where / tools_where name the sources in error messages ("messages.json: [2].content: ..."). */
+char *k2c_chat_render(const char *messages_json, const char *tools_json, int add_generation_prompt,
+                      const char *msg_where, const char *tools_where);
+
+/* Tool-call parser: the assistant's output text (as decoded, specials included) ->
+ * content + OpenAI tool_calls. Fed incrementally; marker text split across pieces is held back, so no
+ * marker ever reaches the content. Malformed output never fails: each call carries flags. */
+enum {
+    K2C_TC_BAD_JSON = 1,        /* arguments are not valid JSON */
+    K2C_TC_NO_END = 2,          /* <|tool_call_end|> missing (next call or section end came first) */
+    K2C_TC_TRUNCATED = 4,       /* the output ended inside this call */
+    K2C_TC_BAD_ID = 8,          /* id not of the form functions.NAME:IDX */
+};
+enum {                          /* parser-level flags (k2c_toolparse_flags) */
+    K2C_TP_SINGULAR_SECTION = 1,    /* <|tool_call_section_begin|> (singular) was used */
+    K2C_TP_NO_SECTION_END = 2,      /* the section was never closed */
+    K2C_TP_NO_SECTION_BEGIN = 4,    /* <|tool_call_begin|> without a section begin */
+    K2C_TP_STRAY_TEXT = 8,          /* text inside the section outside any call (kept as content) */
+};
+typedef struct {
+    int index;                  /* position in the message's tool_calls */
+    char *id;                   /* "functions.NAME:IDX" as emitted */
+    char *name;                 /* between the first '.' and the ':' */
+    char *arguments;            /* the raw argument text */
+    int flags;                  /* K2C_TC_* */
+} k2c_tool_call;
+typedef struct {
+    int index;
+    const char *id, *name;      /* set in the first delta of a call, NULL after */
+    const char *args;           /* argument text added */
+    size_t args_len;
+} k2c_tool_delta;
+typedef struct {
+    const char *content;        /* content text added */
+    size_t content_len;
+    int ndeltas;
+    const k2c_tool_delta *deltas;
+} k2c_tool_events;
+typedef struct k2c_toolparse k2c_toolparse;
+k2c_toolparse *k2c_toolparse_new(void);                 /* NULL on out of memory */
+void k2c_toolparse_free(k2c_toolparse *p);
+/* Feeds text; ev (may be NULL) receives what this call added, valid until the next feed/finish. */
+int k2c_toolparse_feed(k2c_toolparse *p, const char *text, size_t len, k2c_tool_events *ev);
+/* Feeds one token id (decoded with t; incomplete UTF-8 characters are held back). */
+int k2c_toolparse_feed_token(k2c_toolparse *p, const k2c_tokenizer *t, int id, k2c_tool_events *ev);
+/* End of output: releases held-back text, marks an unfinished call K2C_TC_TRUNCATED. */
+int k2c_toolparse_finish(k2c_toolparse *p, k2c_tool_events *ev);
+int k2c_toolparse_ncalls(const k2c_toolparse *p);
+const k2c_tool_call *k2c_toolparse_call(const k2c_toolparse *p, int i);
+int k2c_toolparse_flags(const k2c_toolparse *p);        /* K2C_TP_* */
+const char *k2c_toolparse_content(const k2c_toolparse *p, size_t *len);   /* all content so far */
+/* OpenAI "tool_calls" array: [{"id","type":"function","function":{"name","arguments"}}], malloc'd
+ * compact JSON ("[]" when none). */
+char *k2c_toolparse_json(const k2c_toolparse *p);
+
+/* BPE training: learns vocab_size - 256 merges over the pre-tokenized words of the files (Kimi
+ * pattern), writes out_dir/tiktoken.model and out_dir/tokenizer_config.json (Kimi's 256-slot
+ * special block right after the base vocabulary, chat_template marker, bos/eos names). */
+int k2c_bpe_train(const char *const *files, int nfiles, int vocab_size, const char *out_dir);
+
+/* ------------------------------------------------------------------ constrained turns, server, agent */
+/* Constrained generation of one assistant turn (server_gen.c), shared by the server and the agent.
+ * Tool calls are written in Kimi's section format; the function name is constrained to the declared
+ * tools and the arguments to the tool's parameters schema; with K2C_TOOLS_REQUIRED / FUNCTION the
+ * section markers are forced. When max_tokens runs out inside a call or a schema-constrained answer, the
+ * JSON is closed minimally, so arguments always parse and validate. Candidates are tried in logit
+ * order (top 40, then a scan of the vocabulary filtered by the grammar's allowed first bytes). */
+typedef enum { K2C_TOOLS_AUTO, K2C_TOOLS_NONE, K2C_TOOLS_REQUIRED, K2C_TOOLS_FUNCTION } k2c_tool_choice;
+/* Per-token bytes and special flags, built once per tokenizer and shared by generations (read-only). */
+typedef struct k2c_vocab_info k2c_vocab_info;
+k2c_vocab_info *k2c_vocab_info_new(const k2c_tokenizer *t);
+void k2c_vocab_info_free(k2c_vocab_info *v);
+typedef struct {
+    const char *tools_json;         /* OpenAI "tools" array, or NULL */
+    k2c_tool_choice tool_choice;
+    const char *function;           /* K2C_TOOLS_FUNCTION: the name */
+    int parallel_tool_calls;        /* 0: at most one call */
+    const char *schema_json;        /* response_format: the content must be this JSON Schema, or NULL */
+    float temperature, top_p;
+    uint64_t seed;
+    int max_tokens;
+    const k2c_vocab_info *vocab_info;   /* NULL: built for this generation (slower start) */
+} k2c_turn_opts;
+typedef struct k2c_turn k2c_turn;
+/* vocab: the model's logit count (>= the tokenizer's). NULL + error (bad tools / schema / choice). */
+k2c_turn *k2c_turn_new(const k2c_tokenizer *t, int vocab, const k2c_turn_opts *o);
+void k2c_turn_free(k2c_turn *g);
+/* Picks the next token from logits [vocab] (forced markers ignore them). 1: *id is to be fed to the model
+ * and the call repeated with the logits that follow; 0: the turn is over; -1: error. */
+int k2c_turn_step(k2c_turn *g, const float *logits, int *id);
+void k2c_turn_stop(k2c_turn *g, const char *finish_reason);  /* ends the turn (stop string, timeout) */
+const char *k2c_turn_finish_reason(const k2c_turn *g);       /* "stop", "length", "tool_calls" or NULL */
+int k2c_turn_ntokens(const k2c_turn *g);                     /* tokens picked so far */
+k2c_toolparse *k2c_turn_parser(k2c_turn *g);                 /* content + tool calls so far */
+/* Argument text of call i as streamed so far (the parser holds a call's arguments only once it ends). */
+const char *k2c_turn_args(const k2c_turn *g, int i, size_t *len);
+
+/* OpenAI-compatible HTTP server (server.c): POST /v1/chat/completions, /v1/completions, GET /v1/models,
+ * /health, /metrics. Requests share the model: one scheduler thread batches every active request's
+ * decode step into one k2c_decode_batch; a new request reuses the latent KV rows of the longest prompt
+ * prefix any slot holds. Runs until SIGINT / SIGTERM (or *stop becomes nonzero). */
+typedef struct {
+    const char *model_dir;          /* checkpoint + tiktoken.model + tokenizer_config.json */
+    const char *host;               /* IPv4 address to bind, default 127.0.0.1 */
+    int port;                       /* 0: 8080 */
+    const char *api_key;            /* NULL: no check */
+    int parallel;                   /* slots (concurrent generations), default 4 */
+    int ctx;                        /* tokens per slot, default min(4096, max_position_embeddings) */
+    int threads;                    /* > 0: overrides model_opts->threads */
+    const k2c_model_opts *model_opts;   /* kernels, load mode; NULL: defaults */
+    size_t max_body;                /* request body cap, default 1 MiB */
+    int max_queue;                  /* waiting requests beyond the slots, default 64 */
+    double timeout_s;               /* per request, default 300 */
+    int default_max_tokens;         /* when a request gives none, default 256 */
+} k2c_server_opts;
+int k2c_server_run(const k2c_server_opts *o, volatile int *stop);
+
+/* Text with invalid UTF-8 replaced by U+FFFD (malloc'd, NUL-terminated): model output made safe for JSON. */
+char *k2c_utf8_clean(const char *s, size_t n);
+
+/* The agent loop (agent.c): declares the tools, generates (constrained, in-process), runs calls, feeds
+ * results (errors included) back until an answer without tool calls or max_turns. */
+typedef struct {
+    const char *model_dir;
+    const char *workdir;            /* built-in file tools' root (default ".") */
+    int builtin;                    /* declare the built-in tools */
+    const char *const *mcp; int nmcp;   /* MCP server command lines */
+    int max_turns, max_tokens, ctx, threads;
+    const k2c_model_opts *model_opts;   /* kernels, load mode; NULL: defaults (threads > 0 overrides) */
+    k2c_tool_choice tool_choice;    /* usually auto; required forces a call every turn */
+    float temperature;
+    uint64_t seed;
+    const char *transcript;         /* write {"tools","messages","turns"} JSON here, or NULL */
+    void *log;                      /* FILE * for progress lines, or NULL */
+} k2c_agent_opts;
+/* 0 with *answer (malloc'd; NULL when the turn limit came first), or -1 + error. */
+int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer);
+
+
+#endif

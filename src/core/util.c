@@ -1,0 +1,95 @@
+/* Errors, logging, time and small file helpers shared by the whole library. */
+#include "core/core.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+/* One message per thread: a failing call sets it, the caller (usually the CLI) prints it. */
+static _Thread_local char errbuf[K2C_ERRMSG_MAX];
+
+void k2c_seterr(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+}
+
+const char *k2c_errmsg(void) { return errbuf[0] ? errbuf : "unknown error"; }
+
+void k2c_log(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fflush(stderr);
+}
+
+double k2c_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+char *k2c_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    if (!f) { k2c_seterr("%s: %s", path, strerror(errno)); return NULL; }
+    if (fseek(f, 0, SEEK_END) != 0) goto io;
+    long n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
+    buf = malloc((size_t)n + 1);
+    if (!buf) { k2c_seterr("%s: out of memory (%ld bytes)", path, n); goto fail; }
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) goto io;
+    buf[n] = 0;
+    if (len) *len = (size_t)n;
+    fclose(f);
+    return buf;
+io:
+    k2c_seterr("%s: read error: %s", path, strerror(errno));
+fail:
+    free(buf);
+    fclose(f);
+    return NULL;
+}
+
+/* Readers of PATH see either the old file or the complete new one, never a torn write:
+ * the bytes go to PATH.tmp.PID, are fsync'ed, then renamed over PATH. */
+int k2c_write_file_atomic(const char *path, const void *data, size_t len) {
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp) { k2c_seterr("out of memory"); return -1; }
+    snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) { k2c_seterr("%s: %s", tmp, strerror(errno)); free(tmp); return -1; }
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) { if (errno == EINTR) continue; goto fail; }
+        p += w; len -= (size_t)w;
+    }
+    if (fsync(fd) != 0) goto fail;
+    if (close(fd) != 0) { fd = -1; goto fail; }
+    fd = -1;
+    if (rename(tmp, path) != 0) goto fail;
+    free(tmp);
+    return 0;
+fail:
+    k2c_seterr("%s: write failed: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    free(tmp);
+    return -1;
+}
+
+char *k2c_path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}

@@ -1,0 +1,361 @@
+/* AVX-512 kernels (F, BW, DQ, VL, FMA; AVX512-BF16 for the BF16 prompt GEMM): decode row dots on every
+ * stored format, row dequantization for prompts, and the prompt GEMM micro-kernels. Compiled with target
+ * attributes, so the file builds with any x86-64 compiler flags; linear.c calls it only where the CPU has the
+ * instructions (k2c_kctx_init checks).
+ *
+ * Prompt GEMM: Y [T, R] = X [T, C] W^T, where W rows arrive as dequantized tiles.
+ *
+ * Why not only sgemm: OpenBLAS packs both operands on every call, and our weights must first be
+ * dequantized into a buffer anyway; folding the two copies into one and running an AVX-512 micro-kernel
+ * on the result beats dequant + sgemm here. The inputs are packed once per matmul in blocks of 32 tokens
+ * laid out [C][32], so the micro-kernel computes 8 weight rows x 32 tokens with 16 accumulators: per
+ * input column, 2 vector loads of X, 8 broadcasts of W and 16 FMAs (FMA-bound, not load-bound). */
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#define TB K2C_GEMM_TB   /* tokens per packed block */
+#define RB K2C_GEMM_RB   /* weight rows per micro-kernel */
+#define fp8_lut k2c_fp8_lut
+/* ------------------------------------------------------------------ AVX-512 row dots */
+#ifndef K2C_PF_DIST
+#define K2C_PF_DIST 2048
+#endif
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+
+AVX512 static inline float tail_bf16(const uint16_t *w, const float *x, int j, int n) {
+    float a = 0;
+    for (; j < n; j++) a += k2c_bf16_to_f32(w[j]) * x[j];
+    return a;
+}
+
+AVX512 static float dot_bf16_avx512(const uint16_t *w, const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 64 <= n; j += 64) {
+        /* The hardware prefetcher stops at 4 KB page boundaries (one BF16 row of 2048 is one page):
+         * fetch the next rows ahead ourselves. */
+        _mm_prefetch((const char *)(w + j) + K2C_PF_DIST, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + j) + K2C_PF_DIST + 64, _MM_HINT_T0);
+        __m512i w0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j)));
+        __m512i w1 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j + 16)));
+        __m512i w2 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j + 32)));
+        __m512i w3 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j + 48)));
+        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), _mm512_loadu_ps(x + j), a0);
+        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)), _mm512_loadu_ps(x + j + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w2, 16)), _mm512_loadu_ps(x + j + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w3, 16)), _mm512_loadu_ps(x + j + 48), a3);
+    }
+    for (; j + 16 <= n; j += 16) {
+        __m512i w0 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j)));
+        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), _mm512_loadu_ps(x + j), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + tail_bf16(w, x, j, n);
+}
+
+AVX512 static float dot_f32_avx512(const float *w, const float *x, int n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j), _mm512_loadu_ps(x + j), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + j + 16), _mm512_loadu_ps(x + j + 16), a1);
+    }
+    float a = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    for (; j < n; j++) a += w[j] * x[j];
+    return a;
+}
+
+/* e4m3 -> f32 for 16 bytes: move sign to bit 31 and exponent+mantissa to bits 20..26, which reads as an
+ * fp32 whose exponent is 120 too small (normals and subnormals alike), then multiply by 2^120. */
+AVX512 static inline __m512 fp8x16_to_f32(__m128i b) {
+    __m512i v = _mm512_cvtepu8_epi32(b);
+    __m512i sign = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x80)), 24);
+    __m512i em = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x7f)), 20);
+    return _mm512_mul_ps(_mm512_castsi512_ps(_mm512_or_si512(sign, em)), _mm512_set1_ps(0x1p120f));
+}
+
+AVX512 static float dot_fp8_avx512(const uint8_t *w, const float *x, int n, const float *scale, int block) {
+    float acc = 0;
+    for (int j0 = 0; j0 < n; j0 += block) {
+        int j1 = j0 + block < n ? j0 + block : n, j = j0;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (; j + 32 <= j1; j += 32) {
+            if ((j & 63) == 0) _mm_prefetch((const char *)(w + j) + K2C_PF_DIST, _MM_HINT_T0);
+            a0 = _mm512_fmadd_ps(fp8x16_to_f32(_mm_loadu_si128((const __m128i *)(w + j))), _mm512_loadu_ps(x + j), a0);
+            a1 = _mm512_fmadd_ps(fp8x16_to_f32(_mm_loadu_si128((const __m128i *)(w + j + 16))), _mm512_loadu_ps(x + j + 16), a1);
+        }
+        float b = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+        for (; j < j1; j++) b += fp8_lut[w[j]] * x[j];
+        acc += b * scale[j0 / block];
+    }
+    return acc;
+}
+
+/* INT4: each byte holds elements 2k (low nibble) and 2k+1 (high nibble). xs is x split per group into
+ * its even elements then its odd elements (done once per matvec), so 16 bytes -> two FMAs. */
+AVX512 static float dot_int4_avx512(const uint32_t *w, const float *xs, int n, const uint16_t *scale, int group) {
+    const uint8_t *b = (const uint8_t *)w;
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i mask = _mm512_set1_epi32(0xf), eight = _mm512_set1_epi32(8);
+    for (int g = 0; g < n / group; g++) {
+        __m512 a = _mm512_setzero_ps();
+        for (int j = g * group; j < (g + 1) * group; j += 32) {
+            if ((j & 127) == 0) _mm_prefetch((const char *)(b + j / 2) + K2C_PF_DIST, _MM_HINT_T0);
+            __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + j / 2)));
+            __m512 lo = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, mask), eight));
+            __m512 hi = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
+            a = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xs + j), a);
+            a = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xs + j + 16), a);
+        }
+        acc = _mm512_fmadd_ps(a, _mm512_set1_ps(k2c_bf16_to_f32(scale[g])), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* SIMD dequantization of one row (prefill tiles). */
+AVX512 static void dequant_row_bf16_avx512(const uint16_t *w, int n, float *out) {
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        _mm512_storeu_ps(out + j, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + j))), 16)));
+    for (; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
+}
+AVX512 static void dequant_row_fp8_avx512(const uint8_t *w, int n, const float *scale, int block, float *out) {
+    for (int j0 = 0; j0 < n; j0 += block) {
+        int j1 = j0 + block < n ? j0 + block : n, j = j0;
+        __m512 sc = _mm512_set1_ps(scale[j0 / block]);
+        for (; j + 16 <= j1; j += 16)
+            _mm512_storeu_ps(out + j, _mm512_mul_ps(fp8x16_to_f32(_mm_loadu_si128((const __m128i *)(w + j))), sc));
+        for (; j < j1; j++) out[j] = fp8_lut[w[j]] * scale[j0 / block];
+    }
+}
+
+/* ------------------------------------------------------------------ table entries */
+static float dot_row(const k2c_linear *l, int r, const float *x, const float *xs) {
+    size_t off = (size_t)r * (size_t)l->cols;
+    switch (l->fmt) {
+    case K2C_FMT_F32: return dot_f32_avx512((const float *)l->w + off, x, l->cols);
+    case K2C_FMT_BF16: return dot_bf16_avx512((const uint16_t *)l->w + off, x, l->cols);
+    case K2C_FMT_FP8:
+        return dot_fp8_avx512((const uint8_t *)l->w + off, x, l->cols,
+                              l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols, l->block);
+    case K2C_FMT_INT4:
+        if (xs && l->block % 32 == 0)
+            return dot_int4_avx512((const uint32_t *)l->w + (size_t)r * (size_t)(l->cols / 8), xs, l->cols,
+                                   l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
+        break;
+    default: break;
+    }
+    return k2c_kernels_scalar.dot_row(l, r, x, NULL);   /* F16, INT4 with odd groups */
+}
+
+static void dequant_row(const k2c_linear *l, int r, float *out) {
+    size_t off = (size_t)r * (size_t)l->cols;
+    if (l->fmt == K2C_FMT_BF16) { dequant_row_bf16_avx512((const uint16_t *)l->w + off, l->cols, out); return; }
+    if (l->fmt == K2C_FMT_FP8) {
+        dequant_row_fp8_avx512((const uint8_t *)l->w + off, l->cols,
+                               l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols, l->block, out);
+        return;
+    }
+    k2c_kernels_scalar.dequant_row(l, r, out);
+}
+
+/* The 16 accumulators must live in registers: without a full unroll of the row loop gcc -O2 keeps a[][] on
+ * the stack and every multiply-add waits on a store and a reload (measured: 3x slower). */
+#define UNROLL_RB _Pragma("GCC unroll 8")
+
+/* dst[j][i] = 32-bit element j of row i, for 16 elements of 8 rows (rows ld bytes apart): the panel layout
+ * of the micro-kernels, as an 8 x 16 transpose in registers. The elements are fp32 values, or pairs of
+ * BF16 columns; a scalar loop doing this cost a fifth of a prompt GEMM. */
+AVX512 static void pack_8x16(const void *w, size_t ld, uint32_t *dst) {
+    __m512i v[RB], t[RB], u[RB];
+    UNROLL_RB
+    for (int i = 0; i < RB; i++) v[i] = _mm512_loadu_si512((const char *)w + i * ld);
+    /* per 128-bit lane q (elements 4q..4q+3): t[2k] = rows 2k, 2k+1 of elements 4q, 4q+1; t[2k+1] of 4q+2, 4q+3 */
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]);
+    }
+    /* u[j] = rows 0-3 of element 4q+j, u[4+j] = rows 4-7 of element 4q+j */
+    for (int h = 0; h < 2; h++) {
+        __m512i *a = t + 4 * h, *o = u + 4 * h;
+        o[0] = _mm512_unpacklo_epi64(a[0], a[2]);
+        o[1] = _mm512_unpackhi_epi64(a[0], a[2]);
+        o[2] = _mm512_unpacklo_epi64(a[1], a[3]);
+        o[3] = _mm512_unpackhi_epi64(a[1], a[3]);
+    }
+    uint32_t tmp[RB][16];
+    for (int i = 0; i < RB; i++) _mm512_storeu_si512(tmp[i], u[i]);
+    for (int q = 0; q < 4; q++)
+        for (int j = 0; j < 4; j++) {
+            memcpy(dst + (4 * q + j) * RB, &tmp[j][4 * q], 16);
+            memcpy(dst + (4 * q + j) * RB + 4, &tmp[4 + j][4 * q], 16);
+        }
+}
+
+/* A panel of RB rows packed column-major ([C][RB]) times one packed block -> Y[t, r] for the block's
+ * valid tokens. Packing the rows side by side keeps the 8 broadcasts of a column in one cache line;
+ * read straight from the row-major tile they would sit 8 KB apart and fight over one L1 set. */
+AVX512 static void kernel_8x32(const float *wp, int C, const float *xp, float *Y, int ldy, int ntok) {
+    __m512 a[RB][2];
+    UNROLL_RB
+    for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+    for (int c = 0; c < C; c++) {
+        __m512 x0 = _mm512_loadu_ps(xp + (size_t)c * TB), x1 = _mm512_loadu_ps(xp + (size_t)c * TB + 16);
+        UNROLL_RB
+        for (int r = 0; r < RB; r++) {
+            __m512 wv = _mm512_set1_ps(wp[(size_t)c * RB + r]);
+            a[r][0] = _mm512_fmadd_ps(wv, x0, a[r][0]);
+            a[r][1] = _mm512_fmadd_ps(wv, x1, a[r][1]);
+        }
+    }
+    float out[TB];
+    UNROLL_RB
+    for (int r = 0; r < RB; r++) {
+        _mm512_storeu_ps(out, a[r][0]);
+        _mm512_storeu_ps(out + 16, a[r][1]);
+        for (int i = 0; i < ntok; i++) Y[(size_t)i * ldy + r] = out[i];
+    }
+}
+
+/* The same for a last block of at most 16 tokens (an expert's tail of tokens): half the work of 8x32. */
+AVX512 static void kernel_8x16(const float *wp, int C, const float *xp, float *Y, int ldy, int ntok) {
+    __m512 a[RB];
+    UNROLL_RB
+    for (int r = 0; r < RB; r++) a[r] = _mm512_setzero_ps();
+    for (int c = 0; c < C; c++) {
+        __m512 x0 = _mm512_loadu_ps(xp + (size_t)c * TB);
+        UNROLL_RB
+        for (int r = 0; r < RB; r++) a[r] = _mm512_fmadd_ps(_mm512_set1_ps(wp[(size_t)c * RB + r]), x0, a[r]);
+    }
+    float out[16];
+    UNROLL_RB
+    for (int r = 0; r < RB; r++) {
+        _mm512_storeu_ps(out, a[r]);
+        for (int i = 0; i < ntok; i++) Y[(size_t)i * ldy + r] = out[i];
+    }
+}
+
+AVX512 static void kernel_1x32(const float *w, int C, const float *xp, float *Y, int ldy, int ntok) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int c = 0; c < C; c++) {
+        __m512 wv = _mm512_set1_ps(w[c]);
+        a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xp + (size_t)c * TB), a0);
+        a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xp + (size_t)c * TB + 16), a1);
+    }
+    float out[TB];
+    _mm512_storeu_ps(out, a0);
+    _mm512_storeu_ps(out + 16, a1);
+    for (int i = 0; i < ntok; i++) Y[(size_t)i * ldy] = out[i];
+}
+
+/* Y[:, 0..nr) (row stride ldy) = packed X times the nr rows of w [nr, C]; panel: RB x C floats. */
+static void gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy, float *panel) {
+    int nb = (T + TB - 1) / TB, full = nr / RB * RB;
+    for (int r = 0; r < full; r += RB) {
+        int c = 0;
+        for (; c + 16 <= C; c += 16) pack_8x16(w + (size_t)r * C + c, (size_t)C * sizeof *w, (uint32_t *)panel + (size_t)c * RB);
+        for (; c < C; c++)
+            for (int i = 0; i < RB; i++) panel[(size_t)c * RB + i] = w[(size_t)(r + i) * C + c];
+        for (int b = 0; b < nb; b++) {
+            int ntok = T - b * TB < TB ? T - b * TB : TB;
+            (ntok <= 16 ? kernel_8x16 : kernel_8x32)(panel, C, Xp + (size_t)b * C * TB, Y + (size_t)b * TB * ldy + r, ldy, ntok);
+        }
+    }
+    for (int r = full; r < nr; r++)
+        for (int b = 0; b < nb; b++) {
+            int ntok = T - b * TB < TB ? T - b * TB : TB;
+            kernel_1x32(w + (size_t)r * C, C, Xp + (size_t)b * C * TB, Y + (size_t)b * TB * ldy + r, ldy, ntok);
+        }
+}
+
+/* ---- BF16 x BF16 -> fp32 (AVX512-BF16 vdpbf16ps): twice the multiply-adds per instruction of fp32 FMA.
+ * A 32-bit lane holds a pair of consecutive columns (c, c+1) as two bf16, so one vdpbf16ps adds
+ * w[r][c] x[t][c] + w[r][c+1] x[t][c+1] into token t's accumulator; the kernel has the fp32 kernel's shape
+ * over C/2 column pairs. Weight rows are read straight from the BF16 tensor, no dequantization. */
+#define AVX512BF16 __attribute__((target("avx512f,fma,avx512bf16")))
+
+AVX512BF16 static void kernel_bf16_8x32(const uint32_t *wp, int P, const uint32_t *xp, float *Y, int ldy, int ntok) {
+    __m512 a[RB][2];
+    UNROLL_RB
+    for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+    for (int p = 0; p < P; p++) {
+        __m512bh x0 = (__m512bh)_mm512_loadu_si512(xp + (size_t)p * TB);
+        __m512bh x1 = (__m512bh)_mm512_loadu_si512(xp + (size_t)p * TB + 16);
+        UNROLL_RB
+        for (int r = 0; r < RB; r++) {
+            __m512bh wv = (__m512bh)_mm512_set1_epi32((int)wp[(size_t)p * RB + r]);
+            a[r][0] = _mm512_dpbf16_ps(a[r][0], wv, x0);
+            a[r][1] = _mm512_dpbf16_ps(a[r][1], wv, x1);
+        }
+    }
+    float out[TB];
+    UNROLL_RB
+    for (int r = 0; r < RB; r++) {
+        _mm512_storeu_ps(out, a[r][0]);
+        _mm512_storeu_ps(out + 16, a[r][1]);
+        for (int i = 0; i < ntok; i++) Y[(size_t)i * ldy + r] = out[i];
+    }
+}
+
+/* The same for a last block of at most 16 tokens (an expert's tail of tokens): half the work of 8x32. */
+AVX512BF16 static void kernel_bf16_8x16(const uint32_t *wp, int P, const uint32_t *xp, float *Y, int ldy, int ntok) {
+    __m512 a[RB];
+    UNROLL_RB
+    for (int r = 0; r < RB; r++) a[r] = _mm512_setzero_ps();
+    for (int p = 0; p < P; p++) {
+        __m512bh x0 = (__m512bh)_mm512_loadu_si512(xp + (size_t)p * TB);
+        UNROLL_RB
+        for (int r = 0; r < RB; r++)
+            a[r] = _mm512_dpbf16_ps(a[r], (__m512bh)_mm512_set1_epi32((int)wp[(size_t)p * RB + r]), x0);
+    }
+    float out[16];
+    UNROLL_RB
+    for (int r = 0; r < RB; r++) {
+        _mm512_storeu_ps(out, a[r]);
+        for (int i = 0; i < ntok; i++) Y[(size_t)i * ldy + r] = out[i];
+    }
+}
+
+/* Y[:, 0..nr) = packed X times the nr BF16 rows of w (row stride ldw elements). */
+AVX512BF16 static void gemm_tile_bf16(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T,
+                                      float *Y, int ldy, uint32_t *panel) {
+    int nb = (T + TB - 1) / TB, P = (C + 1) / 2;
+    for (int r = 0; r < nr; r += RB) {
+        int rows = nr - r < RB ? nr - r : RB, p = 0;
+        if (rows == RB)   /* whole 16-pair chunks inside every row; the rest (and short tiles) one by one */
+            for (; p + 16 <= C / 2; p += 16) pack_8x16(w + (size_t)r * ldw + 2 * p, ldw * 2, panel + (size_t)p * RB);
+        for (; p < P; p++)
+            for (int i = 0; i < RB; i++) {
+                const uint16_t *row = w + (size_t)(r + (i < rows ? i : 0)) * ldw;
+                uint32_t lo = i < rows ? row[2 * p] : 0, hi = i < rows && 2 * p + 1 < C ? row[2 * p + 1] : 0;
+                panel[(size_t)p * RB + i] = lo | hi << 16;
+            }
+        for (int b = 0; b < nb; b++) {
+            int ntok = T - b * TB < TB ? T - b * TB : TB;
+            float *y = Y + (size_t)b * TB * ldy + r;
+            void (*kernel)(const uint32_t *, int, const uint32_t *, float *, int, int) =
+                ntok <= 16 ? kernel_bf16_8x16 : kernel_bf16_8x32;
+            if (rows == RB) {
+                kernel(panel, P, Xp + (size_t)b * P * TB, y, ldy, ntok);
+            } else {            /* the last rows of a tile: compute 8, keep `rows` */
+                float tmp[TB * RB];
+                kernel(panel, P, Xp + (size_t)b * P * TB, tmp, RB, ntok);
+                for (int i = 0; i < ntok; i++)
+                    for (int j = 0; j < rows; j++) y[(size_t)i * ldy + j] = tmp[i * RB + j];
+            }
+        }
+    }
+}
+
+const k2c_kernels k2c_kernels_avx512 = {
+    .name = "avx512",
+    .dot_row = dot_row,
+    .int4_xs = 1,
+    .dequant_row = dequant_row,
+    .dot_f32 = dot_f32_avx512,
+    .gemm_tile = gemm_tile,
+    .gemm_tile_bf16 = gemm_tile_bf16,
+};
+#endif

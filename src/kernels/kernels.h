@@ -1,0 +1,137 @@
+/* kernels — weights in the format they were published in, and the kernels that read them.
+ *
+ * A k2c_linear is a weight matrix as stored (F32, BF16, F16, FP8 e4m3 with 128x128 block scales, INT4
+ * groups with BF16 scales) plus the kernel context it runs under. linear.c drives the work (matvec for
+ * decode, matmul for prompts, threads); the arithmetic lives in one file per ISA behind one table:
+ *   kern_scalar.c   portable C, any CPU
+ *   kern_avx512.c   AVX-512 F/BW/VL (+ AVX512-BF16 prompt products)
+ * chosen once per model at load (k2c_model_opts.simd, or the best the CPU has). vecmath.c holds the
+ * element-wise row kernels (exp, softmax, SiLU, RMSNorm, AdamW) as GCC target clones.
+ * Internal to libk2c. */
+#ifndef K2C_KERNELS_H
+#define K2C_KERNELS_H
+
+#include "core/core.h"
+
+/* ------------------------------------------------------------------ the kernel table and its context */
+typedef enum { K2C_FMT_F32, K2C_FMT_BF16, K2C_FMT_F16, K2C_FMT_FP8, K2C_FMT_INT4 } k2c_wfmt;
+typedef struct k2c_linear k2c_linear;
+
+/* Prompt GEMM blocking shared by every ISA: inputs packed in blocks of K2C_GEMM_TB tokens, micro-kernels of
+ * K2C_GEMM_RB weight rows. */
+#define K2C_GEMM_TB 32
+#define K2C_GEMM_RB 8
+
+typedef struct {
+    const char *name;                       /* "scalar", "avx512" */
+    /* Decode: row r of W times x. xs: x reordered for INT4 (int4_xs below), or NULL. */
+    float (*dot_row)(const k2c_linear *l, int r, const float *x, const float *xs);
+    int int4_xs;                            /* dot_row wants xs: per 32 elements, the 16 even then the 16 odd */
+    /* Prompts: row r of W dequantized to fp32. */
+    void (*dequant_row)(const k2c_linear *l, int r, float *out);
+    float (*dot_f32)(const float *a, const float *b, int n);
+    /* Y[:, 0..nr) (row stride ldy) = packed X (k2c_gemm_pack_x) times fp32 rows w [nr, C]; panel: scratch
+     * of K2C_GEMM_RB * C floats. NULL: the driver runs OpenBLAS sgemm on dequantized tiles instead. */
+    void (*gemm_tile)(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy, float *panel);
+    /* The same on BF16 rows (ldw elements apart) with BF16-rounded inputs (k2c_gemm_pack_x_bf16) and fp32
+     * sums; panel: K2C_GEMM_RB * ceil(C/2) words. NULL where not compiled; used only where the CPU has it. */
+    void (*gemm_tile_bf16)(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T, float *Y,
+                           int ldy, uint32_t *panel);
+} k2c_kernels;
+
+extern const k2c_kernels k2c_kernels_scalar;
+#if defined(__x86_64__)
+extern const k2c_kernels k2c_kernels_avx512;
+#endif
+extern float k2c_fp8_lut[256];              /* e4m3 byte -> float, filled before main */
+
+/* What the kernels run under: one per model (no process-wide setting), read-only while it runs. */
+typedef struct k2c_kctx {
+    const k2c_kernels *k;
+    int nthreads;                           /* > 0 */
+    int bf16_prompt;                        /* BF16 x BF16 prompt GEMM (the CPU has AVX512-BF16) */
+} k2c_kctx;
+/* simd: NULL / "auto" (best), "scalar", "avx512"; threads 0: every core. -1 + error (unknown name, or an
+ * ISA this CPU lacks, or bf16_prompt without AVX512-BF16). */
+int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt);
+const k2c_kctx *k2c_kctx_default(void);     /* best kernels, every core: for a k2c_linear without a context */
+int k2c_cpu_has_avx512(void);
+int k2c_cpu_has_avx512bf16(void);
+
+/* ------------------------------------------------------------------ linear (weights in stored format) */
+struct k2c_linear {
+    k2c_wfmt fmt;
+    int rows, cols;                 /* [out, in] */
+    const void *w;                  /* F32/BF16/F16: [rows, cols]; FP8: u8 [rows, cols]; INT4: i32 [rows, cols/8] */
+    const float *scale_f32;         /* FP8: weight_scale_inv [ceil(rows/B), ceil(cols/B)] */
+    const uint16_t *scale_bf16;     /* INT4: weight_scale BF16 [rows, cols/G] */
+    int block;                      /* FP8 block size (128) or INT4 group size (32) */
+    int scale_cols;                 /* columns of the scale matrix */
+    const k2c_kctx *cx;             /* kernels + threads; NULL: k2c_kctx_default() */
+};
+
+size_t k2c_linear_bytes(const k2c_linear *l);           /* bytes read per full pass over the weights */
+/* out [nrows, cols] = rows r0 .. r0+nrows-1 dequantized to fp32 (reference path, any CPU) */
+void k2c_linear_dequant_rows(const k2c_linear *l, int r0, int nrows, float *out);
+/* y [rows] = W x [cols]; multi-threaded over rows. */
+void k2c_matvec(const k2c_linear *l, const float *x, float *y);
+/* Several independent matvecs in one parallel loop (one fork/join for all), under jobs[0]'s context. */
+#define K2C_MATVEC_BATCH_MAX 160
+typedef struct { const k2c_linear *l; const float *x; float *y; } k2c_matvec_job;
+void k2c_matvec_batch(const k2c_matvec_job *jobs, int n);
+/* Y [T, rows] = X [T, cols] W^T. Small T: matvec per row; large T: dequantized tiles + GEMM. -1 + error
+ * when scratch memory cannot be had. */
+int k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y);
+/* The same, never with BF16-rounded inputs: for the router, whose top-k choice a rounding can flip. */
+int k2c_matmul_fp32(const k2c_linear *l, const float *X, int T, float *Y);
+/* y [cols] = W^T x [rows] over rows r0 .. r0+nrows-1 of W (x has nrows entries); single-threaded;
+ * row: scratch of cols floats. */
+void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y, float *row);
+/* y [nrows] = rows r0 .. r0+nrows-1 of W times x [cols]; single-threaded (callers parallelize). */
+void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
+/* Prompt GEMM inputs: X [T, C] packed into blocks of 32 tokens [ceil(T/32)][C][32], zero padded. */
+size_t k2c_gemm_packed_size(int T, int C);
+void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp);
+/* BF16 pairs [ceil(T/32)][ceil(C/2)][32] (two BF16-rounded columns per word), zero padded. */
+size_t k2c_gemm_bf16_packed_size(int T, int C);
+void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp);
+
+/* ------------------------------------------------------------------ vecmath.c: element-wise row kernels
+ * Each is compiled three times (x86-64-v4 = AVX-512, v3 = AVX2+FMA, and the baseline) and the loader picks
+ * the one the CPU runs (GCC target_clones, an ifunc). Within a build and CPU the arithmetic order is fixed,
+ * so results are bit-reproducible; they are not bit-identical across CPUs of different levels. */
+/* exp(x) for float, to about 2 ulp; x is clamped to [-87, 88] (no infinities, no subnormal results) */
+float k2c_vexpf(float x);
+/* largest of x[0..n) (n >= 1) */
+float k2c_vmax(const float *x, int n);
+/* x[i] = exp(x[i] - shift); returns the sum of the new x (float lanes, then in order) */
+float k2c_vexp_sum(float *x, int n, float shift);
+/* sum of a[i] * b[i] (16 lanes, then in order) */
+float k2c_vdot(const float *a, const float *b, int n);
+/* y[i] += a * x[i] */
+void k2c_vaxpy(float *y, float a, const float *x, int n);
+/* y[i] = a * x[i] */
+void k2c_vscaled(float *y, float a, const float *x, int n);
+/* RMSNorm weight gradient over a block of cn columns: acc[k] += sum_t dy[t][k] * x[t][k] * rstd[t], rows
+ * in order, in double */
+void k2c_vrms_dw(double *acc, const float *dy, int dys, const float *x, int xs, const float *rstd, int N, int cn);
+/* x[i] *= s */
+void k2c_vscale(float *x, int n, float s);
+/* h = silu(g) * u = g / (1 + e^-g) * u */
+void k2c_vsilu_mul(float *h, const float *g, const float *u, size_t n);
+/* from dh (the gradient at h): du = dh * silu(g), dg = dh * u * silu'(g). dg may be dh. */
+void k2c_vsilu_mul_bwd(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
+/* AdamW on n elements: m, v moments; ic1 = 1 / (1 - b1^t), ic2 = 1 / (1 - b2^t); decay = 1 - lr * wd */
+void k2c_vadamw(float *w, float *m, float *v, const float *g, size_t n, float b1, float b2, float ic1, float ic2,
+                float lr, float decay, float eps);
+/* Muon's Nesterov momentum: m = mu m + g; u = g + mu m */
+void k2c_vnesterov(float *m, float *u, const float *g, float mu, size_t n);
+/* w = w * decay - step * u (a decoupled-weight-decay update) */
+void k2c_vdecay_step(float *w, float decay, float step, const float *u, size_t n);
+/* RMSNorm of one row: y = w * x * rstd with rstd = 1 / sqrt(mean(x^2) + eps) (sum of squares in double);
+ * returns rstd */
+float k2c_vrms_row(float *y, const float *x, const float *w, int n, float eps);
+/* the row part of the RMSNorm backward: dx = r * (dy * w - x * r * mean(dy * w * x * r)); acc: dx += */
+void k2c_vrms_row_bwd(float *dx, const float *dy, const float *x, const float *w, float r, int n, int acc);
+
+#endif

@@ -1,0 +1,309 @@
+/* The driver of the kernel layer: which kernels and how many threads (a k2c_kctx per model), how many bytes
+ * a weight costs, and the two shapes of work the forward pass asks for — matvec (decode) and matmul
+ * (prompts) — split over threads. The arithmetic is in kern_<isa>.c behind k2c_kernels.
+ *
+ * A 1T-parameter model cannot be expanded to fp32, so weights stay as stored (BF16, FP8 with 128x128
+ * block scales, INT4 groups of 32) and every kernel dequantizes on the fly. Decode is bound by memory
+ * bandwidth: the matvec kernels read each weight byte once and keep activations in fp32. Prefill
+ * dequantizes tiles of rows to fp32 and runs a GEMM on them, amortizing the conversion over all tokens. */
+#include "kernels/kernels.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+float k2c_fp8_lut[256];
+static k2c_kctx default_cx;
+
+int k2c_cpu_has_avx512(void) {
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+int k2c_cpu_has_avx512bf16(void) {
+#if defined(__x86_64__)
+    return k2c_cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+static const k2c_kernels *best_kernels(void) {
+#if defined(__x86_64__)
+    if (k2c_cpu_has_avx512()) return &k2c_kernels_avx512;
+#endif
+    return &k2c_kernels_scalar;
+}
+
+int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt) {
+    memset(cx, 0, sizeof *cx);
+    if (!simd || !*simd || !strcmp(simd, "auto")) cx->k = best_kernels();
+    else if (!strcmp(simd, "scalar")) cx->k = &k2c_kernels_scalar;
+#if defined(__x86_64__)
+    else if (!strcmp(simd, "avx512") && k2c_cpu_has_avx512()) cx->k = &k2c_kernels_avx512;
+#endif
+    else if (!strcmp(simd, "avx512")) { k2c_seterr("simd 'avx512': this CPU lacks AVX-512 F/BW/DQ/VL"); return -1; }
+    else { k2c_seterr("simd '%s': unknown (auto, scalar, avx512)", simd); return -1; }
+    if (bf16_prompt && !(cx->k->gemm_tile_bf16 && k2c_cpu_has_avx512bf16())) {
+        k2c_seterr("BF16 prompt products need AVX512-BF16 and the avx512 kernels");
+        return -1;
+    }
+    cx->bf16_prompt = bf16_prompt != 0;
+    cx->nthreads = threads > 0 ? threads : omp_get_num_procs();
+    return 0;
+}
+
+const k2c_kctx *k2c_kctx_default(void) { return &default_cx; }
+
+__attribute__((constructor)) static void kernels_init(void) {
+    for (int i = 0; i < 256; i++) k2c_fp8_lut[i] = k2c_fp8_to_f32((uint8_t)i);
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+#endif
+    k2c_kctx_init(&default_cx, NULL, 0, 0);
+}
+
+static inline const k2c_kctx *ctx_of(const k2c_linear *l) { return l->cx ? l->cx : &default_cx; }
+
+size_t k2c_linear_bytes(const k2c_linear *l) {
+    size_t n = (size_t)l->rows * (size_t)l->cols;
+    switch (l->fmt) {
+    case K2C_FMT_F32: return 4 * n;
+    case K2C_FMT_BF16: case K2C_FMT_F16: return 2 * n;
+    case K2C_FMT_FP8: return n + 4 * (size_t)((l->rows + l->block - 1) / l->block) * (size_t)l->scale_cols;
+    case K2C_FMT_INT4: return n / 2 + 2 * (size_t)l->rows * (size_t)l->scale_cols;
+    }
+    return 0;
+}
+
+void k2c_linear_dequant_rows(const k2c_linear *l, int r0, int nrows, float *out) {
+    for (int i = 0; i < nrows; i++) k2c_kernels_scalar.dequant_row(l, r0 + i, out + (size_t)i * (size_t)l->cols);
+}
+
+/* ------------------------------------------------------------------ prompt GEMM inputs */
+size_t k2c_gemm_packed_size(int T, int C) { return (size_t)((T + K2C_GEMM_TB - 1) / K2C_GEMM_TB) * K2C_GEMM_TB * (size_t)C; }
+
+/* Xp [ceil(T/32)][C][32], zero padded past T. */
+void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp) {
+    int nb = (T + K2C_GEMM_TB - 1) / K2C_GEMM_TB;
+    for (int b = 0; b < nb; b++) {
+        float *dst = Xp + (size_t)b * C * K2C_GEMM_TB;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < K2C_GEMM_TB; i++) {
+                int t = b * K2C_GEMM_TB + i;
+                dst[(size_t)c * K2C_GEMM_TB + i] = t < T ? X[(size_t)t * C + c] : 0.0f;
+            }
+    }
+}
+
+size_t k2c_gemm_bf16_packed_size(int T, int C) { return (size_t)((T + K2C_GEMM_TB - 1) / K2C_GEMM_TB) * K2C_GEMM_TB * (size_t)((C + 1) / 2); }
+
+/* Xp [ceil(T/32)][ceil(C/2)][32] pairs, zero padded past T and past C. */
+void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp) {
+    int nb = (T + K2C_GEMM_TB - 1) / K2C_GEMM_TB, P = (C + 1) / 2;
+    for (int b = 0; b < nb; b++) {
+        uint32_t *dst = Xp + (size_t)b * P * K2C_GEMM_TB;
+        for (int i = 0; i < K2C_GEMM_TB; i++) {
+            int t = b * K2C_GEMM_TB + i;
+            const float *x = X + (size_t)t * C;
+            for (int p = 0; p < P; p++) {
+                uint32_t lo = t < T ? k2c_f32_to_bf16(x[2 * p]) : 0;
+                uint32_t hi = t < T && 2 * p + 1 < C ? k2c_f32_to_bf16(x[2 * p + 1]) : 0;
+                dst[(size_t)p * K2C_GEMM_TB + i] = lo | hi << 16;
+            }
+        }
+    }
+}
+
+/* Reorders x for the INT4 kernels that want it: per 32 elements, the 16 even ones then the 16 odd ones. */
+static void int4_shuffle_x(const float *x, int n, float *xs) {
+    for (int j0 = 0; j0 < n; j0 += 32)
+        for (int k = 0; k < 16; k++) { xs[j0 + k] = x[j0 + 2 * k]; xs[j0 + 16 + k] = x[j0 + 2 * k + 1]; }
+}
+
+static inline int wants_xs(const k2c_linear *l, const k2c_kernels *k) {
+    return k->int4_xs && l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0;
+}
+
+/* ------------------------------------------------------------------ matvec */
+/* Several independent y = W x share one parallel loop over row chunks, so a decode step pays for one
+ * fork/join per stage (e.g. the gate and up projections of all chosen experts) instead of one per matrix.
+ * Chunks are handed out dynamically: when another process takes a core, the other thread keeps going. */
+#define MV_CHUNK 32
+void k2c_matvec_batch(const k2c_matvec_job *jobs, int n) {
+    if (n <= 0) return;
+    const k2c_kctx *cx = ctx_of(jobs[0].l);
+    const k2c_kernels *k = cx->k;
+    int nchunks = 0;
+    float *xs[K2C_MATVEC_BATCH_MAX] = {0};
+    int start[K2C_MATVEC_BATCH_MAX + 1];
+    assert(n <= K2C_MATVEC_BATCH_MAX);
+    for (int i = 0; i < n; i++) {
+        const k2c_linear *l = jobs[i].l;
+        start[i] = nchunks;
+        nchunks += (l->rows + MV_CHUNK - 1) / MV_CHUNK;
+        /* without the buffer the kernel takes the unshuffled path: slower, same result */
+        if (wants_xs(l, k) && (xs[i] = malloc((size_t)l->cols * sizeof(float)))) int4_shuffle_x(jobs[i].x, l->cols, xs[i]);
+    }
+    start[n] = nchunks;
+    size_t work = 0;
+    for (int i = 0; i < n; i++) work += (size_t)jobs[i].l->rows * (size_t)jobs[i].l->cols;
+    int par = work >= (1u << 16) && cx->nthreads > 1 && !omp_in_parallel();
+    #pragma omp parallel for schedule(dynamic, 1) if (par) num_threads(cx->nthreads)
+    for (int c = 0; c < nchunks; c++) {
+        int j = 0;
+        while (start[j + 1] <= c) j++;
+        const k2c_linear *l = jobs[j].l;
+        int r0 = (c - start[j]) * MV_CHUNK, r1 = r0 + MV_CHUNK < l->rows ? r0 + MV_CHUNK : l->rows;
+        for (int r = r0; r < r1; r++) jobs[j].y[r] = k->dot_row(l, r, jobs[j].x, xs[j]);
+    }
+    for (int i = 0; i < n; i++) free(xs[i]);
+}
+
+void k2c_matvec(const k2c_linear *l, const float *x, float *y) {
+    k2c_matvec_job j = {l, x, y};
+    k2c_matvec_batch(&j, 1);
+}
+
+void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y) {
+    const k2c_kernels *k = ctx_of(l)->k;
+    float *xs = NULL;
+    if (wants_xs(l, k) && (xs = malloc((size_t)l->cols * sizeof *xs))) int4_shuffle_x(x, l->cols, xs);
+    for (int i = 0; i < nrows; i++) y[i] = k->dot_row(l, r0 + i, x, xs);
+    free(xs);
+}
+
+void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y, float *row) {
+    const k2c_kernels *k = ctx_of(l)->k;
+    memset(y, 0, (size_t)l->cols * sizeof *y);
+    for (int i = 0; i < nrows; i++) {
+        k->dequant_row(l, r0 + i, row);
+        float xi = x[i];
+        for (int j = 0; j < l->cols; j++) y[j] += xi * row[j];
+    }
+}
+
+/* ------------------------------------------------------------------ matmul */
+/* Y [T, R] = X [T, C] W^T.
+ *  T <= 2:  fused dequant-dot per token (memory bound, like decode).
+ *  T <= 32: each weight row is dequantized once into L1 and dotted with all T inputs.
+ *  larger:  each thread dequantizes tiles of rows into its own buffer and runs the ISA's GEMM tile on them,
+ *           or OpenBLAS sgemm where the ISA has none (OpenBLAS's OpenMP build runs single-threaded inside
+ *           our parallel region).
+ * Scratch memory that cannot be had is an error for the caller, never an abort: one oversized request
+ * must not take down a server. */
+#define SMALL_T 32
+static int oom(const char *what, size_t bytes) {
+    k2c_seterr("out of memory: %zu bytes for %s", bytes, what);
+    return -1;
+}
+
+static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allow_bf16) {
+    const k2c_kctx *cx = ctx_of(l);
+    const k2c_kernels *k = cx->k;
+    int R = l->rows, C = l->cols, nt = cx->nthreads, failed = 0;
+    if (T <= 2) {
+        for (int t = 0; t < T; t++) k2c_matvec(l, X + (size_t)t * C, Y + (size_t)t * R);
+        return 0;
+    }
+    int par = (size_t)R * (size_t)C * (size_t)T >= (1u << 18) && nt > 1 && !omp_in_parallel();
+    if (T <= SMALL_T) {
+        #pragma omp parallel if (par) num_threads(nt) reduction(| : failed)
+        {
+            float *row = l->fmt == K2C_FMT_F32 ? NULL : malloc((size_t)C * sizeof *row);
+            if (l->fmt != K2C_FMT_F32 && !row) failed = 1;
+            #pragma omp for schedule(dynamic, 16)
+            for (int r = 0; r < R; r++) {
+                if (l->fmt != K2C_FMT_F32 && !row) continue;
+                const float *w = (const float *)l->w + (size_t)r * C;
+                if (row) { k->dequant_row(l, r, row); w = row; }
+                for (int t = 0; t < T; t++) Y[(size_t)t * R + r] = k->dot_f32(w, X + (size_t)t * C, C);
+            }
+            free(row);
+        }
+        return failed ? oom("a dequantized weight row per thread", (size_t)C * 4) : 0;
+    }
+    if (cx->bf16_prompt && allow_bf16 && l->fmt == K2C_FMT_BF16 && k->gemm_tile_bf16) {
+        /* BF16 weights: vdpbf16ps on the stored rows and the inputs rounded to BF16 (as a BF16 reference
+         * run rounds them), twice the fp32 kernel's multiply-adds per instruction. */
+        size_t nxp = k2c_gemm_bf16_packed_size(T, C);
+        uint32_t *Xp = malloc(nxp * sizeof *Xp);
+        if (!Xp) return oom("packed BF16 prompt inputs", nxp * 4);
+        k2c_gemm_pack_x_bf16(X, T, C, Xp);
+        int tr = 64, ntl = (R + tr - 1) / tr;
+        #pragma omp parallel if (par) num_threads(nt) reduction(| : failed)
+        {
+            uint32_t *panel = malloc((size_t)K2C_GEMM_RB * (size_t)((C + 1) / 2) * sizeof *panel);
+            if (!panel) failed = 1;
+            #pragma omp for schedule(dynamic, 1)
+            for (int ti = 0; ti < ntl; ti++) {
+                if (!panel) continue;
+                int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
+                k->gemm_tile_bf16((const uint16_t *)l->w + (size_t)r0 * C, (size_t)C, nr, C, Xp, T, Y + r0, R, panel);
+            }
+            free(panel);
+        }
+        free(Xp);
+        return failed ? oom("a GEMM panel per thread", (size_t)K2C_GEMM_RB * (size_t)C * 2) : 0;
+    }
+    if (k->gemm_tile) {
+        /* The ISA's kernel on packed inputs: 64-row weight tiles dequantized per thread (L2-sized). */
+        size_t nxp = k2c_gemm_packed_size(T, C);
+        float *Xp = malloc(nxp * sizeof *Xp);
+        if (!Xp) return oom("packed prompt inputs", nxp * 4);
+        k2c_gemm_pack_x(X, T, C, Xp);
+        int tr = 64, ntl = (R + tr - 1) / tr;
+        #pragma omp parallel if (par) num_threads(nt) reduction(| : failed)
+        {
+            float *panel = malloc((size_t)K2C_GEMM_RB * (size_t)C * sizeof *panel);
+            float *buf = l->fmt == K2C_FMT_F32 ? NULL : malloc((size_t)tr * (size_t)C * sizeof *buf);
+            if (!panel || (l->fmt != K2C_FMT_F32 && !buf)) failed = 1;
+            #pragma omp for schedule(dynamic, 1)
+            for (int ti = 0; ti < ntl; ti++) {
+                if (!panel || (l->fmt != K2C_FMT_F32 && !buf)) continue;
+                int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
+                const float *w = (const float *)l->w + (size_t)r0 * C;
+                if (buf) {
+                    for (int i = 0; i < nr; i++) k->dequant_row(l, r0 + i, buf + (size_t)i * C);
+                    w = buf;
+                }
+                k->gemm_tile(w, nr, C, Xp, T, Y + r0, R, panel);
+            }
+            free(panel);
+            free(buf);
+        }
+        free(Xp);
+        return failed ? oom("a dequantized weight tile per thread", (size_t)tr * (size_t)C * 4) : 0;
+    }
+    /* about 256 KB of fp32 weights per tile: stays in L2 while sgemm streams X past it */
+    int tile = (int)((64u << 10) / (unsigned)C);
+    if (tile < 16) tile = 16;
+    int ntiles = (R + tile - 1) / tile;
+    #pragma omp parallel if (par) num_threads(nt) reduction(| : failed)
+    {
+        float *buf = l->fmt == K2C_FMT_F32 ? NULL : malloc((size_t)tile * (size_t)C * sizeof *buf);
+        if (l->fmt != K2C_FMT_F32 && !buf) failed = 1;
+        #pragma omp for schedule(dynamic, 1)
+        for (int ti = 0; ti < ntiles; ti++) {
+            if (l->fmt != K2C_FMT_F32 && !buf) continue;
+            int r0 = ti * tile, nr = r0 + tile <= R ? tile : R - r0;
+            const float *w = (const float *)l->w + (size_t)r0 * C;
+            if (buf) {
+                for (int i = 0; i < nr; i++) k->dequant_row(l, r0 + i, buf + (size_t)i * C);
+                w = buf;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, C, 1.0f, X, C, w, C, 0.0f, Y + r0, R);
+        }
+        free(buf);
+    }
+    return failed ? oom("a dequantized weight tile per thread", (size_t)tile * (size_t)C * 4) : 0;
+}
+
+int k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) { return matmul(l, X, T, Y, 1); }
+int k2c_matmul_fp32(const k2c_linear *l, const float *X, int T, float *Y) { return matmul(l, X, T, Y, 0); }

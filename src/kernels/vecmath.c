@@ -1,0 +1,163 @@
+/* Vectorized row kernels for the trainer (declared in kernels.h).
+ *
+ * Why not libm's expf: glibc only offers its vector expf to -ffast-math builds, and a scalar call per
+ * element kept the softmax over the vocabulary and the SiLU gates at a few hundred MFLOP/s. The exp below
+ * is the classic Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r (the
+ * Cephes coefficients) and 2^n put straight into the exponent bits; every step is plain arithmetic that
+ * the compiler turns into vector instructions.
+ *
+ * The Makefile builds this file with -mprefer-vector-width=512 on x86-64: GCC's tuning would otherwise keep
+ * the AVX-512 clone at 256-bit vectors. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__linux__) && !defined(K2C_NO_CLONES)
+#define VEC __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define VEC
+#endif
+
+static inline float exp_inline(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* n = round(x / ln2) by the 1.5 * 2^23 trick (exact for |x / ln2| < 2^22): t's low mantissa bits hold n */
+    float t = x * 1.44269504088896341f + 12582912.0f, n = t - 12582912.0f;
+    float r = x - n * 0.693359375f;              /* ln2 split in two so that n * hi is exact */
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float e = p * (r * r) + r + 1.0f;
+    /* 2^n from t's bits (n is in [-126, 127] after the clamp). Integer arithmetic on the bits rather than a
+     * float-to-int conversion: a NaN x then stays NaN (e is NaN) without an out-of-range conversion. */
+    uint32_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    uint32_t bits = (tb - 0x4B400000u + 127u) << 23;
+    float s;
+    memcpy(&s, &bits, sizeof s);
+    return e * s;
+}
+
+float k2c_vexpf(float x) { return exp_inline(x); }
+
+VEC float k2c_vmax(const float *x, int n) {
+    float m = x[0];
+    #pragma omp simd reduction(max : m)
+    for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+VEC float k2c_vexp_sum(float *x, int n, float shift) {
+    /* 16 partial sums by hand: GCC does not vectorize an omp simd reduction around the inlined exp */
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += (x[i + k] = exp_inline(x[i + k] - shift));
+    for (; i < n; i++) acc[0] += (x[i] = exp_inline(x[i] - shift));
+    float s = 0;
+    for (int k = 0; k < 16; k++) s += acc[k];
+    return s;
+}
+
+VEC float k2c_vdot(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += a[i + k] * b[i + k];
+    for (; i < n; i++) acc[0] += a[i] * b[i];
+    float s = 0;
+    for (int k = 0; k < 16; k++) s += acc[k];
+    return s;
+}
+
+VEC void k2c_vaxpy(float *y, float a, const float *x, int n) {
+    #pragma omp simd
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+VEC void k2c_vscaled(float *y, float a, const float *x, int n) {
+    #pragma omp simd
+    for (int i = 0; i < n; i++) y[i] = a * x[i];
+}
+
+VEC void k2c_vrms_dw(double *acc, const float *dy, int dys, const float *x, int xs, const float *rstd, int N, int cn) {
+    for (int t = 0; t < N; t++) {
+        const float *dyr = dy + (size_t)t * dys, *xr = x + (size_t)t * xs;
+        float r = rstd[t];
+        #pragma omp simd
+        for (int k = 0; k < cn; k++) acc[k] += (double)dyr[k] * (xr[k] * r);
+    }
+}
+
+VEC void k2c_vscale(float *x, int n, float s) {
+    #pragma omp simd
+    for (int i = 0; i < n; i++) x[i] *= s;
+}
+
+VEC void k2c_vsilu_mul(float *h, const float *g, const float *u, size_t n) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) h[i] = g[i] / (1.0f + exp_inline(-g[i])) * u[i];
+}
+
+VEC void k2c_vsilu_mul_bwd(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + exp_inline(-g[i])), d = dh[i];
+        du[i] = d * g[i] * s;
+        dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    }
+}
+
+VEC void k2c_vadamw(float *w, float *m, float *v, const float *g, size_t n, float b1, float b2, float ic1, float ic2,
+                    float lr, float decay, float eps) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1 - b1) * g[i];
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+        float mh = m[i] * ic1, vh = v[i] * ic2;
+        w[i] = w[i] * decay - lr * mh / (sqrtf(vh) + eps);
+    }
+}
+
+VEC void k2c_vnesterov(float *m, float *u, const float *g, float mu, size_t n) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        m[i] = mu * m[i] + g[i];
+        u[i] = g[i] + mu * m[i];
+    }
+}
+
+VEC void k2c_vdecay_step(float *w, float decay, float step, const float *u, size_t n) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) w[i] = w[i] * decay - step * u[i];
+}
+
+VEC float k2c_vrms_row(float *y, const float *x, const float *w, int n, float eps) {
+    double ss = 0;
+    #pragma omp simd reduction(+ : ss)
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float inv = (float)(1.0 / sqrt(ss / n + eps));
+    #pragma omp simd
+    for (int i = 0; i < n; i++) y[i] = w[i] * (x[i] * inv);
+    return inv;
+}
+
+VEC void k2c_vrms_row_bwd(float *dx, const float *dy, const float *x, const float *w, float r, int n, int acc) {
+    double m = 0;
+    #pragma omp simd reduction(+ : m)
+    for (int i = 0; i < n; i++) m += (double)(dy[i] * w[i]) * (x[i] * r);
+    float mf = (float)(m / n);
+    if (acc) {
+        #pragma omp simd
+        for (int i = 0; i < n; i++) dx[i] += r * (dy[i] * w[i] - x[i] * r * mf);
+    } else {
+        #pragma omp simd
+        for (int i = 0; i < n; i++) dx[i] = r * (dy[i] * w[i] - x[i] * r * mf);
+    }
+}

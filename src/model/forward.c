@@ -1,0 +1,115 @@
+/* The whole forward pass: embedding, layers (attention + FFN with pre-norms and residuals), final norm
+ * and head. One function serves prefill and decode; a single token continuing a cache takes the
+ * absorbed MLA path, anything else the expanded one. */
+#include "model/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int k2c_state_init(k2c_state *s, const k2c_model *m, int max_ctx) {
+    const k2c_config *c = &m->cfg;
+    memset(s, 0, sizeof *s);
+    if (max_ctx <= 0) max_ctx = c->max_position_embeddings < 4096 ? c->max_position_embeddings : 4096;
+    s->m = m;
+    s->max_ctx = max_ctx;
+    size_t n = (size_t)c->num_hidden_layers * (size_t)max_ctx * (size_t)(c->kv_lora_rank + c->qk_rope_head_dim);
+    s->cache = malloc(n * sizeof *s->cache);
+    if (!s->cache) { k2c_seterr("out of memory for a %d-token latent cache (%.1f GB)", max_ctx, n * 4e-9); return -1; }
+    return 0;
+}
+
+void k2c_state_free(k2c_state *s) {
+    free(s->cache);
+    memset(s, 0, sizeof *s);
+}
+
+void k2c_state_reset(k2c_state *s) { s->pos = 0; }
+
+k2c_state *k2c_state_new(const k2c_model *m, int max_ctx) {
+    k2c_state *s = malloc(sizeof *s);
+    if (!s) { k2c_seterr("out of memory"); return NULL; }
+    if (k2c_state_init(s, m, max_ctx) != 0) { free(s); return NULL; }
+    return s;
+}
+
+void k2c_state_delete(k2c_state *s) {
+    if (!s) return;
+    k2c_state_free(s);
+    free(s);
+}
+
+int k2c_state_pos(const k2c_state *s) { return s->pos; }
+
+int k2c_state_truncate(k2c_state *s, int pos) {
+    if (pos < 0 || pos > s->pos) { k2c_seterr("cannot keep %d tokens of a cache holding %d", pos, s->pos); return -1; }
+    s->pos = pos;
+    return 0;
+}
+
+/* absorbed = 0: T tokens of state ss[0] (prefill). absorbed = 1: one token for each of T states ss[0..T). */
+static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, float *logits, float *last_logits,
+                   k2c_trace *tr) {
+    k2c_state *s = ss[0];
+    const k2c_model *m = s->m;
+    const k2c_config *c = &m->cfg;
+    int D = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers, H = c->num_attention_heads;
+    int K = c->num_experts_per_tok, rc = -1;
+    float eps = (float)c->rms_norm_eps;
+    if (T <= 0) { k2c_seterr("no tokens to run"); return -1; }
+    for (int i = 0; i < (absorbed ? T : 1); i++) {
+        int need = ss[i]->pos + (absorbed ? 1 : T);
+        if (ss[i]->m != m) { k2c_seterr("batched states belong to different models"); return -1; }
+        if (need > ss[i]->max_ctx) {
+            k2c_seterr("context full: %d cached + %d new tokens > %d (raise --ctx)", ss[i]->pos, need - ss[i]->pos, ss[i]->max_ctx);
+            return -1;
+        }
+    }
+    for (int t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= V) { k2c_seterr("token id %d out of range [0, %d)", ids[t], V); return -1; }
+    float *X = malloc((size_t)T * D * sizeof *X), *XN = malloc((size_t)T * D * sizeof *XN);
+    float *Y = malloc((size_t)T * D * sizeof *Y);
+    if (!X || !XN || !Y) { k2c_seterr("out of memory"); goto done; }
+    for (int t = 0; t < T; t++) k2c_linear_dequant_rows(&m->embed, ids[t], 1, X + (size_t)t * D);
+    for (int l = 0; l < L; l++) {
+        const k2c_layer *ly = &m->layers[l];
+        for (int t = 0; t < T; t++) k2c_rmsnorm(XN + (size_t)t * D, X + (size_t)t * D, ly->attn_norm, D, eps);
+        float *amax = tr && tr->attn_max ? tr->attn_max + (size_t)l * H : NULL;
+        if (absorbed ? k2c_mla_decode_batch(ss, T, l, XN, Y, amax) : k2c_mla_prefill(s, l, XN, T, Y, amax)) goto done;
+        for (size_t i = 0; i < (size_t)T * D; i++) X[i] += Y[i];
+        for (int t = 0; t < T; t++) k2c_rmsnorm(XN + (size_t)t * D, X + (size_t)t * D, ly->ffn_norm, D, eps);
+        int *ex = tr && tr->experts && ly->is_moe ? tr->experts + (size_t)l * T * K : NULL;
+        if (tr && tr->experts && !ly->is_moe)
+            for (int i = 0; i < T * K; i++) tr->experts[(size_t)l * T * K + i] = -1;
+        if (k2c_ffn_forward(m, l, XN, T, Y, ex)) goto done;
+        for (size_t i = 0; i < (size_t)T * D; i++) X[i] += Y[i];
+        if (tr && tr->hidden) memcpy(tr->hidden + (size_t)l * T * D, X, (size_t)T * D * sizeof *X);
+    }
+    for (int t = 0; t < T; t++) k2c_rmsnorm(XN + (size_t)t * D, X + (size_t)t * D, m->final_norm, D, eps);
+    if (logits && k2c_matmul(&m->head, XN, T, logits)) goto done;
+    if (last_logits) {
+        if (logits) memcpy(last_logits, logits + (size_t)(T - 1) * V, (size_t)V * sizeof *logits);
+        else k2c_matvec(&m->head, XN + (size_t)(T - 1) * D, last_logits);
+    }
+    if (absorbed) for (int i = 0; i < T; i++) ss[i]->pos++;
+    else s->pos += T;
+    rc = 0;
+done:
+    free(X); free(XN); free(Y);
+    return rc;
+}
+
+int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace) {
+    return forward(&s, ids, T, 0, logits, last_logits, trace);
+}
+
+int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace) {
+    return forward(&s, &id, 1, 1, NULL, logits, trace);
+}
+
+int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *logits) {
+    if (n <= 0) { k2c_seterr("empty decode batch"); return -1; }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (states[i] == states[j]) { k2c_seterr("a state appears twice in one decode batch"); return -1; }
+    return forward(states, ids, n, 1, logits, NULL, NULL);
+}

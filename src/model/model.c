@@ -1,0 +1,341 @@
+/* Model loading: binds the tensors of a Hugging Face checkpoint to the layer structs (spec section 2),
+ * checking every name, shape and dtype. Weights are not copied: a k2c_linear points into the mmap'ed
+ * file in its stored format. Only norm gains and the router bias (a few KB per layer) become fp32 copies. */
+#include "model/model.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    k2c_model *m;
+    const char *dir;
+    const char *prefix;     /* "" or "language_model." (K2.5-style checkpoints) */
+} binder;
+
+static void *own(k2c_model *m, size_t bytes) {
+    if (m->nowned == m->cap_owned) {
+        int nc = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **n = realloc(m->owned, (size_t)nc * sizeof *n);
+        if (!n) return NULL;
+        m->owned = n; m->cap_owned = nc;
+    }
+    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (p) m->owned[m->nowned++] = p;
+    return p;
+}
+
+static const k2c_tensor *find(binder *b, const char *name) {
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", b->prefix, name);
+    return k2c_st_find(&b->m->st, full);
+}
+
+static int shape_is(const k2c_tensor *t, int64_t a, int64_t c) {
+    return t->ndim == 2 && t->shape[0] == a && t->shape[1] == c;
+}
+
+static const char *tfile(const k2c_tensor *t) { return t->file ? t->file : "?"; }
+
+/* Data whose address is not a multiple of its element size gets an aligned copy (never the case for
+ * files written by Hugging Face or k2c, which pad the header to 8 bytes). */
+static const void *aligned_data(binder *b, const k2c_tensor *t) {
+    size_t es = k2c_dtype_size(t->dtype);
+    if (((uintptr_t)t->data % es) == 0) return t->data;
+    void *p = own(b->m, t->nbytes);
+    if (p) memcpy(p, t->data, t->nbytes);
+    return p;
+}
+
+static int bind_linear(binder *b, const char *base, int rows, int cols, k2c_linear *l) {
+    char name[512];
+    const k2c_tensor *w, *s;
+    memset(l, 0, sizeof *l);
+    l->cx = &b->m->cx;
+    l->rows = rows;
+    l->cols = cols;
+    snprintf(name, sizeof name, "%s.weight_packed", base);
+    if ((w = find(b, name))) {                      /* compressed-tensors INT4 */
+        int G = b->m->cfg.int4_group ? b->m->cfg.int4_group : 32;
+        if (w->dtype != K2C_I32 || cols % 8 || cols % G || !shape_is(w, rows, cols / 8)) {
+            k2c_seterr("%s: tensor '%s': %s %dD, expected I32 [%d, %d] (packed INT4)", tfile(w), name,
+                       k2c_dtype_name(w->dtype), w->ndim, rows, cols / 8);
+            return -1;
+        }
+        snprintf(name, sizeof name, "%s.weight_scale", base);
+        if (!(s = find(b, name))) { k2c_seterr("%s: missing tensor '%s'", b->dir, name); return -1; }
+        if (s->dtype != K2C_BF16 || !shape_is(s, rows, cols / G)) {
+            k2c_seterr("%s: tensor '%s': expected BF16 [%d, %d]", tfile(s), name, rows, cols / G);
+            return -1;
+        }
+        snprintf(name, sizeof name, "%s.weight_shape", base);
+        const k2c_tensor *sh = find(b, name);
+        if (sh && (sh->numel != 2 || k2c_elem_to_f32(sh->dtype, sh->data, 0) != rows ||
+                   k2c_elem_to_f32(sh->dtype, sh->data, 1) != cols)) {
+            k2c_seterr("%s: tensor '%s' does not say (%d, %d)", tfile(sh), name, rows, cols);
+            return -1;
+        }
+        l->fmt = K2C_FMT_INT4;
+        l->w = aligned_data(b, w);
+        l->scale_bf16 = aligned_data(b, s);
+        l->block = G;
+        l->scale_cols = cols / G;
+        return l->w && l->scale_bf16 ? 0 : (k2c_seterr("out of memory"), -1);
+    }
+    snprintf(name, sizeof name, "%s.weight", base);
+    if (!(w = find(b, name))) { k2c_seterr("%s: missing tensor '%s%s'", b->dir, b->prefix, name); return -1; }
+    if (!shape_is(w, rows, cols)) {
+        k2c_seterr("%s: tensor '%s': shape [%lld%s%lld], expected [%d, %d]", tfile(w), name, (long long)w->shape[0],
+                   w->ndim > 1 ? ", " : "", w->ndim > 1 ? (long long)w->shape[1] : 0LL, rows, cols);
+        return -1;
+    }
+    switch (w->dtype) {
+    case K2C_F32: l->fmt = K2C_FMT_F32; break;
+    case K2C_BF16: l->fmt = K2C_FMT_BF16; break;
+    case K2C_F16: l->fmt = K2C_FMT_F16; break;
+    case K2C_F8_E4M3: {
+        int B = b->m->cfg.fp8_block[0] ? b->m->cfg.fp8_block[0] : 128;
+        int sr = (rows + B - 1) / B, sc = (cols + B - 1) / B;
+        snprintf(name, sizeof name, "%s.weight_scale_inv", base);
+        if (!(s = find(b, name))) { k2c_seterr("%s: missing tensor '%s' (FP8 weights need block scales)", b->dir, name); return -1; }
+        if (s->dtype != K2C_F32 || !shape_is(s, sr, sc)) {
+            k2c_seterr("%s: tensor '%s': expected F32 [%d, %d] for %dx%d blocks", tfile(s), name, sr, sc, B, B);
+            return -1;
+        }
+        l->scale_f32 = aligned_data(b, s);
+        if (!l->scale_f32) { k2c_seterr("out of memory"); return -1; }
+        for (int64_t i = 0; i < s->numel; i++)
+            if (!isfinite(l->scale_f32[i])) {
+                k2c_seterr("%s: tensor '%s': scale [%lld, %lld] is %g", tfile(s), name, (long long)(i / sc),
+                           (long long)(i % sc), (double)l->scale_f32[i]);
+                return -1;
+            }
+        l->fmt = K2C_FMT_FP8;
+        l->block = B;
+        l->scale_cols = sc;
+        break;
+    }
+    default:
+        k2c_seterr("%s: tensor '%s': dtype %s is not a weight format (F32, BF16, F16, F8_E4M3)", tfile(w), name,
+                   k2c_dtype_name(w->dtype));
+        return -1;
+    }
+    l->w = aligned_data(b, w);
+    return l->w ? 0 : (k2c_seterr("out of memory"), -1);
+}
+
+/* A vector (norm gain, router bias) as an fp32 copy; any float dtype. */
+static int bind_vec(binder *b, const char *name, int n, const float **out) {
+    const k2c_tensor *t = find(b, name);
+    if (!t) { k2c_seterr("%s: missing tensor '%s%s'", b->dir, b->prefix, name); return -1; }
+    if (t->ndim != 1 || t->shape[0] != n) { k2c_seterr("%s: tensor '%s': expected shape [%d]", tfile(t), name, n); return -1; }
+    if (t->dtype != K2C_F32 && t->dtype != K2C_BF16 && t->dtype != K2C_F16 && t->dtype != K2C_F64) {
+        k2c_seterr("%s: tensor '%s': dtype %s, expected a float type", tfile(t), name, k2c_dtype_name(t->dtype));
+        return -1;
+    }
+    float *v = own(b->m, (size_t)n * sizeof *v);
+    if (!v) { k2c_seterr("out of memory"); return -1; }
+    for (int i = 0; i < n; i++) {
+        v[i] = k2c_elem_to_f32(t->dtype, t->data, (size_t)i);
+        if (!isfinite(v[i])) { k2c_seterr("%s: tensor '%s': element %d is %g", tfile(t), name, i, (double)v[i]); return -1; }
+    }
+    *out = v;
+    return 0;
+}
+
+static int bind_layer(binder *b, int L) {
+    k2c_model *m = b->m;
+    const k2c_config *c = &m->cfg;
+    k2c_layer *ly = &m->layers[L];
+    int D = c->hidden_size, H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim;
+    int dv = c->v_head_dim, r = c->kv_lora_rank;
+    char p[256], n[320];
+    snprintf(p, sizeof p, "model.layers.%d", L);
+#define NAME(fmt_, ...) (snprintf(n, sizeof n, "%s." fmt_, p, ##__VA_ARGS__), n)
+    if (bind_vec(b, NAME("input_layernorm.weight"), D, &ly->attn_norm)) return -1;
+    if (bind_vec(b, NAME("post_attention_layernorm.weight"), D, &ly->ffn_norm)) return -1;
+    if (c->q_lora_rank) {
+        if (bind_linear(b, NAME("self_attn.q_a_proj"), c->q_lora_rank, D, &ly->q_a)) return -1;
+        if (bind_vec(b, NAME("self_attn.q_a_layernorm.weight"), c->q_lora_rank, &ly->q_a_norm)) return -1;
+        if (bind_linear(b, NAME("self_attn.q_b_proj"), H * (dn + dr), c->q_lora_rank, &ly->q_b)) return -1;
+    } else {
+        if (bind_linear(b, NAME("self_attn.q_proj"), H * (dn + dr), D, &ly->q)) return -1;
+    }
+    if (bind_linear(b, NAME("self_attn.kv_a_proj_with_mqa"), r + dr, D, &ly->kv_a)) return -1;
+    if (bind_vec(b, NAME("self_attn.kv_a_layernorm.weight"), r, &ly->kv_a_norm)) return -1;
+    if (bind_linear(b, NAME("self_attn.kv_b_proj"), H * (dn + dv), r, &ly->kv_b)) return -1;
+    if (bind_linear(b, NAME("self_attn.o_proj"), D, H * dv, &ly->o)) return -1;
+    ly->is_moe = k2c_config_is_moe_layer(c, L);
+    if (!ly->is_moe) {
+        int I = c->intermediate_size;
+        if (bind_linear(b, NAME("mlp.gate_proj"), I, D, &ly->gate)) return -1;
+        if (bind_linear(b, NAME("mlp.up_proj"), I, D, &ly->up)) return -1;
+        if (bind_linear(b, NAME("mlp.down_proj"), D, I, &ly->down)) return -1;
+        return 0;
+    }
+    int E = c->n_routed_experts, I = c->moe_intermediate_size;
+    if (bind_linear(b, NAME("mlp.gate"), E, D, &ly->router)) return -1;
+    if (find(b, NAME("mlp.gate.e_score_correction_bias"))) {
+        if (bind_vec(b, n, E, &ly->router_bias)) return -1;
+    } else if (strcmp(c->model_type, "kimi_k2") == 0 || c->n_group > 1) {
+        k2c_seterr("%s: missing tensor '%s'", b->dir, n);
+        return -1;
+    }
+    if (c->n_shared_experts) {
+        int IS = I * c->n_shared_experts;
+        if (bind_linear(b, NAME("mlp.shared_experts.gate_proj"), IS, D, &ly->gate)) return -1;
+        if (bind_linear(b, NAME("mlp.shared_experts.up_proj"), IS, D, &ly->up)) return -1;
+        if (bind_linear(b, NAME("mlp.shared_experts.down_proj"), D, IS, &ly->down)) return -1;
+    }
+    ly->exp_gate = own(m, 3 * (size_t)E * sizeof(k2c_linear));
+    if (!ly->exp_gate) { k2c_seterr("out of memory"); return -1; }
+    ly->exp_up = ly->exp_gate + E;
+    ly->exp_down = ly->exp_up + E;
+    for (int e = 0; e < E; e++) {
+        if (bind_linear(b, NAME("mlp.experts.%d.gate_proj", e), I, D, &ly->exp_gate[e])) return -1;
+        if (bind_linear(b, NAME("mlp.experts.%d.up_proj", e), I, D, &ly->exp_up[e])) return -1;
+        if (bind_linear(b, NAME("mlp.experts.%d.down_proj", e), D, I, &ly->exp_down[e])) return -1;
+    }
+#undef NAME
+    return 0;
+}
+
+int k2c_model_load(k2c_model *m, const char *dir) { return k2c_model_load_opts(m, dir, NULL); }
+
+int k2c_model_load_opts(k2c_model *m, const char *dir, const k2c_model_opts *o) {
+    k2c_model_opts dflt = {0};
+    if (!o) o = &dflt;
+    memset(m, 0, sizeof *m);
+    if (k2c_kctx_init(&m->cx, o->simd, o->threads, o->bf16_prompt) != 0) return -1;
+    if (k2c_config_load(&m->cfg, dir) != 0) return -1;
+    if (k2c_st_open_mode(&m->st, dir, o->load) != 0) return -1;
+    const k2c_config *c = &m->cfg;
+    binder b = {m, dir, ""};
+    if (!find(&b, "model.embed_tokens.weight")) {
+        b.prefix = "language_model.";
+        if (!find(&b, "model.embed_tokens.weight")) b.prefix = "";
+    }
+    int D = c->hidden_size, V = c->vocab_size;
+    m->layers = own(m, (size_t)c->num_hidden_layers * sizeof *m->layers);
+    m->inv_freq = own(m, (size_t)c->qk_rope_head_dim * sizeof(float));
+    if (!m->layers || !m->inv_freq) { k2c_seterr("out of memory"); goto fail; }
+    memset(m->layers, 0, (size_t)c->num_hidden_layers * sizeof *m->layers);
+    if (bind_linear(&b, "model.embed_tokens", V, D, &m->embed)) goto fail;
+    if (m->embed.fmt == K2C_FMT_INT4 || m->embed.fmt == K2C_FMT_FP8) {
+        k2c_seterr("%s: model.embed_tokens.weight must be F32/BF16/F16", dir);
+        goto fail;
+    }
+    if (c->tie_word_embeddings && !find(&b, "lm_head.weight")) m->head = m->embed;
+    else if (bind_linear(&b, "lm_head", V, D, &m->head)) goto fail;
+    if (bind_vec(&b, "model.norm.weight", D, &m->final_norm)) goto fail;
+    double t0 = k2c_now();
+    for (int L = 0; L < c->num_hidden_layers; L++) {
+        if (bind_layer(&b, L)) goto fail;
+        if (c->num_hidden_layers >= 8 && k2c_now() - t0 > 1.0 && isatty(2) && L % 4 == 3)
+            k2c_log("\rloading layer %d/%d", L + 1, c->num_hidden_layers);
+    }
+    k2c_rope_init(c, m->inv_freq, &m->rope_mscale, &m->attn_scale);
+    return 0;
+fail:
+    k2c_model_free(m);
+    return -1;
+}
+
+void k2c_model_free(k2c_model *m) {
+    for (int i = 0; i < m->nowned; i++) free(m->owned[i]);
+    free(m->owned);
+    k2c_st_close(&m->st);
+    memset(m, 0, sizeof *m);
+}
+
+/* ------------------------------------------------------------------ the public face (k2c.h) */
+void k2c_model_opts_default(k2c_model_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->load = K2C_LOAD_AUTO;
+    const char *simd = getenv("K2C_SIMD"), *pp = getenv("K2C_PROMPT_PRECISION");
+    if (simd && *simd) o->simd = simd;
+    /* "bf16": round prompt inputs to BF16 for vdpbf16ps. Opt-in: on the Xeon we measured it was no faster
+     * than the fp32 kernel (vdpbf16ps issues at half the rate of FMA there), and fp32 inputs are exact.
+     * Asked for on a CPU without AVX512-BF16 it is ignored, not an error: the variable is a preference. */
+    o->bf16_prompt = pp && !strcmp(pp, "bf16") && k2c_cpu_has_avx512bf16() &&
+                     (!o->simd || !strcmp(o->simd, "avx512") || !strcmp(o->simd, "auto"));
+}
+
+k2c_model *k2c_model_open(const char *dir, const k2c_model_opts *o) {
+    k2c_model *m = malloc(sizeof *m);
+    if (!m) { k2c_seterr("out of memory"); return NULL; }
+    if (k2c_model_load_opts(m, dir, o) != 0) { free(m); return NULL; }
+    return m;
+}
+
+void k2c_model_close(k2c_model *m) {
+    if (!m) return;
+    k2c_model_free(m);
+    free(m);
+}
+
+const k2c_config *k2c_model_config(const k2c_model *m) { return &m->cfg; }
+
+int k2c_model_set_threads(k2c_model *m, int n) {
+    m->cx.nthreads = n > 0 ? n : omp_get_num_procs();
+    return 0;
+}
+
+/* Weight bytes one decode step reads: attention, dense FFN or shared experts, router, the top-k routed
+ * experts (assuming each expert of a layer is the same size), the head row block and one embedding row. */
+static double decode_bytes(const k2c_model *m) {
+    const k2c_config *c = &m->cfg;
+    double b = (double)k2c_linear_bytes(&m->head) + (double)c->hidden_size * 2;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const k2c_layer *ly = &m->layers[l];
+        const k2c_linear *att[] = {&ly->q_a, &ly->q_b, &ly->q, &ly->kv_a, &ly->kv_b, &ly->o};
+        for (int i = 0; i < 6; i++) if (att[i]->w) b += (double)k2c_linear_bytes(att[i]);
+        if (ly->gate.w) b += (double)(k2c_linear_bytes(&ly->gate) + k2c_linear_bytes(&ly->up) + k2c_linear_bytes(&ly->down));
+        if (ly->is_moe) {
+            b += (double)k2c_linear_bytes(&ly->router);
+            b += (double)c->num_experts_per_tok *
+                 (double)(k2c_linear_bytes(&ly->exp_gate[0]) + k2c_linear_bytes(&ly->exp_up[0]) + k2c_linear_bytes(&ly->exp_down[0]));
+        }
+    }
+    return b;
+}
+
+void k2c_model_get_info(const k2c_model *m, k2c_model_info *info) {
+    memset(info, 0, sizeof *info);
+    info->nfiles = m->st.nfiles;
+    info->ntensors = m->st.ntensors;
+    for (int i = 0; i < m->st.ntensors; i++) {
+        info->bytes_by_dtype[m->st.tensors[i].dtype] += m->st.tensors[i].nbytes;
+        info->bytes += m->st.tensors[i].nbytes;
+    }
+    info->decode_bytes = decode_bytes(m);
+    info->attn_scale = m->attn_scale;
+    info->kernels = m->cx.k->name;
+    info->threads = m->cx.nthreads;
+}
+
+/* Parameters: total and active per token (embeddings and head included; routed experts count k of E). */
+void k2c_model_counts(const k2c_config *c, double *total, double *active) {
+    double D = c->hidden_size, H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim;
+    double dv = c->v_head_dim, r = c->kv_lora_rank, V = c->vocab_size;
+    double attn = (c->q_lora_rank ? c->q_lora_rank * D + c->q_lora_rank + H * (dn + dr) * c->q_lora_rank : H * (dn + dr) * D)
+                  + (r + dr) * D + r + H * (dn + dv) * r + D * H * dv + 2 * D;
+    double dense = 3 * D * c->intermediate_size;
+    double expert = 3 * D * c->moe_intermediate_size;
+    double shared = expert * c->n_shared_experts + c->n_routed_experts * D + c->n_routed_experts;
+    double t = V * D * (c->tie_word_embeddings ? 1 : 2) + D, a = t;
+    for (int L = 0; L < c->num_hidden_layers; L++) {
+        t += attn; a += attn;
+        if (k2c_config_is_moe_layer(c, L)) {
+            t += shared + expert * c->n_routed_experts;
+            a += shared + expert * c->num_experts_per_tok;
+        } else {
+            t += dense; a += dense;
+        }
+    }
+    *total = t;
+    *active = a;
+}

@@ -1,0 +1,83 @@
+/* model — the Kimi K2 forward pass over weights in their stored format.
+ *
+ *   model.c     bind tensor names to the layer structs (every name, shape and dtype checked)
+ *   rope.c      interleaved RoPE with YaRN
+ *   mla.c       Multi-head Latent Attention: prefill (expanded) and decode (absorbed, latent cache)
+ *   moe.c       sigmoid router, bias-corrected group-limited top-k, SwiGLU experts
+ *   forward.c   the whole forward pass, the state (latent KV cache)
+ *   sampler.c   temperature / top-k / top-p / min-p sampling
+ *   generate.c  prefill + sample loop with stop conditions
+ *   mkmodel.c   random checkpoints in the exact Hugging Face layout (tests, benchmarks)
+ * Internal to libk2c: the public face is k2c_model / k2c_state in k2c.h. */
+#ifndef K2C_MODEL_H
+#define K2C_MODEL_H
+
+#include "kernels/kernels.h"
+
+/* ------------------------------------------------------------------ rope, router, norm */
+/* inv_freq [dr/2]; cos_sin_scale multiplies cos/sin (YaRN mscale ratio); attn_scale is the softmax scale. */
+void k2c_rope_init(const k2c_config *c, float *inv_freq, float *cos_sin_scale, float *attn_scale);
+void k2c_rope_apply(float *x, int dr, int pos, const float *inv_freq, float mscale);     /* in place */
+void k2c_rope_backward(float *dx, int dr, int pos, const float *inv_freq, float mscale);  /* transpose */
+/* Router (noaux_tc): logits [E] -> chosen idx [k] and weights w [k]; scores [E] gets the unbiased
+ * sigmoid/softmax scores when not NULL. E <= 1024. */
+void k2c_moe_route(const k2c_config *c, const float *logits, const float *bias, int *idx, float *w, float *scores);
+void k2c_router_scores(const k2c_config *c, const float *logits, float *s);   /* sigmoid or softmax [E] */
+/* RMSNorm: y = w * x / sqrt(mean(x^2) + eps), in place allowed. */
+void k2c_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+
+/* ------------------------------------------------------------------ model */
+typedef struct {
+    const float *attn_norm, *ffn_norm;          /* [D] */
+    k2c_linear q_a, q_b, q;                     /* q_a [q_lora, D], q_b [H*(dn+dr), q_lora] | q [H*(dn+dr), D] */
+    const float *q_a_norm;                      /* [q_lora] */
+    k2c_linear kv_a;                            /* [r+dr, D] */
+    const float *kv_a_norm;                     /* [r] */
+    k2c_linear kv_b;                            /* [H*(dn+dv), r] */
+    k2c_linear o;                               /* [D, H*dv] */
+    int is_moe;
+    k2c_linear gate, up, down;                  /* dense FFN (or shared experts when is_moe) */
+    k2c_linear router;                          /* [E, D] */
+    const float *router_bias;                   /* [E] e_score_correction_bias */
+    k2c_linear *exp_gate, *exp_up, *exp_down;   /* [E] each */
+} k2c_layer;
+
+struct k2c_model {
+    k2c_config cfg;
+    k2c_safetensors st;
+    k2c_kctx cx;                                /* kernels + threads; every k2c_linear below points here */
+    k2c_linear embed;                           /* [V, D] */
+    k2c_linear head;                            /* [V, D] */
+    const float *final_norm;                    /* [D] */
+    k2c_layer *layers;
+    float *inv_freq;                            /* [dr/2] */
+    float rope_mscale;                          /* multiplies cos/sin (YaRN) */
+    float attn_scale;                           /* softmax scale */
+    void **owned; int nowned, cap_owned;        /* fp32 copies of small vectors */
+};
+
+/* Loads into caller memory (which must not move afterwards: the weights point at m->cx). o may be NULL:
+ * the best kernels, every core, K2C_LOAD_AUTO; nothing is read from the environment. */
+int k2c_model_load(k2c_model *m, const char *dir);
+int k2c_model_load_opts(k2c_model *m, const char *dir, const k2c_model_opts *o);
+void k2c_model_free(k2c_model *m);
+
+/* ------------------------------------------------------------------ inference state */
+struct k2c_state {
+    const k2c_model *m;
+    int max_ctx;
+    int pos;                /* tokens in the cache */
+    float *cache;           /* [L, max_ctx, r + dr]: RMSNorm(c) then roped k_pe, per token */
+};
+int k2c_state_init(k2c_state *s, const k2c_model *m, int max_ctx);
+void k2c_state_free(k2c_state *s);
+
+/* Building blocks of the forward pass (mla.c, moe.c), for the forward, the tests and the trainer's checks.
+ * Attention of one layer for T tokens at positions s->pos.. (cache rows written, s->pos not advanced);
+ * attn_max [H] is raised to the largest pre-softmax logit per head when not NULL. */
+int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out, float *attn_max);
+int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max);
+/* FFN of one layer (dense or MoE); experts: optional [T, k] trace, sorted ascending. */
+int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float *out, int *experts);
+
+#endif

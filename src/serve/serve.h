@@ -1,0 +1,100 @@
+/* serve — what runs a model for someone else:
+ *   turn.c          one assistant turn under constraints (tool-call markers, tool names, JSON Schema)
+ *   server.c        the OpenAI-compatible server's scheduler: slots, batched decode, prefix reuse
+ *   server_http.c   HTTP (libmicrohttpd), request parsing, streaming
+ *   mcp.c           MCP client over stdio
+ *   agent_tools.c   built-in agent tools, confined to a work folder
+ *   agent.c         the agent loop
+ * The only layer that links an HTTP library. Internal to libk2c. */
+#ifndef K2C_SERVE_H
+#define K2C_SERVE_H
+#include "model/model.h"
+#include "text/text.h"
+
+#include <pthread.h>
+
+typedef struct srv_job srv_job;
+struct srv_job {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;                       /* HTTP side + scheduler */
+    /* request (read-only once queued) */
+    int *prompt, nprompt;
+    k2c_turn *gen;
+    int stream, chat;
+    char id[48];
+    long created;
+    char *model_name;
+    char **stops; int nstops;
+    size_t maxstop;                 /* longest stop string */
+    double deadline;
+    /* state shared with the HTTP thread (under mu) */
+    int done, cancelled;
+    char *sse; size_t sse_len, sse_cap, sse_off;
+    char *result; int status;       /* non-streaming answer */
+    /* scheduler-only progress */
+    size_t content_sent, content_end;
+    int stopped, role_sent, calls_announced, nargs_sent;
+    size_t *args_sent;
+    int ntok, cached;
+    srv_job *next;
+};
+
+typedef struct {
+    k2c_state st;
+    int *hist;                      /* token ids of the rows in st's cache (st.pos of them) */
+    float *logits, *cur;            /* own logits (after prefill); cur: the logits for the next pick */
+    srv_job *job;
+} srv_slot;
+
+typedef struct {
+    k2c_server_opts opts;
+    k2c_model model;
+    k2c_tokenizer *tok;
+    k2c_vocab_info *vi;
+    char *model_name;
+    int ctx, nslots;
+    srv_slot *slots;
+    float *batch_logits;
+    pthread_t sched;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    srv_job *queue; int nqueue, busy, stopping;
+    void *daemon;
+    double started;
+    /* metrics (under mu) */
+    uint64_t m_requests[6];         /* by status class: 1xx .. 5xx (index 1..5) */
+    uint64_t m_by_endpoint[6];
+    uint64_t m_prompt_tokens, m_completion_tokens, m_cached_tokens, m_decode_tokens, m_steps, m_cancelled;
+    double m_prefill_s, m_decode_s, m_rate;
+} srv;
+
+srv_job *srv_job_new(void);
+void srv_job_release(srv_job *j);
+int srv_enqueue(srv *s, srv_job *j);            /* -1: queue full or stopping */
+char *srv_error_json(const char *msg, const char *type, const char *param);
+int srv_key_ok(const srv *s, const char *authorization);
+char *srv_utf8_clean(const char *s, size_t n, size_t *out_len);
+int srv_http_start(srv *s);
+void srv_http_stop(srv *s);
+
+/* ------------------------------------------------------------------ MCP, built-in tools */
+/* MCP client over stdio (mcp.c): cmdline runs under /bin/sh; JSON-RPC 2.0, one message per line;
+ * every wait bounded by timeout_s. */
+typedef struct k2c_mcp k2c_mcp;
+k2c_mcp *k2c_mcp_start(const char *cmdline, double timeout_s);       /* initialize + initialized */
+void k2c_mcp_close(k2c_mcp *m);                                      /* EOF, then kill after 2 s */
+char *k2c_mcp_list_tools(k2c_mcp *m);            /* OpenAI tools array (parameters = inputSchema), malloc'd */
+/* tools/call: the result's text parts joined (malloc'd), *is_error = isError; NULL + error on failure. */
+char *k2c_mcp_call_tool(k2c_mcp *m, const char *name, const char *args_json, int *is_error);
+
+/* Built-in agent tools (agent_tools.c): calculator, read_file, list_dir, write_file. File tools are
+ * confined to workdir: relative paths only, no "..", no symbolic link followed anywhere (each
+ * component opened with O_NOFOLLOW from a directory descriptor), writes atomic (temp file + rename). */
+int k2c_calc_eval(const char *expr, double *out);   /* arithmetic only; -1 + error */
+const char *k2c_builtin_tools_json(void);           /* their OpenAI tool declarations */
+/* The result text (malloc'd) with *is_error 0, or NULL with *is_error 1 and the reason in k2c_errmsg(). */
+char *k2c_builtin_tool(const char *workdir, const char *name, const char *args_json, int *is_error);
+
+
+#endif

@@ -1,0 +1,263 @@
+/* Kimi K2 chat template: OpenAI-style messages + tool definitions -> the prompt text.
+ *
+ * Mirrors the Jinja template shipped in Kimi-K2's tokenizer_config.json (spec section 5). Two details
+ * decide exact token matches and are why JSON is written here rather than with json_dumps:
+ *  - the tool list is `tools | tojson(separators=(',', ':'))` and object arguments `| tojson`, i.e.
+ *    Python's json.dumps with ensure_ascii=False: keys in input order, non-ASCII kept, control
+ *    characters as \n \t or \u00XX (lowercase), floats in Python's repr (1.0, 1e-05, 1e+16);
+ *  - the default separators of `tojson` are ", " and ": ". */
+#include "text/text.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { char *s; size_t n, cap; int oom; } sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns) { b->oom = 1; return; }
+        b->s = ns;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+/* Python repr() of a float: shortest digits that round-trip; exponent form outside 1e-4 <= |x| < 1e16. */
+static void py_float(sbuf *b, double x) {
+    char buf[64];
+    if (isnan(x)) { sb_str(b, "NaN"); return; }
+    if (isinf(x)) { sb_str(b, x < 0 ? "-Infinity" : "Infinity"); return; }
+    int prec;
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*e", prec - 1, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    /* buf: [-]d[.ddd]e[+-]XX */
+    char digits[32];
+    int nd = 0, neg = buf[0] == '-';
+    char *p = buf + neg;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.') digits[nd++] = *p;
+    int exp = atoi(p + 1);
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    char out[64];
+    int o = 0;
+    if (neg) out[o++] = '-';
+    if (exp >= -4 && exp < 16) {
+        if (exp < 0) {
+            out[o++] = '0'; out[o++] = '.';
+            for (int i = -1; i > exp; i--) out[o++] = '0';
+            for (int i = 0; i < nd; i++) out[o++] = digits[i];
+        } else {
+            for (int i = 0; i <= exp; i++) out[o++] = i < nd ? digits[i] : '0';
+            out[o++] = '.';
+            if (nd > exp + 1) for (int i = exp + 1; i < nd; i++) out[o++] = digits[i];
+            else out[o++] = '0';
+        }
+        out[o] = 0;
+    } else {
+        out[o++] = digits[0];
+        if (nd > 1) {
+            out[o++] = '.';
+            for (int i = 1; i < nd; i++) out[o++] = digits[i];
+        }
+        snprintf(out + o, sizeof out - (size_t)o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    }
+    sb_str(b, out);
+}
+
+static void py_string(sbuf *b, const char *s, size_t n) {
+    sb_add(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char u[8];
+        if (c == '"') esc = "\\\"";
+        else if (c == '\\') esc = "\\\\";
+        else if (c == '\n') esc = "\\n";
+        else if (c == '\r') esc = "\\r";
+        else if (c == '\t') esc = "\\t";
+        else if (c == '\b') esc = "\\b";
+        else if (c == '\f') esc = "\\f";
+        else if (c < 0x20) { snprintf(u, sizeof u, "\\u%04x", c); esc = u; }
+        if (!esc) continue;
+        sb_add(b, s + run, i - run);
+        sb_str(b, esc);
+        run = i + 1;
+    }
+    sb_add(b, s + run, n - run);
+    sb_add(b, "\"", 1);
+}
+
+/* json.dumps(v, ensure_ascii=False, separators=(item, key)) */
+static void py_json(sbuf *b, json_t *v, const char *item, const char *key) {
+    char buf[32];
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        int first = 1;
+        sb_str(b, "{");
+        json_object_foreach(v, k, x) {
+            if (!first) sb_str(b, item);
+            first = 0;
+            py_string(b, k, strlen(k));
+            sb_str(b, key);
+            py_json(b, x, item, key);
+        }
+        sb_str(b, "}");
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *x;
+        sb_str(b, "[");
+        json_array_foreach(v, i, x) {
+            if (i) sb_str(b, item);
+            py_json(b, x, item, key);
+        }
+        sb_str(b, "]");
+        break;
+    }
+    case JSON_STRING: py_string(b, json_string_value(v), json_string_length(v)); break;
+    case JSON_INTEGER: snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v)); sb_str(b, buf); break;
+    case JSON_REAL: py_float(b, json_real_value(v)); break;
+    case JSON_TRUE: sb_str(b, "true"); break;
+    case JSON_FALSE: sb_str(b, "false"); break;
+    case JSON_NULL: sb_str(b, "null"); break;
+    }
+}
+
+/* Message content: a string, null, or an array of {"type":"text","text":...} parts. */
+static int add_content(sbuf *b, json_t *c, const char *where, size_t mi) {
+    if (!c || json_is_null(c)) return 0;
+    if (json_is_string(c)) { sb_add(b, json_string_value(c), json_string_length(c)); return 0; }
+    if (!json_is_array(c)) {
+        k2c_seterr("%s: [%zu].content: expected a string, null or an array of text parts", where, mi);
+        return -1;
+    }
+    size_t i;
+    json_t *part;
+    json_array_foreach(c, i, part) {
+        json_t *type = json_object_get(part, "type"), *text = json_object_get(part, "text");
+        if (!json_is_object(part) || (type && !json_is_string(type)) ||
+            (type && strcmp(json_string_value(type), "text") != 0) || !json_is_string(text)) {
+            k2c_seterr("%s: [%zu].content[%zu]: expected {\"type\": \"text\", \"text\": STRING}", where, mi, i);
+            return -1;
+        }
+        sb_add(b, json_string_value(text), json_string_length(text));
+    }
+    return 0;
+}
+
+static int content_truthy(json_t *c) {
+    return (json_is_string(c) && json_string_length(c) > 0) || (json_is_array(c) && json_array_size(c) > 0);
+}
+
+static int add_tool_calls(sbuf *b, json_t *calls, const char *where, size_t mi) {
+    size_t j;
+    json_t *tc;
+    sb_str(b, "<|tool_calls_section_begin|>");
+    json_array_foreach(calls, j, tc) {
+        json_t *fn = json_object_get(tc, "function");
+        json_t *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments");
+        json_t *id = json_object_get(tc, "id");
+        if (!json_is_object(tc) || !json_is_object(fn) || !json_is_string(name)) {
+            k2c_seterr("%s: [%zu].tool_calls[%zu]: expected {\"function\": {\"name\": STRING, \"arguments\": ...}}", where, mi, j);
+            return -1;
+        }
+        if (id && !json_is_string(id)) {
+            k2c_seterr("%s: [%zu].tool_calls[%zu].id: not a string", where, mi, j);
+            return -1;
+        }
+        sb_str(b, "<|tool_call_begin|>");
+        if (id) sb_str(b, json_string_value(id));
+        else {      /* no id given: the form the model itself emits */
+            char idx[32];
+            snprintf(idx, sizeof idx, ":%zu", j);
+            sb_str(b, "functions.");
+            sb_str(b, json_string_value(name));
+            sb_str(b, idx);
+        }
+        sb_str(b, "<|tool_call_argument_begin|>");
+        if (json_is_string(args)) sb_add(b, json_string_value(args), json_string_length(args));
+        else if (args) py_json(b, args, ", ", ": ");
+        else sb_str(b, "{}");
+        sb_str(b, "<|tool_call_end|>");
+    }
+    sb_str(b, "<|tool_calls_section_end|>");
+    return 0;
+}
+
+char *k2c_chat_render(const char *messages_json, const char *tools_json, int add_generation_prompt,
+                      const char *where, const char *tw) {
+    json_error_t je;
+    json_t *msgs = NULL, *tools = NULL;
+    sbuf b = {0};
+    if (!where) where = "messages";
+    if (!tw) tw = "tools";
+    msgs = json_loads(messages_json, 0, &je);
+    if (!msgs) { k2c_seterr("%s:%d: bad JSON: %s", where, je.line, je.text); goto fail; }
+    if (!json_is_array(msgs)) { k2c_seterr("%s: messages: expected a JSON array of messages", where); goto fail; }
+    if (tools_json) {
+        tools = json_loads(tools_json, 0, &je);
+        if (!tools) { k2c_seterr("%s:%d: bad JSON: %s", tw, je.line, je.text); goto fail; }
+        if (!json_is_array(tools)) { k2c_seterr("%s: tools: expected a JSON array of tool definitions", tw); goto fail; }
+    }
+    if (tools && json_array_size(tools) > 0) {
+        sb_str(&b, "<|im_system|>tool_declare<|im_middle|>");
+        py_json(&b, tools, ",", ":");
+        sb_str(&b, "<|im_end|>");
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        if (!json_is_object(m)) { k2c_seterr("%s: [%zu]: expected a message object", where, i); goto fail; }
+        json_t *jrole = json_object_get(m, "role");
+        if (!json_is_string(jrole)) { k2c_seterr("%s: [%zu].role: missing or not a string", where, i); goto fail; }
+        const char *role = json_string_value(jrole);
+        json_t *content = json_object_get(m, "content"), *name = json_object_get(m, "name");
+        json_t *calls = json_object_get(m, "tool_calls");
+        if (name && !json_is_string(name) && !json_is_null(name)) { k2c_seterr("%s: [%zu].name: not a string", where, i); goto fail; }
+        if (calls && !json_is_array(calls) && !json_is_null(calls)) { k2c_seterr("%s: [%zu].tool_calls: not an array", where, i); goto fail; }
+        if (i == 0 && strcmp(role, "system") != 0)
+            sb_str(&b, "<|im_system|>system<|im_middle|>You are Kimi, an AI assistant created by Moonshot AI.<|im_end|>");
+        sb_str(&b, !strcmp(role, "user") ? "<|im_user|>" : !strcmp(role, "assistant") ? "<|im_assistant|>" : "<|im_system|>");
+        sb_str(&b, json_is_string(name) && json_string_length(name) ? json_string_value(name) : role);
+        sb_str(&b, "<|im_middle|>");
+        if (!strcmp(role, "assistant") && json_is_array(calls) && json_array_size(calls) > 0) {
+            if (content_truthy(content) && add_content(&b, content, where, i) != 0) goto fail;
+            if (add_tool_calls(&b, calls, where, i) != 0) goto fail;
+        } else if (!strcmp(role, "tool")) {
+            json_t *tid = json_object_get(m, "tool_call_id");
+            if (!json_is_string(tid)) { k2c_seterr("%s: [%zu].tool_call_id: missing or not a string", where, i); goto fail; }
+            sb_str(&b, "## Return of ");
+            sb_str(&b, json_string_value(tid));
+            sb_str(&b, "\n");
+            if (add_content(&b, content, where, i) != 0) goto fail;
+        } else if (add_content(&b, content, where, i) != 0) goto fail;
+        sb_str(&b, "<|im_end|>");
+    }
+    if (add_generation_prompt) sb_str(&b, "<|im_assistant|>assistant<|im_middle|>");
+    if (b.oom) { k2c_seterr("out of memory"); goto fail; }
+    if (!b.s) sb_add(&b, "", 0);
+    json_decref(msgs);
+    json_decref(tools);
+    return b.s;
+fail:
+    json_decref(msgs);
+    json_decref(tools);
+    free(b.s);
+    return NULL;
+}
