@@ -199,7 +199,7 @@ static int chat_open(chat *c, cli_args *a, const char *cmd) {
     if (ctx <= 0) ctx = mc->max_position_embeddings < 4096 ? mc->max_position_embeddings : 4096;
     if (!(c->s = k2c_state_new(c->m, ctx))) return cli_fail(cmd);
     c->max_ctx = ctx;
-    k2c_sampler_init(&c->sm, mc->vocab_size, c->temperature, c->top_p, 0, 0.0f, c->seed);
+    if (k2c_sampler_init(&c->sm, mc->vocab_size, c->temperature, c->top_p, 0, 0.0f, c->seed) != 0) return cli_fail(cmd);
     c->templated = k2c_tokenizer_has_kimi_template(c->tok);
     c->messages = json_array();
     int im_end = k2c_tokenizer_token_id(c->tok, "<|im_end|>");

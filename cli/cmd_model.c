@@ -113,7 +113,7 @@ static int cmd_generate(int argc, char **argv) {
     }
     if (ctx <= 0) ctx = T + max_tokens + 1;
     if (!(s = k2c_state_new(m, ctx))) goto done;
-    k2c_sampler_init(&sm, V, temp, top_p, top_k, min_p, seed);
+    if (k2c_sampler_init(&sm, V, temp, top_p, top_k, min_p, seed) != 0) goto done;
     g.text = tok != NULL;
     if (tok) k2c_detok_init(&g.dt, tok);
     k2c_gen_opts o = {.max_tokens = max_tokens};

@@ -167,7 +167,7 @@ typedef struct {
     uint64_t rng;
     float *scratch_p; int *scratch_i; int n;
 } k2c_sampler;
-void k2c_sampler_init(k2c_sampler *s, int vocab, float temperature, float top_p, int top_k, float min_p, uint64_t seed);
+int k2c_sampler_init(k2c_sampler *s, int vocab, float temperature, float top_p, int top_k, float min_p, uint64_t seed);
 void k2c_sampler_free(k2c_sampler *s);
 int k2c_sample(k2c_sampler *s, const float *logits);
 uint64_t k2c_rng_next(uint64_t *state);

@@ -204,6 +204,13 @@ static int oom(const char *what, size_t bytes) {
     return -1;
 }
 
+/* Rows r0 .. r0+nr-1 of W as fp32: the stored rows themselves for F32 (buf NULL), else dequantized into buf. */
+static const float *tile_rows(const k2c_linear *l, const k2c_kernels *k, int r0, int nr, float *buf) {
+    if (!buf) return (const float *)l->w + (size_t)r0 * (size_t)l->cols;
+    for (int i = 0; i < nr; i++) k->dequant_row(l, r0 + i, buf + (size_t)i * (size_t)l->cols);
+    return buf;
+}
+
 static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allow_bf16) {
     const k2c_kctx *cx = ctx_of(l);
     const k2c_kernels *k = cx->k;
@@ -268,12 +275,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
             for (int ti = 0; ti < ntl; ti++) {
                 if (!panel || (l->fmt != K2C_FMT_F32 && !buf)) continue;
                 int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
-                const float *w = (const float *)l->w + (size_t)r0 * C;
-                if (buf) {
-                    for (int i = 0; i < nr; i++) k->dequant_row(l, r0 + i, buf + (size_t)i * C);
-                    w = buf;
-                }
-                k->gemm_tile(w, nr, C, Xp, T, Y + r0, R, panel);
+                k->gemm_tile(tile_rows(l, k, r0, nr, buf), nr, C, Xp, T, Y + r0, R, panel);
             }
             free(panel);
             free(buf);
@@ -293,12 +295,8 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
         for (int ti = 0; ti < ntiles; ti++) {
             if (l->fmt != K2C_FMT_F32 && !buf) continue;
             int r0 = ti * tile, nr = r0 + tile <= R ? tile : R - r0;
-            const float *w = (const float *)l->w + (size_t)r0 * C;
-            if (buf) {
-                for (int i = 0; i < nr; i++) k->dequant_row(l, r0 + i, buf + (size_t)i * C);
-                w = buf;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, C, 1.0f, X, C, w, C, 0.0f, Y + r0, R);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, C, 1.0f, X, C, tile_rows(l, k, r0, nr, buf), C,
+                        0.0f, Y + r0, R);
         }
         free(buf);
     }

@@ -16,13 +16,19 @@ uint64_t k2c_rng_next(uint64_t *s) {
 
 float k2c_rng_uniform(uint64_t *s) { return (float)(k2c_rng_next(s) >> 40) / 16777216.0f; }
 
-void k2c_sampler_init(k2c_sampler *s, int vocab, float temperature, float top_p, int top_k, float min_p, uint64_t seed) {
+int k2c_sampler_init(k2c_sampler *s, int vocab, float temperature, float top_p, int top_k, float min_p, uint64_t seed) {
     memset(s, 0, sizeof *s);
     s->temperature = temperature; s->top_p = top_p; s->top_k = top_k; s->min_p = min_p;
     s->rng = seed * 0x9E3779B97F4A7C15ull + 1;
     s->n = vocab;
     s->scratch_p = malloc((size_t)vocab * sizeof *s->scratch_p);
     s->scratch_i = malloc((size_t)vocab * sizeof *s->scratch_i);
+    if (!s->scratch_p || !s->scratch_i) {
+        k2c_sampler_free(s);
+        k2c_seterr("out of memory for a sampler over %d tokens", vocab);
+        return -1;
+    }
+    return 0;
 }
 
 void k2c_sampler_free(k2c_sampler *s) {
