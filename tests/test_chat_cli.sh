@@ -21,7 +21,7 @@ else
   ntok=$(echo "$out" | sed -n 's/^\[\([0-9]*\) tokens.*/\1/p')
   if [ "$(echo "$ntok" | wc -w)" = 1 ] && [ "$ntok" -ge 1 ] && [ "$ntok" -lt 400 ] && ! echo "$out" | grep -q '^\[stopped\]'; then
     pass chat_answers_once
-  else fail chat_answers_once "no end-of-turn stop (stats '${ntok:-none}' of 400 tokens): $(echo "$out" | tail -2) $(tail -2 "$TMP/err1")"; fi
+  else fail chat_answers_once "no end-of-turn stop (stats '${ntok:-none}' of 400 tokens): $(echo "$out" | tail -1 | cut -c1-160) $(tail -2 "$TMP/err1")"; fi
 fi
 # Ctrl-C during a long answer stops that answer; the next one still comes
 fifo="$TMP/in"; rm -f "$fifo"; mkfifo "$fifo"
