@@ -1,4 +1,4 @@
-# Helpers for shell tests: pass/fail print the lines tests/run.sh counts.
+# Helpers for shell tests: pass/fail/skip print the lines tests/run.sh counts.
 K2C="${K2C:-build/k2c}"
 TMP="${K2C_TMP:-$(mktemp -d)}/$(basename "$0" .sh)"; mkdir -p "$TMP"
 pass() { echo "PASS $1"; }
@@ -12,4 +12,14 @@ expect_fail() {
   if grep -q "ERROR: AddressSanitizer\|runtime error:" "$TMP/stderr"; then fail "$name" "sanitizer: $(grep -m1 'runtime error\|ERROR:' "$TMP/stderr")"; return; fi
   if ! grep -q -- "$pat" "$TMP/stderr"; then fail "$name" "stderr lacks '$pat': $(head -c 300 "$TMP/stderr")"; return; fi
   pass "$name"
+}
+# skip NAME WHY: a test this machine cannot run (a missing tool, an ISA the CPU lacks, a sanitizer build)
+skip() { echo "SKIP $1: $2"; }
+# run_checker NAME CMD...: a checker that prints its own PASS/FAIL/SKIP lines; a non-zero exit it did not
+# explain with a FAIL line (a crash, a missing module) is reported as FAIL NAME
+run_checker() {
+  local name="$1"; shift
+  "$@" >"$TMP/checker.out" 2>&1; local rc=$?
+  cat "$TMP/checker.out"
+  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$TMP/checker.out"; then fail "$name" "exit $rc: $(tail -3 "$TMP/checker.out")"; fi
 }

@@ -5,6 +5,9 @@ need_npm() {  # packages...
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     K2C_NEED_NODE=1 bash scripts/install-deps.sh >/dev/null 2>&1
   fi
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    skip "$(basename "$0" .sh)" "node/npm not installed and could not be installed"; exit 0
+  fi
   local missing=""
   for p in "$@"; do [ -f "$NPM/node_modules/$p/package.json" ] || missing="$missing $p"; done
   [ -z "$missing" ] && return 0

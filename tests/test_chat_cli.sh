@@ -13,9 +13,16 @@ n=$(echo "$out" | grep -c '^\[[0-9]* tokens')
 if [ $rc -eq 0 ] && [ "$n" -eq 2 ]; then pass chat_scripted_two_answers; else fail chat_scripted_two_answers "rc $rc, $n answers: $out $(cat "$TMP/err")"; fi
 if echo "$out" | grep -q "(temperature 0.20)" && echo "$out" | grep -q "(conversation cleared)" && echo "$out" | grep -q "unknown command /bogus"; then
   pass chat_slash_commands; else fail chat_slash_commands "$out"; fi
-# an answer that ends before max-tokens ended on the end-of-turn token
-out=$(printf 'Hi\n' | $K2C chat --model "$M" --max-tokens 400 --seed 3 --temperature 0.7 2>/dev/null)
-if echo "$out" | grep -q '^\[[0-9]* tokens'; then pass chat_answers_once; else fail chat_answers_once "$out"; fi
+# k2-mini ends its turn by itself: the answer stops on the end-of-turn token, well before the length limit
+# (the stats line counts the tokens generated; at the limit it would say 400), and was not cancelled
+if [ "$M" != models/k2-mini ]; then skip chat_answers_once "models/k2-mini missing; a random-weight model does not end its turns"
+else
+  out=$(printf 'Hi\n' | $K2C chat --model "$M" --max-tokens 400 --seed 3 --temperature 0.7 2>"$TMP/err1")
+  ntok=$(echo "$out" | sed -n 's/^\[\([0-9]*\) tokens.*/\1/p')
+  if [ "$(echo "$ntok" | wc -w)" = 1 ] && [ "$ntok" -ge 1 ] && [ "$ntok" -lt 400 ] && ! echo "$out" | grep -q '^\[stopped\]'; then
+    pass chat_answers_once
+  else fail chat_answers_once "no end-of-turn stop (stats '${ntok:-none}' of 400 tokens): $(echo "$out" | tail -1 | cut -c1-160) $(tail -2 "$TMP/err1")"; fi
+fi
 # Ctrl-C during a long answer stops that answer; the next one still comes
 fifo="$TMP/in"; rm -f "$fifo"; mkfifo "$fifo"
 $K2C chat --model "$M" --max-tokens 100000 --ctx 120000 --temperature 1.0 --seed 5 --ignore-eos <"$fifo" >"$TMP/cc.out" 2>"$TMP/cc.err" &

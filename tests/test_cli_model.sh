@@ -5,8 +5,18 @@ M="$TMP/m"
 if $K2C mkmodel --preset k2-tiny --dtype fp8 --shards 3 --out "$M" 2>"$TMP/err" && [ -f "$M/model-3-of-3.safetensors" ] \
    && grep -q '"model-2-of-3.safetensors"' "$M/model.safetensors.index.json"; then pass mkmodel_sharded_unpadded; else fail mkmodel_sharded_unpadded "$(cat "$TMP/err")"; fi
 if $K2C info --model "$M" >"$TMP/info" && grep -q "active per token" "$TMP/info" && grep -q "KV cache" "$TMP/info"; then pass info; else fail info; fi
-if $K2C logits --model $G/k2-tiny-f32 --ids 3,17,42 --out "$TMP/l.safetensors" && [ -s "$TMP/l.safetensors" ] \
-   && $K2C logits --model $G/k2-tiny-f32 --ids 3,17,42 --decode --out "$TMP/ld.safetensors"; then pass logits_cli; else fail logits_cli; fi
+# k2c logits on the golden case's ids, prefill and token by token, against its float64 reference logits
+E=$G/k2-tiny-f32/expected.safetensors
+ids=$(python3 tests/st_check.py ids $E input_ids 2>"$TMP/ids.err")
+logits_cli() {  # NAME [--decode]
+  local name="$1"; shift
+  if ! $K2C logits --model $G/k2-tiny-f32 --ids "$ids" "$@" --out "$TMP/$name.safetensors" 2>"$TMP/$name.err"; then
+    fail "$name" "$(tail -3 "$TMP/$name.err")"; return; fi
+  if python3 tests/st_check.py close $E "$TMP/$name.safetensors" logits >"$TMP/$name.check" 2>&1; then
+    cat "$TMP/$name.check"; pass "$name"; else fail "$name" "$(tail -1 "$TMP/$name.check")"; fi
+}
+if [ -z "$ids" ]; then fail logits_cli_golden "no input_ids: $(tail -1 "$TMP/ids.err")"
+else logits_cli logits_cli_golden; logits_cli logits_cli_golden_decode --decode; fi
 out=$($K2C generate --model "$M" --ids 1,2,3 --max-tokens 8 --temperature 0 2>/dev/null)
 out2=$($K2C generate --model "$M" --ids 1,2,3 --max-tokens 8 --temperature 0 --threads 1 2>/dev/null)
 if [ "$(echo $out | wc -w)" -ge 1 ] && [ "$out" = "$out2" ]; then pass generate_greedy_deterministic; else fail generate_greedy_deterministic "'$out' vs '$out2'"; fi

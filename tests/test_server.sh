@@ -8,7 +8,7 @@ need_npm openai ajv
 M="$TMP/model"
 make_model "$M"
 start_server "$TMP/server.log" --model "$M" --parallel 8 --ctx 2048 --threads 2 --api-key sekret --max-body 65536 --timeout 60
-timeout 300 node tests/server_e2e.cjs "$NPM" "http://127.0.0.1:$PORT" sekret || echo "FAIL server_e2e (exit $?)"
+run_checker server_e2e timeout 300 node tests/server_e2e.cjs "$NPM" "http://127.0.0.1:$PORT" sekret
 if grep -q "ERROR: AddressSanitizer\|runtime error:" "$TMP/server.log"; then fail server_sanitizer "$(grep -m3 'ERROR\|runtime error' "$TMP/server.log")"; fi
 kill -0 "$SERVER_PID" 2>/dev/null && pass server_alive_after_e2e || fail server_alive_after_e2e "$(tail -5 "$TMP/server.log")"
 stop_server
@@ -19,11 +19,12 @@ start_server "$TMP/server2.log" --model "$M" --parallel 16 --ctx 1024 --threads 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 timeout 120 node tests/server_load.cjs bench "http://127.0.0.1:$PORT" sekret 16 16 24 >/dev/null   # warm-up: every slot used once
 rss0=$(rss)
-timeout 300 node tests/server_load.cjs load "http://127.0.0.1:$PORT" sekret || echo "FAIL server_load (exit $?)"
+run_checker server_load timeout 300 node tests/server_load.cjs load "http://127.0.0.1:$PORT" sekret
 timeout 120 node tests/server_load.cjs load "http://127.0.0.1:$PORT" sekret >/dev/null   # a second round: memory must not keep growing
 rss1=$(rss)
 echo "  server RSS before $rss0 kB, after two load rounds $rss1 kB"
-if [ -n "${K2C_SANITIZE:-}" ]; then pass server_rss_flat   # ASan's quarantine grows RSS by design; leaks are checked at exit
+if [ -n "${K2C_SANITIZE:-}" ]; then skip server_rss_flat "sanitizer build: ASan's quarantine grows RSS by design (leaks are checked at exit)"
+elif [ -z "$rss0" ] || [ -z "$rss1" ]; then fail server_rss_flat "no RSS reading ('$rss0', '$rss1')"
 elif [ "$rss1" -le $((rss0 + rss0 / 5 + 8192)) ]; then pass server_rss_flat; else fail server_rss_flat "RSS $rss0 -> $rss1 kB"; fi
 kill -0 "$SERVER_PID" 2>/dev/null && pass server_alive_after_load || fail server_alive_after_load "$(tail -5 "$TMP/server2.log")"
 stop_server

@@ -20,14 +20,14 @@ static void fill(float *x, size_t n, float s) { for (size_t i = 0; i < n; i++) x
 
 static float max_abs(const float *a, size_t n) {
     float m = 0;
-    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(a[i]));
+    for (size_t i = 0; i < n; i++) m = (float)check_worse(m, fabsf(a[i]));
     return m;
 }
 
-/* max |a - ref| / max |ref| */
+/* max |a - ref| / max |ref|; NaN if any element is NaN */
 static float rel_err(const float *a, const float *ref, size_t n) {
     float m = max_abs(ref, n), e = 0;
-    for (size_t i = 0; i < n; i++) e = fmaxf(e, fabsf(a[i] - ref[i]));
+    for (size_t i = 0; i < n; i++) e = (float)check_worse(e, fabsf(a[i] - ref[i]));
     return e / (m > 0 ? m : 1);
 }
 
@@ -42,7 +42,8 @@ static double dsum(const float *a, const float *r, size_t n) {
 
 typedef double (*objective)(void *ctx);
 
-/* checks an [n] against central differences of f with respect to x [n] */
+/* checks an [n] against central differences of f with respect to x [n]; a NaN difference (an objective that
+ * reports a discontinuity) makes the result NaN, so the check fails rather than skipping the coordinate */
 static float fd_check(objective f, void *ctx, float *x, const float *an, size_t n, float h) {
     float worst = 0, m = max_abs(an, n);
     for (size_t i = 0; i < n; i++) {
@@ -51,7 +52,7 @@ static float fd_check(objective f, void *ctx, float *x, const float *an, size_t 
         x[i] = x0 - h; double fm = f(ctx);
         x[i] = x0;
         float fd = (float)((fp - fm) / (2.0 * h));
-        worst = fmaxf(worst, fabsf(fd - an[i]) / (m > 0 ? m : 1));
+        worst = (float)check_worse(worst, fabsf(fd - an[i]) / (m > 0 ? m : 1));
     }
     return worst;
 }
@@ -90,7 +91,7 @@ static void test_fd_rope(void) {
             k2c_rope_apply(y, 8, 13, inv, cs);
             f[s] = dsum(y, R, 8);
         }
-        worst = fmaxf(worst, fabsf((float)(f[0] - f[1]) - d[i]));
+        worst = (float)check_worse(worst, fabsf((float)(f[0] - f[1]) - d[i]));
     }
     EXPECT(worst < 1e-5f, "rope backward err %g", worst);
 }
@@ -224,7 +225,7 @@ static void model_fd(int variant) {
     for (int i = 0; i < B * T; i++) n += tg[i] >= 0;
     k2c_train_backward(&m, &a, 1.0f / n);
     mc.load0 = load0;
-    int checked = 0, bad = 0;
+    int checked = 0, bad = 0, tried = 0;
     for (int i = 0; i < m.nparams; i++) {
         const k2c_param *p = &m.params[i];
         if (p->kind == K2C_P_BIAS || (strstr(p->name, "experts.") && !strstr(p->name, "experts.1."))) continue;
@@ -238,7 +239,8 @@ static void model_fd(int variant) {
             *x = x0 - h; double fm = model_obj(&mc);
             *x = x0;
             float fd = (float)((fp - fm) / (2 * h)), an = m.g[p->off + js[k]];
-            if (isnan(fd)) continue;
+            tried++;
+            if (isnan(fd)) continue;   /* the perturbation moved a top-k choice: no derivative there */
             checked++;
             if (fabsf(fd - an) > 0.03f * fabsf(an) + 2e-4f) {
                 bad++;
@@ -247,7 +249,9 @@ static void model_fd(int variant) {
         }
     }
     EXPECT(bad <= 1, "variant %d: %d of %d coordinates off (loss %g)", variant, bad, checked, l0);
-    printf("  model variant %d: %d coordinates checked, %d off\n", variant, checked, bad);
+    /* a coordinate whose perturbation moves the routing is not checked; most must be */
+    EXPECT(tried >= 40 && checked >= tried * 3 / 4, "variant %d: only %d of %d coordinates checked", variant, checked, tried);
+    printf("  model variant %d: %d of %d coordinates checked, %d off\n", variant, checked, tried, bad);
     k2c_tacts_free(&a);
     k2c_tmodel_free(&m);
 }
@@ -452,7 +456,7 @@ static void test_ns5(void) {
     k2c_ns5(X, A, Bc, 5, tmp);
     k2c_ns5(Xt, Bc, A, 5, tmp);                    /* tall: the transpose of the wide result */
     float e = 0, dmin = 9, dmax = 0;
-    for (int i = 0; i < A; i++) for (int j = 0; j < Bc; j++) e = fmaxf(e, fabsf(Xt[j * A + i] - X[i * Bc + j]));
+    for (int i = 0; i < A; i++) for (int j = 0; j < Bc; j++) e = (float)check_worse(e, fabsf(Xt[j * A + i] - X[i * Bc + j]));
     for (int i = 0; i < A; i++)
         for (int j = 0; j < A; j++) {
             double s = 0;

@@ -39,7 +39,11 @@ else
 fi
 grep -q '"eval_loss"' "$TMP/full/train.jsonl" && grep -q '"maxvio":\[' "$TMP/full/train.jsonl" \
   && grep -q '"clipped":[1-9]' "$TMP/full/train.jsonl" && pass train_log_fields || fail train_log_fields "$(head -2 "$TMP/full/train.jsonl")"
-[ ! -d "$TMP/part/step_0000004" ] || [ "$(ls -d "$TMP"/part/step_* | wc -l)" = 1 ] && pass train_old_checkpoints_removed || fail train_old_checkpoints_removed
+# the resumed run's checkpoint replaced the one it resumed from: exactly one left, the one LATEST names
+ck=$(ls -d "$TMP"/part/step_* 2>/dev/null)
+if [ "$(echo "$ck" | grep -c .)" = 1 ] && [ ! -d "$TMP/part/step_0000004" ] && [ "$ck" = "$TMP/part/$(cat "$TMP/part/LATEST" 2>/dev/null)" ]; then
+  pass train_old_checkpoints_removed
+else fail train_old_checkpoints_removed "checkpoints: $(echo $ck), LATEST $(cat "$TMP/part/LATEST" 2>/dev/null)"; fi
 
 # --- QK-Clip from the updated weights: the max logit each step leaves (measured) is at or under tau
 clipc="--preset k2-tiny --data $TMP/data --steps 6 --batch 2 --seq 16 --lr 3e-2 --warmup 1 --threads 1 --quiet --tau 0.05 --measure-after-step"
@@ -57,8 +61,8 @@ $K2C train $clipc --out "$TMP/ck" >"$TMP/ck.txt" 2>&1 && grep -q '"max_logit_aft
 expect_fail train_bad_clip_logits "clip-logits must be" $K2C train $clipc --clip-logits sometimes --out "$TMP/cx"
 
 # --- grad on the golden train case
-ids=$(node -e 'const b=require("fs").readFileSync(process.argv[1]);const n=Number(b.readBigUInt64LE(0));const h=JSON.parse(b.slice(8,8+n));const t=h["step1.input_ids"];const a=[];for(let i=t.data_offsets[0];i<t.data_offsets[1];i+=4)a.push(b.readInt32LE(8+n+i));console.log(a.join(","))' $G/expected_train.safetensors 2>/dev/null)
-if [ -z "$ids" ]; then fail grad_cli "node missing"; else
+ids=$(python3 tests/st_check.py ids $G/expected_train.safetensors step1.input_ids 2>"$TMP/ids.err")
+if [ -z "$ids" ]; then fail grad_cli_golden "no step1.input_ids: $(tail -1 "$TMP/ids.err")"; else
   $K2C grad --model $G --ids "$ids" --out "$TMP/grad.safetensors" >"$TMP/grad.txt" 2>&1 \
     && grep -q "loss 6.7652" "$TMP/grad.txt" && grep -q "137 gradients" "$TMP/grad.txt" && pass grad_cli_golden \
     || fail grad_cli_golden "$(cat "$TMP/grad.txt")"
