@@ -12,6 +12,7 @@ if [ ! -f "$M/config.json" ]; then
   mkdir -p "$(dirname "$M")"
   $K2C mkmodel --preset moonlight-16b-a3b --experts 16 --experts-per-tok 6 --dtype bf16 --shards 4 --out "$M"
 fi
+bash bench/machine.sh
 $K2C info --model "$M"
 for t in 1 2; do
   echo "== decode, $t thread(s)"

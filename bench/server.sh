@@ -25,6 +25,7 @@ if [ ! -f "$W/model/model.safetensors" ]; then
     fs.writeFileSync(process.argv[2], JSON.stringify(c, null, 2));' "$W/tiny" "$W/bench-config.json"
   "$K2C" mkmodel --config "$W/bench-config.json" --dtype bf16 --out "$W/model" >/dev/null
 fi
+bash bench/machine.sh
 "$K2C" info --model "$W/model" | head -5
 PORT=$((20000 + RANDOM % 20000))
 "$K2C" serve --model "$W/model" --host 127.0.0.1 --port "$PORT" --parallel 16 --ctx 1024 --threads "$THREADS" --api-key bench >"$W/server.log" 2>&1 &

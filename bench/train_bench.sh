@@ -44,6 +44,7 @@ a, b = r[1], r[-1]
 print(f"{(b['tokens'] - a['tokens']) / (b['time'] - a['time']):.0f}")
 PY
 }
+bash bench/machine.sh
 echo "machine: $(nproc) cores, $TH threads; sgemm peak $PEAK GFLOP/s; model bench/model10m.json; batch $B x $T"
 best() { printf '%s\n' "$@" | sort -g | tail -1; }
 k2c_rate() {  # $1 optimizer, $2 run name

@@ -193,7 +193,7 @@ static int cmd_info(int argc, char **argv) {
            fmt_bytes(kv * ctx, b2, sizeof b2), ctx);
     printf("memory:       %s weights (memory-mapped) + %s cache = %s\n", fmt_bytes((double)all, b1, sizeof b1),
            fmt_bytes(kv * ctx, b2, sizeof b2), fmt_bytes((double)all + kv * ctx, b3, sizeof b3));
-    printf("kernels:      %s (K2C_SIMD=scalar|avx512 forces one), %d threads\n", mi.kernels, mi.threads);
+    printf("kernels:      %s (K2C_SIMD=scalar|avx2|avx512 forces one), %d threads\n", mi.kernels, mi.threads);
     k2c_model_close(m);
     return 0;
 }

@@ -17,6 +17,14 @@
 float k2c_fp8_lut[256];
 static k2c_kctx default_cx;
 
+int k2c_cpu_has_avx2(void) {
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
+
 int k2c_cpu_has_avx512(void) {
 #if defined(__x86_64__)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -37,6 +45,7 @@ int k2c_cpu_has_avx512bf16(void) {
 static const k2c_kernels *best_kernels(void) {
 #if defined(__x86_64__)
     if (k2c_cpu_has_avx512()) return &k2c_kernels_avx512;
+    if (k2c_cpu_has_avx2()) return &k2c_kernels_avx2;
 #endif
     return &k2c_kernels_scalar;
 }
@@ -47,9 +56,11 @@ int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt) 
     else if (!strcmp(simd, "scalar")) cx->k = &k2c_kernels_scalar;
 #if defined(__x86_64__)
     else if (!strcmp(simd, "avx512") && k2c_cpu_has_avx512()) cx->k = &k2c_kernels_avx512;
+    else if (!strcmp(simd, "avx2") && k2c_cpu_has_avx2()) cx->k = &k2c_kernels_avx2;
 #endif
     else if (!strcmp(simd, "avx512")) { k2c_seterr("simd 'avx512': this CPU lacks AVX-512 F/BW/DQ/VL"); return -1; }
-    else { k2c_seterr("simd '%s': unknown (auto, scalar, avx512)", simd); return -1; }
+    else if (!strcmp(simd, "avx2")) { k2c_seterr("simd 'avx2': this CPU lacks AVX2 + FMA + F16C"); return -1; }
+    else { k2c_seterr("simd '%s': unknown (auto, scalar, avx2, avx512)", simd); return -1; }
     if (bf16_prompt && !(cx->k->gemm_tile_bf16 && k2c_cpu_has_avx512bf16())) {
         k2c_seterr("BF16 prompt products need AVX512-BF16 and the avx512 kernels");
         return -1;

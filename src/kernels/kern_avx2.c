@@ -1,0 +1,190 @@
+/* AVX2 + FMA + F16C kernels: the decode row dots on every stored format and the row dequantization that
+ * prompts feed to OpenBLAS sgemm. This is the path of every x86 CPU without AVX-512 (AMD Zen 2 / Zen 3, Intel
+ * desktop and laptop parts since Alder Lake). Compiled with target attributes, so the file builds under any
+ * x86-64 flags; k2c_kctx_init picks it only where the CPU has the instructions.
+ *
+ * Decode is bound by memory bandwidth, so each kernel keeps four independent accumulators (eight lanes each)
+ * to hide the FMA latency, converts the stored format in registers (no table, no function call per weight)
+ * and prefetches ahead across 4 KB pages, where the hardware prefetcher stops. */
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#ifndef K2C_PF_DIST
+#define K2C_PF_DIST 2048
+#endif
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 8 BF16 -> 8 floats: the BF16 bits are the top half of the fp32 bits. */
+AVX2 static inline __m256 bf16x8(const uint16_t *w) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)w)), 16));
+}
+
+/* 8 e4m3 bytes -> 8 floats: sign to bit 31, exponent+mantissa to bits 20..26 reads as an fp32 whose exponent is
+ * 120 too small (normals and subnormals alike), then times 2^120 (as kern_avx512.c). */
+AVX2 static inline __m256 fp8x8(const uint8_t *w) {
+    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w));
+    __m256i sign = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24);
+    __m256i em = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x7f)), 20);
+    return _mm256_mul_ps(_mm256_castsi256_ps(_mm256_or_si256(sign, em)), _mm256_set1_ps(0x1p120f));
+}
+
+AVX2 static float dot_f32(const float *w, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j), _mm256_loadu_ps(x + j), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j + 8), _mm256_loadu_ps(x + j + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j + 16), _mm256_loadu_ps(x + j + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j + 24), _mm256_loadu_ps(x + j + 24), a3);
+    }
+    for (; j + 8 <= n; j += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j), _mm256_loadu_ps(x + j), a0);
+    float a = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; j < n; j++) a += w[j] * x[j];
+    return a;
+}
+
+AVX2 static float dot_bf16(const uint16_t *w, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        _mm_prefetch((const char *)(w + j) + K2C_PF_DIST, _MM_HINT_T0);
+        a0 = _mm256_fmadd_ps(bf16x8(w + j), _mm256_loadu_ps(x + j), a0);
+        a1 = _mm256_fmadd_ps(bf16x8(w + j + 8), _mm256_loadu_ps(x + j + 8), a1);
+        a2 = _mm256_fmadd_ps(bf16x8(w + j + 16), _mm256_loadu_ps(x + j + 16), a2);
+        a3 = _mm256_fmadd_ps(bf16x8(w + j + 24), _mm256_loadu_ps(x + j + 24), a3);
+    }
+    for (; j + 8 <= n; j += 8) a0 = _mm256_fmadd_ps(bf16x8(w + j), _mm256_loadu_ps(x + j), a0);
+    float a = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; j < n; j++) a += k2c_bf16_to_f32(w[j]) * x[j];
+    return a;
+}
+
+AVX2 static float dot_f16(const uint16_t *w, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        _mm_prefetch((const char *)(w + j) + K2C_PF_DIST, _MM_HINT_T0);
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j))), _mm256_loadu_ps(x + j), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j + 8))), _mm256_loadu_ps(x + j + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j + 16))), _mm256_loadu_ps(x + j + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j + 24))), _mm256_loadu_ps(x + j + 24), a3);
+    }
+    for (; j + 8 <= n; j += 8)
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j))), _mm256_loadu_ps(x + j), a0);
+    float a = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; j < n; j++) a += k2c_f16_to_f32(w[j]) * x[j];
+    return a;
+}
+
+AVX2 static float dot_fp8(const uint8_t *w, const float *x, int n, const float *scale, int block) {
+    float acc = 0;
+    for (int j0 = 0; j0 < n; j0 += block) {
+        int j1 = j0 + block < n ? j0 + block : n, j = j0;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (; j + 32 <= j1; j += 32) {
+            if ((j & 63) == 0) _mm_prefetch((const char *)(w + j) + K2C_PF_DIST, _MM_HINT_T0);
+            a0 = _mm256_fmadd_ps(fp8x8(w + j), _mm256_loadu_ps(x + j), a0);
+            a1 = _mm256_fmadd_ps(fp8x8(w + j + 8), _mm256_loadu_ps(x + j + 8), a1);
+            a2 = _mm256_fmadd_ps(fp8x8(w + j + 16), _mm256_loadu_ps(x + j + 16), a2);
+            a3 = _mm256_fmadd_ps(fp8x8(w + j + 24), _mm256_loadu_ps(x + j + 24), a3);
+        }
+        float b = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; j < j1; j++) b += k2c_fp8_lut[w[j]] * x[j];
+        acc += b * scale[j0 / block];
+    }
+    return acc;
+}
+
+/* INT4: each byte holds elements 2k (low nibble) and 2k+1 (high nibble). xs is x reordered per 32 elements into
+ * the 16 even ones then the 16 odd ones (linear.c), so bytes 0..7 of a 16-byte chunk meet xs[0..8) with their
+ * low nibbles and xs[16..24) with their high ones, bytes 8..15 meet xs[8..16) and xs[24..32). */
+AVX2 static float dot_int4(const uint32_t *w, const float *xs, int n, const uint16_t *scale, int group) {
+    const uint8_t *b = (const uint8_t *)w;
+    const __m256i mask = _mm256_set1_epi32(0xf), eight = _mm256_set1_epi32(8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int g = 0; g < n / group; g++) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (int j = g * group; j < (g + 1) * group; j += 32) {
+            if ((j & 127) == 0) _mm_prefetch((const char *)(b + j / 2) + K2C_PF_DIST, _MM_HINT_T0);
+            __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + j / 2)));
+            __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + j / 2 + 8)));
+            __m256 lo0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v0, mask), eight));
+            __m256 hi0 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v0, 4), eight));
+            __m256 lo1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v1, mask), eight));
+            __m256 hi1 = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v1, 4), eight));
+            a0 = _mm256_fmadd_ps(lo0, _mm256_loadu_ps(xs + j), a0);
+            a1 = _mm256_fmadd_ps(lo1, _mm256_loadu_ps(xs + j + 8), a1);
+            a0 = _mm256_fmadd_ps(hi0, _mm256_loadu_ps(xs + j + 16), a0);
+            a1 = _mm256_fmadd_ps(hi1, _mm256_loadu_ps(xs + j + 24), a1);
+        }
+        acc = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(k2c_bf16_to_f32(scale[g])), acc);
+    }
+    return hsum(acc);
+}
+
+/* ------------------------------------------------------------------ table entries */
+static float dot_row(const k2c_linear *l, int r, const float *x, const float *xs) {
+    size_t off = (size_t)r * (size_t)l->cols;
+    switch (l->fmt) {
+    case K2C_FMT_F32: return dot_f32((const float *)l->w + off, x, l->cols);
+    case K2C_FMT_BF16: return dot_bf16((const uint16_t *)l->w + off, x, l->cols);
+    case K2C_FMT_F16: return dot_f16((const uint16_t *)l->w + off, x, l->cols);
+    case K2C_FMT_FP8:
+        return dot_fp8((const uint8_t *)l->w + off, x, l->cols,
+                       l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols, l->block);
+    case K2C_FMT_INT4:
+        if (xs && l->block % 32 == 0)
+            return dot_int4((const uint32_t *)l->w + (size_t)r * (size_t)(l->cols / 8), xs, l->cols,
+                            l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
+        break;
+    }
+    return k2c_kernels_scalar.dot_row(l, r, x, NULL);   /* INT4 with groups not a multiple of 32 */
+}
+
+AVX2 static void dequant_row(const k2c_linear *l, int r, float *out) {
+    int n = l->cols, j = 0;
+    size_t off = (size_t)r * (size_t)n;
+    switch (l->fmt) {
+    case K2C_FMT_F32: memcpy(out, (const float *)l->w + off, (size_t)n * sizeof *out); return;
+    case K2C_FMT_BF16: { const uint16_t *w = (const uint16_t *)l->w + off;
+        for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, bf16x8(w + j));
+        for (; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
+        return; }
+    case K2C_FMT_F16: { const uint16_t *w = (const uint16_t *)l->w + off;
+        for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j))));
+        for (; j < n; j++) out[j] = k2c_f16_to_f32(w[j]);
+        return; }
+    case K2C_FMT_FP8: { const uint8_t *w = (const uint8_t *)l->w + off;
+        const float *s = l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols;
+        for (int j0 = 0; j0 < n; j0 += l->block) {
+            int j1 = j0 + l->block < n ? j0 + l->block : n;
+            __m256 sc = _mm256_set1_ps(s[j0 / l->block]);
+            for (j = j0; j + 8 <= j1; j += 8) _mm256_storeu_ps(out + j, _mm256_mul_ps(fp8x8(w + j), sc));
+            for (; j < j1; j++) out[j] = k2c_fp8_lut[w[j]] * s[j0 / l->block];
+        }
+        return; }
+    case K2C_FMT_INT4: break;
+    }
+    k2c_kernels_scalar.dequant_row(l, r, out);
+}
+
+const k2c_kernels k2c_kernels_avx2 = {
+    .name = "avx2",
+    .dot_row = dot_row,
+    .int4_xs = 1,
+    .dequant_row = dequant_row,
+    .dot_f32 = dot_f32,
+    .gemm_tile = NULL,          /* OpenBLAS sgemm (itself AVX2) on tiles dequantized here */
+    .gemm_tile_bf16 = NULL,
+};
+#endif
