@@ -51,7 +51,7 @@ $(BUILD)/%.o: %.c | $(BUILD)/.deps
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # The trainer's vector kernels: GCC's tuning keeps the AVX-512 clone at 256-bit vectors without this.
-ifeq ($(shell uname -m),x86_64)
+ifeq ($(MULTIARCH),x86_64-linux-gnu)
 $(BUILD)/src/kernels/vecmath.o: CFLAGS += -mprefer-vector-width=512
 endif
 
