@@ -76,4 +76,6 @@ chat: all
 	$(BUILD)/k2c chat
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
+
+include fuzz/fuzz.mk

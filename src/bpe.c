@@ -37,6 +37,7 @@ uint64_t tok_hash(const unsigned char *p, size_t n) {
 /* ------------------------------------------------------------------ vocab */
 int tok_vocab_set(tok_vocab *v, int id, const unsigned char *p, size_t n) {
     if (id < 0) { k2c_seterr("negative token id %d", id); return -1; }
+    if (id >= TOK_MAX_IDS) { k2c_seterr("token id %d: ids must be below %d", id, TOK_MAX_IDS); return -1; }
     if (n >= (1u << 24)) { k2c_seterr("token %d is %zu bytes long", id, n); return -1; }
     if (id >= v->n_ids) {
         int cap = v->n_ids ? v->n_ids : 1024;

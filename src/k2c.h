@@ -80,6 +80,9 @@ typedef struct {
  * model.safetensors.index.json). Every header entry is checked: dtype, shape, offsets inside the data
  * area, no overlaps, byte count = numel * dtype size. */
 int k2c_st_open(k2c_safetensors *st, const char *path);
+/* The same header checks on a whole file image in memory (name: for errors); st does not own image,
+ * which must outlive st (tensor data points into it; file is NULL). For fuzzing and tests. */
+int k2c_st_parse(k2c_safetensors *st, const char *name, const void *image, size_t size);
 /* How files are brought into memory: mmap (starts at once, works for models larger than RAM), copy into
  * anonymous huge-page memory (about 2x faster decode: no 4 KB TLB misses), or auto (the default: copy
  * each file while it takes under half of the available memory, else mmap). */

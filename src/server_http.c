@@ -86,7 +86,7 @@ static void sse_free(void *cls) {
 }
 
 /* ------------------------------------------------------------------ request parsing */
-typedef struct { int status; const char *param; char msg[512]; } perr;
+typedef srv_perr perr;
 
 static int bad(perr *e, const char *param, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int bad(perr *e, const char *param, const char *fmt, ...) {
@@ -128,7 +128,7 @@ static int get_bool(json_t *o, const char *k, int *out, perr *e) {
 }
 
 /* Builds a job from a request body. Returns the job or NULL with e filled. */
-static srv_job *make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
+srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
     json_error_t je;
     json_t *r = json_loadb(body, len, 0, &je), *tools = NULL;
     srv_job *j = NULL;
@@ -245,6 +245,19 @@ out:
     return j;
 }
 
+/* A Content-Length (decimal, as MHD already checked) over max_body; absent or unparsable: not over. */
+int srv_length_over_cap(const char *content_length, size_t max_body) {
+    if (!content_length) return 0;
+    const char *p = content_length;
+    while (*p == ' ' || *p == '\t') p++;
+    uint64_t n = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (UINT64_MAX - 9) / 10) return 1;   /* more digits than any cap */
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    return n > max_body;
+}
+
 /* ------------------------------------------------------------------ endpoints */
 static char *metrics_text(srv *s) {
     char *buf = malloc(8192);
@@ -284,26 +297,30 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     (void)version;
     srv *s = cls;
     req_ctx *rc = *con_cls;
-    if (!rc) {
-        if (!(rc = calloc(1, sizeof *rc))) return MHD_NO;
-        *con_cls = rc;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        /* keep reading an oversize body (to answer 413 cleanly) but never store more than the cap */
-        if (!rc->too_big && rc->len + *upload_size <= s->opts.max_body) {
-            char *nb = realloc(rc->body, rc->len + *upload_size + 1);
-            if (!nb) return MHD_NO;
-            rc->body = nb;
-            memcpy(rc->body + rc->len, upload, *upload_size);
-            rc->len += *upload_size;
-        } else rc->too_big = 1;
-        *upload_size = 0;
-        return MHD_YES;
-    }
     int ep = !strcmp(url, "/v1/chat/completions") ? EP_CHAT : !strcmp(url, "/v1/completions") ? EP_COMPLETIONS
            : !strcmp(url, "/v1/models") ? EP_MODELS : !strcmp(url, "/health") ? EP_HEALTH
            : !strcmp(url, "/metrics") ? EP_METRICS : EP_OTHER;
+    if (!rc) {
+        if (!(rc = calloc(1, sizeof *rc))) return MHD_NO;
+        *con_cls = rc;
+        /* A declared body over the cap is answered now, before any of it is read: MHD then discards
+         * the rest of the request and closes the connection after the 413. */
+        if (srv_length_over_cap(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH), s->opts.max_body))
+            return send_error(s, c, ep, 413, "invalid_request_error", NULL, "request body over %zu bytes", s->opts.max_body);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        /* An undeclared (chunked) body that grows past the cap: MHD cannot answer in the middle of an
+         * upload, so the connection is closed rather than read to its end. Nothing over the cap is stored. */
+        if (rc->too_big || rc->len + *upload_size > s->opts.max_body) { rc->too_big = 1; return MHD_NO; }
+        char *nb = realloc(rc->body, rc->len + *upload_size + 1);
+        if (!nb) return MHD_NO;
+        rc->body = nb;
+        memcpy(rc->body + rc->len, upload, *upload_size);
+        rc->len += *upload_size;
+        *upload_size = 0;
+        return MHD_YES;
+    }
     int post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
     if (ep == EP_OTHER) return send_error(s, c, ep, 404, "invalid_request_error", NULL, "unknown path %.200s", url);
     if (ep == EP_HEALTH) {
@@ -336,7 +353,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!post) return send_error(s, c, ep, 405, "invalid_request_error", NULL, "use POST for %s", url);
     if (rc->too_big) return send_error(s, c, ep, 413, "invalid_request_error", NULL, "request body over %zu bytes", s->opts.max_body);
     perr e = {0};
-    srv_job *j = make_job(s, rc->body ? rc->body : "", rc->len, ep == EP_CHAT, &e);
+    srv_job *j = srv_make_job(s, rc->body ? rc->body : "", rc->len, ep == EP_CHAT, &e);
     if (!j) return send_error(s, c, ep, e.status ? e.status : 400, "invalid_request_error", e.param, "%s", e.msg);
     if (srv_enqueue(s, j) != 0) {
         srv_job_release(j);
