@@ -19,9 +19,13 @@ enum { EP_CHAT, EP_COMPLETIONS, EP_MODELS, EP_HEALTH, EP_METRICS, EP_OTHER };
 
 typedef struct {
     char *body;
-    size_t len;
+    size_t len, seen;
     int too_big;
 } req_ctx;
+
+/* A body over the cap is still read (and dropped) up to this much more, so that an ordinary client
+ * sees the 413 instead of a reset while it is still sending; beyond it the connection is given up. */
+#define DRAIN_MAX ((size_t)16 << 20)
 
 static void count(srv *s, int status, int ep) {
     pthread_mutex_lock(&s->mu);
@@ -303,16 +307,23 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!rc) {
         if (!(rc = calloc(1, sizeof *rc))) return MHD_NO;
         *con_cls = rc;
-        /* A declared body over the cap is answered now, before any of it is read: MHD then discards
-         * the rest of the request and closes the connection after the 413. */
-        if (srv_length_over_cap(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH), s->opts.max_body))
+        /* A declared body past what we would drain is answered now, before any of it is read: MHD
+         * then discards the rest of the request and closes the connection after the 413. */
+        if (srv_length_over_cap(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH),
+                                s->opts.max_body + DRAIN_MAX))
             return send_error(s, c, ep, 413, "invalid_request_error", NULL, "request body over %zu bytes", s->opts.max_body);
         return MHD_YES;
     }
     if (*upload_size) {
-        /* An undeclared (chunked) body that grows past the cap: MHD cannot answer in the middle of an
-         * upload, so the connection is closed rather than read to its end. Nothing over the cap is stored. */
-        if (rc->too_big || rc->len + *upload_size > s->opts.max_body) { rc->too_big = 1; return MHD_NO; }
+        /* Over the cap: nothing more is stored (the 413 is sent once the body is in); an undeclared
+         * (chunked) body that keeps going past DRAIN_MAX closes the connection, as MHD cannot answer
+         * in the middle of an upload. */
+        rc->seen += *upload_size;
+        if (rc->too_big || rc->len + *upload_size > s->opts.max_body) {
+            rc->too_big = 1;
+            *upload_size = 0;
+            return rc->seen > s->opts.max_body + DRAIN_MAX ? MHD_NO : MHD_YES;
+        }
         char *nb = realloc(rc->body, rc->len + *upload_size + 1);
         if (!nb) return MHD_NO;
         rc->body = nb;
