@@ -21,7 +21,8 @@ static void check_close(const k2c_gram *g, const char *text, size_t n) {
     memcpy(all + n, close, cl);
     json_error_t je;
     json_t *v = json_loadb(all, n + cl, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-    FZ_CHECK(v, "accepted text is not JSON (%s): %.*s", je.text, (int)(n + cl), all);
+    /* jansson refuses "\u0000" in object keys, which is valid JSON (and allowed by the grammar) */
+    FZ_CHECK(v || strstr(je.text, "NUL byte in object key"), "accepted text is not JSON (%s): %.*s", je.text, (int)(n + cl), all);
     json_decref(v);
     free(all);
     free(h);

@@ -56,7 +56,7 @@ int tok_vocab_set(tok_vocab *v, int id, const unsigned char *p, size_t n) {
         v->arena = na;
         v->arena_cap = cap;
     }
-    memcpy(v->arena + v->arena_len, p, n);
+    if (n) memcpy(v->arena + v->arena_len, p, n);   /* arena may still be NULL for an empty first token */
     v->span[id] = (uint64_t)v->arena_len << 24 | n;
     v->arena_len += n;
     return 0;

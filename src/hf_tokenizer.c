@@ -175,6 +175,7 @@ int tok_hf_load(k2c_tokenizer *t, const char *path) {
             goto done;
         }
         int id = (int)json_integer_value(val);
+        if (!*key) { k2c_seterr("%s: model.vocab: empty token (id %d)", path, id); goto done; }
         long n = unicode_to_bytes(key, byte_of_cp, buf);
         const unsigned char *old;
         size_t oldn;

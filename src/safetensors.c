@@ -246,6 +246,7 @@ static int open_index(k2c_safetensors *st, int *cap, const char *dir, const char
     int nnames = 0, rc = -1;
     if (!root) { k2c_seterr("%s: bad JSON: %s (line %d)", index_path, jerr.text, jerr.line); goto done; }
     if (!json_is_object(wm)) { k2c_seterr("%s: no \"weight_map\" object", index_path); goto done; }
+    if (json_object_size(wm) == 0) { k2c_seterr("%s: \"weight_map\" lists no tensors", index_path); goto done; }
     names = calloc(json_object_size(wm) + 1, sizeof *names);
     if (!names) { k2c_seterr("out of memory"); goto done; }
     const char *key;
@@ -266,7 +267,7 @@ static int open_index(k2c_safetensors *st, int *cap, const char *dir, const char
         free(p);
         if (r != 0) goto done;
     }
-    qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
+    if (st->ntensors > 1) qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
     /* Every tensor the index promises must be in the shard it names. */
     json_object_foreach(wm, key, val) {
         const k2c_tensor *t = k2c_st_find(st, key);
@@ -288,7 +289,7 @@ int k2c_st_parse(k2c_safetensors *st, const char *name, const void *image, size_
     int cap = 0;
     memset(st, 0, sizeof *st);
     if (parse_image(st, &cap, name, image, size) != 0) { k2c_st_close(st); return -1; }
-    qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
+    if (st->ntensors > 1) qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
     return 0;
 }
 
@@ -308,7 +309,7 @@ int k2c_st_open(k2c_safetensors *st, const char *path) {
         rc = open_file(st, &cap, path);
     }
     if (rc == 0) {
-        qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
+        if (st->ntensors > 1) qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
         for (int i = 1; i < st->ntensors; i++)
             if (strcmp(st->tensors[i].name, st->tensors[i - 1].name) == 0) {
                 k2c_seterr("%s: tensor '%s' appears in two shards (%s and %s)", path, st->tensors[i].name,

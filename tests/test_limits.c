@@ -52,6 +52,9 @@ static void huge_token_ids(void) {
                      "model.vocab.a: id is not an integer in 0 .. 16777215");
     expect_tok_error("hf_added", "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
                      " \"added_tokens\": [{\"id\": 100000000, \"content\": \"<s>\"}]}", "added_tokens[0]: want {\"id\": INT below 16777216");
+    /* found by fuzz_hf_tokenizer: an empty vocab key (memcpy onto a NULL arena, UB) */
+    expect_tok_error("hf_empty", "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\": 0, \"a\": 1}, \"merges\": []}}",
+                     "model.vocab: empty token (id 0)");
     /* the largest id that is allowed still loads */
     d = dir_with("rank_ok", "tiktoken.model", "QQ== 0\nQg== 1000\n");
     rc = k2c_tokenizer_load(&t, d);
@@ -118,6 +121,22 @@ static void st_parse_memory(void) {
     EXPECT(k2c_st_parse(&st, "mem", img, sizeof img - 1) == -1 && strstr(k2c_errmsg(), "mem: tensor 'a'"), "%s", k2c_errmsg());
     EXPECT(st.ntensors == 0 && st.tensors == NULL, "failed parse leaves nothing");
     EXPECT(k2c_st_parse(&st, "mem", img, 5) == -1 && strstr(k2c_errmsg(), "too short"), "%s", k2c_errmsg());
+    /* found by fuzz_safetensors: a header with no tensors sorted a NULL array (UB under UBSan) */
+    static const char meta[] = "{\"__metadata__\":{}}";
+    uint8_t img2[8 + sizeof meta - 1];
+    memset(img2, 0, 8);
+    img2[0] = (uint8_t)(sizeof meta - 1);
+    memcpy(img2 + 8, meta, sizeof meta - 1);
+    EXPECT(k2c_st_parse(&st, "mem", img2, sizeof img2) == 0 && st.ntensors == 0 && !k2c_st_find(&st, "a"), "%s", k2c_errmsg());
+    k2c_st_close(&st);
+}
+
+/* found by fuzz_st_index: an empty weight_map sorted a NULL tensor array; now a clear error */
+static void empty_weight_map(void) {
+    char *d = dir_with("emptyidx", "model.safetensors.index.json", "{\"weight_map\": {}}");
+    k2c_safetensors st;
+    EXPECT(k2c_st_open(&st, d) == -1 && strstr(k2c_errmsg(), "\"weight_map\" lists no tensors"), "%s", k2c_errmsg());
+    free(d);
 }
 
 int main(void) {
@@ -128,5 +147,6 @@ int main(void) {
     run_test("read_file_fifo", read_file_fifo);
     run_test("body_cap", body_cap);
     run_test("st_parse_memory", st_parse_memory);
+    run_test("empty_weight_map", empty_weight_map);
     return check_exit();
 }
