@@ -139,6 +139,33 @@ static void empty_weight_map(void) {
     free(d);
 }
 
+/* found by fuzz_toolparse: whitespace inside a tool-call section was dropped when it came in a piece
+ * of its own and kept when it came with stray text, so the content depended on the cut points */
+static void toolparse_cut_points(void) {
+    const char *text = "x<|tool_calls_section_begin|> a b <|tool_call_begin|>functions.f:0<|tool_call_argument_begin|>{}"
+                       "<|tool_call_end|>  \n <|tool_calls_section_end|>tail";
+    char *want = NULL;
+    for (size_t step = 0; step <= 3; step++) {
+        k2c_toolparse *p = k2c_toolparse_new();
+        size_t n = strlen(text);
+        for (size_t off = 0; off < n;) {
+            size_t k = step ? step : n;
+            if (k > n - off) k = n - off;
+            k2c_toolparse_feed(p, text + off, k, NULL);
+            off += k;
+        }
+        k2c_toolparse_finish(p, NULL);
+        size_t cl;
+        const char *c = k2c_toolparse_content(p, &cl);
+        if (!want) {
+            want = strndup(c, cl);
+            EXPECT(!strcmp(want, "x a b tail") && k2c_toolparse_ncalls(p) == 1, "whole: '%s'", want);
+        } else EXPECT(strlen(want) == cl && !memcmp(want, c, cl), "pieces of %zu: '%.*s' vs '%s'", step, (int)cl, c, want);
+        k2c_toolparse_free(p);
+    }
+    free(want);
+}
+
 int main(void) {
     const char *base = getenv("K2C_TMP");
     snprintf(tmpdir, sizeof tmpdir, "%s/test_limits.XXXXXX", base ? base : "/tmp");
@@ -148,5 +175,6 @@ int main(void) {
     run_test("body_cap", body_cap);
     run_test("st_parse_memory", st_parse_memory);
     run_test("empty_weight_map", empty_weight_map);
+    run_test("toolparse_cut_points", toolparse_cut_points);
     return check_exit();
 }
