@@ -36,7 +36,7 @@ SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # Tests of the serve layer link it (and the HTTP library); every other test links inference + trainer only.
-SERVE_TESTS := $(BUILD)/tests/test_agent
+SERVE_TESTS := $(BUILD)/tests/test_agent $(BUILD)/tests/test_limits
 
 .PHONY: all deps test sanitize bench clean k2-mini chat
 all: deps $(BUILD)/k2c $(TEST_BIN) $(BUILD)/tests/test_vecmath_baseline
@@ -104,4 +104,6 @@ chat: all
 	$(BUILD)/k2c chat
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
+
+include fuzz/fuzz.mk

@@ -36,6 +36,9 @@ typedef struct {
  * area, no overlaps, byte count = numel * dtype size. k2c_st_open uses K2C_LOAD_AUTO. */
 int k2c_st_open(k2c_safetensors *st, const char *path);
 int k2c_st_open_mode(k2c_safetensors *st, const char *path, k2c_load_mode mode);
+/* The same header checks on a whole file image in memory (name: for errors); st does not own image,
+ * which must outlive st (tensor data points into it; file is NULL). For fuzzing and tests. */
+int k2c_st_parse(k2c_safetensors *st, const char *name, const void *image, size_t size);
 void k2c_st_close(k2c_safetensors *st);
 const k2c_tensor *k2c_st_find(const k2c_safetensors *st, const char *name);
 

@@ -115,47 +115,13 @@ static int parse_entry(const char *file, const char *name, json_t *v, size_t dat
     return 0;
 }
 
-static int open_file(k2c_safetensors *st, int *cap, const char *path) {
-    int fd = -1;
-    void *map = MAP_FAILED;
+/* Parses the header of a whole file image map[0 .. size) (path names it in errors) and appends its
+ * tensors with data pointing into map. On error nothing is appended. */
+static int parse_image(k2c_safetensors *st, int *cap, const char *path, const void *map, size_t size) {
     json_t *root = NULL;
     int first = st->ntensors;
     span *spans = NULL;
-    struct stat sb;
-
-    k2c_st_file *nf = realloc(st->files, (size_t)(st->nfiles + 1) * sizeof *nf);
-    if (!nf) { k2c_seterr("out of memory"); return -1; }
-    st->files = nf;
-    k2c_st_file *f = &st->files[st->nfiles];
-    memset(f, 0, sizeof *f);
-
-    fd = open(path, O_RDONLY);
-    if (fd < 0) { k2c_seterr("%s: %s", path, strerror(errno)); goto fail; }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { k2c_seterr("%s: not a regular file", path); goto fail; }
-    size_t size = (size_t)sb.st_size;
-    if (size < 8) { k2c_seterr("%s: %zu bytes, too short for a safetensors header (truncated?)", path, size); goto fail; }
-    /* auto: copy while the file takes under half of the memory still available, so a model that fits
-     * gets huge pages and one larger than RAM stays mapped (later shards see less memory available). */
-    int copy = st->mode == K2C_LOAD_COPY || (st->mode == K2C_LOAD_AUTO && size < mem_available() / 2);
-    if (copy) {
-        /* Anonymous memory on transparent huge pages: decode streams weights faster without 4 KB TLB
-         * misses, at the price of reading the whole file at load time and holding it in RAM. */
-        map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (map == MAP_FAILED) { k2c_seterr("%s: cannot allocate %zu bytes: %s", path, size, strerror(errno)); goto fail; }
-        madvise(map, size, MADV_HUGEPAGE);
-        size_t got = 0;
-        while (got < size) {
-            ssize_t r = pread(fd, (char *)map + got, size - got > (1u << 30) ? (1u << 30) : size - got, (off_t)got);
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) { k2c_seterr("%s: read: %s", path, r < 0 ? strerror(errno) : "unexpected end of file"); goto fail; }
-            got += (size_t)r;
-        }
-    } else {
-        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) { k2c_seterr("%s: mmap: %s", path, strerror(errno)); goto fail; }
-    }
-    close(fd); fd = -1;
-
+    if (size < 8) { k2c_seterr("%s: %zu bytes, too short for a safetensors header (truncated?)", path, size); return -1; }
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)((const uint8_t *)map)[i] << (8 * i);
     if (hlen > MAX_HEADER || hlen > size - 8) {
@@ -195,15 +161,8 @@ static int open_file(k2c_safetensors *st, int *cap, const char *path) {
             k2c_seterr("%s: tensors '%s' and '%s' overlap in the data area", path, spans[i - 1].name, spans[i].name);
             goto fail;
         }
-    f->path = strdup(path);
-    if (!f->path) { k2c_seterr("out of memory"); goto fail; }
-    for (int i = first; i < st->ntensors; i++) {
+    for (int i = first; i < st->ntensors; i++)
         st->tensors[i].data = data + (size_t)(uintptr_t)st->tensors[i].data;
-        st->tensors[i].file = f->path;
-    }
-    f->map = map;
-    f->size = size;
-    st->nfiles++;
     free(spans);
     json_decref(root);
     return 0;
@@ -212,6 +171,59 @@ fail:
     st->ntensors = first;
     free(spans);
     if (root) json_decref(root);
+    return -1;
+}
+
+static int open_file(k2c_safetensors *st, int *cap, const char *path) {
+    int fd = -1;
+    void *map = MAP_FAILED;
+    int first = st->ntensors;
+    struct stat sb;
+
+    k2c_st_file *nf = realloc(st->files, (size_t)(st->nfiles + 1) * sizeof *nf);
+    if (!nf) { k2c_seterr("out of memory"); return -1; }
+    st->files = nf;
+    k2c_st_file *f = &st->files[st->nfiles];
+    memset(f, 0, sizeof *f);
+
+    fd = open(path, O_RDONLY);
+    if (fd < 0) { k2c_seterr("%s: %s", path, strerror(errno)); goto fail; }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { k2c_seterr("%s: not a regular file", path); goto fail; }
+    size_t size = (size_t)sb.st_size;
+    if (size < 8) { k2c_seterr("%s: %zu bytes, too short for a safetensors header (truncated?)", path, size); goto fail; }
+    /* auto: copy while the file takes under half of the memory still available, so a model that fits
+     * gets huge pages and one larger than RAM stays mapped (later shards see less memory available). */
+    int copy = st->mode == K2C_LOAD_COPY || (st->mode == K2C_LOAD_AUTO && size < mem_available() / 2);
+    if (copy) {
+        /* Anonymous memory on transparent huge pages: decode streams weights faster without 4 KB TLB
+         * misses, at the price of reading the whole file at load time and holding it in RAM. */
+        map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (map == MAP_FAILED) { k2c_seterr("%s: cannot allocate %zu bytes: %s", path, size, strerror(errno)); goto fail; }
+        madvise(map, size, MADV_HUGEPAGE);
+        size_t got = 0;
+        while (got < size) {
+            ssize_t r = pread(fd, (char *)map + got, size - got > (1u << 30) ? (1u << 30) : size - got, (off_t)got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) { k2c_seterr("%s: read: %s", path, r < 0 ? strerror(errno) : "unexpected end of file"); goto fail; }
+            got += (size_t)r;
+        }
+    } else {
+        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) { k2c_seterr("%s: mmap: %s", path, strerror(errno)); goto fail; }
+    }
+    close(fd); fd = -1;
+
+    if (parse_image(st, cap, path, map, size) != 0) goto fail;
+    f->path = strdup(path);
+    if (!f->path) { k2c_seterr("out of memory"); goto fail; }
+    for (int i = first; i < st->ntensors; i++) st->tensors[i].file = f->path;
+    f->map = map;
+    f->size = size;
+    st->nfiles++;
+    return 0;
+fail:
+    for (int i = first; i < st->ntensors; i++) free(st->tensors[i].name);
+    st->ntensors = first;
     if (map != MAP_FAILED) munmap(map, size);
     if (fd >= 0) close(fd);
     return -1;
@@ -233,6 +245,7 @@ static int open_index(k2c_safetensors *st, int *cap, const char *dir, const char
     int nnames = 0, rc = -1;
     if (!root) { k2c_seterr("%s: bad JSON: %s (line %d)", index_path, jerr.text, jerr.line); goto done; }
     if (!json_is_object(wm)) { k2c_seterr("%s: no \"weight_map\" object", index_path); goto done; }
+    if (json_object_size(wm) == 0) { k2c_seterr("%s: \"weight_map\" lists no tensors", index_path); goto done; }
     names = calloc(json_object_size(wm) + 1, sizeof *names);
     if (!names) { k2c_seterr("out of memory"); goto done; }
     const char *key;
@@ -253,7 +266,7 @@ static int open_index(k2c_safetensors *st, int *cap, const char *dir, const char
         free(p);
         if (r != 0) goto done;
     }
-    qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
+    if (st->ntensors > 1) qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
     /* Every tensor the index promises must be in the shard it names. */
     json_object_foreach(wm, key, val) {
         const k2c_tensor *t = k2c_st_find(st, key);
@@ -269,6 +282,14 @@ done:
     free(names);
     if (root) json_decref(root);
     return rc;
+}
+
+int k2c_st_parse(k2c_safetensors *st, const char *name, const void *image, size_t size) {
+    int cap = 0;
+    memset(st, 0, sizeof *st);
+    if (parse_image(st, &cap, name, image, size) != 0) { k2c_st_close(st); return -1; }
+    if (st->ntensors > 1) qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
+    return 0;
 }
 
 int k2c_st_open(k2c_safetensors *st, const char *path) { return k2c_st_open_mode(st, path, K2C_LOAD_AUTO); }
@@ -290,7 +311,7 @@ int k2c_st_open_mode(k2c_safetensors *st, const char *path, k2c_load_mode mode) 
         rc = open_file(st, &cap, path);
     }
     if (rc == 0) {
-        qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
+        if (st->ntensors > 1) qsort(st->tensors, (size_t)st->ntensors, sizeof *st->tensors, cmp_tensor_name);
         for (int i = 1; i < st->ntensors; i++)
             if (strcmp(st->tensors[i].name, st->tensors[i - 1].name) == 0) {
                 k2c_seterr("%s: tensor '%s' appears in two shards (%s and %s)", path, st->tensors[i].name,

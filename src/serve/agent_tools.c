@@ -169,12 +169,17 @@ static char *fs_read(int root, const char *path) {
     const char *leaf;
     int dfd = open_parent(root, path, copy, sizeof copy, &leaf);
     if (dfd < 0) return NULL;
-    int fd = *leaf ? openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    /* O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; it is refused just below. */
+    int fd = *leaf ? openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) : -1;
     int e = errno;
     close(dfd);
     if (fd < 0) { k2c_seterr("%s: %s", path, !*leaf ? "is a directory" : e == ELOOP ? "is a symbolic link (not followed)" : strerror(e)); return NULL; }
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { close(fd); k2c_seterr("%s: not a regular file", path); return NULL; }
+    struct stat st = {0};
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        k2c_seterr("%s: not a regular file%s", path, S_ISFIFO(st.st_mode) ? " (a FIFO)" : S_ISDIR(st.st_mode) ? " (a directory)" : "");
+        return NULL;
+    }
     size_t n = st.st_size > READ_MAX ? READ_MAX : (size_t)st.st_size, got = 0;
     char *buf = malloc(n + 64);
     if (!buf) { close(fd); k2c_seterr("out of memory"); return NULL; }

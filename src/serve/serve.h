@@ -75,6 +75,11 @@ int srv_enqueue(srv *s, srv_job *j);            /* -1: queue full or stopping */
 char *srv_error_json(const char *msg, const char *type, const char *param);
 int srv_key_ok(const srv *s, const char *authorization);
 char *srv_utf8_clean(const char *s, size_t n, size_t *out_len);
+/* Request checks that need neither a socket nor a model run (server_http.c; fuzz/fuzz_server.c calls them):
+ * a declared Content-Length over the cap (refused before any of the body is read), and the body itself. */
+typedef struct { int status; const char *param; char msg[512]; } srv_perr;
+int srv_length_over_cap(const char *content_length, size_t max_body);
+srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, srv_perr *e);   /* NULL + e (4xx) */
 int srv_http_start(srv *s);
 void srv_http_stop(srv *s);
 

@@ -19,9 +19,13 @@ enum { EP_CHAT, EP_COMPLETIONS, EP_MODELS, EP_HEALTH, EP_METRICS, EP_OTHER };
 
 typedef struct {
     char *body;
-    size_t len;
+    size_t len, seen;
     int too_big;
 } req_ctx;
+
+/* A body over the cap is still read (and dropped) up to this much more, so that an ordinary client
+ * sees the 413 instead of a reset while it is still sending; beyond it the connection is given up. */
+#define DRAIN_MAX ((size_t)16 << 20)
 
 static void count(srv *s, int status, int ep) {
     pthread_mutex_lock(&s->mu);
@@ -86,7 +90,7 @@ static void sse_free(void *cls) {
 }
 
 /* ------------------------------------------------------------------ request parsing */
-typedef struct { int status; const char *param; char msg[512]; } perr;
+typedef srv_perr perr;
 
 static int bad(perr *e, const char *param, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int bad(perr *e, const char *param, const char *fmt, ...) {
@@ -128,7 +132,7 @@ static int get_bool(json_t *o, const char *k, int *out, perr *e) {
 }
 
 /* Builds a job from a request body. Returns the job or NULL with e filled. */
-static srv_job *make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
+srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
     json_error_t je;
     json_t *r = json_loadb(body, len, 0, &je), *tools = NULL;
     srv_job *j = NULL;
@@ -245,6 +249,19 @@ out:
     return j;
 }
 
+/* A Content-Length (decimal, as MHD already checked) over max_body; absent or unparsable: not over. */
+int srv_length_over_cap(const char *content_length, size_t max_body) {
+    if (!content_length) return 0;
+    const char *p = content_length;
+    while (*p == ' ' || *p == '\t') p++;
+    uint64_t n = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > (UINT64_MAX - 9) / 10) return 1;   /* more digits than any cap */
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    return n > max_body;
+}
+
 /* ------------------------------------------------------------------ endpoints */
 static char *metrics_text(srv *s) {
     char *buf = malloc(8192);
@@ -284,26 +301,37 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     (void)version;
     srv *s = cls;
     req_ctx *rc = *con_cls;
-    if (!rc) {
-        if (!(rc = calloc(1, sizeof *rc))) return MHD_NO;
-        *con_cls = rc;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        /* keep reading an oversize body (to answer 413 cleanly) but never store more than the cap */
-        if (!rc->too_big && rc->len + *upload_size <= s->opts.max_body) {
-            char *nb = realloc(rc->body, rc->len + *upload_size + 1);
-            if (!nb) return MHD_NO;
-            rc->body = nb;
-            memcpy(rc->body + rc->len, upload, *upload_size);
-            rc->len += *upload_size;
-        } else rc->too_big = 1;
-        *upload_size = 0;
-        return MHD_YES;
-    }
     int ep = !strcmp(url, "/v1/chat/completions") ? EP_CHAT : !strcmp(url, "/v1/completions") ? EP_COMPLETIONS
            : !strcmp(url, "/v1/models") ? EP_MODELS : !strcmp(url, "/health") ? EP_HEALTH
            : !strcmp(url, "/metrics") ? EP_METRICS : EP_OTHER;
+    if (!rc) {
+        if (!(rc = calloc(1, sizeof *rc))) return MHD_NO;
+        *con_cls = rc;
+        /* A declared body past what we would drain is answered now, before any of it is read: MHD
+         * then discards the rest of the request and closes the connection after the 413. */
+        if (srv_length_over_cap(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH),
+                                s->opts.max_body + DRAIN_MAX))
+            return send_error(s, c, ep, 413, "invalid_request_error", NULL, "request body over %zu bytes", s->opts.max_body);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        /* Over the cap: nothing more is stored (the 413 is sent once the body is in); an undeclared
+         * (chunked) body that keeps going past DRAIN_MAX closes the connection, as MHD cannot answer
+         * in the middle of an upload. */
+        rc->seen += *upload_size;
+        if (rc->too_big || rc->len + *upload_size > s->opts.max_body) {
+            rc->too_big = 1;
+            *upload_size = 0;
+            return rc->seen > s->opts.max_body + DRAIN_MAX ? MHD_NO : MHD_YES;
+        }
+        char *nb = realloc(rc->body, rc->len + *upload_size + 1);
+        if (!nb) return MHD_NO;
+        rc->body = nb;
+        memcpy(rc->body + rc->len, upload, *upload_size);
+        rc->len += *upload_size;
+        *upload_size = 0;
+        return MHD_YES;
+    }
     int post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
     if (ep == EP_OTHER) return send_error(s, c, ep, 404, "invalid_request_error", NULL, "unknown path %.200s", url);
     if (ep == EP_HEALTH) {
@@ -336,7 +364,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!post) return send_error(s, c, ep, 405, "invalid_request_error", NULL, "use POST for %s", url);
     if (rc->too_big) return send_error(s, c, ep, 413, "invalid_request_error", NULL, "request body over %zu bytes", s->opts.max_body);
     perr e = {0};
-    srv_job *j = make_job(s, rc->body ? rc->body : "", rc->len, ep == EP_CHAT, &e);
+    srv_job *j = srv_make_job(s, rc->body ? rc->body : "", rc->len, ep == EP_CHAT, &e);
     if (!j) return send_error(s, c, ep, e.status ? e.status : 400, "invalid_request_error", e.param, "%s", e.msg);
     if (srv_enqueue(s, j) != 0) {
         srv_job_release(j);

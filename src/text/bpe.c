@@ -37,6 +37,7 @@ uint64_t tok_hash(const unsigned char *p, size_t n) {
 /* ------------------------------------------------------------------ vocab */
 int tok_vocab_set(tok_vocab *v, int id, const unsigned char *p, size_t n) {
     if (id < 0) { k2c_seterr("negative token id %d", id); return -1; }
+    if (id >= TOK_MAX_IDS) { k2c_seterr("token id %d: ids must be below %d", id, TOK_MAX_IDS); return -1; }
     if (n >= (1u << 24)) { k2c_seterr("token %d is %zu bytes long", id, n); return -1; }
     if (id >= v->n_ids) {
         int cap = v->n_ids ? v->n_ids : 1024;
@@ -55,7 +56,7 @@ int tok_vocab_set(tok_vocab *v, int id, const unsigned char *p, size_t n) {
         v->arena = na;
         v->arena_cap = cap;
     }
-    memcpy(v->arena + v->arena_len, p, n);
+    if (n) memcpy(v->arena + v->arena_len, p, n);   /* arena may still be NULL for an empty first token */
     v->span[id] = (uint64_t)v->arena_len << 24 | n;
     v->arena_len += n;
     return 0;

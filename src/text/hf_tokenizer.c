@@ -170,11 +170,12 @@ int tok_hf_load(k2c_tokenizer *t, const char *path) {
     buf = malloc(maxlen * 2 + 8);
     if (!buf || tok_map_init(&t->map, json_object_size(vocab)) != 0) { k2c_seterr("out of memory"); goto done; }
     json_object_foreach(vocab, key, val) {
-        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) >= (1 << 30)) {
-            k2c_seterr("%s: model.vocab.%s: id is not a non-negative integer", path, key);
+        if (!json_is_integer(val) || json_integer_value(val) < 0 || json_integer_value(val) >= TOK_MAX_IDS) {
+            k2c_seterr("%s: model.vocab.%s: id is not an integer in 0 .. %d", path, key, TOK_MAX_IDS - 1);
             goto done;
         }
         int id = (int)json_integer_value(val);
+        if (!*key) { k2c_seterr("%s: model.vocab: empty token (id %d)", path, id); goto done; }
         long n = unicode_to_bytes(key, byte_of_cp, buf);
         const unsigned char *old;
         size_t oldn;
@@ -224,8 +225,8 @@ int tok_hf_load(k2c_tokenizer *t, const char *path) {
         json_t *id = json_object_get(m, "id"), *content = json_object_get(m, "content");
         char where[400];
         snprintf(where, sizeof where, "%s: added_tokens[%zu]", path, i);
-        if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= (1 << 30) || !json_is_string(content)) {
-            k2c_seterr("%s: want {\"id\": INT, \"content\": STRING}", where);
+        if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= TOK_MAX_IDS || !json_is_string(content)) {
+            k2c_seterr("%s: want {\"id\": INT below %d, \"content\": STRING}", where, TOK_MAX_IDS);
             goto done;
         }
         if (tok_special_add(t, (int)json_integer_value(id), json_string_value(content), where, 1) != 0) goto done;

@@ -40,6 +40,9 @@ typedef struct {
     int n_ids;          /* ids 0 .. n_ids-1 (holes allowed) */
 } tok_vocab;
 
+/* Token ids are below TOK_MAX_IDS (16M, also bpe_train's vocabulary cap): a file naming id 10^9 must
+ * be an error, not an 8 GB id table. */
+#define TOK_MAX_IDS (1 << 24)
 int tok_vocab_set(tok_vocab *v, int id, const unsigned char *p, size_t n);   /* -1 + error */
 static inline int tok_vocab_get(const tok_vocab *v, int id, const unsigned char **p, size_t *n) {
     if (id < 0 || id >= v->n_ids || v->span[id] == UINT64_MAX) { *p = NULL; *n = 0; return -1; }

@@ -603,8 +603,9 @@ static int load_ranks(k2c_tokenizer *t, const char *path) {
         long rank = 0;
         for (q = num; q < s + ll && *q >= '0' && *q <= '9'; q++) {
             rank = rank * 10 + (*q - '0');
-            if (rank > INT_MAX / 2) break;
+            if (rank >= TOK_MAX_IDS) break;
         }
+        if (rank >= TOK_MAX_IDS) { k2c_seterr("%s:%ld: rank '%.*s' is too large (ranks must be below %d)", path, lineno, (int)(s + ll - num) > 40 ? 40 : (int)(s + ll - num), num, TOK_MAX_IDS); goto done; }
         if (q == num || q != s + ll) { k2c_seterr("%s:%ld: bad rank '%.*s'", path, lineno, (int)(s + ll - num), num); goto done; }
         const unsigned char *old;
         size_t oldn;
@@ -664,7 +665,8 @@ static int load_config(k2c_tokenizer *t, const char *path) {
     json_object_foreach(dec, key, val) {
         char *end;
         long id = strtol(key, &end, 10);
-        if (!*key || *end || id < 0 || id > INT_MAX / 2) { k2c_seterr("%s: added_tokens_decoder.%s: key is not a token id", path, key); goto done; }
+        if (!*key || *end || id < 0) { k2c_seterr("%s: added_tokens_decoder.%s: key is not a token id", path, key); goto done; }
+        if (id >= TOK_MAX_IDS) { k2c_seterr("%s: added_tokens_decoder.%s: token id is too large (ids must be below %d)", path, key, TOK_MAX_IDS); goto done; }
         json_t *c = json_is_object(val) ? json_object_get(val, "content") : NULL;
         if (!json_is_string(c)) { k2c_seterr("%s: added_tokens_decoder.%s.content: missing or not a string", path, key); goto done; }
         char where[512];

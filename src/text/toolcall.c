@@ -47,6 +47,8 @@ struct k2c_toolparse {
     buf pending;                /* fed but not yet consumed (a possible marker prefix) */
     buf content;                /* all content */
     buf idtext, args;           /* the call being read */
+    buf sect_ws;                /* whitespace inside the section, held until the text between two markers */
+    int sect_stray;             /* turns out to hold stray text (then all of it is content) or not */
     k2c_tool_call *calls;
     int ncalls, cap;
     int announced;              /* the current call's first delta went out */
@@ -78,6 +80,7 @@ void k2c_toolparse_free(k2c_toolparse *p) {
     free(p->content.s);
     free(p->idtext.s);
     free(p->args.s);
+    free(p->sect_ws.s);
     free(p->ev_content.s);
     free(p->ev_args.s);
     free(p->recs);
@@ -172,13 +175,19 @@ static int take_text(k2c_toolparse *p, const char *s, size_t n) {
     if (!n) return 0;
     switch (p->state) {
     case S_CONTENT: return emit_content(p, s, n);
-    case S_SECTION:
-        for (size_t i = 0; i < n; i++)
-            if (s[i] != ' ' && s[i] != '\n' && s[i] != '\t' && s[i] != '\r') {
-                p->flags |= K2C_TP_STRAY_TEXT;
-                return emit_content(p, s, n);
-            }
-        return 0;
+    case S_SECTION: {
+        /* Text between two markers that is only whitespace is dropped; with anything else in it, all of it
+         * is content. Whitespace is held until that is known, so the pieces' cut points do not matter. */
+        if (p->sect_stray) return emit_content(p, s, n);
+        size_t i = 0;
+        while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) i++;
+        if (i == n) return buf_add(&p->sect_ws, s, n);
+        p->flags |= K2C_TP_STRAY_TEXT;
+        p->sect_stray = 1;
+        if (emit_content(p, p->sect_ws.s, p->sect_ws.n) != 0) return -1;
+        p->sect_ws.n = 0;
+        return emit_content(p, s, n);
+    }
     case S_ID: return buf_add(&p->idtext, s, n);
     default:
         if (buf_add(&p->args, s, n) != 0) return -1;
@@ -193,16 +202,19 @@ static int on_marker(k2c_toolparse *p, int m) {
         p->flags |= K2C_TP_SINGULAR_SECTION;
         /* fall through */
     case M_SECTION_BEGIN:
+        p->sect_ws.n = 0, p->sect_stray = 0;
         if (st == S_ID || st == S_ARGS) { if (call_close(p, K2C_TC_NO_END) != 0) return -1; }
         p->state = S_SECTION;
         return 0;
     case M_SECTION_END_1:
     case M_SECTION_END:
+        p->sect_ws.n = 0, p->sect_stray = 0;
         if (st == S_ID || st == S_ARGS) { if (call_close(p, K2C_TC_NO_END) != 0) return -1; }
         else if (st == S_CONTENT) return emit_content(p, marker[m], strlen(marker[m]));   /* not ours: keep it */
         p->state = S_CONTENT;
         return 0;
     case M_CALL_BEGIN:
+        p->sect_ws.n = 0, p->sect_stray = 0;
         if (st == S_CONTENT) p->flags |= K2C_TP_NO_SECTION_BEGIN;
         if (st == S_ID || st == S_ARGS) { if (call_close(p, K2C_TC_NO_END) != 0) return -1; }
         p->idtext.n = 0;
