@@ -3,6 +3,7 @@
 reference data that tests/test_gguf.c checks k2c's C dequantizers against.
 
     python3 tests/gguf_ref.py dump FILE.gguf            metadata and tensor table
+    python3 tests/gguf_ref.py seeds DIR                  fuzz seeds (fuzz/corpus/gguf)
     python3 tests/gguf_ref.py make OUT.safetensors [GOLDEN_DIR...]   reference blocks (see make_reference)
     (tests/data/golden/gguf/dequant_ref.safetensors was made with
      python3 tests/gguf_ref.py make tests/data/golden/gguf/dequant_ref.safetensors tests/data/golden/gguf/gguf-*)
@@ -307,9 +308,69 @@ def make_reference(out, golden=()):
     write_safetensors(out, tensors)
 
 
+# ------------------------------------------------------------------ writing (fuzz seeds)
+def _value(t, v):
+    fmts = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+    if t == 8:
+        b = v.encode() if isinstance(v, str) else v
+        return struct.pack("<Q", len(b)) + b
+    if t == 9:
+        at, items = v
+        return struct.pack("<IQ", at, len(items)) + b"".join(_value(at, x) for x in items)
+    return struct.pack(fmts[t], v)
+
+
+def write_gguf(kv, tensors, version=3, align=32):
+    """kv: list of (key, type, value) (arrays: (element type, [values])); tensors: list of (name, ne, ggml type
+    number, bytes). Returns the file image."""
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kv))
+    for k, t, v in kv:
+        out += _value(8, k) + struct.pack("<I", t) + _value(t, v)
+    off, data = 0, b""
+    for name, ne, t, raw in tensors:
+        out += _value(8, name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", n) for n in ne)
+        out += struct.pack("<IQ", t, off)
+        data += raw + b"\0" * ((-len(raw)) % align)
+        off = len(data)
+    out += b"\0" * ((-len(out)) % align)
+    return out + data
+
+
+def make_seeds(d):
+    """Small GGUF images for the fuzz harness (fuzz/corpus/gguf): every metadata type, the deepseek2 metadata of a
+    golden file, and tensors of several ggml types."""
+    import os
+    rng = random.Random(7)
+    os.makedirs(d, exist_ok=True)
+    every = [("general.architecture", 8, "deepseek2"), ("general.alignment", 4, 32), ("t.u8", 0, 200), ("t.i8", 1, -5),
+             ("t.u16", 2, 60000), ("t.i16", 3, -300), ("t.u32", 4, 7), ("t.i32", 5, -7), ("t.f32", 6, 0.5),
+             ("t.bool", 7, True), ("t.u64", 10, 1 << 40), ("t.i64", 11, -(1 << 40)), ("t.f64", 12, 0.25),
+             ("t.strs", 9, (8, ["a", "", "xyz"])), ("t.ints", 9, (5, [1, -2, 3])), ("t.empty", 9, (4, []))]
+    ts = [("a.weight", [32, 2], 0, b"".join(struct.pack("<f", i * 0.5) for i in range(64))),
+          ("b.weight", [32, 2], 8, b"".join(random_block("Q8_0", rng) for _ in range(2))),
+          ("c.weight", [256, 1, 1], 12, random_block("Q4_K", rng)),
+          ("d.weight", [256], 14, random_block("Q6_K", rng))]
+    open(d + "/seed-every-type", "wb").write(write_gguf(every, ts))
+    open(d + "/seed-v2-align64", "wb").write(write_gguf(every[:1] + [("general.alignment", 4, 64)], ts[:2], 2, 64))
+    open(d + "/seed-no-tensors", "wb").write(write_gguf(every, []))
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = Reader(here + "/data/golden/gguf/gguf-Q4_K_M/model.gguf")
+    types = {bool: 7, int: 4, float: 6, str: 8}
+    kv = []
+    for k, v in r.kv.items():
+        if isinstance(v, list):
+            kv.append((k, 9, (8 if v and isinstance(v[0], str) else 5, v[:16])))
+        else:
+            t = types[type(v)]
+            kv.append((k, t, v))
+    open(d + "/seed-deepseek2", "wb").write(write_gguf(kv, ts[:1]))
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "dump":
         dump(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "seeds":
+        make_seeds(sys.argv[2])
     elif len(sys.argv) >= 3 and sys.argv[1] == "make":
         make_reference(sys.argv[2], sys.argv[3:])
     else:

@@ -147,6 +147,19 @@ static void reader_rejects_corrupt(void) {
     memcpy(p + at.key4 + 8, "test.f32", 8);
     EXPECT(k2c_gguf_parse(&g, "bad.gguf", p, b.n) != 0 && strstr(k2c_errmsg(), "'test.f32' appears twice"), "dup key: %s", k2c_errmsg());
     free(p);
+    /* an empty tensor sorted between two overlapping ones must not hide the overlap */
+    {
+        buf o = {0};
+        put(&o, "GGUF", 4); put_u32(&o, 3); put_u64(&o, 3); put_u64(&o, 0);
+        const char *names[3] = {"a", "e", "c"};
+        uint64_t ne[3] = {16, 0, 8}, off[3] = {0, 32, 32};
+        for (int i = 0; i < 3; i++) { put_str(&o, names[i]); put_u32(&o, 1); put_u64(&o, ne[i]); put_u32(&o, K2C_GGML_F32); put_u64(&o, off[i]); }
+        pad_to(&o, 32);
+        for (int i = 0; i < 64; i++) put(&o, "\0", 1);
+        EXPECT(k2c_gguf_parse(&g, "bad.gguf", o.p, o.n) != 0 && strstr(k2c_errmsg(), "'a' and 'c' overlap"), "overlap behind an empty tensor: %s",
+               k2c_errmsg());
+        free(o.p);
+    }
     /* every truncation fails with the file's name (never reads past the end: the sanitizer build checks that) */
     int bad = 0;
     for (size_t n = 0; n < b.n; n++) {

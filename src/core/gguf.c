@@ -355,12 +355,17 @@ static int parse_image(k2c_gguf *g, const char *fname, const uint8_t *p, size_t 
         t->data = p + data_start + t->offset;
         spans[i] = (span){t->offset, t->offset + t->nbytes, t->name};
     }
+    /* sorted by start, each non-empty span must start at or after the furthest end so far (not just the
+     * previous one's: an empty tensor between two overlapping ones must not hide them) */
     qsort(spans, (size_t)nt, sizeof *spans, cmp_span);
-    for (uint64_t i = 1; i < nt; i++)
-        if (spans[i].begin < spans[i - 1].end && spans[i].end > spans[i].begin) {
-            k2c_seterr("%s: tensors '%s' and '%s' overlap in the data area", fname, spans[i - 1].name, spans[i].name);
+    for (uint64_t i = 0, far = 0; i < nt; i++) {
+        if (spans[i].end == spans[i].begin) continue;
+        if (i && spans[i].begin < spans[far].end && spans[far].end > spans[far].begin) {
+            k2c_seterr("%s: tensors '%s' and '%s' overlap in the data area", fname, spans[far].name, spans[i].name);
             goto done;
         }
+        if (spans[i].end > spans[far].end || spans[far].end == spans[far].begin) far = i;
+    }
     *kv_out = kv;
     *nkv_out = (int)nkv;
     kv = NULL;

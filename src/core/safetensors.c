@@ -151,12 +151,17 @@ static int open_file(k2c_safetensors *st, int *cap, const char *path) {
         spans[i].end = spans[i].begin + t->nbytes;
         spans[i].name = t->name;
     }
+    /* sorted by start, each non-empty span must start at or after the furthest end so far (an empty tensor
+     * between two overlapping ones must not hide them) */
     qsort(spans, (size_t)n, sizeof *spans, cmp_span);
-    for (int i = 1; i < n; i++)
-        if (spans[i].begin < spans[i - 1].end && spans[i].end > spans[i].begin) {
-            k2c_seterr("%s: tensors '%s' and '%s' overlap in the data area", path, spans[i - 1].name, spans[i].name);
+    for (int i = 0, far = 0; i < n; i++) {
+        if (spans[i].end == spans[i].begin) continue;
+        if (i && spans[i].begin < spans[far].end && spans[far].end > spans[far].begin) {
+            k2c_seterr("%s: tensors '%s' and '%s' overlap in the data area", path, spans[far].name, spans[i].name);
             goto fail;
         }
+        if (spans[i].end > spans[far].end || spans[far].end == spans[far].begin) far = i;
+    }
     f->path = strdup(path);
     if (!f->path) { k2c_seterr("out of memory"); goto fail; }
     for (int i = first; i < st->ntensors; i++) {
