@@ -183,9 +183,11 @@ static int cmd_info(int argc, char **argv) {
            c->moe_intermediate_size);
     printf("parameters:   %.3fB total, %.3fB active per token\n", total / 1e9, active / 1e9);
     size_t all = mi.bytes;
-    printf("weights:      %s in %d file(s):", fmt_bytes((double)all, b1, sizeof b1), mi.nfiles);
+    printf("weights:      %s in %d %sfile(s):", fmt_bytes((double)all, b1, sizeof b1), mi.nfiles, mi.gguf ? "GGUF " : "");
     for (int t = 0; t < K2C_DTYPE_COUNT; t++)
         if (mi.bytes_by_dtype[t]) printf(" %s %s", k2c_dtype_name((k2c_dtype)t), fmt_bytes((double)mi.bytes_by_dtype[t], b2, sizeof b2));
+    for (int t = 0; t < K2C_GGML_TYPES; t++)     /* GGUF: bytes per ggml type */
+        if (mi.bytes_by_ggml[t]) printf(" %s %s", k2c_ggml_type_name(t), fmt_bytes((double)mi.bytes_by_ggml[t], b2, sizeof b2));
     printf("\n");
     double kv = (double)c->num_hidden_layers * (c->kv_lora_rank + c->qk_rope_head_dim) * 4.0;
     if (ctx <= 0) ctx = c->max_position_embeddings;

@@ -116,16 +116,22 @@ typedef struct {
 void k2c_model_opts_default(k2c_model_opts *o);
 
 typedef struct k2c_model k2c_model;
-/* dir: a Hugging Face folder (config.json + safetensors). o NULL: all zero (best kernels, every core, auto load;
+/* dir: a Hugging Face folder (config.json + safetensors), a .gguf file (deepseek2 architecture; the first file of
+ * a NAME-00001-of-0000N.gguf split set) or a folder holding one GGUF model and no safetensors. o NULL: all zero (best kernels, every core, auto load;
  * nothing read from the environment). */
 k2c_model *k2c_model_open(const char *dir, const k2c_model_opts *o);
 void k2c_model_close(k2c_model *m);
 const k2c_config *k2c_model_config(const k2c_model *m);
 int k2c_model_set_threads(k2c_model *m, int n);         /* 0: every core */
+#define K2C_GGML_TYPES 40
+/* The name of ggml tensor type t of a GGUF file ("Q4_K", "IQ4_XS", ...), NULL for one k2c does not know. */
+const char *k2c_ggml_type_name(int t);
 typedef struct {
     int nfiles, ntensors;
     size_t bytes;                       /* every tensor */
     size_t bytes_by_dtype[K2C_DTYPE_COUNT];
+    int gguf;                           /* loaded from GGUF: bytes per ggml type below instead */
+    size_t bytes_by_ggml[K2C_GGML_TYPES];
     double decode_bytes;                /* weight bytes one decode step reads (top-k experts, not all) */
     float attn_scale;                   /* softmax scale (YaRN mscale included) */
     const char *kernels;                /* "avx512", "avx2", "scalar" */

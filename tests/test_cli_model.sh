@@ -17,6 +17,16 @@ logits_cli() {  # NAME [--decode]
 }
 if [ -z "$ids" ]; then fail logits_cli_golden "no input_ids: $(tail -1 "$TMP/ids.err")"
 else logits_cli logits_cli_golden; logits_cli logits_cli_golden_decode --decode; fi
+# a GGUF file given to --model (file and folder), and k2c info's bytes per ggml type
+GG=$G/gguf/gguf-Q4_K_M
+gids=$(python3 tests/st_check.py ids $GG/expected.safetensors input_ids)
+if $K2C logits --model $GG/model.gguf --ids "$gids" --decode --out "$TMP/gguf.safetensors" 2>"$TMP/gguf.err" \
+   && python3 tests/st_check.py close $GG/expected.safetensors "$TMP/gguf.safetensors" logits >"$TMP/gguf.check" 2>&1; then
+  cat "$TMP/gguf.check"; pass logits_cli_gguf; else fail logits_cli_gguf "$(tail -1 "$TMP/gguf.err" "$TMP/gguf.check" 2>/dev/null)"; fi
+if $K2C info --model $GG >"$TMP/ginfo" && grep -q "1 GGUF file(s):.*Q8_0 .*Q4_K .*Q5_K .*Q6_K" "$TMP/ginfo"; then pass info_gguf_types
+else fail info_gguf_types "$(grep weights "$TMP/ginfo")"; fi
+head -c 30000 $GG/model.gguf > "$TMP/trunc.gguf"
+expect_fail truncated_gguf "trunc.gguf: tensor" $K2C info --model "$TMP/trunc.gguf"
 out=$($K2C generate --model "$M" --ids 1,2,3 --max-tokens 8 --temperature 0 2>/dev/null)
 out2=$($K2C generate --model "$M" --ids 1,2,3 --max-tokens 8 --temperature 0 --threads 1 2>/dev/null)
 if [ "$(echo $out | wc -w)" -ge 1 ] && [ "$out" = "$out2" ]; then pass generate_greedy_deterministic; else fail generate_greedy_deterministic "'$out' vs '$out2'"; fi

@@ -69,6 +69,10 @@ static void hostile_headers(void) {
     expect_open_fails(H("{\"w\": {\"dtype\": \"F32\", \"shape\": [4]}}"), 16, "'w'", "data_offsets");
     expect_open_fails(H("{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
                         " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]}}"), 16, "overlap", NULL);
+    /* an empty tensor sorted between two overlapping ones must not hide the overlap */
+    expect_open_fails(H("{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
+                        " \"e\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [4, 4]},"
+                        " \"c\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]}}"), 16, "overlap", NULL);
     expect_open_fails(H("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
                         " \"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}"), 8, NULL, NULL);
 }

@@ -16,6 +16,12 @@ uint8_t k2c_f32_to_fp8(float f);                          /* e4m3fn, saturating 
 /* Any scalar element of a tensor as float (F32, F16, BF16, F8_E4M3, F64, integer types). */
 float k2c_elem_to_f32(k2c_dtype t, const void *data, size_t i);
 
+/* ------------------------------------------------------------------ files (util.c) */
+/* Brings a whole file into memory: mmap, or a copy into anonymous memory on transparent huge pages
+ * (K2C_LOAD_COPY; AUTO copies while the file takes under half of the available memory). A file shorter
+ * than min_size (or empty) is an error "PATH: N bytes, too short for a WHAT (truncated?)". munmap to free. */
+int k2c_map_file(const char *path, k2c_load_mode mode, size_t min_size, const char *what, void **map, size_t *size);
+
 /* ------------------------------------------------------------------ safetensors reader (safetensors.c) */
 typedef struct {
     char *path;
@@ -41,5 +47,82 @@ int k2c_st_open_mode(k2c_safetensors *st, const char *path, k2c_load_mode mode);
 int k2c_st_parse(k2c_safetensors *st, const char *name, const void *image, size_t size);
 void k2c_st_close(k2c_safetensors *st);
 const k2c_tensor *k2c_st_find(const k2c_safetensors *st, const char *name);
+
+/* ------------------------------------------------------------------ GGUF reader (gguf.c)
+ * GGUF v2/v3, little-endian: "GGUF", version, tensor count, metadata count (u64), metadata key/value pairs,
+ * tensor infos (name, dims innermost first, ggml type, offset), padding to general.alignment (32), data.
+ * Every count, length, type, dimension and offset is checked before any pointer is formed; errors name the
+ * file and the key or tensor. */
+enum {                                      /* metadata value types */
+    K2C_GGUF_U8, K2C_GGUF_I8, K2C_GGUF_U16, K2C_GGUF_I16, K2C_GGUF_U32, K2C_GGUF_I32, K2C_GGUF_F32,
+    K2C_GGUF_BOOL, K2C_GGUF_STRING, K2C_GGUF_ARRAY, K2C_GGUF_U64, K2C_GGUF_I64, K2C_GGUF_F64, K2C_GGUF_NVTYPES
+};
+/* ggml tensor types (the numbers of the file format) that k2c knows the block layout of */
+enum {
+    K2C_GGML_F32 = 0, K2C_GGML_F16 = 1, K2C_GGML_Q4_0 = 2, K2C_GGML_Q4_1 = 3, K2C_GGML_Q5_0 = 6, K2C_GGML_Q5_1 = 7,
+    K2C_GGML_Q8_0 = 8, K2C_GGML_Q8_1 = 9, K2C_GGML_Q2_K = 10, K2C_GGML_Q3_K = 11, K2C_GGML_Q4_K = 12,
+    K2C_GGML_Q5_K = 13, K2C_GGML_Q6_K = 14, K2C_GGML_Q8_K = 15, K2C_GGML_IQ2_XXS = 16, K2C_GGML_IQ2_XS = 17,
+    K2C_GGML_IQ3_XXS = 18, K2C_GGML_IQ1_S = 19, K2C_GGML_IQ4_NL = 20, K2C_GGML_IQ3_S = 21, K2C_GGML_IQ2_S = 22,
+    K2C_GGML_IQ4_XS = 23, K2C_GGML_I8 = 24, K2C_GGML_I16 = 25, K2C_GGML_I32 = 26, K2C_GGML_I64 = 27,
+    K2C_GGML_F64 = 28, K2C_GGML_IQ1_M = 29, K2C_GGML_BF16 = 30, K2C_GGML_TQ1_0 = 34, K2C_GGML_TQ2_0 = 35,
+    K2C_GGML_NTYPES = K2C_GGML_TYPES
+};
+/* Elements per block and bytes per block of ggml type t (k2c_ggml_type_name in k2c.h gives its name). */
+int k2c_ggml_type_block(int t, int *elems, int *bytes);     /* 0, or -1 for an unknown type */
+
+typedef struct {
+    char *key;
+    int type;                       /* K2C_GGUF_* */
+    int atype;                      /* arrays: element type (never ARRAY) */
+    uint64_t n;                     /* arrays: element count */
+    union { uint64_t u; int64_t i; double f; } v;   /* integer, bool and float scalars */
+    char *str;                      /* STRING: NUL-terminated copy; len bytes (may hold NULs) */
+    size_t len;
+    const uint8_t *arr;             /* numeric arrays: the little-endian elements inside the file image */
+    const char **sv;                /* string arrays: element i is sv[i] (in the image, not NUL-terminated) */
+    uint32_t *sl;                   /*   of sl[i] bytes */
+} k2c_gguf_kv;
+
+typedef struct {
+    char *name;
+    int type;                       /* ggml type */
+    int ndim;                       /* 1..4 */
+    int64_t ne[4];                  /* innermost first: ne[0] is the row length (columns) */
+    int64_t numel;
+    uint64_t offset;                /* from the start of the data area */
+    size_t nbytes;
+    const void *data;
+    const char *file;
+} k2c_gguf_tensor;
+
+typedef struct {
+    int nfiles;
+    k2c_st_file *files;             /* map NULL for a parsed buffer the caller owns */
+    uint32_t version;
+    size_t alignment;
+    int nkv;
+    k2c_gguf_kv *kv;                /* of the first file (later splits hold only split.*) */
+    int ntensors;
+    k2c_gguf_tensor *tensors;       /* sorted by name */
+    k2c_load_mode mode;
+} k2c_gguf;
+
+/* What --model names: 1 and *path malloc'd when it is a .gguf file or a folder holding one GGUF model (and no
+ * safetensors checkpoint; of a split set the -00001-of- file), 0 when not GGUF, -1 + error (several GGUFs). */
+int k2c_gguf_locate(const char *path, char **gguf_path);
+/* A .gguf file; a split set (NAME-00001-of-0000N.gguf) is opened from its first file. */
+int k2c_gguf_open(k2c_gguf *g, const char *path, k2c_load_mode mode);
+/* The same checks on a file image in memory (kept by the caller; tensors point into it). name: for errors. */
+int k2c_gguf_parse(k2c_gguf *g, const char *name, const void *data, size_t size);
+void k2c_gguf_close(k2c_gguf *g);
+const k2c_gguf_tensor *k2c_gguf_find(const k2c_gguf *g, const char *name);
+const k2c_gguf_kv *k2c_gguf_get(const k2c_gguf *g, const char *key);
+/* Typed lookups: 1 found (converted), 0 absent, -1 present with a type that does not convert (error set). */
+int k2c_gguf_int(const k2c_gguf *g, const char *key, int64_t *out);      /* any integer or bool type */
+int k2c_gguf_num(const k2c_gguf *g, const char *key, double *out);       /* any integer or float type */
+int k2c_gguf_str(const k2c_gguf *g, const char *key, const char **out);
+/* The k2c_config of a deepseek2 GGUF (general.architecture = deepseek2, deepseek2.* keys), checked as
+ * k2c_config_parse checks a config.json. */
+int k2c_gguf_config(const k2c_gguf *g, k2c_config *c);
 
 #endif

@@ -20,18 +20,6 @@
 #include <unistd.h>
 
 
-/* MemAvailable from /proc/meminfo in bytes, 0 if unknown. */
-static size_t mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    size_t kb = 0;
-    if (!f) return 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024;
-}
-
 #define MAX_HEADER (256u << 20)   /* a real header is a few MB at most */
 
 void k2c_tensor_set_shape(k2c_tensor *t, k2c_dtype dtype, int ndim, const int64_t *shape) {
@@ -155,12 +143,17 @@ static int parse_image(k2c_safetensors *st, int *cap, const char *path, const vo
         spans[i].end = spans[i].begin + t->nbytes;
         spans[i].name = t->name;
     }
+    /* sorted by start, each non-empty span must start at or after the furthest end so far (an empty tensor
+     * between two overlapping ones must not hide them) */
     qsort(spans, (size_t)n, sizeof *spans, cmp_span);
-    for (int i = 1; i < n; i++)
-        if (spans[i].begin < spans[i - 1].end && spans[i].end > spans[i].begin) {
-            k2c_seterr("%s: tensors '%s' and '%s' overlap in the data area", path, spans[i - 1].name, spans[i].name);
+    for (int i = 0, far = 0; i < n; i++) {
+        if (spans[i].end == spans[i].begin) continue;
+        if (i && spans[i].begin < spans[far].end && spans[far].end > spans[far].begin) {
+            k2c_seterr("%s: tensors '%s' and '%s' overlap in the data area", path, spans[far].name, spans[i].name);
             goto fail;
         }
+        if (spans[i].end > spans[far].end || spans[far].end == spans[far].begin) far = i;
+    }
     for (int i = first; i < st->ntensors; i++)
         st->tensors[i].data = data + (size_t)(uintptr_t)st->tensors[i].data;
     free(spans);
@@ -175,10 +168,9 @@ fail:
 }
 
 static int open_file(k2c_safetensors *st, int *cap, const char *path) {
-    int fd = -1;
     void *map = MAP_FAILED;
     int first = st->ntensors;
-    struct stat sb;
+    size_t size = 0;
 
     k2c_st_file *nf = realloc(st->files, (size_t)(st->nfiles + 1) * sizeof *nf);
     if (!nf) { k2c_seterr("out of memory"); return -1; }
@@ -186,33 +178,7 @@ static int open_file(k2c_safetensors *st, int *cap, const char *path) {
     k2c_st_file *f = &st->files[st->nfiles];
     memset(f, 0, sizeof *f);
 
-    fd = open(path, O_RDONLY);
-    if (fd < 0) { k2c_seterr("%s: %s", path, strerror(errno)); goto fail; }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { k2c_seterr("%s: not a regular file", path); goto fail; }
-    size_t size = (size_t)sb.st_size;
-    if (size < 8) { k2c_seterr("%s: %zu bytes, too short for a safetensors header (truncated?)", path, size); goto fail; }
-    /* auto: copy while the file takes under half of the memory still available, so a model that fits
-     * gets huge pages and one larger than RAM stays mapped (later shards see less memory available). */
-    int copy = st->mode == K2C_LOAD_COPY || (st->mode == K2C_LOAD_AUTO && size < mem_available() / 2);
-    if (copy) {
-        /* Anonymous memory on transparent huge pages: decode streams weights faster without 4 KB TLB
-         * misses, at the price of reading the whole file at load time and holding it in RAM. */
-        map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (map == MAP_FAILED) { k2c_seterr("%s: cannot allocate %zu bytes: %s", path, size, strerror(errno)); goto fail; }
-        madvise(map, size, MADV_HUGEPAGE);
-        size_t got = 0;
-        while (got < size) {
-            ssize_t r = pread(fd, (char *)map + got, size - got > (1u << 30) ? (1u << 30) : size - got, (off_t)got);
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) { k2c_seterr("%s: read: %s", path, r < 0 ? strerror(errno) : "unexpected end of file"); goto fail; }
-            got += (size_t)r;
-        }
-    } else {
-        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) { k2c_seterr("%s: mmap: %s", path, strerror(errno)); goto fail; }
-    }
-    close(fd); fd = -1;
-
+    if (k2c_map_file(path, st->mode, 8, "safetensors header", &map, &size) != 0) { map = MAP_FAILED; goto fail; }
     if (parse_image(st, cap, path, map, size) != 0) goto fail;
     f->path = strdup(path);
     if (!f->path) { k2c_seterr("out of memory"); goto fail; }
@@ -225,7 +191,6 @@ fail:
     for (int i = first; i < st->ntensors; i++) free(st->tensors[i].name);
     st->ntensors = first;
     if (map != MAP_FAILED) munmap(map, size);
-    if (fd >= 0) close(fd);
     return -1;
 }
 

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 /* One message per thread: a failing call sets it, the caller (usually the CLI) prints it. */
 static _Thread_local char errbuf[K2C_ERRMSG_MAX];
@@ -92,4 +94,57 @@ char *k2c_path_join(const char *dir, const char *name) {
     char *p = malloc(n);
     if (p) snprintf(p, n, "%s/%s", dir, name);
     return p;
+}
+
+/* MemAvailable from /proc/meminfo in bytes, 0 if unknown. */
+static size_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    size_t kb = 0;
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+int k2c_map_file(const char *path, k2c_load_mode mode, size_t min_size, const char *what, void **map_out, size_t *size_out) {
+    struct stat sb;
+    void *map = MAP_FAILED;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { k2c_seterr("%s: %s", path, strerror(errno)); return -1; }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { k2c_seterr("%s: not a regular file", path); goto fail; }
+    size_t size = (size_t)sb.st_size;
+    if (size < min_size || size == 0) {
+        k2c_seterr("%s: %zu bytes, too short for a %s (truncated?)", path, size, what);
+        goto fail;
+    }
+    /* auto: copy while the file takes under half of the memory still available, so a model that fits
+     * gets huge pages and one larger than RAM stays mapped (later shards see less memory available). */
+    int copy = mode == K2C_LOAD_COPY || (mode == K2C_LOAD_AUTO && size < mem_available() / 2);
+    if (copy) {
+        /* Anonymous memory on transparent huge pages: decode streams weights faster without 4 KB TLB
+         * misses, at the price of reading the whole file at load time and holding it in RAM. */
+        map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (map == MAP_FAILED) { k2c_seterr("%s: cannot allocate %zu bytes: %s", path, size, strerror(errno)); goto fail; }
+        madvise(map, size, MADV_HUGEPAGE);
+        size_t got = 0;
+        while (got < size) {
+            ssize_t r = pread(fd, (char *)map + got, size - got > (1u << 30) ? (1u << 30) : size - got, (off_t)got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) { k2c_seterr("%s: read: %s", path, r < 0 ? strerror(errno) : "unexpected end of file"); goto fail; }
+            got += (size_t)r;
+        }
+    } else {
+        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) { k2c_seterr("%s: mmap: %s", path, strerror(errno)); goto fail; }
+    }
+    close(fd);
+    *map_out = map;
+    *size_out = size;
+    return 0;
+fail:
+    if (map != MAP_FAILED) munmap(map, (size_t)sb.st_size);
+    close(fd);
+    return -1;
 }

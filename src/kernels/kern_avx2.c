@@ -147,6 +147,7 @@ static float dot_row(const k2c_linear *l, int r, const float *x, const float *xs
             return dot_int4((const uint32_t *)l->w + (size_t)r * (size_t)(l->cols / 8), xs, l->cols,
                             l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
         break;
+    default: break;                                     /* GGUF block formats: the scalar row functions */
     }
     return k2c_kernels_scalar.dot_row(l, r, x, NULL);   /* INT4 with groups not a multiple of 32 */
 }
@@ -173,7 +174,7 @@ AVX2 static void dequant_row(const k2c_linear *l, int r, float *out) {
             for (; j < j1; j++) out[j] = k2c_fp8_lut[w[j]] * s[j0 / l->block];
         }
         return; }
-    case K2C_FMT_INT4: break;
+    default: break;                 /* INT4, GGUF block formats */
     }
     k2c_kernels_scalar.dequant_row(l, r, out);
 }

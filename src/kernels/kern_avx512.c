@@ -147,7 +147,7 @@ static float dot_row(const k2c_linear *l, int r, const float *x, const float *xs
         break;
     default: break;
     }
-    return k2c_kernels_scalar.dot_row(l, r, x, NULL);   /* F16, INT4 with odd groups */
+    return k2c_kernels_scalar.dot_row(l, r, x, NULL);   /* F16, INT4 with odd groups, GGUF block formats */
 }
 
 static void dequant_row(const k2c_linear *l, int r, float *out) {

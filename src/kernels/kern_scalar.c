@@ -30,6 +30,7 @@ static void dequant_row(const k2c_linear *l, int r, float *out) {
             out[j] = (float)q * k2c_bf16_to_f32(s[j / l->block]);
         }
         break; }
+    default: k2c_quant_dequant_row(l, r, out); break;   /* GGUF block formats (quant_scalar.c) */
     }
 }
 
@@ -66,6 +67,7 @@ static float dot_row(const k2c_linear *l, int r, const float *x) {
             acc += b * k2c_bf16_to_f32(s[g]);
         }
         break; }
+    default: return k2c_quant_dot_row(l, r, x);          /* GGUF block formats (quant_scalar.c) */
     }
     return acc;
 }

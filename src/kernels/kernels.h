@@ -15,7 +15,13 @@
 #include "core/core.h"
 
 /* ------------------------------------------------------------------ the kernel table and its context */
-typedef enum { K2C_FMT_F32, K2C_FMT_BF16, K2C_FMT_F16, K2C_FMT_FP8, K2C_FMT_INT4 } k2c_wfmt;
+typedef enum {
+    K2C_FMT_F32, K2C_FMT_BF16, K2C_FMT_F16, K2C_FMT_FP8, K2C_FMT_INT4,
+    /* GGUF block formats (quant_scalar.c): each row is cols / block-size blocks of the ggml layout */
+    K2C_FMT_Q4_0, K2C_FMT_Q4_1, K2C_FMT_Q5_0, K2C_FMT_Q5_1, K2C_FMT_Q8_0, K2C_FMT_Q2_K, K2C_FMT_Q3_K,
+    K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_NL, K2C_FMT_IQ4_XS,
+    K2C_FMT_COUNT
+} k2c_wfmt;
 typedef struct k2c_linear k2c_linear;
 
 /* Prompt GEMM blocking shared by every ISA: inputs packed in blocks of K2C_GEMM_TB tokens, micro-kernels of
@@ -65,13 +71,28 @@ int k2c_cpu_has_avx512bf16(void);
 struct k2c_linear {
     k2c_wfmt fmt;
     int rows, cols;                 /* [out, in] */
-    const void *w;                  /* F32/BF16/F16: [rows, cols]; FP8: u8 [rows, cols]; INT4: i32 [rows, cols/8] */
+    const void *w;                  /* F32/BF16/F16: [rows, cols]; FP8: u8 [rows, cols]; INT4: i32 [rows, cols/8];
+                                     * block formats: rows of k2c_wfmt_row_bytes(fmt, cols) bytes, unaligned */
     const float *scale_f32;         /* FP8: weight_scale_inv [ceil(rows/B), ceil(cols/B)] */
     const uint16_t *scale_bf16;     /* INT4: weight_scale BF16 [rows, cols/G] */
     int block;                      /* FP8 block size (128) or INT4 group size (32) */
     int scale_cols;                 /* columns of the scale matrix */
     const k2c_kctx *cx;             /* kernels + threads; NULL: k2c_kctx_default() */
 };
+
+/* ------------------------------------------------------------------ GGUF block formats (quant_scalar.c) */
+/* The weight format of ggml type t (F32, F16, BF16 and the block formats above); -1 if k2c has no kernel. */
+int k2c_wfmt_from_ggml(int ggml_type, k2c_wfmt *out);
+const char *k2c_wfmt_name(k2c_wfmt f);
+int k2c_wfmt_is_block(k2c_wfmt f);                      /* a GGUF block format */
+int k2c_wfmt_block_elems(k2c_wfmt f);                   /* elements per block (1 for F32/F16/BF16/FP8/INT4) */
+size_t k2c_wfmt_row_bytes(k2c_wfmt f, int cols);        /* bytes of one row of a block format */
+/* Row r of a block-format matrix: dequantized to fp32, and dotted with x (fp32 activations). The reference
+ * the SIMD tables fall back to. */
+void k2c_quant_dequant_row(const k2c_linear *l, int r, float *out);
+float k2c_quant_dot_row(const k2c_linear *l, int r, const float *x);
+/* One block of format f (elements k2c_wfmt_block_elems(f)) to fp32. */
+void k2c_quant_dequant_block(k2c_wfmt f, const uint8_t *block, float *out);
 
 size_t k2c_linear_bytes(const k2c_linear *l);           /* bytes read per full pass over the weights */
 /* out [nrows, cols] = rows r0 .. r0+nrows-1 dequantized to fp32 (reference path, any CPU) */

@@ -89,8 +89,8 @@ size_t k2c_linear_bytes(const k2c_linear *l) {
     case K2C_FMT_BF16: case K2C_FMT_F16: return 2 * n;
     case K2C_FMT_FP8: return n + 4 * (size_t)((l->rows + l->block - 1) / l->block) * (size_t)l->scale_cols;
     case K2C_FMT_INT4: return n / 2 + 2 * (size_t)l->rows * (size_t)l->scale_cols;
+    default: return (size_t)l->rows * k2c_wfmt_row_bytes(l->fmt, l->cols);   /* GGUF block formats */
     }
-    return 0;
 }
 
 void k2c_linear_dequant_rows(const k2c_linear *l, int r0, int nrows, float *out) {

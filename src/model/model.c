@@ -28,6 +28,8 @@ static void *own(k2c_model *m, size_t bytes) {
     return p;
 }
 
+void *k2c_model_own(k2c_model *m, size_t bytes) { return own(m, bytes); }
+
 static const k2c_tensor *find(binder *b, const char *name) {
     char full[512];
     snprintf(full, sizeof full, "%s%s", b->prefix, name);
@@ -208,6 +210,14 @@ int k2c_model_load(k2c_model *m, const char *dir) { return k2c_model_load_opts(m
 int k2c_model_load_opts(k2c_model *m, const char *dir, const k2c_model_opts *o) {
     k2c_model_opts dflt = {0};
     if (!o) o = &dflt;
+    char *gguf = NULL;
+    int is_gguf = k2c_gguf_locate(dir, &gguf);
+    if (is_gguf < 0) return -1;
+    if (is_gguf) {
+        int rc = k2c_model_load_gguf(m, gguf, o, 0);
+        free(gguf);
+        return rc;
+    }
     memset(m, 0, sizeof *m);
     if (k2c_kctx_init(&m->cx, o->simd, o->threads, o->bf16_prompt) != 0) return -1;
     if (k2c_config_load(&m->cfg, dir) != 0) return -1;
@@ -248,6 +258,7 @@ void k2c_model_free(k2c_model *m) {
     for (int i = 0; i < m->nowned; i++) free(m->owned[i]);
     free(m->owned);
     k2c_st_close(&m->st);
+    k2c_gguf_close(&m->gg);
     memset(m, 0, sizeof *m);
 }
 
@@ -305,8 +316,14 @@ static double decode_bytes(const k2c_model *m) {
 
 void k2c_model_get_info(const k2c_model *m, k2c_model_info *info) {
     memset(info, 0, sizeof *info);
-    info->nfiles = m->st.nfiles;
-    info->ntensors = m->st.ntensors;
+    info->nfiles = m->gguf ? m->gg.nfiles : m->st.nfiles;
+    info->ntensors = m->gguf ? m->gg.ntensors : m->st.ntensors;
+    info->gguf = m->gguf;
+    for (int i = 0; i < m->gg.ntensors; i++) {
+        const k2c_gguf_tensor *t = &m->gg.tensors[i];
+        if (t->type >= 0 && t->type < K2C_GGML_TYPES) info->bytes_by_ggml[t->type] += t->nbytes;
+        info->bytes += t->nbytes;
+    }
     for (int i = 0; i < m->st.ntensors; i++) {
         info->bytes_by_dtype[m->st.tensors[i].dtype] += m->st.tensors[i].nbytes;
         info->bytes += m->st.tensors[i].nbytes;

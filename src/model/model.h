@@ -1,6 +1,7 @@
 /* model — the Kimi K2 forward pass over weights in their stored format.
  *
  *   model.c     bind tensor names to the layer structs (every name, shape and dtype checked)
+ *   model_gguf.c the same for deepseek2 GGUF files (llama.cpp names, ggml types, stacked experts)
  *   rope.c      interleaved RoPE with YaRN
  *   mla.c       Multi-head Latent Attention: prefill (expanded) and decode (absorbed, latent cache)
  *   moe.c       sigmoid router, bias-corrected group-limited top-k, SwiGLU experts
@@ -45,6 +46,8 @@ typedef struct {
 struct k2c_model {
     k2c_config cfg;
     k2c_safetensors st;
+    k2c_gguf gg;                                /* the GGUF files instead (gguf set) */
+    int gguf;
     k2c_kctx cx;                                /* kernels + threads; every k2c_linear below points here */
     k2c_linear embed;                           /* [V, D] */
     k2c_linear head;                            /* [V, D] */
@@ -61,6 +64,11 @@ struct k2c_model {
 int k2c_model_load(k2c_model *m, const char *dir);
 int k2c_model_load_opts(k2c_model *m, const char *dir, const k2c_model_opts *o);
 void k2c_model_free(k2c_model *m);
+/* A deepseek2 GGUF (model_gguf.c): config from its metadata, weights bound in their stored ggml types.
+ * kv_from_split: build kv_b from attn_k_b + attn_v_b even where attn_kv_b is stored (tests). */
+int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o, int kv_from_split);
+/* Model-owned memory (freed with the model), 64-byte aligned. */
+void *k2c_model_own(k2c_model *m, size_t bytes);
 
 /* ------------------------------------------------------------------ inference state */
 struct k2c_state {

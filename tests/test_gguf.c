@@ -1,0 +1,465 @@
+/* GGUF: the reader against hostile files, every block format's dequantizer against float64 reference values
+ * of an independent decoder (tests/gguf_ref.py), the deepseek2 metadata against the config.json it came from,
+ * and the five golden GGUF files made by ik_llama.cpp's converter and llama-quantize (Q8_0, Q4_K, Q6_K, Q2_K,
+ * Q4_K_M) through prefill and decode on every kernel table the CPU has, with kv_b read as attn_kv_b and as
+ * attn_k_b + attn_v_b, and once more split into two files. */
+#include "model/model.h"
+#include "check.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+#define GDIR "tests/data/golden/gguf"
+static const char *CASES[] = {"gguf-Q8_0", "gguf-Q4_K", "gguf-Q6_K", "gguf-Q2_K", "gguf-Q4_K_M"};
+#define NCASES 5
+
+/* ------------------------------------------------------------------ building GGUF images */
+typedef struct { uint8_t *p; size_t n, cap; } buf;
+static void put(buf *b, const void *d, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+static void put_u32(buf *b, uint32_t v) { uint8_t x[4]; for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> 8 * i); put(b, x, 4); }
+static void put_u64(buf *b, uint64_t v) { uint8_t x[8]; for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> 8 * i); put(b, x, 8); }
+static void put_str(buf *b, const char *s) { put_u64(b, strlen(s)); put(b, s, strlen(s)); }
+static void pad_to(buf *b, size_t a) { uint8_t z = 0; while (b->n % a) put(b, &z, 1); }
+static void patch_u32(uint8_t *p, size_t at, uint32_t v) { for (int i = 0; i < 4; i++) p[at + i] = (uint8_t)(v >> 8 * i); }
+static void patch_u64(uint8_t *p, size_t at, uint64_t v) { for (int i = 0; i < 8; i++) p[at + i] = (uint8_t)(v >> 8 * i); }
+
+/* A small valid image; the positions of the fields the corruptions patch. */
+static struct {
+    size_t version, nt, nkv, key0_len, kv1_type, align_val, arr_type, arr_count, key4, nd0, dim0, dim1_0, type1,
+        off1, name1;
+} at;
+static buf small_image(void) {
+    buf b = {0};
+    put(&b, "GGUF", 4);
+    at.version = b.n; put_u32(&b, 3);
+    at.nt = b.n; put_u64(&b, 2);
+    at.nkv = b.n; put_u64(&b, 5);
+    at.key0_len = b.n; put_str(&b, "general.architecture"); put_u32(&b, K2C_GGUF_STRING); put_str(&b, "deepseek2");
+    put_str(&b, "general.alignment"); at.kv1_type = b.n; put_u32(&b, K2C_GGUF_U32); at.align_val = b.n; put_u32(&b, 32);
+    put_str(&b, "test.strings"); put_u32(&b, K2C_GGUF_ARRAY);
+    at.arr_type = b.n; put_u32(&b, K2C_GGUF_STRING); at.arr_count = b.n; put_u64(&b, 2); put_str(&b, "a"); put_str(&b, "bc");
+    put_str(&b, "test.f32"); put_u32(&b, K2C_GGUF_F32); float f = 1.5f; put(&b, &f, 4);
+    at.key4 = b.n; put_str(&b, "test.i32"); put_u32(&b, K2C_GGUF_ARRAY); put_u32(&b, K2C_GGUF_I32); put_u64(&b, 3);
+    for (int i = 1; i <= 3; i++) put_u32(&b, (uint32_t)-i);
+    put_str(&b, "a"); at.nd0 = b.n; put_u32(&b, 2); at.dim0 = b.n; put_u64(&b, 8); put_u64(&b, 2);
+    put_u32(&b, K2C_GGML_F32); put_u64(&b, 0);
+    at.name1 = b.n; put_str(&b, "b"); put_u32(&b, 1); at.dim1_0 = b.n; put_u64(&b, 32);
+    at.type1 = b.n; put_u32(&b, K2C_GGML_Q8_0); at.off1 = b.n; put_u64(&b, 64);
+    pad_to(&b, 32);
+    for (int i = 0; i < 16; i++) { float v = (float)i; put(&b, &v, 4); }
+    uint8_t q[34] = {0x00, 0x3c};   /* d = 1.0 (half) */
+    for (int i = 0; i < 32; i++) q[2 + i] = (uint8_t)(i - 16);
+    put(&b, q, 34);
+    return b;
+}
+
+static void reader_accepts_valid(void) {
+    buf b = small_image();
+    k2c_gguf g;
+    if (k2c_gguf_parse(&g, "ok.gguf", b.p, b.n) != 0) { EXPECT(0, "%s", k2c_errmsg()); free(b.p); return; }
+    const char *s = NULL;
+    int64_t iv = 0;
+    double fv = 0;
+    EXPECT(g.version == 3 && g.nkv == 5 && g.ntensors == 2 && g.alignment == 32, "counts");
+    EXPECT(k2c_gguf_str(&g, "general.architecture", &s) == 1 && !strcmp(s, "deepseek2"), "string");
+    EXPECT(k2c_gguf_int(&g, "general.alignment", &iv) == 1 && iv == 32, "u32");
+    EXPECT(k2c_gguf_num(&g, "test.f32", &fv) == 1 && fv == 1.5, "f32");
+    EXPECT(k2c_gguf_int(&g, "test.f32", &iv) == -1 && strstr(k2c_errmsg(), "expected an integer"), "f32 as int");
+    EXPECT(k2c_gguf_int(&g, "absent", &iv) == 0, "absent");
+    const k2c_gguf_kv *a = k2c_gguf_get(&g, "test.strings"), *ia = k2c_gguf_get(&g, "test.i32");
+    EXPECT(a && a->atype == K2C_GGUF_STRING && a->n == 2 && a->sl[1] == 2 && !memcmp(a->sv[1], "bc", 2), "string array");
+    int32_t third = 0;
+    if (ia) memcpy(&third, ia->arr + 8, 4);
+    EXPECT(ia && ia->atype == K2C_GGUF_I32 && ia->n == 3 && third == -3, "i32 array");
+    const k2c_gguf_tensor *ta = k2c_gguf_find(&g, "a"), *tb = k2c_gguf_find(&g, "b");
+    EXPECT(ta && ta->ndim == 2 && ta->ne[0] == 8 && ta->ne[1] == 2 && ta->nbytes == 64 && ((const float *)ta->data)[15] == 15.0f, "a");
+    EXPECT(tb && tb->type == K2C_GGML_Q8_0 && tb->nbytes == 34 && (const uint8_t *)tb->data + 34 == b.p + b.n, "b");
+    float y[32];
+    if (tb) k2c_quant_dequant_block(K2C_FMT_Q8_0, tb->data, y);
+    EXPECT(tb && y[0] == -16.0f && y[31] == 15.0f, "b values");
+    k2c_gguf_close(&g);
+    free(b.p);
+}
+
+/* Patches one field of the small image; the parse must fail with an error naming the file and saying `why`. */
+typedef struct { const char *name; size_t *pos; int wide; uint64_t value; const char *why; } corruption;
+
+static void reader_rejects_corrupt(void) {
+    buf b = small_image();
+    corruption cs[] = {
+        {"magic", NULL, 0, 0, "not a GGUF file"},
+        {"version 1", &at.version, 0, 1, "version 1"},
+        {"version 9", &at.version, 0, 9, "version 9"},
+        {"big-endian", &at.version, 0, 0x03000000u, "big-endian"},
+        {"tensor count", &at.nt, 1, 1ull << 40, "tensor count"},
+        {"metadata count", &at.nkv, 1, 1ull << 40, "metadata count"},
+        {"fewer tensors", &at.nt, 1, 1, "metadata key"},    /* the second tensor info is read as data: fails later */
+        {"absurd key length", &at.key0_len, 1, 1ull << 40, "over the limit"},
+        {"key past the end", &at.key0_len, 1, 60000, "runs past the end"},
+        {"value type", &at.kv1_type, 0, 77, "unknown value type 77"},
+        {"alignment", &at.align_val, 0, 3, "general.alignment"},
+        {"array of arrays", &at.arr_type, 0, K2C_GGUF_ARRAY, "arrays of arrays"},
+        {"array type", &at.arr_type, 0, 50, "array of unknown type 50"},
+        {"array count", &at.arr_count, 1, 1ull << 50, "cannot fit"},
+        {"dims 5", &at.nd0, 0, 5, "5 dimensions"},
+        {"dims 0", &at.nd0, 0, 0, "0 dimensions"},
+        {"dim huge", &at.dim0, 1, 1ull << 45, "dimension 0"},
+        {"ggml type", &at.type1, 0, 99, "unknown ggml type 99"},
+        {"row not whole blocks", &at.dim1_0, 1, 31, "not a multiple of the Q8_0 block"},
+        {"offset past the end", &at.off1, 1, 1ull << 40, "past the end of the data area"},
+        {"offset unaligned", &at.off1, 1, 48, "not a multiple of the alignment"},
+        {"overlap", &at.off1, 1, 32, "overlap"},
+    };
+    int nc = (int)(sizeof cs / sizeof cs[0]);
+    for (int i = 0; i < nc; i++) {
+        uint8_t *p = malloc(b.n);
+        memcpy(p, b.p, b.n);
+        if (!cs[i].pos) p[3] = 'X';
+        else if (cs[i].wide) patch_u64(p, *cs[i].pos, cs[i].value);
+        else patch_u32(p, *cs[i].pos, (uint32_t)cs[i].value);
+        k2c_gguf g;
+        int rc = k2c_gguf_parse(&g, "bad.gguf", p, b.n);
+        if (!strcmp(cs[i].name, "fewer tensors")) {
+            /* one tensor info fewer is a valid file whose data area starts elsewhere: it must parse or fail cleanly */
+            if (rc == 0) k2c_gguf_close(&g);
+            free(p);
+            continue;
+        }
+        EXPECT(rc != 0 && strstr(k2c_errmsg(), "bad.gguf") && strstr(k2c_errmsg(), cs[i].why), "%s: rc %d, error '%s' (want '%s')",
+               cs[i].name, rc, rc ? k2c_errmsg() : "", cs[i].why);
+        if (rc == 0) k2c_gguf_close(&g);
+        free(p);
+    }
+    /* duplicate tensor and key names */
+    uint8_t *p = malloc(b.n);
+    memcpy(p, b.p, b.n);
+    p[at.name1 + 8] = 'a';
+    k2c_gguf g;
+    EXPECT(k2c_gguf_parse(&g, "bad.gguf", p, b.n) != 0 && strstr(k2c_errmsg(), "'a' appears twice"), "dup tensor: %s", k2c_errmsg());
+    memcpy(p, b.p, b.n);
+    memcpy(p + at.key4 + 8, "test.f32", 8);
+    EXPECT(k2c_gguf_parse(&g, "bad.gguf", p, b.n) != 0 && strstr(k2c_errmsg(), "'test.f32' appears twice"), "dup key: %s", k2c_errmsg());
+    free(p);
+    /* an empty tensor sorted between two overlapping ones must not hide the overlap */
+    {
+        buf o = {0};
+        put(&o, "GGUF", 4); put_u32(&o, 3); put_u64(&o, 3); put_u64(&o, 0);
+        const char *names[3] = {"a", "e", "c"};
+        uint64_t ne[3] = {16, 0, 8}, off[3] = {0, 32, 32};
+        for (int i = 0; i < 3; i++) { put_str(&o, names[i]); put_u32(&o, 1); put_u64(&o, ne[i]); put_u32(&o, K2C_GGML_F32); put_u64(&o, off[i]); }
+        pad_to(&o, 32);
+        for (int i = 0; i < 64; i++) put(&o, "\0", 1);
+        EXPECT(k2c_gguf_parse(&g, "bad.gguf", o.p, o.n) != 0 && strstr(k2c_errmsg(), "'a' and 'c' overlap"), "overlap behind an empty tensor: %s",
+               k2c_errmsg());
+        free(o.p);
+    }
+    /* every truncation fails with the file's name (never reads past the end: the sanitizer build checks that) */
+    int bad = 0;
+    for (size_t n = 0; n < b.n; n++) {
+        uint8_t *t = malloc(n ? n : 1);
+        memcpy(t, b.p, n);
+        int rc = k2c_gguf_parse(&g, "bad.gguf", t, n);
+        if (rc == 0) k2c_gguf_close(&g);
+        if (rc == 0 || !strstr(k2c_errmsg(), "bad.gguf")) { if (!bad) EXPECT(0, "truncated to %zu bytes: rc %d", n, rc); bad++; }
+        free(t);
+    }
+    EXPECT(bad == 0, "%d truncations accepted or unnamed", bad);
+    /* the same through the file reader: the path is named */
+    const char *path = "build/tests/gguf_truncated.gguf";
+    EXPECT(k2c_write_file_atomic(path, b.p, b.n - 10) == 0, "%s", k2c_errmsg());
+    EXPECT(k2c_gguf_open(&g, path, K2C_LOAD_MMAP) != 0 && strstr(k2c_errmsg(), path) && strstr(k2c_errmsg(), "'b'"), "%s", k2c_errmsg());
+    EXPECT(k2c_gguf_open(&g, "build/tests/no-such.gguf", K2C_LOAD_MMAP) != 0 && strstr(k2c_errmsg(), "no-such.gguf"), "%s", k2c_errmsg());
+    free(b.p);
+}
+
+/* ------------------------------------------------------------------ dequantizers vs float64 references */
+static k2c_safetensors ref;
+static const k2c_kernels *TABLES[3];
+static int ntables;
+
+static void dequant_random_blocks(void) {
+    static const char *types[] = {"F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K",
+                                  "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        char n1[32], n2[32];
+        snprintf(n1, sizeof n1, "%s.raw", types[ti]);
+        snprintf(n2, sizeof n2, "%s.ref", types[ti]);
+        const k2c_tensor *raw = k2c_st_find(&ref, n1), *want = k2c_st_find(&ref, n2);
+        k2c_wfmt f = K2C_FMT_COUNT;
+        for (int t = 0; t < K2C_GGML_TYPES; t++)
+            if (k2c_ggml_type_name(t) && !strcmp(k2c_ggml_type_name(t), types[ti])) k2c_wfmt_from_ggml(t, &f);
+        if (!raw || !want || f == K2C_FMT_COUNT) { EXPECT(0, "%s: no reference or format", types[ti]); continue; }
+        int rows = (int)want->shape[0], cols = (int)want->shape[1];
+        /* F32/F16/BF16 rows are read as aligned arrays: copy the bytes into aligned memory */
+        void *w = aligned_alloc(64, (raw->nbytes + 63) & ~(size_t)63);
+        memcpy(w, raw->data, raw->nbytes);
+        k2c_linear l = {.fmt = f, .rows = rows, .cols = cols, .w = w};
+        EXPECT(k2c_linear_bytes(&l) == raw->nbytes, "%s: %zu bytes, reference %zu", types[ti], k2c_linear_bytes(&l), raw->nbytes);
+        const double *r = want->data;
+        float *row = malloc((size_t)cols * sizeof *row), *x = malloc((size_t)cols * sizeof *x);
+        for (int j = 0; j < cols; j++) x[j] = (float)sin(0.37 * j + 0.1);
+        for (int k = 0; k < ntables; k++) {
+            double worst = 0, dworst = 0;
+            for (int i = 0; i < rows; i++) {
+                TABLES[k]->dequant_row(&l, i, row);
+                double m = 0, dot = 0, sx = 0;
+                for (int j = 0; j < cols; j++) {
+                    double e = r[(size_t)i * cols + j];
+                    m = fmax(m, fabs(e));
+                    worst = check_worse(worst, fabs(row[j] - e) / (fabs(e) + 1e-30));
+                    dot += e * x[j];
+                    sx += fabs(e * x[j]);
+                }
+                float got = TABLES[k]->dot_row(&l, i, x, NULL);
+                dworst = check_worse(dworst, fabs(got - dot) / sx);
+                (void)m;
+            }
+            /* each element is a product of halves and small integers: float32 keeps it to its rounding */
+            EXPECT(worst < 2e-7, "%s [%s] dequant rel err %g", types[ti], TABLES[k]->name, worst);
+            EXPECT(dworst < 1e-6, "%s [%s] dot rel err %g", types[ti], TABLES[k]->name, dworst);
+        }
+        free(row); free(x); free(w);
+    }
+}
+
+/* The first rows of a tensor of each type in each golden file, as the independent decoder reads them. */
+static void dequant_golden_tensors(void) {
+    int checked = 0;
+    for (int c = 0; c < NCASES; c++) {
+        char path[256];
+        snprintf(path, sizeof path, GDIR "/%s/model.gguf", CASES[c]);
+        k2c_gguf g;
+        if (k2c_gguf_open(&g, path, K2C_LOAD_MMAP) != 0) { EXPECT(0, "%s", k2c_errmsg()); continue; }
+        for (int i = 0; i < ref.ntensors; i++) {
+            const k2c_tensor *t = &ref.tensors[i];
+            size_t cl = strlen(CASES[c]);
+            if (strncmp(t->name, CASES[c], cl) || t->name[cl] != '/') continue;
+            const k2c_gguf_tensor *gt = k2c_gguf_find(&g, t->name + cl + 1);
+            k2c_wfmt f;
+            if (!gt || k2c_wfmt_from_ggml(gt->type, &f) != 0) { EXPECT(0, "%s: not found or no format", t->name); continue; }
+            int cols = (int)gt->ne[0];
+            k2c_linear l = {.fmt = f, .rows = 2, .cols = cols, .w = gt->data};
+            float *row = malloc((size_t)cols * sizeof *row);
+            double worst = 0;
+            for (int r = 0; r < 2; r++) {
+                k2c_linear_dequant_rows(&l, r, 1, row);
+                for (int j = 0; j < cols; j++) {
+                    double e = ((const double *)t->data)[(size_t)r * cols + j];
+                    worst = check_worse(worst, fabs(row[j] - e) / (fabs(e) + 1e-30));
+                }
+            }
+            EXPECT(worst < 2e-7, "%s (%s) rel err %g", t->name, k2c_ggml_type_name(gt->type), worst);
+            checked++;
+            free(row);
+        }
+        k2c_gguf_close(&g);
+    }
+    EXPECT(checked >= 15, "%d golden tensors checked", checked);
+}
+
+/* ------------------------------------------------------------------ metadata vs config.json */
+static void config_matches_json(void) {
+    for (int c = 0; c < NCASES; c++) {
+        char path[256];
+        snprintf(path, sizeof path, GDIR "/%s/model.gguf", CASES[c]);
+        k2c_gguf g;
+        k2c_config a, b;
+        if (k2c_gguf_open(&g, path, K2C_LOAD_MMAP) != 0) { EXPECT(0, "%s", k2c_errmsg()); continue; }
+        EXPECT(k2c_gguf_config(&g, &a) == 0, "%s", k2c_errmsg());
+        snprintf(path, sizeof path, GDIR "/%s/config.json", CASES[c]);
+        EXPECT(k2c_config_load(&b, path) == 0, "%s", k2c_errmsg());
+        memcpy(a.model_type, b.model_type, sizeof a.model_type);     /* the GGUF does not say kimi_k2 */
+        /* floats stored as f32 in the GGUF: compare those at f32 precision, then the rest exactly */
+        EXPECT(fabs(a.rms_norm_eps - b.rms_norm_eps) < 1e-12 && fabsf(a.routed_scaling_factor - b.routed_scaling_factor) < 1e-6f,
+               "%s: eps %g/%g scale %g/%g", CASES[c], a.rms_norm_eps, b.rms_norm_eps, a.routed_scaling_factor, b.routed_scaling_factor);
+        EXPECT(fabs(a.mscale - b.mscale) < 1e-6 && fabs(a.mscale_all_dim - b.mscale_all_dim) < 1e-6, "%s: mscale %g/%g %g/%g",
+               CASES[c], a.mscale, b.mscale, a.mscale_all_dim, b.mscale_all_dim);
+        a.rms_norm_eps = b.rms_norm_eps; a.routed_scaling_factor = b.routed_scaling_factor;
+        a.mscale = b.mscale; a.mscale_all_dim = b.mscale_all_dim;
+        EXPECT(memcmp(&a, &b, sizeof a) == 0, "%s: GGUF config differs from config.json", CASES[c]);
+        k2c_gguf_close(&g);
+    }
+    /* not deepseek2: refused by name */
+    buf im = small_image();
+    memcpy(im.p + at.key0_len + 8 + strlen("general.architecture") + 4 + 8, "llama2xxx", 9);
+    k2c_gguf g;
+    k2c_config c;
+    EXPECT(k2c_gguf_parse(&g, "arch.gguf", im.p, im.n) == 0, "%s", k2c_errmsg());
+    EXPECT(k2c_gguf_config(&g, &c) != 0 && strstr(k2c_errmsg(), "'llama2xxx' is not supported"), "%s", k2c_errmsg());
+    k2c_gguf_close(&g);
+    free(im.p);
+}
+
+/* ------------------------------------------------------------------ golden logits */
+static float rel_err(const float *a, const k2c_tensor *r) {
+    float m = 0, e = 0;
+    for (int64_t i = 0; i < r->numel; i++) m = (float)check_worse(m, fabsf(((const float *)r->data)[i]));
+    for (int64_t i = 0; i < r->numel; i++) e = (float)check_worse(e, fabsf(a[i] - ((const float *)r->data)[i]));
+    return e / (m > 0 ? m : 1);
+}
+
+/* Prefill and token-by-token decode of the reference ids against expected logits. */
+static void check_logits(k2c_model *m, const char *expected, const char *what) {
+    k2c_safetensors ex;
+    if (k2c_st_open(&ex, expected) != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    const k2c_tensor *ids_t = k2c_st_find(&ex, "input_ids"), *lg = k2c_st_find(&ex, "logits");
+    if (!ids_t || !lg) { EXPECT(0, "%s lacks input_ids/logits", expected); k2c_st_close(&ex); return; }
+    int T = (int)ids_t->numel, V = m->cfg.vocab_size;
+    int *ids = malloc((size_t)T * sizeof *ids);
+    for (int t = 0; t < T; t++) ids[t] = (int)k2c_elem_to_f32(ids_t->dtype, ids_t->data, (size_t)t);
+    float *a = malloc((size_t)T * V * sizeof *a), *d = malloc((size_t)T * V * sizeof *d);
+    k2c_state s;
+    EXPECT(k2c_state_init(&s, m, T) == 0, "%s", k2c_errmsg());
+    EXPECT(k2c_prefill(&s, ids, T, a, NULL, NULL) == 0, "%s", k2c_errmsg());
+    k2c_state_reset(&s);
+    for (int t = 0; t < T; t++) EXPECT(k2c_decode(&s, ids[t], d + (size_t)t * V, NULL) == 0, "%s", k2c_errmsg());
+    float ep = rel_err(a, lg), ed = rel_err(d, lg);
+    printf("  %s [%s]: prefill %.2e, decode %.2e x max|logit|\n", what, m->cx.k->name, ep, ed);
+    EXPECT(ep < 1e-4f, "%s [%s] prefill logits rel err %g", what, m->cx.k->name, ep);
+    EXPECT(ed < 1e-4f, "%s [%s] decode logits rel err %g", what, m->cx.k->name, ed);
+    k2c_state_free(&s);
+    free(ids); free(a); free(d);
+    k2c_st_close(&ex);
+}
+
+static k2c_model_opts g_opts;
+static int cur;
+
+static void golden_case(void) {
+    char dir[256], file[300], exp[300];
+    snprintf(dir, sizeof dir, GDIR "/%s", CASES[cur]);
+    snprintf(file, sizeof file, "%s/model.gguf", dir);
+    k2c_model m;
+    /* the folder, as --model gives it: attn_kv_b */
+    if (k2c_model_load_opts(&m, dir, &g_opts) != 0) { EXPECT(0, "%s: %s", dir, k2c_errmsg()); return; }
+    EXPECT(m.gguf && m.layers[1].exp_up[1].w != m.layers[1].exp_up[0].w, "gguf experts bound");
+    snprintf(exp, sizeof exp, "%s/expected.safetensors", dir);
+    check_logits(&m, exp, CASES[cur]);
+    k2c_model_free(&m);
+    /* kv_b from attn_k_b + attn_v_b */
+    if (k2c_model_load_gguf(&m, file, &g_opts, 1) != 0) { EXPECT(0, "%s: %s", file, k2c_errmsg()); return; }
+    snprintf(exp, sizeof exp, "%s/expected.kb_vb.safetensors", dir);
+    char what[64];
+    snprintf(what, sizeof what, "%s k_b+v_b", CASES[cur]);
+    check_logits(&m, exp, what);
+    k2c_model_free(&m);
+}
+
+/* ------------------------------------------------------------------ split files */
+static void put_kv(buf *b, const k2c_gguf_kv *kv) {
+    put_str(b, kv->key);
+    put_u32(b, (uint32_t)kv->type);
+    static const int VS[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (kv->type == K2C_GGUF_STRING) { put_u64(b, kv->len); put(b, kv->str, kv->len); return; }
+    if (kv->type == K2C_GGUF_ARRAY) {
+        put_u32(b, (uint32_t)kv->atype);
+        put_u64(b, kv->n);
+        if (kv->atype == K2C_GGUF_STRING)
+            for (uint64_t i = 0; i < kv->n; i++) { put_u64(b, kv->sl[i]); put(b, kv->sv[i], kv->sl[i]); }
+        else put(b, kv->arr, kv->n * (uint64_t)VS[kv->atype]);
+        return;
+    }
+    if (kv->type == K2C_GGUF_F32) { float f = (float)kv->v.f; put(b, &f, 4); return; }
+    if (kv->type == K2C_GGUF_F64) { put(b, &kv->v.f, 8); return; }
+    uint64_t u = kv->type == K2C_GGUF_I8 || kv->type == K2C_GGUF_I16 || kv->type == K2C_GGUF_I32 || kv->type == K2C_GGUF_I64
+                     ? (uint64_t)kv->v.i : kv->v.u;
+    for (int i = 0; i < VS[kv->type]; i++) { uint8_t x = (uint8_t)(u >> 8 * i); put(b, &x, 1); }
+}
+
+/* tensors [t0, t1) of g with the metadata of g (first) or split.* only, as one file of a split set */
+static int write_split(const k2c_gguf *g, int part, int nparts, int t0, int t1, const char *path) {
+    buf b = {0};
+    put(&b, "GGUF", 4);
+    put_u32(&b, 3);
+    put_u64(&b, (uint64_t)(t1 - t0));
+    put_u64(&b, (uint64_t)((part == 0 ? g->nkv : 0) + 3));
+    if (part == 0) for (int i = 0; i < g->nkv; i++) put_kv(&b, &g->kv[i]);
+    put_str(&b, "split.no"); put_u32(&b, K2C_GGUF_U16); uint16_t no = (uint16_t)part; put(&b, &no, 2);
+    put_str(&b, "split.count"); put_u32(&b, K2C_GGUF_U16); uint16_t cnt = (uint16_t)nparts; put(&b, &cnt, 2);
+    put_str(&b, "split.tensors.count"); put_u32(&b, K2C_GGUF_I32); put_u32(&b, (uint32_t)g->ntensors);
+    uint64_t off = 0;
+    for (int i = t0; i < t1; i++) {
+        const k2c_gguf_tensor *t = &g->tensors[i];
+        put_str(&b, t->name);
+        put_u32(&b, (uint32_t)t->ndim);
+        for (int d = 0; d < t->ndim; d++) put_u64(&b, (uint64_t)t->ne[d]);
+        put_u32(&b, (uint32_t)t->type);
+        put_u64(&b, off);
+        off = (off + t->nbytes + 31) / 32 * 32;
+    }
+    pad_to(&b, 32);
+    for (int i = t0; i < t1; i++) { put(&b, g->tensors[i].data, g->tensors[i].nbytes); pad_to(&b, 32); }
+    int rc = k2c_write_file_atomic(path, b.p, b.n);
+    free(b.p);
+    return rc;
+}
+
+static void split_files(void) {
+    k2c_gguf g;
+    if (k2c_gguf_open(&g, GDIR "/gguf-Q8_0/model.gguf", K2C_LOAD_MMAP) != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    const char *dir = "build/tests/gguf_split", *p1 = "build/tests/gguf_split/m-00001-of-00002.gguf",
+               *p2 = "build/tests/gguf_split/m-00002-of-00002.gguf";
+    mkdir(dir, 0755);
+    int half = g.ntensors / 2;
+    EXPECT(write_split(&g, 0, 2, 0, half, p1) == 0 && write_split(&g, 1, 2, half, g.ntensors, p2) == 0, "%s", k2c_errmsg());
+    k2c_gguf_close(&g);
+    k2c_model m;
+    if (k2c_model_load_opts(&m, dir, NULL) != 0) { EXPECT(0, "%s: %s", dir, k2c_errmsg()); return; }
+    EXPECT(m.gg.nfiles == 2, "%d files", m.gg.nfiles);
+    check_logits(&m, GDIR "/gguf-Q8_0/expected.safetensors", "gguf-Q8_0 in 2 files");
+    k2c_model_free(&m);
+    remove(p2);
+    EXPECT(k2c_model_load_opts(&m, p1, NULL) != 0 && strstr(k2c_errmsg(), "m-00002-of-00002.gguf"), "%s", k2c_errmsg());
+    remove(p1);
+}
+
+/* ------------------------------------------------------------------ main */
+static int simd_rank(const char *lv) { return !strcmp(lv, "avx512") ? 2 : !strcmp(lv, "avx2") ? 1 : 0; }
+static const char *level_missing(const char *lv) {
+    static char why[256];
+    const char *env = getenv("K2C_SIMD");
+    if (env && *env && simd_rank(lv) > simd_rank(env)) {
+        snprintf(why, sizeof why, "K2C_SIMD=%s (%s treated as absent)", env, lv);
+        return why;
+    }
+    k2c_kctx probe;
+    if (k2c_kctx_init(&probe, lv, 1, 0) != 0) { snprintf(why, sizeof why, "%s", k2c_errmsg()); return why; }
+    return NULL;
+}
+
+int main(void) {
+    const char *levels[] = {"avx512", "avx2", "scalar"};
+    TABLES[ntables++] = &k2c_kernels_scalar;
+#if defined(__x86_64__)
+    if (!level_missing("avx2")) TABLES[ntables++] = &k2c_kernels_avx2;
+    if (!level_missing("avx512")) TABLES[ntables++] = &k2c_kernels_avx512;
+#endif
+    run_test("gguf_reader_valid", reader_accepts_valid);
+    run_test("gguf_reader_corrupt", reader_rejects_corrupt);
+    if (k2c_st_open(&ref, GDIR "/dequant_ref.safetensors") != 0) {
+        printf("FAIL gguf_dequant: %s\n", k2c_errmsg());
+        return 1;
+    }
+    run_test("gguf_dequant_every_type", dequant_random_blocks);
+    run_test("gguf_dequant_golden_tensors", dequant_golden_tensors);
+    k2c_st_close(&ref);
+    run_test("gguf_config_from_metadata", config_matches_json);
+    char name[128];
+    for (int lv = 0; lv < 3; lv++) {
+        const char *why = level_missing(levels[lv]);
+        g_opts = (k2c_model_opts){.simd = levels[lv], .threads = 2};
+        for (cur = 0; cur < NCASES; cur++) {
+            snprintf(name, sizeof name, "gguf_golden_%s_%s", CASES[cur] + 5, levels[lv]);
+            if (why) skip_test(name, why); else run_test(name, golden_case);
+        }
+    }
+    run_test("gguf_split_files", split_files);
+    return check_exit();
+}
