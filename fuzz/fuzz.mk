@@ -1,5 +1,6 @@
 # libFuzzer harnesses, one per reader of untrusted bytes (fuzz/fuzz_*.c; see fuzz/README.md).
-#   make fuzz [FUZZ_TIME=60] [FUZZ_ONLY="config toolparse"]   build, then run each harness FUZZ_TIME seconds
+#   make fuzz [FUZZ_TIME=60] [FUZZ_RUNS=N] [FUZZ_ONLY="config toolparse"]   build, then run each harness FUZZ_TIME
+#                                                  seconds (or until N executions, whichever first)
 #   make fuzz-build                                           build build-fuzz/fuzz_* only
 #   make fuzz-regress                                         run each harness once over its committed corpus
 # Seeds are read from fuzz/corpus/NAME; new inputs go to build-fuzz/corpus/NAME only (the committed
@@ -9,6 +10,7 @@ FUZZ_CC     ?= clang
 FUZZ_TIME   ?= 60
 FUZZ_RSS    ?= 2048
 FUZZ_ONLY   ?=
+FUZZ_RUNS   ?=
 FUZZ_B      := build-fuzz
 FUZZ_SRC    := $(sort $(shell find src -name '*.c'))
 FUZZ_INC    := -Iinclude -Isrc -Ifuzz -I/usr/include/x86_64-linux-gnu/openblas-openmp
@@ -40,7 +42,7 @@ fuzz: $(FUZZ_BINS)
 	  mkdir -p $(FUZZ_B)/corpus/$$n; \
 	  dict=""; [ -f fuzz/dict/$$n.dict ] && dict="-dict=fuzz/dict/$$n.dict"; \
 	  echo "== fuzz_$$n ($(FUZZ_TIME) s)"; \
-	  $(FUZZ_B)/fuzz_$$n -max_total_time=$(FUZZ_TIME) -rss_limit_mb=$(FUZZ_RSS) -timeout=20 -print_final_stats=1 \
+	  $(FUZZ_B)/fuzz_$$n -max_total_time=$(FUZZ_TIME) $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS)) -rss_limit_mb=$(FUZZ_RSS) -timeout=20 -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_B)/artifacts/$$n- $$dict $(FUZZ_B)/corpus/$$n fuzz/corpus/$$n \
 	    >$(FUZZ_B)/logs/$$n.log 2>&1 || failed="$$failed $$n"; \
 	  grep -E "^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)" $(FUZZ_B)/logs/$$n.log | tr '\n' ' '; echo; \
