@@ -106,12 +106,12 @@ void k2c_model_counts(const k2c_config *c, double *total, double *active);
 typedef enum { K2C_LOAD_AUTO, K2C_LOAD_MMAP, K2C_LOAD_COPY } k2c_load_mode;
 typedef struct {
     k2c_load_mode load;
-    const char *simd;       /* kernels: NULL or "auto" (the best the CPU has), "scalar", "avx2", "avx512" */
+    const char *simd;       /* kernels: NULL or "auto" (the best the CPU has), "scalar", "avx2", "avx512", "neon" */
     int threads;            /* 0: every core */
     int bf16_prompt;        /* prompts on BF16 weights as BF16 x BF16 products (AVX512-BF16 CPUs; rounds the
                              * activations, off by default: fp32 inputs are what the golden tests check) */
 } k2c_model_opts;
-/* The defaults, then K2C_SIMD (scalar|avx2|avx512) and K2C_PROMPT_PRECISION (bf16) from the environment: the
+/* The defaults, then K2C_SIMD (scalar|avx2|avx512|neon) and K2C_PROMPT_PRECISION (bf16) from the environment: the
  * one place the library reads the environment, and only when the caller asks it to. */
 void k2c_model_opts_default(k2c_model_opts *o);
 
@@ -134,7 +134,7 @@ typedef struct {
     size_t bytes_by_ggml[K2C_GGML_TYPES];
     double decode_bytes;                /* weight bytes one decode step reads (top-k experts, not all) */
     float attn_scale;                   /* softmax scale (YaRN mscale included) */
-    const char *kernels;                /* "avx512", "avx2", "scalar" */
+    const char *kernels;                /* "avx512", "avx2", "neon", "scalar" */
     int threads;
 } k2c_model_info;
 void k2c_model_get_info(const k2c_model *m, k2c_model_info *info);

@@ -4,6 +4,7 @@
  * reference on the same BF16-rounded inputs, so it must agree to fp32 summation error, not to BF16 error. */
 #include "kernels/kernels.h"
 #include "check.h"
+#include "simd_levels.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -101,35 +102,20 @@ static void fp32_by_default(void) {
 }
 
 
-/* Can this run use SIMD level `lv`? K2C_SIMD=scalar stands for a CPU without AVX-512 (as the library's own
- * kernel choice does), so the skips below can be seen on any machine. */
-static int simd_rank(const char *lv) { return !strcmp(lv, "avx512") ? 2 : !strcmp(lv, "avx2") ? 1 : 0; }
-static const char *level_missing(const char *lv) {
-    static char why[256];
-    const char *env = getenv("K2C_SIMD");
-    if (env && *env && simd_rank(lv) > simd_rank(env)) {
-        snprintf(why, sizeof why, "K2C_SIMD=%s (%s treated as absent)", env, lv);
-        return why;
-    }
-    k2c_kctx probe;
-    if (k2c_kctx_init(&probe, lv, 1, 0) != 0) { snprintf(why, sizeof why, "%s", k2c_errmsg()); return why; }
-    return NULL;
-}
 
 int main(void) {
     run_test("gemm_fp32_prompt_by_default", fp32_by_default);
     run_test("gemm_bf16_packing", bf16_packing);
-    const char *levels[] = {"avx512", "avx2", "scalar"};
-    for (int lv = 0; lv < 3; lv++) {
+        for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
         char name[64];
-        snprintf(name, sizeof name, "gemm_fp32_inputs_%s", levels[lv]);
-        const char *why = level_missing(levels[lv]);
+        snprintf(name, sizeof name, "gemm_fp32_inputs_%s", SIMD_LEVELS[lv]);
+        const char *why = level_missing(SIMD_LEVELS[lv]);
         if (why) {
             skip_test(name, why);
             if (lv == 0) skip_test("gemm_bf16_inputs_avx512bf16", why);
             continue;
         }
-        k2c_kctx_init(&cx, levels[lv], 2, 0);
+        k2c_kctx_init(&cx, SIMD_LEVELS[lv], 2, 0);
         run_test(name, fp32_inputs);
         if (lv == 0) {
             if (k2c_cpu_has_avx512bf16()) run_test("gemm_bf16_inputs_avx512bf16", bf16_inputs);

@@ -5,6 +5,7 @@
  * attn_k_b + attn_v_b, and once more split into two files. */
 #include "model/model.h"
 #include "check.h"
+#include "simd_levels.h"
 
 #include <string.h>
 #include <sys/stat.h>
@@ -420,26 +421,14 @@ static void split_files(void) {
     remove(p1);
 }
 
-/* ------------------------------------------------------------------ main */
-static int simd_rank(const char *lv) { return !strcmp(lv, "avx512") ? 2 : !strcmp(lv, "avx2") ? 1 : 0; }
-static const char *level_missing(const char *lv) {
-    static char why[256];
-    const char *env = getenv("K2C_SIMD");
-    if (env && *env && simd_rank(lv) > simd_rank(env)) {
-        snprintf(why, sizeof why, "K2C_SIMD=%s (%s treated as absent)", env, lv);
-        return why;
-    }
-    k2c_kctx probe;
-    if (k2c_kctx_init(&probe, lv, 1, 0) != 0) { snprintf(why, sizeof why, "%s", k2c_errmsg()); return why; }
-    return NULL;
-}
 
 int main(void) {
-    const char *levels[] = {"avx512", "avx2", "scalar"};
-    TABLES[ntables++] = &k2c_kernels_scalar;
+        TABLES[ntables++] = &k2c_kernels_scalar;
 #if defined(__x86_64__)
     if (!level_missing("avx2")) TABLES[ntables++] = &k2c_kernels_avx2;
     if (!level_missing("avx512")) TABLES[ntables++] = &k2c_kernels_avx512;
+#elif defined(__aarch64__)
+    if (!level_missing("neon")) TABLES[ntables++] = &k2c_kernels_neon;
 #endif
     run_test("gguf_reader_valid", reader_accepts_valid);
     run_test("gguf_reader_corrupt", reader_rejects_corrupt);
@@ -452,11 +441,11 @@ int main(void) {
     k2c_st_close(&ref);
     run_test("gguf_config_from_metadata", config_matches_json);
     char name[128];
-    for (int lv = 0; lv < 3; lv++) {
-        const char *why = level_missing(levels[lv]);
-        g_opts = (k2c_model_opts){.simd = levels[lv], .threads = 2};
+    for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
+        const char *why = level_missing(SIMD_LEVELS[lv]);
+        g_opts = (k2c_model_opts){.simd = SIMD_LEVELS[lv], .threads = 2};
         for (cur = 0; cur < NCASES; cur++) {
-            snprintf(name, sizeof name, "gguf_golden_%s_%s", CASES[cur] + 5, levels[lv]);
+            snprintf(name, sizeof name, "gguf_golden_%s_%s", CASES[cur] + 5, SIMD_LEVELS[lv]);
             if (why) skip_test(name, why); else run_test(name, golden_case);
         }
     }

@@ -3,6 +3,7 @@
  * absorbed decode path token by token. Both the SIMD and the scalar kernels are checked. */
 #include "model/model.h"
 #include "check.h"
+#include "simd_levels.h"
 
 #include <string.h>
 #include <sys/stat.h>
@@ -260,36 +261,21 @@ static void bf16_prompt(void) {
     golden_close(&g);
 }
 
-/* Can this run use SIMD level `lv`? K2C_SIMD=scalar stands for a CPU without AVX-512 (as the library's own
- * kernel choice does), so the skips below can be seen on any machine. */
-static int simd_rank(const char *lv) { return !strcmp(lv, "avx512") ? 2 : !strcmp(lv, "avx2") ? 1 : 0; }
-static const char *level_missing(const char *lv) {
-    static char why[256];
-    const char *env = getenv("K2C_SIMD");
-    if (env && *env && simd_rank(lv) > simd_rank(env)) {
-        snprintf(why, sizeof why, "K2C_SIMD=%s (%s treated as absent)", env, lv);
-        return why;
-    }
-    k2c_kctx probe;
-    if (k2c_kctx_init(&probe, lv, 1, 0) != 0) { snprintf(why, sizeof why, "%s", k2c_errmsg()); return why; }
-    return NULL;
-}
 
 int main(void) {
     char name[128];
-    const char *levels[] = {"avx512", "avx2", "scalar"};
-    /* the golden checks hold the fp32 paths to 1e-4; the BF16-rounded prompt path has its own check below */
+        /* the golden checks hold the fp32 paths to 1e-4; the BF16-rounded prompt path has its own check below */
     const char *no_bf16 = !k2c_cpu_has_avx512bf16() ? "this CPU lacks AVX512-BF16" : level_missing("avx512");
     if (!no_bf16) run_test("golden_bf16_prompt_avx512bf16", bf16_prompt);
     else skip_test("golden_bf16_prompt_avx512bf16", no_bf16);
-    for (int lv = 0; lv < 3; lv++) {
-        const char *why = level_missing(levels[lv]);
-        g_opts = (k2c_model_opts){.simd = levels[lv]};
+    for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
+        const char *why = level_missing(SIMD_LEVELS[lv]);
+        g_opts = (k2c_model_opts){.simd = SIMD_LEVELS[lv]};
         for (cur = 0; cur < 6; cur++) {
-            snprintf(name, sizeof name, "golden_%s_%s", CASES[cur], levels[lv]);
+            snprintf(name, sizeof name, "golden_%s_%s", CASES[cur], SIMD_LEVELS[lv]);
             if (why) skip_test(name, why); else run_test(name, one_case);
         }
-        snprintf(name, sizeof name, "golden_f16_weights_%s", levels[lv]);
+        snprintf(name, sizeof name, "golden_f16_weights_%s", SIMD_LEVELS[lv]);
         if (why) skip_test(name, why); else run_test(name, f16_weights);
     }
     return check_exit();

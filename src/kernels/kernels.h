@@ -6,6 +6,7 @@
  *   kern_scalar.c   portable C, any CPU
  *   kern_avx2.c     AVX2 + FMA + F16C
  *   kern_avx512.c   AVX-512 F/BW/DQ/VL (+ AVX512-BF16 prompt products)
+ *   kern_neon.c     AArch64 Advanced SIMD
  * chosen once per model at load (k2c_model_opts.simd, or the best the CPU has). vecmath.c holds the
  * element-wise row kernels (exp, softmax, SiLU, RMSNorm, AdamW) as GCC target clones.
  * Internal to libk2c. */
@@ -30,7 +31,7 @@ typedef struct k2c_linear k2c_linear;
 #define K2C_GEMM_RB 8
 
 typedef struct {
-    const char *name;                       /* "scalar", "avx2", "avx512" */
+    const char *name;                       /* "scalar", "avx2", "avx512", "neon" */
     /* Decode: row r of W times x. xs: x reordered for INT4 (int4_xs below), or NULL. */
     float (*dot_row)(const k2c_linear *l, int r, const float *x, const float *xs);
     int int4_xs;                            /* dot_row wants xs: per 32 elements, the 16 even then the 16 odd */
@@ -50,6 +51,8 @@ extern const k2c_kernels k2c_kernels_scalar;
 #if defined(__x86_64__)
 extern const k2c_kernels k2c_kernels_avx2;
 extern const k2c_kernels k2c_kernels_avx512;
+#elif defined(__aarch64__)
+extern const k2c_kernels k2c_kernels_neon;
 #endif
 extern float k2c_fp8_lut[256];              /* e4m3 byte -> float, filled before main */
 
@@ -59,7 +62,7 @@ typedef struct k2c_kctx {
     int nthreads;                           /* > 0 */
     int bf16_prompt;                        /* BF16 x BF16 prompt GEMM (the CPU has AVX512-BF16) */
 } k2c_kctx;
-/* simd: NULL / "auto" (best), "scalar", "avx2", "avx512"; threads 0: every core. -1 + error (unknown name, or an
+/* simd: NULL / "auto" (best), "scalar", "avx2", "avx512", "neon"; threads 0: every core. -1 + error (unknown name, or an
  * ISA this CPU lacks, or bf16_prompt without AVX512-BF16). */
 int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt);
 const k2c_kctx *k2c_kctx_default(void);     /* best kernels, every core: for a k2c_linear without a context */

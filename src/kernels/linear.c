@@ -47,6 +47,8 @@ static const k2c_kernels *best_kernels(void) {
 #if defined(__x86_64__)
     if (k2c_cpu_has_avx512()) return &k2c_kernels_avx512;
     if (k2c_cpu_has_avx2()) return &k2c_kernels_avx2;
+#elif defined(__aarch64__)
+    return &k2c_kernels_neon;     /* Advanced SIMD is part of every AArch64 CPU */
 #endif
     return &k2c_kernels_scalar;
 }
@@ -58,10 +60,13 @@ int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt) 
 #if defined(__x86_64__)
     else if (!strcmp(simd, "avx512") && k2c_cpu_has_avx512()) cx->k = &k2c_kernels_avx512;
     else if (!strcmp(simd, "avx2") && k2c_cpu_has_avx2()) cx->k = &k2c_kernels_avx2;
+#elif defined(__aarch64__)
+    else if (!strcmp(simd, "neon")) cx->k = &k2c_kernels_neon;
 #endif
     else if (!strcmp(simd, "avx512")) { k2c_seterr("simd 'avx512': this CPU lacks AVX-512 F/BW/DQ/VL"); return -1; }
     else if (!strcmp(simd, "avx2")) { k2c_seterr("simd 'avx2': this CPU lacks AVX2 + FMA + F16C"); return -1; }
-    else { k2c_seterr("simd '%s': unknown (auto, scalar, avx2, avx512)", simd); return -1; }
+    else if (!strcmp(simd, "neon")) { k2c_seterr("simd 'neon': this CPU is not AArch64"); return -1; }
+    else { k2c_seterr("simd '%s': unknown (auto, scalar, avx2, avx512, neon)", simd); return -1; }
     if (bf16_prompt && !(cx->k->gemm_tile_bf16 && k2c_cpu_has_avx512bf16())) {
         k2c_seterr("BF16 prompt products need AVX512-BF16 and the avx512 kernels");
         return -1;

@@ -1,0 +1,197 @@
+/* NEON (AArch64 Advanced SIMD) kernels: the decode row dots on every stored format and the row dequantization
+ * that prompts feed to OpenBLAS sgemm, for Apple Silicon, Graviton and Ampere machines. Advanced SIMD is part
+ * of every AArch64 CPU, so this file needs no feature test; the FP16 conversion (FCVTL) is baseline too.
+ *
+ * Like the AVX2 file: four independent accumulators hide the FMA latency, formats are converted in registers,
+ * and a prefetch runs ahead of the stream. */
+#include "kernels/kernels.h"
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <string.h>
+
+#ifndef K2C_PF_DIST
+#define K2C_PF_DIST 2048
+#endif
+
+static inline float32x4_t bf16x4(const uint16_t *w) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(w), 16)); }
+
+static inline float32x4_t f16x4(const uint16_t *w) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(w))); }
+
+/* 4 e4m3 bytes (already widened to u32) -> floats: sign to bit 31, exponent+mantissa to bits 20..26, which reads
+ * as an fp32 whose exponent is 120 too small (normals and subnormals alike), times 2^120. */
+static inline float32x4_t fp8_u32(uint32x4_t v) {
+    uint32x4_t sign = vshlq_n_u32(vandq_u32(v, vdupq_n_u32(0x80)), 24);
+    uint32x4_t em = vshlq_n_u32(vandq_u32(v, vdupq_n_u32(0x7f)), 20);
+    return vmulq_f32(vreinterpretq_f32_u32(vorrq_u32(sign, em)), vdupq_n_f32(0x1p120f));
+}
+
+/* 16 e4m3 bytes -> four float vectors */
+static inline void fp8x16(const uint8_t *w, float32x4_t f[4]) {
+    uint8x16_t b = vld1q_u8(w);
+    uint16x8_t lo = vmovl_u8(vget_low_u8(b)), hi = vmovl_u8(vget_high_u8(b));
+    f[0] = fp8_u32(vmovl_u16(vget_low_u16(lo)));
+    f[1] = fp8_u32(vmovl_u16(vget_high_u16(lo)));
+    f[2] = fp8_u32(vmovl_u16(vget_low_u16(hi)));
+    f[3] = fp8_u32(vmovl_u16(vget_high_u16(hi)));
+}
+
+static inline float sum4(float32x4_t a0, float32x4_t a1, float32x4_t a2, float32x4_t a3) {
+    return vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+}
+
+static float dot_f32(const float *w, const float *x, int n) {
+    float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        a0 = vfmaq_f32(a0, vld1q_f32(w + j), vld1q_f32(x + j));
+        a1 = vfmaq_f32(a1, vld1q_f32(w + j + 4), vld1q_f32(x + j + 4));
+        a2 = vfmaq_f32(a2, vld1q_f32(w + j + 8), vld1q_f32(x + j + 8));
+        a3 = vfmaq_f32(a3, vld1q_f32(w + j + 12), vld1q_f32(x + j + 12));
+    }
+    for (; j + 4 <= n; j += 4) a0 = vfmaq_f32(a0, vld1q_f32(w + j), vld1q_f32(x + j));
+    float a = sum4(a0, a1, a2, a3);
+    for (; j < n; j++) a += w[j] * x[j];
+    return a;
+}
+
+/* BF16 and F16 rows share the loop; cvt converts four stored values. */
+#define DOT_HALF(NAME, CVT, SCALAR)                                                         \
+    static float NAME(const uint16_t *w, const float *x, int n) {                           \
+        float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;                         \
+        int j = 0;                                                                          \
+        for (; j + 16 <= n; j += 16) {                                                      \
+            __builtin_prefetch((const char *)(w + j) + K2C_PF_DIST);                        \
+            a0 = vfmaq_f32(a0, CVT(w + j), vld1q_f32(x + j));                               \
+            a1 = vfmaq_f32(a1, CVT(w + j + 4), vld1q_f32(x + j + 4));                       \
+            a2 = vfmaq_f32(a2, CVT(w + j + 8), vld1q_f32(x + j + 8));                       \
+            a3 = vfmaq_f32(a3, CVT(w + j + 12), vld1q_f32(x + j + 12));                     \
+        }                                                                                   \
+        for (; j + 4 <= n; j += 4) a0 = vfmaq_f32(a0, CVT(w + j), vld1q_f32(x + j));        \
+        float a = sum4(a0, a1, a2, a3);                                                     \
+        for (; j < n; j++) a += SCALAR(w[j]) * x[j];                                        \
+        return a;                                                                           \
+    }
+DOT_HALF(dot_bf16, bf16x4, k2c_bf16_to_f32)
+DOT_HALF(dot_f16, f16x4, k2c_f16_to_f32)
+
+static float dot_fp8(const uint8_t *w, const float *x, int n, const float *scale, int block) {
+    float acc = 0;
+    for (int j0 = 0; j0 < n; j0 += block) {
+        int j1 = j0 + block < n ? j0 + block : n, j = j0;
+        float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0, f[4];
+        for (; j + 16 <= j1; j += 16) {
+            if ((j & 63) == 0) __builtin_prefetch((const char *)(w + j) + K2C_PF_DIST);
+            fp8x16(w + j, f);
+            a0 = vfmaq_f32(a0, f[0], vld1q_f32(x + j));
+            a1 = vfmaq_f32(a1, f[1], vld1q_f32(x + j + 4));
+            a2 = vfmaq_f32(a2, f[2], vld1q_f32(x + j + 8));
+            a3 = vfmaq_f32(a3, f[3], vld1q_f32(x + j + 12));
+        }
+        float b = sum4(a0, a1, a2, a3);
+        for (; j < j1; j++) b += k2c_fp8_lut[w[j]] * x[j];
+        acc += b * scale[j0 / block];
+    }
+    return acc;
+}
+
+/* 8 signed int8 -> two float vectors */
+static inline void s8x8(int8x8_t v, float32x4_t *lo, float32x4_t *hi) {
+    int16x8_t h = vmovl_s8(v);
+    *lo = vcvtq_f32_s32(vmovl_s16(vget_low_s16(h)));
+    *hi = vcvtq_f32_s32(vmovl_s16(vget_high_s16(h)));
+}
+
+/* INT4: 16 bytes hold 32 elements, element 2k in the low nibble of byte k and 2k+1 in the high one; xs is x
+ * reordered per 32 into the 16 even elements then the 16 odd ones (linear.c), so low nibbles meet xs[0..16) and
+ * high nibbles xs[16..32) in order. */
+static float dot_int4(const uint32_t *w, const float *xs, int n, const uint16_t *scale, int group) {
+    const uint8_t *b = (const uint8_t *)w;
+    const int8x16_t eight = vdupq_n_s8(8);
+    float acc = 0;
+    for (int g = 0; g < n / group; g++) {
+        float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
+        for (int j = g * group; j < (g + 1) * group; j += 32) {
+            if ((j & 127) == 0) __builtin_prefetch((const char *)(b + j / 2) + K2C_PF_DIST);
+            uint8x16_t v = vld1q_u8(b + j / 2);
+            int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0xf))), eight);
+            int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+            float32x4_t f0, f1, f2, f3;
+            s8x8(vget_low_s8(lo), &f0, &f1);
+            s8x8(vget_high_s8(lo), &f2, &f3);
+            a0 = vfmaq_f32(a0, f0, vld1q_f32(xs + j));
+            a1 = vfmaq_f32(a1, f1, vld1q_f32(xs + j + 4));
+            a2 = vfmaq_f32(a2, f2, vld1q_f32(xs + j + 8));
+            a3 = vfmaq_f32(a3, f3, vld1q_f32(xs + j + 12));
+            s8x8(vget_low_s8(hi), &f0, &f1);
+            s8x8(vget_high_s8(hi), &f2, &f3);
+            a0 = vfmaq_f32(a0, f0, vld1q_f32(xs + j + 16));
+            a1 = vfmaq_f32(a1, f1, vld1q_f32(xs + j + 20));
+            a2 = vfmaq_f32(a2, f2, vld1q_f32(xs + j + 24));
+            a3 = vfmaq_f32(a3, f3, vld1q_f32(xs + j + 28));
+        }
+        acc += sum4(a0, a1, a2, a3) * k2c_bf16_to_f32(scale[g]);
+    }
+    return acc;
+}
+
+/* ------------------------------------------------------------------ table entries */
+static float dot_row(const k2c_linear *l, int r, const float *x, const float *xs) {
+    size_t off = (size_t)r * (size_t)l->cols;
+    switch (l->fmt) {
+    case K2C_FMT_F32: return dot_f32((const float *)l->w + off, x, l->cols);
+    case K2C_FMT_BF16: return dot_bf16((const uint16_t *)l->w + off, x, l->cols);
+    case K2C_FMT_F16: return dot_f16((const uint16_t *)l->w + off, x, l->cols);
+    case K2C_FMT_FP8:
+        return dot_fp8((const uint8_t *)l->w + off, x, l->cols,
+                       l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols, l->block);
+    case K2C_FMT_INT4:
+        if (xs && l->block % 32 == 0)
+            return dot_int4((const uint32_t *)l->w + (size_t)r * (size_t)(l->cols / 8), xs, l->cols,
+                            l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
+        break;
+    default: break;
+    }
+    return k2c_kernels_scalar.dot_row(l, r, x, NULL);   /* GGUF types, INT4 with odd groups */
+}
+
+static void dequant_row(const k2c_linear *l, int r, float *out) {
+    int n = l->cols, j = 0;
+    size_t off = (size_t)r * (size_t)n;
+    switch (l->fmt) {
+    case K2C_FMT_F32: memcpy(out, (const float *)l->w + off, (size_t)n * sizeof *out); return;
+    case K2C_FMT_BF16: { const uint16_t *w = (const uint16_t *)l->w + off;
+        for (; j + 4 <= n; j += 4) vst1q_f32(out + j, bf16x4(w + j));
+        for (; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
+        return; }
+    case K2C_FMT_F16: { const uint16_t *w = (const uint16_t *)l->w + off;
+        for (; j + 4 <= n; j += 4) vst1q_f32(out + j, f16x4(w + j));
+        for (; j < n; j++) out[j] = k2c_f16_to_f32(w[j]);
+        return; }
+    case K2C_FMT_FP8: { const uint8_t *w = (const uint8_t *)l->w + off;
+        const float *s = l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols;
+        for (int j0 = 0; j0 < n; j0 += l->block) {
+            int j1 = j0 + l->block < n ? j0 + l->block : n;
+            float32x4_t sc = vdupq_n_f32(s[j0 / l->block]), f[4];
+            for (j = j0; j + 16 <= j1; j += 16) {
+                fp8x16(w + j, f);
+                for (int q = 0; q < 4; q++) vst1q_f32(out + j + 4 * q, vmulq_f32(f[q], sc));
+            }
+            for (; j < j1; j++) out[j] = k2c_fp8_lut[w[j]] * s[j0 / l->block];
+        }
+        return; }
+    default: break;
+    }
+    k2c_kernels_scalar.dequant_row(l, r, out);
+}
+
+const k2c_kernels k2c_kernels_neon = {
+    .name = "neon",
+    .dot_row = dot_row,
+    .int4_xs = 1,
+    .dequant_row = dequant_row,
+    .dot_f32 = dot_f32,
+    .gemm_tile = NULL,          /* OpenBLAS sgemm (NEON itself) on tiles dequantized here */
+    .gemm_tile_bf16 = NULL,
+};
+#endif
