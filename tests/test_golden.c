@@ -115,12 +115,16 @@ static void check_case(const char *name) {
     float m2 = max_abs(lg->data, (size_t)lg->numel), e2 = 0;
     for (size_t i = (size_t)half * V; i < (size_t)T * V; i++) e2 = (float)check_worse(e2, fabsf(dl[i] - ((const float *)lg->data)[i]));
     EXPECT(e2 / m2 < 1e-4f, "%s mixed prefill+decode rel err %g", name, e2 / m2);
-    /* a chunked prefill continuing the cache equals one prefill */
-    k2c_state_reset(&g.s);
-    EXPECT(k2c_prefill(&g.s, ids, half, NULL, NULL, NULL) == 0 && k2c_prefill(&g.s, ids + half, T - half, dl, NULL, NULL) == 0, "chunked");
-    e2 = 0;
-    for (size_t i = 0; i < (size_t)(T - half) * V; i++) e2 = (float)check_worse(e2, fabsf(dl[i] - ((const float *)lg->data)[(size_t)half * V + i]));
-    EXPECT(e2 / m2 < 1e-4f, "%s chunked prefill rel err %g", name, e2 / m2);
+    /* a chunked prefill continuing the cache equals one prefill, in either attention form */
+    for (int path = 0; path < 3; path++) {
+        g.m.prefill_path = path;
+        k2c_state_reset(&g.s);
+        EXPECT(k2c_prefill(&g.s, ids, half, NULL, NULL, NULL) == 0 && k2c_prefill(&g.s, ids + half, T - half, dl, NULL, NULL) == 0, "chunked");
+        e2 = 0;
+        for (size_t i = 0; i < (size_t)(T - half) * V; i++) e2 = (float)check_worse(e2, fabsf(dl[i] - ((const float *)lg->data)[(size_t)half * V + i]));
+        EXPECT(e2 / m2 < 1e-4f, "%s chunked prefill (form %d) rel err %g", name, path, e2 / m2);
+    }
+    g.m.prefill_path = 0;
     /* batched decode: state a decodes from the start, state b joins after a prefill of half; each row
      * of the batch must equal the reference at its own position */
     {
@@ -278,18 +282,25 @@ static void long_case(void) {
     for (int t = P; t < T; t++) EXPECT(k2c_decode(&s, ids[t], lo + (size_t)t * V, NULL) == 0, "%s", k2c_errmsg());
     e = rel_err(lo, lg);
     EXPECT(e < 1e-4f, "k2-long [%s] prefill %d + decode rel err %g", simd_name(), P, e);
-    /* chunked prefills: every chunk continues the cache of the chunks before it */
-    const int chunks[] = {1, 7, 64, T};
-    for (int ci = 0; ci < 4; ci++) {
+    /* chunked prefills: every chunk continues the cache of the chunks before it, in the form the cost model
+     * picks and in each form forced (absorbed over the latent cache, expanded keys/values) */
+    const int chunks[] = {1, 7, 7, 7, 64, 64, 64, T, T}, paths[] = {0, 0, 1, 2, 0, 1, 2, 1, 2};
+    const char *pname[] = {"chosen", "absorbed", "expanded"};
+    float worst = 0;
+    for (int ci = 0; ci < 9; ci++) {
         k2c_state_reset(&s);
+        m.prefill_path = paths[ci];
         memset(lo, 0, (size_t)T * V * sizeof *lo);
         for (int t = 0; t < T; t += chunks[ci]) {
             int n = T - t < chunks[ci] ? T - t : chunks[ci];
             EXPECT(k2c_prefill(&s, ids + t, n, lo + (size_t)t * V, NULL, NULL) == 0, "%s", k2c_errmsg());
         }
         e = rel_err_rows(lo, lg, 0, (size_t)T * V);
-        EXPECT(e < 1e-4f, "k2-long [%s] prefill in chunks of %d rel err %g", simd_name(), chunks[ci], e);
+        worst = (float)check_worse(worst, e);
+        EXPECT(e < 1e-4f, "k2-long [%s] prefill in chunks of %d (%s) rel err %g", simd_name(), chunks[ci], pname[paths[ci]], e);
     }
+    m.prefill_path = 0;
+    printf("  k2-long [%s]: chunked prefills (1, 7, 64, %d; both forms) worst rel err %.3g\n", simd_name(), T, worst);
     k2c_state_free(&s);
     free(ids); free(lo); free(tr.hidden); free(tr.experts); free(tr.attn_max);
     k2c_st_close(&ref);
