@@ -110,7 +110,10 @@ typedef struct {
     int threads;            /* 0: every core */
     int bf16_prompt;        /* prompts on BF16 weights as BF16 x BF16 products (AVX512-BF16 CPUs; rounds the
                              * activations, off by default: fp32 inputs are what the golden tests check) */
+    int ubatch;             /* tokens per forward pass of a prefill (k2c_prefill splits longer prompts), so the
+                             * activation memory does not grow with the prompt; 0: K2C_UBATCH_DEFAULT */
 } k2c_model_opts;
+#define K2C_UBATCH_DEFAULT 512
 /* The defaults, then K2C_SIMD (scalar|avx2|avx512) and K2C_PROMPT_PRECISION (bf16) from the environment: the
  * one place the library reads the environment, and only when the caller asks it to. */
 void k2c_model_opts_default(k2c_model_opts *o);
@@ -122,6 +125,7 @@ k2c_model *k2c_model_open(const char *dir, const k2c_model_opts *o);
 void k2c_model_close(k2c_model *m);
 const k2c_config *k2c_model_config(const k2c_model *m);
 int k2c_model_set_threads(k2c_model *m, int n);         /* 0: every core */
+int k2c_model_set_ubatch(k2c_model *m, int n);          /* 0: K2C_UBATCH_DEFAULT */
 typedef struct {
     int nfiles, ntensors;
     size_t bytes;                       /* every tensor */
@@ -151,8 +155,10 @@ void k2c_state_delete(k2c_state *s);
 void k2c_state_reset(k2c_state *s);
 int k2c_state_pos(const k2c_state *s);                  /* tokens in the cache */
 int k2c_state_truncate(k2c_state *s, int pos);          /* keep the first pos tokens; -1 if pos > held */
-/* Runs T tokens from the state's position through the expanded attention path, appending them to the
- * latent cache. logits: [T, V] for every position, or NULL; last_logits: [V] of the last position, or NULL. */
+/* Runs T tokens from the state's position, appending them to the latent cache, in forward passes of at most
+ * the model's ubatch tokens (each attends to the cache in the absorbed or the expanded form, whichever costs
+ * less). logits: [T, V] for every position, or NULL; last_logits: [V] of the last position, or NULL. On an
+ * error the state keeps what it held before the call. */
 int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace);
 /* One token through the absorbed attention path over the latent cache. logits [V]. */
 int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace);

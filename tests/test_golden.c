@@ -300,6 +300,31 @@ static void long_case(void) {
         EXPECT(e < 1e-4f, "k2-long [%s] prefill in chunks of %d (%s) rel err %g", simd_name(), chunks[ci], pname[paths[ci]], e);
     }
     m.prefill_path = 0;
+    /* the model's ubatch splits one k2c_prefill call: logits, every layer's hidden states and experts land at
+     * their own rows */
+    k2c_state_reset(&s);
+    k2c_model_set_ubatch(&m, 100);
+    memset(lo, 0, (size_t)T * V * sizeof *lo);
+    memset(tr.hidden, 0, (size_t)L * T * D * sizeof(float));
+    memset(tr.experts, 0, (size_t)L * T * K * sizeof(int));
+    EXPECT(k2c_prefill(&s, ids, T, lo, NULL, &tr) == 0 && s.pos == T, "%s", k2c_errmsg());
+    e = rel_err(lo, lg);
+    EXPECT(e < 1e-4f, "k2-long [%s] prefill in ubatches of 100 rel err %g", simd_name(), e);
+    for (int l = 0; l < L; l++) {
+        snprintf(tn, sizeof tn, "hidden.%d", l);
+        const k2c_tensor *h = k2c_st_find(&ref, tn);
+        if (h) { float he = rel_err(tr.hidden + (size_t)l * T * D, h); EXPECT(he < 1e-4f, "k2-long ubatch %s rel err %g", tn, he); }
+        snprintf(tn, sizeof tn, "experts.%d", l);
+        const k2c_tensor *ex = k2c_st_find(&ref, tn);
+        int bad = 0;
+        for (int i = 0; ex && i < T * K; i++) bad += tr.experts[(size_t)l * T * K + i] != (int)k2c_elem_to_f32(ex->dtype, ex->data, i);
+        EXPECT(bad == 0, "k2-long ubatch %s: %d mismatches", tn, bad);
+    }
+    /* a prefill that does not fit fails whole and leaves the cache as it was */
+    k2c_state_reset(&s);
+    EXPECT(k2c_prefill(&s, ids, 10, NULL, NULL, NULL) == 0, "%s", k2c_errmsg());
+    EXPECT(k2c_prefill(&s, ids, T, NULL, NULL, NULL) != 0 && strstr(k2c_errmsg(), "context full") && s.pos == 10, "overflow");
+    k2c_model_set_ubatch(&m, 0);
     printf("  k2-long [%s]: chunked prefills (1, 7, 64, %d; both forms) worst rel err %.3g\n", simd_name(), T, worst);
     k2c_state_free(&s);
     free(ids); free(lo); free(tr.hidden); free(tr.experts); free(tr.attn_max);
