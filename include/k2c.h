@@ -155,6 +155,10 @@ void k2c_state_delete(k2c_state *s);
 void k2c_state_reset(k2c_state *s);
 int k2c_state_pos(const k2c_state *s);                  /* tokens in the cache */
 int k2c_state_truncate(k2c_state *s, int pos);          /* keep the first pos tokens; -1 if pos > held */
+/* Benchmarks only: grows the cache to n positions by repeating the rows it holds (it must hold at least one),
+ * in seconds rather than the minutes a real prefill of a long prompt takes. A decode after it reads and
+ * computes exactly what it would after n real tokens, but its logits belong to no real prompt. */
+int k2c_state_fill_repeat(k2c_state *s, int n);
 /* Runs T tokens from the state's position, appending them to the latent cache, in forward passes of at most
  * the model's ubatch tokens (each attends to the cache in the absorbed or the expanded form, whichever costs
  * less). logits: [T, V] for every position, or NULL; last_logits: [V] of the last position, or NULL. On an

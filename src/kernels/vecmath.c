@@ -83,10 +83,12 @@ VEC float k2c_vdot(const float *a, const float *b, int n) {
 typedef float v16 __attribute__((vector_size(64)));
 static inline v16 ld16(const float *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
 static inline void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
-static inline float hsum16(v16 v) {
-    float s = 0;
-    for (int k = 0; k < 16; k++) s += v[k];
-    return s;
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+static inline float hsum16(v16 v) {     /* a fixed tree: 16 -> 8 -> 4 lanes, then pairs */
+    v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (b[0] + b[2]) + (b[1] + b[3]);
 }
 static inline float dot_tail(const float *a, const float *b, int n0, int n) {
     float s = 0;
@@ -94,6 +96,10 @@ static inline float dot_tail(const float *a, const float *b, int n0, int n) {
     return s;
 }
 
+/* These two contract multiply-adds into FMAs (ISO C mode keeps them apart elsewhere in this file): attention
+ * over a long cache is bound by their arithmetic, and an FMA does both at the rate of one. */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
 VEC void k2c_vgemm_nt(float *S, int lds, const float *A, int lda, int na, const float *B, int ldb, int nb, int n,
                       float alpha, int accumulate) {
     int n16 = n & ~15, i = 0;
@@ -186,6 +192,8 @@ VEC void k2c_vgemm_acc(float *C, int ldc, const float *P, int ldp, int m, const 
             for (int k = n32; k < n; k++) c0[k] += p0[j] * B[(size_t)j * ldb + k];
     }
 }
+
+#pragma GCC pop_options
 
 VEC void k2c_vaxpy(float *y, float a, const float *x, int n) {
     #pragma omp simd

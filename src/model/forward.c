@@ -47,6 +47,21 @@ int k2c_state_truncate(k2c_state *s, int pos) {
     return 0;
 }
 
+int k2c_state_fill_repeat(k2c_state *s, int n) {
+    const k2c_config *c = &s->m->cfg;
+    size_t rs = (size_t)(c->kv_lora_rank + c->qk_rope_head_dim);
+    if (s->pos < 1 || n > s->max_ctx) {
+        k2c_seterr("cannot repeat %d cached rows to %d positions of %d", s->pos, n, s->max_ctx);
+        return -1;
+    }
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        float *base = s->cache + (size_t)l * s->max_ctx * rs;
+        for (int t = s->pos; t < n; t++) memcpy(base + (size_t)t * rs, base + (size_t)(t % s->pos) * rs, rs * sizeof *base);
+    }
+    if (n > s->pos) s->pos = n;
+    return 0;
+}
+
 /* absorbed = 0: T tokens of state ss[0] (prefill). absorbed = 1: one token for each of T states ss[0..T).
  * The trace's rows of these tokens start at row t_off of its Ttr rows per layer (a chunk of a longer prefill). */
 static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, float *logits, float *last_logits,

@@ -98,67 +98,41 @@ static int project_qkv(k2c_state *const *ss, const int *pos_off, int layer, cons
 }
 
 /* ------------------------------------------------------------------ absorbed (latent) attention */
-/* QA [nq, H, r]: q'_{i,h} = W_kvb[h, key rows]^T q_nope_{i,h}. Each weight row is dequantized once for all nq
- * tokens; threads take heads. */
-static int absorb_queries(const k2c_model *m, const k2c_layer *ly, const float *Q, int nq, float *QA) {
-    dims d = dims_of(&m->cfg);
-    int failed = 0;
-    #pragma omp parallel if (worth_threads(m, (double)nq * d.H * d.dn * d.r)) num_threads(m->cx.nthreads) reduction(| : failed)
-    {
-        float *row = malloc((size_t)d.r * sizeof *row);
-        if (!row) failed = 1;
-        #pragma omp for schedule(static)
-        for (int h = 0; h < d.H; h++) {
-            if (!row) continue;
-            for (int i = 0; i < nq; i++) memset(QA + ((size_t)i * d.H + h) * d.r, 0, (size_t)d.r * sizeof *QA);
-            for (int k = 0; k < d.dn; k++) {
-                k2c_linear_rows_f32(&ly->kv_b, h * d.kvd + k, 1, row);
-                for (int i = 0; i < nq; i++)
-                    k2c_vaxpy(QA + ((size_t)i * d.H + h) * d.r, Q[((size_t)i * d.H + h) * d.qd + k], row, d.r);
-            }
-        }
-        free(row);
+/* Head h of QA [nq, H, r + dr]: (q'_{i,h}, q_pe_{i,h}) with q' = W_kvb[h, key rows]^T q_nope_{i,h}, laid out like a
+ * cache row so that one product gives the whole score; each weight row dequantized once for all nq tokens.
+ * row: scratch [r]. */
+static void absorb_query_head(const dims *d, const k2c_layer *ly, int h, const float *Q, int nq, float *QA, float *row) {
+    for (int i = 0; i < nq; i++) {
+        float *qa = QA + ((size_t)i * d->H + h) * d->rs;
+        memset(qa, 0, (size_t)d->r * sizeof *QA);
+        memcpy(qa + d->r, Q + ((size_t)i * d->H + h) * d->qd + d->dn, (size_t)d->dr * sizeof *QA);   /* q_pe */
     }
-    if (failed) { k2c_seterr("out of memory (absorbed queries)"); return -1; }
-    return 0;
+    for (int k = 0; k < d->dn; k++) {
+        k2c_linear_rows_f32(&ly->kv_b, h * d->kvd + k, 1, row);
+        for (int i = 0; i < nq; i++) k2c_vaxpy(QA + ((size_t)i * d->H + h) * d->rs, Q[((size_t)i * d->H + h) * d->qd + k], row, d->r);
+    }
 }
 
-/* A [nq, H, dv]: o_{i,h} = W_kvb[h, value rows] ctx_{i,h}. */
-static int absorb_values(const k2c_model *m, const k2c_layer *ly, const float *CTX, int nq, float *A) {
-    dims d = dims_of(&m->cfg);
-    int failed = 0;
-    #pragma omp parallel if (worth_threads(m, (double)nq * d.H * d.dv * d.r)) num_threads(m->cx.nthreads) reduction(| : failed)
-    {
-        float *row = malloc((size_t)d.r * sizeof *row);
-        if (!row) failed = 1;
-        #pragma omp for schedule(static)
-        for (int h = 0; h < d.H; h++) {
-            if (!row) continue;
-            for (int k = 0; k < d.dv; k++) {
-                k2c_linear_rows_f32(&ly->kv_b, h * d.kvd + d.dn + k, 1, row);
-                for (int i = 0; i < nq; i++)
-                    A[((size_t)i * d.H + h) * d.dv + k] = k2c_vdot(row, CTX + ((size_t)i * d.H + h) * d.r, d.r);
-            }
-        }
-        free(row);
+/* Head h of A [nq, H, dv]: o_{i,h} = W_kvb[h, value rows] ctx_{i,h}. */
+static void absorb_value_head(const dims *d, const k2c_layer *ly, int h, const float *CTX, int nq, float *A, float *row) {
+    for (int k = 0; k < d->dv; k++) {
+        k2c_linear_rows_f32(&ly->kv_b, h * d->kvd + d->dn + k, 1, row);
+        for (int i = 0; i < nq; i++) A[((size_t)i * d->H + h) * d->dv + k] = k2c_vdot(row, CTX + ((size_t)i * d->H + h) * d->r, d->r);
     }
-    if (failed) { k2c_seterr("out of memory (absorbed values)"); return -1; }
-    return 0;
 }
 
 /* One block of positions [j0, j1) of one token's cache (rows of stride rs), all H heads: running max m [H],
  * sum l [H] and unnormalized accumulator acc [H, r]. S: scratch [H, TILE]. The cache rows of a tile are read
  * once for all heads. */
-static void latent_block(const dims *d, const float *rows, int j0, int j1, const float *qa, const float *q, float scale,
+static void latent_block(const dims *d, const float *rows, int j0, int j1, const float *qa, float scale,
                          float *m, float *l, float *acc, float *S) {
     for (int h = 0; h < d->H; h++) { m[h] = -FLT_MAX; l[h] = 0; }
     memset(acc, 0, (size_t)d->H * d->r * sizeof *acc);
     for (int t0 = j0; t0 < j1; t0 += TILE) {
         int nt = j1 - t0 < TILE ? j1 - t0 : TILE;
-        /* S [H, nt] = scale (Q' C^T + Q_pe K_pe^T): the tile's rows against every head at once */
+        /* S [H, nt] = scale (Q' C^T + Q_pe K_pe^T) as one product: query rows (q', q_pe) against cache rows (c, k_pe) */
         const float *tile = rows + (size_t)t0 * d->rs;
-        k2c_vgemm_nt(S, TILE, qa, d->r, d->H, tile, d->rs, nt, d->r, scale, 0);
-        k2c_vgemm_nt(S, TILE, q + d->dn, d->qd, d->H, tile + d->r, d->rs, nt, d->dr, scale, 1);
+        k2c_vgemm_nt(S, TILE, qa, d->rs, d->H, tile, d->rs, nt, d->rs, scale, 0);
         for (int h = 0; h < d->H; h++) {
             float *sh = S + h * TILE, tm = k2c_vmax(sh, nt);
             if (tm > m[h]) {
@@ -175,16 +149,17 @@ static void latent_block(const dims *d, const float *rows, int j0, int j1, const
     }
 }
 
-/* Latent attention of nq tokens (all heads each): token i's cache rows rows[i] (stride r + dr), positions
- * [0, len[i]); its absorbed queries QA [nq, H, r] and roped q_pe inside Q [nq, H, dn + dr]. Out: CTX [nq, H, r]
- * (softmax-weighted latent sums) and mx [nq, H] (largest scaled logit). A token whose cache is long next to
- * the work per thread is split into blocks of positions (their partials merged in block order). */
-static int attend_latent(const k2c_model *m, int nq, const float *const *rows, const int *len, const float *QA,
-                         const float *Q, float *CTX, float *mx) {
+/* Absorbed attention of nq tokens (all heads each), in one parallel region: absorb the queries (threads take
+ * heads), attend (threads take blocks of positions), merge, project the values (heads again). Token i's cache
+ * rows are rows[i] (stride r + dr), positions [0, len[i]); Q [nq, H, dn + dr] holds its roped queries. Out:
+ * A [nq, H, dv] and mx [nq, H] (largest scaled logit). Scratch: QA [nq, H, r + dr], CTX [nq, H, r]. A token whose
+ * cache is long next to the work per thread is split into blocks of positions, merged in block order. */
+static int attend_latent(const k2c_model *m, const k2c_layer *ly, int nq, const float *const *rows, const int *len,
+                         const float *Q, float *QA, float *CTX, float *A, float *mx) {
     dims d = dims_of(&m->cfg);
     int nth = m->cx.nthreads, rc = -1;
     double flops = 0;
-    for (int i = 0; i < nq; i++) flops += (double)len[i] * d.H * (2 * d.r + d.dr);
+    for (int i = 0; i < nq; i++) flops += (double)len[i] * d.H * (2 * d.r + d.dr) + (double)d.H * d.kvd * d.r;
     int par = worth_threads(m, flops);
     /* blocks: per token, enough to give every thread work when tokens are fewer than threads */
     int want = par ? (nth + nq - 1) / nq : 1, nblk = 0, nsplit = 0;
@@ -213,15 +188,17 @@ static int attend_latent(const k2c_model *m, int nq, const float *const *rows, c
     int failed = 0;
     #pragma omp parallel if (par) num_threads(nth) reduction(| : failed)
     {
-        float *S = malloc((size_t)d.H * TILE * sizeof *S);
+        float *S = malloc(((size_t)d.H * TILE + (size_t)d.r) * sizeof *S), *row = S + (size_t)d.H * TILE;
         if (!S) failed = 1;
+        #pragma omp for schedule(static)
+        for (int h = 0; h < d.H; h++) if (S) absorb_query_head(&d, ly, h, Q, nq, QA, row);
         #pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < nblk; b++) {
             if (!S) continue;
             int i = owner[2 * b], nb = first[i + 1] - first[i], k = b - first[i];
             int j0 = (int)((long long)len[i] * k / nb), j1 = (int)((long long)len[i] * (k + 1) / nb);
             float *acc = owner[2 * b + 1] < 0 ? CTX + (size_t)i * d.H * d.r : part + (size_t)owner[2 * b + 1] * d.H * d.r;
-            latent_block(&d, rows[i], j0, j1, QA + (size_t)i * d.H * d.r, Q + (size_t)i * d.H * d.qd, scale,
+            latent_block(&d, rows[i], j0, j1, QA + (size_t)i * d.H * d.rs, scale,
                          ml + (size_t)b * 2 * d.H, ml + (size_t)b * 2 * d.H + d.H, acc, S);
         }
         /* merge: ctx = sum_b e^(m_b - M) acc_b / sum_b e^(m_b - M) l_b, blocks in order */
@@ -239,6 +216,8 @@ static int attend_latent(const k2c_model *m, int nq, const float *const *rows, c
             k2c_vscale(ctx, d.r, 1.0f / L);
             mx[ih] = M;
         }
+        #pragma omp for schedule(static)
+        for (int h = 0; h < d.H; h++) if (S) absorb_value_head(&d, ly, h, CTX, nq, A, row);
         free(S);
     }
     if (failed) { k2c_seterr("out of memory (attention scores)"); goto done; }
@@ -338,7 +317,7 @@ int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out,
     float *Q = malloc((size_t)T * d.H * d.qd * sizeof *Q);
     float *A = malloc((size_t)T * d.H * d.dv * sizeof *A);
     float *mx = malloc((size_t)T * d.H * sizeof *mx);
-    float *QA = absorbed ? malloc((size_t)T * d.H * d.r * 2 * sizeof *QA) : NULL;
+    float *QA = absorbed ? malloc((size_t)T * d.H * (d.r + d.rs) * sizeof *QA) : NULL;
     k2c_state **ss = malloc((size_t)T * sizeof *ss);
     int *off = malloc((size_t)T * sizeof *off), *len = malloc((size_t)T * sizeof *len);
     const float **rows = malloc((size_t)T * sizeof *rows);
@@ -349,9 +328,8 @@ int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out,
     for (int t = 0; t < T; t++) { ss[t] = s; off[t] = t; len[t] = s->pos + t + 1; rows[t] = cache_row(s, layer, 0); }
     if (project_qkv(ss, off, layer, XN, T, Q)) goto done;
     if (absorbed) {
-        float *CTX = QA + (size_t)T * d.H * d.r;
-        if (absorb_queries(m, ly, Q, T, QA) || attend_latent(m, T, rows, len, QA, Q, CTX, mx) ||
-            absorb_values(m, ly, CTX, T, A)) goto done;
+        float *CTX = QA + (size_t)T * d.H * d.rs;
+        if (attend_latent(m, ly, T, rows, len, Q, QA, CTX, A, mx)) goto done;
     } else if (attend_expanded(s, layer, Q, T, A, mx)) {
         goto done;
     }
@@ -374,16 +352,15 @@ int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN
     float *Q = malloc((size_t)n * d.H * d.qd * sizeof *Q);
     float *A = malloc((size_t)n * d.H * d.dv * sizeof *A);
     float *mx = malloc((size_t)n * d.H * sizeof *mx);
-    float *QA = malloc((size_t)n * d.H * d.r * 2 * sizeof *QA);
+    float *QA = malloc((size_t)n * d.H * (d.r + d.rs) * sizeof *QA);
     int *off = calloc((size_t)n, sizeof *off), *len = malloc((size_t)n * sizeof *len);
     const float **rows = malloc((size_t)n * sizeof *rows);
     int rc = -1;
     if (!Q || !A || !mx || !QA || !off || !len || !rows) { k2c_seterr("out of memory"); goto done; }
     for (int i = 0; i < n; i++) { len[i] = ss[i]->pos + 1; rows[i] = cache_row(ss[i], layer, 0); }
     if (project_qkv(ss, off, layer, XN, n, Q)) goto done;
-    float *CTX = QA + (size_t)n * d.H * d.r;
-    if (absorb_queries(m, ly, Q, n, QA) || attend_latent(m, n, rows, len, QA, Q, CTX, mx) ||
-        absorb_values(m, ly, CTX, n, A)) goto done;
+    float *CTX = QA + (size_t)n * d.H * d.rs;
+    if (attend_latent(m, ly, n, rows, len, Q, QA, CTX, A, mx)) goto done;
     if (attn_max)
         for (int i = 0; i < n; i++)
             for (int h = 0; h < d.H; h++) if (mx[i * d.H + h] > attn_max[h]) attn_max[h] = mx[i * d.H + h];
