@@ -16,7 +16,8 @@ logits_cli() {  # NAME [--decode]
     cat "$TMP/$name.check"; pass "$name"; else fail "$name" "$(tail -1 "$TMP/$name.check")"; fi
 }
 if [ -z "$ids" ]; then fail logits_cli_golden "no input_ids: $(tail -1 "$TMP/ids.err")"
-else logits_cli logits_cli_golden; logits_cli logits_cli_golden_decode --decode; fi
+else logits_cli logits_cli_golden; logits_cli logits_cli_golden_decode --decode; logits_cli logits_cli_golden_ubatch --ubatch 5; fi
+expect_fail bad_ubatch "ubatch" $K2C logits --model $G/k2-tiny-f32 --ids 3,4 --ubatch -2 --out "$TMP/x"
 out=$($K2C generate --model "$M" --ids 1,2,3 --max-tokens 8 --temperature 0 2>/dev/null)
 out2=$($K2C generate --model "$M" --ids 1,2,3 --max-tokens 8 --temperature 0 --threads 1 2>/dev/null)
 if [ "$(echo $out | wc -w)" -ge 1 ] && [ "$out" = "$out2" ]; then pass generate_greedy_deterministic; else fail generate_greedy_deterministic "'$out' vs '$out2'"; fi
