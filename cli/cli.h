@@ -39,7 +39,7 @@ int cli_done(cli_args *a);                                   /* -1 (after printi
 /* "3,17,42" -> malloc'd ints; NULL + error on a bad list */
 int *cli_parse_ids(const char *s, int *n);
 int cli_fail(const char *cmd);
-/* --threads, --load and the environment (K2C_SIMD, K2C_PROMPT_PRECISION) as model options. */
+/* --threads, --load, --ubatch and the environment (K2C_SIMD, K2C_PROMPT_PRECISION) as model options. */
 int cli_model_opts(cli_args *a, k2c_model_opts *o);
 /* Loads a model folder with those options, timing it. 0, or -1 with k2c_errmsg() set. */
 int cli_load_model(cli_args *a, k2c_model **m, const char *dir);

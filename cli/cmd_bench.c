@@ -1,6 +1,7 @@
 /* k2c bench: prefill and decode speed of a checkpoint, and decode's effective memory traffic next to the
  * machine's measured read bandwidth. Decode reads every active weight once per token, so
- * GB/s = (bytes of attention + dense/shared FFN + k experts + router + head per token) * tokens/s. */
+ * GB/s = (bytes of attention + dense/shared FFN + k experts + router + head per token, plus the latent cache
+ * the step reads once per layer) * tokens/s. --depth N measures decode after N cached positions. */
 #include "cli.h"
 
 #include <omp.h>
@@ -60,22 +61,29 @@ static int cmd_bench(int argc, char **argv) {
     cli_args a;
     if (cli_parse(&a, argc, argv, "json")) return 2;
     const char *dir = cli_need(&a, "model");
-    int prompt = (int)cli_int(&a, "prompt", 128), gen = (int)cli_int(&a, "gen", 32);
+    int prompt = (int)cli_int(&a, "prompt", 128), gen = (int)cli_int(&a, "gen", 32), depth = (int)cli_int(&a, "depth", 0);
+    const char *fill = cli_str(&a, "fill", "repeat");
     int json = cli_flag(&a, "json");
     uint64_t seed = (uint64_t)cli_int(&a, "seed", 1);
     k2c_model *m;
     if (!dir) { cli_done(&a); return 2; }
     if (cli_load_model(&a, &m, dir) != 0) { cli_done(&a); return cli_fail("bench"); }
     if (cli_done(&a)) { k2c_model_close(m); return 2; }
+    if (strcmp(fill, "repeat") && strcmp(fill, "prefill")) {
+        k2c_model_close(m);
+        fprintf(stderr, "bench: --fill must be repeat or prefill\n");
+        return 2;
+    }
     k2c_model_info mi;
     k2c_model_get_info(m, &mi);
-    int V = k2c_model_config(m)->vocab_size, rc = 1;
-    int *ids = malloc((size_t)(prompt > 0 ? prompt : 1) * sizeof *ids);
+    const k2c_config *cf = k2c_model_config(m);
+    int V = cf->vocab_size, rc = 1, nid = prompt > depth ? prompt : depth;
+    int *ids = malloc((size_t)(nid > 0 ? nid : 1) * sizeof *ids);
     float *logits = malloc((size_t)V * sizeof *logits);
     k2c_state *s = NULL;
-    if (!ids || !logits || !(s = k2c_state_new(m, prompt + gen + 2))) goto done;
+    if (!ids || !logits || !(s = k2c_state_new(m, nid + gen + 2))) goto done;
     uint64_t r = seed;
-    for (int i = 0; i < prompt; i++) ids[i] = (int)(k2c_rng_next(&r) % (uint64_t)V);
+    for (int i = 0; i < nid; i++) ids[i] = (int)(k2c_rng_next(&r) % (uint64_t)V);
     k2c_log("bench: %d threads, %s kernels; measuring read bandwidth...\n", mi.threads, mi.kernels);
     double bw = k2c_measure_read_bandwidth((size_t)1 << 30);
     double tp = 0, pf = 0;
@@ -86,6 +94,18 @@ static int cmd_bench(int argc, char **argv) {
         tp = k2c_now() - t0;
         pf = prompt / tp;
     } else if (k2c_decode(s, 1, logits, NULL) != 0) goto done;
+    /* --depth: decode after `depth` cached positions, filled by a real prefill of random ids (--fill prefill)
+     * or by repeating the rows the prompt left (--fill repeat, seconds: same bytes and FLOPs per decode step) */
+    double tf = 0;
+    if (depth > k2c_state_pos(s)) {
+        int have = k2c_state_pos(s);
+        k2c_log("bench: fill the cache to %d positions (%s)...\n", depth, fill);
+        double t0 = k2c_now();
+        if (!strcmp(fill, "prefill") ? k2c_prefill(s, ids + have, depth - have, NULL, logits, NULL) != 0
+                                     : k2c_state_fill_repeat(s, depth) != 0) goto done;
+        tf = k2c_now() - t0;
+    }
+    int pos0 = k2c_state_pos(s) + 1;   /* first timed step attends to this many positions (after the warm-up) */
     /* warm-up step, then timed decode of gen tokens (greedy) */
     int next = 0;
     for (int i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
@@ -98,17 +118,24 @@ static int cmd_bench(int argc, char **argv) {
         if (k2c_decode(s, next, logits, NULL) != 0) goto done;
         if (g % 8 == 7) k2c_log("\rbench: decode %d/%d (%.2f tok/s)", g + 1, gen, (g + 1) / (k2c_now() - t0));
     }
-    double td = k2c_now() - t0, dec = gen / td, bytes = mi.decode_bytes, gbs = bytes * dec / 1e9;
+    double td = k2c_now() - t0, dec = gen / td, bytes = mi.decode_bytes;
+    /* the latent cache each step reads once per layer: positions x (kv_lora_rank + rope dim) fp32 */
+    double cache = (double)cf->num_hidden_layers * (cf->kv_lora_rank + cf->qk_rope_head_dim) * 4.0 *
+                   (pos0 + (gen - 1) / 2.0 + 1);
+    double gbs = (bytes + cache) * dec / 1e9;
     k2c_log("\n");
     if (json)
-        printf("{\"threads\":%d,\"prompt\":%d,\"prefill_tok_s\":%.3f,\"gen\":%d,\"decode_tok_s\":%.3f,\"decode_gb_per_token\":%.4f,"
+        printf("{\"threads\":%d,\"prompt\":%d,\"prefill_tok_s\":%.3f,\"depth\":%d,\"fill\":\"%s\",\"fill_s\":%.3f,\"gen\":%d,"
+               "\"decode_tok_s\":%.3f,\"decode_gb_per_token\":%.4f,\"cache_mb_per_token\":%.3f,"
                "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f}\n",
-               mi.threads, prompt, pf, gen, dec, bytes / 1e9, gbs, bw, gbs / bw);
+               mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw);
     else {
         printf("threads            %d (%s kernels)\n", mi.threads, mi.kernels);
         if (prompt > 0) printf("prefill            %d tokens in %.2f s: %.1f tok/s\n", prompt, tp, pf);
-        printf("decode             %d tokens in %.2f s: %.2f tok/s\n", gen, td, dec);
-        printf("decode traffic     %.3f GB/token -> %.1f GB/s\n", bytes / 1e9, gbs);
+        if (tf > 0) printf("cache fill         %d positions (%s) in %.2f s\n", pos0 - 1, fill, tf);
+        printf("decode             %d tokens at depth %d in %.2f s: %.2f tok/s\n", gen, pos0 - 1, td, dec);
+        printf("decode traffic     %.3f GB/token weights + %.2f MB/token latent cache -> %.1f GB/s\n", bytes / 1e9,
+               cache / 1e6, gbs);
         printf("read bandwidth     %.1f GB/s measured -> decode at %.0f%% of it\n", bw, 100 * gbs / bw);
     }
     rc = 0;
@@ -120,5 +147,9 @@ done:
     k2c_model_close(m);
     return rc;
 }
-CLI_COMMAND(cmd_bench_def, "bench", "--model DIR [--prompt N] [--gen N] [--threads N] [--load auto|mmap|copy] [--json]",
-            "Prefill and decode tokens/s, and decode GB/s next to the measured read bandwidth.", cmd_bench)
+CLI_COMMAND(cmd_bench_def, "bench",
+            "--model DIR [--prompt N] [--gen N] [--depth N [--fill repeat|prefill]] [--threads N] [--ubatch N] "
+            "[--load auto|mmap|copy] [--json]",
+            "Prefill and decode tokens/s, and decode GB/s (weights + latent cache) next to the measured read bandwidth.\n"
+            "--depth N decodes after N cached positions: filled by repeating the prompt's cache rows (repeat, seconds;\n"
+            "the same bytes and arithmetic per step as N real tokens) or by a real prefill of random ids (prefill).", cmd_bench)

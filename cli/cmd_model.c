@@ -9,6 +9,8 @@
 int cli_model_opts(cli_args *a, k2c_model_opts *o) {
     k2c_model_opts_default(o);      /* K2C_SIMD, K2C_PROMPT_PRECISION */
     o->threads = (int)cli_int(a, "threads", 0);
+    o->ubatch = (int)cli_int(a, "ubatch", 0);
+    if (o->ubatch < 0) { k2c_seterr("--ubatch must be positive (tokens per prefill pass)"); return -1; }
     const char *load = cli_str(a, "load", "auto");
     if (strcmp(load, "auto") && strcmp(load, "mmap") && strcmp(load, "copy")) { k2c_seterr("--load must be auto, mmap or copy"); return -1; }
     o->load = !strcmp(load, "copy") ? K2C_LOAD_COPY : !strcmp(load, "mmap") ? K2C_LOAD_MMAP : K2C_LOAD_AUTO;

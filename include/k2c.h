@@ -110,7 +110,10 @@ typedef struct {
     int threads;            /* 0: every core */
     int bf16_prompt;        /* prompts on BF16 weights as BF16 x BF16 products (AVX512-BF16 CPUs; rounds the
                              * activations, off by default: fp32 inputs are what the golden tests check) */
+    int ubatch;             /* tokens per forward pass of a prefill (k2c_prefill splits longer prompts), so the
+                             * activation memory does not grow with the prompt; 0: K2C_UBATCH_DEFAULT */
 } k2c_model_opts;
+#define K2C_UBATCH_DEFAULT 512
 /* The defaults, then K2C_SIMD (scalar|avx2|avx512|neon) and K2C_PROMPT_PRECISION (bf16) from the environment: the
  * one place the library reads the environment, and only when the caller asks it to. */
 void k2c_model_opts_default(k2c_model_opts *o);
@@ -126,6 +129,7 @@ int k2c_model_set_threads(k2c_model *m, int n);         /* 0: every core */
 #define K2C_GGML_TYPES 40
 /* The name of ggml tensor type t of a GGUF file ("Q4_K", "IQ4_XS", ...), NULL for one k2c does not know. */
 const char *k2c_ggml_type_name(int t);
+int k2c_model_set_ubatch(k2c_model *m, int n);          /* 0: K2C_UBATCH_DEFAULT */
 typedef struct {
     int nfiles, ntensors;
     size_t bytes;                       /* every tensor */
@@ -157,8 +161,14 @@ void k2c_state_delete(k2c_state *s);
 void k2c_state_reset(k2c_state *s);
 int k2c_state_pos(const k2c_state *s);                  /* tokens in the cache */
 int k2c_state_truncate(k2c_state *s, int pos);          /* keep the first pos tokens; -1 if pos > held */
-/* Runs T tokens from the state's position through the expanded attention path, appending them to the
- * latent cache. logits: [T, V] for every position, or NULL; last_logits: [V] of the last position, or NULL. */
+/* Benchmarks only: grows the cache to n positions by repeating the rows it holds (it must hold at least one),
+ * in seconds rather than the minutes a real prefill of a long prompt takes. A decode after it reads and
+ * computes exactly what it would after n real tokens, but its logits belong to no real prompt. */
+int k2c_state_fill_repeat(k2c_state *s, int n);
+/* Runs T tokens from the state's position, appending them to the latent cache, in forward passes of at most
+ * the model's ubatch tokens (each attends to the cache in the absorbed or the expanded form, whichever costs
+ * less). logits: [T, V] for every position, or NULL; last_logits: [V] of the last position, or NULL. On an
+ * error the state keeps what it held before the call. */
 int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace);
 /* One token through the absorbed attention path over the latent cache. logits [V]. */
 int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace);

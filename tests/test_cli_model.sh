@@ -16,7 +16,8 @@ logits_cli() {  # NAME [--decode]
     cat "$TMP/$name.check"; pass "$name"; else fail "$name" "$(tail -1 "$TMP/$name.check")"; fi
 }
 if [ -z "$ids" ]; then fail logits_cli_golden "no input_ids: $(tail -1 "$TMP/ids.err")"
-else logits_cli logits_cli_golden; logits_cli logits_cli_golden_decode --decode; fi
+else logits_cli logits_cli_golden; logits_cli logits_cli_golden_decode --decode; logits_cli logits_cli_golden_ubatch --ubatch 5; fi
+expect_fail bad_ubatch "ubatch" $K2C logits --model $G/k2-tiny-f32 --ids 3,4 --ubatch -2 --out "$TMP/x"
 # a GGUF file given to --model (file and folder), and k2c info's bytes per ggml type
 GG=$G/gguf/gguf-Q4_K_M
 gids=$(python3 tests/st_check.py ids $GG/expected.safetensors input_ids)

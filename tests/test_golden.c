@@ -116,12 +116,16 @@ static void check_case(const char *name) {
     float m2 = max_abs(lg->data, (size_t)lg->numel), e2 = 0;
     for (size_t i = (size_t)half * V; i < (size_t)T * V; i++) e2 = (float)check_worse(e2, fabsf(dl[i] - ((const float *)lg->data)[i]));
     EXPECT(e2 / m2 < 1e-4f, "%s mixed prefill+decode rel err %g", name, e2 / m2);
-    /* a chunked prefill continuing the cache equals one prefill */
-    k2c_state_reset(&g.s);
-    EXPECT(k2c_prefill(&g.s, ids, half, NULL, NULL, NULL) == 0 && k2c_prefill(&g.s, ids + half, T - half, dl, NULL, NULL) == 0, "chunked");
-    e2 = 0;
-    for (size_t i = 0; i < (size_t)(T - half) * V; i++) e2 = (float)check_worse(e2, fabsf(dl[i] - ((const float *)lg->data)[(size_t)half * V + i]));
-    EXPECT(e2 / m2 < 1e-4f, "%s chunked prefill rel err %g", name, e2 / m2);
+    /* a chunked prefill continuing the cache equals one prefill, in either attention form */
+    for (int path = 0; path < 3; path++) {
+        g.m.prefill_path = path;
+        k2c_state_reset(&g.s);
+        EXPECT(k2c_prefill(&g.s, ids, half, NULL, NULL, NULL) == 0 && k2c_prefill(&g.s, ids + half, T - half, dl, NULL, NULL) == 0, "chunked");
+        e2 = 0;
+        for (size_t i = 0; i < (size_t)(T - half) * V; i++) e2 = (float)check_worse(e2, fabsf(dl[i] - ((const float *)lg->data)[(size_t)half * V + i]));
+        EXPECT(e2 / m2 < 1e-4f, "%s chunked prefill (form %d) rel err %g", name, path, e2 / m2);
+    }
+    g.m.prefill_path = 0;
     /* batched decode: state a decodes from the start, state b joins after a prefill of half; each row
      * of the batch must equal the reference at its own position */
     {
@@ -213,6 +217,122 @@ static void f16_weights(void) {
     k2c_model_free(&m);
 }
 
+/* k2-long: YaRN (factor 32 over a 128-token original window) at positions up to 1,200, three layers. The
+ * cache holds far more positions than any chunk, so every attention path meets a long history: prefill,
+ * decode, prefill of the first 700 tokens then decode, and chunked prefills of 1, 7, 64 and all tokens. */
+static float rel_err_rows(const float *a, const k2c_tensor *ref, size_t from, size_t n) {
+    float m = max_abs(ref->data, (size_t)ref->numel), e = 0;
+    for (size_t i = 0; i < n; i++) e = (float)check_worse(e, fabsf(a[i] - ((const float *)ref->data)[from + i]));
+    return e / (m > 0 ? m : 1);
+}
+
+static void long_case(void) {
+    const char *dir = "tests/data/golden/k2-long";
+    char exp[300];
+    snprintf(exp, sizeof exp, "%s/expected.safetensors", dir);
+    k2c_model m;
+    k2c_safetensors ref;
+    if (k2c_model_load_opts(&m, dir, &g_opts) != 0) { EXPECT(0, "%s: load: %s", dir, k2c_errmsg()); return; }
+    if (k2c_st_open(&ref, exp) != 0) { EXPECT(0, "%s", k2c_errmsg()); k2c_model_free(&m); return; }
+    const k2c_config *c = &m.cfg;
+    const k2c_tensor *ids_t = k2c_st_find(&ref, "input_ids"), *lg = k2c_st_find(&ref, "logits");
+    EXPECT(ids_t && lg && c->rope_yarn && c->rope_original_max == 128, "k2-long reference");
+    if (!ids_t || !lg) { k2c_st_close(&ref); k2c_model_free(&m); return; }
+    int T = (int)ids_t->numel, V = c->vocab_size, L = c->num_hidden_layers, D = c->hidden_size, H = c->num_attention_heads;
+    int K = c->num_experts_per_tok;
+    EXPECT(T >= 1200, "k2-long holds %d positions", T);
+    int *ids = malloc((size_t)T * sizeof *ids);
+    for (int t = 0; t < T; t++) ids[t] = (int)k2c_elem_to_f32(ids_t->dtype, ids_t->data, t);
+    float *lo = malloc((size_t)T * V * sizeof *lo);
+    k2c_trace tr = {malloc((size_t)L * T * D * sizeof(float)), malloc((size_t)L * T * K * sizeof(int)),
+                    malloc((size_t)L * H * sizeof(float))};
+    for (int i = 0; i < L * H; i++) tr.attn_max[i] = -INFINITY;
+    k2c_state s;
+    EXPECT(k2c_state_init(&s, &m, T) == 0, "%s", k2c_errmsg());
+    /* one prefill of the whole prompt, with its trace */
+    EXPECT(k2c_prefill(&s, ids, T, lo, NULL, &tr) == 0, "%s", k2c_errmsg());
+    float e = rel_err(lo, lg);
+    EXPECT(e < 1e-4f, "k2-long [%s] prefill logits rel err %g", simd_name(), e);
+    char tn[64];
+    for (int l = 0; l < L; l++) {
+        snprintf(tn, sizeof tn, "hidden.%d", l);
+        const k2c_tensor *h = k2c_st_find(&ref, tn);
+        EXPECT(h, "reference lacks %s", tn);
+        if (h) { float he = rel_err(tr.hidden + (size_t)l * T * D, h); EXPECT(he < 1e-4f, "k2-long %s rel err %g", tn, he); }
+        snprintf(tn, sizeof tn, "attn_max_logit.%d", l);
+        const k2c_tensor *am = k2c_st_find(&ref, tn);
+        EXPECT(am, "reference lacks %s", tn);
+        if (am) { float ae = rel_err(tr.attn_max + (size_t)l * H, am); EXPECT(ae < 1e-4f, "k2-long %s rel err %g", tn, ae); }
+        snprintf(tn, sizeof tn, "experts.%d", l);
+        const k2c_tensor *ex = k2c_st_find(&ref, tn);
+        if (ex) {
+            int bad = 0;
+            for (int i = 0; i < T * K; i++) bad += tr.experts[(size_t)l * T * K + i] != (int)k2c_elem_to_f32(ex->dtype, ex->data, i);
+            EXPECT(bad == 0, "k2-long %s: %d mismatches", tn, bad);
+        } else EXPECT(l < c->first_k_dense_replace, "reference lacks %s", tn);
+    }
+    /* decode token by token */
+    k2c_state_reset(&s);
+    for (int t = 0; t < T; t++) EXPECT(k2c_decode(&s, ids[t], lo + (size_t)t * V, NULL) == 0, "%s", k2c_errmsg());
+    e = rel_err(lo, lg);
+    EXPECT(e < 1e-4f, "k2-long [%s] decode logits rel err %g", simd_name(), e);
+    /* prefill of the first 700, decode of the rest */
+    int P = 700;
+    k2c_state_reset(&s);
+    EXPECT(k2c_prefill(&s, ids, P, lo, NULL, NULL) == 0, "%s", k2c_errmsg());
+    for (int t = P; t < T; t++) EXPECT(k2c_decode(&s, ids[t], lo + (size_t)t * V, NULL) == 0, "%s", k2c_errmsg());
+    e = rel_err(lo, lg);
+    EXPECT(e < 1e-4f, "k2-long [%s] prefill %d + decode rel err %g", simd_name(), P, e);
+    /* chunked prefills: every chunk continues the cache of the chunks before it, in the form the cost model
+     * picks and in each form forced (absorbed over the latent cache, expanded keys/values) */
+    const int chunks[] = {1, 7, 7, 7, 64, 64, 64, T, T}, paths[] = {0, 0, 1, 2, 0, 1, 2, 1, 2};
+    const char *pname[] = {"chosen", "absorbed", "expanded"};
+    float worst = 0;
+    for (int ci = 0; ci < 9; ci++) {
+        k2c_state_reset(&s);
+        m.prefill_path = paths[ci];
+        memset(lo, 0, (size_t)T * V * sizeof *lo);
+        for (int t = 0; t < T; t += chunks[ci]) {
+            int n = T - t < chunks[ci] ? T - t : chunks[ci];
+            EXPECT(k2c_prefill(&s, ids + t, n, lo + (size_t)t * V, NULL, NULL) == 0, "%s", k2c_errmsg());
+        }
+        e = rel_err_rows(lo, lg, 0, (size_t)T * V);
+        worst = (float)check_worse(worst, e);
+        EXPECT(e < 1e-4f, "k2-long [%s] prefill in chunks of %d (%s) rel err %g", simd_name(), chunks[ci], pname[paths[ci]], e);
+    }
+    m.prefill_path = 0;
+    /* the model's ubatch splits one k2c_prefill call: logits, every layer's hidden states and experts land at
+     * their own rows */
+    k2c_state_reset(&s);
+    k2c_model_set_ubatch(&m, 100);
+    memset(lo, 0, (size_t)T * V * sizeof *lo);
+    memset(tr.hidden, 0, (size_t)L * T * D * sizeof(float));
+    memset(tr.experts, 0, (size_t)L * T * K * sizeof(int));
+    EXPECT(k2c_prefill(&s, ids, T, lo, NULL, &tr) == 0 && s.pos == T, "%s", k2c_errmsg());
+    e = rel_err(lo, lg);
+    EXPECT(e < 1e-4f, "k2-long [%s] prefill in ubatches of 100 rel err %g", simd_name(), e);
+    for (int l = 0; l < L; l++) {
+        snprintf(tn, sizeof tn, "hidden.%d", l);
+        const k2c_tensor *h = k2c_st_find(&ref, tn);
+        if (h) { float he = rel_err(tr.hidden + (size_t)l * T * D, h); EXPECT(he < 1e-4f, "k2-long ubatch %s rel err %g", tn, he); }
+        snprintf(tn, sizeof tn, "experts.%d", l);
+        const k2c_tensor *ex = k2c_st_find(&ref, tn);
+        int bad = 0;
+        for (int i = 0; ex && i < T * K; i++) bad += tr.experts[(size_t)l * T * K + i] != (int)k2c_elem_to_f32(ex->dtype, ex->data, i);
+        EXPECT(bad == 0, "k2-long ubatch %s: %d mismatches", tn, bad);
+    }
+    /* a prefill that does not fit fails whole and leaves the cache as it was */
+    k2c_state_reset(&s);
+    EXPECT(k2c_prefill(&s, ids, 10, NULL, NULL, NULL) == 0, "%s", k2c_errmsg());
+    EXPECT(k2c_prefill(&s, ids, T, NULL, NULL, NULL) != 0 && strstr(k2c_errmsg(), "context full") && s.pos == 10, "overflow");
+    k2c_model_set_ubatch(&m, 0);
+    printf("  k2-long [%s]: chunked prefills (1, 7, 64, %d; both forms) worst rel err %.3g\n", simd_name(), T, worst);
+    k2c_state_free(&s);
+    free(ids); free(lo); free(tr.hidden); free(tr.experts); free(tr.attn_max);
+    k2c_st_close(&ref);
+    k2c_model_free(&m);
+}
+
 static int cur;
 static void one_case(void) { check_case(CASES[cur]); }
 
@@ -275,6 +395,8 @@ int main(void) {
             snprintf(name, sizeof name, "golden_%s_%s", CASES[cur], SIMD_LEVELS[lv]);
             if (why) skip_test(name, why); else run_test(name, one_case);
         }
+        snprintf(name, sizeof name, "golden_k2-long_%s", SIMD_LEVELS[lv]);
+        if (why) skip_test(name, why); else run_test(name, long_case);
         snprintf(name, sizeof name, "golden_f16_weights_%s", SIMD_LEVELS[lv]);
         if (why) skip_test(name, why); else run_test(name, f16_weights);
     }

@@ -123,6 +123,48 @@ static void test_blas1(void) {
     EXPECT(bad == 0, "axpy / scaled: %d elements off", bad);
 }
 
+/* attention's small products: every block shape (4x4, 4x1, 1x1 and column tails) against float64, and a row's
+ * result the same whichever rows were computed with it */
+static void test_attn_gemm(void) {
+    enum { NA = 7, NB = 9, N = 37, LD = 41 };
+    static float A[NA * LD], B[NB * LD], S[NA * NB], S1[NB], C[NA * LD], C0[NA * LD], P[NA * NB];
+    for (int i = 0; i < NA * LD; i++) { A[i] = frand(1); C[i] = C0[i] = frand(1); }
+    for (int i = 0; i < NB * LD; i++) B[i] = frand(1);
+    for (int i = 0; i < NA * NB; i++) { S[i] = frand(1); P[i] = frand(1); }
+    double worst = 0, worst_acc = 0;
+    int moved = 0;
+    for (int acc = 0; acc < 2; acc++) {
+        float old[NA * NB];
+        memcpy(old, S, sizeof old);
+        k2c_vgemm_nt(S, NB, A, LD, NA, B, LD, NB, N, 0.5f, acc);
+        for (int i = 0; i < NA; i++)
+            for (int j = 0; j < NB; j++) {
+                double want = acc ? old[i * NB + j] : 0;
+                for (int k = 0; k < N; k++) want += 0.5 * A[i * LD + k] * B[j * LD + k];
+                worst = fmax(worst, fabs(S[i * NB + j] - want));
+            }
+    }
+    for (int i = 0; i < NA; i++) {          /* one query alone */
+        k2c_vgemm_nt(S1, NB, A + i * LD, LD, 1, B, LD, NB, N, 0.5f, 0);
+        float both[NB];
+        k2c_vgemm_nt(both, NB, A + i * LD, LD, 1, B, LD, NB, N, 0.5f, 0);
+        for (int j = 0; j < NB; j++) moved += S1[j] != both[j];
+    }
+    float S4[4 * NB], Sx[NB];
+    k2c_vgemm_nt(S4, NB, A, LD, 4, B, LD, NB, N, 1.0f, 0);
+    k2c_vgemm_nt(Sx, NB, A + 2 * LD, LD, 1, B, LD, NB, N, 1.0f, 0);
+    for (int j = 0; j < NB; j++) moved += S4[2 * NB + j] != Sx[j];
+    k2c_vgemm_acc(C, LD, P, NB, NA, B, LD, NB, N);
+    for (int i = 0; i < NA; i++)
+        for (int k = 0; k < N; k++) {
+            double want = C0[i * LD + k];
+            for (int j = 0; j < NB; j++) want += (double)P[i * NB + j] * B[j * LD + k];
+            worst_acc = fmax(worst_acc, fabs(C[i * LD + k] - want));
+        }
+    EXPECT(worst < 1e-5 && worst_acc < 1e-5, "gemm_nt err %g, gemm_acc err %g", worst, worst_acc);
+    EXPECT(moved == 0, "%d results depend on the block they were computed in", moved);
+}
+
 static void test_muon_parts(void) {
     enum { N = 99 };
     float m[N], u[N], g[N], w[N], m0[N], w0[N];
@@ -160,6 +202,7 @@ int main(void) {
     run_test("vec_adamw", test_adamw);
     run_test("vec_rms_rows", test_rms_rows);
     run_test("vec_blas1", test_blas1);
+    run_test("vec_attn_gemm", test_attn_gemm);
     run_test("vec_rms_dw", test_rms_dw);
     run_test("vec_muon_parts", test_muon_parts);
     return check_exit();

@@ -114,6 +114,8 @@ int k2c_matmul_fp32(const k2c_linear *l, const float *X, int T, float *Y);
 /* y [cols] = W^T x [rows] over rows r0 .. r0+nrows-1 of W (x has nrows entries); single-threaded;
  * row: scratch of cols floats. */
 void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y, float *row);
+/* out [nrows, cols] = rows r0 .. r0+nrows-1 as fp32 through the context's kernels; single-threaded. */
+void k2c_linear_rows_f32(const k2c_linear *l, int r0, int nrows, float *out);
 /* y [nrows] = rows r0 .. r0+nrows-1 of W times x [cols]; single-threaded (callers parallelize). */
 void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
 /* Prompt GEMM inputs: X [T, C] packed into blocks of 32 tokens [ceil(T/32)][C][32], zero padded. */
@@ -137,6 +139,13 @@ float k2c_vexp_sum(float *x, int n, float shift);
 float k2c_vdot(const float *a, const float *b, int n);
 /* y[i] += a * x[i] */
 void k2c_vaxpy(float *y, float a, const float *x, int n);
+/* Attention's small products (dot products of 16 lanes, then in order; a row's result does not depend on the
+ * rows computed with it). S [na, nb] (row stride lds) = alpha * A B^T, plus the old S when accumulate:
+ * A [na, n] (stride lda), B [nb, n] (stride ldb). */
+void k2c_vgemm_nt(float *S, int lds, const float *A, int lda, int na, const float *B, int ldb, int nb, int n,
+                  float alpha, int accumulate);
+/* C [m, n] (stride ldc) += P [m, kdim] (stride ldp) B [kdim, n] (stride ldb) */
+void k2c_vgemm_acc(float *C, int ldc, const float *P, int ldp, int m, const float *B, int ldb, int kdim, int n);
 /* y[i] = a * x[i] */
 void k2c_vscaled(float *y, float a, const float *x, int n);
 /* RMSNorm weight gradient over a block of cn columns: acc[k] += sum_t dy[t][k] * x[t][k] * rstd[t], rows

@@ -196,6 +196,11 @@ void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, flo
     free(xs);
 }
 
+void k2c_linear_rows_f32(const k2c_linear *l, int r0, int nrows, float *out) {
+    const k2c_kernels *k = ctx_of(l)->k;
+    for (int i = 0; i < nrows; i++) k->dequant_row(l, r0 + i, out + (size_t)i * (size_t)l->cols);
+}
+
 void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y, float *row) {
     const k2c_kernels *k = ctx_of(l)->k;
     memset(y, 0, (size_t)l->cols * sizeof *y);

@@ -76,6 +76,125 @@ VEC float k2c_vdot(const float *a, const float *b, int n) {
     return s;
 }
 
+/* ---- small matrix products for attention. 16-float GCC vectors (one zmm under the AVX-512 clone); every dot
+ * product is 16 lanes then the same horizontal order then the tail in order, whatever block it falls in, so a
+ * result does not depend on how many rows or queries were computed with it. */
+#pragma GCC diagnostic ignored "-Wpsabi"     /* v16 is passed only between static inline functions of this file */
+typedef float v16 __attribute__((vector_size(64)));
+static inline v16 ld16(const float *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
+static inline void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+static inline float hsum16(v16 v) {     /* a fixed tree: 16 -> 8 -> 4 lanes, then pairs */
+    v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+static inline float dot_tail(const float *a, const float *b, int n0, int n) {
+    float s = 0;
+    for (int k = n0; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+/* These two contract multiply-adds into FMAs (ISO C mode keeps them apart elsewhere in this file): attention
+ * over a long cache is bound by their arithmetic, and an FMA does both at the rate of one. */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+VEC void k2c_vgemm_nt(float *S, int lds, const float *A, int lda, int na, const float *B, int ldb, int nb, int n,
+                      float alpha, int accumulate) {
+    int n16 = n & ~15, i = 0;
+    for (; i + 4 <= na; i += 4) {
+        const float *a0 = A + (size_t)i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        int j = 0;
+        for (; j + 4 <= nb; j += 4) {
+            const float *b0 = B + (size_t)j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+            v16 c[4][4];
+            memset(c, 0, sizeof c);
+            for (int k = 0; k < n16; k += 16) {
+                v16 x0 = ld16(b0 + k), x1 = ld16(b1 + k), x2 = ld16(b2 + k), x3 = ld16(b3 + k), q;
+                q = ld16(a0 + k); c[0][0] += q * x0; c[0][1] += q * x1; c[0][2] += q * x2; c[0][3] += q * x3;
+                q = ld16(a1 + k); c[1][0] += q * x0; c[1][1] += q * x1; c[1][2] += q * x2; c[1][3] += q * x3;
+                q = ld16(a2 + k); c[2][0] += q * x0; c[2][1] += q * x1; c[2][2] += q * x2; c[2][3] += q * x3;
+                q = ld16(a3 + k); c[3][0] += q * x0; c[3][1] += q * x1; c[3][2] += q * x2; c[3][3] += q * x3;
+            }
+            const float *ar[4] = {a0, a1, a2, a3}, *br[4] = {b0, b1, b2, b3};
+            for (int u = 0; u < 4; u++)
+                for (int w = 0; w < 4; w++) {
+                    float v = alpha * (hsum16(c[u][w]) + dot_tail(ar[u], br[w], n16, n));
+                    float *o = S + (size_t)(i + u) * lds + j + w;
+                    *o = accumulate ? *o + v : v;
+                }
+        }
+        for (; j < nb; j++) {
+            const float *b0 = B + (size_t)j * ldb, *ar[4] = {a0, a1, a2, a3};
+            v16 c[4];
+            memset(c, 0, sizeof c);
+            for (int k = 0; k < n16; k += 16) {
+                v16 x0 = ld16(b0 + k);
+                c[0] += ld16(a0 + k) * x0; c[1] += ld16(a1 + k) * x0; c[2] += ld16(a2 + k) * x0; c[3] += ld16(a3 + k) * x0;
+            }
+            for (int u = 0; u < 4; u++) {
+                float v = alpha * (hsum16(c[u]) + dot_tail(ar[u], b0, n16, n));
+                float *o = S + (size_t)(i + u) * lds + j;
+                *o = accumulate ? *o + v : v;
+            }
+        }
+    }
+    for (; i < na; i++) {
+        const float *a0 = A + (size_t)i * lda;
+        for (int j = 0; j < nb; j++) {
+            const float *b0 = B + (size_t)j * ldb;
+            v16 c;
+            memset(&c, 0, sizeof c);
+            for (int k = 0; k < n16; k += 16) c += ld16(a0 + k) * ld16(b0 + k);
+            float v = alpha * (hsum16(c) + dot_tail(a0, b0, n16, n));
+            float *o = S + (size_t)i * lds + j;
+            *o = accumulate ? *o + v : v;
+        }
+    }
+}
+
+VEC void k2c_vgemm_acc(float *C, int ldc, const float *P, int ldp, int m, const float *B, int ldb, int kdim, int n) {
+    int n32 = n & ~31, i = 0;
+    for (; i + 4 <= m; i += 4) {
+        const float *p0 = P + (size_t)i * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
+        float *c0 = C + (size_t)i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+        for (int k = 0; k < n32; k += 32) {
+            v16 a00 = ld16(c0 + k), a01 = ld16(c0 + k + 16), a10 = ld16(c1 + k), a11 = ld16(c1 + k + 16);
+            v16 a20 = ld16(c2 + k), a21 = ld16(c2 + k + 16), a30 = ld16(c3 + k), a31 = ld16(c3 + k + 16);
+            for (int j = 0; j < kdim; j++) {
+                const float *b = B + (size_t)j * ldb + k;
+                v16 x0 = ld16(b), x1 = ld16(b + 16);
+                a00 += p0[j] * x0; a01 += p0[j] * x1; a10 += p1[j] * x0; a11 += p1[j] * x1;
+                a20 += p2[j] * x0; a21 += p2[j] * x1; a30 += p3[j] * x0; a31 += p3[j] * x1;
+            }
+            st16(c0 + k, a00); st16(c0 + k + 16, a01); st16(c1 + k, a10); st16(c1 + k + 16, a11);
+            st16(c2 + k, a20); st16(c2 + k + 16, a21); st16(c3 + k, a30); st16(c3 + k + 16, a31);
+        }
+        for (int j = 0; j < kdim; j++)
+            for (int k = n32; k < n; k++) {
+                float b = B[(size_t)j * ldb + k];
+                c0[k] += p0[j] * b; c1[k] += p1[j] * b; c2[k] += p2[j] * b; c3[k] += p3[j] * b;
+            }
+    }
+    for (; i < m; i++) {
+        const float *p0 = P + (size_t)i * ldp;
+        float *c0 = C + (size_t)i * ldc;
+        for (int k = 0; k < n32; k += 32) {
+            v16 a00 = ld16(c0 + k), a01 = ld16(c0 + k + 16);
+            for (int j = 0; j < kdim; j++) {
+                const float *b = B + (size_t)j * ldb + k;
+                a00 += p0[j] * ld16(b); a01 += p0[j] * ld16(b + 16);
+            }
+            st16(c0 + k, a00); st16(c0 + k + 16, a01);
+        }
+        for (int j = 0; j < kdim; j++)
+            for (int k = n32; k < n; k++) c0[k] += p0[j] * B[(size_t)j * ldb + k];
+    }
+}
+
+#pragma GCC pop_options
+
 VEC void k2c_vaxpy(float *y, float a, const float *x, int n) {
     #pragma omp simd
     for (int i = 0; i < n; i++) y[i] += a * x[i];

@@ -1,6 +1,7 @@
 /* The whole forward pass: embedding, layers (attention + FFN with pre-norms and residuals), final norm
- * and head. One function serves prefill and decode; a single token continuing a cache takes the
- * absorbed MLA path, anything else the expanded one. */
+ * and head. One function serves prefill and decode: decode (one token for each of n states) attends over the
+ * latent cache in absorbed form; a prefill runs in chunks of the model's ubatch tokens, each in whichever MLA
+ * form costs less for its length and the cache behind it (mla.c). */
 #include "model/model.h"
 
 #include <stdlib.h>
@@ -46,9 +47,25 @@ int k2c_state_truncate(k2c_state *s, int pos) {
     return 0;
 }
 
-/* absorbed = 0: T tokens of state ss[0] (prefill). absorbed = 1: one token for each of T states ss[0..T). */
+int k2c_state_fill_repeat(k2c_state *s, int n) {
+    const k2c_config *c = &s->m->cfg;
+    size_t rs = (size_t)(c->kv_lora_rank + c->qk_rope_head_dim);
+    if (s->pos < 1 || n > s->max_ctx) {
+        k2c_seterr("cannot repeat %d cached rows to %d positions of %d", s->pos, n, s->max_ctx);
+        return -1;
+    }
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        float *base = s->cache + (size_t)l * s->max_ctx * rs;
+        for (int t = s->pos; t < n; t++) memcpy(base + (size_t)t * rs, base + (size_t)(t % s->pos) * rs, rs * sizeof *base);
+    }
+    if (n > s->pos) s->pos = n;
+    return 0;
+}
+
+/* absorbed = 0: T tokens of state ss[0] (prefill). absorbed = 1: one token for each of T states ss[0..T).
+ * The trace's rows of these tokens start at row t_off of its Ttr rows per layer (a chunk of a longer prefill). */
 static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, float *logits, float *last_logits,
-                   k2c_trace *tr) {
+                   k2c_trace *tr, int t_off, int Ttr) {
     k2c_state *s = ss[0];
     const k2c_model *m = s->m;
     const k2c_config *c = &m->cfg;
@@ -77,12 +94,12 @@ static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, fl
         if (absorbed ? k2c_mla_decode_batch(ss, T, l, XN, Y, amax) : k2c_mla_prefill(s, l, XN, T, Y, amax)) goto done;
         for (size_t i = 0; i < (size_t)T * D; i++) X[i] += Y[i];
         for (int t = 0; t < T; t++) k2c_rmsnorm(XN + (size_t)t * D, X + (size_t)t * D, ly->ffn_norm, D, eps);
-        int *ex = tr && tr->experts && ly->is_moe ? tr->experts + (size_t)l * T * K : NULL;
+        int *ex = tr && tr->experts && ly->is_moe ? tr->experts + ((size_t)l * Ttr + t_off) * K : NULL;
         if (tr && tr->experts && !ly->is_moe)
-            for (int i = 0; i < T * K; i++) tr->experts[(size_t)l * T * K + i] = -1;
+            for (int i = 0; i < T * K; i++) tr->experts[((size_t)l * Ttr + t_off) * K + i] = -1;
         if (k2c_ffn_forward(m, l, XN, T, Y, ex)) goto done;
         for (size_t i = 0; i < (size_t)T * D; i++) X[i] += Y[i];
-        if (tr && tr->hidden) memcpy(tr->hidden + (size_t)l * T * D, X, (size_t)T * D * sizeof *X);
+        if (tr && tr->hidden) memcpy(tr->hidden + ((size_t)l * Ttr + t_off) * D, X, (size_t)T * D * sizeof *X);
     }
     for (int t = 0; t < T; t++) k2c_rmsnorm(XN + (size_t)t * D, X + (size_t)t * D, m->final_norm, D, eps);
     if (logits && k2c_matmul(&m->head, XN, T, logits)) goto done;
@@ -99,11 +116,25 @@ done:
 }
 
 int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace) {
-    return forward(&s, ids, T, 0, logits, last_logits, trace);
+    int ub = s->m->ubatch > 0 ? s->m->ubatch : K2C_UBATCH_DEFAULT, pos0 = s->pos, V = s->m->cfg.vocab_size;
+    if (T <= 0) { k2c_seterr("no tokens to run"); return -1; }
+    if (s->pos + T > s->max_ctx) {
+        k2c_seterr("context full: %d cached + %d new tokens > %d (raise --ctx)", s->pos, T, s->max_ctx);
+        return -1;
+    }
+    for (int t = 0; t < T; t += ub) {
+        int n = T - t < ub ? T - t : ub;
+        if (forward(&s, ids + t, n, 0, logits ? logits + (size_t)t * V : NULL, t + n == T ? last_logits : NULL,
+                    trace, t, T)) {
+            s->pos = pos0;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace) {
-    return forward(&s, &id, 1, 1, NULL, logits, trace);
+    return forward(&s, &id, 1, 1, NULL, logits, trace, 0, 1);
 }
 
 int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *logits) {
@@ -111,5 +142,5 @@ int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *log
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)
             if (states[i] == states[j]) { k2c_seterr("a state appears twice in one decode batch"); return -1; }
-    return forward(states, ids, n, 1, logits, NULL, NULL);
+    return forward(states, ids, n, 1, logits, NULL, NULL, 0, 1);
 }

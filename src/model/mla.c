@@ -1,11 +1,18 @@
-/* Multi-head Latent Attention (spec section 4), two paths that must agree:
+/* Multi-head Latent Attention (spec section 4). Only c = RMSNorm(kv_a x)[:r] and the roped k_pe [dr] are
+ * cached per token and layer (576 floats for K2). Two forms of the same attention, which must agree:
  *
- * prefill (expanded): every key/value is rebuilt from the latent cache, kv = W_kvb RMSNorm(c), and
- *   attention is ordinary causal softmax attention per head. Used for prompts, where the T x T work
- *   dominates and the expansion is amortized.
- * decode (absorbed): only c [r] and the roped k_pe [dr] are cached per token. W_kvb is folded into the
- *   query and the output: q'_h = W_kvb[h, k rows]^T q_nope_h, score = q'_h . c_t + q_pe_h . k_pe_t,
- *   o_h = W_kvb[h, v rows] (sum_t p_t c_t). Reads 576 floats per past token for K2 instead of 64 heads x 256.
+ * absorbed (latent): W_kvb is folded into the query and the output: q'_h = W_kvb[h, k rows]^T q_nope_h,
+ *   score = q'_h . c_t + q_pe_h . k_pe_t, o_h = W_kvb[h, v rows] (sum_t p_t c_t). Every query of a token
+ *   (all heads) meets each cached row once, so a layer reads its cache once per token, whatever H is.
+ *   Decode always; prefill chunks that are short next to what is cached.
+ * expanded: keys and values are rebuilt from the cache in blocks of positions, kv = W_kvb c, and ordinary
+ *   causal softmax attention runs per head over each block. Costs a GEMM over the cache per call, but
+ *   (dn + dr + dv) instead of (2r + dr) per (query, key, head): long prompts from an empty cache.
+ *
+ * Both are tiled with an online softmax (running max and sum per query and head, rescaled as the max
+ * rises), so no buffer grows with T x N, and the absorbed form splits long caches over threads
+ * flash-decoding style: each thread a block of positions with its own max/sum/accumulator, merged in a
+ * fixed order (a result depends on the thread count, never on scheduling).
  *
  * The latent cache row of token t in layer L is cache[(L * max_ctx + t) * (r + dr)]: c then k_pe. */
 #include "model/model.h"
@@ -17,15 +24,10 @@
 #include <string.h>
 
 #define QK_NORM_EPS 1e-6f   /* the reference builds q_a_layernorm and kv_a_layernorm with eps 1e-6 */
-
-/* Attention's inner products (192 to 576 terms): vectorized with 16 partial sums, since one sequential
- * chain of multiply-adds waits on its previous result every time (the strict C order is 8x slower). */
-static inline float dot(const float *a, const float *b, int n) {
-    float s = 0;
-    #pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
+#define TILE 64             /* cached positions per score tile (absorbed): H x TILE scores per thread */
+#define MIN_SPLIT 128       /* fewest positions a thread takes of one token's cache (absorbed) */
+#define QBLOCK 16           /* queries of one head per task (expanded) */
+#define KBLOCK 256          /* positions expanded at once (expanded): KBLOCK x H x (dn + dv) floats */
 
 void k2c_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     double ss = 0;
@@ -34,10 +36,21 @@ void k2c_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     for (int i = 0; i < n; i++) y[i] = w[i] * (x[i] * inv);
 }
 
+typedef struct { int H, dn, dr, dv, r, qd, kvd, rs; } dims;
+static dims dims_of(const k2c_config *c) {
+    dims d = {c->num_attention_heads, c->qk_nope_head_dim, c->qk_rope_head_dim, c->v_head_dim, c->kv_lora_rank, 0, 0, 0};
+    d.qd = d.dn + d.dr; d.kvd = d.dn + d.dv; d.rs = d.r + d.dr;
+    return d;
+}
+
 static float *cache_row(const k2c_state *s, int layer, int t) {
     const k2c_config *c = &s->m->cfg;
     return s->cache + ((size_t)layer * s->max_ctx + t) * (size_t)(c->kv_lora_rank + c->qk_rope_head_dim);
 }
+
+/* Waking a second thread costs more than a tiny model's whole attention (about 1 MFLOP: a few hundred us on one
+ * core, against fork/join and spinning that a busy machine stretches to milliseconds). */
+static int worth_threads(const k2c_model *m, double flops) { return m->cx.nthreads > 1 && flops > 1e6; }
 
 /* Q [T, H*(dn+dr)] and the new cache rows; q_pe roped in place. Token t goes to state ss[t] at position
  * ss[t]->pos + pos_off[t]: a prefill passes one state T times with offsets 0..T-1, a batched decode n
@@ -46,11 +59,11 @@ static int project_qkv(k2c_state *const *ss, const int *pos_off, int layer, cons
     const k2c_model *m = ss[0]->m;
     const k2c_config *c = &m->cfg;
     const k2c_layer *ly = &m->layers[layer];
-    int H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, r = c->kv_lora_rank;
-    int qd = dn + dr, ql = c->q_lora_rank;
-    float *tmp = malloc(((size_t)T * (size_t)((ql > r + dr ? ql : r + dr)) + (size_t)ql) * sizeof *tmp);
+    dims d = dims_of(c);
+    int ql = c->q_lora_rank;
+    float *tmp = malloc(((size_t)T * (size_t)((ql > d.rs ? ql : d.rs)) + (size_t)ql + (size_t)d.dr) * sizeof *tmp);
     if (!tmp) { k2c_seterr("out of memory"); return -1; }
-    float *kva = tmp;
+    float *kva = tmp, *cs = tmp + (size_t)T * (size_t)((ql > d.rs ? ql : d.rs)) + (size_t)ql;
     if (T == 1) {   /* decode: both projections of x in one parallel loop */
         kva = tmp + (ql > 0 ? ql : 0);
         k2c_matvec_job j[2] = {{ql ? &ly->q_a : &ly->q, XN, ql ? tmp : Q}, {&ly->kv_a, XN, kva}};
@@ -73,138 +86,287 @@ static int project_qkv(k2c_state *const *ss, const int *pos_off, int layer, cons
     }
     for (int t = 0; t < T; t++) {
         int pos = ss[t]->pos + pos_off[t];
-        float *a = kva + (size_t)t * (r + dr), *row = cache_row(ss[t], layer, pos);
-        k2c_rmsnorm(row, a, ly->kv_a_norm, r, QK_NORM_EPS);
-        memcpy(row + r, a + r, (size_t)dr * sizeof *row);
-        k2c_rope_apply(row + r, dr, pos, m->inv_freq, m->rope_mscale);
-        for (int h = 0; h < H; h++) k2c_rope_apply(Q + (size_t)t * H * qd + (size_t)h * qd + dn, dr, pos, m->inv_freq, m->rope_mscale);
+        float *a = kva + (size_t)t * d.rs, *row = cache_row(ss[t], layer, pos);
+        k2c_rmsnorm(row, a, ly->kv_a_norm, d.r, QK_NORM_EPS);
+        memcpy(row + d.r, a + d.r, (size_t)d.dr * sizeof *row);
+        k2c_rope_table(cs, d.dr, pos, m->inv_freq, m->rope_mscale);     /* once per position, not per head */
+        k2c_rope_apply_table(row + d.r, d.dr, cs);
+        for (int h = 0; h < d.H; h++) k2c_rope_apply_table(Q + (size_t)t * d.H * d.qd + (size_t)h * d.qd + d.dn, d.dr, cs);
     }
     free(tmp);
     return 0;
 }
 
-/* softmax over p[0..n) in place; returns nothing, max already known */
-static void softmax_inplace(float *p, int n, float mx) {
-    float sum = 0;
-    for (int i = 0; i < n; i++) sum += (p[i] = expf(p[i] - mx));
-    float inv = 1.0f / sum;
-    for (int i = 0; i < n; i++) p[i] *= inv;
+/* ------------------------------------------------------------------ absorbed (latent) attention */
+/* Head h of QA [nq, H, r + dr]: (q'_{i,h}, q_pe_{i,h}) with q' = W_kvb[h, key rows]^T q_nope_{i,h}, laid out like a
+ * cache row so that one product gives the whole score; each weight row dequantized once for all nq tokens.
+ * row: scratch [r]. */
+static void absorb_query_head(const dims *d, const k2c_layer *ly, int h, const float *Q, int nq, float *QA, float *row) {
+    for (int i = 0; i < nq; i++) {
+        float *qa = QA + ((size_t)i * d->H + h) * d->rs;
+        memset(qa, 0, (size_t)d->r * sizeof *QA);
+        memcpy(qa + d->r, Q + ((size_t)i * d->H + h) * d->qd + d->dn, (size_t)d->dr * sizeof *QA);   /* q_pe */
+    }
+    for (int k = 0; k < d->dn; k++) {
+        k2c_linear_rows_f32(&ly->kv_b, h * d->kvd + k, 1, row);
+        for (int i = 0; i < nq; i++) k2c_vaxpy(QA + ((size_t)i * d->H + h) * d->rs, Q[((size_t)i * d->H + h) * d->qd + k], row, d->r);
+    }
+}
+
+/* Head h of A [nq, H, dv]: o_{i,h} = W_kvb[h, value rows] ctx_{i,h}. */
+static void absorb_value_head(const dims *d, const k2c_layer *ly, int h, const float *CTX, int nq, float *A, float *row) {
+    for (int k = 0; k < d->dv; k++) {
+        k2c_linear_rows_f32(&ly->kv_b, h * d->kvd + d->dn + k, 1, row);
+        for (int i = 0; i < nq; i++) A[((size_t)i * d->H + h) * d->dv + k] = k2c_vdot(row, CTX + ((size_t)i * d->H + h) * d->r, d->r);
+    }
+}
+
+/* One block of positions [j0, j1) of one token's cache (rows of stride rs), all H heads: running max m [H],
+ * sum l [H] and unnormalized accumulator acc [H, r]. S: scratch [H, TILE]. The cache rows of a tile are read
+ * once for all heads. */
+static void latent_block(const dims *d, const float *rows, int j0, int j1, const float *qa, float scale,
+                         float *m, float *l, float *acc, float *S) {
+    for (int h = 0; h < d->H; h++) { m[h] = -FLT_MAX; l[h] = 0; }
+    memset(acc, 0, (size_t)d->H * d->r * sizeof *acc);
+    for (int t0 = j0; t0 < j1; t0 += TILE) {
+        int nt = j1 - t0 < TILE ? j1 - t0 : TILE;
+        /* S [H, nt] = scale (Q' C^T + Q_pe K_pe^T) as one product: query rows (q', q_pe) against cache rows (c, k_pe) */
+        const float *tile = rows + (size_t)t0 * d->rs;
+        k2c_vgemm_nt(S, TILE, qa, d->rs, d->H, tile, d->rs, nt, d->rs, scale, 0);
+        for (int h = 0; h < d->H; h++) {
+            float *sh = S + h * TILE, tm = k2c_vmax(sh, nt);
+            if (tm > m[h]) {
+                if (m[h] != -FLT_MAX) {
+                    float alpha = k2c_vexpf(m[h] - tm);
+                    k2c_vscale(acc + (size_t)h * d->r, d->r, alpha);
+                    l[h] *= alpha;
+                }
+                m[h] = tm;
+            }
+            l[h] += k2c_vexp_sum(sh, nt, m[h]);
+        }
+        k2c_vgemm_acc(acc, d->r, S, TILE, d->H, tile, d->rs, nt, d->r);     /* acc [H, r] += P [H, nt] C */
+    }
+}
+
+/* Absorbed attention of nq tokens (all heads each), in one parallel region: absorb the queries (threads take
+ * heads), attend (threads take blocks of positions), merge, project the values (heads again). Token i's cache
+ * rows are rows[i] (stride r + dr), positions [0, len[i]); Q [nq, H, dn + dr] holds its roped queries. Out:
+ * A [nq, H, dv] and mx [nq, H] (largest scaled logit). Scratch: QA [nq, H, r + dr], CTX [nq, H, r]. A token whose
+ * cache is long next to the work per thread is split into blocks of positions, merged in block order. */
+static int attend_latent(const k2c_model *m, const k2c_layer *ly, int nq, const float *const *rows, const int *len,
+                         const float *Q, float *QA, float *CTX, float *A, float *mx) {
+    dims d = dims_of(&m->cfg);
+    int nth = m->cx.nthreads, rc = -1;
+    double flops = 0;
+    for (int i = 0; i < nq; i++) flops += (double)len[i] * d.H * (2 * d.r + d.dr) + (double)d.H * d.kvd * d.r;
+    int par = worth_threads(m, flops);
+    /* blocks: per token, enough to give every thread work when tokens are fewer than threads */
+    int want = par ? (nth + nq - 1) / nq : 1, nblk = 0, nsplit = 0;
+    int *first = malloc((size_t)(nq + 1) * sizeof *first);
+    if (!first) { k2c_seterr("out of memory"); return -1; }
+    for (int i = 0; i < nq; i++) {
+        int nb = (len[i] + MIN_SPLIT - 1) / MIN_SPLIT;
+        nb = nb < want ? nb : want;
+        nb = nb < 1 ? 1 : nb;
+        first[i] = nblk;
+        nblk += nb;
+        if (nb > 1) nsplit += nb;
+    }
+    first[nq] = nblk;
+    /* per block: m [H], l [H]; accumulators: a split token's blocks in `part`, an unsplit token's in CTX */
+    float *ml = malloc((size_t)nblk * 2 * d.H * sizeof *ml);
+    float *part = malloc(((size_t)nsplit * d.H * d.r + 1) * sizeof *part);
+    int *owner = malloc((size_t)nblk * 2 * sizeof *owner);   /* block -> token, offset into part (-1: CTX) */
+    if (!ml || !part || !owner) { k2c_seterr("out of memory (attention of %d tokens)", nq); goto done; }
+    for (int i = 0, p = 0; i < nq; i++)
+        for (int b = first[i]; b < first[i + 1]; b++) {
+            owner[2 * b] = i;
+            owner[2 * b + 1] = first[i + 1] - first[i] > 1 ? p++ : -1;
+        }
+    float scale = m->attn_scale;
+    int failed = 0;
+    #pragma omp parallel if (par) num_threads(nth) reduction(| : failed)
+    {
+        float *S = malloc(((size_t)d.H * TILE + (size_t)d.r) * sizeof *S), *row = S + (size_t)d.H * TILE;
+        if (!S) failed = 1;
+        #pragma omp for schedule(static)
+        for (int h = 0; h < d.H; h++) if (S) absorb_query_head(&d, ly, h, Q, nq, QA, row);
+        #pragma omp for schedule(dynamic, 1)
+        for (int b = 0; b < nblk; b++) {
+            if (!S) continue;
+            int i = owner[2 * b], nb = first[i + 1] - first[i], k = b - first[i];
+            int j0 = (int)((long long)len[i] * k / nb), j1 = (int)((long long)len[i] * (k + 1) / nb);
+            float *acc = owner[2 * b + 1] < 0 ? CTX + (size_t)i * d.H * d.r : part + (size_t)owner[2 * b + 1] * d.H * d.r;
+            latent_block(&d, rows[i], j0, j1, QA + (size_t)i * d.H * d.rs, scale,
+                         ml + (size_t)b * 2 * d.H, ml + (size_t)b * 2 * d.H + d.H, acc, S);
+        }
+        /* merge: ctx = sum_b e^(m_b - M) acc_b / sum_b e^(m_b - M) l_b, blocks in order */
+        #pragma omp for schedule(static)
+        for (int ih = 0; ih < nq * d.H; ih++) {
+            int i = ih / d.H, h = ih % d.H, b0 = first[i], nb = first[i + 1] - b0;
+            float *ctx = CTX + (size_t)ih * d.r, M = -FLT_MAX, L = 0;
+            for (int b = b0; b < b0 + nb; b++) if (ml[(size_t)b * 2 * d.H + h] > M) M = ml[(size_t)b * 2 * d.H + h];
+            if (nb > 1) memset(ctx, 0, (size_t)d.r * sizeof *ctx);
+            for (int b = b0; b < b0 + nb; b++) {
+                float mb = ml[(size_t)b * 2 * d.H + h], w = nb > 1 ? k2c_vexpf(mb - M) : 1.0f;
+                L += w * ml[(size_t)b * 2 * d.H + d.H + h];
+                if (nb > 1) k2c_vaxpy(ctx, w, part + ((size_t)owner[2 * b + 1] * d.H + h) * d.r, d.r);
+            }
+            k2c_vscale(ctx, d.r, 1.0f / L);
+            mx[ih] = M;
+        }
+        #pragma omp for schedule(static)
+        for (int h = 0; h < d.H; h++) if (S) absorb_value_head(&d, ly, h, CTX, nq, A, row);
+        free(S);
+    }
+    if (failed) { k2c_seterr("out of memory (attention scores)"); goto done; }
+    rc = 0;
+done:
+    free(first); free(ml); free(part); free(owner);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ expanded attention (prefill) */
+/* T new tokens of s at positions s->pos.., Q [T, H, dn + dr] roped, their rows already in the cache. Keys and
+ * values are expanded KBLOCK positions at a time; A [T, H, dv] and mx [T, H] out. */
+static int attend_expanded(k2c_state *s, int layer, const float *Q, int T, float *A, float *mx) {
+    const k2c_model *m = s->m;
+    const k2c_layer *ly = &m->layers[layer];
+    dims d = dims_of(&m->cfg);
+    int N = s->pos + T, B = N < KBLOCK ? N : KBLOCK, rc = -1, failed = 0;
+    float *C = malloc((size_t)B * d.r * sizeof *C), *KV = malloc((size_t)B * d.H * d.kvd * sizeof *KV);
+    float *l = malloc((size_t)T * d.H * sizeof *l);
+    if (!C || !KV || !l) { k2c_seterr("out of memory (prefill attention of %d tokens)", T); goto done; }
+    for (int i = 0; i < T * d.H; i++) { mx[i] = -FLT_MAX; l[i] = 0; }
+    memset(A, 0, (size_t)T * d.H * d.dv * sizeof *A);
+    float scale = m->attn_scale;
+    for (int j0 = 0; j0 < N; j0 += B) {
+        int nb = N - j0 < B ? N - j0 : B;
+        for (int j = 0; j < nb; j++) memcpy(C + (size_t)j * d.r, cache_row(s, layer, j0 + j), (size_t)d.r * sizeof *C);
+        if (k2c_matmul(&ly->kv_b, C, nb, KV)) goto done;
+        /* queries that see this block: t with s->pos + t >= j0, in groups of QBLOCK per head */
+        int tfirst = j0 - s->pos > 0 ? j0 - s->pos : 0, nt = T - tfirst, ng = (nt + QBLOCK - 1) / QBLOCK;
+        int par = worth_threads(m, (double)nt * d.H * nb * (d.dn + d.dr + d.dv));
+        #pragma omp parallel if (par) num_threads(m->cx.nthreads) reduction(| : failed)
+        {
+            float *S = malloc((size_t)QBLOCK * B * sizeof *S), *O = malloc((size_t)QBLOCK * d.dv * sizeof *O);
+            if (!S || !O) failed = 1;
+            /* head-major: a thread runs a group of queries of one head against that head's block of keys */
+            #pragma omp for schedule(dynamic, 1)
+            for (int hg = 0; hg < ng * d.H; hg++) {
+                if (!S || !O) continue;
+                int h = hg / ng, t0 = tfirst + (hg % ng) * QBLOCK, nq = T - t0 < QBLOCK ? T - t0 : QBLOCK;
+                int jmax = s->pos + t0 + nq - j0;              /* keys the last query of the group sees */
+                jmax = jmax < nb ? jmax : nb;
+                const float *q = Q + ((size_t)t0 * d.H + h) * d.qd;
+                /* S [nq, jmax] = scale (Q_nope K^T + Q_pe K_pe^T) */
+                k2c_vgemm_nt(S, B, q, d.H * d.qd, nq, KV + (size_t)h * d.kvd, d.H * d.kvd, jmax, d.dn, scale, 0);
+                k2c_vgemm_nt(S, B, q + d.dn, d.H * d.qd, nq, cache_row(s, layer, j0) + d.r, d.rs, jmax, d.dr, scale, 1);
+                for (int u = 0; u < nq; u++) {
+                    int th = (t0 + u) * d.H + h, jn = s->pos + t0 + u + 1 - j0;
+                    jn = jn < jmax ? jn : jmax;
+                    float *p = S + (size_t)u * B, *o = O + (size_t)u * d.dv, tm = k2c_vmax(p, jn);
+                    float alpha = 1;
+                    if (tm > mx[th]) {
+                        if (mx[th] != -FLT_MAX) alpha = k2c_vexpf(mx[th] - tm);
+                        else alpha = 0;
+                        mx[th] = tm;
+                    }
+                    l[th] = l[th] * alpha + k2c_vexp_sum(p, jn, mx[th]);
+                    for (int j = jn; j < jmax; j++) p[j] = 0;     /* causal: later keys weigh exactly 0 */
+                    k2c_vscaled(o, alpha, A + (size_t)th * d.dv, d.dv);
+                }
+                k2c_vgemm_acc(O, d.dv, S, B, nq, KV + (size_t)h * d.kvd + d.dn, d.H * d.kvd, jmax, d.dv);
+                for (int u = 0; u < nq; u++)
+                    memcpy(A + ((size_t)(t0 + u) * d.H + h) * d.dv, O + (size_t)u * d.dv, (size_t)d.dv * sizeof *O);
+            }
+            free(S); free(O);
+        }
+        if (failed) { k2c_seterr("out of memory (attention scores of %d positions per thread)", B); goto done; }
+    }
+    for (int th = 0; th < T * d.H; th++) k2c_vscale(A + (size_t)th * d.dv, d.dv, 1.0f / l[th]);
+    rc = 0;
+done:
+    free(C); free(KV); free(l);
+    return rc;
+}
+
+/* Which form a prefill of T tokens after `pos` cached ones takes, by arithmetic per call: the expanded form
+ * rebuilds N = pos + T keys/values (a GEMM over the cache) and spends dn + dr + dv per (query, key, head);
+ * the absorbed form absorbs T queries and outputs and spends 2r + dr per (query, key, head), with no GEMM over
+ * the cache. Measured on the Moonlight shape (one layer, one thread, ms for depth/chunk; absorbed vs
+ * expanded): 0/64 30 vs 24, 0/512 349 vs 184, 0/2048 2461 vs 1311, 512/64 47 vs 60, 2048/64 92 vs 178,
+ * 4096/256 671 vs 637: the expansion's GEMM FLOPs and either form's attention FLOPs run at about the same
+ * rate (GEMM_GAIN 1), and this model picks the faster form in each of those cases. */
+#define GEMM_GAIN 1.0
+int k2c_mla_prefill_absorbed(const k2c_model *m, int pos, int T) {
+    if (m->prefill_path) return m->prefill_path == 1;
+    dims d = dims_of(&m->cfg);
+    double pairs = (double)T * pos + (double)T * (T + 1) / 2;
+    double expd = (double)(pos + T) * d.H * d.kvd * d.r / GEMM_GAIN + pairs * d.H * (d.dn + d.dr + d.dv);
+    double absd = pairs * d.H * (2 * d.r + d.dr) + (double)T * d.H * d.kvd * d.r;
+    return absd < expd;
 }
 
 int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out, float *attn_max) {
     const k2c_model *m = s->m;
-    const k2c_config *c = &m->cfg;
     const k2c_layer *ly = &m->layers[layer];
-    int H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, dv = c->v_head_dim;
-    int r = c->kv_lora_rank, qd = dn + dr, kvd = dn + dv, N = s->pos + T;
-    float *Q = malloc((size_t)T * H * qd * sizeof *Q);
-    float *C = malloc((size_t)N * r * sizeof *C);
-    float *KV = malloc((size_t)N * H * kvd * sizeof *KV);
-    float *A = malloc((size_t)T * H * dv * sizeof *A);
-    float *mx = malloc((size_t)T * H * sizeof *mx);
+    dims d = dims_of(&m->cfg);
+    int absorbed = k2c_mla_prefill_absorbed(m, s->pos, T), rc = -1;
+    float *Q = malloc((size_t)T * d.H * d.qd * sizeof *Q);
+    float *A = malloc((size_t)T * d.H * d.dv * sizeof *A);
+    float *mx = malloc((size_t)T * d.H * sizeof *mx);
+    float *QA = absorbed ? malloc((size_t)T * d.H * (d.r + d.rs) * sizeof *QA) : NULL;
     k2c_state **ss = malloc((size_t)T * sizeof *ss);
-    int *off = malloc((size_t)T * sizeof *off);
-    int rc = -1;
-    if (!Q || !C || !KV || !A || !mx || !ss || !off) { k2c_seterr("out of memory (prefill of %d tokens)", T); goto done; }
-    for (int t = 0; t < T; t++) { ss[t] = s; off[t] = t; }
-    if (project_qkv(ss, off, layer, XN, T, Q)) goto done;
-    for (int t = 0; t < N; t++) memcpy(C + (size_t)t * r, cache_row(s, layer, t), (size_t)r * sizeof *C);
-    if (k2c_matmul(&ly->kv_b, C, N, KV)) goto done;
-    float scale = m->attn_scale;
-    /* Waking a second thread costs more than a tiny model's whole attention. */
-    int par = (double)T * H * N * (dn + dr + dv) > 2e5 && m->cx.nthreads > 1, failed = 0;
-    #pragma omp parallel if (par) num_threads(m->cx.nthreads) reduction(| : failed)
-    {
-        float *p = malloc((size_t)N * sizeof *p);
-        if (!p) failed = 1;
-        /* head-major, so that one thread runs consecutive queries of one head and that head's keys and
-         * values (N x (dn + dv) floats) stay in its L2 instead of streaming from memory for every query */
-        #pragma omp for schedule(dynamic, 4)
-        for (int ht = 0; ht < T * H; ht++) {
-            if (!p) continue;
-            int h = ht / T, t = ht % T, th = t * H + h, n = s->pos + t + 1;
-            const float *q = Q + (size_t)t * H * qd + (size_t)h * qd;
-            float best = -FLT_MAX;
-            for (int j = 0; j < n; j++) {
-                const float *kv = KV + (size_t)j * H * kvd + (size_t)h * kvd;
-                p[j] = (dot(q, kv, dn) + dot(q + dn, cache_row(s, layer, j) + r, dr)) * scale;
-                if (p[j] > best) best = p[j];
-            }
-            mx[th] = best;
-            softmax_inplace(p, n, best);
-            float *o = A + (size_t)t * H * dv + (size_t)h * dv;
-            memset(o, 0, (size_t)dv * sizeof *o);
-            for (int j = 0; j < n; j++) {
-                const float *v = KV + (size_t)j * H * kvd + (size_t)h * kvd + dn;
-                #pragma omp simd
-                for (int i = 0; i < dv; i++) o[i] += p[j] * v[i];
-            }
-        }
-        free(p);
+    int *off = malloc((size_t)T * sizeof *off), *len = malloc((size_t)T * sizeof *len);
+    const float **rows = malloc((size_t)T * sizeof *rows);
+    if (!Q || !A || !mx || (absorbed && !QA) || !ss || !off || !len || !rows) {
+        k2c_seterr("out of memory (prefill of %d tokens)", T);
+        goto done;
     }
-    if (failed) { k2c_seterr("out of memory (attention scores of %d positions per thread)", N); goto done; }
+    for (int t = 0; t < T; t++) { ss[t] = s; off[t] = t; len[t] = s->pos + t + 1; rows[t] = cache_row(s, layer, 0); }
+    if (project_qkv(ss, off, layer, XN, T, Q)) goto done;
+    if (absorbed) {
+        float *CTX = QA + (size_t)T * d.H * d.rs;
+        if (attend_latent(m, ly, T, rows, len, Q, QA, CTX, A, mx)) goto done;
+    } else if (attend_expanded(s, layer, Q, T, A, mx)) {
+        goto done;
+    }
     if (attn_max)
-        for (int h = 0; h < H; h++)
-            for (int t = 0; t < T; t++) if (mx[t * H + h] > attn_max[h]) attn_max[h] = mx[t * H + h];
+        for (int h = 0; h < d.H; h++)
+            for (int t = 0; t < T; t++) if (mx[t * d.H + h] > attn_max[h]) attn_max[h] = mx[t * d.H + h];
     if (k2c_matmul(&ly->o, A, T, out)) goto done;
     rc = 0;
 done:
-    free(Q); free(C); free(KV); free(A); free(mx); free(ss); free(off);
+    free(Q); free(A); free(mx); free(QA); free(ss); free(off); free(len); free(rows);
     return rc;
 }
 
 /* One new token for each of n states (n = 1 for plain decode): the projections run as one matmul over
- * the n tokens, so a batch of requests reads each weight once; attention is per state and head. */
+ * the n tokens, so a batch of requests reads each weight once; then latent attention of all of them at once. */
 int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max) {
     const k2c_model *m = ss[0]->m;
-    const k2c_config *c = &m->cfg;
     const k2c_layer *ly = &m->layers[layer];
-    int H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, dv = c->v_head_dim;
-    int r = c->kv_lora_rank, qd = dn + dr, kvd = dn + dv, maxn = 0;
-    float *Q = malloc((size_t)n * H * qd * sizeof *Q);
-    float *A = malloc((size_t)n * H * dv * sizeof *A);
-    float *mx = malloc((size_t)n * H * sizeof *mx);
-    int *off = calloc((size_t)n, sizeof *off);
+    dims d = dims_of(&m->cfg);
+    float *Q = malloc((size_t)n * d.H * d.qd * sizeof *Q);
+    float *A = malloc((size_t)n * d.H * d.dv * sizeof *A);
+    float *mx = malloc((size_t)n * d.H * sizeof *mx);
+    float *QA = malloc((size_t)n * d.H * (d.r + d.rs) * sizeof *QA);
+    int *off = calloc((size_t)n, sizeof *off), *len = malloc((size_t)n * sizeof *len);
+    const float **rows = malloc((size_t)n * sizeof *rows);
     int rc = -1;
-    if (!Q || !A || !mx || !off) { k2c_seterr("out of memory"); goto done; }
+    if (!Q || !A || !mx || !QA || !off || !len || !rows) { k2c_seterr("out of memory"); goto done; }
+    for (int i = 0; i < n; i++) { len[i] = ss[i]->pos + 1; rows[i] = cache_row(ss[i], layer, 0); }
     if (project_qkv(ss, off, layer, XN, n, Q)) goto done;
-    for (int i = 0; i < n; i++) if (ss[i]->pos + 1 > maxn) maxn = ss[i]->pos + 1;
-    float scale = m->attn_scale;
-    int par = (double)n * H * (dn * r + maxn * (2 * r + dr) + dv * r) > 2e5 && m->cx.nthreads > 1, failed = 0;
-    #pragma omp parallel if (par) num_threads(m->cx.nthreads) reduction(| : failed)
-    {
-        float *qa = malloc((size_t)(3 * r + maxn) * sizeof *qa), *ctx = qa + r, *row_buf = ctx + r, *p = row_buf + r;
-        if (!qa) failed = 1;   /* a few KB per thread */
-        #pragma omp for schedule(dynamic, 1)
-        for (int ih = 0; ih < n * H; ih++) {
-            if (!qa) continue;
-            int i = ih / H, h = ih % H, len = ss[i]->pos + 1;
-            const float *q = Q + (size_t)i * H * qd + (size_t)h * qd;
-            k2c_matvec_t_rows(&ly->kv_b, h * kvd, dn, q, qa, row_buf);          /* q'_h [r] */
-            float best = -FLT_MAX;
-            for (int j = 0; j < len; j++) {
-                const float *row = cache_row(ss[i], layer, j);
-                p[j] = (dot(qa, row, r) + dot(q + dn, row + r, dr)) * scale;
-                if (p[j] > best) best = p[j];
-            }
-            mx[ih] = best;
-            softmax_inplace(p, len, best);
-            memset(ctx, 0, (size_t)r * sizeof *ctx);
-            for (int j = 0; j < len; j++) {
-                const float *row = cache_row(ss[i], layer, j);
-                for (int k = 0; k < r; k++) ctx[k] += p[j] * row[k];
-            }
-            k2c_matvec_rows(&ly->kv_b, h * kvd + dn, dv, ctx, A + (size_t)ih * dv);   /* o_h [dv] */
-        }
-        free(qa);
-    }
-    if (failed) { k2c_seterr("out of memory (decode attention scratch)"); goto done; }
+    float *CTX = QA + (size_t)n * d.H * d.rs;
+    if (attend_latent(m, ly, n, rows, len, Q, QA, CTX, A, mx)) goto done;
     if (attn_max)
         for (int i = 0; i < n; i++)
-            for (int h = 0; h < H; h++) if (mx[i * H + h] > attn_max[h]) attn_max[h] = mx[i * H + h];
+            for (int h = 0; h < d.H; h++) if (mx[i * d.H + h] > attn_max[h]) attn_max[h] = mx[i * d.H + h];
     if (k2c_matmul(&ly->o, A, n, out)) goto done;
     rc = 0;
 done:
-    free(Q); free(A); free(mx); free(off);
+    free(Q); free(A); free(mx); free(QA); free(off); free(len); free(rows);
     return rc;
 }

@@ -248,6 +248,7 @@ int k2c_model_load_opts(k2c_model *m, const char *dir, const k2c_model_opts *o) 
             k2c_log("\rloading layer %d/%d", L + 1, c->num_hidden_layers);
     }
     k2c_rope_init(c, m->inv_freq, &m->rope_mscale, &m->attn_scale);
+    k2c_model_set_ubatch(m, o->ubatch);
     return 0;
 fail:
     k2c_model_free(m);
@@ -292,6 +293,11 @@ const k2c_config *k2c_model_config(const k2c_model *m) { return &m->cfg; }
 
 int k2c_model_set_threads(k2c_model *m, int n) {
     m->cx.nthreads = n > 0 ? n : omp_get_num_procs();
+    return 0;
+}
+
+int k2c_model_set_ubatch(k2c_model *m, int n) {
+    m->ubatch = n > 0 ? n : K2C_UBATCH_DEFAULT;
     return 0;
 }
 

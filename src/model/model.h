@@ -3,7 +3,8 @@
  *   model.c     bind tensor names to the layer structs (every name, shape and dtype checked)
  *   model_gguf.c the same for deepseek2 GGUF files (llama.cpp names, ggml types, stacked experts)
  *   rope.c      interleaved RoPE with YaRN
- *   mla.c       Multi-head Latent Attention: prefill (expanded) and decode (absorbed, latent cache)
+ *   mla.c       Multi-head Latent Attention over the latent cache: absorbed (decode, short chunks) and
+ *               expanded (long prompts), both tiled with an online softmax
  *   moe.c       sigmoid router, bias-corrected group-limited top-k, SwiGLU experts
  *   forward.c   the whole forward pass, the state (latent KV cache)
  *   sampler.c   temperature / top-k / top-p / min-p sampling
@@ -19,6 +20,10 @@
 /* inv_freq [dr/2]; cos_sin_scale multiplies cos/sin (YaRN mscale ratio); attn_scale is the softmax scale. */
 void k2c_rope_init(const k2c_config *c, float *inv_freq, float *cos_sin_scale, float *attn_scale);
 void k2c_rope_apply(float *x, int dr, int pos, const float *inv_freq, float mscale);     /* in place */
+/* The same rotation from a table computed once per position: cs [dr] = (cos, sin) * mscale pairs; applying
+ * the table is bit-identical to k2c_rope_apply. */
+void k2c_rope_table(float *cs, int dr, int pos, const float *inv_freq, float mscale);
+void k2c_rope_apply_table(float *x, int dr, const float *cs);
 void k2c_rope_backward(float *dx, int dr, int pos, const float *inv_freq, float mscale);  /* transpose */
 /* Router (noaux_tc): logits [E] -> chosen idx [k] and weights w [k]; scores [E] gets the unbiased
  * sigmoid/softmax scores when not NULL. E <= 1024. */
@@ -56,6 +61,9 @@ struct k2c_model {
     float *inv_freq;                            /* [dr/2] */
     float rope_mscale;                          /* multiplies cos/sin (YaRN) */
     float attn_scale;                           /* softmax scale */
+    int ubatch;                                 /* tokens per forward chunk of a prefill (> 0) */
+    int prefill_path;                           /* MLA prefill form: 0 chosen per call, 1 absorbed, 2 expanded
+                                                 * (tests and measurements force one) */
     void **owned; int nowned, cap_owned;        /* fp32 copies of small vectors */
 };
 
@@ -84,6 +92,8 @@ void k2c_state_free(k2c_state *s);
  * Attention of one layer for T tokens at positions s->pos.. (cache rows written, s->pos not advanced);
  * attn_max [H] is raised to the largest pre-softmax logit per head when not NULL. */
 int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out, float *attn_max);
+/* 1 if a prefill of T tokens after pos cached ones runs in the absorbed form (m->prefill_path, else the cost model). */
+int k2c_mla_prefill_absorbed(const k2c_model *m, int pos, int T);
 int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max);
 /* FFN of one layer (dense or MoE); experts: optional [T, k] trace, sorted ascending. */
 int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float *out, int *experts);

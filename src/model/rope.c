@@ -51,6 +51,22 @@ void k2c_rope_apply(float *x, int dr, int pos, const float *inv_freq, float msca
     }
 }
 
+void k2c_rope_table(float *cs, int dr, int pos, const float *inv_freq, float mscale) {
+    for (int i = 0; i < dr / 2; i++) {
+        double a = (double)pos * (double)inv_freq[i];
+        cs[2 * i] = (float)cos(a) * mscale;
+        cs[2 * i + 1] = (float)sin(a) * mscale;
+    }
+}
+
+void k2c_rope_apply_table(float *x, int dr, const float *cs) {
+    for (int i = 0; i < dr / 2; i++) {
+        float co = cs[2 * i], si = cs[2 * i + 1], x0 = x[2 * i], x1 = x[2 * i + 1];
+        x[2 * i] = x0 * co - x1 * si;
+        x[2 * i + 1] = x0 * si + x1 * co;
+    }
+}
+
 /* Backward of k2c_rope_apply: the transpose of the rotation (dy -> dx). */
 void k2c_rope_backward(float *dx, int dr, int pos, const float *inv_freq, float mscale) {
     for (int i = 0; i < dr / 2; i++) {
