@@ -107,7 +107,7 @@ typedef enum { K2C_LOAD_AUTO, K2C_LOAD_MMAP, K2C_LOAD_COPY } k2c_load_mode;
 typedef struct {
     k2c_load_mode load;
     const char *simd;       /* kernels: NULL or "auto" (the best the CPU has), "scalar", "avx2", "avx512", "neon" */
-    int threads;            /* 0: every core */
+    int threads;            /* 0: OMP_NUM_THREADS if set, else every core */
     int bf16_prompt;        /* prompts on BF16 weights as BF16 x BF16 products (AVX512-BF16 CPUs; rounds the
                              * activations, off by default: fp32 inputs are what the golden tests check) */
     int ubatch;             /* tokens per forward pass of a prefill (k2c_prefill splits longer prompts), so the
@@ -125,7 +125,7 @@ typedef struct k2c_model k2c_model;
 k2c_model *k2c_model_open(const char *dir, const k2c_model_opts *o);
 void k2c_model_close(k2c_model *m);
 const k2c_config *k2c_model_config(const k2c_model *m);
-int k2c_model_set_threads(k2c_model *m, int n);         /* 0: every core */
+int k2c_model_set_threads(k2c_model *m, int n);         /* 0: OMP_NUM_THREADS if set, else every core */
 #define K2C_GGML_TYPES 40
 /* The name of ggml tensor type t of a GGUF file ("Q4_K", "IQ4_XS", ...), NULL for one k2c does not know. */
 const char *k2c_ggml_type_name(int t);

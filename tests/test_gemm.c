@@ -115,7 +115,7 @@ int main(void) {
             if (lv == 0) skip_test("gemm_bf16_inputs_avx512bf16", why);
             continue;
         }
-        k2c_kctx_init(&cx, SIMD_LEVELS[lv], 2, 0);
+        k2c_kctx_init(&cx, SIMD_LEVELS[lv], 0, 0);
         run_test(name, fp32_inputs);
         if (lv == 0) {
             if (k2c_cpu_has_avx512bf16()) run_test("gemm_bf16_inputs_avx512bf16", bf16_inputs);

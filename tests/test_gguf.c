@@ -443,7 +443,7 @@ int main(void) {
     char name[128];
     for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
         const char *why = level_missing(SIMD_LEVELS[lv]);
-        g_opts = (k2c_model_opts){.simd = SIMD_LEVELS[lv], .threads = 2};
+        g_opts = (k2c_model_opts){.simd = SIMD_LEVELS[lv]};
         for (cur = 0; cur < NCASES; cur++) {
             snprintf(name, sizeof name, "gguf_golden_%s_%s", CASES[cur] + 5, SIMD_LEVELS[lv]);
             if (why) skip_test(name, why); else run_test(name, golden_case);

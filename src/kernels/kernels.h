@@ -62,7 +62,7 @@ typedef struct k2c_kctx {
     int nthreads;                           /* > 0 */
     int bf16_prompt;                        /* BF16 x BF16 prompt GEMM (the CPU has AVX512-BF16) */
 } k2c_kctx;
-/* simd: NULL / "auto" (best), "scalar", "avx2", "avx512", "neon"; threads 0: every core. -1 + error (unknown name, or an
+/* simd: NULL / "auto" (best), "scalar", "avx2", "avx512", "neon"; threads 0: OMP_NUM_THREADS or every core. -1 + error (unknown name, or an
  * ISA this CPU lacks, or bf16_prompt without AVX512-BF16). */
 int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt);
 const k2c_kctx *k2c_kctx_default(void);     /* best kernels, every core: for a k2c_linear without a context */

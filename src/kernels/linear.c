@@ -72,7 +72,8 @@ int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt) 
         return -1;
     }
     cx->bf16_prompt = bf16_prompt != 0;
-    cx->nthreads = threads > 0 ? threads : omp_get_num_procs();
+    /* 0: what OpenMP would use (OMP_NUM_THREADS, else every core) */
+    cx->nthreads = threads > 0 ? threads : omp_get_max_threads();
     return 0;
 }
 

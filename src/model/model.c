@@ -292,7 +292,7 @@ void k2c_model_close(k2c_model *m) {
 const k2c_config *k2c_model_config(const k2c_model *m) { return &m->cfg; }
 
 int k2c_model_set_threads(k2c_model *m, int n) {
-    m->cx.nthreads = n > 0 ? n : omp_get_num_procs();
+    m->cx.nthreads = n > 0 ? n : omp_get_max_threads();
     return 0;
 }
 
