@@ -62,6 +62,7 @@ typedef struct {
     srv_job *queue; int nqueue, busy, stopping;
     void *daemon;
     double started;
+    unsigned long next_id;          /* request ids (atomic) */
     /* metrics (under mu) */
     uint64_t m_requests[6];         /* by status class: 1xx .. 5xx (index 1..5) */
     uint64_t m_by_endpoint[6];

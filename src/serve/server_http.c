@@ -234,8 +234,7 @@ srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
     }
     const char *mn = json_string_value(model);
     j->model_name = strdup(mn && *mn ? mn : s->model_name);
-    static unsigned long counter;
-    unsigned long id = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+    unsigned long id = __atomic_add_fetch(&s->next_id, 1, __ATOMIC_RELAXED);
     snprintf(j->id, sizeof j->id, "%s-%lx%04lx", chat ? "chatcmpl" : "cmpl", (unsigned long)time(NULL), id & 0xffff);
     j->created = (long)time(NULL);
     j->deadline = k2c_now() + s->opts.timeout_s;
