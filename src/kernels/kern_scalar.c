@@ -1,11 +1,44 @@
 /* Portable kernels: plain C that any CPU runs, and the reference the ISA files are tested against. Every
  * stored format is dequantized element by element; FP8 and INT4 sum each block or group first and scale once,
- * as the ISA kernels do. */
+ * as the ISA kernels do.
+ *
+ * Written for the compiler's vectorizer: conversions are inline (a BF16 is the top half of an fp32, no call
+ * per weight), and the row dots keep NACC independent partial sums, element j going to sum j % NACC, so the
+ * loop is neither one dependent chain of additions nor in need of -ffast-math to become vector code. */
 #include "kernels/kernels.h"
 
 #include <string.h>
 
 #define fp8_lut k2c_fp8_lut
+#define NACC 8
+
+static inline float bf16f(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* sum of w[j] * x[j] over n elements, w converted by CONV */
+#define DOT_BODY(CONV)                                                                  \
+    float a[NACC] = {0};                                                                \
+    int j = 0;                                                                          \
+    for (; j + NACC <= n; j += NACC)                                                    \
+        for (int k = 0; k < NACC; k++) a[k] += CONV(w[j + k]) * x[j + k];               \
+    float s = 0;                                                                        \
+    for (; j < n; j++) s += CONV(w[j]) * x[j];                                          \
+    for (int k = 0; k < NACC; k++) s += a[k];                                           \
+    return s;
+
+#define AS_IS(v) (v)
+static float dot_f32_n(const float *w, const float *x, int n) { DOT_BODY(AS_IS) }
+static float dot_bf16_n(const uint16_t *w, const float *x, int n) { DOT_BODY(bf16f) }
+static float dot_f16_n(const uint16_t *w, const float *x, int n) { DOT_BODY(k2c_f16_to_f32) }
+static float dot_fp8_n(const uint8_t *w, const float *x, int n) {
+#define FP8(v) fp8_lut[v]
+    DOT_BODY(FP8)
+#undef FP8
+}
 
 /* ------------------------------------------------------------------ dequantization (reference path) */
 static void dequant_row(const k2c_linear *l, int r, float *out) {
@@ -14,20 +47,24 @@ static void dequant_row(const k2c_linear *l, int r, float *out) {
     switch (l->fmt) {
     case K2C_FMT_F32: memcpy(out, (const float *)l->w + off, (size_t)n * 4); break;
     case K2C_FMT_BF16: { const uint16_t *w = (const uint16_t *)l->w + off;
-        for (int j = 0; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
+        for (int j = 0; j < n; j++) out[j] = bf16f(w[j]);
         break; }
     case K2C_FMT_F16: { const uint16_t *w = (const uint16_t *)l->w + off;
         for (int j = 0; j < n; j++) out[j] = k2c_f16_to_f32(w[j]);
         break; }
     case K2C_FMT_FP8: { const uint8_t *w = (const uint8_t *)l->w + off;
         const float *s = l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols;
-        for (int j = 0; j < n; j++) out[j] = fp8_lut[w[j]] * s[j / l->block];
+        for (int j0 = 0; j0 < n; j0 += l->block) {
+            int j1 = j0 + l->block < n ? j0 + l->block : n;
+            float sc = s[j0 / l->block];
+            for (int j = j0; j < j1; j++) out[j] = fp8_lut[w[j]] * sc;
+        }
         break; }
     case K2C_FMT_INT4: { const uint32_t *w = (const uint32_t *)l->w + (size_t)r * (size_t)(n / 8);
         const uint16_t *s = l->scale_bf16 + (size_t)r * (size_t)l->scale_cols;
         for (int j = 0; j < n; j++) {
             int q = (int)((w[j / 8] >> (4 * (j % 8))) & 0xf) - 8;
-            out[j] = (float)q * k2c_bf16_to_f32(s[j / l->block]);
+            out[j] = (float)q * bf16f(s[j / l->block]);
         }
         break; }
     default: k2c_quant_dequant_row(l, r, out); break;   /* GGUF block formats (quant_scalar.c) */
@@ -40,31 +77,25 @@ static float dot_row(const k2c_linear *l, int r, const float *x) {
     size_t off = (size_t)r * (size_t)n;
     float acc = 0;
     switch (l->fmt) {
-    case K2C_FMT_F32: { const float *w = (const float *)l->w + off;
-        for (int j = 0; j < n; j++) acc += w[j] * x[j];
-        break; }
-    case K2C_FMT_BF16: { const uint16_t *w = (const uint16_t *)l->w + off;
-        for (int j = 0; j < n; j++) acc += k2c_bf16_to_f32(w[j]) * x[j];
-        break; }
-    case K2C_FMT_F16: { const uint16_t *w = (const uint16_t *)l->w + off;
-        for (int j = 0; j < n; j++) acc += k2c_f16_to_f32(w[j]) * x[j];
-        break; }
+    case K2C_FMT_F32: return dot_f32_n((const float *)l->w + off, x, n);
+    case K2C_FMT_BF16: return dot_bf16_n((const uint16_t *)l->w + off, x, n);
+    case K2C_FMT_F16: return dot_f16_n((const uint16_t *)l->w + off, x, n);
     case K2C_FMT_FP8: { const uint8_t *w = (const uint8_t *)l->w + off;
         const float *s = l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols;
         for (int j0 = 0; j0 < n; j0 += l->block) {
             int j1 = j0 + l->block < n ? j0 + l->block : n;
-            float b = 0;
-            for (int j = j0; j < j1; j++) b += fp8_lut[w[j]] * x[j];
-            acc += b * s[j0 / l->block];
+            acc += dot_fp8_n(w + j0, x + j0, j1 - j0) * s[j0 / l->block];
         }
         break; }
     case K2C_FMT_INT4: { const uint32_t *w = (const uint32_t *)l->w + (size_t)r * (size_t)(n / 8);
         const uint16_t *s = l->scale_bf16 + (size_t)r * (size_t)l->scale_cols;
         for (int g = 0; g < n / l->block; g++) {
-            float b = 0;
+            float b[NACC] = {0};
             for (int j = g * l->block; j < (g + 1) * l->block; j++)
-                b += (float)((int)((w[j / 8] >> (4 * (j % 8))) & 0xf) - 8) * x[j];
-            acc += b * k2c_bf16_to_f32(s[g]);
+                b[j % NACC] += (float)((int)((w[j / 8] >> (4 * (j % 8))) & 0xf) - 8) * x[j];
+            float t = 0;
+            for (int k = 0; k < NACC; k++) t += b[k];
+            acc += t * bf16f(s[g]);
         }
         break; }
     default: return k2c_quant_dot_row(l, r, x);          /* GGUF block formats (quant_scalar.c) */
@@ -77,11 +108,7 @@ static float dot_row_x(const k2c_linear *l, int r, const float *x, const float *
     return dot_row(l, r, x);
 }
 
-static float dot_f32(const float *a, const float *b, int n) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
+static float dot_f32(const float *a, const float *b, int n) { return dot_f32_n(a, b, n); }
 
 const k2c_kernels k2c_kernels_scalar = {
     .name = "scalar",
