@@ -79,17 +79,17 @@ VEC float k2c_vdot(const float *a, const float *b, int n) {
 /* ---- small matrix products for attention. 16-float GCC vectors (one zmm under the AVX-512 clone); every dot
  * product is 16 lanes then the same horizontal order then the tail in order, whatever block it falls in, so a
  * result does not depend on how many rows or queries were computed with it. */
-#pragma GCC diagnostic ignored "-Wpsabi"     /* v16 is passed only between static inline functions of this file */
+/* Loads, stores and the horizontal sum are macros, not functions: a 64-byte vector passed to or returned from a
+ * function compiled without AVX-512 (the baseline clone) changes the ABI, which clang rejects outright. */
 typedef float v16 __attribute__((vector_size(64)));
-static inline v16 ld16(const float *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
-static inline void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
-typedef float v8 __attribute__((vector_size(32)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));     /* the same at any float's address */
 typedef float v4 __attribute__((vector_size(16)));
-static inline float hsum16(v16 v) {     /* a fixed tree: 16 -> 8 -> 4 lanes, then pairs */
-    v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
-    return (b[0] + b[2]) + (b[1] + b[3]);
-}
+#define ld16(p) (*(const v16u *)(const void *)(p))
+#define st16(p, v) (*(v16u *)(void *)(p) = (v))
+/* a fixed tree: lanes i and i+8 first, then j and j+4 of that, then pairs */
+#define hsum16(v) hsum4((__builtin_shufflevector((v), (v), 0, 1, 2, 3) + __builtin_shufflevector((v), (v), 8, 9, 10, 11)) + \
+                        (__builtin_shufflevector((v), (v), 4, 5, 6, 7) + __builtin_shufflevector((v), (v), 12, 13, 14, 15)))
+static inline float hsum4(v4 b) { return (b[0] + b[2]) + (b[1] + b[3]); }
 static inline float dot_tail(const float *a, const float *b, int n0, int n) {
     float s = 0;
     for (int k = n0; k < n; k++) s += a[k] * b[k];
@@ -98,8 +98,10 @@ static inline float dot_tail(const float *a, const float *b, int n0, int n) {
 
 /* These two contract multiply-adds into FMAs (ISO C mode keeps them apart elsewhere in this file): attention
  * over a long cache is bound by their arithmetic, and an FMA does both at the rate of one. */
+#if !defined(__clang__)        /* clang: -ffp-contract=on already fuses within an expression */
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
+#endif
 VEC void k2c_vgemm_nt(float *S, int lds, const float *A, int lda, int na, const float *B, int ldb, int nb, int n,
                       float alpha, int accumulate) {
     int n16 = n & ~15, i = 0;
@@ -193,7 +195,9 @@ VEC void k2c_vgemm_acc(float *C, int ldc, const float *P, int ldp, int m, const 
     }
 }
 
+#if !defined(__clang__)
 #pragma GCC pop_options
+#endif
 
 VEC void k2c_vaxpy(float *y, float a, const float *x, int n) {
     #pragma omp simd
