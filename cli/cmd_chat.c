@@ -78,13 +78,20 @@ static int chat_token(void *ctx, int id) {
     return 0;
 }
 
-/* The prompt for the next answer: the rendered conversation, or the running document. */
-static char *render(chat *c) {
-    if (!c->templated) return strdup(c->doc ? c->doc : "");
+/* The prompt ids for the next answer. Templated: the rendered conversation with specials only where the
+ * template puts them (what the user types is ordinary text, "<|im_end|>" included). Base model: the
+ * running document is the user's own continuation text, encoded with specials allowed as the model's
+ * own answers (appended to it) were emitted. */
+static int prompt_ids(chat *c, int **ids, int *n) {
+    if (!c->templated) {
+        const char *d = c->doc ? c->doc : "";
+        return k2c_tokenizer_encode(c->tok, d, strlen(d), 1, ids, n);
+    }
     char *js = json_dumps(c->messages, JSON_COMPACT);
-    char *p = js ? k2c_chat_render(js, NULL, 1, "conversation", NULL) : NULL;
+    if (!js) { k2c_seterr("out of memory"); return -1; }
+    int rc = k2c_chat_render_ids(c->tok, js, NULL, 1, "conversation", NULL, ids, n);
     free(js);
-    return p;
+    return rc;
 }
 
 static int append_doc(chat *c, const char *text) {
@@ -102,10 +109,8 @@ static int turn(chat *c, const char *user, int show_speed) {
     if (c->templated) {
         json_array_append_new(c->messages, json_pack("{s:s, s:s}", "role", "user", "content", user));
     } else if (append_doc(c, user) != 0) return -1;
-    char *prompt = render(c);
     int *ids = NULL, n = 0, rc = -1;
-    if (!prompt) goto done;
-    if (k2c_tokenizer_encode(c->tok, prompt, strlen(prompt), 1, &ids, &n) != 0) goto done;
+    if (prompt_ids(c, &ids, &n) != 0) goto done;
     if (n == 0) { k2c_seterr("empty prompt"); goto done; }
     if (n + c->max_tokens + 1 > c->max_ctx) {
         k2c_seterr("the conversation (%d tokens) no longer fits the %d-token context: /reset starts over", n, c->max_ctx);
@@ -152,7 +157,6 @@ static int turn(chat *c, const char *user, int show_speed) {
     fflush(stdout);
     rc = 0;
 done:
-    free(prompt);
     free(ids);
     return rc;
 }

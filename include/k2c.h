@@ -266,6 +266,16 @@ void k2c_detok_free(k2c_detok *d);
  * msg_where / tools_where name the sources in error messages ("messages.json: [2].content: ..."). */
 char *k2c_chat_render(const char *messages_json, const char *tools_json, int add_generation_prompt,
                       const char *msg_where, const char *tools_where);
+/* The same conversation rendered and tokenized for the model: special tokens only where the template
+ * puts them. Message contents, names, roles, tool-call ids and arguments, tool results and the tool
+ * declarations are request text: special-token text in them ("<|im_end|>") is encoded as ordinary
+ * text, so no request can forge a turn or a tool call. For a conversation without such text the ids
+ * equal k2c_tokenizer_encode(k2c_chat_render(...), allow_special=1). Tool-call ids are normalised as in
+ * k2c_chat_render: functions.NAME:IDX (IDX counting the conversation's calls from 0) unless already
+ * of that form, and tool results' tool_call_id follow. 0, or -1 + error naming the field. */
+int k2c_chat_render_ids(const k2c_tokenizer *t, const char *messages_json, const char *tools_json,
+                        int add_generation_prompt, const char *msg_where, const char *tools_where, int **ids,
+                        int *n);
 
 /* Tool-call parser: the assistant's output text (as decoded, specials included) ->
  * content + OpenAI tool_calls. Fed incrementally; marker text split across pieces is held back, so no

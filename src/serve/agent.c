@@ -55,7 +55,7 @@ int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer) {
     tool_ref *refs = NULL;
     int nrefs = 0;
     json_t *decl = json_array(), *msgs = json_array();
-    char *tools_txt = NULL, *msgs_txt = NULL, *prompt = NULL;
+    char *tools_txt = NULL, *msgs_txt = NULL;
     FILE *log = (FILE *)o->log;
     *answer = NULL;
     k2c_model_opts mo = {0};
@@ -84,11 +84,12 @@ int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer) {
     const char *workdir = o->workdir ? o->workdir : ".";
     int turn = 0;
     for (; turn < o->max_turns; turn++) {
-        free(msgs_txt); free(prompt); free(ids);
+        free(msgs_txt); free(ids);
         ids = NULL;
         msgs_txt = json_dumps(msgs, JSON_COMPACT);
-        prompt = msgs_txt ? k2c_chat_render(msgs_txt, tools_txt, 1, "agent messages", "agent tools") : NULL;
-        if (!prompt || k2c_tokenizer_encode(tok, prompt, strlen(prompt), 1, &ids, &nids) != 0) goto done;
+        /* tool results and MCP tool descriptions are outside text: specials only where the template puts them */
+        if (!msgs_txt) { k2c_seterr("out of memory"); goto done; }
+        if (k2c_chat_render_ids(tok, msgs_txt, tools_txt, 1, "agent messages", "agent tools", &ids, &nids) != 0) goto done;
         if (nids + 16 > ctx) { k2c_seterr("agent: the conversation (%d tokens) no longer fits the context (%d)", nids, ctx); goto done; }
         int keep = lcp(hist, st.pos, ids, nids);
         if (keep >= nids) keep = nids - 1;
@@ -170,7 +171,7 @@ done:
     free(refs);
     json_decref(decl);
     json_decref(msgs);
-    free(tools_txt); free(msgs_txt); free(prompt); free(ids); free(hist); free(logits);
+    free(tools_txt); free(msgs_txt); free(ids); free(hist); free(logits);
     k2c_state_free(&st);
     k2c_vocab_info_free(vi);
     if (tok) k2c_tokenizer_free(tok);

@@ -137,6 +137,7 @@ srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
     json_t *r = json_loadb(body, len, 0, &je), *tools = NULL;
     srv_job *j = NULL;
     char *prompt = NULL, *msgs = NULL, *tools_txt = NULL, *schema_txt = NULL, *fn_name = NULL;
+    int *chat_ids = NULL, nchat_ids = 0;
     if (!r) { bad(e, NULL, "invalid JSON body: %s (line %d, column %d)", je.text, je.line, je.column); goto fail; }
     if (!json_is_object(r)) { bad(e, NULL, "the body must be a JSON object"); goto fail; }
     k2c_turn_opts go = {.tool_choice = K2C_TOOLS_AUTO, .parallel_tool_calls = 1, .temperature = 1.0f, .top_p = 1.0f};
@@ -185,8 +186,11 @@ srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
             } else if (strcmp(t, "text")) { bad(e, "response_format", "response_format.type must be text, json_object or json_schema"); goto fail; }
         }
         if (!(msgs = json_dumps(m, JSON_COMPACT))) { bad(e, "messages", "bad messages"); goto fail; }
-        prompt = k2c_chat_render(msgs, tools_txt, 1, "messages", "tools");
-        if (!prompt) { bad(e, "messages", "%s", k2c_errmsg()); goto fail; }
+        /* specials only where the template puts them: request text can never forge a turn or a call */
+        if (k2c_chat_render_ids(s->tok, msgs, tools_txt, 1, "messages", "tools", &chat_ids, &nchat_ids) != 0) {
+            bad(e, strncmp(k2c_errmsg(), "tools", 5) ? "messages" : "tools", "%s", k2c_errmsg());
+            goto fail;
+        }
     } else {
         json_t *p = json_object_get(r, "prompt");
         if (json_is_array(p) && json_array_size(p) == 1) p = json_array_get(p, 0);
@@ -213,9 +217,13 @@ srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
             if (strlen(sv) > j->maxstop) j->maxstop = strlen(sv);
         }
     }
-    int allow_special = chat;   /* the chat template's markers; a raw completion prompt is plain text */
-    if (k2c_tokenizer_encode(s->tok, prompt, strlen(prompt), allow_special, &j->prompt, &j->nprompt) != 0) {
-        bad(e, chat ? "messages" : "prompt", "%s", k2c_errmsg());
+    if (chat) {
+        j->prompt = chat_ids;
+        j->nprompt = nchat_ids;
+        chat_ids = NULL;
+    } else if (k2c_tokenizer_encode(s->tok, prompt, strlen(prompt), 0, &j->prompt, &j->nprompt) != 0) {
+        /* a raw completion prompt is plain text: "<|im_end|>" in it is ordinary text (docs/SERVER.md) */
+        bad(e, "prompt", "%s", k2c_errmsg());
         goto fail;
     }
     if (j->nprompt == 0) { bad(e, "prompt", "the prompt is empty"); goto fail; }
@@ -243,7 +251,7 @@ fail:
     if (j) { srv_job_release(j); j = NULL; }
     if (!e->status) bad(e, NULL, "invalid request");
 out:
-    free(prompt); free(msgs); free(tools_txt); free(schema_txt); free(fn_name);
+    free(prompt); free(msgs); free(tools_txt); free(schema_txt); free(fn_name); free(chat_ids);
     json_decref(r);
     return j;
 }

@@ -14,7 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct { char *s; size_t n, cap; int oom; } sbuf;
+/* The prompt text, and (when track) where the template itself put special tokens: only there may a
+ * special's text become the special id (k2c_chat_render_ids). Everything from the request (content,
+ * names, roles, tool-call ids and arguments, tool results, the tool declarations) is appended with
+ * sb_add / sb_str and stays ordinary text whatever it contains. */
+typedef struct {
+    char *s;
+    size_t n, cap;
+    int oom;
+    int track;
+    tok_span *sp;
+    size_t nsp, spcap;
+} sbuf;
 
 static void sb_add(sbuf *b, const char *s, size_t n) {
     if (b->oom) return;
@@ -31,6 +42,28 @@ static void sb_add(sbuf *b, const char *s, size_t n) {
     b->s[b->n] = 0;
 }
 static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+/* Template text (a constant of this file): appended, and each <|...|> in it recorded as a special span. */
+static void sb_tpl(sbuf *b, const char *s) {
+    size_t start = b->n;
+    sb_str(b, s);
+    if (!b->track || b->oom) return;
+    for (const char *q = s; (q = strstr(q, "<|")) != NULL;) {
+        const char *e = strstr(q + 2, "|>");
+        if (!e) break;
+        if (b->nsp == b->spcap) {
+            size_t cap = b->spcap ? 2 * b->spcap : 64;
+            tok_span *ns = realloc(b->sp, cap * sizeof *ns);
+            if (!ns) { b->oom = 1; return; }
+            b->sp = ns;
+            b->spcap = cap;
+        }
+        b->sp[b->nsp].off = start + (size_t)(q - s);
+        b->sp[b->nsp].len = (size_t)(e + 2 - q);
+        b->nsp++;
+        q = e + 2;
+    }
+}
 
 /* Python repr() of a float: shortest digits that round-trip; exponent form outside 1e-4 <= |x| < 1e16. */
 static void py_float(sbuf *b, double x) {
@@ -165,10 +198,42 @@ static int content_truthy(json_t *c) {
     return (json_is_string(c) && json_string_length(c) > 0) || (json_is_array(c) && json_array_size(c) > 0);
 }
 
-static int add_tool_calls(sbuf *b, json_t *calls, const char *where, size_t mi) {
+/* Tool-call ids as the Kimi template expects them: functions.NAME:IDX, IDX counting the tool calls of the
+ * whole conversation from 0 (the form the model itself emits). An id already of that form for the call's
+ * own function is kept; any other (an OpenAI client's "call_abc", a missing id) is replaced, and a later
+ * tool result naming the original id gets the new one (the most recent call with that id). */
+typedef struct { const char *from; char *to; } idmap;
+typedef struct {
+    idmap *m;
+    size_t n, cap;
+    size_t ncalls;              /* tool calls rendered so far */
+} ids_state;
+
+static int kimi_id_ok(const char *id, const char *name) {
+    size_t nl = strlen(name);
+    if (strncmp(id, "functions.", 10) != 0 || strncmp(id + 10, name, nl) != 0 || id[10 + nl] != ':') return 0;
+    const char *d = id + 11 + nl;
+    if (!*d) return 0;
+    for (; *d; d++)
+        if (*d < '0' || *d > '9') return 0;
+    return 1;
+}
+
+static const char *ids_lookup(const ids_state *st, const char *from) {
+    for (size_t i = st->n; i-- > 0;)
+        if (st->m[i].from && !strcmp(st->m[i].from, from)) return st->m[i].to;
+    return from;
+}
+
+static void ids_free(ids_state *st) {
+    for (size_t i = 0; i < st->n; i++) free(st->m[i].to);
+    free(st->m);
+}
+
+static int add_tool_calls(sbuf *b, json_t *calls, ids_state *st, const char *where, size_t mi) {
     size_t j;
     json_t *tc;
-    sb_str(b, "<|tool_calls_section_begin|>");
+    sb_tpl(b, "<|tool_calls_section_begin|>");
     json_array_foreach(calls, j, tc) {
         json_t *fn = json_object_get(tc, "function");
         json_t *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments");
@@ -177,34 +242,46 @@ static int add_tool_calls(sbuf *b, json_t *calls, const char *where, size_t mi) 
             k2c_seterr("%s: [%zu].tool_calls[%zu]: expected {\"function\": {\"name\": STRING, \"arguments\": ...}}", where, mi, j);
             return -1;
         }
-        if (id && !json_is_string(id)) {
+        if (id && !json_is_string(id) && !json_is_null(id)) {
             k2c_seterr("%s: [%zu].tool_calls[%zu].id: not a string", where, mi, j);
             return -1;
         }
-        sb_str(b, "<|tool_call_begin|>");
-        if (id) sb_str(b, json_string_value(id));
-        else {      /* no id given: the form the model itself emits */
-            char idx[32];
-            snprintf(idx, sizeof idx, ":%zu", j);
-            sb_str(b, "functions.");
-            sb_str(b, json_string_value(name));
-            sb_str(b, idx);
+        const char *nm = json_string_value(name), *given = json_string_value(id);
+        size_t idx = st->ncalls++;
+        char *norm;
+        if (given && kimi_id_ok(given, nm)) norm = strdup(given);
+        else {
+            size_t cap = strlen(nm) + 40;
+            if ((norm = malloc(cap))) snprintf(norm, cap, "functions.%s:%zu", nm, idx);
         }
-        sb_str(b, "<|tool_call_argument_begin|>");
+        if (st->n == st->cap) {
+            size_t cap = st->cap ? 2 * st->cap : 16;
+            idmap *nmap = realloc(st->m, cap * sizeof *nmap);
+            if (!nmap) { free(norm); norm = NULL; }
+            else { st->m = nmap; st->cap = cap; }
+        }
+        if (!norm) { k2c_seterr("out of memory"); return -1; }
+        st->m[st->n].from = given;
+        st->m[st->n++].to = norm;
+        sb_tpl(b, "<|tool_call_begin|>");
+        sb_str(b, norm);
+        sb_tpl(b, "<|tool_call_argument_begin|>");
         if (json_is_string(args)) sb_add(b, json_string_value(args), json_string_length(args));
         else if (args) py_json(b, args, ", ", ": ");
         else sb_str(b, "{}");
-        sb_str(b, "<|tool_call_end|>");
+        sb_tpl(b, "<|tool_call_end|>");
     }
-    sb_str(b, "<|tool_calls_section_end|>");
+    sb_tpl(b, "<|tool_calls_section_end|>");
     return 0;
 }
 
-char *k2c_chat_render(const char *messages_json, const char *tools_json, int add_generation_prompt,
-                      const char *where, const char *tw) {
+/* Renders into b (b.track set by the caller); 0, or -1 + error (b is then freed). */
+static int render(sbuf *bp, const char *messages_json, const char *tools_json, int add_generation_prompt,
+                  const char *where, const char *tw) {
     json_error_t je;
     json_t *msgs = NULL, *tools = NULL;
-    sbuf b = {0};
+    ids_state st = {0};
+    sbuf b = *bp;
     if (!where) where = "messages";
     if (!tw) tw = "tools";
     msgs = json_loads(messages_json, 0, &je);
@@ -216,9 +293,9 @@ char *k2c_chat_render(const char *messages_json, const char *tools_json, int add
         if (!json_is_array(tools)) { k2c_seterr("%s: tools: expected a JSON array of tool definitions", tw); goto fail; }
     }
     if (tools && json_array_size(tools) > 0) {
-        sb_str(&b, "<|im_system|>tool_declare<|im_middle|>");
+        sb_tpl(&b, "<|im_system|>tool_declare<|im_middle|>");
         py_json(&b, tools, ",", ":");
-        sb_str(&b, "<|im_end|>");
+        sb_tpl(&b, "<|im_end|>");
     }
     size_t i;
     json_t *m;
@@ -232,32 +309,62 @@ char *k2c_chat_render(const char *messages_json, const char *tools_json, int add
         if (name && !json_is_string(name) && !json_is_null(name)) { k2c_seterr("%s: [%zu].name: not a string", where, i); goto fail; }
         if (calls && !json_is_array(calls) && !json_is_null(calls)) { k2c_seterr("%s: [%zu].tool_calls: not an array", where, i); goto fail; }
         if (i == 0 && strcmp(role, "system") != 0)
-            sb_str(&b, "<|im_system|>system<|im_middle|>You are Kimi, an AI assistant created by Moonshot AI.<|im_end|>");
-        sb_str(&b, !strcmp(role, "user") ? "<|im_user|>" : !strcmp(role, "assistant") ? "<|im_assistant|>" : "<|im_system|>");
+            sb_tpl(&b, "<|im_system|>system<|im_middle|>You are Kimi, an AI assistant created by Moonshot AI.<|im_end|>");
+        sb_tpl(&b, !strcmp(role, "user") ? "<|im_user|>" : !strcmp(role, "assistant") ? "<|im_assistant|>" : "<|im_system|>");
         sb_str(&b, json_is_string(name) && json_string_length(name) ? json_string_value(name) : role);
-        sb_str(&b, "<|im_middle|>");
+        sb_tpl(&b, "<|im_middle|>");
         if (!strcmp(role, "assistant") && json_is_array(calls) && json_array_size(calls) > 0) {
             if (content_truthy(content) && add_content(&b, content, where, i) != 0) goto fail;
-            if (add_tool_calls(&b, calls, where, i) != 0) goto fail;
+            if (add_tool_calls(&b, calls, &st, where, i) != 0) goto fail;
         } else if (!strcmp(role, "tool")) {
             json_t *tid = json_object_get(m, "tool_call_id");
             if (!json_is_string(tid)) { k2c_seterr("%s: [%zu].tool_call_id: missing or not a string", where, i); goto fail; }
-            sb_str(&b, "## Return of ");
-            sb_str(&b, json_string_value(tid));
+            sb_tpl(&b, "## Return of ");
+            sb_str(&b, ids_lookup(&st, json_string_value(tid)));
             sb_str(&b, "\n");
             if (add_content(&b, content, where, i) != 0) goto fail;
         } else if (add_content(&b, content, where, i) != 0) goto fail;
-        sb_str(&b, "<|im_end|>");
+        sb_tpl(&b, "<|im_end|>");
     }
-    if (add_generation_prompt) sb_str(&b, "<|im_assistant|>assistant<|im_middle|>");
+    if (add_generation_prompt) sb_tpl(&b, "<|im_assistant|>assistant<|im_middle|>");
     if (b.oom) { k2c_seterr("out of memory"); goto fail; }
     if (!b.s) sb_add(&b, "", 0);
+    if (b.oom) { k2c_seterr("out of memory"); goto fail; }
     json_decref(msgs);
     json_decref(tools);
-    return b.s;
+    ids_free(&st);
+    *bp = b;
+    return 0;
 fail:
     json_decref(msgs);
     json_decref(tools);
+    ids_free(&st);
     free(b.s);
-    return NULL;
+    free(b.sp);
+    memset(bp, 0, sizeof *bp);
+    return -1;
+}
+
+char *k2c_chat_render(const char *messages_json, const char *tools_json, int add_generation_prompt,
+                      const char *where, const char *tw) {
+    sbuf b = {0};
+    if (render(&b, messages_json, tools_json, add_generation_prompt, where, tw) != 0) return NULL;
+    return b.s;
+}
+
+/* The same text, with specials only at the template's own spans (see tok_encode_marked): for a
+ * conversation whose contents hold no special-token text the ids equal encode(render(...), specials
+ * allowed), because template text and request text between two specials are pre-tokenized as one run,
+ * exactly as the reference does with the whole prompt ("## Return of " ID "\n" CONTENT is one run). */
+int k2c_chat_render_ids(const k2c_tokenizer *t, const char *messages_json, const char *tools_json,
+                        int add_generation_prompt, const char *where, const char *tw, int **ids, int *n) {
+    sbuf b = {0};
+    b.track = 1;
+    *ids = NULL;
+    *n = 0;
+    if (render(&b, messages_json, tools_json, add_generation_prompt, where, tw) != 0) return -1;
+    int rc = tok_encode_marked(t, b.s, b.n, b.sp, b.nsp, ids, n);
+    free(b.s);
+    free(b.sp);
+    return rc;
 }

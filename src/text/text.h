@@ -131,6 +131,14 @@ size_t tok_b64_encode(const unsigned char *p, size_t n, char *out);
 /* Kimi's special block relative to the first special id: the name of slot i (0..255) into buf. */
 void tok_kimi_special_name(int slot, int first_id, char *buf, size_t cap);
 
+/* Encodes text in which special tokens count only at the given spans (byte offset + length into text,
+ * sorted, not overlapping): the places the chat template put them. Special-token text anywhere else is
+ * encoded as ordinary text, in context (the pre-tokenizer sees the text around it as usual). For text
+ * whose only special-token text lies at the spans, the ids equal k2c_tokenizer_encode(allow_special=1). */
+typedef struct { size_t off, len; } tok_span;
+int tok_encode_marked(const k2c_tokenizer *t, const char *text, size_t len, const tok_span *spans, size_t nspans,
+                      int **ids, int *n);
+
 /* Registers a special (added) token; may_exist: the id may already hold the same bytes. */
 int tok_special_add(k2c_tokenizer *t, int id, const char *content, const char *where, int may_exist);
 int tok_hf_load(k2c_tokenizer *t, const char *path);   /* hf_tokenizer.c */

@@ -244,6 +244,11 @@ typedef struct {
     pcre2_match_context *mc;
     pcre2_jit_stack *js;
     int level;              /* which split of a tokenizer.json sequence is running */
+    /* tok_encode_marked: specials are taken only where they exactly cover one of these spans (offsets
+     * into the whole text at base, sorted); NULL: wherever allow_special says. */
+    const unsigned char *base;
+    const tok_span *spans;
+    size_t nspans;
 } enc_ctx;
 
 static int enc_ctx_init(enc_ctx *c, const k2c_tokenizer *t) {
@@ -295,6 +300,17 @@ static int encode_ordinary(enc_ctx *c, const unsigned char *p, size_t n) {
     return tok_split(t->split_re[0], t->split_re_bad[0], p, n, c->md, c->mc, on_piece, c);
 }
 
+/* Binary search: is [off, off+len) exactly one of the allowed spans? */
+static int span_allowed(const enc_ctx *c, size_t off, size_t len) {
+    size_t lo = 0, hi = c->nspans;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->spans[mid].off < off) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < c->nspans && c->spans[lo].off == off && c->spans[lo].len == len;
+}
+
 /* One part after the cuts: specials, then the ordinary text between them. */
 static int encode_part(enc_ctx *c, const unsigned char *p, size_t n, int allow_special) {
     const k2c_tokenizer *t = c->t;
@@ -302,10 +318,17 @@ static int encode_part(enc_ctx *c, const unsigned char *p, size_t n, int allow_s
     if (allow_special && t->special_re) {
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
         while (pos < n) {
-            int rc = pcre2_match(t->special_re, p, n, pos, 0, c->md, c->mc);
-            if (rc == PCRE2_ERROR_NOMATCH) break;
-            if (rc < 0) { k2c_seterr("special-token match failed (%d)", rc); return -1; }
-            size_t s = ov[0], e = ov[1];
+            size_t from = pos, s, e;
+            for (;;) {      /* the next special match (at an allowed span, under tok_encode_marked) */
+                int rc = pcre2_match(t->special_re, p, n, from, 0, c->md, c->mc);
+                if (rc == PCRE2_ERROR_NOMATCH) return encode_ordinary(c, p + pos, n - pos);
+                if (rc < 0) { k2c_seterr("special-token match failed (%d)", rc); return -1; }
+                s = ov[0];
+                e = ov[1];
+                if (!c->base || span_allowed(c, (size_t)(p + s - c->base), e - s)) break;
+                /* special text the template did not put there: ordinary text (the regex is byte-level) */
+                if ((from = s + 1) >= n) return encode_ordinary(c, p + pos, n - pos);
+            }
             if (encode_ordinary(c, p + pos, s - pos) != 0) return -1;
             int id = -1;
             for (int i = 0; i < t->n_special && id < 0; i++) {
@@ -343,8 +366,29 @@ static int encode_chunk(enc_ctx *c, const unsigned char *p, size_t n, int allow_
     return encode_part(c, p + start, n - start, allow_special);
 }
 
+static int encode_impl(const k2c_tokenizer *t, const char *text, size_t len, int allow_special,
+                       const tok_span *spans, size_t nspans, int **ids, int *n);
+
 int k2c_tokenizer_encode(const k2c_tokenizer *t, const char *text, size_t len, int allow_special, int **ids,
                          int *n) {
+    return encode_impl(t, text, len, allow_special, NULL, 0, ids, n);
+}
+
+int tok_encode_marked(const k2c_tokenizer *t, const char *text, size_t len, const tok_span *spans, size_t nspans,
+                      int **ids, int *n) {
+    for (size_t i = 1; i < nspans; i++)
+        if (spans[i].off < spans[i - 1].off + spans[i - 1].len) {
+            k2c_seterr("internal: special spans out of order");
+            *ids = NULL;
+            *n = 0;
+            return -1;
+        }
+    static const tok_span none;
+    return encode_impl(t, text, len, 1, spans ? spans : &none, nspans, ids, n);
+}
+
+static int encode_impl(const k2c_tokenizer *t, const char *text, size_t len, int allow_special,
+                       const tok_span *spans, size_t nspans, int **ids, int *n) {
     const unsigned char *p = (const unsigned char *)text;
     *ids = NULL;
     *n = 0;
@@ -379,6 +423,7 @@ int k2c_tokenizer_encode(const k2c_tokenizer *t, const char *text, size_t len, i
     #pragma omp parallel for schedule(dynamic, 1) if (nchunk > 1)
     for (size_t k = 0; k < nchunk; k++) {
         rc[k] = enc_ctx_init(&ctx[k], t);
+        if (spans) { ctx[k].base = p; ctx[k].spans = spans; ctx[k].nspans = nspans; }
         if (!rc[k]) rc[k] = encode_chunk(&ctx[k], p + bound[k], bound[k + 1] - bound[k], allow_special);
         if (rc[k]) {
             /* the message lives in this thread's buffer: carry it to the caller's */
