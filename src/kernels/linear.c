@@ -329,7 +329,8 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
     if ((sh && !shared) || (per && !part)) {
         ws->used = mark;
         free(local.base);
-        return oom("matmul scratch in the workspace (too small)", sh + per * (size_t)nt);
+        k2c_seterr("workspace too small: %zu bytes for matmul scratch, %zu left", sh + per * (size_t)nt, ws->cap - ws->used);
+        return -1;
     }
     int par = (size_t)R * (size_t)C * (size_t)T >= (1u << 18) && nt > 1 && !omp_in_parallel();
     if (path == MM_SMALL) {
