@@ -6,6 +6,7 @@
 #include "model/model.h"
 #include "check.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,40 @@ static void one(const char *dtype, int q_lora) {
     k2c_model_free(&m);
 }
 
+/* A decode batch larger than the first state's workspace runs in turns of K2C_DECODE_BATCH_MAX: same logits as
+ * one state at a time, still no allocation. */
+static void batch_turns(void) {
+    const char *dir = "build/tests/noalloc_bf16_1";     /* written by noalloc_bf16 */
+    k2c_model m;
+    if (k2c_model_load(&m, dir) != 0) { EXPECT(0, "load: %s", k2c_errmsg()); return; }
+    enum { N = K2C_DECODE_BATCH_MAX + 6 };
+    int V = m.cfg.vocab_size, ids[N];
+    k2c_state *ss[N];
+    float *lg = malloc((size_t)N * V * sizeof *lg), *one_lg = malloc((size_t)V * sizeof *one_lg);
+    for (int i = 0; i < N; i++) { ids[i] = (i * 13 + 1) % V; ss[i] = k2c_state_new(&m, 8); }
+    EXPECT(ss[0]->ws_tokens == K2C_DECODE_BATCH_MAX, "workspace of %d tokens", ss[0]->ws_tokens);
+    EXPECT(k2c_decode(ss[0], ids[0], one_lg, NULL) == 0, "%s", k2c_errmsg());    /* warm-up */
+    for (int i = 0; i < N; i++) k2c_state_reset(ss[i]);
+    arm();
+    int rc = k2c_decode_batch(ss, ids, N, lg);
+    long n = disarm();
+    EXPECT(rc == 0, "%s", k2c_errmsg());
+    EXPECT(n == 0, "%ld allocations in a decode batch of %d states", n, N);
+    float worst = 0, mx = 0;
+    for (int i = 0; i < N; i += 7) {
+        k2c_state_reset(ss[i]);
+        k2c_decode(ss[i], ids[i], one_lg, NULL);
+        for (int v = 0; v < V; v++) {
+            mx = fmaxf(mx, fabsf(one_lg[v]));
+            worst = fmaxf(worst, fabsf(one_lg[v] - lg[(size_t)i * V + v]));
+        }
+    }
+    EXPECT(mx > 0 && worst / mx < 1e-4f, "batched in turns vs one at a time: rel err %g", worst / mx);
+    for (int i = 0; i < N; i++) k2c_state_delete(ss[i]);
+    free(lg); free(one_lg);
+    k2c_model_free(&m);
+}
+
 static void bf16(void) { one("bf16", 1); }
 static void int4(void) { one("int4", 1); }
 static void fp8_q_proj(void) { one("fp8", 0); }
@@ -88,6 +123,7 @@ static void fp8_q_proj(void) { one("fp8", 0); }
 int main(void) {
     run_test("noalloc_counter", counter_works);
     run_test("noalloc_bf16", bf16);
+    run_test("noalloc_batch_in_turns", batch_turns);
     run_test("noalloc_int4", int4);
     run_test("noalloc_fp8_q_proj", fp8_q_proj);
     return check_exit();
