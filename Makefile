@@ -37,6 +37,9 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # Tests of the serve layer link it (and the HTTP library); every other test links inference + trainer only.
 SERVE_TESTS := $(BUILD)/tests/test_agent $(BUILD)/tests/test_limits
+# Tests that count allocations: the allocator's entry points wrapped (__wrap_malloc ... in the test).
+NOALLOC_TESTS := $(BUILD)/tests/test_noalloc
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=posix_memalign
 
 .PHONY: all deps test sanitize bench clean k2-mini chat
 all: deps $(BUILD)/k2c $(TEST_BIN) $(BUILD)/tests/test_vecmath_baseline
@@ -78,6 +81,10 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a
 $(SERVE_TESTS): $(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c_serve.a $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libk2c_serve.a $(BUILD)/libk2c.a $(LIBS_SERVE) $(LIBS_BASE) -o $@
+
+$(NOALLOC_TESTS): $(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a $(LIBS_BASE) $(WRAP_ALLOC) -o $@
 
 # The same kernel tests on the baseline (no-SIMD-clone) build of vecmath.c, which this CPU's ifunc never picks.
 $(BUILD)/tests/test_vecmath_baseline: tests/test_vecmath.c src/kernels/vecmath.c

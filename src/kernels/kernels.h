@@ -97,6 +97,16 @@ float k2c_quant_dot_row(const k2c_linear *l, int r, const float *x);
 /* One block of format f (elements k2c_wfmt_block_elems(f)) to fp32. */
 void k2c_quant_dequant_block(k2c_wfmt f, const uint8_t *block, float *out);
 
+/* ------------------------------------------------------------------ scratch workspace
+ * One caller-owned buffer (64-byte aligned) handed out stack-like in 64-byte pieces: a caller saves `used`,
+ * takes, and restores `used` when done, so a forward pass runs without allocating (the state owns one,
+ * sized once). Not thread-safe: pieces are taken outside parallel regions, per-thread parts carved from one. */
+typedef struct { char *base; size_t cap, used; } k2c_ws;
+#define K2C_WS_ALIGN 64
+static inline size_t k2c_ws_bytes(size_t b) { return (b + K2C_WS_ALIGN - 1) & ~(size_t)(K2C_WS_ALIGN - 1); }
+/* bytes rounded to the alignment, or NULL when the workspace is too small (no error set; callers say what). */
+void *k2c_ws_take(k2c_ws *w, size_t bytes);
+
 size_t k2c_linear_bytes(const k2c_linear *l);           /* bytes read per full pass over the weights */
 /* out [nrows, cols] = rows r0 .. r0+nrows-1 dequantized to fp32 (reference path, any CPU) */
 void k2c_linear_dequant_rows(const k2c_linear *l, int r0, int nrows, float *out);
@@ -106,11 +116,21 @@ void k2c_matvec(const k2c_linear *l, const float *x, float *y);
 #define K2C_MATVEC_BATCH_MAX 160
 typedef struct { const k2c_linear *l; const float *x; float *y; } k2c_matvec_job;
 void k2c_matvec_batch(const k2c_matvec_job *jobs, int n);
+/* The same with the INT4 input shuffles from ws (NULL: malloc); ws too small: the unshuffled path (same result).
+ * Bytes it takes: at most n * k2c_ws_bytes(4 * cols) over its jobs. */
+void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws);
+void k2c_matvec_ws(const k2c_linear *l, const float *x, float *y, k2c_ws *ws);
 /* Y [T, rows] = X [T, cols] W^T. Small T: matvec per row; large T: dequantized tiles + GEMM. -1 + error
  * when scratch memory cannot be had. */
 int k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y);
 /* The same, never with BF16-rounded inputs: for the router, whose top-k choice a rounding can flip. */
 int k2c_matmul_fp32(const k2c_linear *l, const float *X, int T, float *Y);
+/* Both with their scratch (packed inputs, per-thread tiles) from ws; NULL: one malloc per call. -1 + error when
+ * ws is too small. k2c_matmul_ws_bytes: the most either takes for any T' <= T (per-thread parts for the
+ * context's thread count). */
+int k2c_matmul_ws(const k2c_linear *l, const float *X, int T, float *Y, k2c_ws *ws);
+int k2c_matmul_fp32_ws(const k2c_linear *l, const float *X, int T, float *Y, k2c_ws *ws);
+size_t k2c_matmul_ws_bytes(const k2c_linear *l, int T);
 /* y [cols] = W^T x [rows] over rows r0 .. r0+nrows-1 of W (x has nrows entries); single-threaded;
  * row: scratch of cols floats. */
 void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y, float *row);

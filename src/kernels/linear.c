@@ -8,7 +8,6 @@
  * dequantizes tiles of rows to fp32 and runs a GEMM on them, amortizing the conversion over all tokens. */
 #include "kernels/kernels.h"
 
-#include <assert.h>
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -149,25 +148,47 @@ static inline int wants_xs(const k2c_linear *l, const k2c_kernels *k) {
     return k->int4_xs && l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0;
 }
 
+/* ------------------------------------------------------------------ workspace */
+void *k2c_ws_take(k2c_ws *w, size_t bytes) {
+    size_t n = k2c_ws_bytes(bytes ? bytes : 1);
+    if (!w || !w->base || n > w->cap - w->used) return NULL;
+    void *p = w->base + w->used;
+    w->used += n;
+    return p;
+}
+
 /* ------------------------------------------------------------------ matvec */
 /* Several independent y = W x share one parallel loop over row chunks, so a decode step pays for one
  * fork/join per stage (e.g. the gate and up projections of all chosen experts) instead of one per matrix.
  * Chunks are handed out dynamically: when another process takes a core, the other thread keeps going. */
 #define MV_CHUNK 32
-void k2c_matvec_batch(const k2c_matvec_job *jobs, int n) {
+void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
     if (n <= 0) return;
     const k2c_kctx *cx = ctx_of(jobs[0].l);
     const k2c_kernels *k = cx->k;
     int nchunks = 0;
     float *xs[K2C_MATVEC_BATCH_MAX] = {0};
+    char owned[K2C_MATVEC_BATCH_MAX] = {0};
     int start[K2C_MATVEC_BATCH_MAX + 1];
-    assert(n <= K2C_MATVEC_BATCH_MAX);
+    size_t mark = ws ? ws->used : 0;
+    if (n > K2C_MATVEC_BATCH_MAX) {       /* more than one loop holds: run them in turns */
+        for (int i = 0; i < n; i += K2C_MATVEC_BATCH_MAX)
+            k2c_matvec_batch_ws(jobs + i, n - i < K2C_MATVEC_BATCH_MAX ? n - i : K2C_MATVEC_BATCH_MAX, ws);
+        return;
+    }
     for (int i = 0; i < n; i++) {
         const k2c_linear *l = jobs[i].l;
         start[i] = nchunks;
         nchunks += (l->rows + MV_CHUNK - 1) / MV_CHUNK;
+        if (!wants_xs(l, k)) continue;
+        for (int j = 0; j < i && !xs[i]; j++)     /* the same input (an expert's gate and up): one shuffle */
+            if (xs[j] && jobs[j].x == jobs[i].x && jobs[j].l->cols == l->cols) xs[i] = xs[j];
+        if (xs[i]) continue;
         /* without the buffer the kernel takes the unshuffled path: slower, same result */
-        if (wants_xs(l, k) && (xs[i] = malloc((size_t)l->cols * sizeof(float)))) int4_shuffle_x(jobs[i].x, l->cols, xs[i]);
+        size_t bytes = (size_t)l->cols * sizeof(float);
+        xs[i] = ws ? k2c_ws_take(ws, bytes) : malloc(bytes);
+        owned[i] = !ws;
+        if (xs[i]) int4_shuffle_x(jobs[i].x, l->cols, xs[i]);
     }
     start[n] = nchunks;
     size_t work = 0;
@@ -181,13 +202,18 @@ void k2c_matvec_batch(const k2c_matvec_job *jobs, int n) {
         int r0 = (c - start[j]) * MV_CHUNK, r1 = r0 + MV_CHUNK < l->rows ? r0 + MV_CHUNK : l->rows;
         for (int r = r0; r < r1; r++) jobs[j].y[r] = k->dot_row(l, r, jobs[j].x, xs[j]);
     }
-    for (int i = 0; i < n; i++) free(xs[i]);
+    for (int i = 0; i < n; i++) if (owned[i]) free(xs[i]);
+    if (ws) ws->used = mark;
 }
 
-void k2c_matvec(const k2c_linear *l, const float *x, float *y) {
+void k2c_matvec_batch(const k2c_matvec_job *jobs, int n) { k2c_matvec_batch_ws(jobs, n, NULL); }
+
+void k2c_matvec_ws(const k2c_linear *l, const float *x, float *y, k2c_ws *ws) {
     k2c_matvec_job j = {l, x, y};
-    k2c_matvec_batch(&j, 1);
+    k2c_matvec_batch_ws(&j, 1, ws);
 }
+
+void k2c_matvec(const k2c_linear *l, const float *x, float *y) { k2c_matvec_ws(l, x, y, NULL); }
 
 void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y) {
     const k2c_kernels *k = ctx_of(l)->k;
@@ -234,97 +260,140 @@ static const float *tile_rows(const k2c_linear *l, const k2c_kernels *k, int r0,
     return buf;
 }
 
-static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allow_bf16) {
+/* The path matmul takes for T tokens, and the workspace bytes it needs (per-thread parts at a 64-byte stride). */
+enum { MM_MATVEC, MM_SMALL, MM_BF16, MM_TILE, MM_BLAS };
+static int mm_path(const k2c_linear *l, const k2c_kctx *cx, int T, int allow_bf16) {
+    if (T <= 2) return MM_MATVEC;
+    if (T <= SMALL_T) return MM_SMALL;
+    if (cx->bf16_prompt && allow_bf16 && l->fmt == K2C_FMT_BF16 && cx->k->gemm_tile_bf16) return MM_BF16;
+    return cx->k->gemm_tile ? MM_TILE : MM_BLAS;
+}
+#define TILE_ROWS 64
+static int blas_tile(int C) {   /* about 256 KB of fp32 weights per tile: stays in L2 while sgemm streams X past it */
+    int tile = (int)((64u << 10) / (unsigned)C);
+    return tile < 16 ? 16 : tile;
+}
+/* per-thread part, packed-input part */
+static void mm_need(const k2c_linear *l, const k2c_kctx *cx, int T, int path, size_t *per, size_t *shared) {
+    size_t C = (size_t)l->cols, nf32 = l->fmt == K2C_FMT_F32;
+    *per = *shared = 0;
+    switch (path) {
+    case MM_MATVEC: *shared = wants_xs(l, cx->k) ? k2c_ws_bytes(C * 4) : 0; break;
+    case MM_SMALL: *per = nf32 ? 0 : k2c_ws_bytes(C * 4); break;
+    case MM_BF16:
+        *shared = k2c_ws_bytes(k2c_gemm_bf16_packed_size(T, (int)C) * 4);
+        *per = k2c_ws_bytes((size_t)K2C_GEMM_RB * ((C + 1) / 2) * 4);
+        break;
+    case MM_TILE:
+        *shared = k2c_ws_bytes(k2c_gemm_packed_size(T, (int)C) * 4);
+        *per = k2c_ws_bytes((size_t)K2C_GEMM_RB * C * 4) + (nf32 ? 0 : k2c_ws_bytes((size_t)TILE_ROWS * C * 4));
+        break;
+    default: *per = nf32 ? 0 : k2c_ws_bytes((size_t)blas_tile((int)C) * C * 4); break;
+    }
+}
+
+size_t k2c_matmul_ws_bytes(const k2c_linear *l, int T) {
+    const k2c_kctx *cx = ctx_of(l);
+    size_t most = 0;
+    int ts[4] = {T < 2 ? T : 2, T < SMALL_T ? T : SMALL_T, T, T};    /* the largest T of each path */
+    for (int i = 0; i < 4; i++)
+        for (int b = 0; b < 2; b++) {
+            if (ts[i] <= 0) continue;
+            size_t per, sh;
+            mm_need(l, cx, ts[i], mm_path(l, cx, ts[i], b), &per, &sh);
+            size_t n = sh + per * (size_t)cx->nthreads;
+            most = n > most ? n : most;
+        }
+    return most;
+}
+
+static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allow_bf16, k2c_ws *ws) {
     const k2c_kctx *cx = ctx_of(l);
     const k2c_kernels *k = cx->k;
-    int R = l->rows, C = l->cols, nt = cx->nthreads, failed = 0;
-    if (T <= 2) {
-        for (int t = 0; t < T; t++) k2c_matvec(l, X + (size_t)t * C, Y + (size_t)t * R);
+    int R = l->rows, C = l->cols, nt = cx->nthreads, path = mm_path(l, cx, T, allow_bf16);
+    if (T <= 0) return 0;
+    if (path == MM_MATVEC) {
+        for (int t = 0; t < T; t++) k2c_matvec_ws(l, X + (size_t)t * C, Y + (size_t)t * R, ws);
         return 0;
     }
+    size_t per, sh;
+    mm_need(l, cx, T, path, &per, &sh);
+    k2c_ws local = {0};
+    if (!ws) {      /* no workspace from the caller: one allocation for this call */
+        local.cap = k2c_ws_bytes(sh + per * (size_t)nt + 1);
+        if (!(local.base = aligned_alloc(K2C_WS_ALIGN, local.cap))) return oom("matmul scratch", local.cap);
+        ws = &local;
+    }
+    size_t mark = ws->used;
+    char *shared = sh ? k2c_ws_take(ws, sh) : NULL, *part = per ? k2c_ws_take(ws, per * (size_t)nt) : NULL;
+    if ((sh && !shared) || (per && !part)) {
+        ws->used = mark;
+        free(local.base);
+        k2c_seterr("workspace too small: %zu bytes for matmul scratch, %zu left", sh + per * (size_t)nt, ws->cap - ws->used);
+        return -1;
+    }
     int par = (size_t)R * (size_t)C * (size_t)T >= (1u << 18) && nt > 1 && !omp_in_parallel();
-    if (T <= SMALL_T) {
-        #pragma omp parallel if (par) num_threads(nt) reduction(| : failed)
+    if (path == MM_SMALL) {
+        #pragma omp parallel if (par) num_threads(nt)
         {
-            float *row = l->fmt == K2C_FMT_F32 ? NULL : malloc((size_t)C * sizeof *row);
-            if (l->fmt != K2C_FMT_F32 && !row) failed = 1;
+            float *row = part ? (float *)(part + per * (size_t)omp_get_thread_num()) : NULL;
             #pragma omp for schedule(dynamic, 16)
             for (int r = 0; r < R; r++) {
-                if (l->fmt != K2C_FMT_F32 && !row) continue;
                 const float *w = (const float *)l->w + (size_t)r * C;
                 if (row) { k->dequant_row(l, r, row); w = row; }
                 for (int t = 0; t < T; t++) Y[(size_t)t * R + r] = k->dot_f32(w, X + (size_t)t * C, C);
             }
-            free(row);
         }
-        return failed ? oom("a dequantized weight row per thread", (size_t)C * 4) : 0;
-    }
-    if (cx->bf16_prompt && allow_bf16 && l->fmt == K2C_FMT_BF16 && k->gemm_tile_bf16) {
+    } else if (path == MM_BF16) {
         /* BF16 weights: vdpbf16ps on the stored rows and the inputs rounded to BF16 (as a BF16 reference
          * run rounds them), twice the fp32 kernel's multiply-adds per instruction. */
-        size_t nxp = k2c_gemm_bf16_packed_size(T, C);
-        uint32_t *Xp = malloc(nxp * sizeof *Xp);
-        if (!Xp) return oom("packed BF16 prompt inputs", nxp * 4);
+        uint32_t *Xp = (uint32_t *)shared;
         k2c_gemm_pack_x_bf16(X, T, C, Xp);
-        int tr = 64, ntl = (R + tr - 1) / tr;
-        #pragma omp parallel if (par) num_threads(nt) reduction(| : failed)
+        int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
+        #pragma omp parallel if (par) num_threads(nt)
         {
-            uint32_t *panel = malloc((size_t)K2C_GEMM_RB * (size_t)((C + 1) / 2) * sizeof *panel);
-            if (!panel) failed = 1;
+            uint32_t *panel = (uint32_t *)(part + per * (size_t)omp_get_thread_num());
             #pragma omp for schedule(dynamic, 1)
             for (int ti = 0; ti < ntl; ti++) {
-                if (!panel) continue;
                 int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
                 k->gemm_tile_bf16((const uint16_t *)l->w + (size_t)r0 * C, (size_t)C, nr, C, Xp, T, Y + r0, R, panel);
             }
-            free(panel);
         }
-        free(Xp);
-        return failed ? oom("a GEMM panel per thread", (size_t)K2C_GEMM_RB * (size_t)C * 2) : 0;
-    }
-    if (k->gemm_tile) {
+    } else if (path == MM_TILE) {
         /* The ISA's kernel on packed inputs: 64-row weight tiles dequantized per thread (L2-sized). */
-        size_t nxp = k2c_gemm_packed_size(T, C);
-        float *Xp = malloc(nxp * sizeof *Xp);
-        if (!Xp) return oom("packed prompt inputs", nxp * 4);
+        float *Xp = (float *)shared;
         k2c_gemm_pack_x(X, T, C, Xp);
-        int tr = 64, ntl = (R + tr - 1) / tr;
-        #pragma omp parallel if (par) num_threads(nt) reduction(| : failed)
+        int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
+        size_t npanel = k2c_ws_bytes((size_t)K2C_GEMM_RB * (size_t)C * 4);
+        #pragma omp parallel if (par) num_threads(nt)
         {
-            float *panel = malloc((size_t)K2C_GEMM_RB * (size_t)C * sizeof *panel);
-            float *buf = l->fmt == K2C_FMT_F32 ? NULL : malloc((size_t)tr * (size_t)C * sizeof *buf);
-            if (!panel || (l->fmt != K2C_FMT_F32 && !buf)) failed = 1;
+            char *mine = part + per * (size_t)omp_get_thread_num();
+            float *panel = (float *)mine, *buf = l->fmt == K2C_FMT_F32 ? NULL : (float *)(mine + npanel);
             #pragma omp for schedule(dynamic, 1)
             for (int ti = 0; ti < ntl; ti++) {
-                if (!panel || (l->fmt != K2C_FMT_F32 && !buf)) continue;
                 int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
                 k->gemm_tile(tile_rows(l, k, r0, nr, buf), nr, C, Xp, T, Y + r0, R, panel);
             }
-            free(panel);
-            free(buf);
         }
-        free(Xp);
-        return failed ? oom("a dequantized weight tile per thread", (size_t)tr * (size_t)C * 4) : 0;
-    }
-    /* about 256 KB of fp32 weights per tile: stays in L2 while sgemm streams X past it */
-    int tile = (int)((64u << 10) / (unsigned)C);
-    if (tile < 16) tile = 16;
-    int ntiles = (R + tile - 1) / tile;
-    #pragma omp parallel if (par) num_threads(nt) reduction(| : failed)
-    {
-        float *buf = l->fmt == K2C_FMT_F32 ? NULL : malloc((size_t)tile * (size_t)C * sizeof *buf);
-        if (l->fmt != K2C_FMT_F32 && !buf) failed = 1;
-        #pragma omp for schedule(dynamic, 1)
-        for (int ti = 0; ti < ntiles; ti++) {
-            if (l->fmt != K2C_FMT_F32 && !buf) continue;
-            int r0 = ti * tile, nr = r0 + tile <= R ? tile : R - r0;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, C, 1.0f, X, C, tile_rows(l, k, r0, nr, buf), C,
-                        0.0f, Y + r0, R);
+    } else {
+        int tile = blas_tile(C), ntiles = (R + tile - 1) / tile;
+        #pragma omp parallel if (par) num_threads(nt)
+        {
+            float *buf = part ? (float *)(part + per * (size_t)omp_get_thread_num()) : NULL;
+            #pragma omp for schedule(dynamic, 1)
+            for (int ti = 0; ti < ntiles; ti++) {
+                int r0 = ti * tile, nr = r0 + tile <= R ? tile : R - r0;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nr, C, 1.0f, X, C, tile_rows(l, k, r0, nr, buf), C,
+                            0.0f, Y + r0, R);
+            }
         }
-        free(buf);
     }
-    return failed ? oom("a dequantized weight tile per thread", (size_t)tile * (size_t)C * 4) : 0;
+    ws->used = mark;
+    free(local.base);
+    return 0;
 }
 
-int k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) { return matmul(l, X, T, Y, 1); }
-int k2c_matmul_fp32(const k2c_linear *l, const float *X, int T, float *Y) { return matmul(l, X, T, Y, 0); }
+int k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) { return matmul(l, X, T, Y, 1, NULL); }
+int k2c_matmul_fp32(const k2c_linear *l, const float *X, int T, float *Y) { return matmul(l, X, T, Y, 0, NULL); }
+int k2c_matmul_ws(const k2c_linear *l, const float *X, int T, float *Y, k2c_ws *ws) { return matmul(l, X, T, Y, 1, ws); }
+int k2c_matmul_fp32_ws(const k2c_linear *l, const float *X, int T, float *Y, k2c_ws *ws) { return matmul(l, X, T, Y, 0, ws); }

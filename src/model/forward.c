@@ -16,11 +16,57 @@ int k2c_state_init(k2c_state *s, const k2c_model *m, int max_ctx) {
     size_t n = (size_t)c->num_hidden_layers * (size_t)max_ctx * (size_t)(c->kv_lora_rank + c->qk_rope_head_dim);
     s->cache = malloc(n * sizeof *s->cache);
     if (!s->cache) { k2c_seterr("out of memory for a %d-token latent cache (%.1f GB)", max_ctx, n * 4e-9); return -1; }
+    /* The workspace: one forward call of a prefill chunk (ubatch tokens, at most the context) or a decode batch. */
+    int ub = m->ubatch > 0 ? m->ubatch : K2C_UBATCH_DEFAULT;
+    s->ws_tokens = ub < max_ctx ? ub : max_ctx;
+    if (s->ws_tokens < K2C_DECODE_BATCH_MAX) s->ws_tokens = K2C_DECODE_BATCH_MAX;
+    s->ws.cap = k2c_ws_bytes(k2c_forward_ws_bytes(m, s->ws_tokens, max_ctx));
+    s->ws.base = aligned_alloc(K2C_WS_ALIGN, s->ws.cap);
+    if (!s->ws.base) {
+        k2c_seterr("out of memory for the forward workspace (%zu bytes for %d tokens)", s->ws.cap, s->ws_tokens);
+        free(s->cache);
+        memset(s, 0, sizeof *s);
+        return -1;
+    }
     return 0;
+}
+
+/* What one matmul or matvec of any weight takes for up to T tokens. */
+static size_t lin_ws_bytes(const k2c_model *m, int T) {
+    const k2c_config *c = &m->cfg;
+    size_t most = k2c_matmul_ws_bytes(&m->head, T);
+#define LIN(l) do { if ((l).w) { size_t b_ = k2c_matmul_ws_bytes(&(l), T); most = b_ > most ? b_ : most; } } while (0)
+    for (int i = 0; i < c->num_hidden_layers; i++) {
+        const k2c_layer *ly = &m->layers[i];
+        LIN(ly->q_a); LIN(ly->q_b); LIN(ly->q); LIN(ly->kv_a); LIN(ly->kv_b); LIN(ly->o);
+        LIN(ly->gate); LIN(ly->up); LIN(ly->down); LIN(ly->router);
+        if (ly->is_moe)
+            for (int e = 0; e < c->n_routed_experts; e++) { LIN(ly->exp_gate[e]); LIN(ly->exp_up[e]); LIN(ly->exp_down[e]); }
+    }
+#undef LIN
+    return most;
+}
+
+size_t k2c_forward_ws_bytes(const k2c_model *m, int T, int max_ctx) {
+    const k2c_config *c = &m->cfg;
+    /* the expanded form's kv_b product runs over up to 256 cached positions, whatever T is */
+    int tl = T > 256 ? T : (max_ctx < 256 ? (T > max_ctx ? T : max_ctx) : 256);
+    size_t lin = lin_ws_bytes(m, tl), cols = (size_t)c->hidden_size;
+    for (int i = 0; i < c->num_hidden_layers; i++) {      /* the widest input a matvec shuffles */
+        const k2c_layer *ly = &m->layers[i];
+        size_t w[4] = {(size_t)ly->o.cols, (size_t)ly->down.cols, ly->is_moe ? (size_t)ly->exp_down[0].cols : 0, (size_t)c->q_lora_rank};
+        for (int k = 0; k < 4; k++) cols = w[k] > cols ? w[k] : cols;
+    }
+    size_t xs = k2c_ws_bytes(cols * 4);
+    size_t att = k2c_mla_ws_bytes(m, T, max_ctx, lin, xs), ffn = k2c_ffn_ws_bytes(m, T, lin, xs);
+    size_t most = att > ffn ? att : ffn;
+    most = most > lin ? most : lin;                       /* the head */
+    return 3 * k2c_ws_bytes((size_t)T * c->hidden_size * 4) + most;
 }
 
 void k2c_state_free(k2c_state *s) {
     free(s->cache);
+    free(s->ws.base);
     memset(s, 0, sizeof *s);
 }
 
@@ -83,40 +129,43 @@ static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, fl
     }
     for (int t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= V) { k2c_seterr("token id %d out of range [0, %d)", ids[t], V); return -1; }
-    float *X = malloc((size_t)T * D * sizeof *X), *XN = malloc((size_t)T * D * sizeof *XN);
-    float *Y = malloc((size_t)T * D * sizeof *Y);
-    if (!X || !XN || !Y) { k2c_seterr("out of memory"); goto done; }
+    k2c_ws *ws = &s->ws;
+    size_t mark = ws->used;
+    float *X = k2c_ws_take(ws, (size_t)T * D * sizeof *X), *XN = k2c_ws_take(ws, (size_t)T * D * sizeof *XN);
+    float *Y = k2c_ws_take(ws, (size_t)T * D * sizeof *Y);
+    if (!X || !XN || !Y) { k2c_seterr("workspace too small for %d tokens (%zu bytes)", T, ws->cap); goto done; }
     for (int t = 0; t < T; t++) k2c_linear_dequant_rows(&m->embed, ids[t], 1, X + (size_t)t * D);
     for (int l = 0; l < L; l++) {
         const k2c_layer *ly = &m->layers[l];
-        for (int t = 0; t < T; t++) k2c_rmsnorm(XN + (size_t)t * D, X + (size_t)t * D, ly->attn_norm, D, eps);
+        for (int t = 0; t < T; t++) k2c_vrms_row(XN + (size_t)t * D, X + (size_t)t * D, ly->attn_norm, D, eps);
         float *amax = tr && tr->attn_max ? tr->attn_max + (size_t)l * H : NULL;
         if (absorbed ? k2c_mla_decode_batch(ss, T, l, XN, Y, amax) : k2c_mla_prefill(s, l, XN, T, Y, amax)) goto done;
         for (size_t i = 0; i < (size_t)T * D; i++) X[i] += Y[i];
-        for (int t = 0; t < T; t++) k2c_rmsnorm(XN + (size_t)t * D, X + (size_t)t * D, ly->ffn_norm, D, eps);
+        for (int t = 0; t < T; t++) k2c_vrms_row(XN + (size_t)t * D, X + (size_t)t * D, ly->ffn_norm, D, eps);
         int *ex = tr && tr->experts && ly->is_moe ? tr->experts + ((size_t)l * Ttr + t_off) * K : NULL;
         if (tr && tr->experts && !ly->is_moe)
             for (int i = 0; i < T * K; i++) tr->experts[((size_t)l * Ttr + t_off) * K + i] = -1;
-        if (k2c_ffn_forward(m, l, XN, T, Y, ex)) goto done;
+        if (k2c_ffn_forward(m, ws, l, XN, T, Y, ex)) goto done;
         for (size_t i = 0; i < (size_t)T * D; i++) X[i] += Y[i];
         if (tr && tr->hidden) memcpy(tr->hidden + ((size_t)l * Ttr + t_off) * D, X, (size_t)T * D * sizeof *X);
     }
-    for (int t = 0; t < T; t++) k2c_rmsnorm(XN + (size_t)t * D, X + (size_t)t * D, m->final_norm, D, eps);
-    if (logits && k2c_matmul(&m->head, XN, T, logits)) goto done;
+    for (int t = 0; t < T; t++) k2c_vrms_row(XN + (size_t)t * D, X + (size_t)t * D, m->final_norm, D, eps);
+    if (logits && k2c_matmul_ws(&m->head, XN, T, logits, ws)) goto done;
     if (last_logits) {
         if (logits) memcpy(last_logits, logits + (size_t)(T - 1) * V, (size_t)V * sizeof *logits);
-        else k2c_matvec(&m->head, XN + (size_t)(T - 1) * D, last_logits);
+        else k2c_matvec_ws(&m->head, XN + (size_t)(T - 1) * D, last_logits, ws);
     }
     if (absorbed) for (int i = 0; i < T; i++) ss[i]->pos++;
     else s->pos += T;
     rc = 0;
 done:
-    free(X); free(XN); free(Y);
+    ws->used = mark;
     return rc;
 }
 
 int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_logits, k2c_trace *trace) {
     int ub = s->m->ubatch > 0 ? s->m->ubatch : K2C_UBATCH_DEFAULT, pos0 = s->pos, V = s->m->cfg.vocab_size;
+    if (ub > s->ws_tokens) ub = s->ws_tokens;     /* ubatch raised after the state was made: its workspace's chunks */
     if (T <= 0) { k2c_seterr("no tokens to run"); return -1; }
     if (s->pos + T > s->max_ctx) {
         k2c_seterr("context full: %d cached + %d new tokens > %d (raise --ctx)", s->pos, T, s->max_ctx);
@@ -142,5 +191,12 @@ int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *log
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)
             if (states[i] == states[j]) { k2c_seterr("a state appears twice in one decode batch"); return -1; }
-    return forward(states, ids, n, 1, logits, NULL, NULL, 0, 1);
+    /* A batch runs in the first state's workspace, which holds ws_tokens states; a larger one runs in turns of
+     * K2C_DECODE_BATCH_MAX (every workspace holds that many). A failed turn leaves the earlier turns' states
+     * advanced. */
+    int step = n <= states[0]->ws_tokens ? n : K2C_DECODE_BATCH_MAX, V = states[0]->m->cfg.vocab_size;
+    for (int i = 0; i < n; i += step)
+        if (forward(states + i, ids + i, n - i < step ? n - i : step, 1, logits ? logits + (size_t)i * V : NULL, NULL, NULL, 0, 1))
+            return -1;
+    return 0;
 }

@@ -29,12 +29,11 @@
 #define QBLOCK 16           /* queries of one head per task (expanded) */
 #define KBLOCK 256          /* positions expanded at once (expanded): KBLOCK x H x (dn + dv) floats */
 
-void k2c_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float inv = (float)(1.0 / sqrt(ss / n + eps));
-    for (int i = 0; i < n; i++) y[i] = w[i] * (x[i] * inv);
-}
+/* The vector kernel (sum of squares in double, as before). */
+void k2c_rmsnorm(float *y, const float *x, const float *w, int n, float eps) { k2c_vrms_row(y, x, w, n, eps); }
+
+/* Scratch of ws (stack-like: the caller's mark is restored on return). */
+#define TAKE(p, n) ((p) = k2c_ws_take(ws, (size_t)(n) * sizeof *(p)))
 
 typedef struct { int H, dn, dr, dv, r, qd, kvd, rs; } dims;
 static dims dims_of(const k2c_config *c) {
@@ -55,34 +54,38 @@ static int worth_threads(const k2c_model *m, double flops) { return m->cx.nthrea
 /* Q [T, H*(dn+dr)] and the new cache rows; q_pe roped in place. Token t goes to state ss[t] at position
  * ss[t]->pos + pos_off[t]: a prefill passes one state T times with offsets 0..T-1, a batched decode n
  * different states with offset 0. */
-static int project_qkv(k2c_state *const *ss, const int *pos_off, int layer, const float *XN, int T, float *Q) {
+static int project_qkv(k2c_state *const *ss, const int *pos_off, int layer, const float *XN, int T, float *Q, k2c_ws *ws) {
     const k2c_model *m = ss[0]->m;
     const k2c_config *c = &m->cfg;
     const k2c_layer *ly = &m->layers[layer];
     dims d = dims_of(c);
     int ql = c->q_lora_rank;
-    float *tmp = malloc(((size_t)T * (size_t)((ql > d.rs ? ql : d.rs)) + (size_t)ql + (size_t)d.dr) * sizeof *tmp);
-    if (!tmp) { k2c_seterr("out of memory"); return -1; }
+    size_t mark = ws->used;
+    float *tmp;
+    if (!TAKE(tmp, (size_t)T * (size_t)((ql > d.rs ? ql : d.rs)) + (size_t)ql + (size_t)d.dr)) {
+        k2c_seterr("workspace too small (projections of %d tokens)", T);
+        return -1;
+    }
     float *kva = tmp, *cs = tmp + (size_t)T * (size_t)((ql > d.rs ? ql : d.rs)) + (size_t)ql;
     if (T == 1) {   /* decode: both projections of x in one parallel loop */
         kva = tmp + (ql > 0 ? ql : 0);
         k2c_matvec_job j[2] = {{ql ? &ly->q_a : &ly->q, XN, ql ? tmp : Q}, {&ly->kv_a, XN, kva}};
-        k2c_matvec_batch(j, 2);
+        k2c_matvec_batch_ws(j, 2, ws);
         if (ql) {
             k2c_rmsnorm(tmp, tmp, ly->q_a_norm, ql, QK_NORM_EPS);
-            k2c_matvec(&ly->q_b, tmp, Q);
+            k2c_matvec_ws(&ly->q_b, tmp, Q, ws);
         }
     } else {
         int bad = 0;
         if (ql) {
-            bad |= k2c_matmul(&ly->q_a, XN, T, tmp);
+            bad |= k2c_matmul_ws(&ly->q_a, XN, T, tmp, ws);
             for (int t = 0; t < T; t++) k2c_rmsnorm(tmp + (size_t)t * ql, tmp + (size_t)t * ql, ly->q_a_norm, ql, QK_NORM_EPS);
-            bad |= k2c_matmul(&ly->q_b, tmp, T, Q);
+            bad |= k2c_matmul_ws(&ly->q_b, tmp, T, Q, ws);
         } else {
-            bad |= k2c_matmul(&ly->q, XN, T, Q);
+            bad |= k2c_matmul_ws(&ly->q, XN, T, Q, ws);
         }
-        bad |= k2c_matmul(&ly->kv_a, XN, T, tmp);
-        if (bad) { free(tmp); return -1; }
+        bad |= k2c_matmul_ws(&ly->kv_a, XN, T, tmp, ws);
+        if (bad) { ws->used = mark; return -1; }
     }
     for (int t = 0; t < T; t++) {
         int pos = ss[t]->pos + pos_off[t];
@@ -93,7 +96,7 @@ static int project_qkv(k2c_state *const *ss, const int *pos_off, int layer, cons
         k2c_rope_apply_table(row + d.r, d.dr, cs);
         for (int h = 0; h < d.H; h++) k2c_rope_apply_table(Q + (size_t)t * d.H * d.qd + (size_t)h * d.qd + d.dn, d.dr, cs);
     }
-    free(tmp);
+    ws->used = mark;
     return 0;
 }
 
@@ -155,16 +158,17 @@ static void latent_block(const dims *d, const float *rows, int j0, int j1, const
  * A [nq, H, dv] and mx [nq, H] (largest scaled logit). Scratch: QA [nq, H, r + dr], CTX [nq, H, r]. A token whose
  * cache is long next to the work per thread is split into blocks of positions, merged in block order. */
 static int attend_latent(const k2c_model *m, const k2c_layer *ly, int nq, const float *const *rows, const int *len,
-                         const float *Q, float *QA, float *CTX, float *A, float *mx) {
+                         const float *Q, float *QA, float *CTX, float *A, float *mx, k2c_ws *ws) {
     dims d = dims_of(&m->cfg);
+    size_t mark = ws->used;
     int nth = m->cx.nthreads, rc = -1;
     double flops = 0;
     for (int i = 0; i < nq; i++) flops += (double)len[i] * d.H * (2 * d.r + d.dr) + (double)d.H * d.kvd * d.r;
     int par = worth_threads(m, flops);
     /* blocks: per token, enough to give every thread work when tokens are fewer than threads */
     int want = par ? (nth + nq - 1) / nq : 1, nblk = 0, nsplit = 0;
-    int *first = malloc((size_t)(nq + 1) * sizeof *first);
-    if (!first) { k2c_seterr("out of memory"); return -1; }
+    int *first;
+    if (!TAKE(first, nq + 1)) { k2c_seterr("workspace too small (attention of %d tokens)", nq); return -1; }
     for (int i = 0; i < nq; i++) {
         int nb = (len[i] + MIN_SPLIT - 1) / MIN_SPLIT;
         nb = nb < want ? nb : want;
@@ -175,26 +179,27 @@ static int attend_latent(const k2c_model *m, const k2c_layer *ly, int nq, const 
     }
     first[nq] = nblk;
     /* per block: m [H], l [H]; accumulators: a split token's blocks in `part`, an unsplit token's in CTX */
-    float *ml = malloc((size_t)nblk * 2 * d.H * sizeof *ml);
-    float *part = malloc(((size_t)nsplit * d.H * d.r + 1) * sizeof *part);
-    int *owner = malloc((size_t)nblk * 2 * sizeof *owner);   /* block -> token, offset into part (-1: CTX) */
-    if (!ml || !part || !owner) { k2c_seterr("out of memory (attention of %d tokens)", nq); goto done; }
+    float *ml, *part, *scr;
+    int *owner;                                              /* block -> token, offset into part (-1: CTX) */
+    size_t per = k2c_ws_bytes(((size_t)d.H * TILE + (size_t)d.r) * sizeof(float));   /* scores + a row, per thread */
+    if (!TAKE(ml, (size_t)nblk * 2 * d.H) || !TAKE(part, (size_t)nsplit * d.H * d.r + 1) || !TAKE(owner, (size_t)nblk * 2) ||
+        !(scr = k2c_ws_take(ws, per * (size_t)nth))) {
+        k2c_seterr("workspace too small (attention of %d tokens in %d blocks)", nq, nblk);
+        goto done;
+    }
     for (int i = 0, p = 0; i < nq; i++)
         for (int b = first[i]; b < first[i + 1]; b++) {
             owner[2 * b] = i;
             owner[2 * b + 1] = first[i + 1] - first[i] > 1 ? p++ : -1;
         }
     float scale = m->attn_scale;
-    int failed = 0;
-    #pragma omp parallel if (par) num_threads(nth) reduction(| : failed)
+    #pragma omp parallel if (par) num_threads(nth)
     {
-        float *S = malloc(((size_t)d.H * TILE + (size_t)d.r) * sizeof *S), *row = S + (size_t)d.H * TILE;
-        if (!S) failed = 1;
+        float *S = (float *)((char *)scr + per * (size_t)omp_get_thread_num()), *row = S + (size_t)d.H * TILE;
         #pragma omp for schedule(static)
-        for (int h = 0; h < d.H; h++) if (S) absorb_query_head(&d, ly, h, Q, nq, QA, row);
+        for (int h = 0; h < d.H; h++) absorb_query_head(&d, ly, h, Q, nq, QA, row);
         #pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < nblk; b++) {
-            if (!S) continue;
             int i = owner[2 * b], nb = first[i + 1] - first[i], k = b - first[i];
             int j0 = (int)((long long)len[i] * k / nb), j1 = (int)((long long)len[i] * (k + 1) / nb);
             float *acc = owner[2 * b + 1] < 0 ? CTX + (size_t)i * d.H * d.r : part + (size_t)owner[2 * b + 1] * d.H * d.r;
@@ -217,45 +222,48 @@ static int attend_latent(const k2c_model *m, const k2c_layer *ly, int nq, const 
             mx[ih] = M;
         }
         #pragma omp for schedule(static)
-        for (int h = 0; h < d.H; h++) if (S) absorb_value_head(&d, ly, h, CTX, nq, A, row);
-        free(S);
+        for (int h = 0; h < d.H; h++) absorb_value_head(&d, ly, h, CTX, nq, A, row);
     }
-    if (failed) { k2c_seterr("out of memory (attention scores)"); goto done; }
     rc = 0;
 done:
-    free(first); free(ml); free(part); free(owner);
+    ws->used = mark;
     return rc;
 }
 
 /* ------------------------------------------------------------------ expanded attention (prefill) */
 /* T new tokens of s at positions s->pos.., Q [T, H, dn + dr] roped, their rows already in the cache. Keys and
  * values are expanded KBLOCK positions at a time; A [T, H, dv] and mx [T, H] out. */
-static int attend_expanded(k2c_state *s, int layer, const float *Q, int T, float *A, float *mx) {
+static int attend_expanded(k2c_state *s, int layer, const float *Q, int T, float *A, float *mx, k2c_ws *ws) {
     const k2c_model *m = s->m;
     const k2c_layer *ly = &m->layers[layer];
     dims d = dims_of(&m->cfg);
-    int N = s->pos + T, B = N < KBLOCK ? N : KBLOCK, rc = -1, failed = 0;
-    float *C = malloc((size_t)B * d.r * sizeof *C), *KV = malloc((size_t)B * d.H * d.kvd * sizeof *KV);
-    float *l = malloc((size_t)T * d.H * sizeof *l);
-    if (!C || !KV || !l) { k2c_seterr("out of memory (prefill attention of %d tokens)", T); goto done; }
+    int N = s->pos + T, B = N < KBLOCK ? N : KBLOCK, rc = -1, nth = m->cx.nthreads;
+    size_t mark = ws->used, nS = k2c_ws_bytes((size_t)QBLOCK * B * sizeof(float));
+    size_t per = nS + k2c_ws_bytes((size_t)QBLOCK * d.dv * sizeof(float));      /* S and O per thread */
+    float *C, *KV, *l;
+    char *scr;
+    if (!TAKE(C, (size_t)B * d.r) || !TAKE(KV, (size_t)B * d.H * d.kvd) || !TAKE(l, (size_t)T * d.H) ||
+        !(scr = k2c_ws_take(ws, per * (size_t)nth))) {
+        k2c_seterr("workspace too small (prefill attention of %d tokens)", T);
+        goto done;
+    }
     for (int i = 0; i < T * d.H; i++) { mx[i] = -FLT_MAX; l[i] = 0; }
     memset(A, 0, (size_t)T * d.H * d.dv * sizeof *A);
     float scale = m->attn_scale;
     for (int j0 = 0; j0 < N; j0 += B) {
         int nb = N - j0 < B ? N - j0 : B;
         for (int j = 0; j < nb; j++) memcpy(C + (size_t)j * d.r, cache_row(s, layer, j0 + j), (size_t)d.r * sizeof *C);
-        if (k2c_matmul(&ly->kv_b, C, nb, KV)) goto done;
+        if (k2c_matmul_ws(&ly->kv_b, C, nb, KV, ws)) goto done;
         /* queries that see this block: t with s->pos + t >= j0, in groups of QBLOCK per head */
         int tfirst = j0 - s->pos > 0 ? j0 - s->pos : 0, nt = T - tfirst, ng = (nt + QBLOCK - 1) / QBLOCK;
         int par = worth_threads(m, (double)nt * d.H * nb * (d.dn + d.dr + d.dv));
-        #pragma omp parallel if (par) num_threads(m->cx.nthreads) reduction(| : failed)
+        #pragma omp parallel if (par) num_threads(nth)
         {
-            float *S = malloc((size_t)QBLOCK * B * sizeof *S), *O = malloc((size_t)QBLOCK * d.dv * sizeof *O);
-            if (!S || !O) failed = 1;
+            char *mine = scr + per * (size_t)omp_get_thread_num();
+            float *S = (float *)mine, *O = (float *)(mine + nS);
             /* head-major: a thread runs a group of queries of one head against that head's block of keys */
             #pragma omp for schedule(dynamic, 1)
             for (int hg = 0; hg < ng * d.H; hg++) {
-                if (!S || !O) continue;
                 int h = hg / ng, t0 = tfirst + (hg % ng) * QBLOCK, nq = T - t0 < QBLOCK ? T - t0 : QBLOCK;
                 int jmax = s->pos + t0 + nq - j0;              /* keys the last query of the group sees */
                 jmax = jmax < nb ? jmax : nb;
@@ -281,14 +289,12 @@ static int attend_expanded(k2c_state *s, int layer, const float *Q, int T, float
                 for (int u = 0; u < nq; u++)
                     memcpy(A + ((size_t)(t0 + u) * d.H + h) * d.dv, O + (size_t)u * d.dv, (size_t)d.dv * sizeof *O);
             }
-            free(S); free(O);
         }
-        if (failed) { k2c_seterr("out of memory (attention scores of %d positions per thread)", B); goto done; }
     }
     for (int th = 0; th < T * d.H; th++) k2c_vscale(A + (size_t)th * d.dv, d.dv, 1.0f / l[th]);
     rc = 0;
 done:
-    free(C); free(KV); free(l);
+    ws->used = mark;
     return rc;
 }
 
@@ -314,59 +320,84 @@ int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out,
     const k2c_layer *ly = &m->layers[layer];
     dims d = dims_of(&m->cfg);
     int absorbed = k2c_mla_prefill_absorbed(m, s->pos, T), rc = -1;
-    float *Q = malloc((size_t)T * d.H * d.qd * sizeof *Q);
-    float *A = malloc((size_t)T * d.H * d.dv * sizeof *A);
-    float *mx = malloc((size_t)T * d.H * sizeof *mx);
-    float *QA = absorbed ? malloc((size_t)T * d.H * (d.r + d.rs) * sizeof *QA) : NULL;
-    k2c_state **ss = malloc((size_t)T * sizeof *ss);
-    int *off = malloc((size_t)T * sizeof *off), *len = malloc((size_t)T * sizeof *len);
-    const float **rows = malloc((size_t)T * sizeof *rows);
-    if (!Q || !A || !mx || (absorbed && !QA) || !ss || !off || !len || !rows) {
-        k2c_seterr("out of memory (prefill of %d tokens)", T);
+    k2c_ws *ws = &s->ws;
+    size_t mark = ws->used;
+    float *Q, *A, *mx, *QA = NULL;
+    k2c_state **ss;
+    int *off, *len;
+    const float **rows;
+    if (!TAKE(Q, (size_t)T * d.H * d.qd) || !TAKE(A, (size_t)T * d.H * d.dv) || !TAKE(mx, (size_t)T * d.H) ||
+        (absorbed && !TAKE(QA, (size_t)T * d.H * (d.r + d.rs))) || !TAKE(ss, T) || !TAKE(off, T) || !TAKE(len, T) ||
+        !TAKE(rows, T)) {
+        k2c_seterr("workspace too small (prefill of %d tokens)", T);
         goto done;
     }
     for (int t = 0; t < T; t++) { ss[t] = s; off[t] = t; len[t] = s->pos + t + 1; rows[t] = cache_row(s, layer, 0); }
-    if (project_qkv(ss, off, layer, XN, T, Q)) goto done;
+    if (project_qkv(ss, off, layer, XN, T, Q, ws)) goto done;
     if (absorbed) {
         float *CTX = QA + (size_t)T * d.H * d.rs;
-        if (attend_latent(m, ly, T, rows, len, Q, QA, CTX, A, mx)) goto done;
-    } else if (attend_expanded(s, layer, Q, T, A, mx)) {
+        if (attend_latent(m, ly, T, rows, len, Q, QA, CTX, A, mx, ws)) goto done;
+    } else if (attend_expanded(s, layer, Q, T, A, mx, ws)) {
         goto done;
     }
     if (attn_max)
         for (int h = 0; h < d.H; h++)
             for (int t = 0; t < T; t++) if (mx[t * d.H + h] > attn_max[h]) attn_max[h] = mx[t * d.H + h];
-    if (k2c_matmul(&ly->o, A, T, out)) goto done;
+    if (k2c_matmul_ws(&ly->o, A, T, out, ws)) goto done;
     rc = 0;
 done:
-    free(Q); free(A); free(mx); free(QA); free(ss); free(off); free(len); free(rows);
+    ws->used = mark;
     return rc;
 }
 
 /* One new token for each of n states (n = 1 for plain decode): the projections run as one matmul over
- * the n tokens, so a batch of requests reads each weight once; then latent attention of all of them at once. */
+ * the n tokens, so a batch of requests reads each weight once; then latent attention of all of them at once.
+ * Scratch from the first state's workspace. */
 int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max) {
     const k2c_model *m = ss[0]->m;
     const k2c_layer *ly = &m->layers[layer];
     dims d = dims_of(&m->cfg);
-    float *Q = malloc((size_t)n * d.H * d.qd * sizeof *Q);
-    float *A = malloc((size_t)n * d.H * d.dv * sizeof *A);
-    float *mx = malloc((size_t)n * d.H * sizeof *mx);
-    float *QA = malloc((size_t)n * d.H * (d.r + d.rs) * sizeof *QA);
-    int *off = calloc((size_t)n, sizeof *off), *len = malloc((size_t)n * sizeof *len);
-    const float **rows = malloc((size_t)n * sizeof *rows);
-    int rc = -1;
-    if (!Q || !A || !mx || !QA || !off || !len || !rows) { k2c_seterr("out of memory"); goto done; }
-    for (int i = 0; i < n; i++) { len[i] = ss[i]->pos + 1; rows[i] = cache_row(ss[i], layer, 0); }
-    if (project_qkv(ss, off, layer, XN, n, Q)) goto done;
+    k2c_ws *ws = &ss[0]->ws;
+    size_t mark = ws->used;
+    float *Q, *A, *mx, *QA;
+    int *off, *len, rc = -1;
+    const float **rows;
+    if (!TAKE(Q, (size_t)n * d.H * d.qd) || !TAKE(A, (size_t)n * d.H * d.dv) || !TAKE(mx, (size_t)n * d.H) ||
+        !TAKE(QA, (size_t)n * d.H * (d.r + d.rs)) || !TAKE(off, n) || !TAKE(len, n) || !TAKE(rows, n)) {
+        k2c_seterr("workspace too small (decode of %d states)", n);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) { off[i] = 0; len[i] = ss[i]->pos + 1; rows[i] = cache_row(ss[i], layer, 0); }
+    if (project_qkv(ss, off, layer, XN, n, Q, ws)) goto done;
     float *CTX = QA + (size_t)n * d.H * d.rs;
-    if (attend_latent(m, ly, n, rows, len, Q, QA, CTX, A, mx)) goto done;
+    if (attend_latent(m, ly, n, rows, len, Q, QA, CTX, A, mx, ws)) goto done;
     if (attn_max)
         for (int i = 0; i < n; i++)
             for (int h = 0; h < d.H; h++) if (mx[i * d.H + h] > attn_max[h]) attn_max[h] = mx[i * d.H + h];
-    if (k2c_matmul(&ly->o, A, n, out)) goto done;
+    if (k2c_matmul_ws(&ly->o, A, n, out, ws)) goto done;
     rc = 0;
 done:
-    free(Q); free(A); free(mx); free(QA); free(off); free(len); free(rows);
+    ws->used = mark;
     return rc;
+}
+
+/* Upper bound of what the functions above take for T tokens (prefill in either form, or a decode batch). */
+size_t k2c_mla_ws_bytes(const k2c_model *m, int T, int max_ctx, size_t lin, size_t xs) {
+    dims d = dims_of(&m->cfg);
+    size_t t = (size_t)T, H = (size_t)d.H, nth = (size_t)m->cx.nthreads, ql = (size_t)m->cfg.q_lora_rank;
+#define B(n) k2c_ws_bytes((size_t)(n) * 4)
+#define P(n) k2c_ws_bytes((size_t)(n) * 8)
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+    size_t base = B(t * H * d.qd) + B(t * H * d.dv) + B(t * H) + 4 * P(t);
+    size_t proj = B(t * MAX(ql, (size_t)d.rs) + ql + d.dr) + MAX(lin, 2 * xs);
+    size_t nblk = t + nth;
+    size_t lat = P(t + 1) + B(nblk * 2 * H) + B(nblk * H * d.r + 1) + P(nblk * 2) + nth * B(H * TILE + d.r);
+    size_t Bk = (size_t)(max_ctx < KBLOCK ? max_ctx : KBLOCK);
+    size_t expd = B(Bk * d.r) + B(Bk * H * d.kvd) + B(t * H) + nth * (B(QBLOCK * Bk) + B(QBLOCK * d.dv)) + lin;
+    /* absorbed (and decode): QA [T, H, r + rs] lives through the projections, the attention and the output */
+    size_t absd = B(t * H * (d.r + d.rs)) + MAX(MAX(proj, lin), lat);
+    return base + MAX(absd, MAX(MAX(proj, lin), expd));
+#undef B
+#undef P
+#undef MAX
 }

@@ -84,7 +84,14 @@ struct k2c_state {
     int max_ctx;
     int pos;                /* tokens in the cache */
     float *cache;           /* [L, max_ctx, r + dr]: RMSNorm(c) then roped k_pe, per token */
+    /* Scratch of one forward call of up to ws_tokens tokens (a prefill chunk, or a decode batch led by this
+     * state), sized once at init (k2c_forward_ws_bytes) and taken stack-like: no allocation per token or layer. */
+    k2c_ws ws;
+    int ws_tokens;
 };
+/* The most states one k2c_decode_batch call runs at once: the workspace holds a batch this large (or the
+ * model's ubatch, if larger); a larger batch runs in turns of that many. */
+#define K2C_DECODE_BATCH_MAX 64
 int k2c_state_init(k2c_state *s, const k2c_model *m, int max_ctx);
 void k2c_state_free(k2c_state *s);
 
@@ -92,10 +99,16 @@ void k2c_state_free(k2c_state *s);
  * Attention of one layer for T tokens at positions s->pos.. (cache rows written, s->pos not advanced);
  * attn_max [H] is raised to the largest pre-softmax logit per head when not NULL. */
 int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out, float *attn_max);
+/* Workspace bytes of one forward call of T tokens (either prefill form or a decode batch of T states) for a
+ * state of max_ctx positions; the parts: attention, FFN (lin: the most any one matmul/matvec of the model takes,
+ * xs: one matvec input shuffle). */
+size_t k2c_forward_ws_bytes(const k2c_model *m, int T, int max_ctx);
+size_t k2c_mla_ws_bytes(const k2c_model *m, int T, int max_ctx, size_t lin, size_t xs);
+size_t k2c_ffn_ws_bytes(const k2c_model *m, int T, size_t lin, size_t xs);
 /* 1 if a prefill of T tokens after pos cached ones runs in the absorbed form (m->prefill_path, else the cost model). */
 int k2c_mla_prefill_absorbed(const k2c_model *m, int pos, int T);
 int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max);
 /* FFN of one layer (dense or MoE); experts: optional [T, k] trace, sorted ascending. */
-int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float *out, int *experts);
+int k2c_ffn_forward(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, int T, float *out, int *experts);
 
 #endif

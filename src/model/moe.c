@@ -13,10 +13,9 @@
 void k2c_router_scores(const k2c_config *c, const float *logits, float *s) {
     int E = c->n_routed_experts;
     if (c->scoring_softmax) {
-        float mx = -FLT_MAX, sum = 0;
-        for (int e = 0; e < E; e++) mx = fmaxf(mx, logits[e]);
-        for (int e = 0; e < E; e++) sum += (s[e] = expf(logits[e] - mx));
-        for (int e = 0; e < E; e++) s[e] /= sum;
+        memcpy(s, logits, (size_t)E * sizeof *s);
+        float sum = k2c_vexp_sum(s, E, k2c_vmax(s, E));
+        k2c_vscale(s, E, 1.0f / sum);
     } else {
         for (int e = 0; e < E; e++) s[e] = 1.0f / (1.0f + expf(-logits[e]));
     }
@@ -70,22 +69,26 @@ void k2c_moe_route(const k2c_config *c, const float *logits, const float *bias, 
 
 #include <stdlib.h>
 
+/* Scratch of ws (stack-like: the caller's mark is restored on return). */
+#define TAKE(p, n) ((p) = k2c_ws_take(ws, (size_t)(n) * sizeof *(p)))
+
 /* Y [T, D] = W_down (silu(W_gate X) * W_up X) for the rows of X [T, D]. */
-static int swiglu(const k2c_linear *gate, const k2c_linear *up, const k2c_linear *down, const float *X, int T, float *Y) {
-    int I = gate->rows;
-    float *G = malloc((size_t)T * I * sizeof *G), *U = malloc((size_t)T * I * sizeof *U);
-    if (!G || !U) { free(G); free(U); k2c_seterr("out of memory"); return -1; }
+static int swiglu(const k2c_linear *gate, const k2c_linear *up, const k2c_linear *down, const float *X, int T, float *Y,
+                  k2c_ws *ws) {
+    int I = gate->rows, rc = -1;
+    size_t mark = ws->used;
+    float *G, *U;
+    if (!TAKE(G, (size_t)T * I) || !TAKE(U, (size_t)T * I)) { k2c_seterr("workspace too small (FFN of %d tokens)", T); goto done; }
     if (T == 1) {
         k2c_matvec_job j[2] = {{gate, X, G}, {up, X, U}};
-        k2c_matvec_batch(j, 2);
-    } else if (k2c_matmul(gate, X, T, G) || k2c_matmul(up, X, T, U)) {
-        free(G); free(U);
-        return -1;
+        k2c_matvec_batch_ws(j, 2, ws);
+    } else if (k2c_matmul_ws(gate, X, T, G, ws) || k2c_matmul_ws(up, X, T, U, ws)) {
+        goto done;
     }
-    for (size_t i = 0; i < (size_t)T * I; i++) G[i] = G[i] / (1.0f + expf(-G[i])) * U[i];
-    int rc = k2c_matmul(down, G, T, Y);
-    free(G);
-    free(U);
+    k2c_vsilu_mul(G, G, U, (size_t)T * I);
+    rc = k2c_matmul_ws(down, G, T, Y, ws);
+done:
+    ws->used = mark;
     return rc;
 }
 
@@ -93,15 +96,16 @@ static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(co
 
 /* One token through an MoE layer: the gate and up projections of the shared expert and every chosen
  * expert run in one parallel loop, then all down projections in another (two fork/joins per layer). */
-static int ffn_decode(const k2c_model *m, const k2c_layer *ly, const float *x, float *out) {
+static int ffn_decode(const k2c_model *m, const k2c_layer *ly, const float *x, float *out, k2c_ws *ws) {
     const k2c_config *c = &m->cfg;
-    int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok, I = c->moe_intermediate_size;
+    int D = c->hidden_size, K = c->num_experts_per_tok, I = c->moe_intermediate_size;
     int IS = ly->gate.w ? ly->gate.rows : 0, idx[64];
     float logits[1024], w[64];
-    float *buf = malloc(((size_t)3 * (K * I + IS) + (size_t)(K + 1) * D) * sizeof *buf);
-    if (!buf) { k2c_seterr("out of memory"); return -1; }
+    size_t mark = ws->used;
+    float *buf;
+    if (!TAKE(buf, (size_t)2 * (K * I + IS) + (size_t)(K + 1) * D)) { k2c_seterr("workspace too small (MoE decode)"); return -1; }
     float *g = buf, *u = g + K * I + IS, *ys = u + K * I + IS;
-    k2c_matvec(&ly->router, x, logits);
+    k2c_matvec_ws(&ly->router, x, logits, ws);
     k2c_moe_route(c, logits, ly->router_bias, idx, w, NULL);
     k2c_matvec_job jobs[130];
     int n = 0;
@@ -113,38 +117,40 @@ static int ffn_decode(const k2c_model *m, const k2c_layer *ly, const float *x, f
         jobs[n++] = (k2c_matvec_job){&ly->gate, x, g + K * I};
         jobs[n++] = (k2c_matvec_job){&ly->up, x, u + K * I};
     }
-    k2c_matvec_batch(jobs, n);
-    for (int i = 0; i < K * I + IS; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    k2c_matvec_batch_ws(jobs, n, ws);
+    k2c_vsilu_mul(g, g, u, (size_t)K * I + IS);
     n = 0;
     for (int k = 0; k < K; k++) jobs[n++] = (k2c_matvec_job){&ly->exp_down[idx[k]], g + k * I, ys + (size_t)k * D};
     if (IS) jobs[n++] = (k2c_matvec_job){&ly->down, g + K * I, ys + (size_t)K * D};
-    k2c_matvec_batch(jobs, n);
+    k2c_matvec_batch_ws(jobs, n, ws);
     for (int d = 0; d < D; d++) {
         float acc = IS ? ys[(size_t)K * D + d] : 0.0f;
         for (int k = 0; k < K; k++) acc += w[k] * ys[(size_t)k * D + d];
         out[d] = acc;
     }
-    (void)E;
-    free(buf);
+    ws->used = mark;
     return 0;
 }
 
 /* FFN of one layer over T tokens: dense SwiGLU, or routed experts + shared experts.
  * Tokens are grouped by expert so each chosen expert's weights are read once for all its tokens.
  * experts: optional [T, k] trace of the chosen experts, sorted ascending. */
-int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float *out, int *experts) {
+int k2c_ffn_forward(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, int T, float *out, int *experts) {
     const k2c_config *c = &m->cfg;
     const k2c_layer *ly = &m->layers[layer];
     int D = c->hidden_size;
-    if (!ly->is_moe) return swiglu(&ly->gate, &ly->up, &ly->down, XN, T, out);
-    if (T == 1 && !experts) return ffn_decode(m, ly, XN, out);
+    if (!ly->is_moe) return swiglu(&ly->gate, &ly->up, &ly->down, XN, T, out, ws);
+    if (T == 1 && !experts) return ffn_decode(m, ly, XN, out, ws);
     int E = c->n_routed_experts, K = c->num_experts_per_tok, rc = -1;
-    float *logits = malloc((size_t)T * E * sizeof *logits), *w = malloc((size_t)T * K * sizeof *w);
-    int *idx = malloc((size_t)T * K * sizeof *idx), *count = calloc((size_t)E + 1, sizeof *count);
-    int *order = malloc((size_t)T * K * sizeof *order);
-    float *Xe = malloc((size_t)T * D * sizeof *Xe), *Ye = malloc((size_t)T * D * sizeof *Ye);
-    if (!logits || !w || !idx || !count || !order || !Xe || !Ye) { k2c_seterr("out of memory"); goto done; }
-    if (k2c_matmul_fp32(&ly->router, XN, T, logits)) goto done;
+    size_t mark = ws->used;
+    float *logits, *w, *Xe, *Ye;
+    int *idx, *count, *order, *fill;
+    if (!TAKE(logits, (size_t)T * E) || !TAKE(w, (size_t)T * K) || !TAKE(idx, (size_t)T * K) || !TAKE(count, E + 1) ||
+        !TAKE(order, (size_t)T * K) || !TAKE(fill, E) || !TAKE(Xe, (size_t)T * D) || !TAKE(Ye, (size_t)T * D)) {
+        k2c_seterr("workspace too small (MoE of %d tokens)", T);
+        goto done;
+    }
+    if (k2c_matmul_fp32_ws(&ly->router, XN, T, logits, ws)) goto done;
     for (int t = 0; t < T; t++) k2c_moe_route(c, logits + (size_t)t * E, ly->router_bias, idx + t * K, w + t * K, NULL);
     if (experts)
         for (int t = 0; t < T; t++) {
@@ -152,17 +158,13 @@ int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float
             qsort(experts + t * K, (size_t)K, sizeof *idx, cmp_int);
         }
     /* Counting sort of the (token, slot) pairs by expert. */
+    memset(count, 0, (size_t)(E + 1) * sizeof *count);
     for (int i = 0; i < T * K; i++) count[idx[i] + 1]++;
     for (int e = 0; e < E; e++) count[e + 1] += count[e];
-    {
-        int *fill = malloc((size_t)E * sizeof *fill);
-        if (!fill) { k2c_seterr("out of memory"); goto done; }
-        memcpy(fill, count, (size_t)E * sizeof *fill);
-        for (int i = 0; i < T * K; i++) order[fill[idx[i]]++] = i;
-        free(fill);
-    }
+    memcpy(fill, count, (size_t)E * sizeof *fill);
+    for (int i = 0; i < T * K; i++) order[fill[idx[i]]++] = i;
     if (c->n_shared_experts) {
-        if (swiglu(&ly->gate, &ly->up, &ly->down, XN, T, out)) goto done;
+        if (swiglu(&ly->gate, &ly->up, &ly->down, XN, T, out, ws)) goto done;
     } else {
         memset(out, 0, (size_t)T * D * sizeof *out);
     }
@@ -170,7 +172,7 @@ int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float
         int n = count[e + 1] - count[e];
         if (!n) continue;
         for (int j = 0; j < n; j++) memcpy(Xe + (size_t)j * D, XN + (size_t)(order[count[e] + j] / K) * D, (size_t)D * sizeof *Xe);
-        if (swiglu(&ly->exp_gate[e], &ly->exp_up[e], &ly->exp_down[e], Xe, n, Ye)) goto done;
+        if (swiglu(&ly->exp_gate[e], &ly->exp_up[e], &ly->exp_down[e], Xe, n, Ye, ws)) goto done;
         for (int j = 0; j < n; j++) {
             int slot = order[count[e] + j], t = slot / K;
             float wt = w[slot];
@@ -179,6 +181,33 @@ int k2c_ffn_forward(const k2c_model *m, int layer, const float *XN, int T, float
     }
     rc = 0;
 done:
-    free(logits); free(w); free(idx); free(count); free(order); free(Xe); free(Ye);
+    ws->used = mark;
     return rc;
+}
+
+/* What the functions above take for T tokens: their own pieces, plus one matmul (lin) or a matvec batch's input
+ * shuffles (xs: one input's) on top. */
+size_t k2c_ffn_ws_bytes(const k2c_model *m, int T, size_t lin, size_t xs) {
+    const k2c_config *c = &m->cfg;
+    size_t D = (size_t)c->hidden_size, E = (size_t)c->n_routed_experts, K = (size_t)c->num_experts_per_tok, t = (size_t)T;
+    size_t most = 0;
+#define B(n) k2c_ws_bytes((size_t)(n) * 4)
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const k2c_layer *ly = &m->layers[l];
+        size_t IS = ly->gate.w ? (size_t)ly->gate.rows : 0, need = 0;
+        size_t sw = 2 * B(t * IS) + (lin > 2 * xs ? lin : 2 * xs);            /* dense or shared SwiGLU */
+        if (ly->is_moe) {
+            size_t I = (size_t)ly->exp_gate[0].rows;
+            size_t swe = 2 * B(t * I) + (lin > 2 * xs ? lin : 2 * xs);
+            size_t dec = B(2 * (K * I + IS) + (K + 1) * D) + (2 * K + 2 > 1 ? (2 * K + 2) : 1) * xs + lin;
+            size_t pre = B(t * E) + 3 * B(t * K) + B(E + 1) + B(E) + 2 * B(t * D);
+            pre += lin > sw ? (lin > swe ? lin : swe) : (sw > swe ? sw : swe);
+            need = dec > pre ? dec : pre;
+        } else {
+            need = sw;
+        }
+        most = need > most ? need : most;
+    }
+#undef B
+    return most;
 }

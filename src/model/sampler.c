@@ -49,9 +49,11 @@ int k2c_sample(k2c_sampler *s, const float *logits) {
     if (s->temperature <= 0 || !s->scratch_p || !s->scratch_i) return best;
     float *p = s->scratch_p;
     int *id = s->scratch_i;
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += (p[i] = expf((logits[i] - logits[best]) / s->temperature));
-    for (int i = 0; i < n; i++) p[i] = (float)(p[i] / sum);
+    float inv_t = 1.0f / s->temperature;
+    for (int i = 0; i < n; i++) p[i] = (logits[i] - logits[best]) * inv_t;
+    float inv_sum = 1.0f / k2c_vexp_sum(p, n, 0.0f);       /* softmax: the largest term is e^0 = 1, so sum >= 1 */
+    /* the vector exp clamps its argument (e^-87, not 0): a masked token (-inf logit) keeps probability 0 */
+    for (int i = 0; i < n; i++) p[i] = logits[i] == -INFINITY ? 0.0f : p[i] * inv_sum;
     /* Candidates: tokens not cut by min-p (relative to the best), then top-k / top-p over them sorted. */
     int m = 0;
     float floor_p = s->min_p > 0 ? s->min_p * p[best] : 0;
