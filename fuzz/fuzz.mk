@@ -14,7 +14,7 @@ FUZZ_RUNS   ?=
 FUZZ_B      := build-fuzz
 FUZZ_SRC    := $(sort $(shell find src -name '*.c'))
 FUZZ_INC    := -Iinclude -Isrc -Ifuzz -I/usr/include/x86_64-linux-gnu/openblas-openmp
-FUZZ_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-function -Wno-pass-failed -D_DEFAULT_SOURCE -D_GNU_SOURCE \
+FUZZ_CFLAGS := -DK2C_NO_CLONES -std=c11 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-function -Wno-pass-failed -D_DEFAULT_SOURCE -D_GNU_SOURCE \
                -fopenmp $(FUZZ_INC) -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_LIBS   := -ljansson -lpcre2-8 -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp \
                -lopenblas -lmicrohttpd -lm -lpthread
