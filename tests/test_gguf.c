@@ -209,7 +209,7 @@ static void dequant_random_blocks(void) {
         for (int k = 0; k < ntables; k++) {
             double worst = 0, dworst = 0;
             for (int i = 0; i < rows; i++) {
-                TABLES[k]->dequant_row(&l, i, row);
+                k2c_row_dequant(TABLES[k], &l, i, row);
                 double m = 0, dot = 0, sx = 0;
                 for (int j = 0; j < cols; j++) {
                     double e = r[(size_t)i * cols + j];
@@ -218,7 +218,7 @@ static void dequant_random_blocks(void) {
                     dot += e * x[j];
                     sx += fabs(e * x[j]);
                 }
-                float got = TABLES[k]->dot_row(&l, i, x, NULL);
+                float got = k2c_row_dot(TABLES[k], &l, i, x, NULL);
                 dworst = check_worse(dworst, fabs(got - dot) / sx);
                 (void)m;
             }

@@ -10,7 +10,6 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include <string.h>
 
 #ifndef K2C_PF_DIST
 #define K2C_PF_DIST 2048
@@ -132,59 +131,38 @@ AVX2 static float dot_int4(const uint32_t *w, const float *xs, int n, const uint
     return hsum(acc);
 }
 
-/* ------------------------------------------------------------------ table entries */
-static float dot_row(const k2c_linear *l, int r, const float *x, const float *xs) {
-    size_t off = (size_t)r * (size_t)l->cols;
-    switch (l->fmt) {
-    case K2C_FMT_F32: return dot_f32((const float *)l->w + off, x, l->cols);
-    case K2C_FMT_BF16: return dot_bf16((const uint16_t *)l->w + off, x, l->cols);
-    case K2C_FMT_F16: return dot_f16((const uint16_t *)l->w + off, x, l->cols);
-    case K2C_FMT_FP8:
-        return dot_fp8((const uint8_t *)l->w + off, x, l->cols,
-                       l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols, l->block);
-    case K2C_FMT_INT4:
-        if (xs && l->block % 32 == 0)
-            return dot_int4((const uint32_t *)l->w + (size_t)r * (size_t)(l->cols / 8), xs, l->cols,
-                            l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
-        break;
-    default: break;                                     /* GGUF block formats: the scalar row functions */
-    }
-    return k2c_kernels_scalar.dot_row(l, r, x, NULL);   /* INT4 with groups not a multiple of 32 */
+/* ------------------------------------------------------------------ rows to fp32 (prompts) */
+AVX2 static void cvt_bf16(const uint16_t *w, int n, float *out) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, bf16x8(w + j));
+    for (; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
 }
 
-AVX2 static void dequant_row(const k2c_linear *l, int r, float *out) {
-    int n = l->cols, j = 0;
-    size_t off = (size_t)r * (size_t)n;
-    switch (l->fmt) {
-    case K2C_FMT_F32: memcpy(out, (const float *)l->w + off, (size_t)n * sizeof *out); return;
-    case K2C_FMT_BF16: { const uint16_t *w = (const uint16_t *)l->w + off;
-        for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, bf16x8(w + j));
-        for (; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
-        return; }
-    case K2C_FMT_F16: { const uint16_t *w = (const uint16_t *)l->w + off;
-        for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j))));
-        for (; j < n; j++) out[j] = k2c_f16_to_f32(w[j]);
-        return; }
-    case K2C_FMT_FP8: { const uint8_t *w = (const uint8_t *)l->w + off;
-        const float *s = l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols;
-        for (int j0 = 0; j0 < n; j0 += l->block) {
-            int j1 = j0 + l->block < n ? j0 + l->block : n;
-            __m256 sc = _mm256_set1_ps(s[j0 / l->block]);
-            for (j = j0; j + 8 <= j1; j += 8) _mm256_storeu_ps(out + j, _mm256_mul_ps(fp8x8(w + j), sc));
-            for (; j < j1; j++) out[j] = k2c_fp8_lut[w[j]] * s[j0 / l->block];
-        }
-        return; }
-    default: break;                 /* INT4, GGUF block formats */
+AVX2 static void cvt_f16(const uint16_t *w, int n, float *out) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j))));
+    for (; j < n; j++) out[j] = k2c_f16_to_f32(w[j]);
+}
+
+AVX2 static void cvt_fp8(const uint8_t *w, int n, const float *scale, int block, float *out) {
+    for (int j0 = 0; j0 < n; j0 += block) {
+        int j1 = j0 + block < n ? j0 + block : n, j = j0;
+        __m256 sc = _mm256_set1_ps(scale[j0 / block]);
+        for (; j + 8 <= j1; j += 8) _mm256_storeu_ps(out + j, _mm256_mul_ps(fp8x8(w + j), sc));
+        for (; j < j1; j++) out[j] = k2c_fp8_lut[w[j]] * scale[j0 / block];
     }
-    k2c_kernels_scalar.dequant_row(l, r, out);
 }
 
 const k2c_kernels k2c_kernels_avx2 = {
     .name = "avx2",
-    .dot_row = dot_row,
-    .int4_xs = 1,
-    .dequant_row = dequant_row,
     .dot_f32 = dot_f32,
+    .dot_bf16 = dot_bf16,
+    .dot_f16 = dot_f16,
+    .dot_fp8 = dot_fp8,
+    .dot_int4 = dot_int4,
+    .cvt_bf16 = cvt_bf16,
+    .cvt_f16 = cvt_f16,
+    .cvt_fp8 = cvt_fp8,
     .gemm_tile = NULL,          /* OpenBLAS sgemm (itself AVX2) on tiles dequantized here */
     .gemm_tile_bf16 = NULL,
 };

@@ -131,36 +131,6 @@ AVX512 static void dequant_row_fp8_avx512(const uint8_t *w, int n, const float *
     }
 }
 
-/* ------------------------------------------------------------------ table entries */
-static float dot_row(const k2c_linear *l, int r, const float *x, const float *xs) {
-    size_t off = (size_t)r * (size_t)l->cols;
-    switch (l->fmt) {
-    case K2C_FMT_F32: return dot_f32_avx512((const float *)l->w + off, x, l->cols);
-    case K2C_FMT_BF16: return dot_bf16_avx512((const uint16_t *)l->w + off, x, l->cols);
-    case K2C_FMT_FP8:
-        return dot_fp8_avx512((const uint8_t *)l->w + off, x, l->cols,
-                              l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols, l->block);
-    case K2C_FMT_INT4:
-        if (xs && l->block % 32 == 0)
-            return dot_int4_avx512((const uint32_t *)l->w + (size_t)r * (size_t)(l->cols / 8), xs, l->cols,
-                                   l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
-        break;
-    default: break;
-    }
-    return k2c_kernels_scalar.dot_row(l, r, x, NULL);   /* F16, INT4 with odd groups, GGUF block formats */
-}
-
-static void dequant_row(const k2c_linear *l, int r, float *out) {
-    size_t off = (size_t)r * (size_t)l->cols;
-    if (l->fmt == K2C_FMT_BF16) { dequant_row_bf16_avx512((const uint16_t *)l->w + off, l->cols, out); return; }
-    if (l->fmt == K2C_FMT_FP8) {
-        dequant_row_fp8_avx512((const uint8_t *)l->w + off, l->cols,
-                               l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols, l->block, out);
-        return;
-    }
-    k2c_kernels_scalar.dequant_row(l, r, out);
-}
-
 /* The 16 accumulators must live in registers: without a full unroll of the row loop gcc -O2 keeps a[][] on
  * the stack and every multiply-add waits on a store and a reload (measured: 3x slower). */
 #define UNROLL_RB _Pragma("GCC unroll 8")
@@ -351,10 +321,14 @@ AVX512BF16 static void gemm_tile_bf16(const uint16_t *w, size_t ldw, int nr, int
 
 const k2c_kernels k2c_kernels_avx512 = {
     .name = "avx512",
-    .dot_row = dot_row,
-    .int4_xs = 1,
-    .dequant_row = dequant_row,
     .dot_f32 = dot_f32_avx512,
+    .dot_bf16 = dot_bf16_avx512,
+    .dot_f16 = NULL,            /* the AVX2 table's F16C kernel would do; F16 checkpoints are rare */
+    .dot_fp8 = dot_fp8_avx512,
+    .dot_int4 = dot_int4_avx512,
+    .cvt_bf16 = dequant_row_bf16_avx512,
+    .cvt_f16 = NULL,
+    .cvt_fp8 = dequant_row_fp8_avx512,
     .gemm_tile = gemm_tile,
     .gemm_tile_bf16 = gemm_tile_bf16,
 };

@@ -8,7 +8,6 @@
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
-#include <string.h>
 
 #ifndef K2C_PF_DIST
 #define K2C_PF_DIST 2048
@@ -135,62 +134,41 @@ static float dot_int4(const uint32_t *w, const float *xs, int n, const uint16_t 
     return acc;
 }
 
-/* ------------------------------------------------------------------ table entries */
-static float dot_row(const k2c_linear *l, int r, const float *x, const float *xs) {
-    size_t off = (size_t)r * (size_t)l->cols;
-    switch (l->fmt) {
-    case K2C_FMT_F32: return dot_f32((const float *)l->w + off, x, l->cols);
-    case K2C_FMT_BF16: return dot_bf16((const uint16_t *)l->w + off, x, l->cols);
-    case K2C_FMT_F16: return dot_f16((const uint16_t *)l->w + off, x, l->cols);
-    case K2C_FMT_FP8:
-        return dot_fp8((const uint8_t *)l->w + off, x, l->cols,
-                       l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols, l->block);
-    case K2C_FMT_INT4:
-        if (xs && l->block % 32 == 0)
-            return dot_int4((const uint32_t *)l->w + (size_t)r * (size_t)(l->cols / 8), xs, l->cols,
-                            l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
-        break;
-    default: break;
-    }
-    return k2c_kernels_scalar.dot_row(l, r, x, NULL);   /* GGUF types, INT4 with odd groups */
+/* ------------------------------------------------------------------ rows to fp32 (prompts) */
+static void cvt_bf16(const uint16_t *w, int n, float *out) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4) vst1q_f32(out + j, bf16x4(w + j));
+    for (; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
 }
 
-static void dequant_row(const k2c_linear *l, int r, float *out) {
-    int n = l->cols, j = 0;
-    size_t off = (size_t)r * (size_t)n;
-    switch (l->fmt) {
-    case K2C_FMT_F32: memcpy(out, (const float *)l->w + off, (size_t)n * sizeof *out); return;
-    case K2C_FMT_BF16: { const uint16_t *w = (const uint16_t *)l->w + off;
-        for (; j + 4 <= n; j += 4) vst1q_f32(out + j, bf16x4(w + j));
-        for (; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
-        return; }
-    case K2C_FMT_F16: { const uint16_t *w = (const uint16_t *)l->w + off;
-        for (; j + 4 <= n; j += 4) vst1q_f32(out + j, f16x4(w + j));
-        for (; j < n; j++) out[j] = k2c_f16_to_f32(w[j]);
-        return; }
-    case K2C_FMT_FP8: { const uint8_t *w = (const uint8_t *)l->w + off;
-        const float *s = l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols;
-        for (int j0 = 0; j0 < n; j0 += l->block) {
-            int j1 = j0 + l->block < n ? j0 + l->block : n;
-            float32x4_t sc = vdupq_n_f32(s[j0 / l->block]), f[4];
-            for (j = j0; j + 16 <= j1; j += 16) {
-                fp8x16(w + j, f);
-                for (int q = 0; q < 4; q++) vst1q_f32(out + j + 4 * q, vmulq_f32(f[q], sc));
-            }
-            for (; j < j1; j++) out[j] = k2c_fp8_lut[w[j]] * s[j0 / l->block];
+static void cvt_f16(const uint16_t *w, int n, float *out) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4) vst1q_f32(out + j, f16x4(w + j));
+    for (; j < n; j++) out[j] = k2c_f16_to_f32(w[j]);
+}
+
+static void cvt_fp8(const uint8_t *w, int n, const float *scale, int block, float *out) {
+    for (int j0 = 0; j0 < n; j0 += block) {
+        int j1 = j0 + block < n ? j0 + block : n, j = j0;
+        float32x4_t sc = vdupq_n_f32(scale[j0 / block]), f[4];
+        for (; j + 16 <= j1; j += 16) {
+            fp8x16(w + j, f);
+            for (int q = 0; q < 4; q++) vst1q_f32(out + j + 4 * q, vmulq_f32(f[q], sc));
         }
-        return; }
-    default: break;
+        for (; j < j1; j++) out[j] = k2c_fp8_lut[w[j]] * scale[j0 / block];
     }
-    k2c_kernels_scalar.dequant_row(l, r, out);
 }
 
 const k2c_kernels k2c_kernels_neon = {
     .name = "neon",
-    .dot_row = dot_row,
-    .int4_xs = 1,
-    .dequant_row = dequant_row,
     .dot_f32 = dot_f32,
+    .dot_bf16 = dot_bf16,
+    .dot_f16 = dot_f16,
+    .dot_fp8 = dot_fp8,
+    .dot_int4 = dot_int4,
+    .cvt_bf16 = cvt_bf16,
+    .cvt_f16 = cvt_f16,
+    .cvt_fp8 = cvt_fp8,
     .gemm_tile = NULL,          /* OpenBLAS sgemm (NEON itself) on tiles dequantized here */
     .gemm_tile_bf16 = NULL,
 };

@@ -41,7 +41,7 @@ static float dot_fp8_n(const uint8_t *w, const float *x, int n) {
 }
 
 /* ------------------------------------------------------------------ dequantization (reference path) */
-static void dequant_row(const k2c_linear *l, int r, float *out) {
+void k2c_scalar_row_dequant(const k2c_linear *l, int r, float *out) {
     int n = l->cols;
     size_t off = (size_t)r * (size_t)n;
     switch (l->fmt) {
@@ -72,7 +72,7 @@ static void dequant_row(const k2c_linear *l, int r, float *out) {
 }
 
 /* ------------------------------------------------------------------ scalar row dots */
-static float dot_row(const k2c_linear *l, int r, const float *x) {
+float k2c_scalar_row_dot(const k2c_linear *l, int r, const float *x) {
     int n = l->cols;
     size_t off = (size_t)r * (size_t)n;
     float acc = 0;
@@ -103,19 +103,11 @@ static float dot_row(const k2c_linear *l, int r, const float *x) {
     return acc;
 }
 
-static float dot_row_x(const k2c_linear *l, int r, const float *x, const float *xs) {
-    (void)xs;
-    return dot_row(l, r, x);
-}
-
 static float dot_f32(const float *a, const float *b, int n) { return dot_f32_n(a, b, n); }
 
 const k2c_kernels k2c_kernels_scalar = {
     .name = "scalar",
-    .dot_row = dot_row_x,
-    .int4_xs = 0,
-    .dequant_row = dequant_row,
-    .dot_f32 = dot_f32,
+    .dot_f32 = dot_f32,         /* every other entry NULL: k2c_row_dot / k2c_row_dequant come here */
     .gemm_tile = NULL,          /* OpenBLAS sgemm on dequantized tiles */
     .gemm_tile_bf16 = NULL,
 };

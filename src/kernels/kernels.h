@@ -32,12 +32,19 @@ typedef struct k2c_linear k2c_linear;
 
 typedef struct {
     const char *name;                       /* "scalar", "avx2", "avx512", "neon" */
-    /* Decode: row r of W times x. xs: x reordered for INT4 (int4_xs below), or NULL. */
-    float (*dot_row)(const k2c_linear *l, int r, const float *x, const float *xs);
-    int int4_xs;                            /* dot_row wants xs: per 32 elements, the 16 even then the 16 odd */
-    /* Prompts: row r of W dequantized to fp32. */
-    void (*dequant_row)(const k2c_linear *l, int r, float *out);
-    float (*dot_f32)(const float *a, const float *b, int n);
+    /* Decode: the dot of one stored row with x, per format. Any of them may be NULL: the portable kernel then
+     * runs that format (and every GGUF block format), so a table holds only what its ISA does better. */
+    float (*dot_f32)(const float *w, const float *x, int n);           /* never NULL (prompts use it too) */
+    float (*dot_bf16)(const uint16_t *w, const float *x, int n);
+    float (*dot_f16)(const uint16_t *w, const float *x, int n);
+    float (*dot_fp8)(const uint8_t *w, const float *x, int n, const float *scale, int block);
+    /* INT4 groups (a multiple of 32) against xs: x reordered per 32 elements into the 16 even then the 16 odd
+     * ones (the driver does it once per matvec) */
+    float (*dot_int4)(const uint32_t *w, const float *xs, int n, const uint16_t *scale, int group);
+    /* Prompts: one stored row to fp32, per format (NULL: the portable kernel). */
+    void (*cvt_bf16)(const uint16_t *w, int n, float *out);
+    void (*cvt_f16)(const uint16_t *w, int n, float *out);
+    void (*cvt_fp8)(const uint8_t *w, int n, const float *scale, int block, float *out);
     /* Y[:, 0..nr) (row stride ldy) = packed X (k2c_gemm_pack_x) times fp32 rows w [nr, C]; panel: scratch
      * of K2C_GEMM_RB * C floats. NULL: the driver runs OpenBLAS sgemm on dequantized tiles instead. */
     void (*gemm_tile)(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy, float *panel);
@@ -55,6 +62,13 @@ extern const k2c_kernels k2c_kernels_avx512;
 extern const k2c_kernels k2c_kernels_neon;
 #endif
 extern float k2c_fp8_lut[256];              /* e4m3 byte -> float, filled before main */
+/* Row r of W times x (xs: x reordered for the table's dot_int4, or NULL) and row r of W to fp32, through table k
+ * with the portable kernels for what it lacks: the one switch over formats. */
+float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float *x, const float *xs);
+void k2c_row_dequant(const k2c_kernels *k, const k2c_linear *l, int r, float *out);
+/* The portable kernels on every format (kern_scalar.c): the fallback of every table. */
+float k2c_scalar_row_dot(const k2c_linear *l, int r, const float *x);
+void k2c_scalar_row_dequant(const k2c_linear *l, int r, float *out);
 
 /* What the kernels run under: one per model (no process-wide setting), read-only while it runs. */
 typedef struct k2c_kctx {

@@ -99,8 +99,49 @@ size_t k2c_linear_bytes(const k2c_linear *l) {
     }
 }
 
+float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float *x, const float *xs) {
+    size_t off = (size_t)r * (size_t)l->cols;
+    int n = l->cols;
+    switch (l->fmt) {
+    case K2C_FMT_F32: return k->dot_f32((const float *)l->w + off, x, n);
+    case K2C_FMT_BF16: if (k->dot_bf16) return k->dot_bf16((const uint16_t *)l->w + off, x, n); break;
+    case K2C_FMT_F16: if (k->dot_f16) return k->dot_f16((const uint16_t *)l->w + off, x, n); break;
+    case K2C_FMT_FP8:
+        if (k->dot_fp8)
+            return k->dot_fp8((const uint8_t *)l->w + off, x, n, l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols,
+                              l->block);
+        break;
+    case K2C_FMT_INT4:
+        if (k->dot_int4 && xs && l->block % 32 == 0)
+            return k->dot_int4((const uint32_t *)l->w + (size_t)r * (size_t)(n / 8), xs, n,
+                               l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
+        break;
+    default: break;
+    }
+    return k2c_scalar_row_dot(l, r, x);
+}
+
+void k2c_row_dequant(const k2c_kernels *k, const k2c_linear *l, int r, float *out) {
+    size_t off = (size_t)r * (size_t)l->cols;
+    int n = l->cols;
+    switch (l->fmt) {
+    case K2C_FMT_F32: memcpy(out, (const float *)l->w + off, (size_t)n * sizeof *out); return;
+    case K2C_FMT_BF16: if (k->cvt_bf16) { k->cvt_bf16((const uint16_t *)l->w + off, n, out); return; } break;
+    case K2C_FMT_F16: if (k->cvt_f16) { k->cvt_f16((const uint16_t *)l->w + off, n, out); return; } break;
+    case K2C_FMT_FP8:
+        if (k->cvt_fp8) {
+            k->cvt_fp8((const uint8_t *)l->w + off, n, l->scale_f32 + (size_t)(r / l->block) * (size_t)l->scale_cols,
+                       l->block, out);
+            return;
+        }
+        break;
+    default: break;
+    }
+    k2c_scalar_row_dequant(l, r, out);
+}
+
 void k2c_linear_dequant_rows(const k2c_linear *l, int r0, int nrows, float *out) {
-    for (int i = 0; i < nrows; i++) k2c_kernels_scalar.dequant_row(l, r0 + i, out + (size_t)i * (size_t)l->cols);
+    for (int i = 0; i < nrows; i++) k2c_scalar_row_dequant(l, r0 + i, out + (size_t)i * (size_t)l->cols);
 }
 
 /* ------------------------------------------------------------------ prompt GEMM inputs */
@@ -145,7 +186,7 @@ static void int4_shuffle_x(const float *x, int n, float *xs) {
 }
 
 static inline int wants_xs(const k2c_linear *l, const k2c_kernels *k) {
-    return k->int4_xs && l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0;
+    return k->dot_int4 && l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0;
 }
 
 /* ------------------------------------------------------------------ workspace */
@@ -200,7 +241,7 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
         while (start[j + 1] <= c) j++;
         const k2c_linear *l = jobs[j].l;
         int r0 = (c - start[j]) * MV_CHUNK, r1 = r0 + MV_CHUNK < l->rows ? r0 + MV_CHUNK : l->rows;
-        for (int r = r0; r < r1; r++) jobs[j].y[r] = k->dot_row(l, r, jobs[j].x, xs[j]);
+        for (int r = r0; r < r1; r++) jobs[j].y[r] = k2c_row_dot(k, l, r, jobs[j].x, xs[j]);
     }
     for (int i = 0; i < n; i++) if (owned[i]) free(xs[i]);
     if (ws) ws->used = mark;
@@ -219,20 +260,20 @@ void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, flo
     const k2c_kernels *k = ctx_of(l)->k;
     float *xs = NULL;
     if (wants_xs(l, k) && (xs = malloc((size_t)l->cols * sizeof *xs))) int4_shuffle_x(x, l->cols, xs);
-    for (int i = 0; i < nrows; i++) y[i] = k->dot_row(l, r0 + i, x, xs);
+    for (int i = 0; i < nrows; i++) y[i] = k2c_row_dot(k, l, r0 + i, x, xs);
     free(xs);
 }
 
 void k2c_linear_rows_f32(const k2c_linear *l, int r0, int nrows, float *out) {
     const k2c_kernels *k = ctx_of(l)->k;
-    for (int i = 0; i < nrows; i++) k->dequant_row(l, r0 + i, out + (size_t)i * (size_t)l->cols);
+    for (int i = 0; i < nrows; i++) k2c_row_dequant(k, l, r0 + i, out + (size_t)i * (size_t)l->cols);
 }
 
 void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y, float *row) {
     const k2c_kernels *k = ctx_of(l)->k;
     memset(y, 0, (size_t)l->cols * sizeof *y);
     for (int i = 0; i < nrows; i++) {
-        k->dequant_row(l, r0 + i, row);
+        k2c_row_dequant(k, l, r0 + i, row);
         float xi = x[i];
         for (int j = 0; j < l->cols; j++) y[j] += xi * row[j];
     }
@@ -256,7 +297,7 @@ static int oom(const char *what, size_t bytes) {
 /* Rows r0 .. r0+nr-1 of W as fp32: the stored rows themselves for F32 (buf NULL), else dequantized into buf. */
 static const float *tile_rows(const k2c_linear *l, const k2c_kernels *k, int r0, int nr, float *buf) {
     if (!buf) return (const float *)l->w + (size_t)r0 * (size_t)l->cols;
-    for (int i = 0; i < nr; i++) k->dequant_row(l, r0 + i, buf + (size_t)i * (size_t)l->cols);
+    for (int i = 0; i < nr; i++) k2c_row_dequant(k, l, r0 + i, buf + (size_t)i * (size_t)l->cols);
     return buf;
 }
 
@@ -340,7 +381,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
             #pragma omp for schedule(dynamic, 16)
             for (int r = 0; r < R; r++) {
                 const float *w = (const float *)l->w + (size_t)r * C;
-                if (row) { k->dequant_row(l, r, row); w = row; }
+                if (row) { k2c_row_dequant(k, l, r, row); w = row; }
                 for (int t = 0; t < T; t++) Y[(size_t)t * R + r] = k->dot_f32(w, X + (size_t)t * C, C);
             }
         }
