@@ -111,7 +111,78 @@ static void test_random_close(void) {
     EXPECT(bad == 0, "%d of %d closed walks failed", bad, total);
 }
 
-int main(void) {
+/* One random walk: random allowed bytes (mostly ASCII, so walks reach deep), stopped after a random
+ * number of steps, then closed. The text, NUL-terminated, into buf; 0 or -1 (a walk that broke). */
+static int walk(const k2c_schema *s, k2c_gram *g, uint64_t *rng, char *buf, size_t cap, int maxsteps) {
+    k2c_gram_reset(g, s);
+    size_t n = 0;
+    int steps = (int)(k2c_rng_next(rng) % (uint64_t)(maxsteps + 1));
+    for (int st = 0; st < steps && !k2c_gram_done(g) && n + 1 < cap / 2; st++) {
+        uint8_t bm[32];
+        k2c_gram_first_bytes(g, bm);
+        int cand[256], nc = 0, ascii[256], na = 0;
+        for (int c = 0; c < 256; c++)
+            if (bm[c >> 3] >> (c & 7) & 1) { cand[nc++] = c; if (c >= 0x20 && c < 0x7f) ascii[na++] = c; }
+        if (!nc && k2c_gram_accepting(g)) break;   /* a top-level number at its digit limit */
+        if (!nc) { if (getenv("WALK_DEBUG")) fprintf(stderr, "no byte after '%.*s'\n", (int)n, buf); return -1; }
+        int pickascii = na && k2c_rng_next(rng) % 10 < 8;
+        char c = (char)(pickascii ? ascii[k2c_rng_next(rng) % (uint64_t)na] : cand[k2c_rng_next(rng) % (uint64_t)nc]);
+        if (k2c_gram_feed(g, &c, 1) != 0) return -1;
+        buf[n++] = c;
+    }
+    size_t cl;
+    char *close = k2c_gram_close(g, &cl);
+    if (!close || n + cl + 1 > cap) { if (getenv("WALK_DEBUG")) fprintf(stderr, "no close after '%.*s': %s\n", (int)n, buf, k2c_errmsg()); free(close); return -1; }
+    memcpy(buf + n, close, cl);
+    buf[n + cl] = 0;
+    free(close);
+    /* the closed text must be accepted as a whole by a fresh matcher */
+    k2c_gram_reset(g, s);
+    if (k2c_gram_feed(g, buf, n + cl) != 0 || !k2c_gram_accepting(g)) {
+        if (getenv("WALK_DEBUG")) fprintf(stderr, "closed text refused: '%s' (close was %zu bytes)\n", buf, cl);
+        return -1;
+    }
+    return 0;
+}
+
+/* --walk FILE N SEED: for each {"name", "schema"} of FILE, N closed random walks as JSON lines
+ * {"name": ..., "text": ...} (or {"name": ..., "error": ...}), for an independent validator. */
+static int walk_main(const char *file, int nwalks, uint64_t seed) {
+    json_error_t e;
+    json_t *all = json_load_file(file, 0, &e);
+    if (!json_is_array(all)) { fprintf(stderr, "%s: %s\n", file, e.text); return 2; }
+    size_t i; json_t *it;
+    static char buf[1 << 17];
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1;
+    json_array_foreach(all, i, it) {
+        const char *name = json_string_value(json_object_get(it, "name"));
+        k2c_schema *s = k2c_schema_compile_json(json_object_get(it, "schema"), name ? name : "schema");
+        json_t *line = json_pack("{s:s}", "name", name ? name : "?");
+        if (!s) {
+            json_object_set_new(line, "error", json_string(k2c_errmsg()));
+            char *t = json_dumps(line, JSON_COMPACT);
+            puts(t); free(t); json_decref(line);
+            continue;
+        }
+        if (k2c_schema_warnings(s)) json_object_set_new(line, "warnings", json_string(k2c_schema_warnings(s)));
+        k2c_gram *g = k2c_gram_new(s);
+        for (int w = 0; w < nwalks; w++) {
+            int rc = walk(s, g, &rng, buf, sizeof buf, 400);
+            if (rc) json_object_set_new(line, "text", json_null());
+            else json_object_set_new(line, "text", json_string(buf));
+            char *t = json_dumps(line, JSON_COMPACT | JSON_ENSURE_ASCII);
+            puts(t); free(t);
+        }
+        json_decref(line);
+        k2c_gram_free(g);
+        k2c_schema_free(s);
+    }
+    json_decref(all);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "--walk")) return walk_main(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
     run_test("grammar_accept_reject", test_accept_reject);
     run_test("grammar_random_close", test_random_close);
     return check_exit();

@@ -5,7 +5,9 @@
  *   bpe_train.c     BPE training with Kimi's pattern and special block
  *   chat.c          the Kimi chat template
  *   toolcall.c      the streaming tool-call parser
- *   grammar.c       JSON Schema -> byte-level matcher for constrained decoding
+ *   schema.c        JSON Schema -> a graph of nodes ($ref, allOf merge, anyOf/oneOf, formats)
+ *   regex.c         "pattern" -> a position automaton over code points
+ *   grammar.c       the byte-level matcher over that graph, for constrained decoding
  * Depends on core only: the text layer knows nothing of the model. Internal to libk2c. */
 #ifndef K2C_TEXT_H
 #define K2C_TEXT_H
@@ -142,15 +144,78 @@ int tok_encode_marked(const k2c_tokenizer *t, const char *text, size_t len, cons
 /* Registers a special (added) token; may_exist: the id may already hold the same bytes. */
 int tok_special_add(k2c_tokenizer *t, int id, const char *content, const char *where, int may_exist);
 int tok_hf_load(k2c_tokenizer *t, const char *path);   /* hf_tokenizer.c */
-/* ------------------------------------------------------------------ JSON Schema grammar (grammar.c) */
-/* JSON Schema -> byte-level matcher (grammar.c). Compiled once per schema; a matcher state is a small
- * fixed-size stack, so checking a candidate token is copy + feed its bytes. Accepted text is compact JSON
- * (no whitespace) that validates against the schema: type (or type lists), enum / const, properties +
- * required (only declared keys, each once), additionalProperties schemas for free-key objects, items,
- * minItems / maxItems, minLength / maxLength, string escapes; unknown keywords are ignored. */
+/* ------------------------------------------------------------------ regex (regex.c) */
+/* A JSON Schema "pattern" as a position automaton over code points; a state is a bitset of positions
+ * (RX_WORDS words) plus "nothing read yet", which callers keep as their own character count == 0. */
+#define RX_MAXPOS 256
+#define RX_WORDS (RX_MAXPOS / 64)
+#define RX_MAXRANGES 64      /* ranges in one character class */
+#define RX_MAXPOOL 4096      /* ranges in all classes of a pattern */
+#define RX_INF (1 << 20)
+typedef struct { uint32_t lo, hi; } rx_range;
+typedef struct k2c_regex {
+    int npos, nranges, nullable;
+    uint16_t cls_off[RX_MAXPOS], cls_n[RX_MAXPOS];
+    rx_range ranges[RX_MAXPOOL];
+    uint64_t first[RX_WORDS];
+    struct { uint64_t w[RX_WORDS]; } last;
+    uint64_t follow[RX_MAXPOS][RX_WORDS];
+    int dist[RX_MAXPOS], maxdist[RX_MAXPOS];   /* characters from a position to acceptance: fewest, most */
+} k2c_regex;
+k2c_regex *k2c_regex_compile(const char *pattern, char *err, size_t errcap);   /* NULL + err */
+void k2c_regex_free(k2c_regex *rx);
+int k2c_regex_step(const k2c_regex *rx, const uint64_t *s, int at_start, uint32_t cp, uint64_t *out);   /* 0: dead */
+/* Some code point in [lo, hi] steps to a position from which acceptance is at most maxrem and can be
+ * at least minrem characters away. */
+int k2c_regex_can(const k2c_regex *rx, const uint64_t *s, int at_start, uint32_t lo, uint32_t hi, int maxrem, int minrem);
+int k2c_regex_accepting(const k2c_regex *rx, const uint64_t *s, int at_start);
+void k2c_regex_span(const k2c_regex *rx, const uint64_t *s, int at_start, int *mind, int *maxd);  /* chars still needed / possible */
+int k2c_regex_close_char(const k2c_regex *rx, const uint64_t *s, int at_start, int need, uint32_t *cp);
+
+/* ------------------------------------------------------------------ JSON Schema (schema.c, grammar.c) */
+/* schema.c compiles a schema (refs resolved, allOf merged, anyOf/oneOf as alternatives, formats as
+ * patterns) into a graph of nodes; grammar.c matches bytes against it. Accepted text is compact JSON
+ * (no whitespace) that validates against the schema. Keywords that cannot be enforced exactly are listed
+ * by k2c_schema_warnings; keywords that cannot be compiled at all fail the compile with the path. */
+enum { GN_TYPES, GN_LITS, GN_ALT };
+enum { T_NULL = 1, T_BOOL = 2, T_INT = 4, T_NUM = 8, T_STR = 16, T_ARR = 32, T_OBJ = 64, T_ANY = 127 };
+#define GN_MAX_LITS 64
+#define GN_MAX_PROPS 64
+#define GN_MAX_ALTS 32
+#define GN_MAX_RX 2
+typedef struct gnode {
+    int kind, types;                /* GN_*, T_* mask (GN_TYPES) */
+    int nlits; char **lits;         /* GN_LITS: compact JSON texts of the enum / const values */
+    int nalts; struct gnode **alts; /* GN_ALT: anyOf / oneOf alternatives */
+    /* objects */
+    int nprops; char **keys;        /* JSON-encoded keys, quotes included */
+    struct gnode **props;
+    uint64_t required;
+    struct gnode *extra;            /* additionalProperties: value schema of undeclared keys; NULL: none */
+    struct gnode *keyschema;        /* propertyNames (a string node) for undeclared keys; NULL: any string */
+    int min_props, max_props;       /* max -1: unbounded */
+    /* arrays */
+    int nprefix; struct gnode **prefix;   /* prefixItems */
+    struct gnode *items;            /* items after the prefix; NULL: none allowed */
+    int min_items, max_items, uniq; /* uniq: uniqueItems over literal items (their index mask) */
+    /* strings */
+    int min_len, max_len, nrx;      /* lengths in code points */
+    k2c_regex *rx[GN_MAX_RX];       /* pattern, format */
+    /* numbers: bounded -> integers in [lo, hi] only; mult: multipleOf (integer), 0 none */
+    int bounded;
+    double lo, hi, mult;
+    /* derived: the cheapest finite instance (for closing), frames it needs, the alternative / type used */
+    int cost, depth, close_alt, close_type;
+} gnode;
 typedef struct k2c_schema k2c_schema;
+struct k2c_schema {
+    gnode *root;
+    gnode **all; int nall, capall;  /* every node, for freeing */
+    char *warnings;                 /* "; "-separated, or NULL */
+};
 k2c_schema *k2c_schema_compile(const char *schema_json, const char *where);   /* NULL + error */
 k2c_schema *k2c_schema_compile_json(void *json_t_schema, const char *where); /* a jansson json_t * */
+const char *k2c_schema_warnings(const k2c_schema *s);   /* keywords not enforced exactly, or NULL */
 void k2c_schema_free(k2c_schema *s);
 typedef struct k2c_gram k2c_gram;
 k2c_gram *k2c_gram_new(const k2c_schema *s);
