@@ -367,6 +367,9 @@ void k2c_turn_stop(k2c_turn *g, const char *finish_reason);  /* ends the turn (s
 const char *k2c_turn_finish_reason(const k2c_turn *g);       /* "stop", "length", "tool_calls" or NULL */
 int k2c_turn_ntokens(const k2c_turn *g);                     /* tokens picked so far */
 k2c_toolparse *k2c_turn_parser(k2c_turn *g);                 /* content + tool calls so far */
+/* Schema keywords of the tools / response_format that are not enforced exactly (each with its path,
+ * "; "-joined), or NULL: the server reports them in a Warning header and its log. */
+const char *k2c_turn_warnings(const k2c_turn *g);
 /* Argument text of call i as streamed so far (the parser holds a call's arguments only once it ends). */
 const char *k2c_turn_args(const k2c_turn *g, int i, size_t *len);
 

@@ -25,6 +25,7 @@ struct srv_job {
     char id[48];
     long created;
     char *model_name;
+    char *warning;                  /* Warning header value (schema keywords not enforced), or NULL */
     char **stops; int nstops;
     size_t maxstop;                 /* longest stop string */
     double deadline;

@@ -86,6 +86,7 @@ static void job_unref(srv_job *j) {
     free(j->args_sent);
     free(j->result);
     free(j->model_name);
+    free(j->warning);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);

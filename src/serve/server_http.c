@@ -34,13 +34,35 @@ static void count(srv *s, int status, int ep) {
     pthread_mutex_unlock(&s->mu);
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *type, char *text) {
+static enum MHD_Result send_text_w(struct MHD_Connection *c, int status, const char *type, char *text, const char *warning) {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (!r) { free(text); return MHD_NO; }
     MHD_add_response_header(r, "Content-Type", type);
+    if (warning) MHD_add_response_header(r, "Warning", warning);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *type, char *text) {
+    return send_text_w(c, status, type, text, NULL);
+}
+
+/* RFC 7234 warn-code 299 ("miscellaneous persistent warning"): printable ASCII, quotes and backslashes
+ * replaced, bounded, so any schema text makes a valid header. */
+static char *warning_header(const char *w) {
+    size_t n = strlen(w), cap = n < 1500 ? n : 1500;
+    char *h = malloc(cap + 32);
+    if (!h) return NULL;
+    size_t o = (size_t)sprintf(h, "299 k2c \"");
+    for (size_t i = 0; i < cap; i++) {
+        unsigned char c = (unsigned char)w[i];
+        h[o++] = c < 0x20 || c > 0x7e || c == '"' || c == '\\' ? '\'' : (char)c;
+    }
+    if (cap < n) { memcpy(h + o, "...", 3); o += 3; }
+    h[o++] = '"';
+    h[o] = 0;
+    return h;
 }
 
 static enum MHD_Result send_error(srv *s, struct MHD_Connection *c, int ep, int status, const char *type,
@@ -244,6 +266,11 @@ srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
     j->model_name = strdup(mn && *mn ? mn : s->model_name);
     unsigned long id = __atomic_add_fetch(&s->next_id, 1, __ATOMIC_RELAXED);
     snprintf(j->id, sizeof j->id, "%s-%lx%04lx", chat ? "chatcmpl" : "cmpl", (unsigned long)time(NULL), id & 0xffff);
+    if (k2c_turn_warnings(j->gen)) {
+        /* never silently ignored: in the log and in the answer's headers */
+        k2c_log("server: %s: schema keywords not enforced exactly: %s\n", j->id, k2c_turn_warnings(j->gen));
+        j->warning = warning_header(k2c_turn_warnings(j->gen));
+    }
     j->created = (long)time(NULL);
     j->deadline = k2c_now() + s->opts.timeout_s;
     goto out;
@@ -382,6 +409,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!r) { sse_free(j); return MHD_NO; }
         MHD_add_response_header(r, "Content-Type", "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
+        if (j->warning) MHD_add_response_header(r, "Warning", j->warning);
         enum MHD_Result ret = MHD_queue_response(c, 200, r);
         MHD_destroy_response(r);
         count(s, 200, ep);
@@ -400,14 +428,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         char b;
         if (!j->done && ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) j->cancelled = 1;
     }
-    char *res = j->result;
+    char *res = j->result, *warning = j->warning;
     int status = j->status;
     j->result = NULL;
+    j->warning = NULL;
     pthread_mutex_unlock(&j->mu);
     srv_job_release(j);
-    if (!res) return send_error(s, c, ep, 500, "server_error", NULL, "internal error");
+    if (!res) { free(warning); return send_error(s, c, ep, 500, "server_error", NULL, "internal error"); }
     count(s, status, ep);
-    return send_text(c, status, "application/json", res);
+    enum MHD_Result ret = send_text_w(c, status, "application/json", res, warning);
+    free(warning);
+    return ret;
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {

@@ -87,7 +87,23 @@ struct k2c_turn {
     float *probs;
     char **args; size_t *args_len; int nargs;
     int parser_done;   /* each call's argument text as streamed so far */
+    char *warnings;    /* schema keywords not enforced exactly, "; "-joined, or NULL */
 };
+
+/* Collects a schema's warnings (each names its keyword path) for the caller to report. */
+static int add_warnings(k2c_turn *g, const k2c_schema *s) {
+    const char *w = k2c_schema_warnings(s);
+    if (!w) return 0;
+    size_t old = g->warnings ? strlen(g->warnings) : 0, add = strlen(w);
+    char *n = realloc(g->warnings, old + add + 3);
+    if (!n) { k2c_seterr("out of memory"); return -1; }
+    if (old) memcpy(n + old, "; ", 2), old += 2;
+    memcpy(n + old, w, add + 1);
+    g->warnings = n;
+    return 0;
+}
+
+const char *k2c_turn_warnings(const k2c_turn *g) { return g->warnings; }
 
 /* Collects the parser's argument deltas so callers can stream them (the parser keeps only whole calls). */
 static int collect(k2c_turn *g, const k2c_tool_events *ev) {
@@ -154,6 +170,7 @@ void k2c_turn_free(k2c_turn *g) {
     for (int i = 0; i < g->nargs; i++) free(g->args[i]);
     free(g->args);
     free(g->args_len);
+    free(g->warnings);
     free(g);
 }
 
@@ -194,6 +211,7 @@ static int load_tools(k2c_turn *g, const char *tools_json) {
         json_decref(dflt);
         if (!s) goto done;
         g->tools[g->ntools].schema = s;
+        if (add_warnings(g, s)) goto done;
         if (!(g->tools[g->ntools].name = strdup(name))) { k2c_seterr("out of memory"); goto done; }
         g->ntools++;
     }
@@ -240,7 +258,8 @@ k2c_turn *k2c_turn_new(const k2c_tokenizer *t, int vocab, const k2c_turn_opts *o
         for (int i = 0; i < SP_COUNT; i++)
             if (g->sp[i] < 0 || g->sp[i] >= vocab) { k2c_seterr("tokenizer lacks %s, needed for tool calls", sp_names[i]); goto fail; }
     }
-    if (o->schema_json && !(g->content_schema = k2c_schema_compile(o->schema_json, "response_format"))) goto fail;
+    if (o->schema_json && !(g->content_schema = k2c_schema_compile(o->schema_json, "response_format.json_schema.schema"))) goto fail;
+    if (g->content_schema && add_warnings(g, g->content_schema)) goto fail;
     g->phase = P_CONTENT;
     if (g->content_schema) k2c_gram_reset(g->gram, g->content_schema);
     if (ch == K2C_TOOLS_REQUIRED || ch == K2C_TOOLS_FUNCTION) {
@@ -283,6 +302,8 @@ static int allowed(k2c_turn *g, int id) {
         case P_SECTION:
             if (id == g->sp[SP_CALL_BEGIN]) return g->ncalls < g->max_calls;
             return id == g->sp[SP_SECTION_END] && g->ncalls > 0;
+        case P_ARGS:   /* arguments that may end without a closing byte (a top-level number) */
+            return id == g->sp[SP_CALL_END] && k2c_gram_accepting(g->gram);
         default: return 0;
         }
     }
@@ -304,8 +325,10 @@ static int allowed(k2c_turn *g, int id) {
 /* Applies a picked token: parser, phase changes, forced follow-ups. 1: the turn goes on, 0: it ended. */
 static int apply(k2c_turn *g, int id) {
     g->ntokens++;
-    if (feed_tok(g, id) != 0) return -1;
     int special = k2c_tokenizer_is_special(g->tok, id);
+    /* the end of the turn is not content: the parser (whose text becomes the answer) never sees it */
+    if (special && is_end(g, id) && g->phase == P_CONTENT) { g->finish = "stop"; g->phase = P_DONE; return 0; }
+    if (feed_tok(g, id) != 0) return -1;
     size_t n = 0;
     const char *b = special ? NULL : k2c_tokenizer_token(g->tok, id, &n);
     switch (g->phase) {
@@ -335,6 +358,7 @@ static int apply(k2c_turn *g, int id) {
         return 1;
     }
     case P_ARGS:
+        if (special && id == g->sp[SP_CALL_END]) { g->ncalls++; g->phase = P_SECTION; return 1; }
         if (!b) return 1;   /* the forced argument-begin marker */
         if (k2c_gram_feed(g->gram, b, n) != 0) { k2c_seterr("internal: grammar rejected a checked token"); return -1; }
         if (k2c_gram_done(g->gram)) {
