@@ -151,6 +151,10 @@ def main():
         "closed": ({"type": "object", "additionalProperties": False}, b"{}"),
     }
     for k, (s, t) in schemas.items(): put("grammar", k, json.dumps(s).encode() + SEP + t)
+    # every keyword schema of the ajv suite ($ref, anyOf, pattern, formats, ...), with a few bytes to feed
+    for t in json.load(open("tests/data/schemas/keywords.json")):
+        name = "kw-" + "".join(c if c.isalnum() else "-" for c in t["name"])
+        put("grammar", name, json.dumps(t["schema"]).encode() + SEP + b'{"a":"2024-02-28T1')
     # 9. server request
     body = {"model": "k2c", "messages": msgs[:2], "tools": tools, "tool_choice": "auto", "max_tokens": 32,
             "temperature": 0.7, "top_p": 0.9, "seed": 7, "stream": True, "stop": ["\n\n", "END"]}

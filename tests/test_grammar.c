@@ -111,6 +111,86 @@ static void test_random_close(void) {
     EXPECT(bad == 0, "%d of %d closed walks failed", bad, total);
 }
 
+
+static k2c_schema *sc(const char *json) {
+    k2c_schema *s = k2c_schema_compile(json, "t");
+    EXPECT(s, "compile %s: %s", json, k2c_errmsg());
+    return s;
+}
+
+/* Each keyword of point 1, accepted and refused exactly. */
+static void test_keywords(void) {
+    struct { const char *schema; const char *yes[6]; const char *no[6]; } c[] = {
+        {"{\"$defs\":{\"n\":{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\"},\"k\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/n\"}}},\"required\":[\"v\"]}},\"$ref\":\"#/$defs/n\"}",
+         {"{\"v\":1}", "{\"v\":1,\"k\":[{\"v\":2,\"k\":[{\"v\":3}]}]}"}, {"{\"k\":[]}", "{\"v\":1,\"k\":[{}]}"}},
+        {"{\"definitions\":{\"s\":{\"type\":\"string\",\"maxLength\":2}},\"type\":\"array\",\"items\":{\"$ref\":\"#/definitions/s\"}}",
+         {"[\"ab\",\"\"]"}, {"[\"abc\"]", "[1]"}},
+        {"{\"anyOf\":[{\"type\":\"integer\",\"minimum\":5},{\"type\":\"string\",\"pattern\":\"^x+$\"},{\"type\":\"null\"}]}",
+         {"7", "\"xxx\"", "null"}, {"4", "\"xy\"", "true"}},
+        {"{\"oneOf\":[{\"const\":\"a\"},{\"const\":\"b\"}]}", {"\"a\"", "\"b\""}, {"\"c\""}},
+        {"{\"allOf\":[{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},\"required\":[\"a\"]},{\"properties\":{\"b\":{\"const\":1}},\"required\":[\"b\"]}]}",
+         {"{\"a\":\"\",\"b\":1}", "{\"b\":1,\"a\":\"q\"}"}, {"{\"a\":\"\"}", "{\"b\":1}", "{\"a\":\"\",\"b\":2}"}},
+        {"{\"enum\":[[1,2],{\"k\":null},2.5,\"s\"]}", {"[1,2]", "{\"k\":null}", "2.5", "\"s\""}, {"[1]", "2", "{\"k\":1}"}},
+        {"{\"type\":[\"string\",\"null\"],\"maxLength\":1}", {"null", "\"a\""}, {"\"ab\"", "1"}},
+        {"{\"type\":\"string\",\"minLength\":2,\"maxLength\":2}", {"\"\xc3\xa9\xe4\xbd\xa0\"", "\"\\u00e9a\""}, {"\"\xc3\xa9\"", "\"abc\""}},
+        {"{\"type\":\"string\",\"pattern\":\"^[a-c]{2}(-\\\\d+)?$\"}", {"\"ab\"", "\"cc-12\"", "\"\\u0061b\""}, {"\"abc\"", "\"ab-\"", "\"a\""}},
+        {"{\"type\":\"string\",\"pattern\":\"b\"}", {"\"abc\"", "\"b\""}, {"\"ac\"", "\"\""}},
+        {"{\"type\":\"string\",\"format\":\"date\"}", {"\"2024-02-28\"", "\"1999-12-31\""}, {"\"2024-02-30\"", "\"2024-13-01\"", "\"24-01-01\""}},
+        {"{\"type\":\"string\",\"format\":\"uuid\"}", {"\"123e4567-e89b-12d3-a456-426614174000\""}, {"\"123e4567e89b12d3a456426614174000\""}},
+        {"{\"type\":\"string\",\"format\":\"ipv4\"}", {"\"192.168.0.1\""}, {"\"256.1.1.1\"", "\"1.2.3\""}},
+        {"{\"type\":\"integer\",\"multipleOf\":3,\"minimum\":-10,\"maximum\":10}", {"9", "-9", "0"}, {"10", "12", "4"}},
+        {"{\"type\":\"array\",\"prefixItems\":[{\"type\":\"string\"},{\"type\":\"integer\"}],\"items\":false}", {"[\"a\",1]", "[\"a\"]", "[]"}, {"[1]", "[\"a\",1,2]"}},
+        {"{\"type\":\"array\",\"items\":{\"enum\":[\"x\",\"y\"]},\"uniqueItems\":true}", {"[\"x\",\"y\"]", "[\"y\"]"}, {"[\"x\",\"x\"]"}},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},\"additionalProperties\":{\"type\":\"boolean\"},\"minProperties\":1,\"maxProperties\":2}",
+         {"{\"a\":1}", "{\"z\":true,\"a\":1}", "{\"q\":false}"}, {"{}", "{\"a\":true}", "{\"a\":1,\"b\":true,\"c\":false}"}},
+        {"{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"pattern\":\"^[a-z]+$\"}}", {"{\"ab\":1}"}, {"{\"A\":1}", "{\"\":1}"}},
+        {"{\"type\":\"string\",\"nullable\":true}", {"null", "\"s\""}, {"1"}},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        k2c_schema *s = sc(c[i].schema);
+        if (!s) continue;
+        for (int k = 0; k < 6 && c[i].yes[k]; k++) EXPECT(accepts(s, c[i].yes[k]), "schema %zu should accept %s", i, c[i].yes[k]);
+        for (int k = 0; k < 6 && c[i].no[k]; k++) EXPECT(!accepts(s, c[i].no[k]), "schema %zu should refuse %s", i, c[i].no[k]);
+        k2c_schema_free(s);
+    }
+    /* what cannot be compiled names the keyword */
+    struct { const char *schema, *msg; } bad[] = {
+        {"{\"type\":\"string\",\"pattern\":\"(?=a)\"}", "t.pattern: look-around"},
+        {"{\"type\":\"string\",\"pattern\":\"(a)\\\\1\"}", "t.pattern: back-references"},
+        {"{\"properties\":{\"p\":{\"$ref\":\"other.json#/x\"}}}", "t.properties.p.$ref: only local"},
+        {"{\"$ref\":\"#/$defs/missing\"}", "does not resolve"},
+        {"{\"allOf\":[{\"type\":\"string\"},{\"type\":\"integer\"}]}", "allOf: no type"},
+        {"{\"$defs\":{\"a\":{\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/a\"}},\"required\":[\"x\"]}},\"$ref\":\"#/$defs/a\"}", "no finite instance"},
+        {"{\"type\":\"integer\",\"minimum\":3,\"maximum\":2}", "no integer"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        k2c_schema *s = k2c_schema_compile(bad[i].schema, "t");
+        EXPECT(!s && strstr(k2c_errmsg(), bad[i].msg), "%s: got '%s', want '%s'", bad[i].schema, s ? "(compiled)" : k2c_errmsg(), bad[i].msg);
+        k2c_schema_free(s);
+    }
+    /* not enforced exactly: a warning naming the path */
+    k2c_schema *w = sc("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"format\":\"color\"}},\"not\":{}}");
+    EXPECT(w && k2c_schema_warnings(w) && strstr(k2c_schema_warnings(w), "t.properties.a: format 'color'") &&
+           strstr(k2c_schema_warnings(w), "t: keyword 'not'"), "warnings: %s", w ? k2c_schema_warnings(w) : "");
+    k2c_schema_free(w);
+    k2c_schema *nw = sc("{\"type\":\"object\",\"title\":\"x\",\"description\":\"d\",\"$schema\":\"s\",\"properties\":{\"a\":{\"default\":1}}}");
+    EXPECT(nw && !k2c_schema_warnings(nw), "annotations warned: %s", nw ? k2c_schema_warnings(nw) : "");
+    k2c_schema_free(nw);
+    /* the minimal close of a deep recursive prefix still fits (depth reserve) */
+    k2c_schema *r = sc("{\"$defs\":{\"j\":{\"anyOf\":[{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/j\"}},{\"type\":\"null\"}]}},\"$ref\":\"#/$defs/j\"}");
+    if (r) {
+        k2c_gram *g = k2c_gram_new(r);
+        int fed = 0;
+        for (int i = 0; i < 200; i++) { k2c_gram *t = malloc(k2c_gram_size()); k2c_gram_copy(t, g); if (k2c_gram_feed(t, "[", 1) == 0) { k2c_gram_copy(g, t); fed++; } free(t); }
+        size_t cl;
+        char *close = k2c_gram_close(g, &cl);
+        EXPECT(fed > 10 && fed <= 64 && close && cl == (size_t)fed, "depth %d, close %s", fed, close ? close : k2c_errmsg());
+        free(close);
+        k2c_gram_free(g);
+        k2c_schema_free(r);
+    }
+}
+
 /* One random walk: random allowed bytes (mostly ASCII, so walks reach deep), stopped after a random
  * number of steps, then closed. The text, NUL-terminated, into buf; 0 or -1 (a walk that broke). */
 static int walk(const k2c_schema *s, k2c_gram *g, uint64_t *rng, char *buf, size_t cap, int maxsteps) {
@@ -184,6 +264,7 @@ static int walk_main(const char *file, int nwalks, uint64_t seed) {
 int main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[1], "--walk")) return walk_main(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
     run_test("grammar_accept_reject", test_accept_reject);
+    run_test("grammar_keywords", test_keywords);
     run_test("grammar_random_close", test_random_close);
     return check_exit();
 }
