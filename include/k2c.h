@@ -354,8 +354,18 @@ typedef struct {
     float temperature, top_p;
     uint64_t seed;
     int max_tokens;
+    float presence_penalty, frequency_penalty;   /* OpenAI's: subtracted from the logits of tokens written */
+    int logprobs, top_logprobs;     /* record the sampled content tokens' log-probabilities (+ top N <= 20) */
     const k2c_vocab_info *vocab_info;   /* NULL: built for this generation (slower start) */
 } k2c_turn_opts;
+#define K2C_TOP_LOGPROBS 20
+typedef struct {
+    int id;
+    float logprob;
+    int ntop;
+    int top_id[K2C_TOP_LOGPROBS];
+    float top_logprob[K2C_TOP_LOGPROBS];
+} k2c_turn_logprob;
 typedef struct k2c_turn k2c_turn;
 /* vocab: the model's logit count (>= the tokenizer's). NULL + error (bad tools / schema / choice). */
 k2c_turn *k2c_turn_new(const k2c_tokenizer *t, int vocab, const k2c_turn_opts *o);
@@ -370,6 +380,9 @@ k2c_toolparse *k2c_turn_parser(k2c_turn *g);                 /* content + tool c
 /* Schema keywords of the tools / response_format that are not enforced exactly (each with its path,
  * "; "-joined), or NULL: the server reports them in a Warning header and its log. */
 const char *k2c_turn_warnings(const k2c_turn *g);
+/* With opts.logprobs: one entry per sampled content token, in order. */
+int k2c_turn_nlogprobs(const k2c_turn *g);
+const k2c_turn_logprob *k2c_turn_logprob_at(const k2c_turn *g, int i);
 /* Argument text of call i as streamed so far (the parser holds a call's arguments only once it ends). */
 const char *k2c_turn_args(const k2c_turn *g, int i, size_t *len);
 

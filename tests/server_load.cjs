@@ -13,7 +13,7 @@ const TOOLS = [{ type: "function", function: { name: "lookup", parameters: { typ
 async function streamOne(i, maxTok, { abortAfter = 0, tools = false, schema = null } = {}) {
   const ctl = new AbortController();
   const t = setTimeout(() => ctl.abort(), 60000);
-  const body = { model: "k2c", stream: true, max_tokens: maxTok, temperature: 0.8, seed: i, messages: [{ role: "system", content: "You are a load test." }, { role: "user", content: "request " + i }] };
+  const body = { model: "k2c", stream: true, stream_options: { include_usage: true }, max_tokens: maxTok, temperature: 0.8, seed: i, messages: [{ role: "system", content: "You are a load test." }, { role: "user", content: "request " + i }] };
   if (tools) { body.tools = TOOLS; body.tool_choice = "required"; }
   if (schema) body.response_format = { type: "json_schema", json_schema: { name: "s", schema } };
   let chunks = 0, usage = null, done = false, buf = "";
@@ -87,7 +87,7 @@ async function load() {
     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":{}}", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a b\"}}]}",
     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a\",\"parameters\":{\"type\":\"object\",\"properties\":{\"p\":{\"type\":\"array\",\"maxItems\":1,\"minItems\":2}}}}}]}",
     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"required\"}", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_schema\"}}",
-    "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":3}",
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":99}", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logit_bias\":{\"5\":1}}",
     "{\"messages\":[{\"role\":\"user\",\"content\":\"" + "word ".repeat(12000) + "\"}]}",
     "{\"messages\":[{\"role\":\"user\",\"content\":\"" + big + "\"}]}", "\xff\xfe{garbage", "{\"messages\":[{\"role\":\"user\",\"content\":\"\\ud800\"}]}",
     "{\"a\":" + "[".repeat(5000) + "]".repeat(5000) + "}",

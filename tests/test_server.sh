@@ -9,6 +9,7 @@ M="$TMP/model"
 make_model "$M"
 start_server "$TMP/server.log" --model "$M" --parallel 8 --ctx 2048 --threads 2 --api-key sekret --max-body 65536 --timeout 60
 run_checker server_e2e timeout 300 node tests/server_e2e.cjs "$NPM" "http://127.0.0.1:$PORT" sekret
+run_checker params_e2e timeout 300 node tests/params_e2e.cjs "$NPM" "http://127.0.0.1:$PORT" sekret
 if grep -q "ERROR: AddressSanitizer\|runtime error:" "$TMP/server.log"; then fail server_sanitizer "$(grep -m3 'ERROR\|runtime error' "$TMP/server.log")"; fi
 kill -0 "$SERVER_PID" 2>/dev/null && pass server_alive_after_e2e || fail server_alive_after_e2e "$(tail -5 "$TMP/server.log")"
 stop_server

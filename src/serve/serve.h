@@ -21,7 +21,8 @@ struct srv_job {
     /* request (read-only once queued) */
     int *prompt, nprompt;
     k2c_turn *gen;
-    int stream, chat;
+    int stream, chat, include_usage, logprobs, nchoices;
+    const k2c_tokenizer *tok;       /* for logprobs' token texts */
     char id[48];
     long created;
     char *model_name;
@@ -37,6 +38,7 @@ struct srv_job {
     size_t content_sent, content_end;
     int stopped, role_sent, calls_announced, nargs_sent;
     size_t *args_sent;
+    int lp_sent; size_t lp_bytes;   /* logprobs entries streamed, and the content bytes they cover */
     int ntok, cached;
     srv_job *next;
 };
@@ -82,6 +84,8 @@ char *srv_utf8_clean(const char *s, size_t n, size_t *out_len);
 typedef struct { int status; const char *param; char msg[512]; } srv_perr;
 int srv_length_over_cap(const char *content_length, size_t max_body);
 srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, srv_perr *e);   /* NULL + e (4xx) */
+#define SRV_MAX_N 8   /* "n": choices per request, each its own job */
+srv_job *srv_make_job_choice(srv *s, const char *body, size_t len, int chat, srv_perr *e, int choice);
 int srv_http_start(srv *s);
 void srv_http_stop(srv *s);
 

@@ -123,18 +123,49 @@ static json_t *chunk_base(srv_job *j) {
                      "created", (json_int_t)j->created, "model", j->model_name);
 }
 
-static void sse_delta(srv_job *j, json_t *delta, const char *finish) {
+/* OpenAI's logprobs entry of one token: its text, log-probability, bytes and the top alternatives. */
+static json_t *lp_token(const k2c_tokenizer *t, int id, float lp) {
+    size_t n = 0;
+    const char *b = k2c_tokenizer_token(t, id, &n);
+    json_t *bytes = json_array();
+    for (size_t i = 0; b && i < n; i++) json_array_append_new(bytes, json_integer((unsigned char)b[i]));
+    return json_pack("{s:o,s:f,s:o}", "token", jstr_clean(b ? b : "", b ? n : 0), "logprob", (double)lp, "bytes", bytes);
+}
+
+/* Entries [from, ...) whose text ends within `upto` content bytes (bytes counted from *covered);
+ * advances *from / *covered. The content a stop string cut off has no entries. */
+static json_t *lp_content(srv_job *j, int *from, size_t *covered, size_t upto) {
+    json_t *arr = json_array();
+    for (; *from < k2c_turn_nlogprobs(j->gen); (*from)++) {
+        const k2c_turn_logprob *e = k2c_turn_logprob_at(j->gen, *from);
+        size_t n = 0;
+        k2c_tokenizer_token(j->tok, e->id, &n);
+        if (*covered + n > upto) break;
+        *covered += n;
+        json_t *o = lp_token(j->tok, e->id, e->logprob), *top = json_array();
+        for (int i = 0; i < e->ntop; i++) json_array_append_new(top, lp_token(j->tok, e->top_id[i], e->top_logprob[i]));
+        json_object_set_new(o, "top_logprobs", top);
+        json_array_append_new(arr, o);
+    }
+    return json_pack("{s:o,s:n}", "content", arr, "refusal");
+}
+
+static void sse_delta_lp(srv_job *j, json_t *delta, const char *finish, json_t *lp) {
     json_t *o = chunk_base(j), *ch;
-    if (j->chat) ch = json_pack("{s:i,s:o,s:o}", "index", 0, "delta", delta, "finish_reason", finish ? json_string(finish) : json_null());
+    if (j->chat) ch = json_pack("{s:i,s:o,s:o,s:o}", "index", 0, "delta", delta, "logprobs", lp ? lp : json_null(),
+                                "finish_reason", finish ? json_string(finish) : json_null());
     else {
         json_t *t = json_object_get(delta, "content");
         ch = json_pack("{s:i,s:o,s:n,s:o}", "index", 0, "text", t ? json_incref(t) : json_string(""), "logprobs", "finish_reason",
                        finish ? json_string(finish) : json_null());
         json_decref(delta);
+        json_decref(lp);
     }
     json_object_set_new(o, "choices", json_pack("[o]", ch));
     sse_json(j, o);
 }
+
+static void sse_delta(srv_job *j, json_t *delta, const char *finish) { sse_delta_lp(j, delta, finish, NULL); }
 
 /* Streams what the generation added since the last call; handles stop strings. final: the turn is over. */
 static void job_progress(srv_job *j, int final) {
@@ -165,7 +196,8 @@ static void job_progress(srv_job *j, int final) {
         sse_delta(j, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL);
     }
     if (end > j->content_sent) {
-        sse_delta(j, json_pack("{s:o}", "content", jstr_clean(content + j->content_sent, end - j->content_sent)), NULL);
+        json_t *lp = j->logprobs && j->chat ? lp_content(j, &j->lp_sent, &j->lp_bytes, end) : NULL;
+        sse_delta_lp(j, json_pack("{s:o}", "content", jstr_clean(content + j->content_sent, end - j->content_sent)), NULL, lp);
         j->content_sent = end;
     }
     if (!j->chat) return;
@@ -211,10 +243,12 @@ static void job_finish(srv *s, srv_job *j, const char *err) {
         if (err) sse_json(j, json_pack("{s:{s:s,s:s}}", "error", "message", err, "type", "server_error"));
         else {
             sse_delta(j, json_object(), finish);
-            json_t *u = chunk_base(j);
-            json_object_set_new(u, "choices", json_array());
-            json_object_set_new(u, "usage", usage_json(j));
-            sse_json(j, u);
+            if (j->include_usage) {   /* stream_options.include_usage: one last chunk, no choices */
+                json_t *u = chunk_base(j);
+                json_object_set_new(u, "choices", json_array());
+                json_object_set_new(u, "usage", usage_json(j));
+                sse_json(j, u);
+            }
         }
         sse_add(j, "data: [DONE]\n\n", 14);
     } else if (err) {
@@ -236,7 +270,10 @@ static void job_finish(srv *s, srv_job *j, const char *err) {
                 if (tc) json_object_set_new(msg, "tool_calls", tc);
                 if (!clen) json_object_set(msg, "content", json_null());
             }
-            ch = json_pack("{s:i,s:o,s:n,s:s}", "index", 0, "message", msg, "logprobs", "finish_reason", finish);
+            int from = 0;
+            size_t covered = 0;
+            ch = json_pack("{s:i,s:o,s:o,s:s}", "index", 0, "message", msg, "logprobs",
+                           j->logprobs ? lp_content(j, &from, &covered, clen) : json_null(), "finish_reason", finish);
         } else ch = json_pack("{s:i,s:o,s:n,s:s}", "index", 0, "text", jstr_clean(content, clen), "logprobs", "finish_reason", finish);
         json_object_set_new(o, "choices", json_pack("[o]", ch));
         json_object_set_new(o, "usage", usage_json(j));

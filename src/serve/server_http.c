@@ -153,8 +153,46 @@ static int get_bool(json_t *o, const char *k, int *out, perr *e) {
     return 0;
 }
 
-/* Builds a job from a request body. Returns the job or NULL with e filled. */
-srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
+/* The request fields each endpoint understands. Anything else is a 400 naming it: a parameter the
+ * server would silently ignore (logit_bias, audio, ...) changes what the client gets. */
+static const char *const chat_fields[] = {
+    "model", "messages", "tools", "tool_choice", "response_format", "temperature", "top_p", "max_tokens",
+    "max_completion_tokens", "seed", "n", "stream", "stream_options", "stop", "parallel_tool_calls", "logprobs",
+    "top_logprobs", "presence_penalty", "frequency_penalty", "user", NULL};
+static const char *const completion_fields[] = {
+    "model", "prompt", "temperature", "top_p", "max_tokens", "seed", "n", "stream", "stream_options", "stop",
+    "presence_penalty", "frequency_penalty", "user", NULL};
+
+static int check_fields(json_t *r, int chat, perr *e) {
+    const char *k; json_t *v;
+    json_object_foreach(r, k, v) {
+        if (json_is_null(v)) continue;   /* clients send null for "not set" */
+        const char *const *f = chat ? chat_fields : completion_fields;
+        while (*f && strcmp(*f, k)) f++;
+        if (*f) continue;
+        /* the harmless spellings of "off" */
+        if (!strcmp(k, "logit_bias") && json_is_object(v) && !json_object_size(v)) continue;
+        if (!strcmp(k, "echo") && json_is_false(v)) continue;
+        if (!strcmp(k, "best_of") && json_is_integer(v) && json_integer_value(v) == 1) continue;
+        if (!strcmp(k, "store") && json_is_false(v)) continue;
+        return bad(e, k, "'%s' is not supported by this server%s", k,
+                   !chat && !strcmp(k, "logprobs") ? " on /v1/completions (use /v1/chat/completions)" : "");
+    }
+    json_t *so = json_object_get(r, "stream_options");
+    if (so && !json_is_null(so)) {
+        if (!json_is_object(so)) return bad(e, "stream_options", "'stream_options' must be an object");
+        json_object_foreach(so, k, v)
+            if (strcmp(k, "include_usage") || !json_is_boolean(v)) return bad(e, "stream_options", "stream_options: only include_usage (a boolean) is supported, not '%s'", k);
+        if (!json_is_true(json_object_get(r, "stream"))) return bad(e, "stream_options", "'stream_options' requires stream: true");
+    }
+    return 0;
+}
+
+srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) { return srv_make_job_choice(s, body, len, chat, e, 0); }
+
+/* Builds a job from a request body (choice: which of n, offsetting the seed). Returns the job or NULL
+ * with e filled. */
+srv_job *srv_make_job_choice(srv *s, const char *body, size_t len, int chat, perr *e, int choice) {
     json_error_t je;
     json_t *r = json_loadb(body, len, 0, &je), *tools = NULL;
     srv_job *j = NULL;
@@ -162,15 +200,26 @@ srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
     int *chat_ids = NULL, nchat_ids = 0;
     if (!r) { bad(e, NULL, "invalid JSON body: %s (line %d, column %d)", je.text, je.line, je.column); goto fail; }
     if (!json_is_object(r)) { bad(e, NULL, "the body must be a JSON object"); goto fail; }
+    if (check_fields(r, chat, e)) goto fail;
     k2c_turn_opts go = {.tool_choice = K2C_TOOLS_AUTO, .parallel_tool_calls = 1, .temperature = 1.0f, .top_p = 1.0f};
-    double temp = 1.0, top_p = 1.0;
-    long max_tokens = -1, seed = 0, nchoices = 1;
-    int stream = 0, parallel = 1;
+    double temp = 1.0, top_p = 1.0, pres = 0, freq = 0;
+    long max_tokens = -1, seed = 0, nchoices = 1, top_lp = 0;
+    int stream = 0, parallel = 1, logprobs = 0, usage = 0;
     if (get_num(r, "temperature", 0, 2, &temp, e) || get_num(r, "top_p", 0, 1, &top_p, e) ||
         get_int(r, "max_tokens", 1, 1 << 30, &max_tokens, e) || get_int(r, "max_completion_tokens", 1, 1 << 30, &max_tokens, e) ||
-        get_int(r, "seed", -(1L << 62), 1L << 62, &seed, e) || get_int(r, "n", 1, 1, &nchoices, e) ||
-        get_bool(r, "stream", &stream, e) || get_bool(r, "parallel_tool_calls", &parallel, e))
+        get_int(r, "seed", -(1L << 62), 1L << 62, &seed, e) || get_int(r, "n", 1, SRV_MAX_N, &nchoices, e) ||
+        get_bool(r, "stream", &stream, e) || get_bool(r, "parallel_tool_calls", &parallel, e) ||
+        get_num(r, "presence_penalty", -2, 2, &pres, e) || get_num(r, "frequency_penalty", -2, 2, &freq, e) ||
+        get_bool(r, "logprobs", &logprobs, e) || get_int(r, "top_logprobs", 0, K2C_TOP_LOGPROBS, &top_lp, e) ||
+        get_bool(json_object_get(r, "stream_options"), "include_usage", &usage, e))
         goto fail;
+    if (top_lp && !logprobs) { bad(e, "top_logprobs", "'top_logprobs' requires logprobs: true"); goto fail; }
+    if (nchoices > 1 && stream) { bad(e, "n", "'n' > 1 is supported without stream only"); goto fail; }
+    go.presence_penalty = (float)pres;
+    go.frequency_penalty = (float)freq;
+    go.logprobs = logprobs;
+    go.top_logprobs = (int)top_lp;
+    seed += choice;   /* the n choices of one request differ, reproducibly */
     json_t *model = json_object_get(r, "model");
     if (model && !json_is_string(model)) { bad(e, "model", "'model' must be a string"); goto fail; }
     go.temperature = (float)temp;
@@ -225,6 +274,10 @@ srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, perr *e) {
     if (!(j = srv_job_new())) { bad(e, NULL, "out of memory"); goto fail; }
     j->chat = chat;
     j->stream = stream;
+    j->include_usage = usage;
+    j->logprobs = logprobs;
+    j->nchoices = (int)nchoices;
+    j->tok = s->tok;
     /* stop: a string or up to 4 strings */
     json_t *st = json_object_get(r, "stop");
     if (st && !json_is_null(st)) {
@@ -330,6 +383,84 @@ static char *metrics_text(srv *s) {
     return buf;
 }
 
+/* Waits for a queued non-streaming job; its result (status in *status), or NULL. A client that closes
+ * its connection meanwhile (recv sees an orderly EOF) cancels the job, so its slot is freed at the
+ * scheduler's next step as for a dropped stream. */
+static char *wait_job(struct MHD_Connection *c, srv_job *j, int *status, char **warning) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    pthread_mutex_lock(&j->mu);
+    while (!j->done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        char b;
+        if (!j->done && ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) j->cancelled = 1;
+    }
+    char *res = j->result;
+    *status = j->status;
+    j->result = NULL;
+    if (warning) { *warning = j->warning; j->warning = NULL; }
+    pthread_mutex_unlock(&j->mu);
+    return res;
+}
+
+/* "n" > 1: one job per choice (seeds seed, seed+1, ...), run side by side in the batch, merged into one
+ * answer: choices re-indexed, completion tokens summed (the prompt counts once). */
+static enum MHD_Result answer_n(srv *s, struct MHD_Connection *c, int ep, const req_ctx *rc, srv_job *first) {
+    int n = first->nchoices;
+    srv_job *jobs[SRV_MAX_N] = {first};
+    perr e = {0};
+    for (int i = 1; i < n; i++)
+        if (!(jobs[i] = srv_make_job_choice(s, rc->body ? rc->body : "", rc->len, ep == EP_CHAT, &e, i))) {
+            for (int k = 0; k < i; k++) srv_job_release(jobs[k]);
+            return send_error(s, c, ep, e.status ? e.status : 400, "invalid_request_error", e.param, "%s", e.msg);
+        }
+    int queued = 0;
+    while (queued < n && srv_enqueue(s, jobs[queued]) == 0) queued++;
+    if (queued < n) {
+        for (int i = 0; i < queued; i++) { pthread_mutex_lock(&jobs[i]->mu); jobs[i]->cancelled = 1; pthread_mutex_unlock(&jobs[i]->mu); }
+        for (int i = 0; i < n; i++) srv_job_release(jobs[i]);
+        return send_error(s, c, ep, 503, "server_error", NULL, "the server is busy (queue full); retry later");
+    }
+    json_t *out = NULL, *choices = json_array();
+    json_int_t completion = 0;
+    int status = 200;
+    char *warning = NULL, *errtext = NULL;
+    for (int i = 0; i < n; i++) {
+        int st = 500;
+        char *w = NULL, *res = wait_job(c, jobs[i], &st, i ? NULL : &warning);
+        free(w);
+        srv_job_release(jobs[i]);
+        json_t *o = res && st == 200 ? json_loads(res, 0, NULL) : NULL;
+        if (!o) { if (status == 200) { status = res ? st : 500; errtext = res; res = NULL; } free(res); continue; }
+        free(res);
+        json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+        if (ch) { json_object_set_new(ch, "index", json_integer(i)); json_array_append(choices, ch); }
+        completion += json_integer_value(json_object_get(json_object_get(o, "usage"), "completion_tokens"));
+        if (!out) out = o; else json_decref(o);
+    }
+    if (status != 200 || !out) {
+        json_decref(out); json_decref(choices); free(warning);
+        count(s, status, ep);
+        return send_text(c, status, "application/json", errtext ? errtext : srv_error_json("internal error", "server_error", NULL));
+    }
+    free(errtext);
+    json_object_set_new(out, "choices", choices);
+    json_t *u = json_object_get(out, "usage");
+    json_int_t prompt = json_integer_value(json_object_get(u, "prompt_tokens"));
+    json_object_set_new(u, "completion_tokens", json_integer(completion));
+    json_object_set_new(u, "total_tokens", json_integer(prompt + completion));
+    char *txt = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    if (!txt) { free(warning); return MHD_NO; }
+    count(s, 200, ep);
+    enum MHD_Result ret = send_text_w(c, 200, "application/json", txt, warning);
+    free(warning);
+    return ret;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     (void)version;
@@ -400,6 +531,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     perr e = {0};
     srv_job *j = srv_make_job(s, rc->body ? rc->body : "", rc->len, ep == EP_CHAT, &e);
     if (!j) return send_error(s, c, ep, e.status ? e.status : 400, "invalid_request_error", e.param, "%s", e.msg);
+    if (j->nchoices > 1) return answer_n(s, c, ep, rc, j);
     if (srv_enqueue(s, j) != 0) {
         srv_job_release(j);
         return send_error(s, c, ep, 503, "server_error", NULL, "the server is busy (queue full); retry later");
@@ -415,24 +547,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         count(s, 200, ep);
         return ret;
     }
-    /* Wait for the answer. A client that closes its connection meanwhile (recv sees an orderly EOF)
-     * cancels the job, so its slot is freed at the scheduler's next step as for a dropped stream. */
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    pthread_mutex_lock(&j->mu);
-    while (!j->done) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-        pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-        char b;
-        if (!j->done && ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) j->cancelled = 1;
-    }
-    char *res = j->result, *warning = j->warning;
-    int status = j->status;
-    j->result = NULL;
-    j->warning = NULL;
-    pthread_mutex_unlock(&j->mu);
+    int status = 500;
+    char *warning = NULL, *res = wait_job(c, j, &status, &warning);
     srv_job_release(j);
     if (!res) { free(warning); return send_error(s, c, ep, 500, "server_error", NULL, "internal error"); }
     count(s, status, ep);

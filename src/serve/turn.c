@@ -88,6 +88,8 @@ struct k2c_turn {
     char **args; size_t *args_len; int nargs;
     int parser_done;   /* each call's argument text as streamed so far */
     char *warnings;    /* schema keywords not enforced exactly, "; "-joined, or NULL */
+    uint16_t *counts;  /* presence / frequency penalties: times each token was written (NULL: no penalty) */
+    k2c_turn_logprob *lps; int nlps, caplps;   /* logprobs of the sampled content tokens */
 };
 
 /* Collects a schema's warnings (each names its keyword path) for the caller to report. */
@@ -171,6 +173,8 @@ void k2c_turn_free(k2c_turn *g) {
     free(g->args);
     free(g->args_len);
     free(g->warnings);
+    free(g->counts);
+    free(g->lps);
     free(g);
 }
 
@@ -247,6 +251,9 @@ k2c_turn *k2c_turn_new(const k2c_tokenizer *t, int vocab, const k2c_turn_opts *o
     if (eos >= 0 && eos < vocab && k2c_tokenizer_is_special(t, eos) && !is_end(g, eos)) g->ends[g->nends++] = eos;
     if (!(g->parser = k2c_toolparse_new()) || !(g->gram = malloc(k2c_gram_size())) || !(g->tmp = malloc(k2c_gram_size())) ||
         !(g->probs = malloc(TOPK * sizeof *g->probs))) { k2c_seterr("out of memory"); goto fail; }
+    if ((o->presence_penalty != 0 || o->frequency_penalty != 0) && !(g->counts = calloc((size_t)g->tok_vocab + 1, sizeof *g->counts))) {
+        k2c_seterr("out of memory"); goto fail;
+    }
     if (o->tools_json && load_tools(g, o->tools_json) != 0) goto fail;
     k2c_tool_choice ch = o->tool_choice;
     if (ch != K2C_TOOLS_NONE && ch != K2C_TOOLS_AUTO && g->ntools == 0) { k2c_seterr("tool_choice: requires tools"); goto fail; }
@@ -395,11 +402,20 @@ static void top_insert(int *ti, float *tv, int *n, int id, float v) {
     tv[i] = v; ti[i] = id;
 }
 
+/* The logit the choice sees: OpenAI's penalties subtract frequency * count + presence * (count > 0)
+ * for every token already written in this turn. NaN (a broken row) never wins. */
+static inline float adj(const k2c_turn *g, const float *logits, int i) {
+    float v = logits[i];
+    if (isnan(v)) return -INFINITY;
+    if (g->counts && g->counts[i]) v -= g->o.frequency_penalty * g->counts[i] + g->o.presence_penalty;
+    return v;
+}
+
 static int pick(k2c_turn *g, const float *logits) {
     int n = 0, ok_i[TOPK], nok = 0;
     float ok_v[TOPK];
     for (int i = 0; i < g->tok_vocab; i++) {
-        float v = logits[i];
+        float v = g->counts ? adj(g, logits, i) : logits[i];
         if (n == TOPK && v <= g->top_v[TOPK - 1]) continue;
         top_insert(g->top_i, g->top_v, &n, i, isnan(v) ? -INFINITY : v);
     }
@@ -416,11 +432,46 @@ static int pick(k2c_turn *g, const float *logits) {
             if (!b || !g->vi->len[i] || !(first[(unsigned char)b[0] >> 3] >> ((unsigned char)b[0] & 7) & 1)) continue;
         }
         if (!allowed(g, i)) continue;
-        top_insert(ok_i, ok_v, &nok, i, isnan(logits[i]) ? -INFINITY : logits[i]);
+        top_insert(ok_i, ok_v, &nok, i, adj(g, logits, i));
     }
     if (!nok) { k2c_seterr("constrained decoding: no token is allowed (phase %d)", g->phase); return -1; }
     return choose(g, ok_i, ok_v, nok);
 }
+
+/* The model's own log-probability of token t and its top alternatives (raw logits: before temperature,
+ * penalties and constraints, as OpenAI reports them). */
+static int record_logprob(k2c_turn *g, const float *logits, int t) {
+    if (g->nlps == g->caplps) {
+        int cap = g->caplps ? 2 * g->caplps : 64;
+        k2c_turn_logprob *n = realloc(g->lps, (size_t)cap * sizeof *n);
+        if (!n) { k2c_seterr("out of memory"); return -1; }
+        g->lps = n; g->caplps = cap;
+    }
+    k2c_turn_logprob *e = &g->lps[g->nlps++];
+    float mx = -INFINITY;
+    for (int i = 0; i < g->tok_vocab; i++) if (logits[i] > mx) mx = logits[i];
+    double sum = 0;
+    for (int i = 0; i < g->tok_vocab; i++) if (!isnan(logits[i])) sum += exp((double)logits[i] - mx);
+    double lse = mx + log(sum);
+    e->id = t;
+    e->logprob = (float)(logits[t] - lse);
+    int k = g->o.top_logprobs < K2C_TOP_LOGPROBS ? g->o.top_logprobs : K2C_TOP_LOGPROBS;
+    int ti[K2C_TOP_LOGPROBS], n = 0;
+    float tv[K2C_TOP_LOGPROBS];
+    for (int i = 0; i < g->tok_vocab && k > 0; i++) {
+        float v = isnan(logits[i]) ? -INFINITY : logits[i];
+        if (n == k && v <= tv[k - 1]) continue;
+        int j = n < k ? n++ : k - 1;
+        while (j > 0 && tv[j - 1] < v) { tv[j] = tv[j - 1]; ti[j] = ti[j - 1]; j--; }
+        tv[j] = v; ti[j] = i;
+    }
+    e->ntop = n;
+    for (int i = 0; i < n; i++) { e->top_id[i] = ti[i]; e->top_logprob[i] = (float)(tv[i] - lse); }
+    return 0;
+}
+
+int k2c_turn_nlogprobs(const k2c_turn *g) { return g->nlps; }
+const k2c_turn_logprob *k2c_turn_logprob_at(const k2c_turn *g, int i) { return i >= 0 && i < g->nlps ? &g->lps[i] : NULL; }
 
 /* Finishes the turn without the model: owed forced tokens as text, then the minimal completion. */
 static int close_out(k2c_turn *g) {
@@ -499,7 +550,12 @@ int k2c_turn_step(k2c_turn *g, const float *logits, int *id) {
         t = g->force[g->force_head];
         g->force_head = (g->force_head + 1) % NFORCE;
         g->nforce--;
-    } else if ((t = pick(g, logits)) < 0) return -1;
+    } else {
+        if ((t = pick(g, logits)) < 0) return -1;
+        /* content tokens only: markers, names and arguments are not in OpenAI's logprobs.content */
+        if (g->o.logprobs && g->phase == P_CONTENT && !g->vi->special[t] && record_logprob(g, logits, t)) return -1;
+    }
+    if (g->counts && t >= 0 && t < g->tok_vocab && g->counts[t] < UINT16_MAX) g->counts[t]++;
     int rc = apply(g, t);
     if (rc < 0) return -1;
     if (rc == 0) return end_turn(g);
