@@ -112,19 +112,23 @@ static int cmd_template(int argc, char **argv) {
     const char *mfile = cli_need(&a, "messages");
     const char *tfile = cli_str(&a, "tools", NULL);
     int nogen = cli_flag(&a, "no-generation-prompt");
+    const char *fmt = cli_str(&a, "format", NULL);
     if (cli_done(&a) != 0 || !mfile) return 2;
+    if (fmt && strcmp(fmt, "kimi") && strcmp(fmt, "deepseek-v3")) { k2c_log("k2c template: --format: kimi or deepseek-v3, not '%s'\n", fmt); return 2; }
     k2c_tokenizer *t = NULL;
     char *msgs = NULL, *tools = NULL, *out = NULL;
     int rc = 1;
     /* The tokenizer is optional: when given it must load, and must carry Kimi's chat template. */
+    k2c_chat_format f = fmt && !strcmp(fmt, "deepseek-v3") ? K2C_CHAT_DEEPSEEK_V3 : K2C_CHAT_KIMI;
     if (dir) {
         if (k2c_tokenizer_load(&t, dir) != 0) goto done;
-        if (!k2c_tokenizer_has_kimi_template(t))
+        if (!fmt) f = k2c_tokenizer_chat_format(t);
+        if (f == K2C_CHAT_KIMI && !k2c_tokenizer_has_kimi_template(t))
             k2c_log("k2c template: warning: %s has no Kimi chat_template; rendering Kimi's format anyway\n", dir);
     }
     if (!(msgs = k2c_read_file(mfile, NULL))) goto done;
     if (tfile && !(tools = k2c_read_file(tfile, NULL))) goto done;
-    if (!(out = k2c_chat_render(msgs, tools, !nogen, mfile, tfile))) goto done;
+    if (!(out = k2c_chat_render_as(f, msgs, tools, !nogen, mfile, tfile))) goto done;
     fputs(out, stdout);
     rc = 0;
 done:
@@ -135,8 +139,8 @@ done:
     k2c_tokenizer_free(t);
     return rc;
 }
-CLI_COMMAND(template_cmd, "template", "--tokenizer DIR --messages FILE.json [--tools FILE.json] [--no-generation-prompt]",
-            "Prints the Kimi chat prompt for OpenAI-style messages (and tool definitions), with the generation prompt.",
+CLI_COMMAND(template_cmd, "template", "[--tokenizer DIR] [--format kimi|deepseek-v3] --messages FILE.json [--tools FILE.json] [--no-generation-prompt]",
+            "Prints the chat prompt (the tokenizer's chat format, else --format, else Kimi's) for OpenAI-style messages (and tools).",
             cmd_template)
 
 static int cmd_tokenizer(int argc, char **argv) {

@@ -266,7 +266,14 @@ void k2c_detok_free(k2c_detok *d);
  * msg_where / tools_where name the sources in error messages ("messages.json: [2].content: ..."). */
 char *k2c_chat_render(const char *messages_json, const char *tools_json, int add_generation_prompt,
                       const char *msg_where, const char *tools_where);
-/* The same conversation rendered and tokenized for the model: special tokens only where the template
+/* The chat formats k2c renders, one per checkpoint family: Kimi K2's (above) and DeepSeek-V3's
+ * (tokenizer_config.json of deepseek-ai/DeepSeek-V3, byte for byte, quirks included: it ignores tools,
+ * joins system messages with a blank line, and renders tool calls as its template does). */
+typedef enum { K2C_CHAT_KIMI, K2C_CHAT_DEEPSEEK_V3 } k2c_chat_format;
+k2c_chat_format k2c_tokenizer_chat_format(const k2c_tokenizer *t);   /* from its chat_template */
+char *k2c_chat_render_as(k2c_chat_format f, const char *messages_json, const char *tools_json, int add_generation_prompt,
+                         const char *msg_where, const char *tools_where);
+/* The same conversation rendered and tokenized for the model (in the tokenizer's chat format): special tokens only where the template
  * puts them. Message contents, names, roles, tool-call ids and arguments, tool results and the tool
  * declarations are request text: special-token text in them ("<|im_end|>") is encoded as ordinary
  * text, so no request can forge a turn or a tool call. For a conversation without such text the ids

@@ -1,4 +1,6 @@
-/* Kimi K2 chat template: OpenAI-style messages + tool definitions -> the prompt text.
+/* Chat templates: OpenAI-style messages + tool definitions -> the prompt text. Kimi K2's (below) and
+ * DeepSeek-V3's (render_deepseek), each checked byte for byte against @huggingface/jinja rendering the
+ * template (tests/test_templates.sh).
  *
  * Mirrors the Jinja template shipped in Kimi-K2's tokenizer_config.json (spec section 5). Two details
  * decide exact token matches and are why JSON is written here rather than with json_dumps:
@@ -48,9 +50,13 @@ static void sb_tpl(sbuf *b, const char *s) {
     size_t start = b->n;
     sb_str(b, s);
     if (!b->track || b->oom) return;
-    for (const char *q = s; (q = strstr(q, "<|")) != NULL;) {
-        const char *e = strstr(q + 2, "|>");
+    /* Kimi's specials are <|...|>, DeepSeek's <\xef\xbd\x9c...\xef\xbd\x9c> (full-width bars, U+FF5C) */
+    for (const char *q = s; (q = strstr(q, "<")) != NULL;) {
+        int wide = !strncmp(q + 1, "\xef\xbd\x9c", 3);
+        if (q[1] != '|' && !wide) { q++; continue; }
+        const char *e = strstr(q + (wide ? 4 : 2), wide ? "\xef\xbd\x9c>" : "|>");
         if (!e) break;
+        e += wide ? 2 : 0;   /* e + 2 is the end either way */
         if (b->nsp == b->spcap) {
             size_t cap = b->spcap ? 2 * b->spcap : 64;
             tok_span *ns = realloc(b->sp, cap * sizeof *ns);
@@ -276,8 +282,8 @@ static int add_tool_calls(sbuf *b, json_t *calls, ids_state *st, const char *whe
 }
 
 /* Renders into b (b.track set by the caller); 0, or -1 + error (b is then freed). */
-static int render(sbuf *bp, const char *messages_json, const char *tools_json, int add_generation_prompt,
-                  const char *where, const char *tw) {
+static int render_kimi(sbuf *bp, const char *messages_json, const char *tools_json, int add_generation_prompt,
+                       const char *where, const char *tw) {
     json_error_t je;
     json_t *msgs = NULL, *tools = NULL;
     ids_state st = {0};
@@ -345,11 +351,121 @@ fail:
     return -1;
 }
 
+/* ------------------------------------------------------------------ DeepSeek-V3 */
+/* DeepSeek-V3's template (its tokenizer_config.json), statement by statement. Its state lives across
+ * messages as in the template's namespace: is_first (a tool call was written: later calls take the
+ * "continuation" form, whatever message they are in), is_tool (inside tool outputs), is_output_first.
+ * String concatenation in the template means contents, tool-call types, names and arguments must be
+ * strings (a text-part array is joined, which the template itself would refuse). */
+#define DS_BAR "\xef\xbd\x9c"
+#define DS(x) "<" DS_BAR x DS_BAR ">"
+#define DS_SP "\xe2\x96\x81"   /* U+2581, the template's word separator inside marker names */
+
+static int ds_text(sbuf *b, json_t *v, const char *where, size_t mi, const char *field) {
+    if (json_is_string(v)) { sb_add(b, json_string_value(v), json_string_length(v)); return 0; }
+    if (json_is_array(v)) return add_content(b, v, where, mi);
+    k2c_seterr("%s: [%zu].%s: a string is required by the DeepSeek-V3 template", where, mi, field);
+    return -1;
+}
+
+static int render_deepseek(sbuf *bp, const char *messages_json, int add_generation_prompt, const char *where) {
+    json_error_t je;
+    sbuf b = *bp;
+    if (!where) where = "messages";
+    json_t *msgs = json_loads(messages_json, 0, &je);
+    int is_first = 0, is_tool = 0, is_output_first = 1, first_sp = 1;
+    size_t i;
+    json_t *m;
+    if (!msgs) { k2c_seterr("%s:%d: bad JSON: %s", where, je.line, je.text); goto fail; }
+    if (!json_is_array(msgs)) { k2c_seterr("%s: messages: expected a JSON array of messages", where); goto fail; }
+    json_array_foreach(msgs, i, m) {
+        if (!json_is_object(m) || !json_is_string(json_object_get(m, "role"))) { k2c_seterr("%s: [%zu].role: missing or not a string", where, i); goto fail; }
+    }
+    sb_tpl(&b, DS("begin" DS_SP "of" DS_SP "sentence"));
+    json_array_foreach(msgs, i, m) {   /* the system prompt: every system message, joined by a blank line */
+        if (strcmp(json_string_value(json_object_get(m, "role")), "system")) continue;
+        if (!first_sp) sb_str(&b, "\n\n");
+        first_sp = 0;
+        if (ds_text(&b, json_object_get(m, "content"), where, i, "content")) goto fail;
+    }
+    json_array_foreach(msgs, i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        json_t *content = json_object_get(m, "content");
+        if (!strcmp(role, "user")) {
+            is_tool = 0;
+            sb_tpl(&b, DS("User"));
+            if (ds_text(&b, content, where, i, "content")) goto fail;
+        }
+        if (!strcmp(role, "assistant") && json_is_null(content)) {
+            is_tool = 0;
+            json_t *calls = json_object_get(m, "tool_calls"), *tc;
+            size_t j;
+            if (!json_is_array(calls)) { k2c_seterr("%s: [%zu].tool_calls: an array is required when content is null", where, i); goto fail; }
+            json_array_foreach(calls, j, tc) {
+                json_t *fn = json_object_get(tc, "function");
+                json_t *type = json_object_get(tc, "type"), *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments");
+                if (!json_is_string(type) || !json_is_string(name) || !json_is_string(args)) {
+                    k2c_seterr("%s: [%zu].tool_calls[%zu]: type, function.name and function.arguments must be strings", where, i, j);
+                    goto fail;
+                }
+                if (!is_first) sb_tpl(&b, DS("Assistant") DS("tool" DS_SP "calls" DS_SP "begin") DS("tool" DS_SP "call" DS_SP "begin"));
+                else { sb_str(&b, "\n"); sb_tpl(&b, DS("tool" DS_SP "call" DS_SP "begin")); }
+                sb_str(&b, json_string_value(type));
+                sb_tpl(&b, DS("tool" DS_SP "sep"));
+                sb_str(&b, json_string_value(name));
+                sb_str(&b, "\n```json\n");
+                sb_add(&b, json_string_value(args), json_string_length(args));
+                sb_str(&b, "\n```");
+                sb_tpl(&b, DS("tool" DS_SP "call" DS_SP "end"));
+                if (is_first) sb_tpl(&b, DS("tool" DS_SP "calls" DS_SP "end") DS("end" DS_SP "of" DS_SP "sentence"));
+                is_first = 1;
+            }
+        }
+        if (!strcmp(role, "assistant") && content && !json_is_null(content)) {
+            sb_tpl(&b, is_tool ? DS("tool" DS_SP "outputs" DS_SP "end") : DS("Assistant"));
+            is_tool = 0;
+            if (ds_text(&b, content, where, i, "content")) goto fail;
+            sb_tpl(&b, DS("end" DS_SP "of" DS_SP "sentence"));
+        }
+        if (!strcmp(role, "tool")) {
+            is_tool = 1;
+            if (!is_output_first) sb_str(&b, "\n");
+            sb_tpl(&b, is_output_first ? DS("tool" DS_SP "outputs" DS_SP "begin") DS("tool" DS_SP "output" DS_SP "begin") : DS("tool" DS_SP "output" DS_SP "begin"));
+            is_output_first = 0;
+            if (ds_text(&b, content, where, i, "content")) goto fail;
+            sb_tpl(&b, DS("tool" DS_SP "output" DS_SP "end"));
+        }
+    }
+    if (is_tool) sb_tpl(&b, DS("tool" DS_SP "outputs" DS_SP "end"));
+    if (add_generation_prompt && !is_tool) sb_tpl(&b, DS("Assistant"));
+    if (b.oom) { k2c_seterr("out of memory"); goto fail; }
+    json_decref(msgs);
+    *bp = b;
+    return 0;
+fail:
+    json_decref(msgs);
+    free(b.s);
+    free(b.sp);
+    memset(bp, 0, sizeof *bp);
+    return -1;
+}
+
+static int render(sbuf *b, k2c_chat_format f, const char *messages_json, const char *tools_json, int add_generation_prompt,
+                  const char *where, const char *tw) {
+    if (f == K2C_CHAT_DEEPSEEK_V3) return render_deepseek(b, messages_json, add_generation_prompt, where);
+    return render_kimi(b, messages_json, tools_json, add_generation_prompt, where, tw);
+}
+
+char *k2c_chat_render_as(k2c_chat_format f, const char *messages_json, const char *tools_json, int add_generation_prompt,
+                         const char *where, const char *tw) {
+    sbuf b = {0};
+    if (render(&b, f, messages_json, tools_json, add_generation_prompt, where, tw) != 0) return NULL;
+    return b.s;
+}
+
 char *k2c_chat_render(const char *messages_json, const char *tools_json, int add_generation_prompt,
                       const char *where, const char *tw) {
-    sbuf b = {0};
-    if (render(&b, messages_json, tools_json, add_generation_prompt, where, tw) != 0) return NULL;
-    return b.s;
+    return k2c_chat_render_as(K2C_CHAT_KIMI, messages_json, tools_json, add_generation_prompt, where, tw);
 }
 
 /* The same text, with specials only at the template's own spans (see tok_encode_marked): for a
@@ -362,7 +478,7 @@ int k2c_chat_render_ids(const k2c_tokenizer *t, const char *messages_json, const
     b.track = 1;
     *ids = NULL;
     *n = 0;
-    if (render(&b, messages_json, tools_json, add_generation_prompt, where, tw) != 0) return -1;
+    if (render(&b, k2c_tokenizer_chat_format(t), messages_json, tools_json, add_generation_prompt, where, tw) != 0) return -1;
     int rc = tok_encode_marked(t, b.s, b.n, b.sp, b.nsp, ids, n);
     free(b.s);
     free(b.sp);

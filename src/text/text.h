@@ -112,6 +112,7 @@ struct k2c_tokenizer {
     int ignore_merges;
     int bos_id, eos_id;
     int kimi_template;                  /* tokenizer_config.json has Kimi's chat template */
+    int chat_format;                    /* k2c_chat_format its chat_template is (Kimi unless DeepSeek-V3's) */
 };
 
 /* Compiles a pre-tokenizer pattern twice (valid UTF-8 fast path, invalid-UTF-8 tolerant), with JIT. */

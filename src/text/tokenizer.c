@@ -496,6 +496,12 @@ int k2c_tokenizer_vocab_size(const k2c_tokenizer *t) { return t->vocab.n_ids; }
 int k2c_tokenizer_bos(const k2c_tokenizer *t) { return t->bos_id; }
 int k2c_tokenizer_eos(const k2c_tokenizer *t) { return t->eos_id; }
 int k2c_tokenizer_has_kimi_template(const k2c_tokenizer *t) { return t->kimi_template; }
+k2c_chat_format k2c_tokenizer_chat_format(const k2c_tokenizer *t) { return (k2c_chat_format)t->chat_format; }
+
+/* DeepSeek-V3's template is told by its turn marker (full-width bars: U+FF5C). */
+static int chat_format_of(const char *tpl) {
+    return tpl && strstr(tpl, "<\xef\xbd\x9cUser\xef\xbd\x9c>") ? K2C_CHAT_DEEPSEEK_V3 : K2C_CHAT_KIMI;
+}
 
 int k2c_tokenizer_is_special(const k2c_tokenizer *t, int id) {
     for (int i = 0; i < t->n_special; i++)
@@ -726,6 +732,7 @@ static int load_config(k2c_tokenizer *t, const char *path) {
     if (json_is_string(tpl))
         t->kimi_template = strstr(json_string_value(tpl), "<|im_middle|>") != NULL ||
                            strstr(json_string_value(tpl), "k2c: kimi") != NULL;
+    t->chat_format = chat_format_of(json_string_value(tpl));
     rc = 0;
 done:
     json_decref(root);
@@ -784,6 +791,7 @@ int k2c_tokenizer_load(k2c_tokenizer **out, const char *dir) {
                 if (eos) t->eos_id = k2c_tokenizer_token_id(t, eos);
                 json_t *tpl = json_object_get(root, "chat_template");
                 t->kimi_template = json_is_string(tpl) && strstr(json_string_value(tpl), "<|im_middle|>");
+                t->chat_format = chat_format_of(json_string_value(tpl));
                 json_decref(root);
             }
         }
