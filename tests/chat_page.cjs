@@ -1,0 +1,77 @@
+// The chat page (`k2c serve` at /) in headless Chromium, driven by playwright-core: type a message and see
+// the streamed answer (the same text the API gives for that request), see a tool call rendered as one,
+// return its result (shown as a tool result) and get the next answer, stop a running answer, and find the
+// conversation again after a reload (localStorage).
+//   node tests/chat_page.cjs NPM_DIR BASE_URL KEY CHROMIUM [SCREENSHOT.png]
+const path = require("path");
+const [npmDir, base, key, chromiumPath, shot] = process.argv.slice(2);
+const { chromium } = require(path.resolve(npmDir, "node_modules", "playwright-core"));
+const pass = (n) => console.log("PASS " + n), fail = (n, w) => console.log("FAIL " + n + ": " + w);
+const TOOLS = [{ type: "function", function: { name: "get_weather", description: "Weather of a city", parameters: { type: "object", properties: { city: { type: "string", maxLength: 12 } }, required: ["city"] } } }];
+
+async function api(body) {
+  const r = await fetch(base + "/v1/chat/completions", { method: "POST", headers: { "Content-Type": "application/json", Authorization: "Bearer " + key }, body: JSON.stringify(body) });
+  return r.json();
+}
+
+(async () => {
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox", "--disable-gpu"] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    const resp = await page.goto(base + "/");
+    if (!resp.ok() || !/text\/html/.test(resp.headers()["content-type"])) return fail("chat_page_served", resp.status() + " " + resp.headers()["content-type"]);
+    pass("chat_page_served");
+    await page.fill("#key", key);
+    await page.fill("#temperature", "0");
+    await page.fill("#max_tokens", "24");
+    await page.fill("#seed", "1");
+    // 1. a message, a streamed answer identical to the API's
+    await page.fill("#input", "Hello there");
+    await page.click("#send");
+    await page.waitForSelector(".msg.assistant .content:not(:empty)", { timeout: 30000 });
+    await page.waitForFunction(() => !document.getElementById("send").disabled, null, { timeout: 30000 });
+    const shown = await page.textContent(".msg.assistant .content");
+    const want = (await api({ messages: [{ role: "user", content: "Hello there" }], temperature: 0, top_p: 1, max_tokens: 24, seed: 1 })).choices[0].message.content;
+    shown === want && shown.length > 0 ? pass("chat_page_streamed_answer") : fail("chat_page_streamed_answer", `page ${JSON.stringify(shown)} vs API ${JSON.stringify(want)}`);
+    // 2. a tool call rendered as such, its result returned and shown, then the next answer
+    await page.fill("#tools", JSON.stringify(TOOLS));
+    await page.selectOption("#tool_choice", "required");
+    await page.dispatchEvent("#tools", "change");
+    await page.fill("#input", "Weather in Paris?");
+    await page.click("#send");
+    await page.waitForSelector(".msg.assistant .call .name", { timeout: 30000 });
+    await page.waitForFunction(() => !document.getElementById("send").disabled, null, { timeout: 30000 });
+    const name = await page.textContent(".msg.assistant .call .name");
+    const args = await page.textContent(".msg.assistant .call .args");
+    let argsOk = false;
+    try { argsOk = typeof JSON.parse(args).city === "string"; } catch { /* not JSON */ }
+    name.includes("get_weather") && argsOk ? pass("chat_page_tool_call") : fail("chat_page_tool_call", `${name} ${args}`);
+    await page.selectOption("#tool_choice", "none");
+    await page.fill(".call input.result", "sunny, 21 C");
+    await page.click(".call button");
+    await page.waitForSelector(".msg.tool", { timeout: 10000 });
+    const who = await page.textContent(".msg.tool .who");
+    await page.waitForFunction(() => document.querySelectorAll(".msg.assistant").length >= 3 && !document.getElementById("send").disabled, null, { timeout: 30000 });
+    /tool result/.test(who) ? pass("chat_page_tool_result") : fail("chat_page_tool_result", who);
+    if (shot) await page.screenshot({ path: shot });
+    // 3. stop: a long answer is cut off and the page is usable again
+    await page.fill("#max_tokens", "1500");
+    await page.fill("#temperature", "1");
+    await page.fill("#input", "Tell me a long story");
+    await page.click("#send");
+    await page.waitForTimeout(150);
+    const running = !(await page.isDisabled("#stop"));
+    if (running) await page.click("#stop");
+    await page.waitForFunction(() => !document.getElementById("send").disabled, null, { timeout: 20000 });
+    const status = await page.textContent("#status");
+    !running || status === "stopped" ? pass("chat_page_stop") : fail("chat_page_stop", "status " + status);
+    // 4. the conversation survives a reload
+    const before = await page.$$eval(".msg", (n) => n.length);
+    await page.reload();
+    const after = await page.$$eval(".msg", (n) => n.length);
+    before >= 6 && after === before ? pass("chat_page_kept_in_browser") : fail("chat_page_kept_in_browser", `${before} messages before, ${after} after reload`);
+    errors.length ? fail("chat_page_no_js_errors", errors.join("; ")) : pass("chat_page_no_js_errors");
+  } finally { await browser.close(); }
+})().catch((e) => { fail("chat_page", String(e && e.stack || e).slice(0, 800)); process.exit(1); });
