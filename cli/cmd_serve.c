@@ -57,6 +57,7 @@ static int cmd_serve(int argc, char **argv) {
     o.model_opts = &mo;
     o.max_body = (size_t)cli_int(&a, "max-body", 1 << 20);
     o.max_queue = (int)cli_int(&a, "max-queue", 64);
+    o.prefill_chunk = (int)cli_int(&a, "prefill-chunk", 512);
     o.timeout_s = cli_num(&a, "timeout", 300);
     o.default_max_tokens = (int)cli_int(&a, "max-tokens", 256);
     if (!o.model_dir || cli_done(&a)) return 2;
@@ -76,7 +77,7 @@ static int cmd_serve(int argc, char **argv) {
 }
 CLI_COMMAND(cmd_serve_def, "serve",
             "--model DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--ctx N] [--threads N] "
-            "[--max-body BYTES] [--max-queue N] [--timeout S] [--max-tokens N]",
+            "[--max-body BYTES] [--max-queue N] [--timeout S] [--max-tokens N] [--prefill-chunk N]",
             "OpenAI-compatible HTTP server: /v1/chat/completions (tools, streaming, json_schema), /v1/completions, "
             "/v1/models, /health, /metrics.",
             cmd_serve)

@@ -410,6 +410,7 @@ typedef struct {
     int max_queue;                  /* waiting requests beyond the slots, default 64 */
     double timeout_s;               /* per request, default 300 */
     int default_max_tokens;         /* when a request gives none, default 256 */
+    int prefill_chunk;              /* prompt tokens prefilled per scheduler step between decode steps (0: 512; <0: whole prompts) */
 } k2c_server_opts;
 int k2c_server_run(const k2c_server_opts *o, volatile int *stop);
 

@@ -30,3 +30,9 @@ elif [ "$rss1" -le $((rss0 + rss0 / 5 + 8192)) ]; then pass server_rss_flat; els
 kill -0 "$SERVER_PID" 2>/dev/null && pass server_alive_after_load || fail server_alive_after_load "$(tail -5 "$TMP/server2.log")"
 stop_server
 if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$TMP/server2.log"; then fail server2_clean_exit "$(grep -m3 'ERROR\|runtime error\|Leak' "$TMP/server2.log")"; else pass server2_clean_exit; fi
+
+# Continuous batching: a long prompt is prefilled in chunks between the decode steps of running streams.
+start_server "$TMP/server3.log" --model "$M" --parallel 4 --ctx 2048 --threads 2 --api-key sekret --timeout 60 --prefill-chunk 64
+run_checker continuous_batching timeout 120 node tests/batching_e2e.cjs "http://127.0.0.1:$PORT" sekret 64
+stop_server
+if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$TMP/server3.log"; then fail server3_clean_exit "$(grep -m3 'ERROR\|runtime error\|Leak' "$TMP/server3.log")"; else pass server3_clean_exit; fi

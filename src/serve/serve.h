@@ -46,7 +46,7 @@ struct srv_job {
 typedef struct {
     k2c_state st;
     int *hist;                      /* token ids of the rows in st's cache (st.pos of them) */
-    float *logits, *cur;            /* own logits (after prefill); cur: the logits for the next pick */
+    float *logits, *cur;            /* own logits (after prefill); cur: the logits for the next pick, NULL while prefilling */
     srv_job *job;
 } srv_slot;
 
@@ -69,7 +69,7 @@ typedef struct {
     /* metrics (under mu) */
     uint64_t m_requests[6];         /* by status class: 1xx .. 5xx (index 1..5) */
     uint64_t m_by_endpoint[6];
-    uint64_t m_prompt_tokens, m_completion_tokens, m_cached_tokens, m_decode_tokens, m_steps, m_cancelled;
+    uint64_t m_prompt_tokens, m_completion_tokens, m_cached_tokens, m_decode_tokens, m_steps, m_cancelled, m_prefill_chunks;
     double m_prefill_s, m_decode_s, m_rate;
 } srv;
 

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -325,18 +326,12 @@ static int admit(srv *s, srv_job *j, srv_slot **out) {
     }
     if (reuse >= j->nprompt) reuse = j->nprompt - 1;   /* the last prompt token must run for its logits */
     sl->st.pos = reuse;
+    /* hist beyond st.pos is not trusted by the prefix search (it stops at st.pos), so the whole prompt
+     * can go in now while the rows arrive chunk by chunk */
     memcpy(sl->hist + reuse, j->prompt + reuse, (size_t)(j->nprompt - reuse) * sizeof(int));
-    double t0 = k2c_now();
-    if (k2c_prefill(&sl->st, j->prompt + reuse, j->nprompt - reuse, NULL, sl->logits, NULL) != 0) {
-        sl->st.pos = 0;
-        return -1;
-    }
-    pthread_mutex_lock(&s->mu);
-    s->m_prefill_s += k2c_now() - t0;
-    pthread_mutex_unlock(&s->mu);
     j->cached = reuse;
     sl->job = j;
-    sl->cur = sl->logits;
+    sl->cur = NULL;   /* prefilling: prefill_step brings it to the decode batch */
     *out = sl;
     return 0;
 }
@@ -348,6 +343,37 @@ static void release(srv *s, srv_slot *sl) {
     s->busy--;
     pthread_mutex_unlock(&s->mu);
     job_unref(j);
+}
+
+/* Continuous batching: prompts are prefilled in chunks between decode steps, so a long prompt arriving
+ * while others stream delays each of their tokens by at most one chunk's prefill instead of the whole
+ * prompt's. A slot's chunks start at fixed offsets (its cached prefix + k * chunk) whatever else is
+ * running, so an answer does not depend on what it was batched with. Each step prefills at least one
+ * chunk, and more while the step's budget (one chunk's worth of tokens) lasts. */
+static void prefill_step(srv *s) {
+    int chunk = s->opts.prefill_chunk == 0 ? 512 : s->opts.prefill_chunk;
+    int budget = chunk > 0 ? chunk : INT32_MAX, done_one = 0;
+    for (int i = 0; i < s->nslots; i++) {
+        srv_slot *sl = &s->slots[i];
+        srv_job *j = sl->job;
+        if (!j || sl->cur) continue;
+        int left = j->nprompt - sl->st.pos, take = chunk > 0 && left > chunk ? chunk : left;
+        if (done_one && take > budget) break;
+        double t0 = k2c_now();
+        if (k2c_prefill(&sl->st, j->prompt + sl->st.pos, take, NULL, take == left ? sl->logits : NULL, NULL) != 0) {
+            job_finish(s, j, k2c_errmsg());
+            release(s, sl);
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->m_prefill_s += k2c_now() - t0;
+        s->m_prefill_chunks++;
+        pthread_mutex_unlock(&s->mu);
+        if (take == left) sl->cur = sl->logits;
+        budget -= take;
+        done_one = 1;
+        if (budget <= 0) break;
+    }
 }
 
 static void *scheduler(void *arg) {
@@ -390,7 +416,8 @@ static void *scheduler(void *arg) {
                 job_unref(j);
             }
         }
-        /* one token for every busy slot */
+        prefill_step(s);
+        /* one token for every slot whose prompt is in */
         int n = 0;
         double now = k2c_now();
         for (int i = 0; i < s->nslots; i++) {
@@ -407,6 +434,7 @@ static void *scheduler(void *arg) {
                 release(s, sl);
                 continue;
             }
+            if (!sl->cur) continue;   /* still prefilling */
             int id = -1, rc = k2c_turn_step(j->gen, sl->cur, &id);
             if (rc < 0) { job_finish(s, j, k2c_errmsg()); release(s, sl); continue; }
             if (rc == 1) job_progress(j, 0);

@@ -369,6 +369,8 @@ static char *metrics_text(srv *s) {
                   "# TYPE k2c_decode_steps_total counter\nk2c_decode_steps_total %llu\n"
                   "# TYPE k2c_decode_seconds_total counter\nk2c_decode_seconds_total %.6f\n"
                   "# TYPE k2c_prefill_seconds_total counter\nk2c_prefill_seconds_total %.6f\n"
+                  "# HELP k2c_prefill_chunks_total Prompt chunks prefilled between decode steps.\n"
+                  "# TYPE k2c_prefill_chunks_total counter\nk2c_prefill_chunks_total %llu\n"
                   "# HELP k2c_tokens_per_second Aggregate decode tokens/s (moving average over steps).\n"
                   "# TYPE k2c_tokens_per_second gauge\nk2c_tokens_per_second %.3f\n"
                   "# TYPE k2c_cancelled_total counter\nk2c_cancelled_total %llu\n"
@@ -378,7 +380,7 @@ static char *metrics_text(srv *s) {
                   "# TYPE k2c_uptime_seconds gauge\nk2c_uptime_seconds %.1f\n",
                   (unsigned long long)s->m_prompt_tokens, (unsigned long long)s->m_completion_tokens,
                   (unsigned long long)s->m_cached_tokens, (unsigned long long)s->m_decode_tokens,
-                  (unsigned long long)s->m_steps, s->m_decode_s, s->m_prefill_s, s->m_rate,
+                  (unsigned long long)s->m_steps, s->m_decode_s, s->m_prefill_s, (unsigned long long)s->m_prefill_chunks, s->m_rate,
                   (unsigned long long)s->m_cancelled, s->nqueue, s->busy, s->nslots, k2c_now() - s->started);
     pthread_mutex_unlock(&s->mu);
     return buf;
