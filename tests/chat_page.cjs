@@ -56,22 +56,28 @@ async function api(body) {
     await page.waitForFunction(() => document.querySelectorAll(".msg.assistant").length >= 3 && !document.getElementById("send").disabled, null, { timeout: 30000 });
     /tool result/.test(who) ? pass("chat_page_tool_result") : fail("chat_page_tool_result", who);
     if (shot) await page.screenshot({ path: shot });
-    // 3. stop: a long answer is cut off and the page is usable again
-    await page.fill("#max_tokens", "1500");
-    await page.fill("#temperature", "1");
-    await page.fill("#input", "Tell me a long story");
-    await page.click("#send");
-    await page.waitForTimeout(150);
-    const running = !(await page.isDisabled("#stop"));
-    if (running) await page.click("#stop");
-    await page.waitForFunction(() => !document.getElementById("send").disabled, null, { timeout: 20000 });
-    const status = await page.textContent("#status");
-    !running || status === "stopped" ? pass("chat_page_stop") : fail("chat_page_stop", "status " + status);
-    // 4. the conversation survives a reload
+    // 3. the conversation survives a reload
     const before = await page.$$eval(".msg", (n) => n.length);
     await page.reload();
     const after = await page.$$eval(".msg", (n) => n.length);
     before >= 6 && after === before ? pass("chat_page_kept_in_browser") : fail("chat_page_kept_in_browser", `${before} messages before, ${after} after reload`);
+    // 4. stop: in a new conversation, a long answer is stopped while it runs; the server sees the
+    //    request cancelled (k2c_cancelled_total) and the page is usable again
+    await page.click("#clear");
+    await page.fill("#max_tokens", "1800");
+    await page.fill("#temperature", "1");
+    const cancelled = async () => +(await (await fetch(base + "/metrics", { headers: { Authorization: "Bearer " + key } })).text()).match(/^k2c_cancelled_total (\S+)/m)[1];
+    const c0 = await cancelled();
+    await page.fill("#input", "Tell me a long story");
+    await page.click("#send");
+    /* the click as soon as the button is live (a tiny model answers fast; playwright's own click waits for
+     * actionability and may land after the answer ended) */
+    await page.waitForFunction(() => { const b = document.getElementById("stop"); if (b.disabled) return false; b.click(); return true; }, null, { timeout: 10000, polling: 5 });
+    await page.waitForFunction(() => !document.getElementById("send").disabled, null, { timeout: 30000 });
+    const st = await page.textContent("#status");
+    let c1 = c0;
+    for (let i = 0; i < 50 && c1 === c0; i++) { await page.waitForTimeout(100); c1 = await cancelled(); }
+    st === "stopped" && c1 > c0 ? pass("chat_page_stop") : fail("chat_page_stop", `status ${JSON.stringify(st)}, cancelled ${c0} -> ${c1}`);
     errors.length ? fail("chat_page_no_js_errors", errors.join("; ")) : pass("chat_page_no_js_errors");
   } finally { await browser.close(); }
 })().catch((e) => { fail("chat_page", String(e && e.stack || e).slice(0, 800)); process.exit(1); });
