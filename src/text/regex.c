@@ -238,7 +238,9 @@ static int atom(parser *ps, frag *out) {
                 while (ps->p < ps->end && *ps->p != '>') ps->p++;   /* a named group: the name is irrelevant */
                 if (ps->p >= ps->end) return fail(ps, "unterminated group name");
                 ps->p++;
-            } else return fail(ps, "look-around assertions are not supported");
+            } else if (ps->p + 1 < ps->end && (ps->p[1] == '=' || ps->p[1] == '!' || ps->p[1] == '<'))
+                return fail(ps, "look-around assertions are not supported");
+            else return fail(ps, "this group syntax (inline flags?) is not supported");
         }
         if (alt(ps, out, 0)) return -1;
         if (ps->p >= ps->end || *ps->p != ')') return fail(ps, "missing )");
