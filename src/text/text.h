@@ -202,9 +202,11 @@ typedef struct gnode {
     /* strings */
     int min_len, max_len, nrx;      /* lengths in code points */
     k2c_regex *rx[GN_MAX_RX];       /* pattern, format */
-    /* numbers: bounded -> integers in [lo, hi] only; mult: multipleOf (integer), 0 none */
-    int bounded;
-    double lo, hi, mult;
+    /* numbers: bounded -> integers in [lo, hi] only, unless dec: a "number" range written with decimals
+     * (at most 12 digits), checked exactly against flo / fhi (exclusive when exlo / exhi); mult:
+     * multipleOf (integer), 0 none */
+    int bounded, dec, exlo, exhi;
+    double lo, hi, mult, flo, fhi;
     /* derived: the cheapest finite instance (for closing), frames it needs, the alternative / type used */
     int cost, depth, close_alt, close_type;
 } gnode;
