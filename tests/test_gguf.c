@@ -206,8 +206,10 @@ static void dequant_random_blocks(void) {
         const double *r = want->data;
         float *row = malloc((size_t)cols * sizeof *row), *x = malloc((size_t)cols * sizeof *x);
         for (int j = 0; j < cols; j++) x[j] = (float)sin(0.37 * j + 0.1);
+        void *qbuf = aligned_alloc(64, (k2c_q8x_bytes(cols) + 63) & ~(size_t)63);
+        const k2c_q8x *xq = k2c_q8x_quantize(x, cols, qbuf);
         for (int k = 0; k < ntables; k++) {
-            double worst = 0, dworst = 0;
+            double worst = 0, dworst = 0, qworst = 0, qerr = 0;
             for (int i = 0; i < rows; i++) {
                 k2c_row_dequant(TABLES[k], &l, i, row);
                 double m = 0, dot = 0, sx = 0;
@@ -221,12 +223,86 @@ static void dequant_random_blocks(void) {
                 float got = k2c_row_dot(TABLES[k], &l, i, x, NULL);
                 dworst = check_worse(dworst, fabs(got - dot) / sx);
                 (void)m;
+                if (!TABLES[k]->dot_q8 || !k2c_wfmt_is_block(f)) continue;
+                /* quantized activations: exactly the dot with the dequantized x, up to float rounding; and within
+                 * the quantization error (half a step of 1/127 of each block's largest |x|) of the fp32 dot */
+                double qdot = 0, qs = 0;
+                for (int j = 0; j < cols; j++) {
+                    double e = r[(size_t)i * cols + j], xd = (double)xq->d16[j / 16] * xq->q[j];
+                    qdot += e * xd;
+                    qs += fabs(e * xd);
+                }
+                float qgot = k2c_row_dot(TABLES[k], &l, i, x, xq);
+                qworst = check_worse(qworst, fabs(qgot - qdot) / qs);
+                qerr = check_worse(qerr, fabs(qgot - dot) / sx);
             }
             /* each element is a product of halves and small integers: float32 keeps it to its rounding */
             EXPECT(worst < 2e-7, "%s [%s] dequant rel err %g", types[ti], TABLES[k]->name, worst);
             EXPECT(dworst < 1e-6, "%s [%s] dot rel err %g", types[ti], TABLES[k]->name, dworst);
+            if (TABLES[k]->dot_q8 && k2c_wfmt_is_block(f)) {
+                EXPECT(qworst < 2e-6, "%s [%s] q8 dot vs dequantized x: rel err %g", types[ti], TABLES[k]->name, qworst);
+                EXPECT(qerr < 1e-2, "%s [%s] q8 dot vs fp32 x: rel err %g", types[ti], TABLES[k]->name, qerr);
+            }
         }
-        free(row); free(x); free(w);
+        free(qbuf); free(row); free(x); free(w);
+    }
+}
+
+/* The decode driver on the fast path: k2c_matvec and a batch of matvecs sharing one input (as an expert's gate
+ * and up do) quantize x once and give, row by row, the dot of the stored weights with the dequantized x; exact
+ * mode gives the fp32 dot. Rows of 1280 elements (a multiple of 256 plus a partial chunk for the 32-blocks). */
+static void fast_path_driver(void) {
+    static const k2c_wfmt fmts[] = {K2C_FMT_Q4_0, K2C_FMT_Q8_0, K2C_FMT_Q5_1, K2C_FMT_IQ4_NL, K2C_FMT_Q2_K,
+                                    K2C_FMT_Q3_K, K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_XS};
+    int rows = 96, cols = 1280;
+    uint64_t st = 12345;
+    for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++) {
+        k2c_wfmt f = fmts[fi];
+        size_t rb = k2c_wfmt_row_bytes(f, cols);
+        uint8_t *w = malloc(rb * (size_t)rows);
+        for (size_t i = 0; i < rb * (size_t)rows; i++) { st = st * 6364136223846793005ull + 1442695040888963407ull; w[i] = (uint8_t)(st >> 56); }
+        /* sane half-float scales: every block's d (and dmin) set to small positive values */
+        int be = k2c_wfmt_block_elems(f);
+        size_t bb = rb / (size_t)(cols / be);
+        size_t doff = f == K2C_FMT_Q2_K ? 80 : f == K2C_FMT_Q3_K ? 108 : f == K2C_FMT_Q6_K ? 208 : 0;
+        int two = f == K2C_FMT_Q2_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K || f == K2C_FMT_Q5_1;
+        for (size_t b = 0; b < rb * (size_t)rows / bb; b++) {
+            uint8_t *p = w + b * bb + doff;
+            p[0] = 0x00; p[1] = 0x1c;                 /* 2^-8 */
+            if (two) { p[2] = 0x00; p[3] = 0x18; }    /* 2^-9 */
+        }
+        float *x = malloc((size_t)cols * sizeof *x), *row = malloc((size_t)cols * sizeof *row);
+        float *y1 = malloc((size_t)rows * sizeof *y1), *y2 = malloc((size_t)rows * sizeof *y2), *y3 = malloc((size_t)rows * sizeof *y3);
+        for (int j = 0; j < cols; j++) x[j] = (float)(sin(0.71 * j) * (j % 37 == 0 ? 6 : 1));
+        void *qb = aligned_alloc(64, (k2c_q8x_bytes(cols) + 63) & ~(size_t)63);
+        const k2c_q8x *xq = k2c_q8x_quantize(x, cols, qb);
+        for (int t = 0; t < ntables; t++) {
+            k2c_kctx cx = {.k = TABLES[t], .nthreads = 2}, cxe = cx;
+            cxe.exact = 1;
+            k2c_linear a = {.fmt = f, .rows = rows, .cols = cols, .w = w, .cx = &cx}, b = a, e = a;
+            e.cx = &cxe;
+            k2c_matvec(&a, x, y1);
+            k2c_matvec_job jobs[2] = {{&a, x, y2}, {&b, x, y3}};
+            k2c_matvec_batch(jobs, 2);
+            double worst = 0, eworst = 0;
+            for (int r = 0; r < rows; r++) {
+                k2c_linear_dequant_rows(&a, r, 1, row);
+                double dq = 0, d = 0, s = 0, sx = 0;
+                for (int j = 0; j < cols; j++) {
+                    dq += (double)row[j] * xq->d16[j / 16] * xq->q[j];
+                    d += (double)row[j] * x[j];
+                    s += fabs((double)row[j] * xq->d16[j / 16] * xq->q[j]);
+                    sx += fabs((double)row[j] * x[j]);
+                }
+                worst = check_worse(worst, fmax(fabs(y1[r] - dq), fmax(fabs(y2[r] - dq), fabs(y3[r] - dq))) / s);
+                float ye;
+                k2c_matvec_rows(&e, r, 1, x, &ye);
+                eworst = check_worse(eworst, fabs(ye - d) / sx);
+            }
+            EXPECT(worst < 2e-6, "%s [%s] fast matvec vs dequantized x: rel err %g", k2c_wfmt_name(f), TABLES[t]->name, worst);
+            EXPECT(eworst < 1e-6, "%s [%s] exact matvec: rel err %g", k2c_wfmt_name(f), TABLES[t]->name, eworst);
+        }
+        free(qb); free(x); free(row); free(y1); free(y2); free(y3); free(w);
     }
 }
 
@@ -299,6 +375,7 @@ static void config_matches_json(void) {
 }
 
 /* ------------------------------------------------------------------ golden logits */
+
 static float rel_err(const float *a, const k2c_tensor *r) {
     float m = 0, e = 0;
     for (int64_t i = 0; i < r->numel; i++) m = (float)check_worse(m, fabsf(((const float *)r->data)[i]));
@@ -412,7 +489,8 @@ static void split_files(void) {
     EXPECT(write_split(&g, 0, 2, 0, half, p1) == 0 && write_split(&g, 1, 2, half, g.ntensors, p2) == 0, "%s", k2c_errmsg());
     k2c_gguf_close(&g);
     k2c_model m;
-    if (k2c_model_load_opts(&m, dir, NULL) != 0) { EXPECT(0, "%s: %s", dir, k2c_errmsg()); return; }
+    k2c_model_opts ex = {.exact = 1};
+    if (k2c_model_load_opts(&m, dir, &ex) != 0) { EXPECT(0, "%s: %s", dir, k2c_errmsg()); return; }
     EXPECT(m.gg.nfiles == 2, "%d files", m.gg.nfiles);
     check_logits(&m, GDIR "/gguf-Q8_0/expected.safetensors", "gguf-Q8_0 in 2 files");
     k2c_model_free(&m);
@@ -438,12 +516,13 @@ int main(void) {
     }
     run_test("gguf_dequant_every_type", dequant_random_blocks);
     run_test("gguf_dequant_golden_tensors", dequant_golden_tensors);
+    run_test("gguf_fast_path_driver", fast_path_driver);
     k2c_st_close(&ref);
     run_test("gguf_config_from_metadata", config_matches_json);
     char name[128];
     for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
         const char *why = level_missing(SIMD_LEVELS[lv]);
-        g_opts = (k2c_model_opts){.simd = SIMD_LEVELS[lv]};
+        g_opts = (k2c_model_opts){.simd = SIMD_LEVELS[lv], .exact = 1};
         for (cur = 0; cur < NCASES; cur++) {
             snprintf(name, sizeof name, "gguf_golden_%s_%s", CASES[cur] + 5, SIMD_LEVELS[lv]);
             if (why) skip_test(name, why); else run_test(name, golden_case);

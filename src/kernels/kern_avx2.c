@@ -8,6 +8,8 @@
  * and prefetches ahead across 4 KB pages, where the hardware prefetcher stops. */
 #include "kernels/kernels.h"
 
+#include <string.h>
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -153,6 +155,36 @@ AVX2 static void cvt_fp8(const uint8_t *w, int n, const float *scale, int block,
     }
 }
 
+/* GGUF block formats on quantized activations. vpmaddubsw multiplies unsigned by signed bytes, so w's sign
+ * moves onto q (|w| * sign(q, w) = w * q); pairs of products fit int16 because q is within +-127. Four
+ * 32-element chunks reduce together: two rounds of horizontal adds leave each 16-element sum in a lane. */
+AVX2 static inline __m256i isum32(const int8_t *w, const int8_t *q) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)w), b = _mm256_loadu_si256((const __m256i *)q);
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));      /* lanes 0-3: elements 0..15, lanes 4-7: 16..31 */
+}
+
+AVX2 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out) {
+    int j = 0;
+    for (; j + 128 <= n; j += 128, out += 8) {
+        __m256i h1 = _mm256_hadd_epi32(isum32(w + j, q + j), isum32(w + j + 32, q + j + 32));
+        __m256i h2 = _mm256_hadd_epi32(isum32(w + j + 64, q + j + 64), isum32(w + j + 96, q + j + 96));
+        __m256i h = _mm256_hadd_epi32(h1, h2);                  /* [A0 B0 C0 D0 | A1 B1 C1 D1] */
+        h = _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)out, h);
+    }
+    for (; j < n; j += 32, out += 2) {
+        __m256i p = isum32(w + j, q + j);
+        __m128i lo = _mm256_castsi256_si128(p), hi = _mm256_extracti128_si256(p, 1);
+        __m128i s = _mm_hadd_epi32(lo, hi);                     /* [lo01 lo23 hi01 hi23] */
+        s = _mm_hadd_epi32(s, s);
+        out[0] = _mm_cvtsi128_si32(s);
+        out[1] = _mm_extract_epi32(s, 1);
+    }
+}
+#define QD_ATTR AVX2
+#include "kernels/quant_dot.h"
+
 const k2c_kernels k2c_kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = dot_f32,
@@ -160,6 +192,7 @@ const k2c_kernels k2c_kernels_avx2 = {
     .dot_f16 = dot_f16,
     .dot_fp8 = dot_fp8,
     .dot_int4 = dot_int4,
+    .dot_q8 = qd_dot_q8,
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,
     .cvt_fp8 = cvt_fp8,

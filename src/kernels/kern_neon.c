@@ -6,6 +6,8 @@
  * and a prefetch runs ahead of the stream. */
 #include "kernels/kernels.h"
 
+#include <string.h>
+
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -159,6 +161,19 @@ static void cvt_fp8(const uint8_t *w, int n, const float *scale, int block, floa
     }
 }
 
+/* GGUF block formats on quantized activations: widening byte products (SMULL), pairs added in int16 (they fit:
+ * q is within +-127), then added across the vector in int32. */
+static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out) {
+    for (int g = 0; g < n / 16; g++) {
+        int8x16_t a = vld1q_s8(w + 16 * g), b = vld1q_s8(q + 16 * g);
+        int16x8_t p = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+        p = vmlal_high_s8(p, a, b);
+        out[g] = vaddlvq_s16(p);
+    }
+}
+#define QD_ATTR
+#include "kernels/quant_dot.h"
+
 const k2c_kernels k2c_kernels_neon = {
     .name = "neon",
     .dot_f32 = dot_f32,
@@ -166,6 +181,7 @@ const k2c_kernels k2c_kernels_neon = {
     .dot_f16 = dot_f16,
     .dot_fp8 = dot_fp8,
     .dot_int4 = dot_int4,
+    .dot_q8 = qd_dot_q8,
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,
     .cvt_fp8 = cvt_fp8,

@@ -7,7 +7,7 @@
  *   Q5_0   32: d, qh[4], qs[16]          5th bit of element j is bit j of qh (u32); x = d * (q - 16)
  *   Q5_1   32: d, m, qh[4], qs[16]       x = d * q + m
  *   Q8_0   32: d, i8 qs[32]              x = d * q
- *   IQ4_NL 32: d, qs[16]                 x = d * NL[nibble] (a fixed non-linear table)
+ *   IQ4_NL 32: d, qs[16]                 x = d * k2c_iq4_nl[nibble] (a fixed non-linear table)
  *   Q2_K  256: scales[16], qs[64], d, dmin     16 groups of 16; 4-bit scale and 4-bit min per group
  *   Q3_K  256: hmask[32], qs[64], scales[12], d 16 groups of 16; 6-bit signed scales; 3rd bit in hmask
  *   Q4_K  256: d, dmin, scales[12], qs[128]    8 groups of 32; 6-bit scale and min per group
@@ -18,7 +18,7 @@
 
 #include <string.h>
 
-static const int8_t NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const int8_t k2c_iq4_nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 typedef struct { const char *name; int ggml, elems, bytes; } fmt_info;
 static const fmt_info FMTS[K2C_FMT_COUNT] = {
@@ -82,7 +82,7 @@ static void dq_q8_0(const uint8_t *b, float *y) {
 
 static void dq_iq4_nl(const uint8_t *b, float *y) {
     float d = h2f(b);
-    for (int j = 0; j < 16; j++) { y[j] = d * (float)NL[b[2 + j] & 15]; y[j + 16] = d * (float)NL[b[2 + j] >> 4]; }
+    for (int j = 0; j < 16; j++) { y[j] = d * (float)k2c_iq4_nl[b[2 + j] & 15]; y[j + 16] = d * (float)k2c_iq4_nl[b[2 + j] >> 4]; }
 }
 
 static void dq_q2_k(const uint8_t *b, float *y) {
@@ -159,7 +159,7 @@ static void dq_iq4_xs(const uint8_t *b, float *y) {
     for (int g = 0; g < 8; g++, qs += 16, y += 32) {
         int ls = ((sl[g / 2] >> (4 * (g % 2))) & 15) | ((sh >> (2 * g)) & 3) << 4;
         float dl = d * (float)(ls - 32);
-        for (int j = 0; j < 16; j++) { y[j] = dl * (float)NL[qs[j] & 15]; y[j + 16] = dl * (float)NL[qs[j] >> 4]; }
+        for (int j = 0; j < 16; j++) { y[j] = dl * (float)k2c_iq4_nl[qs[j] & 15]; y[j + 16] = dl * (float)k2c_iq4_nl[qs[j] >> 4]; }
     }
 }
 
