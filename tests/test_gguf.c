@@ -4,9 +4,12 @@
  * Q4_K_M) through prefill and decode on every kernel table the CPU has, with kv_b read as attn_kv_b and as
  * attn_k_b + attn_v_b, and once more split into two files. */
 #include "model/model.h"
+#include "text/text.h"
 #include "check.h"
 #include "simd_levels.h"
 
+#include <jansson.h>
+#include <omp.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -277,7 +280,7 @@ static void fast_path_driver(void) {
         void *qb = aligned_alloc(64, (k2c_q8x_bytes(cols) + 63) & ~(size_t)63);
         const k2c_q8x *xq = k2c_q8x_quantize(x, cols, qb);
         for (int t = 0; t < ntables; t++) {
-            k2c_kctx cx = {.k = TABLES[t], .nthreads = 2}, cxe = cx;
+            k2c_kctx cx = {.k = TABLES[t], .nthreads = omp_get_max_threads() > 1 ? 2 : 1}, cxe = cx;  /* one under qemu-user */
             cxe.exact = 1;
             k2c_linear a = {.fmt = f, .rows = rows, .cols = cols, .w = w, .cx = &cx}, b = a, e = a;
             e.cx = &cxe;
@@ -339,6 +342,131 @@ static void dequant_golden_tensors(void) {
         k2c_gguf_close(&g);
     }
     EXPECT(checked >= 15, "%d golden tensors checked", checked);
+}
+
+/* ------------------------------------------------------------------ the tokenizer in GGUF metadata */
+/* A GGUF holding only tokenizer metadata from an export; kv_extra: a corruption to apply (NULL: none). */
+typedef enum { TC_NONE, TC_TYPES_SHORT, TC_MODEL_LLAMA, TC_BAD_SPELLING, TC_BAD_MERGE, TC_PRE_UNKNOWN } tok_corrupt;
+static int write_tok_gguf(const tok_export *e, const char *pre, int with_merges, tok_corrupt c, const char *path) {
+    buf b = {0};
+    put(&b, "GGUF", 4);
+    put_u32(&b, 3);
+    put_u64(&b, 0);
+    put_u64(&b, 7 + (with_merges ? 1 : 0));
+    put_str(&b, "general.architecture"); put_u32(&b, K2C_GGUF_STRING); put_str(&b, "deepseek2");
+    put_str(&b, "tokenizer.ggml.model"); put_u32(&b, K2C_GGUF_STRING); put_str(&b, c == TC_MODEL_LLAMA ? "llama" : "gpt2");
+    put_str(&b, "tokenizer.ggml.pre"); put_u32(&b, K2C_GGUF_STRING); put_str(&b, c == TC_PRE_UNKNOWN ? "qwen9" : pre);
+    put_str(&b, "tokenizer.ggml.tokens"); put_u32(&b, K2C_GGUF_ARRAY); put_u32(&b, K2C_GGUF_STRING); put_u64(&b, (uint64_t)e->n_tokens);
+    for (int i = 0; i < e->n_tokens; i++) put_str(&b, c == TC_BAD_SPELLING && i == 300 ? "\xe4\xb8\xad" : e->tokens[i]);
+    int nt = c == TC_TYPES_SHORT ? e->n_tokens - 1 : e->n_tokens;
+    put_str(&b, "tokenizer.ggml.token_type"); put_u32(&b, K2C_GGUF_ARRAY); put_u32(&b, K2C_GGUF_I32); put_u64(&b, (uint64_t)nt);
+    for (int i = 0; i < nt; i++) put_u32(&b, (uint32_t)e->types[i]);
+    if (with_merges) {
+        put_str(&b, "tokenizer.ggml.merges"); put_u32(&b, K2C_GGUF_ARRAY); put_u32(&b, K2C_GGUF_STRING); put_u64(&b, (uint64_t)e->n_merges);
+        for (int i = 0; i < e->n_merges; i++) put_str(&b, c == TC_BAD_MERGE && i == 5 ? "nosuchtoken x" : e->merges[i]);
+    }
+    put_str(&b, "tokenizer.ggml.bos_token_id"); put_u32(&b, K2C_GGUF_U32); put_u32(&b, 3);
+    put_str(&b, "tokenizer.ggml.eos_token_id"); put_u32(&b, K2C_GGUF_U32); put_u32(&b, 4);
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(b.p, 1, b.n, f) == b.n;
+    if (f) fclose(f);
+    free(b.p);
+    return ok ? 0 : -1;
+}
+
+/* The same ids for every line of the corpus and for the whole of it with special tokens in the text. */
+static int same_encoding(const k2c_tokenizer *a, const k2c_tokenizer *b, const char *what) {
+    size_t len;
+    char *text = k2c_read_file("tests/data/tokenizer_corpus.txt", &len);
+    if (!text) { EXPECT(0, "%s", k2c_errmsg()); return 0; }
+    const char *extra = "<|im_user|>user<|im_middle|>What's 37 times 41?<|im_end|>";
+    size_t el = strlen(extra);
+    char *all = malloc(len + el + 1);
+    memcpy(all, text, len);
+    memcpy(all + len, extra, el + 1);
+    int same = 1, lines = 0;
+    for (int pass = 0; pass < 2 && same; pass++) {
+        const char *s = pass ? all : text, *end = pass ? all + len + el : text + len;
+        while (s < end && same) {
+            const char *nl = pass ? end : memchr(s, '\n', (size_t)(end - s));
+            if (!nl) nl = end;
+            int *ia = NULL, *ib = NULL, na = 0, nb = 0;
+            int ra = k2c_tokenizer_encode(a, s, (size_t)(nl - s), pass, &ia, &na), rb = k2c_tokenizer_encode(b, s, (size_t)(nl - s), pass, &ib, &nb);
+            if (ra != 0 || rb != 0 || na != nb || (na && memcmp(ia, ib, (size_t)na * sizeof *ia))) {
+                EXPECT(0, "%s: encodings differ (%d vs %d ids) on '%.60s'", what, na, nb, s);
+                same = 0;
+            }
+            size_t dl = 0;
+            char *d = same && nb ? k2c_tokenizer_decode(b, ib, nb, &dl) : NULL;
+            if (d && (dl != (size_t)(nl - s) || memcmp(d, s, dl))) { EXPECT(0, "%s: decode does not give the text back", what); same = 0; }
+            free(d); free(ia); free(ib);
+            lines++;
+            s = nl + 1;
+        }
+    }
+    free(text); free(all);
+    return same && lines > 100;
+}
+
+static void tokenizer_from_gguf(void) {
+    k2c_tokenizer *kimi = NULL, *g = NULL, *hf = NULL, *g2 = NULL;
+    if (k2c_tokenizer_load(&kimi, "models/k2-mini") != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    tok_export e;
+    if (tok_export_bpe(kimi, &e) != 0) { EXPECT(0, "%s", k2c_errmsg()); k2c_tokenizer_free(kimi); return; }
+    EXPECT(!strcmp(e.pre, "kimi-k2") && e.n_tokens == kimi->vocab.n_ids && e.n_merges > e.n_tokens / 2, "export: pre %s, %d tokens, %d merges",
+           e.pre, e.n_tokens, e.n_merges);
+    /* Kimi's tiktoken vocabulary as llama.cpp stores it: encodes exactly as the tiktoken.model it came from */
+    const char *p1 = "build/tests/tok_kimi.gguf";
+    EXPECT(write_tok_gguf(&e, "kimi-k2", 1, TC_NONE, p1) == 0, "write %s", p1);
+    if (k2c_tokenizer_load(&g, p1) != 0) EXPECT(0, "%s", k2c_errmsg());
+    else {
+        EXPECT(same_encoding(kimi, g, "kimi-k2 GGUF vs tiktoken.model"), "kimi-k2");
+        EXPECT(g->bos_id == 3 && g->eos_id == 4 && g->kimi_template, "bos %d eos %d kimi %d", g->bos_id, g->eos_id, g->kimi_template);
+        EXPECT(k2c_tokenizer_token_id(g, "<|im_end|>") == k2c_tokenizer_token_id(kimi, "<|im_end|>"), "specials keep their ids");
+    }
+    /* the merge-list path: the same arrays as a tokenizer.json (GPT-2 pre-tokenizer) and as a GGUF */
+    const char *pj = "build/tests/tok_gpt2/tokenizer.json", *p2 = "build/tests/tok_gpt2.gguf";
+    mkdir("build/tests/tok_gpt2", 0755);
+    json_t *root = json_object(), *model = json_object(), *vocab = json_object(), *merges = json_array(), *added = json_array();
+    for (int i = 0; i < e.n_tokens; i++) {
+        if (e.types[i] == 1) json_object_set_new(vocab, e.tokens[i], json_integer(i));
+        else if (e.types[i] == 3) {
+            json_t *a = json_object();
+            json_object_set_new(a, "id", json_integer(i));
+            json_object_set_new(a, "content", json_string(e.tokens[i]));
+            json_array_append_new(added, a);
+        }
+    }
+    for (int i = 0; i < e.n_merges; i++) json_array_append_new(merges, json_string(e.merges[i]));
+    json_object_set_new(model, "type", json_string("BPE"));
+    json_object_set_new(model, "vocab", vocab);
+    json_object_set_new(model, "merges", merges);
+    json_object_set_new(root, "model", model);
+    json_object_set_new(root, "added_tokens", added);
+    json_t *pre = json_object();
+    json_object_set_new(pre, "type", json_string("ByteLevel"));
+    json_object_set_new(root, "pre_tokenizer", pre);
+    EXPECT(json_dump_file(root, pj, 0) == 0, "write %s", pj);
+    json_decref(root);
+    EXPECT(write_tok_gguf(&e, "gpt2", 1, TC_NONE, p2) == 0, "write %s", p2);
+    if (k2c_tokenizer_load(&hf, pj) != 0 || k2c_tokenizer_load(&g2, p2) != 0) EXPECT(0, "%s", k2c_errmsg());
+    else EXPECT(same_encoding(hf, g2, "gpt2 GGUF vs tokenizer.json"), "gpt2");
+    /* hostile metadata: each a clear error naming the field */
+    static const struct { tok_corrupt c; const char *pre; int merges; const char *want; } bad[] = {
+        {TC_TYPES_SHORT, "kimi-k2", 1, "tokenizer.ggml.token_type"}, {TC_MODEL_LLAMA, "kimi-k2", 1, "'llama' is not supported"},
+        {TC_BAD_SPELLING, "kimi-k2", 1, "tokenizer.ggml.tokens[300]"}, {TC_BAD_MERGE, "gpt2", 1, "tokenizer.ggml.merges[5]"},
+        {TC_NONE, "gpt2", 0, "tokenizer.ggml.merges: missing"}, {TC_PRE_UNKNOWN, "kimi-k2", 1, "'qwen9' is not supported"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *pb = "build/tests/tok_bad.gguf";
+        k2c_tokenizer *x = NULL;
+        write_tok_gguf(&e, bad[i].pre, bad[i].merges, bad[i].c, pb);
+        int rc = k2c_tokenizer_load(&x, pb);
+        EXPECT(rc != 0 && strstr(k2c_errmsg(), bad[i].want) && strstr(k2c_errmsg(), pb), "corruption %zu: rc %d, '%s'", i, rc, rc ? k2c_errmsg() : "");
+        if (!rc) k2c_tokenizer_free(x);
+    }
+    tok_export_free(&e);
+    k2c_tokenizer_free(kimi); k2c_tokenizer_free(g); k2c_tokenizer_free(hf); k2c_tokenizer_free(g2);
 }
 
 /* ------------------------------------------------------------------ metadata vs config.json */
@@ -519,6 +647,7 @@ int main(void) {
     run_test("gguf_fast_path_driver", fast_path_driver);
     k2c_st_close(&ref);
     run_test("gguf_config_from_metadata", config_matches_json);
+    run_test("gguf_tokenizer", tokenizer_from_gguf);
     char name[128];
     for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
         const char *why = level_missing(SIMD_LEVELS[lv]);

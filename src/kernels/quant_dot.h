@@ -14,6 +14,19 @@
  *     void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out)
  *                                    out[g] = sum over w[16g .. 16g+16) * q[...], n a multiple of 32 (<= 256)
  *
+ * and may define (else portable C is used)
+ *
+ *     QD_F16(bits)                   an IEEE half (uint16_t) to float, in registers (F16C, FCVT)
+ *     void qd_nl16(const uint8_t *qs, int8_t *w)
+ *                                    IQ4 levels: w[j] = k2c_iq4_nl[qs[j] & 15], w[j + 16] = ...[qs[j] >> 4]
+ *                                    for j < 16 (a byte shuffle where the ISA has one)
+ *     void qd_nib(const uint8_t *qs, int n, int off, int8_t *lo, int8_t *hi)
+ *                                    nibbles: lo[j] = (qs[j] & 15) - off, hi[j] = (qs[j] >> 4) - off, j < n
+ *                                    (n = 16 or 32). Given per ISA because GCC vectorizes the plain loop
+ *                                    across blocks with byte gathers, many times slower.
+ *     void qd_bits(const uint8_t *src, int shift, int mask, int8_t *dst)
+ *                                    dst[l] = (src[l] >> shift) & mask for l < 32 (x86 has no byte shifts)
+ *
  * and gets `static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n)` for its table.
  * The layouts are those of quant_scalar.c (the reference, whose header lists them). */
 #ifndef QD_ATTR
@@ -22,13 +35,34 @@
 
 typedef struct { int8_t w[256]; float F[16], M[16]; } qd_chunk;
 
+#ifdef QD_F16
+QD_ATTR static inline float qd_h(const uint8_t *p) { return QD_F16((uint16_t)(p[0] | p[1] << 8)); }
+#else
 QD_ATTR static inline float qd_h(const uint8_t *p) { return k2c_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+#endif
+
+#ifndef QD_HAVE_NIB
+QD_ATTR static inline void qd_nib(const uint8_t *qs, int n, int off, int8_t *lo, int8_t *hi) {
+    for (int j = 0; j < n; j++) { lo[j] = (int8_t)((qs[j] & 15) - off); hi[j] = (int8_t)((qs[j] >> 4) - off); }
+}
+#endif
+
+#ifndef QD_HAVE_BITS
+QD_ATTR static inline void qd_bits(const uint8_t *src, int shift, int mask, int8_t *dst) {
+    for (int l = 0; l < 32; l++) dst[l] = (int8_t)((src[l] >> shift) & mask);
+}
+#endif
+
+#ifndef QD_HAVE_NL16
+QD_ATTR static inline void qd_nl16(const uint8_t *qs, int8_t *w) {
+    for (int j = 0; j < 16; j++) { w[j] = k2c_iq4_nl[qs[j] & 15]; w[j + 16] = k2c_iq4_nl[qs[j] >> 4]; }
+}
+#endif
 
 /* ---- 32-element formats: nb blocks (nb <= 8) from b into u */
 QD_ATTR static void qd_q4_0(const uint8_t *b, int nb, qd_chunk *u) {
     for (int k = 0; k < nb; k++, b += 18) {
-        int8_t *w = u->w + 32 * k;
-        for (int j = 0; j < 16; j++) { w[j] = (int8_t)((b[2 + j] & 15) - 8); w[j + 16] = (int8_t)((b[2 + j] >> 4) - 8); }
+        qd_nib(b + 2, 16, 8, u->w + 32 * k, u->w + 32 * k + 16);
         u->F[2 * k] = u->F[2 * k + 1] = qd_h(b);
         u->M[2 * k] = u->M[2 * k + 1] = 0;
     }
@@ -36,8 +70,7 @@ QD_ATTR static void qd_q4_0(const uint8_t *b, int nb, qd_chunk *u) {
 
 QD_ATTR static void qd_q4_1(const uint8_t *b, int nb, qd_chunk *u) {
     for (int k = 0; k < nb; k++, b += 20) {
-        int8_t *w = u->w + 32 * k;
-        for (int j = 0; j < 16; j++) { w[j] = (int8_t)(b[4 + j] & 15); w[j + 16] = (int8_t)(b[4 + j] >> 4); }
+        qd_nib(b + 4, 16, 0, u->w + 32 * k, u->w + 32 * k + 16);
         u->F[2 * k] = u->F[2 * k + 1] = qd_h(b);
         u->M[2 * k] = u->M[2 * k + 1] = -qd_h(b + 2);        /* + m: a negative min */
     }
@@ -49,10 +82,8 @@ QD_ATTR static void qd_q5(const uint8_t *b, int nb, qd_chunk *u, int with_min) {
         const uint8_t *h = b + (with_min ? 4 : 2), *qs = h + 4;
         uint32_t qh = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
         int8_t *w = u->w + 32 * k, off = with_min ? 0 : 16;
-        for (int j = 0; j < 16; j++) {
-            w[j] = (int8_t)(((qs[j] & 15) | (int)((qh >> j) & 1) << 4) - off);
-            w[j + 16] = (int8_t)(((qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4) - off);
-        }
+        qd_nib(qs, 16, 0, w, w + 16);
+        for (int j = 0; j < 32; j++) w[j] = (int8_t)((w[j] | (int)((qh >> j) & 1) << 4) - off);
         u->F[2 * k] = u->F[2 * k + 1] = qd_h(b);
         u->M[2 * k] = u->M[2 * k + 1] = with_min ? -qd_h(b + 2) : 0;
     }
@@ -68,8 +99,7 @@ QD_ATTR static void qd_q8_0(const uint8_t *b, int nb, qd_chunk *u) {
 
 QD_ATTR static void qd_iq4_nl(const uint8_t *b, int nb, qd_chunk *u) {
     for (int k = 0; k < nb; k++, b += 18) {
-        int8_t *w = u->w + 32 * k;
-        for (int j = 0; j < 16; j++) { w[j] = k2c_iq4_nl[b[2 + j] & 15]; w[j + 16] = k2c_iq4_nl[b[2 + j] >> 4]; }
+        qd_nl16(b + 2, u->w + 32 * k);
         u->F[2 * k] = u->F[2 * k + 1] = qd_h(b);
         u->M[2 * k] = u->M[2 * k + 1] = 0;
     }
@@ -80,19 +110,21 @@ QD_ATTR static void qd_q2_k(const uint8_t *b, qd_chunk *u) {
     const uint8_t *sc = b, *qs = b + 16;
     float d = qd_h(b + 80), dmin = qd_h(b + 82);
     for (int h = 0; h < 2; h++)
-        for (int p = 0; p < 4; p++)
-            for (int l = 0; l < 32; l++) u->w[128 * h + 32 * p + l] = (int8_t)((qs[32 * h + l] >> (2 * p)) & 3);
+        for (int p = 0; p < 4; p++) qd_bits(qs + 32 * h, 2 * p, 3, u->w + 128 * h + 32 * p);
     for (int g = 0; g < 16; g++) { u->F[g] = d * (float)(sc[g] & 15); u->M[g] = dmin * (float)(sc[g] >> 4); }
 }
 
 QD_ATTR static void qd_q3_k(const uint8_t *b, qd_chunk *u) {
     const uint8_t *hm = b, *qs = b + 32, *raw = b + 96;
     float d = qd_h(b + 108);
+    int8_t hb[32];
     for (int h = 0; h < 2; h++)
-        for (int p = 0; p < 4; p++)
-            for (int l = 0; l < 32; l++)
-                u->w[128 * h + 32 * p + l] =
-                    (int8_t)(((qs[32 * h + l] >> (2 * p)) & 3) - (((hm[l] >> (4 * h + p)) & 1) ? 0 : 4));
+        for (int p = 0; p < 4; p++) {
+            int8_t *w = u->w + 128 * h + 32 * p;
+            qd_bits(qs + 32 * h, 2 * p, 3, w);
+            qd_bits(hm, 4 * h + p, 1, hb);                  /* the high bit clear: the value is 4 lower */
+            for (int l = 0; l < 32; l++) w[l] = (int8_t)(w[l] + 4 * hb[l] - 4);
+        }
     for (int g = 0; g < 16; g++) {
         int lo = g < 8 ? raw[g] & 15 : raw[g - 8] >> 4, hi = (raw[8 + g % 4] >> (2 * (g / 4))) & 3;
         u->F[g] = d * (float)((lo | hi << 4) - 32);
@@ -103,14 +135,14 @@ QD_ATTR static void qd_q3_k(const uint8_t *b, qd_chunk *u) {
 QD_ATTR static void qd_q45_k(const uint8_t *b, qd_chunk *u, int five) {
     float d = qd_h(b), dmin = qd_h(b + 2);
     const uint8_t *raw = b + 4, *qh = b + 16, *qs = b + (five ? 48 : 16);
-    for (int g = 0; g < 8; g += 2)
-        for (int l = 0; l < 32; l++) {
-            u->w[32 * g + l] = (int8_t)(qs[16 * g + l] & 15);
-            u->w[32 * g + 32 + l] = (int8_t)(qs[16 * g + l] >> 4);
+    for (int g = 0; g < 8; g += 2) qd_nib(qs + 16 * g, 32, 0, u->w + 32 * g, u->w + 32 * g + 32);
+    if (five) {
+        int8_t hb[32];
+        for (int g = 0; g < 8; g++) {
+            qd_bits(qh, g, 1, hb);
+            for (int l = 0; l < 32; l++) u->w[32 * g + l] = (int8_t)(u->w[32 * g + l] | hb[l] << 4);
         }
-    if (five)
-        for (int g = 0; g < 8; g++)
-            for (int l = 0; l < 32; l++) u->w[32 * g + l] = (int8_t)(u->w[32 * g + l] | ((qh[l] >> g) & 1) << 4);
+    }
     for (int g = 0; g < 8; g++) {
         int s, m;
         if (g < 4) { s = raw[g] & 63; m = raw[g + 4] & 63; }
@@ -141,8 +173,7 @@ QD_ATTR static void qd_iq4_xs(const uint8_t *b, qd_chunk *u) {
     int sh = b[2] | b[3] << 8;
     const uint8_t *sl = b + 4, *qs = b + 8;
     for (int g = 0; g < 8; g++) {
-        int8_t *w = u->w + 32 * g;
-        for (int j = 0; j < 16; j++) { w[j] = k2c_iq4_nl[qs[16 * g + j] & 15]; w[j + 16] = k2c_iq4_nl[qs[16 * g + j] >> 4]; }
+        qd_nl16(qs + 16 * g, u->w + 32 * g);
         int ls = ((sl[g / 2] >> (4 * (g % 2))) & 15) | ((sh >> (2 * g)) & 3) << 4;
         u->F[2 * g] = u->F[2 * g + 1] = d * (float)(ls - 32);
         u->M[2 * g] = u->M[2 * g + 1] = 0;
@@ -169,20 +200,29 @@ QD_ATTR static int qd_unpack(k2c_wfmt f, const uint8_t *row, int j0, int n, qd_c
     }
 }
 
+/* Two chunks in flight: the next chunk is unpacked before the current one is multiplied. The unpacking writes
+ * w, F and M in small pieces and the products read them back as whole vectors; a load that spans several
+ * recent stores cannot be forwarded from the store buffer and waits for them to reach the cache, so giving
+ * the stores a chunk's worth of work to drain in keeps those waits off the critical path (measured on Zen 5,
+ * one thread: 10-30% depending on the type). */
 QD_ATTR static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n) {
-    qd_chunk u;
+    qd_chunk u[2];
     int32_t is[16];
     float acc[16] = {0};
-    for (int j0 = 0; j0 < n;) {
-        int m = qd_unpack(f, row, j0, n, &u);
-        if (m <= 0) break;                         /* not a block format: the caller never asks */
-        qd_isum16(u.w, x->q + j0, m, is);
+    int m[2], cur = 0, j0 = 0;
+    m[0] = qd_unpack(f, row, 0, n, &u[0]);
+    while (m[cur] > 0) {
+        int jn = j0 + m[cur];
+        m[!cur] = jn < n ? qd_unpack(f, row, jn, n, &u[!cur]) : 0;
+        const qd_chunk *c = &u[cur];
+        qd_isum16(c->w, x->q + j0, m[cur], is);
         const float *d16 = x->d16 + j0 / 16, *s16 = x->s16 + j0 / 16;
-        if (m == 256)
-            for (int g = 0; g < 16; g++) acc[g] += u.F[g] * (float)is[g] * d16[g] - u.M[g] * s16[g];
+        if (m[cur] == 256)
+            for (int g = 0; g < 16; g++) acc[g] += c->F[g] * (float)is[g] * d16[g] - c->M[g] * s16[g];
         else
-            for (int g = 0; g < m / 16; g++) acc[g] += u.F[g] * (float)is[g] * d16[g] - u.M[g] * s16[g];
-        j0 += m;
+            for (int g = 0; g < m[cur] / 16; g++) acc[g] += c->F[g] * (float)is[g] * d16[g] - c->M[g] * s16[g];
+        j0 = jn;
+        cur = !cur;
     }
     float s = 0;
     for (int g = 0; g < 16; g++) s += acc[g];
