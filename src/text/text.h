@@ -2,6 +2,7 @@
  *   tokenizer.c     loading tiktoken.model / tokenizer_config.json, encode, decode, streaming detok
  *   bpe.c           the BPE merge loops and the byte-string -> id tables
  *   hf_tokenizer.c  Hugging Face tokenizer.json (byte-level BPE: DeepSeek-V3)
+ *   gguf_tokenizer.c  the tokenizer in GGUF metadata (tokenizer.ggml.*), read and exported for writing
  *   bpe_train.c     BPE training with Kimi's pattern and special block
  *   chat.c          the Kimi chat template
  *   toolcall.c      the streaming tool-call parser
