@@ -188,14 +188,14 @@ static k2c_safetensors ref;
 static const k2c_kernels *TABLES[3];
 static int ntables;
 
-static void dequant_random_blocks(void) {
-    static const char *types[] = {"F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K",
-                                  "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"};
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+/* Each type's dequantizer and row dots (fp32 and quantized activations) on every table, against the float64
+ * values of reference blocks in rf (TYPE.raw, TYPE.ref). */
+static void check_blocks(const k2c_safetensors *rf, const char *const *types, size_t ntypes) {
+    for (size_t ti = 0; ti < ntypes; ti++) {
         char n1[32], n2[32];
         snprintf(n1, sizeof n1, "%s.raw", types[ti]);
         snprintf(n2, sizeof n2, "%s.ref", types[ti]);
-        const k2c_tensor *raw = k2c_st_find(&ref, n1), *want = k2c_st_find(&ref, n2);
+        const k2c_tensor *raw = k2c_st_find(rf, n1), *want = k2c_st_find(rf, n2);
         k2c_wfmt f = K2C_FMT_COUNT;
         for (int t = 0; t < K2C_GGML_TYPES; t++)
             if (k2c_ggml_type_name(t) && !strcmp(k2c_ggml_type_name(t), types[ti])) k2c_wfmt_from_ggml(t, &f);
@@ -249,6 +249,24 @@ static void dequant_random_blocks(void) {
         }
         free(qbuf); free(row); free(x); free(w);
     }
+}
+
+/* tests/gguf_ref.py's blocks: k2c's own independent Python decoder */
+static void dequant_random_blocks(void) {
+    static const char *types[] = {"F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K",
+                                  "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"};
+    check_blocks(&ref, types, sizeof types / sizeof types[0]);
+}
+
+/* ggml's own Python package (gguf-py of ik_llama.cpp, tests/gen_gguf_pyref.py): every block type it decodes,
+ * the IQ codebook types among them */
+static void dequant_ggml_blocks(void) {
+    static const char *types[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+                                  "IQ4_NL", "IQ4_XS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M"};
+    k2c_safetensors py;
+    if (k2c_st_open(&py, GDIR "/gguf_py_ref.safetensors") != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    check_blocks(&py, types, sizeof types / sizeof types[0]);
+    k2c_st_close(&py);
 }
 
 /* The decode driver on the fast path: k2c_matvec and a batch of matvecs sharing one input (as an expert's gate
@@ -643,6 +661,7 @@ int main(void) {
         return 1;
     }
     run_test("gguf_dequant_every_type", dequant_random_blocks);
+    run_test("gguf_dequant_ggml_reference", dequant_ggml_blocks);
     run_test("gguf_dequant_golden_tensors", dequant_golden_tensors);
     run_test("gguf_fast_path_driver", fast_path_driver);
     k2c_st_close(&ref);

@@ -21,6 +21,8 @@ typedef enum {
     /* GGUF block formats (quant_scalar.c): each row is cols / block-size blocks of the ggml layout */
     K2C_FMT_Q4_0, K2C_FMT_Q4_1, K2C_FMT_Q5_0, K2C_FMT_Q5_1, K2C_FMT_Q8_0, K2C_FMT_Q2_K, K2C_FMT_Q3_K,
     K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_NL, K2C_FMT_IQ4_XS,
+    /* the codebook types of the low-bit "IQ" files (grids in iq_grids.h) */
+    K2C_FMT_IQ2_XXS, K2C_FMT_IQ2_XS, K2C_FMT_IQ2_S, K2C_FMT_IQ3_XXS, K2C_FMT_IQ3_S, K2C_FMT_IQ1_S, K2C_FMT_IQ1_M,
     K2C_FMT_COUNT
 } k2c_wfmt;
 typedef struct k2c_linear k2c_linear;
@@ -76,7 +78,11 @@ extern const k2c_kernels k2c_kernels_avx512;
 extern const k2c_kernels k2c_kernels_neon;
 #endif
 extern float k2c_fp8_lut[256];
-extern const int8_t k2c_iq4_nl[16];         /* IQ4_NL / IQ4_XS: the 16 non-linear levels */              /* e4m3 byte -> float, filled before main */
+extern const int8_t k2c_iq4_nl[16];         /* IQ4_NL / IQ4_XS: the 16 non-linear levels */
+/* IQ1/IQ2/IQ3 codebooks (iq_grids.h): entry i holds 8 (or 4) values in its bytes, little-endian */
+extern const uint8_t k2c_iq_ksigns[128];
+extern const uint64_t k2c_iq2xxs_grid[256], k2c_iq2xs_grid[512], k2c_iq2s_grid[1024], k2c_iq1s_grid[2048];
+extern const uint32_t k2c_iq3xxs_grid[256], k2c_iq3s_grid[512];              /* e4m3 byte -> float, filled before main */
 /* Row r of W times x and row r of W to fp32, through table k with the portable kernels for what it lacks: the
  * one switch over formats. xp: x as the format's fast kernel wants it, or NULL (fp32 x only): for INT4 the
  * reordered floats of dot_int4, for the GGUF block formats a k2c_q8x. */

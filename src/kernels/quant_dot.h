@@ -36,10 +36,11 @@
 typedef struct { int8_t w[256]; float F[16], M[16]; } qd_chunk;
 
 #ifdef QD_F16
-QD_ATTR static inline float qd_h(const uint8_t *p) { return QD_F16((uint16_t)(p[0] | p[1] << 8)); }
+#define QD_HALF(bits) QD_F16(bits)
 #else
-QD_ATTR static inline float qd_h(const uint8_t *p) { return k2c_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+#define QD_HALF(bits) k2c_f16_to_f32(bits)
 #endif
+QD_ATTR static inline float qd_h(const uint8_t *p) { return QD_HALF((uint16_t)(p[0] | p[1] << 8)); }
 
 #ifndef QD_HAVE_NIB
 QD_ATTR static inline void qd_nib(const uint8_t *qs, int n, int off, int8_t *lo, int8_t *hi) {
@@ -180,6 +181,108 @@ QD_ATTR static void qd_iq4_xs(const uint8_t *b, qd_chunk *u) {
     }
 }
 
+/* ---- the codebook types: grid values (small integers) with their signs; IQ1's delta of +-1/8 becomes +-1 on
+ * values scaled by 8 */
+QD_ATTR static inline uint32_t qd_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+QD_ATTR static inline void qd_grid8(int8_t *w, uint64_t g, unsigned sg) {
+    for (int j = 0; j < 8; j++) { int v = (int8_t)(uint8_t)(g >> (8 * j)); w[j] = (int8_t)((sg >> j) & 1 ? -v : v); }
+}
+
+QD_ATTR static void qd_iq2_xxs(const uint8_t *b, qd_chunk *u) {
+    float d = qd_h(b);
+    for (int ib = 0; ib < 8; ib++) {
+        uint32_t q0 = qd_u32(b + 2 + 8 * ib), q1 = qd_u32(b + 6 + 8 * ib);
+        for (int l = 0; l < 4; l++)
+            qd_grid8(u->w + 32 * ib + 8 * l, k2c_iq2xxs_grid[(q0 >> 8 * l) & 255], k2c_iq_ksigns[(q1 >> 7 * l) & 127]);
+        u->F[2 * ib] = u->F[2 * ib + 1] = d * (0.5f + (float)(q1 >> 28)) * 0.25f;
+        u->M[2 * ib] = u->M[2 * ib + 1] = 0;
+    }
+}
+
+QD_ATTR static void qd_iq2_xs(const uint8_t *b, qd_chunk *u) {
+    float d = qd_h(b);
+    for (int s = 0; s < 16; s++) {
+        for (int k = 0; k < 2; k++) {
+            int q = b[2 + 2 * (2 * s + k)] | b[3 + 2 * (2 * s + k)] << 8;
+            qd_grid8(u->w + 16 * s + 8 * k, k2c_iq2xs_grid[q & 511], k2c_iq_ksigns[q >> 9]);
+        }
+        u->F[s] = d * (0.5f + (float)((b[66 + s / 2] >> 4 * (s % 2)) & 15)) * 0.25f;
+        u->M[s] = 0;
+    }
+}
+
+QD_ATTR static void qd_iq2_s(const uint8_t *b, qd_chunk *u) {
+    float d = qd_h(b);
+    const uint8_t *qs = b + 2, *sg = b + 34, *qh = b + 66, *sc = b + 74;
+    for (int s = 0; s < 16; s++) {
+        for (int k = 0; k < 2; k++) {
+            int i = 2 * s + k;
+            qd_grid8(u->w + 8 * i, k2c_iq2s_grid[qs[i] | ((qh[i / 4] >> 2 * (i % 4)) & 3) << 8], sg[i]);
+        }
+        u->F[s] = d * (0.5f + (float)((sc[s / 2] >> 4 * (s % 2)) & 15)) * 0.25f;
+        u->M[s] = 0;
+    }
+}
+
+QD_ATTR static void qd_iq3_xxs(const uint8_t *b, qd_chunk *u) {
+    float d = qd_h(b);
+    const uint8_t *qs = b + 2;
+    for (int ib = 0; ib < 8; ib++) {
+        uint32_t sc = qd_u32(b + 66 + 4 * ib);
+        for (int l = 0; l < 4; l++)
+            qd_grid8(u->w + 32 * ib + 8 * l,
+                     (uint64_t)k2c_iq3xxs_grid[qs[8 * ib + 2 * l]] | (uint64_t)k2c_iq3xxs_grid[qs[8 * ib + 2 * l + 1]] << 32,
+                     k2c_iq_ksigns[(sc >> 7 * l) & 127]);
+        u->F[2 * ib] = u->F[2 * ib + 1] = d * (0.5f + (float)(sc >> 28)) * 0.5f;
+        u->M[2 * ib] = u->M[2 * ib + 1] = 0;
+    }
+}
+
+QD_ATTR static void qd_iq3_s(const uint8_t *b, qd_chunk *u) {
+    float d = qd_h(b);
+    const uint8_t *qs = b + 2, *qh = b + 66, *sg = b + 74, *sc = b + 106;
+    for (int s = 0; s < 8; s++) {
+        for (int l = 0; l < 4; l++) {
+            int i0 = 8 * s + 2 * l, i1 = i0 + 1;
+            int a = qs[i0] | ((qh[i0 / 8] >> (i0 % 8)) & 1) << 8, c = qs[i1] | ((qh[i1 / 8] >> (i1 % 8)) & 1) << 8;
+            qd_grid8(u->w + 32 * s + 8 * l, (uint64_t)k2c_iq3s_grid[a] | (uint64_t)k2c_iq3s_grid[c] << 32, sg[4 * s + l]);
+        }
+        u->F[2 * s] = u->F[2 * s + 1] = d * (float)(1 + 2 * ((sc[s / 2] >> 4 * (s % 2)) & 15));
+        u->M[2 * s] = u->M[2 * s + 1] = 0;
+    }
+}
+
+/* 8 * (grid value + delta), delta = -1/8 when neg: -9 .. 9 */
+QD_ATTR static inline void qd_grid1(int8_t *w, uint64_t g, int neg) {
+    for (int j = 0; j < 8; j++) w[j] = (int8_t)(8 * (int8_t)(uint8_t)(g >> (8 * j)) + (neg ? -1 : 1));
+}
+
+QD_ATTR static void qd_iq1_s(const uint8_t *b, qd_chunk *u) {
+    float d = qd_h(b);
+    const uint8_t *qs = b + 2, *qh = b + 34;
+    for (int ib = 0; ib < 8; ib++) {
+        int h = qh[2 * ib] | qh[2 * ib + 1] << 8;
+        for (int l = 0; l < 4; l++) qd_grid1(u->w + 32 * ib + 8 * l, k2c_iq1s_grid[qs[4 * ib + l] | ((h >> 3 * l) & 7) << 8], h & 0x8000);
+        u->F[2 * ib] = u->F[2 * ib + 1] = d * (float)(2 * ((h >> 12) & 7) + 1) * 0.125f;
+        u->M[2 * ib] = u->M[2 * ib + 1] = 0;
+    }
+}
+
+QD_ATTR static void qd_iq1_m(const uint8_t *b, qd_chunk *u) {
+    const uint8_t *qs = b, *qh = b + 32, *sc = b + 48;
+    int w[4];
+    for (int i = 0; i < 4; i++) w[i] = sc[2 * i] | sc[2 * i + 1] << 8;
+    float d = QD_HALF((uint16_t)((w[0] >> 12) | (w[1] >> 8 & 0xF0) | (w[2] >> 4 & 0xF00) | (w[3] & 0xF000)));
+    for (int si = 0; si < 16; si++) {
+        for (int q = 0; q < 2; q++) {
+            int i = 2 * si + q, nib = (qh[i / 2] >> 4 * (i % 2)) & 15;
+            qd_grid1(u->w + 8 * i, k2c_iq1s_grid[qs[i] | (nib & 7) << 8], nib & 8);
+        }
+        u->F[si] = d * (float)(2 * ((w[si / 4] >> 3 * (si % 4)) & 7) + 1) * 0.125f;
+        u->M[si] = 0;
+    }
+}
+
 /* Unpacks the chunk of row starting at element j0 (a multiple of 256); returns its element count. */
 QD_ATTR static int qd_unpack(k2c_wfmt f, const uint8_t *row, int j0, int n, qd_chunk *u) {
     int left = n - j0, nb = left < 256 ? left / 32 : 8;
@@ -196,6 +299,13 @@ QD_ATTR static int qd_unpack(k2c_wfmt f, const uint8_t *row, int j0, int n, qd_c
     case K2C_FMT_Q5_K: qd_q45_k(row + (size_t)(j0 / 256) * 176, u, 1); return 256;
     case K2C_FMT_Q6_K: qd_q6_k(row + (size_t)(j0 / 256) * 210, u); return 256;
     case K2C_FMT_IQ4_XS: qd_iq4_xs(row + (size_t)(j0 / 256) * 136, u); return 256;
+    case K2C_FMT_IQ2_XXS: qd_iq2_xxs(row + (size_t)(j0 / 256) * 66, u); return 256;
+    case K2C_FMT_IQ2_XS: qd_iq2_xs(row + (size_t)(j0 / 256) * 74, u); return 256;
+    case K2C_FMT_IQ2_S: qd_iq2_s(row + (size_t)(j0 / 256) * 82, u); return 256;
+    case K2C_FMT_IQ3_XXS: qd_iq3_xxs(row + (size_t)(j0 / 256) * 98, u); return 256;
+    case K2C_FMT_IQ3_S: qd_iq3_s(row + (size_t)(j0 / 256) * 110, u); return 256;
+    case K2C_FMT_IQ1_S: qd_iq1_s(row + (size_t)(j0 / 256) * 50, u); return 256;
+    case K2C_FMT_IQ1_M: qd_iq1_m(row + (size_t)(j0 / 256) * 56, u); return 256;
     default: return 0;
     }
 }
