@@ -59,7 +59,7 @@ double k2c_measure_read_bandwidth(size_t bytes) {
 
 static int cmd_bench(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(&a, argc, argv, "json")) return 2;
+    if (cli_parse(&a, argc, argv, "json,exact")) return 2;
     const char *dir = cli_need(&a, "model");
     int prompt = (int)cli_int(&a, "prompt", 128), gen = (int)cli_int(&a, "gen", 32), depth = (int)cli_int(&a, "depth", 0);
     const char *fill = cli_str(&a, "fill", "repeat");
@@ -119,8 +119,8 @@ static int cmd_bench(int argc, char **argv) {
         if (g % 8 == 7) k2c_log("\rbench: decode %d/%d (%.2f tok/s)", g + 1, gen, (g + 1) / (k2c_now() - t0));
     }
     double td = k2c_now() - t0, dec = gen / td, bytes = mi.decode_bytes;
-    /* the latent cache each step reads once per layer: positions x (kv_lora_rank + rope dim) fp32 */
-    double cache = (double)cf->num_hidden_layers * (cf->kv_lora_rank + cf->qk_rope_head_dim) * 4.0 *
+    /* the latent cache each step reads once per layer: positions x (kv_lora_rank + rope dim) (fp32 or BF16) */
+    double cache = (double)cf->num_hidden_layers * (cf->kv_lora_rank + cf->qk_rope_head_dim) * (mi.cache_type == K2C_CACHE_BF16 ? 2.0 : 4.0) *
                    (pos0 + (gen - 1) / 2.0 + 1);
     double gbs = (bytes + cache) * dec / 1e9;
     k2c_log("\n");
@@ -130,7 +130,8 @@ static int cmd_bench(int argc, char **argv) {
                "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f}\n",
                mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw);
     else {
-        printf("threads            %d (%s kernels)\n", mi.threads, mi.kernels);
+        printf("threads            %d (%s kernels%s)\n", mi.threads, mi.kernels,
+               mi.gguf ? (mi.exact ? ", fp32 activations" : ", int8 decode activations") : "");
         if (prompt > 0) printf("prefill            %d tokens in %.2f s: %.1f tok/s\n", prompt, tp, pf);
         if (tf > 0) printf("cache fill         %d positions (%s) in %.2f s\n", pos0 - 1, fill, tf);
         printf("decode             %d tokens at depth %d in %.2f s: %.2f tok/s\n", gen, pos0 - 1, td, dec);
@@ -149,7 +150,7 @@ done:
 }
 CLI_COMMAND(cmd_bench_def, "bench",
             "--model DIR [--prompt N] [--gen N] [--depth N [--fill repeat|prefill]] [--threads N] [--ubatch N] "
-            "[--load auto|mmap|copy] [--json]",
+            "[--load auto|mmap|copy] [--exact] [--cache-type f32|bf16] [--json]",
             "Prefill and decode tokens/s, and decode GB/s (weights + latent cache) next to the measured read bandwidth.\n"
             "--depth N decodes after N cached positions: filled by repeating the prompt's cache rows (repeat, seconds;\n"
             "the same bytes and arithmetic per step as N real tokens) or by a real prefill of random ids (prefill).", cmd_bench)

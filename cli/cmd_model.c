@@ -7,7 +7,11 @@
 #include <string.h>
 
 int cli_model_opts(cli_args *a, k2c_model_opts *o) {
-    k2c_model_opts_default(o);      /* K2C_SIMD, K2C_PROMPT_PRECISION */
+    k2c_model_opts_default(o);      /* K2C_SIMD, K2C_PROMPT_PRECISION, K2C_EXACT */
+    if (cli_flag(a, "exact")) o->exact = 1;
+    const char *ct = cli_str(a, "cache-type", NULL);
+    if (ct && strcmp(ct, "f32") && strcmp(ct, "bf16")) { k2c_seterr("--cache-type must be f32 or bf16"); return -1; }
+    if (ct) o->cache_type = !strcmp(ct, "bf16") ? K2C_CACHE_BF16 : K2C_CACHE_F32;
     o->threads = (int)cli_int(a, "threads", 0);
     o->ubatch = (int)cli_int(a, "ubatch", 0);
     if (o->ubatch < 0) { k2c_seterr("--ubatch must be positive (tokens per prefill pass)"); return -1; }
@@ -31,7 +35,7 @@ int cli_load_model(cli_args *a, k2c_model **m, const char *dir) {
 
 static int cmd_logits(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(&a, argc, argv, "decode")) return 2;
+    if (cli_parse(&a, argc, argv, "decode,exact")) return 2;
     const char *dir = cli_need(&a, "model"), *ids_s = cli_need(&a, "ids"), *out = cli_need(&a, "out");
     int decode = cli_flag(&a, "decode");
     k2c_model_opts mo;
@@ -64,7 +68,7 @@ done:
     k2c_model_close(m);
     return rc;
 }
-CLI_COMMAND(cmd_logits_def, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N] [--load auto|mmap|copy]",
+CLI_COMMAND(cmd_logits_def, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N] [--load auto|mmap|copy] [--exact] [--cache-type f32|bf16]",
             "Write the logits F32 [T, vocab] of every position (prefill, or token by token with --decode) as safetensors.",
             cmd_logits)
 
@@ -87,7 +91,7 @@ int cli_load_tokenizer(cli_args *a, const char *model_dir, k2c_tokenizer **tok) 
 
 static int cmd_generate(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(&a, argc, argv, "")) return 2;
+    if (cli_parse(&a, argc, argv, "exact")) return 2;
     const char *dir = cli_need(&a, "model"), *ids_s = cli_str(&a, "ids", NULL), *prompt = cli_str(&a, "prompt", NULL);
     int max_tokens = (int)cli_int(&a, "max-tokens", 64), top_k = (int)cli_int(&a, "top-k", 0);
     float temp = (float)cli_num(&a, "temperature", 0.8), top_p = (float)cli_num(&a, "top-p", 0.95);
@@ -145,7 +149,7 @@ out:
 }
 CLI_COMMAND(cmd_generate_def, "generate",
             "--model DIR (--ids 1,2,3 | --prompt TEXT) [--tokenizer DIR] [--max-tokens N] [--temperature T] [--top-p P] "
-            "[--top-k K] [--min-p P] [--seed S] [--ctx N] [--threads N] [--load auto|mmap|copy]",
+            "[--top-k K] [--min-p P] [--seed S] [--ctx N] [--threads N] [--load auto|mmap|copy] [--exact] [--cache-type f32|bf16]",
             "Sample a continuation: ids in, ids out; or text in (tokenizer from the model folder), text streamed out.",
             cmd_generate)
 
@@ -162,8 +166,10 @@ static int cmd_info(int argc, char **argv) {
     if (cli_parse(&a, argc, argv, "")) return 2;
     const char *dir = cli_need(&a, "model");
     int ctx = (int)cli_int(&a, "ctx", 0);
+    const char *ct = cli_str(&a, "cache-type", "f32");
     if (!dir || cli_done(&a)) return 2;
-    k2c_model_opts mo = {.load = K2C_LOAD_MMAP};     /* info reads headers, not weights */
+    if (strcmp(ct, "f32") && strcmp(ct, "bf16")) { fprintf(stderr, "k2c info: --cache-type must be f32 or bf16\n"); return 2; }
+    k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .cache_type = !strcmp(ct, "bf16") ? K2C_CACHE_BF16 : K2C_CACHE_F32};  /* headers, not weights */
     k2c_model *m = k2c_model_open(dir, &mo);
     if (!m) return cli_fail("info");
     const k2c_config *c = k2c_model_config(m);
@@ -191,17 +197,21 @@ static int cmd_info(int argc, char **argv) {
     for (int t = 0; t < K2C_GGML_TYPES; t++)     /* GGUF: bytes per ggml type */
         if (mi.bytes_by_ggml[t]) printf(" %s %s", k2c_ggml_type_name(t), fmt_bytes((double)mi.bytes_by_ggml[t], b2, sizeof b2));
     printf("\n");
-    double kv = (double)c->num_hidden_layers * (c->kv_lora_rank + c->qk_rope_head_dim) * 4.0;
+    int cb = mi.cache_type == K2C_CACHE_BF16;
+    double kv = (double)c->num_hidden_layers * (c->kv_lora_rank + c->qk_rope_head_dim) * (cb ? 2.0 : 4.0);
     if (ctx <= 0) ctx = c->max_position_embeddings;
-    printf("KV cache:     %s per token (latent c + k_pe, fp32), %s at %d tokens\n", fmt_bytes(kv, b1, sizeof b1),
+    printf("KV cache:     %s per token (latent c + k_pe, %s; --cache-type f32|bf16), %s at %d tokens\n", fmt_bytes(kv, b1, sizeof b1),
+           cb ? "bf16" : "fp32",
            fmt_bytes(kv * ctx, b2, sizeof b2), ctx);
     printf("memory:       %s weights (memory-mapped) + %s cache = %s\n", fmt_bytes((double)all, b1, sizeof b1),
            fmt_bytes(kv * ctx, b2, sizeof b2), fmt_bytes((double)all + kv * ctx, b3, sizeof b3));
     printf("kernels:      %s (K2C_SIMD=scalar|avx2|avx512 forces one), %d threads\n", mi.kernels, mi.threads);
+    if (mi.gguf)
+        printf("activations:  %s\n", mi.exact ? "fp32 (exact)" : "int8 blocks of 32 in decode (K2C_EXACT=1 or --exact: fp32)");
     k2c_model_close(m);
     return 0;
 }
-CLI_COMMAND(cmd_info_def, "info", "--model DIR [--ctx N]",
+CLI_COMMAND(cmd_info_def, "info", "--model DIR [--ctx N] [--cache-type f32|bf16]",
             "Architecture, parameter counts (total / active), bytes per format, KV-cache bytes per token, memory needed.", cmd_info)
 
 static int cmd_mkmodel(int argc, char **argv) {

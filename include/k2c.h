@@ -110,11 +110,16 @@ typedef struct {
     int threads;            /* 0: OMP_NUM_THREADS if set, else every core */
     int bf16_prompt;        /* prompts on BF16 weights as BF16 x BF16 products (AVX512-BF16 CPUs; rounds the
                              * activations, off by default: fp32 inputs are what the golden tests check) */
+    int exact;              /* fp32 activations everywhere. Off, decode on GGUF block formats quantizes each input
+                             * vector to int8 blocks of 32 (as llama.cpp does) and runs integer products */
+    int cache_type;         /* the latent KV cache of every state: K2C_CACHE_F32 (0) or K2C_CACHE_BF16 (half the
+                             * memory and the bytes each decode step reads; the rows rounded to BF16) */
     int ubatch;             /* tokens per forward pass of a prefill (k2c_prefill splits longer prompts), so the
                              * activation memory does not grow with the prompt; 0: K2C_UBATCH_DEFAULT */
 } k2c_model_opts;
 #define K2C_UBATCH_DEFAULT 512
-/* The defaults, then K2C_SIMD (scalar|avx2|avx512|neon) and K2C_PROMPT_PRECISION (bf16) from the environment: the
+enum { K2C_CACHE_F32 = 0, K2C_CACHE_BF16 = 1 };
+/* The defaults, then K2C_SIMD (scalar|avx2|avx512|neon), K2C_PROMPT_PRECISION (bf16), K2C_EXACT (1) and K2C_CACHE_TYPE (f32|bf16) from the environment: the
  * one place the library reads the environment, and only when the caller asks it to. */
 void k2c_model_opts_default(k2c_model_opts *o);
 
@@ -139,6 +144,8 @@ typedef struct {
     double decode_bytes;                /* weight bytes one decode step reads (top-k experts, not all) */
     float attn_scale;                   /* softmax scale (YaRN mscale included) */
     const char *kernels;                /* "avx512", "avx2", "neon", "scalar" */
+    int exact;                          /* fp32 activations everywhere (k2c_model_opts.exact) */
+    int cache_type;                     /* K2C_CACHE_F32 / K2C_CACHE_BF16 (k2c_model_opts.cache_type) */
     int threads;
 } k2c_model_info;
 void k2c_model_get_info(const k2c_model *m, k2c_model_info *info);
@@ -154,7 +161,8 @@ typedef struct {
     float *attn_max;        /* optional [L, H]: per-head max pre-softmax logit */
 } k2c_trace;
 
-/* One sequence's latent KV cache ([L, max_ctx, kv_lora_rank + rope_dim] fp32) and its scratch memory. */
+/* One sequence's latent KV cache ([L, max_ctx, kv_lora_rank + rope_dim], fp32 or BF16 per the model's
+ * cache_type) and its scratch memory. */
 typedef struct k2c_state k2c_state;
 k2c_state *k2c_state_new(const k2c_model *m, int max_ctx);
 void k2c_state_delete(k2c_state *s);

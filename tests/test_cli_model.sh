@@ -18,10 +18,12 @@ logits_cli() {  # NAME [--decode]
 if [ -z "$ids" ]; then fail logits_cli_golden "no input_ids: $(tail -1 "$TMP/ids.err")"
 else logits_cli logits_cli_golden; logits_cli logits_cli_golden_decode --decode; logits_cli logits_cli_golden_ubatch --ubatch 5; fi
 expect_fail bad_ubatch "ubatch" $K2C logits --model $G/k2-tiny-f32 --ids 3,4 --ubatch -2 --out "$TMP/x"
+expect_fail bad_cache_type "cache-type must be f32 or bf16" $K2C logits --model $G/k2-tiny-f32 --ids 3,4 --cache-type q4 --out "$TMP/x"
+if $K2C info --model $G/k2-tiny-f32 --cache-type bf16 | grep -q "240.00 B per token (latent c + k_pe, bf16"; then pass info_cache_bf16; else fail info_cache_bf16 "$($K2C info --model $G/k2-tiny-f32 --cache-type bf16 | grep KV)"; fi
 # a GGUF file given to --model (file and folder), and k2c info's bytes per ggml type
 GG=$G/gguf/gguf-Q4_K_M
 gids=$(python3 tests/st_check.py ids $GG/expected.safetensors input_ids)
-if $K2C logits --model $GG/model.gguf --ids "$gids" --decode --out "$TMP/gguf.safetensors" 2>"$TMP/gguf.err" \
+if $K2C logits --model $GG/model.gguf --ids "$gids" --decode --exact --out "$TMP/gguf.safetensors" 2>"$TMP/gguf.err" \
    && python3 tests/st_check.py close $GG/expected.safetensors "$TMP/gguf.safetensors" logits >"$TMP/gguf.check" 2>&1; then
   cat "$TMP/gguf.check"; pass logits_cli_gguf; else fail logits_cli_gguf "$(tail -1 "$TMP/gguf.err" "$TMP/gguf.check" 2>/dev/null)"; fi
 if $K2C info --model $GG >"$TMP/ginfo" && grep -q "1 GGUF file(s):.*Q8_0 .*Q4_K .*Q5_K .*Q6_K" "$TMP/ginfo"; then pass info_gguf_types

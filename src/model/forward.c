@@ -13,9 +13,10 @@ int k2c_state_init(k2c_state *s, const k2c_model *m, int max_ctx) {
     if (max_ctx <= 0) max_ctx = c->max_position_embeddings < 4096 ? c->max_position_embeddings : 4096;
     s->m = m;
     s->max_ctx = max_ctx;
-    size_t n = (size_t)c->num_hidden_layers * (size_t)max_ctx * (size_t)(c->kv_lora_rank + c->qk_rope_head_dim);
-    s->cache = malloc(n * sizeof *s->cache);
-    if (!s->cache) { k2c_seterr("out of memory for a %d-token latent cache (%.1f GB)", max_ctx, n * 4e-9); return -1; }
+    s->cache_bf16 = m->cache_bf16;
+    size_t n = (size_t)c->num_hidden_layers * (size_t)max_ctx * k2c_state_row_bytes(s);
+    s->cache = malloc(n);
+    if (!s->cache) { k2c_seterr("out of memory for a %d-token latent cache (%.1f GB)", max_ctx, n * 1e-9); return -1; }
     /* The workspace: one forward call of a prefill chunk (ubatch tokens, at most the context) or a decode batch. */
     int ub = m->ubatch > 0 ? m->ubatch : K2C_UBATCH_DEFAULT;
     s->ws_tokens = ub < max_ctx ? ub : max_ctx;
@@ -93,16 +94,33 @@ int k2c_state_truncate(k2c_state *s, int pos) {
     return 0;
 }
 
+size_t k2c_state_row_bytes(const k2c_state *s) {
+    const k2c_config *c = &s->m->cfg;
+    return (size_t)(c->kv_lora_rank + c->qk_rope_head_dim) * (s->cache_bf16 ? 2 : 4);
+}
+
+int k2c_state_copy_prefix(k2c_state *dst, const k2c_state *src, int n) {
+    if (dst->m != src->m || dst->cache_bf16 != src->cache_bf16 || n < 0 || n > src->max_ctx || n > dst->max_ctx) {
+        k2c_seterr("cannot copy %d cached positions between these states", n);
+        return -1;
+    }
+    size_t rb = k2c_state_row_bytes(src);
+    for (int l = 0; l < src->m->cfg.num_hidden_layers; l++)
+        memcpy((char *)dst->cache + (size_t)l * dst->max_ctx * rb, (const char *)src->cache + (size_t)l * src->max_ctx * rb,
+               (size_t)n * rb);
+    return 0;
+}
+
 int k2c_state_fill_repeat(k2c_state *s, int n) {
     const k2c_config *c = &s->m->cfg;
-    size_t rs = (size_t)(c->kv_lora_rank + c->qk_rope_head_dim);
+    size_t rb = k2c_state_row_bytes(s);
     if (s->pos < 1 || n > s->max_ctx) {
         k2c_seterr("cannot repeat %d cached rows to %d positions of %d", s->pos, n, s->max_ctx);
         return -1;
     }
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        float *base = s->cache + (size_t)l * s->max_ctx * rs;
-        for (int t = s->pos; t < n; t++) memcpy(base + (size_t)t * rs, base + (size_t)(t % s->pos) * rs, rs * sizeof *base);
+        char *base = (char *)s->cache + (size_t)l * s->max_ctx * rb;
+        for (int t = s->pos; t < n; t++) memcpy(base + (size_t)t * rb, base + (size_t)(t % s->pos) * rb, rb);
     }
     if (n > s->pos) s->pos = n;
     return 0;

@@ -62,6 +62,7 @@ struct k2c_model {
     float rope_mscale;                          /* multiplies cos/sin (YaRN) */
     float attn_scale;                           /* softmax scale */
     int ubatch;                                 /* tokens per forward chunk of a prefill (> 0) */
+    int cache_bf16;                             /* states' latent caches in BF16 (k2c_model_opts.cache_type) */
     int prefill_path;                           /* MLA prefill form: 0 chosen per call, 1 absorbed, 2 expanded
                                                  * (tests and measurements force one) */
     void **owned; int nowned, cap_owned;        /* fp32 copies of small vectors */
@@ -83,7 +84,10 @@ struct k2c_state {
     const k2c_model *m;
     int max_ctx;
     int pos;                /* tokens in the cache */
-    float *cache;           /* [L, max_ctx, r + dr]: RMSNorm(c) then roped k_pe, per token */
+    void *cache;            /* [L, max_ctx, r + dr]: RMSNorm(c) then roped k_pe, per token; fp32, or BF16 when
+                             * cache_bf16 (the model's k2c_model_opts.cache_type) */
+    int cache_bf16;
+    int cache_round;        /* tests: an fp32 cache whose rows are rounded to BF16 values when written */
     /* Scratch of one forward call of up to ws_tokens tokens (a prefill chunk, or a decode batch led by this
      * state), sized once at init (k2c_forward_ws_bytes) and taken stack-like: no allocation per token or layer. */
     k2c_ws ws;
@@ -94,6 +98,9 @@ struct k2c_state {
 #define K2C_DECODE_BATCH_MAX 64
 int k2c_state_init(k2c_state *s, const k2c_model *m, int max_ctx);
 void k2c_state_free(k2c_state *s);
+size_t k2c_state_row_bytes(const k2c_state *s);          /* bytes of one token's cache row in one layer */
+/* The first n cached positions of src into dst (states of one model): a server's prefix reuse. */
+int k2c_state_copy_prefix(k2c_state *dst, const k2c_state *src, int n);
 
 /* Building blocks of the forward pass (mla.c, moe.c), for the forward, the tests and the trainer's checks.
  * Attention of one layer for T tokens at positions s->pos.. (cache rows written, s->pos not advanced);

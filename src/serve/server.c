@@ -316,11 +316,7 @@ static int admit(srv *s, srv_job *j, srv_slot **out) {
     if (best_any >= 0 && best_any_len > reuse) {
         /* copy the longer prefix's latent rows from the slot that has them */
         const srv_slot *src = &s->slots[best_any];
-        const k2c_config *c = &s->model.cfg;
-        size_t row = (size_t)(c->kv_lora_rank + c->qk_rope_head_dim);
-        for (int L = 0; L < c->num_hidden_layers; L++)
-            memcpy(sl->st.cache + (size_t)L * s->ctx * row, src->st.cache + (size_t)L * s->ctx * row,
-                   (size_t)best_any_len * row * sizeof(float));
+        k2c_state_copy_prefix(&sl->st, &src->st, best_any_len);     /* same model and sizes: cannot fail */
         memcpy(sl->hist, src->hist, (size_t)best_any_len * sizeof(int));
         reuse = best_any_len;
     }
