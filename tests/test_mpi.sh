@@ -113,6 +113,72 @@ else
 fi
 wait 2>/dev/null
 
+# --- data-parallel training on the golden training model (k2-tiny-train, its hyper-parameters), data made of
+# the golden steps' ids; a global batch of 4 sequences: 2 per rank at 2 ranks
+TG=$G/k2-tiny-train
+python3 tests/st_check.py ids $TG/expected_train.safetensors step1.input_ids >"$TMP/tids.txt"
+python3 tests/st_check.py ids $TG/expected_train.safetensors step2.input_ids >>"$TMP/tids.txt"
+$K2C data prepare --ids-file "$TMP/tids.txt" --out "$TMP/tdata" --val-fraction 0 >/dev/null 2>&1
+losses() { python3 -c 'import json,sys; print(" ".join("%.17g" % json.loads(l)["loss"] for l in open(sys.argv[1])))' "$1"; }
+# max relative difference of the losses of two logs (over the steps both have)
+loss_diff() { python3 - "$1" "$2" <<'PY'
+import json, sys
+a, b = ({json.loads(l)["step"]: json.loads(l)["loss"] for l in open(p)} for p in sys.argv[1:3])
+common = sorted(set(a) & set(b))
+print("%.3g" % max(abs(a[s] - b[s]) / abs(a[s]) for s in common) if common else "nan")
+PY
+}
+for opt in muonclip adamw; do
+  tc="--init $TG --data $TMP/tdata --steps 2 --batch 4 --seq 16 --lr 0.02 --tau 6.517680286312616 --schedule const --quiet --optimizer $opt"
+  $K2C train $tc --threads 1 --out "$TMP/t1_$opt" >"$TMP/t1.log" 2>&1
+  $K2C train $tc --threads 2 --out "$TMP/t1b_$opt" >/dev/null 2>&1      # the spread of the order of sums alone
+  timeout 120 $MPIRUN -n 2 $K2C train $tc --threads 1 --out "$TMP/t2_$opt" >"$TMP/t2.log" 2>&1
+  d=$(loss_diff "$TMP/t1_$opt/train.jsonl" "$TMP/t2_$opt/train.jsonl")
+  ck=step_0000002
+  if [ "$(wc -l <"$TMP/t2_$opt/train.jsonl" 2>/dev/null)" = 2 ] && python3 -c "import sys; sys.exit(not float('$d') <= 1e-5)" &&
+     out=$(python3 tests/st_compare.py "$TMP/t1_$opt/$ck/model.safetensors" "$TMP/t2_$opt/$ck/model.safetensors" 1e-5 \
+           "$TMP/t1_$opt/$ck/model.safetensors" "$TMP/t1b_$opt/$ck/model.safetensors" 2>&1) &&
+     out2=$(python3 tests/st_compare.py "$TMP/t1_$opt/$ck/optimizer.safetensors" "$TMP/t2_$opt/$ck/optimizer.safetensors" 1e-5 \
+           "$TMP/t1_$opt/$ck/optimizer.safetensors" "$TMP/t1b_$opt/$ck/optimizer.safetensors" 2>&1); then
+    pass mpi_train_2steps_$opt; echo "  losses: 1 process $(losses "$TMP/t1_$opt/train.jsonl"); 2 ranks: rel diff $d;$out"
+  else
+    fail mpi_train_2steps_$opt "loss rel diff $d; $out $out2 $(tail -3 "$TMP/t2.log")"
+  fi
+done
+# 50 steps: the loss curve of 2 ranks against one process, within the spread of the order of sums (1 vs 2 threads)
+for opt in muonclip adamw; do
+  lc="--init $TG --data $TMP/tdata --steps 50 --batch 4 --seq 16 --lr 0.005 --schedule const --quiet --optimizer $opt"
+  $K2C train $lc --threads 1 --out "$TMP/c1_$opt" >/dev/null 2>&1
+  $K2C train $lc --threads 2 --out "$TMP/c1b_$opt" >/dev/null 2>&1
+  timeout 120 $MPIRUN -n 2 $K2C train $lc --threads 1 --out "$TMP/c2_$opt" >"$TMP/c2.log" 2>&1
+  sp=$(loss_diff "$TMP/c1_$opt/train.jsonl" "$TMP/c1b_$opt/train.jsonl"); d=$(loss_diff "$TMP/c1_$opt/train.jsonl" "$TMP/c2_$opt/train.jsonl")
+  if [ "$(wc -l <"$TMP/c2_$opt/train.jsonl" 2>/dev/null)" = 50 ] && python3 -c "import sys; sys.exit(not float('$d') <= max(4 * float('$sp'), 1e-5))"; then
+    pass mpi_train_50steps_$opt; echo "  50 steps $opt: 2 ranks vs 1 process rel diff $d, 1 vs 2 threads $sp"
+  else fail mpi_train_50steps_$opt "2 ranks vs 1: $d, threads spread $sp $(tail -2 "$TMP/c2.log")"; fi
+done
+# a 2-rank checkpoint (step 2 of 4, the run stopped there) resumed on 1 and on 3 ranks: steps 3-4 as the
+# uninterrupted 2-rank run
+rc4="--data $TMP/tdata --steps 4 --batch 6 --seq 16 --lr 0.02 --tau 6.517680286312616 --schedule const --quiet --threads 1"
+timeout 120 $MPIRUN -n 2 $K2C train --init $TG $rc4 --out "$TMP/rfull" >/dev/null 2>&1
+timeout 120 $MPIRUN -n 2 $K2C train --init $TG $rc4 --out "$TMP/rpart" --save-every 2 --stop-after 2 >"$TMP/rp.log" 2>&1
+for n in 1 3; do
+  rm -rf "$TMP/rres$n"; cp -r "$TMP/rpart" "$TMP/rres$n"
+  if [ $n = 1 ]; then $K2C train $rc4 --resume "$TMP/rres$n" >"$TMP/rr.log" 2>&1
+  else timeout 120 $MPIRUN -n $n $K2C train $rc4 --resume "$TMP/rres$n" >"$TMP/rr.log" 2>&1; fi
+  d=$(loss_diff "$TMP/rfull/train.jsonl" "$TMP/rres$n/train.jsonl")
+  if [ "$(wc -l <"$TMP/rres$n/train.jsonl" 2>/dev/null)" = 4 ] && [ "$(cat "$TMP/rres$n/LATEST")" = step_0000004 ] &&
+     python3 -c "import sys; sys.exit(not float('$d') <= 1e-5)" &&
+     out=$(python3 tests/st_compare.py "$TMP/rfull/step_0000004/model.safetensors" "$TMP/rres$n/step_0000004/model.safetensors" 1e-4 2>&1); then
+    pass mpi_train_resume_2_on_$n; echo "  resumed on $n: loss rel diff $d;$out"
+  else fail mpi_train_resume_2_on_$n "loss rel diff $d $out $(tail -3 "$TMP/rr.log")"; fi
+done
+# refusals: ranks started with different options; fewer sequences than ranks
+expect_fail mpi_train_different_options "does not run the same training as rank 0" timeout 60 \
+  $MPIRUN -n 1 $K2C train --init $TG --data "$TMP/tdata" --steps 1 --batch 2 --seq 8 --lr 0.01 --quiet --out "$TMP/tx" : \
+          -n 1 $K2C train --init $TG --data "$TMP/tdata" --steps 1 --batch 2 --seq 8 --lr 0.02 --quiet --out "$TMP/tx"
+expect_fail mpi_train_batch_too_small "smaller than the 3 ranks" timeout 60 \
+  $MPIRUN -n 3 $K2C train --init $TG --data "$TMP/tdata" --steps 1 --batch 2 --seq 8 --quiet --out "$TMP/ty"
+
 # --- serve under 2 ranks: the OpenAI end-to-end test of tests/test_server.sh
 . "$(dirname "$0")/server_lib.sh"
 trap - EXIT
