@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Launched by mpirun (OpenMPI sets OMPI_COMM_WORLD_SIZE; a PMIx launcher sets PMIX_RANK)? */
 static int launched_size(void) {
@@ -46,11 +47,32 @@ static size_t tsize(k2c_comm_type t) { return t == K2C_COMM_F64 ? 8 : t == K2C_C
 /* MPI counts are ints: longer buffers go in pieces of 2^30 items. */
 enum { PIECE = 1 << 30 };
 
+/* A rank waiting for rank 0 (an expert-parallel rank between requests of an idle server) would spin a core in
+ * a blocking MPI_Bcast forever. It waits on a non-blocking one instead: polling flat out for the first 50 ms
+ * (the gap between two layers of a token, so decode loses nothing), then sleeping 0.1-1 ms between polls. */
+static int wait_polite(MPI_Request *rq) {
+    double t0 = MPI_Wtime();
+    long ns = 100000;
+    for (;;) {
+        int done = 0, e = MPI_Test(rq, &done, MPI_STATUS_IGNORE);
+        if (e != MPI_SUCCESS) return e;
+        if (done) return MPI_SUCCESS;
+        if (MPI_Wtime() - t0 > 0.05) {
+            struct timespec ts = {0, ns};
+            nanosleep(&ts, NULL);
+            if (ns < 1000000) ns += ns / 2;
+        }
+    }
+}
+
 static int d_bcast(const k2c_comm *c, void *buf, size_t n, k2c_comm_type t) {
-    (void)c;
     for (size_t i = 0; i < n; i += PIECE) {
-        int k = (int)(n - i < PIECE ? n - i : PIECE);
-        int e = MPI_Bcast((char *)buf + i * tsize(t), k, dtype(t), 0, MPI_COMM_WORLD);
+        int k = (int)(n - i < PIECE ? n - i : PIECE), e;
+        void *p = (char *)buf + i * tsize(t);
+        /* non-blocking on every rank: a blocking and a non-blocking collective never match each other */
+        MPI_Request rq;
+        e = MPI_Ibcast(p, k, dtype(t), 0, MPI_COMM_WORLD, &rq);
+        if (e == MPI_SUCCESS) e = c->rank == 0 ? MPI_Wait(&rq, MPI_STATUS_IGNORE) : wait_polite(&rq);
         if (e != MPI_SUCCESS) return fail("broadcast", e);
     }
     return 0;

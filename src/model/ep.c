@@ -28,6 +28,10 @@
 enum { EP_CLOSE = 0, EP_MOE = 1, EP_MSG = 4 };     /* a message: op, layer, T, decode form */
 enum { EP_REC = 256 };                              /* one rank's handshake record, bytes */
 
+/* Rank 0's account of the exchanges, for docs/SCALING.md's calibration: how many, how many bytes went out, the
+ * time in broadcasts and in the reductions (which include waiting for the slowest rank's experts). */
+struct k2c_ep_stats { double layers, tokens, bytes, t_bcast, t_reduce, t_local; };
+
 typedef struct {
     int32_t rc, pad;
     uint64_t fingerprint;
@@ -109,6 +113,12 @@ int k2c_ep_handshake(k2c_model *m, const k2c_model_opts *o, int load_rc, const c
         k2c_seterr("%s", why);
         return -1;
     }
+    if (me == 0 && !(m->ep_stats = k2c_model_own(m, sizeof *m->ep_stats))) {
+        k2c_model_free(m);
+        k2c_seterr("out of memory");
+        return -1;
+    }
+    if (m->ep_stats) memset(m->ep_stats, 0, sizeof *m->ep_stats);
     m->comm = c;
     m->ep_rank = me;
     m->ep_size = N;
@@ -133,10 +143,20 @@ int k2c_ep_moe(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, int T
     memcpy(buf + t * D, w, t * K * sizeof *buf);
     memcpy(buf + t * (D + K), idx, t * K * sizeof *idx);
     int rc = -1;
+    struct k2c_ep_stats *st = m->ep_stats;
+    double t0 = k2c_now();
     if (c->bcast(c, msg, EP_MSG, K2C_COMM_I32) || c->bcast(c, buf, t * (D + 2 * K) * 4, K2C_COMM_U8)) goto done;
     ws->used = mark;        /* the other ranks have it: the experts may reuse the space */
+    double t1 = k2c_now();
     if (k2c_moe_experts(m, ws, layer, XN, T, idx, w, out, 1, decode)) goto done;
+    double t2 = k2c_now();
     if (c->reduce(c, out, t * D, K2C_COMM_F32, K2C_COMM_SUM, 0)) goto done;
+    st->layers++;
+    st->tokens += T;
+    st->bytes += (double)(t * (D + 2 * K) * 4 + EP_MSG * 4);
+    st->t_bcast += t1 - t0;
+    st->t_local += t2 - t1;
+    st->t_reduce += k2c_now() - t2;
     rc = 0;
 done:
     ws->used = mark;
@@ -171,6 +191,12 @@ static int report_rss(const k2c_model *m) {
         for (int r = 0; r < c->size && n < (int)sizeof line - 32; r++)
             n += snprintf(line + n, sizeof line - (size_t)n, "%s rank %d %.1f MB", r ? "," : "", r, rss[r] / 1e6);
         k2c_log("%s\n", line);
+        const struct k2c_ep_stats *st = m->ep_stats;
+        if (st && st->layers > 0)
+            k2c_log("expert parallel exchanges: %.0f MoE layers x %.1f tokens, %.2f MB broadcast; rank 0 spent %.1f ms "
+                    "broadcasting, %.1f ms on its experts and the shared expert, %.1f ms in reductions (waiting for the "
+                    "slowest rank included)\n", st->layers, st->tokens / st->layers, st->bytes / 1e6, st->t_bcast * 1e3,
+                    st->t_local * 1e3, st->t_reduce * 1e3);
     }
     rc = 0;
 done:

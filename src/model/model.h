@@ -68,6 +68,7 @@ struct k2c_model {
     /* Expert parallelism (ep.c): routed expert e runs on rank e % ep_size; ep_size 1 is a single process. */
     const k2c_comm *comm;
     int ep_rank, ep_size;
+    struct k2c_ep_stats *ep_stats;              /* rank 0: what the exchanges cost (logged at close) */
     int ep_closed;                              /* rank 0 told the others this model is closed */
 };
 static inline int k2c_ep_owns(const k2c_model *m, int e) { return m->ep_size <= 1 || e % m->ep_size == m->ep_rank; }
