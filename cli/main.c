@@ -175,6 +175,7 @@ static int run_command(const cli_command *c, int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (k2c_dist_init(&argc, &argv) != 0) { fprintf(stderr, "k2c: error: %s\n", k2c_errmsg()); return 1; }
+    atexit(k2c_dist_finalize);      /* the paths that end before a command ran (usage, --help) end MPI too */
     qsort(commands, (size_t)ncommands, sizeof *commands, cmp_cmd);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return argc < 2 ? 2 : 0; }
     for (int i = 0; i < ncommands; i++)
