@@ -1,6 +1,7 @@
 # k2c — the Kimi K2 system in C.
 #   make            library, CLI (build/k2c)
-#   make test       every test (golden cases, corrupt inputs, tokenizer oracle, ...); ends "N passed, N failed, N skipped"
+#   make test       every test (golden cases, corrupt inputs, tokenizer oracle, MPI ranks, ...); ends "N passed, N failed, N skipped"
+#   make MPI=0      without OpenMPI (one process only; the MPI tests SKIP)
 #   make sanitize   the same tests against an ASan+UBSan build
 #   make bench      benchmarks (see docs/BENCHMARKS.md)
 # The first build installs missing Debian -dev packages through scripts/install-deps.sh.

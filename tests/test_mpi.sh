@@ -118,7 +118,7 @@ wait 2>/dev/null
 TG=$G/k2-tiny-train
 python3 tests/st_check.py ids $TG/expected_train.safetensors step1.input_ids >"$TMP/tids.txt"
 python3 tests/st_check.py ids $TG/expected_train.safetensors step2.input_ids >>"$TMP/tids.txt"
-$K2C data prepare --ids-file "$TMP/tids.txt" --out "$TMP/tdata" --val-fraction 0 >/dev/null 2>&1
+$K2C data prepare --ids-file "$TMP/tids.txt" --out "$TMP/tdata" --val-fraction 0.25 >/dev/null 2>&1
 losses() { python3 -c 'import json,sys; print(" ".join("%.17g" % json.loads(l)["loss"] for l in open(sys.argv[1])))' "$1"; }
 # max relative difference of the losses of two logs (over the steps both have)
 loss_diff() { python3 - "$1" "$2" <<'PY'
@@ -126,6 +126,13 @@ import json, sys
 a, b = ({json.loads(l)["step"]: json.loads(l)["loss"] for l in open(p)} for p in sys.argv[1:3])
 common = sorted(set(a) & set(b))
 print("%.3g" % max(abs(a[s] - b[s]) / abs(a[s]) for s in common) if common else "nan")
+PY
+}
+# the same for the evaluation losses (every 10 steps)
+eval_diff() { python3 - "$1" "$2" <<'PY'
+import json, sys
+a, b = ({r["step"]: r["eval_loss"] for r in map(json.loads, open(p)) if "eval_loss" in r} for p in sys.argv[1:3])
+print("%.3g" % max(abs(a[s] - b[s]) / abs(a[s]) for s in a) if a and a.keys() == b.keys() else "nan")
 PY
 }
 for opt in muonclip adamw; do
@@ -147,14 +154,16 @@ for opt in muonclip adamw; do
 done
 # 50 steps: the loss curve of 2 ranks against one process, within the spread of the order of sums (1 vs 2 threads)
 for opt in muonclip adamw; do
-  lc="--init $TG --data $TMP/tdata --steps 50 --batch 4 --seq 16 --lr 0.005 --schedule const --quiet --optimizer $opt"
+  lc="--init $TG --data $TMP/tdata --steps 50 --batch 4 --seq 16 --lr 0.005 --schedule const --quiet --optimizer $opt --eval-every 10 --eval-batches 2"
   $K2C train $lc --threads 1 --out "$TMP/c1_$opt" >/dev/null 2>&1
   $K2C train $lc --threads 2 --out "$TMP/c1b_$opt" >/dev/null 2>&1
   timeout 120 $MPIRUN -n 2 $K2C train $lc --threads 1 --out "$TMP/c2_$opt" >"$TMP/c2.log" 2>&1
   sp=$(loss_diff "$TMP/c1_$opt/train.jsonl" "$TMP/c1b_$opt/train.jsonl"); d=$(loss_diff "$TMP/c1_$opt/train.jsonl" "$TMP/c2_$opt/train.jsonl")
-  if [ "$(wc -l <"$TMP/c2_$opt/train.jsonl" 2>/dev/null)" = 50 ] && python3 -c "import sys; sys.exit(not float('$d') <= max(4 * float('$sp'), 1e-5))"; then
-    pass mpi_train_50steps_$opt; echo "  50 steps $opt: 2 ranks vs 1 process rel diff $d, 1 vs 2 threads $sp"
-  else fail mpi_train_50steps_$opt "2 ranks vs 1: $d, threads spread $sp $(tail -2 "$TMP/c2.log")"; fi
+  esp=$(eval_diff "$TMP/c1_$opt/train.jsonl" "$TMP/c1b_$opt/train.jsonl"); ed=$(eval_diff "$TMP/c1_$opt/train.jsonl" "$TMP/c2_$opt/train.jsonl")
+  if [ "$(wc -l <"$TMP/c2_$opt/train.jsonl" 2>/dev/null)" = 50 ] && python3 -c "import sys; sys.exit(not float('$d') <= max(4 * float('$sp'), 1e-5))" &&
+     python3 -c "import sys; sys.exit(not float('$ed') <= max(4 * float('$esp'), 1e-5))"; then
+    pass mpi_train_50steps_$opt; echo "  50 steps $opt: 2 ranks vs 1 process rel diff $d (eval $ed), 1 vs 2 threads $sp (eval $esp)"
+  else fail mpi_train_50steps_$opt "2 ranks vs 1: $d (eval $ed), threads spread $sp (eval $esp) $(tail -2 "$TMP/c2.log")"; fi
 done
 # a 2-rank checkpoint (step 2 of 4, the run stopped there) resumed on 1 and on 3 ranks: steps 3-4 as the
 # uninterrupted 2-rank run

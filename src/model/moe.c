@@ -1,4 +1,5 @@
-/* Mixture-of-experts router (noaux_tc, spec section 4) and the SwiGLU expert.
+/* Mixture-of-experts router (noaux_tc, spec section 4) and the SwiGLU expert. Under expert parallelism (ep.c) the
+ * same expert code runs on every rank, each computing only the experts it owns (k2c_ep_owns).
  *   s = sigmoid(W_g x)            (softmax when scoring_func is softmax)
  *   choice = s + e_score_correction_bias      (selection only)
  *   groups (n_group > 1): group score = sum of its top-2 choice scores; keep topk_group groups

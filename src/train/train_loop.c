@@ -330,7 +330,7 @@ setup_done:
     if (comm) {
         if (k2c_dp_agree(comm, setup, m, o, t, train.total)) goto done;
         if (!o->sharded && k2c_dp_shard(o, m, comm)) goto done;
-        if (have_val != 0) {
+        if (t->eval_every > 0) {
             int hv = have_val;      /* evaluation is collective: only if every rank has the shards */
             if (comm->reduce(comm, &hv, 1, K2C_COMM_I32, K2C_COMM_SUM, -1)) goto done;
             have_val = hv == comm->size;
