@@ -59,7 +59,7 @@ double k2c_measure_read_bandwidth(size_t bytes) {
 
 static int cmd_bench(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(&a, argc, argv, "json")) return 2;
+    if (cli_parse(&a, argc, argv, "json,exact")) return 2;
     const char *dir = cli_need(&a, "model");
     int prompt = (int)cli_int(&a, "prompt", 128), gen = (int)cli_int(&a, "gen", 32), depth = (int)cli_int(&a, "depth", 0);
     const char *fill = cli_str(&a, "fill", "repeat");
@@ -130,7 +130,8 @@ static int cmd_bench(int argc, char **argv) {
                "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f}\n",
                mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw);
     else {
-        printf("threads            %d (%s kernels)\n", mi.threads, mi.kernels);
+        printf("threads            %d (%s kernels%s)\n", mi.threads, mi.kernels,
+               mi.gguf ? (mi.exact ? ", fp32 activations" : ", int8 decode activations") : "");
         if (prompt > 0) printf("prefill            %d tokens in %.2f s: %.1f tok/s\n", prompt, tp, pf);
         if (tf > 0) printf("cache fill         %d positions (%s) in %.2f s\n", pos0 - 1, fill, tf);
         printf("decode             %d tokens at depth %d in %.2f s: %.2f tok/s\n", gen, pos0 - 1, td, dec);
@@ -149,7 +150,7 @@ done:
 }
 CLI_COMMAND_ON(cmd_bench_def, CLI_EP, "bench",
             "--model DIR [--prompt N] [--gen N] [--depth N [--fill repeat|prefill]] [--threads N] [--ubatch N] "
-            "[--load auto|mmap|copy] [--json]",
+            "[--load auto|mmap|copy] [--exact] [--json]",
             "Prefill and decode tokens/s, and decode GB/s (weights + latent cache) next to the measured read bandwidth.\n"
             "--depth N decodes after N cached positions: filled by repeating the prompt's cache rows (repeat, seconds;\n"
             "the same bytes and arithmetic per step as N real tokens) or by a real prefill of random ids (prefill).", cmd_bench)

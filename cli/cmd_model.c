@@ -8,7 +8,8 @@
 #include <string.h>
 
 int cli_model_opts(cli_args *a, k2c_model_opts *o) {
-    k2c_model_opts_default(o);      /* K2C_SIMD, K2C_PROMPT_PRECISION */
+    k2c_model_opts_default(o);      /* K2C_SIMD, K2C_PROMPT_PRECISION, K2C_EXACT */
+    if (cli_flag(a, "exact")) o->exact = 1;
     o->threads = (int)cli_int(a, "threads", 0);
     o->ubatch = (int)cli_int(a, "ubatch", 0);
     if (o->ubatch < 0) { k2c_seterr("--ubatch must be positive (tokens per prefill pass)"); return -1; }
@@ -48,7 +49,7 @@ int cli_load_model(cli_args *a, k2c_model **m, const char *dir) {
 
 static int cmd_logits(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(&a, argc, argv, "decode")) return 2;
+    if (cli_parse(&a, argc, argv, "decode,exact")) return 2;
     const char *dir = cli_need(&a, "model"), *ids_s = cli_need(&a, "ids"), *out = cli_need(&a, "out");
     int decode = cli_flag(&a, "decode");
     k2c_model_opts mo;
@@ -81,7 +82,7 @@ done:
     k2c_model_close(m);
     return rc;
 }
-CLI_COMMAND_ON(cmd_logits_def, CLI_EP, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N] [--load auto|mmap|copy]",
+CLI_COMMAND_ON(cmd_logits_def, CLI_EP, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N] [--load auto|mmap|copy] [--exact]",
             "Write the logits F32 [T, vocab] of every position (prefill, or token by token with --decode) as safetensors.",
             cmd_logits)
 
@@ -104,7 +105,7 @@ int cli_load_tokenizer(cli_args *a, const char *model_dir, k2c_tokenizer **tok) 
 
 static int cmd_generate(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(&a, argc, argv, "")) return 2;
+    if (cli_parse(&a, argc, argv, "exact")) return 2;
     const char *dir = cli_need(&a, "model"), *ids_s = cli_str(&a, "ids", NULL), *prompt = cli_str(&a, "prompt", NULL);
     int max_tokens = (int)cli_int(&a, "max-tokens", 64), top_k = (int)cli_int(&a, "top-k", 0);
     float temp = (float)cli_num(&a, "temperature", 0.8), top_p = (float)cli_num(&a, "top-p", 0.95);
@@ -162,7 +163,7 @@ out:
 }
 CLI_COMMAND_ON(cmd_generate_def, CLI_EP, "generate",
             "--model DIR (--ids 1,2,3 | --prompt TEXT) [--tokenizer DIR] [--max-tokens N] [--temperature T] [--top-p P] "
-            "[--top-k K] [--min-p P] [--seed S] [--ctx N] [--threads N] [--load auto|mmap|copy]",
+            "[--top-k K] [--min-p P] [--seed S] [--ctx N] [--threads N] [--load auto|mmap|copy] [--exact]",
             "Sample a continuation: ids in, ids out; or text in (tokenizer from the model folder), text streamed out.",
             cmd_generate)
 
@@ -215,6 +216,8 @@ static int cmd_info(int argc, char **argv) {
     printf("memory:       %s weights (memory-mapped) + %s cache = %s\n", fmt_bytes((double)all, b1, sizeof b1),
            fmt_bytes(kv * ctx, b2, sizeof b2), fmt_bytes((double)all + kv * ctx, b3, sizeof b3));
     printf("kernels:      %s (K2C_SIMD=scalar|avx2|avx512 forces one), %d threads\n", mi.kernels, mi.threads);
+    if (mi.gguf)
+        printf("activations:  %s\n", mi.exact ? "fp32 (exact)" : "int8 blocks of 32 in decode (K2C_EXACT=1 or --exact: fp32)");
     k2c_model_close(m);
     return 0;
 }

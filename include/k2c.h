@@ -136,6 +136,8 @@ typedef struct {
     int threads;            /* 0: OMP_NUM_THREADS if set, else every core */
     int bf16_prompt;        /* prompts on BF16 weights as BF16 x BF16 products (AVX512-BF16 CPUs; rounds the
                              * activations, off by default: fp32 inputs are what the golden tests check) */
+    int exact;              /* fp32 activations everywhere. Off, decode on GGUF block formats quantizes each input
+                             * vector to int8 blocks of 32 (as llama.cpp does) and runs integer products */
     int ubatch;             /* tokens per forward pass of a prefill (k2c_prefill splits longer prompts), so the
                              * activation memory does not grow with the prompt; 0: K2C_UBATCH_DEFAULT */
     const k2c_comm *comm;   /* expert parallelism over these ranks (NULL or one rank: a single process). Every
@@ -144,7 +146,7 @@ typedef struct {
                              * in k2c_model_follow until rank 0 closes it. */
 } k2c_model_opts;
 #define K2C_UBATCH_DEFAULT 512
-/* The defaults, then K2C_SIMD (scalar|avx2|avx512|neon) and K2C_PROMPT_PRECISION (bf16) from the environment: the
+/* The defaults, then K2C_SIMD (scalar|avx2|avx512|neon), K2C_PROMPT_PRECISION (bf16) and K2C_EXACT (1) from the environment: the
  * one place the library reads the environment, and only when the caller asks it to. */
 void k2c_model_opts_default(k2c_model_opts *o);
 
@@ -174,6 +176,7 @@ typedef struct {
     double decode_bytes;                /* weight bytes one decode step reads (top-k experts, not all) */
     float attn_scale;                   /* softmax scale (YaRN mscale included) */
     const char *kernels;                /* "avx512", "avx2", "neon", "scalar" */
+    int exact;                          /* fp32 activations everywhere (k2c_model_opts.exact) */
     int threads;
 } k2c_model_info;
 void k2c_model_get_info(const k2c_model *m, k2c_model_info *info);

@@ -21,7 +21,7 @@ expect_fail bad_ubatch "ubatch" $K2C logits --model $G/k2-tiny-f32 --ids 3,4 --u
 # a GGUF file given to --model (file and folder), and k2c info's bytes per ggml type
 GG=$G/gguf/gguf-Q4_K_M
 gids=$(python3 tests/st_check.py ids $GG/expected.safetensors input_ids)
-if $K2C logits --model $GG/model.gguf --ids "$gids" --decode --out "$TMP/gguf.safetensors" 2>"$TMP/gguf.err" \
+if $K2C logits --model $GG/model.gguf --ids "$gids" --decode --exact --out "$TMP/gguf.safetensors" 2>"$TMP/gguf.err" \
    && python3 tests/st_check.py close $GG/expected.safetensors "$TMP/gguf.safetensors" logits >"$TMP/gguf.check" 2>&1; then
   cat "$TMP/gguf.check"; pass logits_cli_gguf; else fail logits_cli_gguf "$(tail -1 "$TMP/gguf.err" "$TMP/gguf.check" 2>/dev/null)"; fi
 if $K2C info --model $GG >"$TMP/ginfo" && grep -q "1 GGUF file(s):.*Q8_0 .*Q4_K .*Q5_K .*Q6_K" "$TMP/ginfo"; then pass info_gguf_types

@@ -4,9 +4,12 @@
  * Q4_K_M) through prefill and decode on every kernel table the CPU has, with kv_b read as attn_kv_b and as
  * attn_k_b + attn_v_b, and once more split into two files. */
 #include "model/model.h"
+#include "text/text.h"
 #include "check.h"
 #include "simd_levels.h"
 
+#include <jansson.h>
+#include <omp.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -185,14 +188,14 @@ static k2c_safetensors ref;
 static const k2c_kernels *TABLES[3];
 static int ntables;
 
-static void dequant_random_blocks(void) {
-    static const char *types[] = {"F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K",
-                                  "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"};
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+/* Each type's dequantizer and row dots (fp32 and quantized activations) on every table, against the float64
+ * values of reference blocks in rf (TYPE.raw, TYPE.ref). */
+static void check_blocks(const k2c_safetensors *rf, const char *const *types, size_t ntypes) {
+    for (size_t ti = 0; ti < ntypes; ti++) {
         char n1[32], n2[32];
         snprintf(n1, sizeof n1, "%s.raw", types[ti]);
         snprintf(n2, sizeof n2, "%s.ref", types[ti]);
-        const k2c_tensor *raw = k2c_st_find(&ref, n1), *want = k2c_st_find(&ref, n2);
+        const k2c_tensor *raw = k2c_st_find(rf, n1), *want = k2c_st_find(rf, n2);
         k2c_wfmt f = K2C_FMT_COUNT;
         for (int t = 0; t < K2C_GGML_TYPES; t++)
             if (k2c_ggml_type_name(t) && !strcmp(k2c_ggml_type_name(t), types[ti])) k2c_wfmt_from_ggml(t, &f);
@@ -206,8 +209,10 @@ static void dequant_random_blocks(void) {
         const double *r = want->data;
         float *row = malloc((size_t)cols * sizeof *row), *x = malloc((size_t)cols * sizeof *x);
         for (int j = 0; j < cols; j++) x[j] = (float)sin(0.37 * j + 0.1);
+        void *qbuf = aligned_alloc(64, (k2c_q8x_bytes(cols) + 63) & ~(size_t)63);
+        const k2c_q8x *xq = k2c_q8x_quantize(x, cols, qbuf);
         for (int k = 0; k < ntables; k++) {
-            double worst = 0, dworst = 0;
+            double worst = 0, dworst = 0, qworst = 0, qerr = 0;
             for (int i = 0; i < rows; i++) {
                 k2c_row_dequant(TABLES[k], &l, i, row);
                 double m = 0, dot = 0, sx = 0;
@@ -221,12 +226,104 @@ static void dequant_random_blocks(void) {
                 float got = k2c_row_dot(TABLES[k], &l, i, x, NULL);
                 dworst = check_worse(dworst, fabs(got - dot) / sx);
                 (void)m;
+                if (!TABLES[k]->dot_q8 || !k2c_wfmt_is_block(f)) continue;
+                /* quantized activations: exactly the dot with the dequantized x, up to float rounding; and within
+                 * the quantization error (half a step of 1/127 of each block's largest |x|) of the fp32 dot */
+                double qdot = 0, qs = 0;
+                for (int j = 0; j < cols; j++) {
+                    double e = r[(size_t)i * cols + j], xd = (double)xq->d16[j / 16] * xq->q[j];
+                    qdot += e * xd;
+                    qs += fabs(e * xd);
+                }
+                float qgot = k2c_row_dot(TABLES[k], &l, i, x, xq);
+                qworst = check_worse(qworst, fabs(qgot - qdot) / qs);
+                qerr = check_worse(qerr, fabs(qgot - dot) / sx);
             }
             /* each element is a product of halves and small integers: float32 keeps it to its rounding */
             EXPECT(worst < 2e-7, "%s [%s] dequant rel err %g", types[ti], TABLES[k]->name, worst);
             EXPECT(dworst < 1e-6, "%s [%s] dot rel err %g", types[ti], TABLES[k]->name, dworst);
+            if (TABLES[k]->dot_q8 && k2c_wfmt_is_block(f)) {
+                EXPECT(qworst < 2e-6, "%s [%s] q8 dot vs dequantized x: rel err %g", types[ti], TABLES[k]->name, qworst);
+                EXPECT(qerr < 1e-2, "%s [%s] q8 dot vs fp32 x: rel err %g", types[ti], TABLES[k]->name, qerr);
+            }
         }
-        free(row); free(x); free(w);
+        free(qbuf); free(row); free(x); free(w);
+    }
+}
+
+/* tests/gguf_ref.py's blocks: k2c's own independent Python decoder */
+static void dequant_random_blocks(void) {
+    static const char *types[] = {"F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K",
+                                  "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"};
+    check_blocks(&ref, types, sizeof types / sizeof types[0]);
+}
+
+/* ggml's own Python package (gguf-py of ik_llama.cpp, tests/gen_gguf_pyref.py): every block type it decodes,
+ * the IQ codebook types among them */
+static void dequant_ggml_blocks(void) {
+    static const char *types[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+                                  "IQ4_NL", "IQ4_XS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M"};
+    k2c_safetensors py;
+    if (k2c_st_open(&py, GDIR "/gguf_py_ref.safetensors") != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    check_blocks(&py, types, sizeof types / sizeof types[0]);
+    k2c_st_close(&py);
+}
+
+/* The decode driver on the fast path: k2c_matvec and a batch of matvecs sharing one input (as an expert's gate
+ * and up do) quantize x once and give, row by row, the dot of the stored weights with the dequantized x; exact
+ * mode gives the fp32 dot. Rows of 1280 elements (a multiple of 256 plus a partial chunk for the 32-blocks). */
+static void fast_path_driver(void) {
+    static const k2c_wfmt fmts[] = {K2C_FMT_Q4_0, K2C_FMT_Q8_0, K2C_FMT_Q5_1, K2C_FMT_IQ4_NL, K2C_FMT_Q2_K,
+                                    K2C_FMT_Q3_K, K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_XS};
+    int rows = 96, cols = 1280;
+    uint64_t st = 12345;
+    for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++) {
+        k2c_wfmt f = fmts[fi];
+        size_t rb = k2c_wfmt_row_bytes(f, cols);
+        uint8_t *w = malloc(rb * (size_t)rows);
+        for (size_t i = 0; i < rb * (size_t)rows; i++) { st = st * 6364136223846793005ull + 1442695040888963407ull; w[i] = (uint8_t)(st >> 56); }
+        /* sane half-float scales: every block's d (and dmin) set to small positive values */
+        int be = k2c_wfmt_block_elems(f);
+        size_t bb = rb / (size_t)(cols / be);
+        size_t doff = f == K2C_FMT_Q2_K ? 80 : f == K2C_FMT_Q3_K ? 108 : f == K2C_FMT_Q6_K ? 208 : 0;
+        int two = f == K2C_FMT_Q2_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K || f == K2C_FMT_Q5_1;
+        for (size_t b = 0; b < rb * (size_t)rows / bb; b++) {
+            uint8_t *p = w + b * bb + doff;
+            p[0] = 0x00; p[1] = 0x1c;                 /* 2^-8 */
+            if (two) { p[2] = 0x00; p[3] = 0x18; }    /* 2^-9 */
+        }
+        float *x = malloc((size_t)cols * sizeof *x), *row = malloc((size_t)cols * sizeof *row);
+        float *y1 = malloc((size_t)rows * sizeof *y1), *y2 = malloc((size_t)rows * sizeof *y2), *y3 = malloc((size_t)rows * sizeof *y3);
+        for (int j = 0; j < cols; j++) x[j] = (float)(sin(0.71 * j) * (j % 37 == 0 ? 6 : 1));
+        void *qb = aligned_alloc(64, (k2c_q8x_bytes(cols) + 63) & ~(size_t)63);
+        const k2c_q8x *xq = k2c_q8x_quantize(x, cols, qb);
+        for (int t = 0; t < ntables; t++) {
+            k2c_kctx cx = {.k = TABLES[t], .nthreads = omp_get_max_threads() > 1 ? 2 : 1}, cxe = cx;  /* one under qemu-user */
+            cxe.exact = 1;
+            k2c_linear a = {.fmt = f, .rows = rows, .cols = cols, .w = w, .cx = &cx}, b = a, e = a;
+            e.cx = &cxe;
+            k2c_matvec(&a, x, y1);
+            k2c_matvec_job jobs[2] = {{&a, x, y2}, {&b, x, y3}};
+            k2c_matvec_batch(jobs, 2);
+            double worst = 0, eworst = 0;
+            for (int r = 0; r < rows; r++) {
+                k2c_linear_dequant_rows(&a, r, 1, row);
+                double dq = 0, d = 0, s = 0, sx = 0;
+                for (int j = 0; j < cols; j++) {
+                    dq += (double)row[j] * xq->d16[j / 16] * xq->q[j];
+                    d += (double)row[j] * x[j];
+                    s += fabs((double)row[j] * xq->d16[j / 16] * xq->q[j]);
+                    sx += fabs((double)row[j] * x[j]);
+                }
+                worst = check_worse(worst, fmax(fabs(y1[r] - dq), fmax(fabs(y2[r] - dq), fabs(y3[r] - dq))) / s);
+                float ye;
+                k2c_matvec_rows(&e, r, 1, x, &ye);
+                eworst = check_worse(eworst, fabs(ye - d) / sx);
+            }
+            EXPECT(worst < 2e-6, "%s [%s] fast matvec vs dequantized x: rel err %g", k2c_wfmt_name(f), TABLES[t]->name, worst);
+            EXPECT(eworst < 1e-6, "%s [%s] exact matvec: rel err %g", k2c_wfmt_name(f), TABLES[t]->name, eworst);
+        }
+        free(qb); free(x); free(row); free(y1); free(y2); free(y3); free(w);
     }
 }
 
@@ -265,6 +362,131 @@ static void dequant_golden_tensors(void) {
     EXPECT(checked >= 15, "%d golden tensors checked", checked);
 }
 
+/* ------------------------------------------------------------------ the tokenizer in GGUF metadata */
+/* A GGUF holding only tokenizer metadata from an export; kv_extra: a corruption to apply (NULL: none). */
+typedef enum { TC_NONE, TC_TYPES_SHORT, TC_MODEL_LLAMA, TC_BAD_SPELLING, TC_BAD_MERGE, TC_PRE_UNKNOWN } tok_corrupt;
+static int write_tok_gguf(const tok_export *e, const char *pre, int with_merges, tok_corrupt c, const char *path) {
+    buf b = {0};
+    put(&b, "GGUF", 4);
+    put_u32(&b, 3);
+    put_u64(&b, 0);
+    put_u64(&b, 7 + (with_merges ? 1 : 0));
+    put_str(&b, "general.architecture"); put_u32(&b, K2C_GGUF_STRING); put_str(&b, "deepseek2");
+    put_str(&b, "tokenizer.ggml.model"); put_u32(&b, K2C_GGUF_STRING); put_str(&b, c == TC_MODEL_LLAMA ? "llama" : "gpt2");
+    put_str(&b, "tokenizer.ggml.pre"); put_u32(&b, K2C_GGUF_STRING); put_str(&b, c == TC_PRE_UNKNOWN ? "qwen9" : pre);
+    put_str(&b, "tokenizer.ggml.tokens"); put_u32(&b, K2C_GGUF_ARRAY); put_u32(&b, K2C_GGUF_STRING); put_u64(&b, (uint64_t)e->n_tokens);
+    for (int i = 0; i < e->n_tokens; i++) put_str(&b, c == TC_BAD_SPELLING && i == 300 ? "\xe4\xb8\xad" : e->tokens[i]);
+    int nt = c == TC_TYPES_SHORT ? e->n_tokens - 1 : e->n_tokens;
+    put_str(&b, "tokenizer.ggml.token_type"); put_u32(&b, K2C_GGUF_ARRAY); put_u32(&b, K2C_GGUF_I32); put_u64(&b, (uint64_t)nt);
+    for (int i = 0; i < nt; i++) put_u32(&b, (uint32_t)e->types[i]);
+    if (with_merges) {
+        put_str(&b, "tokenizer.ggml.merges"); put_u32(&b, K2C_GGUF_ARRAY); put_u32(&b, K2C_GGUF_STRING); put_u64(&b, (uint64_t)e->n_merges);
+        for (int i = 0; i < e->n_merges; i++) put_str(&b, c == TC_BAD_MERGE && i == 5 ? "nosuchtoken x" : e->merges[i]);
+    }
+    put_str(&b, "tokenizer.ggml.bos_token_id"); put_u32(&b, K2C_GGUF_U32); put_u32(&b, 3);
+    put_str(&b, "tokenizer.ggml.eos_token_id"); put_u32(&b, K2C_GGUF_U32); put_u32(&b, 4);
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(b.p, 1, b.n, f) == b.n;
+    if (f) fclose(f);
+    free(b.p);
+    return ok ? 0 : -1;
+}
+
+/* The same ids for every line of the corpus and for the whole of it with special tokens in the text. */
+static int same_encoding(const k2c_tokenizer *a, const k2c_tokenizer *b, const char *what) {
+    size_t len;
+    char *text = k2c_read_file("tests/data/tokenizer_corpus.txt", &len);
+    if (!text) { EXPECT(0, "%s", k2c_errmsg()); return 0; }
+    const char *extra = "<|im_user|>user<|im_middle|>What's 37 times 41?<|im_end|>";
+    size_t el = strlen(extra);
+    char *all = malloc(len + el + 1);
+    memcpy(all, text, len);
+    memcpy(all + len, extra, el + 1);
+    int same = 1, lines = 0;
+    for (int pass = 0; pass < 2 && same; pass++) {
+        const char *s = pass ? all : text, *end = pass ? all + len + el : text + len;
+        while (s < end && same) {
+            const char *nl = pass ? end : memchr(s, '\n', (size_t)(end - s));
+            if (!nl) nl = end;
+            int *ia = NULL, *ib = NULL, na = 0, nb = 0;
+            int ra = k2c_tokenizer_encode(a, s, (size_t)(nl - s), pass, &ia, &na), rb = k2c_tokenizer_encode(b, s, (size_t)(nl - s), pass, &ib, &nb);
+            if (ra != 0 || rb != 0 || na != nb || (na && memcmp(ia, ib, (size_t)na * sizeof *ia))) {
+                EXPECT(0, "%s: encodings differ (%d vs %d ids) on '%.60s'", what, na, nb, s);
+                same = 0;
+            }
+            size_t dl = 0;
+            char *d = same && nb ? k2c_tokenizer_decode(b, ib, nb, &dl) : NULL;
+            if (d && (dl != (size_t)(nl - s) || memcmp(d, s, dl))) { EXPECT(0, "%s: decode does not give the text back", what); same = 0; }
+            free(d); free(ia); free(ib);
+            lines++;
+            s = nl + 1;
+        }
+    }
+    free(text); free(all);
+    return same && lines > 100;
+}
+
+static void tokenizer_from_gguf(void) {
+    k2c_tokenizer *kimi = NULL, *g = NULL, *hf = NULL, *g2 = NULL;
+    if (k2c_tokenizer_load(&kimi, "models/k2-mini") != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    tok_export e;
+    if (tok_export_bpe(kimi, &e) != 0) { EXPECT(0, "%s", k2c_errmsg()); k2c_tokenizer_free(kimi); return; }
+    EXPECT(!strcmp(e.pre, "kimi-k2") && e.n_tokens == kimi->vocab.n_ids && e.n_merges > e.n_tokens / 2, "export: pre %s, %d tokens, %d merges",
+           e.pre, e.n_tokens, e.n_merges);
+    /* Kimi's tiktoken vocabulary as llama.cpp stores it: encodes exactly as the tiktoken.model it came from */
+    const char *p1 = "build/tests/tok_kimi.gguf";
+    EXPECT(write_tok_gguf(&e, "kimi-k2", 1, TC_NONE, p1) == 0, "write %s", p1);
+    if (k2c_tokenizer_load(&g, p1) != 0) EXPECT(0, "%s", k2c_errmsg());
+    else {
+        EXPECT(same_encoding(kimi, g, "kimi-k2 GGUF vs tiktoken.model"), "kimi-k2");
+        EXPECT(g->bos_id == 3 && g->eos_id == 4 && g->kimi_template, "bos %d eos %d kimi %d", g->bos_id, g->eos_id, g->kimi_template);
+        EXPECT(k2c_tokenizer_token_id(g, "<|im_end|>") == k2c_tokenizer_token_id(kimi, "<|im_end|>"), "specials keep their ids");
+    }
+    /* the merge-list path: the same arrays as a tokenizer.json (GPT-2 pre-tokenizer) and as a GGUF */
+    const char *pj = "build/tests/tok_gpt2/tokenizer.json", *p2 = "build/tests/tok_gpt2.gguf";
+    mkdir("build/tests/tok_gpt2", 0755);
+    json_t *root = json_object(), *model = json_object(), *vocab = json_object(), *merges = json_array(), *added = json_array();
+    for (int i = 0; i < e.n_tokens; i++) {
+        if (e.types[i] == 1) json_object_set_new(vocab, e.tokens[i], json_integer(i));
+        else if (e.types[i] == 3) {
+            json_t *a = json_object();
+            json_object_set_new(a, "id", json_integer(i));
+            json_object_set_new(a, "content", json_string(e.tokens[i]));
+            json_array_append_new(added, a);
+        }
+    }
+    for (int i = 0; i < e.n_merges; i++) json_array_append_new(merges, json_string(e.merges[i]));
+    json_object_set_new(model, "type", json_string("BPE"));
+    json_object_set_new(model, "vocab", vocab);
+    json_object_set_new(model, "merges", merges);
+    json_object_set_new(root, "model", model);
+    json_object_set_new(root, "added_tokens", added);
+    json_t *pre = json_object();
+    json_object_set_new(pre, "type", json_string("ByteLevel"));
+    json_object_set_new(root, "pre_tokenizer", pre);
+    EXPECT(json_dump_file(root, pj, 0) == 0, "write %s", pj);
+    json_decref(root);
+    EXPECT(write_tok_gguf(&e, "gpt2", 1, TC_NONE, p2) == 0, "write %s", p2);
+    if (k2c_tokenizer_load(&hf, pj) != 0 || k2c_tokenizer_load(&g2, p2) != 0) EXPECT(0, "%s", k2c_errmsg());
+    else EXPECT(same_encoding(hf, g2, "gpt2 GGUF vs tokenizer.json"), "gpt2");
+    /* hostile metadata: each a clear error naming the field */
+    static const struct { tok_corrupt c; const char *pre; int merges; const char *want; } bad[] = {
+        {TC_TYPES_SHORT, "kimi-k2", 1, "tokenizer.ggml.token_type"}, {TC_MODEL_LLAMA, "kimi-k2", 1, "'llama' is not supported"},
+        {TC_BAD_SPELLING, "kimi-k2", 1, "tokenizer.ggml.tokens[300]"}, {TC_BAD_MERGE, "gpt2", 1, "tokenizer.ggml.merges[5]"},
+        {TC_NONE, "gpt2", 0, "tokenizer.ggml.merges: missing"}, {TC_PRE_UNKNOWN, "kimi-k2", 1, "'qwen9' is not supported"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *pb = "build/tests/tok_bad.gguf";
+        k2c_tokenizer *x = NULL;
+        write_tok_gguf(&e, bad[i].pre, bad[i].merges, bad[i].c, pb);
+        int rc = k2c_tokenizer_load(&x, pb);
+        EXPECT(rc != 0 && strstr(k2c_errmsg(), bad[i].want) && strstr(k2c_errmsg(), pb), "corruption %zu: rc %d, '%s'", i, rc, rc ? k2c_errmsg() : "");
+        if (!rc) k2c_tokenizer_free(x);
+    }
+    tok_export_free(&e);
+    k2c_tokenizer_free(kimi); k2c_tokenizer_free(g); k2c_tokenizer_free(hf); k2c_tokenizer_free(g2);
+}
+
 /* ------------------------------------------------------------------ metadata vs config.json */
 static void config_matches_json(void) {
     for (int c = 0; c < NCASES; c++) {
@@ -299,6 +521,7 @@ static void config_matches_json(void) {
 }
 
 /* ------------------------------------------------------------------ golden logits */
+
 static float rel_err(const float *a, const k2c_tensor *r) {
     float m = 0, e = 0;
     for (int64_t i = 0; i < r->numel; i++) m = (float)check_worse(m, fabsf(((const float *)r->data)[i]));
@@ -412,7 +635,8 @@ static void split_files(void) {
     EXPECT(write_split(&g, 0, 2, 0, half, p1) == 0 && write_split(&g, 1, 2, half, g.ntensors, p2) == 0, "%s", k2c_errmsg());
     k2c_gguf_close(&g);
     k2c_model m;
-    if (k2c_model_load_opts(&m, dir, NULL) != 0) { EXPECT(0, "%s: %s", dir, k2c_errmsg()); return; }
+    k2c_model_opts ex = {.exact = 1};
+    if (k2c_model_load_opts(&m, dir, &ex) != 0) { EXPECT(0, "%s: %s", dir, k2c_errmsg()); return; }
     EXPECT(m.gg.nfiles == 2, "%d files", m.gg.nfiles);
     check_logits(&m, GDIR "/gguf-Q8_0/expected.safetensors", "gguf-Q8_0 in 2 files");
     k2c_model_free(&m);
@@ -437,13 +661,16 @@ int main(void) {
         return 1;
     }
     run_test("gguf_dequant_every_type", dequant_random_blocks);
+    run_test("gguf_dequant_ggml_reference", dequant_ggml_blocks);
     run_test("gguf_dequant_golden_tensors", dequant_golden_tensors);
+    run_test("gguf_fast_path_driver", fast_path_driver);
     k2c_st_close(&ref);
     run_test("gguf_config_from_metadata", config_matches_json);
+    run_test("gguf_tokenizer", tokenizer_from_gguf);
     char name[128];
     for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
         const char *why = level_missing(SIMD_LEVELS[lv]);
-        g_opts = (k2c_model_opts){.simd = SIMD_LEVELS[lv]};
+        g_opts = (k2c_model_opts){.simd = SIMD_LEVELS[lv], .exact = 1};
         for (cur = 0; cur < NCASES; cur++) {
             snprintf(name, sizeof name, "gguf_golden_%s_%s", CASES[cur] + 5, SIMD_LEVELS[lv]);
             if (why) skip_test(name, why); else run_test(name, golden_case);

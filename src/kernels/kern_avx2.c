@@ -8,6 +8,8 @@
  * and prefetches ahead across 4 KB pages, where the hardware prefetcher stops. */
 #include "kernels/kernels.h"
 
+#include <string.h>
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -153,6 +155,59 @@ AVX2 static void cvt_fp8(const uint8_t *w, int n, const float *scale, int block,
     }
 }
 
+/* GGUF block formats on quantized activations. vpmaddubsw multiplies unsigned by signed bytes, so w's sign
+ * moves onto q (|w| * sign(q, w) = w * q); pairs of products fit int16 because q is within +-127. Four
+ * 32-element chunks reduce together: two rounds of horizontal adds leave each 16-element sum in a lane. */
+AVX2 static inline __m256i isum32(const int8_t *w, const int8_t *q) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)w), b = _mm256_loadu_si256((const __m256i *)q);
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));      /* lanes 0-3: elements 0..15, lanes 4-7: 16..31 */
+}
+
+AVX2 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out) {
+    int j = 0;
+    for (; j + 128 <= n; j += 128, out += 8) {
+        __m256i h1 = _mm256_hadd_epi32(isum32(w + j, q + j), isum32(w + j + 32, q + j + 32));
+        __m256i h2 = _mm256_hadd_epi32(isum32(w + j + 64, q + j + 64), isum32(w + j + 96, q + j + 96));
+        __m256i h = _mm256_hadd_epi32(h1, h2);                  /* [A0 B0 C0 D0 | A1 B1 C1 D1] */
+        h = _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)out, h);
+    }
+    for (; j < n; j += 32, out += 2) {
+        __m256i p = isum32(w + j, q + j);
+        __m128i lo = _mm256_castsi256_si128(p), hi = _mm256_extracti128_si256(p, 1);
+        __m128i s = _mm_hadd_epi32(lo, hi);                     /* [lo01 lo23 hi01 hi23] */
+        s = _mm_hadd_epi32(s, s);
+        out[0] = _mm_cvtsi128_si32(s);
+        out[1] = _mm_extract_epi32(s, 1);
+    }
+}
+AVX2 static inline void qd_nl16(const uint8_t *qs, int8_t *w) {
+    const __m128i lut = _mm_loadu_si128((const __m128i *)k2c_iq4_nl), m4 = _mm_set1_epi8(15);
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    _mm_storeu_si128((__m128i *)w, _mm_shuffle_epi8(lut, _mm_and_si128(b, m4)));
+    _mm_storeu_si128((__m128i *)(w + 16), _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(b, 4), m4)));
+}
+AVX2 static inline void qd_nib(const uint8_t *qs, int n, int off, int8_t *lo, int8_t *hi) {
+    const __m128i m4 = _mm_set1_epi8(15), o = _mm_set1_epi8((char)off);
+    for (int j = 0; j < n; j += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(qs + j));
+        _mm_storeu_si128((__m128i *)(lo + j), _mm_sub_epi8(_mm_and_si128(b, m4), o));
+        _mm_storeu_si128((__m128i *)(hi + j), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), o));
+    }
+}
+#define QD_HAVE_NIB
+AVX2 static inline void qd_bits(const uint8_t *src, int shift, int mask, int8_t *dst) {
+    __m256i b = _mm256_loadu_si256((const __m256i *)src);
+    b = _mm256_srl_epi16(b, _mm_cvtsi32_si128(shift));     /* 16-bit shift; the mask drops the neighbour's bits */
+    _mm256_storeu_si256((__m256i *)dst, _mm256_and_si256(b, _mm256_set1_epi8((char)mask)));
+}
+#define QD_HAVE_BITS
+#define QD_HAVE_NL16
+#define QD_F16(h) _cvtsh_ss(h)
+#define QD_ATTR AVX2
+#include "kernels/quant_dot.h"
+
 const k2c_kernels k2c_kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = dot_f32,
@@ -160,6 +215,7 @@ const k2c_kernels k2c_kernels_avx2 = {
     .dot_f16 = dot_f16,
     .dot_fp8 = dot_fp8,
     .dot_int4 = dot_int4,
+    .dot_q8 = qd_dot_q8,
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,
     .cvt_fp8 = cvt_fp8,

@@ -319,6 +319,65 @@ AVX512BF16 static void gemm_tile_bf16(const uint16_t *w, size_t ldw, int nr, int
     }
 }
 
+/* GGUF block formats on quantized activations. As the AVX2 file, but 64 bytes at a time: the sign of w moves
+ * onto q under a mask (AVX-512 has no vpsignb), and each 128-bit lane of the products is one 16-element group,
+ * so four vectors reduce with two rounds of unpack-and-add and one permute. */
+AVX512 static inline __m512i isum64(const int8_t *w, const int8_t *q) {
+    __m512i a = _mm512_loadu_si512(w), b = _mm512_loadu_si512(q);
+    __m512i bs = _mm512_mask_sub_epi8(b, _mm512_movepi8_mask(a), _mm512_setzero_si512(), b);
+    __m512i p = _mm512_maddubs_epi16(_mm512_abs_epi8(a), bs);
+    return _mm512_madd_epi16(p, _mm512_set1_epi16(1));
+}
+
+AVX512 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out) {
+    int j = 0;
+    for (; j + 256 <= n; j += 256, out += 16) {
+        __m512i p0 = isum64(w + j, q + j), p1 = isum64(w + j + 64, q + j + 64);
+        __m512i p2 = isum64(w + j + 128, q + j + 128), p3 = isum64(w + j + 192, q + j + 192);
+        __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(p0, p1), _mm512_unpackhi_epi32(p0, p1));
+        __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(p2, p3), _mm512_unpackhi_epi32(p2, p3));
+        __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+        /* u[4L + k] is group L of p_k, i.e. group 4k + L */
+        u = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), u);
+        _mm512_storeu_si512(out, u);
+    }
+    for (; j < n; j += 32, out += 2) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(w + j)), b = _mm256_loadu_si256((const __m256i *)(q + j));
+        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)),
+                                      _mm256_set1_epi16(1));
+        __m128i s = _mm_hadd_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        s = _mm_hadd_epi32(s, s);
+        out[0] = _mm_cvtsi128_si32(s);
+        out[1] = _mm_extract_epi32(s, 1);
+    }
+}
+#define QD512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")))
+QD512 static inline void qd_nl16(const uint8_t *qs, int8_t *w) {
+    const __m128i lut = _mm_loadu_si128((const __m128i *)k2c_iq4_nl), m4 = _mm_set1_epi8(15);
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    _mm_storeu_si128((__m128i *)w, _mm_shuffle_epi8(lut, _mm_and_si128(b, m4)));
+    _mm_storeu_si128((__m128i *)(w + 16), _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(b, 4), m4)));
+}
+QD512 static inline void qd_nib(const uint8_t *qs, int n, int off, int8_t *lo, int8_t *hi) {
+    const __m128i m4 = _mm_set1_epi8(15), o = _mm_set1_epi8((char)off);
+    for (int j = 0; j < n; j += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(qs + j));
+        _mm_storeu_si128((__m128i *)(lo + j), _mm_sub_epi8(_mm_and_si128(b, m4), o));
+        _mm_storeu_si128((__m128i *)(hi + j), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), o));
+    }
+}
+#define QD_HAVE_NIB
+QD512 static inline void qd_bits(const uint8_t *src, int shift, int mask, int8_t *dst) {
+    __m256i b = _mm256_loadu_si256((const __m256i *)src);
+    b = _mm256_srl_epi16(b, _mm_cvtsi32_si128(shift));     /* 16-bit shift; the mask drops the neighbour's bits */
+    _mm256_storeu_si256((__m256i *)dst, _mm256_and_si256(b, _mm256_set1_epi8((char)mask)));
+}
+#define QD_HAVE_BITS
+#define QD_HAVE_NL16
+#define QD_F16(h) _cvtsh_ss(h)
+#define QD_ATTR QD512
+#include "kernels/quant_dot.h"
+
 const k2c_kernels k2c_kernels_avx512 = {
     .name = "avx512",
     .dot_f32 = dot_f32_avx512,
@@ -326,6 +385,7 @@ const k2c_kernels k2c_kernels_avx512 = {
     .dot_f16 = NULL,            /* the AVX2 table's F16C kernel would do; F16 checkpoints are rare */
     .dot_fp8 = dot_fp8_avx512,
     .dot_int4 = dot_int4_avx512,
+    .dot_q8 = qd_dot_q8,
     .cvt_bf16 = dequant_row_bf16_avx512,
     .cvt_f16 = NULL,
     .cvt_fp8 = dequant_row_fp8_avx512,

@@ -6,6 +6,8 @@
  * and a prefetch runs ahead of the stream. */
 #include "kernels/kernels.h"
 
+#include <string.h>
+
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -159,6 +161,43 @@ static void cvt_fp8(const uint8_t *w, int n, const float *scale, int block, floa
     }
 }
 
+/* GGUF block formats on quantized activations: widening byte products (SMULL), pairs added in int16 (they fit:
+ * q is within +-127), then added across the vector in int32. */
+static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out) {
+    for (int g = 0; g < n / 16; g++) {
+        int8x16_t a = vld1q_s8(w + 16 * g), b = vld1q_s8(q + 16 * g);
+        int16x8_t p = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+        p = vmlal_high_s8(p, a, b);
+        out[g] = vaddlvq_s16(p);
+    }
+}
+static inline void qd_nl16(const uint8_t *qs, int8_t *w) {
+    const int8x16_t lut = vld1q_s8(k2c_iq4_nl);
+    uint8x16_t b = vld1q_u8(qs);
+    vst1q_s8(w, vqtbl1q_s8(lut, vandq_u8(b, vdupq_n_u8(15))));
+    vst1q_s8(w + 16, vqtbl1q_s8(lut, vshrq_n_u8(b, 4)));
+}
+static inline float qd_f16(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
+static inline void qd_nib(const uint8_t *qs, int n, int off, int8_t *lo, int8_t *hi) {
+    const int8x16_t o = vdupq_n_s8((int8_t)off);
+    for (int j = 0; j < n; j += 16) {
+        uint8x16_t b = vld1q_u8(qs + j);
+        vst1q_s8(lo + j, vsubq_s8(vreinterpretq_s8_u8(vandq_u8(b, vdupq_n_u8(15))), o));
+        vst1q_s8(hi + j, vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(b, 4)), o));
+    }
+}
+#define QD_HAVE_NIB
+static inline void qd_bits(const uint8_t *src, int shift, int mask, int8_t *dst) {
+    int8x16_t sh = vdupq_n_s8((int8_t)-shift);                  /* a negative USHL count shifts right */
+    for (int j = 0; j < 32; j += 16)
+        vst1q_s8(dst + j, vreinterpretq_s8_u8(vandq_u8(vshlq_u8(vld1q_u8(src + j), sh), vdupq_n_u8((uint8_t)mask))));
+}
+#define QD_HAVE_BITS
+#define QD_HAVE_NL16
+#define QD_F16(h) qd_f16(h)
+#define QD_ATTR
+#include "kernels/quant_dot.h"
+
 const k2c_kernels k2c_kernels_neon = {
     .name = "neon",
     .dot_f32 = dot_f32,
@@ -166,6 +205,7 @@ const k2c_kernels k2c_kernels_neon = {
     .dot_f16 = dot_f16,
     .dot_fp8 = dot_fp8,
     .dot_int4 = dot_int4,
+    .dot_q8 = qd_dot_q8,
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,
     .cvt_fp8 = cvt_fp8,

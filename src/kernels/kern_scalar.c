@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+
 #define fp8_lut k2c_fp8_lut
 #define NACC 8
 
@@ -105,9 +106,21 @@ float k2c_scalar_row_dot(const k2c_linear *l, int r, const float *x) {
 
 static float dot_f32(const float *a, const float *b, int n) { return dot_f32_n(a, b, n); }
 
+/* GGUF block formats on quantized activations: int8 products in plain C (the vectorizer widens them). */
+static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out) {
+    for (int g = 0; g < n / 16; g++) {
+        int32_t s = 0;
+        for (int k = 0; k < 16; k++) s += (int32_t)w[16 * g + k] * (int32_t)q[16 * g + k];
+        out[g] = s;
+    }
+}
+#define QD_ATTR
+#include "kernels/quant_dot.h"
+
 const k2c_kernels k2c_kernels_scalar = {
     .name = "scalar",
     .dot_f32 = dot_f32,         /* every other entry NULL: k2c_row_dot / k2c_row_dequant come here */
+    .dot_q8 = qd_dot_q8,
     .gemm_tile = NULL,          /* OpenBLAS sgemm on dequantized tiles */
     .gemm_tile_bf16 = NULL,
 };

@@ -21,9 +21,22 @@ typedef enum {
     /* GGUF block formats (quant_scalar.c): each row is cols / block-size blocks of the ggml layout */
     K2C_FMT_Q4_0, K2C_FMT_Q4_1, K2C_FMT_Q5_0, K2C_FMT_Q5_1, K2C_FMT_Q8_0, K2C_FMT_Q2_K, K2C_FMT_Q3_K,
     K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_NL, K2C_FMT_IQ4_XS,
+    /* the codebook types of the low-bit "IQ" files (grids in iq_grids.h) */
+    K2C_FMT_IQ2_XXS, K2C_FMT_IQ2_XS, K2C_FMT_IQ2_S, K2C_FMT_IQ3_XXS, K2C_FMT_IQ3_S, K2C_FMT_IQ1_S, K2C_FMT_IQ1_M,
     K2C_FMT_COUNT
 } k2c_wfmt;
 typedef struct k2c_linear k2c_linear;
+
+/* Activations quantized for the GGUF decode fast path (as ggml's Q8 activations): per 32 elements an int8
+ * block q with one scale, x ~ dx * q. Kept per 16 elements, the granule of the K-quants' scales:
+ * d16[g] = dx of g's block, s16[g] = dx * (sum of q over the 16), which the formats with a min need. */
+typedef struct {
+    const int8_t *q;                /* [n] */
+    const float *d16, *s16;         /* [n / 16] */
+} k2c_q8x;
+size_t k2c_q8x_bytes(int n);        /* one buffer holding the struct and its arrays (n a multiple of 32) */
+/* x [n] quantized into buf (k2c_q8x_bytes(n), 64-byte aligned); returns the struct at its start */
+const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf);
 
 /* Prompt GEMM blocking shared by every ISA: inputs packed in blocks of K2C_GEMM_TB tokens, micro-kernels of
  * K2C_GEMM_RB weight rows. */
@@ -41,6 +54,9 @@ typedef struct {
     /* INT4 groups (a multiple of 32) against xs: x reordered per 32 elements into the 16 even then the 16 odd
      * ones (the driver does it once per matvec) */
     float (*dot_int4)(const uint32_t *w, const float *xs, int n, const uint16_t *scale, int group);
+    /* A GGUF block-format row (cols a multiple of 32) against quantized activations: integer products per
+     * 16 elements, scaled in float (quant_dot.h, shared by every ISA; only the int8 product differs). */
+    float (*dot_q8)(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n);
     /* Prompts: one stored row to fp32, per format (NULL: the portable kernel). */
     void (*cvt_bf16)(const uint16_t *w, int n, float *out);
     void (*cvt_f16)(const uint16_t *w, int n, float *out);
@@ -61,10 +77,16 @@ extern const k2c_kernels k2c_kernels_avx512;
 #elif defined(__aarch64__)
 extern const k2c_kernels k2c_kernels_neon;
 #endif
-extern float k2c_fp8_lut[256];              /* e4m3 byte -> float, filled before main */
-/* Row r of W times x (xs: x reordered for the table's dot_int4, or NULL) and row r of W to fp32, through table k
- * with the portable kernels for what it lacks: the one switch over formats. */
-float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float *x, const float *xs);
+extern float k2c_fp8_lut[256];
+extern const int8_t k2c_iq4_nl[16];         /* IQ4_NL / IQ4_XS: the 16 non-linear levels */
+/* IQ1/IQ2/IQ3 codebooks (iq_grids.h): entry i holds 8 (or 4) values in its bytes, little-endian */
+extern const uint8_t k2c_iq_ksigns[128];
+extern const uint64_t k2c_iq2xxs_grid[256], k2c_iq2xs_grid[512], k2c_iq2s_grid[1024], k2c_iq1s_grid[2048];
+extern const uint32_t k2c_iq3xxs_grid[256], k2c_iq3s_grid[512];              /* e4m3 byte -> float, filled before main */
+/* Row r of W times x and row r of W to fp32, through table k with the portable kernels for what it lacks: the
+ * one switch over formats. xp: x as the format's fast kernel wants it, or NULL (fp32 x only): for INT4 the
+ * reordered floats of dot_int4, for the GGUF block formats a k2c_q8x. */
+float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float *x, const void *xp);
 void k2c_row_dequant(const k2c_kernels *k, const k2c_linear *l, int r, float *out);
 /* The portable kernels on every format (kern_scalar.c): the fallback of every table. */
 float k2c_scalar_row_dot(const k2c_linear *l, int r, const float *x);
@@ -75,6 +97,7 @@ typedef struct k2c_kctx {
     const k2c_kernels *k;
     int nthreads;                           /* > 0 */
     int bf16_prompt;                        /* BF16 x BF16 prompt GEMM (the CPU has AVX512-BF16) */
+    int exact;                              /* fp32 activations everywhere (no k2c_q8x decode path) */
 } k2c_kctx;
 /* simd: NULL / "auto" (best), "scalar", "avx2", "avx512", "neon"; threads 0: OMP_NUM_THREADS or every core. -1 + error (unknown name, or an
  * ISA this CPU lacks, or bf16_prompt without AVX512-BF16). */

@@ -9,6 +9,7 @@
 #include "kernels/kernels.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +100,7 @@ size_t k2c_linear_bytes(const k2c_linear *l) {
     }
 }
 
-float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float *x, const float *xs) {
+float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float *x, const void *xp) {
     size_t off = (size_t)r * (size_t)l->cols;
     int n = l->cols;
     switch (l->fmt) {
@@ -112,11 +113,15 @@ float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float 
                               l->block);
         break;
     case K2C_FMT_INT4:
-        if (k->dot_int4 && xs && l->block % 32 == 0)
-            return k->dot_int4((const uint32_t *)l->w + (size_t)r * (size_t)(n / 8), xs, n,
+        if (k->dot_int4 && xp && l->block % 32 == 0)
+            return k->dot_int4((const uint32_t *)l->w + (size_t)r * (size_t)(n / 8), (const float *)xp, n,
                                l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
         break;
-    default: break;
+    default:
+        if (xp && k->dot_q8)        /* GGUF block formats, quantized activations */
+            return k->dot_q8(l->fmt, (const uint8_t *)l->w + (size_t)r * k2c_wfmt_row_bytes(l->fmt, n),
+                             (const k2c_q8x *)xp, n);
+        break;
     }
     return k2c_scalar_row_dot(l, r, x);
 }
@@ -185,8 +190,45 @@ static void int4_shuffle_x(const float *x, int n, float *xs) {
         for (int k = 0; k < 16; k++) { xs[j0 + k] = x[j0 + 2 * k]; xs[j0 + 16 + k] = x[j0 + 2 * k + 1]; }
 }
 
-static inline int wants_xs(const k2c_linear *l, const k2c_kernels *k) {
-    return k->dot_int4 && l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0;
+/* ------------------------------------------------------------------ quantized activations (k2c_q8x) */
+#define Q8X_HEAD 64                     /* the struct, padded so q starts 64-byte aligned */
+size_t k2c_q8x_bytes(int n) { return Q8X_HEAD + k2c_ws_bytes((size_t)n) + 2 * (size_t)(n / 16) * sizeof(float); }
+
+/* Per block of 32: dx = max|x| / 127, q = round(x / dx), as ggml's Q8_0 (so a q is never -128, which the int8
+ * kernels rely on). */
+const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf) {
+    k2c_q8x *h = buf;
+    int8_t *q = (int8_t *)buf + Q8X_HEAD;
+    float *d16 = (float *)((char *)q + k2c_ws_bytes((size_t)n)), *s16 = d16 + n / 16;
+    for (int b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0;
+        for (int k = 0; k < 32; k++) amax = fmaxf(amax, fabsf(xb[k]));
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        int sum[2] = {0, 0};
+        for (int k = 0; k < 32; k++) {
+            int v = (int)lrintf(xb[k] * id);
+            v = v > 127 ? 127 : v < -127 ? -127 : v;
+            q[32 * b + k] = (int8_t)v;
+            sum[k / 16] += v;
+        }
+        for (int g = 0; g < 2; g++) { d16[2 * b + g] = d; s16[2 * b + g] = d * (float)sum[g]; }
+    }
+    h->q = q; h->d16 = d16; h->s16 = s16;
+    return h;
+}
+
+/* What a matvec on l prepares from x once for all rows (the INT4 reordering, the quantized activations), in
+ * bytes; 0: nothing, the rows read x as it is. */
+static size_t prep_bytes(const k2c_linear *l, const k2c_kctx *cx) {
+    if (cx->k->dot_int4 && l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0) return (size_t)l->cols * sizeof(float);
+    if (cx->k->dot_q8 && !cx->exact && k2c_wfmt_is_block(l->fmt) && l->cols % 32 == 0) return k2c_q8x_bytes(l->cols);
+    return 0;
+}
+
+static const void *prep_x(const k2c_linear *l, const float *x, void *buf) {
+    if (l->fmt == K2C_FMT_INT4) { int4_shuffle_x(x, l->cols, buf); return buf; }
+    return k2c_q8x_quantize(x, l->cols, buf);
 }
 
 /* ------------------------------------------------------------------ workspace */
@@ -208,7 +250,7 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
     const k2c_kctx *cx = ctx_of(jobs[0].l);
     const k2c_kernels *k = cx->k;
     int nchunks = 0;
-    float *xs[K2C_MATVEC_BATCH_MAX] = {0};
+    const void *xs[K2C_MATVEC_BATCH_MAX] = {0};
     char owned[K2C_MATVEC_BATCH_MAX] = {0};
     int start[K2C_MATVEC_BATCH_MAX + 1];
     size_t mark = ws ? ws->used : 0;
@@ -221,15 +263,17 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
         const k2c_linear *l = jobs[i].l;
         start[i] = nchunks;
         nchunks += (l->rows + MV_CHUNK - 1) / MV_CHUNK;
-        if (!wants_xs(l, k)) continue;
-        for (int j = 0; j < i && !xs[i]; j++)     /* the same input (an expert's gate and up): one shuffle */
-            if (xs[j] && jobs[j].x == jobs[i].x && jobs[j].l->cols == l->cols) xs[i] = xs[j];
+        size_t bytes = prep_bytes(l, cx);
+        if (!bytes) continue;
+        for (int j = 0; j < i && !xs[i]; j++)     /* the same input (an expert's gate and up): prepared once */
+            if (xs[j] && jobs[j].x == jobs[i].x && jobs[j].l->cols == l->cols && prep_bytes(jobs[j].l, cx) == bytes &&
+                (jobs[j].l->fmt == K2C_FMT_INT4) == (l->fmt == K2C_FMT_INT4))
+                xs[i] = xs[j];
         if (xs[i]) continue;
-        /* without the buffer the kernel takes the unshuffled path: slower, same result */
-        size_t bytes = (size_t)l->cols * sizeof(float);
-        xs[i] = ws ? k2c_ws_take(ws, bytes) : malloc(bytes);
+        /* without the buffer the row kernels read x as it is: slower (INT4) or exact (block formats) */
+        void *b = ws ? k2c_ws_take(ws, bytes) : aligned_alloc(64, k2c_ws_bytes(bytes));
         owned[i] = !ws;
-        if (xs[i]) int4_shuffle_x(jobs[i].x, l->cols, xs[i]);
+        if (b) xs[i] = prep_x(l, jobs[i].x, b);
     }
     start[n] = nchunks;
     size_t work = 0;
@@ -243,7 +287,7 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
         int r0 = (c - start[j]) * MV_CHUNK, r1 = r0 + MV_CHUNK < l->rows ? r0 + MV_CHUNK : l->rows;
         for (int r = r0; r < r1; r++) jobs[j].y[r] = k2c_row_dot(k, l, r, jobs[j].x, xs[j]);
     }
-    for (int i = 0; i < n; i++) if (owned[i]) free(xs[i]);
+    for (int i = 0; i < n; i++) if (owned[i]) free((void *)xs[i]);
     if (ws) ws->used = mark;
 }
 
@@ -257,11 +301,12 @@ void k2c_matvec_ws(const k2c_linear *l, const float *x, float *y, k2c_ws *ws) {
 void k2c_matvec(const k2c_linear *l, const float *x, float *y) { k2c_matvec_ws(l, x, y, NULL); }
 
 void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y) {
-    const k2c_kernels *k = ctx_of(l)->k;
-    float *xs = NULL;
-    if (wants_xs(l, k) && (xs = malloc((size_t)l->cols * sizeof *xs))) int4_shuffle_x(x, l->cols, xs);
-    for (int i = 0; i < nrows; i++) y[i] = k2c_row_dot(k, l, r0 + i, x, xs);
-    free(xs);
+    const k2c_kctx *cx = ctx_of(l);
+    size_t bytes = prep_bytes(l, cx);
+    void *b = bytes ? aligned_alloc(64, k2c_ws_bytes(bytes)) : NULL;
+    const void *xs = b ? prep_x(l, x, b) : NULL;
+    for (int i = 0; i < nrows; i++) y[i] = k2c_row_dot(cx->k, l, r0 + i, x, xs);
+    free(b);
 }
 
 void k2c_linear_rows_f32(const k2c_linear *l, int r0, int nrows, float *out) {
@@ -319,7 +364,7 @@ static void mm_need(const k2c_linear *l, const k2c_kctx *cx, int T, int path, si
     size_t C = (size_t)l->cols, nf32 = l->fmt == K2C_FMT_F32;
     *per = *shared = 0;
     switch (path) {
-    case MM_MATVEC: *shared = wants_xs(l, cx->k) ? k2c_ws_bytes(C * 4) : 0; break;
+    case MM_MATVEC: *shared = k2c_ws_bytes(prep_bytes(l, cx)); break;
     case MM_SMALL: *per = nf32 ? 0 : k2c_ws_bytes(C * 4); break;
     case MM_BF16:
         *shared = k2c_ws_bytes(k2c_gemm_bf16_packed_size(T, (int)C) * 4);

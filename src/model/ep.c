@@ -90,7 +90,7 @@ int k2c_ep_handshake(k2c_model *m, const k2c_model_opts *o, int load_rc, const c
     for (int r = 0; r < N; r++) counts[r] = EP_REC;
     ep_record own = {.rc = load_rc ? 1 : 0};
     if (load_rc) snprintf(own.msg, sizeof own.msg, "%s", k2c_errmsg());
-    else own.fingerprint = fingerprint(m);
+    else own.fingerprint = fnv(fingerprint(m), &o->exact, sizeof o->exact);   /* GGUF arithmetic: one kind on all ranks */
     memcpy(all + (size_t)me * EP_REC, &own, sizeof own);
     char why[K2C_ERRMSG_MAX] = "";
     if (c->allgather(c, all, counts, K2C_COMM_U8)) snprintf(why, sizeof why, "%s", k2c_errmsg());

@@ -218,6 +218,7 @@ static int load_one(k2c_model *m, const char *dir, const k2c_model_opts *o) {
     }
     memset(m, 0, sizeof *m);
     if (k2c_kctx_init(&m->cx, o->simd, o->threads, o->bf16_prompt) != 0) return -1;
+    m->cx.exact = o->exact != 0;
     if (k2c_config_load(&m->cfg, dir) != 0) return -1;
     if (k2c_st_open_mode(&m->st, dir, o->load) != 0) return -1;
     const k2c_config *c = &m->cfg;
@@ -280,6 +281,8 @@ void k2c_model_opts_default(k2c_model_opts *o) {
     o->load = K2C_LOAD_AUTO;
     const char *simd = getenv("K2C_SIMD"), *pp = getenv("K2C_PROMPT_PRECISION");
     if (simd && *simd) o->simd = simd;
+    const char *ex = getenv("K2C_EXACT");
+    o->exact = ex && *ex && strcmp(ex, "0") != 0;
     /* "bf16": round prompt inputs to BF16 for vdpbf16ps. Opt-in: on the Xeon we measured it was no faster
      * than the fp32 kernel (vdpbf16ps issues at half the rate of FMA there), and fp32 inputs are exact.
      * Asked for on a CPU without AVX512-BF16 it is ignored, not an error: the variable is a preference. */
@@ -348,6 +351,7 @@ void k2c_model_get_info(const k2c_model *m, k2c_model_info *info) {
     info->decode_bytes = decode_bytes(m);
     info->attn_scale = m->attn_scale;
     info->kernels = m->cx.k->name;
+    info->exact = m->cx.exact;
     info->threads = m->cx.nthreads;
 }
 

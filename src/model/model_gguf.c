@@ -223,6 +223,7 @@ int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o,
     memset(m, 0, sizeof *m);
     m->gguf = 1;
     if (k2c_kctx_init(&m->cx, o->simd, o->threads, o->bf16_prompt) != 0) return -1;
+    m->cx.exact = o->exact != 0;
     if (k2c_gguf_open(&m->gg, path, o->load) != 0) return -1;
     if (k2c_gguf_config(&m->gg, &m->cfg) != 0) goto fail;
     const k2c_config *c = &m->cfg;

@@ -17,7 +17,7 @@
 
 /* GPT-2 bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 bytes take the
  * code points 256, 257, ... in byte order. */
-static void byte_unicode(uint32_t cp_of_byte[256], int byte_of_cp[324]) {
+void tok_byte_unicode(uint32_t cp_of_byte[256], int byte_of_cp[324]) {
     int extra = 0;
     for (int i = 0; i < 324; i++) byte_of_cp[i] = -1;
     for (int b = 0; b < 256; b++) {
@@ -27,15 +27,14 @@ static void byte_unicode(uint32_t cp_of_byte[256], int byte_of_cp[324]) {
     }
 }
 
-/* A vocabulary string -> raw bytes; -1 if some character is outside the byte alphabet. */
-static long unicode_to_bytes(const char *s, const int byte_of_cp[324], unsigned char *out) {
-    const unsigned char *p = (const unsigned char *)s;
+long tok_unicode_to_bytes(const char *s, size_t len, const int byte_of_cp[324], unsigned char *out) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
     long n = 0;
-    while (*p) {
+    while (p < end) {
         uint32_t cp;
         int l;
         if (p[0] < 0x80) { cp = p[0]; l = 1; }
-        else if ((p[0] & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80) { cp = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F); l = 2; }
+        else if ((p[0] & 0xE0) == 0xC0 && p + 1 < end && (p[1] & 0xC0) == 0x80) { cp = (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F); l = 2; }
         else return -1;         /* everything in the alphabet is below U+0800 */
         if (cp >= 324 || byte_of_cp[cp] < 0) return -1;
         out[n++] = (unsigned char)byte_of_cp[cp];
@@ -47,7 +46,9 @@ static long unicode_to_bytes(const char *s, const int byte_of_cp[324], unsigned 
 /* Rust regex -> PCRE2: \s and \S as Unicode White_Space (Rust's meaning), \p{Han} as the Script
  * property. Returns a malloc'd pattern. */
 #define WS_LIST "\\t\\n\\x0b\\f\\r \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
-static char *rust_to_pcre2(const char *re) {
+const char tok_gpt2_pattern[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+char *tok_rust_to_pcre2(const char *re) {
     size_t n = strlen(re);
     char *out = malloc(n * 80 + 1), *o = out;
     if (!out) return NULL;
@@ -111,7 +112,7 @@ static int add_pretokenizer(k2c_tokenizer *t, json_t *pt, const char *path, cons
         json_t *ur = json_object_get(pt, "use_regex");
         if (ur && !json_is_true(ur)) return 0;
         /* GPT-2's pattern, which ByteLevel applies when use_regex is true */
-        char *re = rust_to_pcre2("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+");
+        char *re = tok_rust_to_pcre2(tok_gpt2_pattern);
         int rc = re ? tok_compile_split(t, re, where) : -1;
         free(re);
         return rc;
@@ -128,7 +129,7 @@ static int add_pretokenizer(k2c_tokenizer *t, json_t *pt, const char *path, cons
         const char *rx = json_string_value(json_object_get(pat, "Regex"));
         const char *lit = json_string_value(json_object_get(pat, "String"));
         if (!rx && !lit) { k2c_seterr("%s: %s.pattern: want {\"Regex\": ...} or {\"String\": ...}", path, jp); return -1; }
-        char *re = rx ? rust_to_pcre2(rx) : literal_pattern(lit);
+        char *re = rx ? tok_rust_to_pcre2(rx) : literal_pattern(lit);
         int rc = re ? tok_compile_split(t, re, where) : -1;
         if (!re) k2c_seterr("out of memory");
         free(re);
@@ -146,7 +147,7 @@ int tok_hf_load(k2c_tokenizer *t, const char *path) {
     int rc = -1;
     uint32_t cp_of_byte[256];
     int byte_of_cp[324];
-    byte_unicode(cp_of_byte, byte_of_cp);
+    tok_byte_unicode(cp_of_byte, byte_of_cp);
     json_t *model = json_object_get(root, "model");
     if (!json_is_object(model)) { k2c_seterr("%s: model: missing or not an object", path); goto done; }
     const char *mtype = json_string_value(json_object_get(model, "type"));
@@ -176,7 +177,7 @@ int tok_hf_load(k2c_tokenizer *t, const char *path) {
         }
         int id = (int)json_integer_value(val);
         if (!*key) { k2c_seterr("%s: model.vocab: empty token (id %d)", path, id); goto done; }
-        long n = unicode_to_bytes(key, byte_of_cp, buf);
+        long n = tok_unicode_to_bytes(key, strlen(key), byte_of_cp, buf);
         const unsigned char *old;
         size_t oldn;
         if (tok_vocab_get(&t->vocab, id, &old, &oldn) == 0) { k2c_seterr("%s: model.vocab.%s: id %d used twice", path, key, id); goto done; }

@@ -2,6 +2,7 @@
  *   tokenizer.c     loading tiktoken.model / tokenizer_config.json, encode, decode, streaming detok
  *   bpe.c           the BPE merge loops and the byte-string -> id tables
  *   hf_tokenizer.c  Hugging Face tokenizer.json (byte-level BPE: DeepSeek-V3)
+ *   gguf_tokenizer.c  the tokenizer in GGUF metadata (tokenizer.ggml.*), read and exported for writing
  *   bpe_train.c     BPE training with Kimi's pattern and special block
  *   chat.c          the Kimi chat template
  *   toolcall.c      the streaming tool-call parser
@@ -142,6 +143,33 @@ int tok_encode_marked(const k2c_tokenizer *t, const char *text, size_t len, cons
 /* Registers a special (added) token; may_exist: the id may already hold the same bytes. */
 int tok_special_add(k2c_tokenizer *t, int id, const char *content, const char *where, int may_exist);
 int tok_hf_load(k2c_tokenizer *t, const char *path);   /* hf_tokenizer.c */
+/* GPT-2's bytes_to_unicode, which byte-level vocabularies (tokenizer.json, GGUF) spell tokens in: printable
+ * Latin-1 bytes stand for themselves, the other 68 take code points 256, 257, ... */
+void tok_byte_unicode(uint32_t cp_of_byte[256], int byte_of_cp[324]);
+/* A vocabulary string of len bytes -> raw bytes (out: at least len bytes); -1 if some character is outside
+ * the byte alphabet. */
+long tok_unicode_to_bytes(const char *s, size_t len, const int byte_of_cp[324], unsigned char *out);
+/* A Rust (HF tokenizers) regex -> PCRE2: \s, \S as Unicode White_Space, \p{Han} as the script. malloc'd. */
+char *tok_rust_to_pcre2(const char *re);
+extern const char tok_gpt2_pattern[];   /* GPT-2's pre-tokenizer (ByteLevel use_regex), in Rust syntax */
+/* The tokenizer in a GGUF file's metadata (gguf_tokenizer.c): tokenizer.ggml.model "gpt2" (byte-level BPE).
+ * Pre-tokenizer "kimi-k2": tiktoken semantics (rank = id, merges not needed), as Kimi's own files; "gpt2" /
+ * "default": the GPT-2 pattern with the merge list. Others: an error that names the value. */
+int tok_gguf_load(k2c_tokenizer *t, const k2c_gguf *g, const char *path);
+/* The other way, for writing GGUF: every id as tokenizer.ggml.tokens / token_type spell it, and, for a tiktoken
+ * vocabulary, the merge that makes each token of two or more bytes (the split BPE itself finds, restricted to
+ * lower ranks). Arrays malloc'd, strings in one arena; free with tok_export_free. */
+typedef struct {
+    int n_tokens;
+    char **tokens;          /* [n_tokens], NUL-terminated */
+    int32_t *types;         /* [n_tokens]: 1 normal, 3 control, 5 unused */
+    int n_merges;
+    char **merges;          /* [n_merges] "A B" in rank order */
+    const char *pre;        /* tokenizer.ggml.pre to write: "kimi-k2" (tiktoken) or "gpt2" */
+    char *arena;
+} tok_export;
+int tok_export_bpe(const k2c_tokenizer *t, tok_export *out);
+void tok_export_free(tok_export *e);
 /* ------------------------------------------------------------------ JSON Schema grammar (grammar.c) */
 /* JSON Schema -> byte-level matcher (grammar.c). Compiled once per schema; a matcher state is a small
  * fixed-size stack, so checking a candidate token is copy + feed its bytes. Accepted text is compact JSON

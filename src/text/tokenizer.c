@@ -751,6 +751,26 @@ int k2c_tokenizer_load(k2c_tokenizer **out, const char *dir) {
     for (int i = 0; i < 256; i++) t->byte_id[i] = -1;
     size_t dl = strlen(dir);
     char *base = NULL;
+    /* a .gguf file, or a folder with one GGUF model and no tokenizer files: the tokenizer in its metadata */
+    char *gpath = NULL, *tk = k2c_path_join(dir, "tiktoken.model"), *tj = k2c_path_join(dir, "tokenizer.json");
+    int has_files = (tk && file_exists(tk)) || (tj && file_exists(tj));
+    free(tk);
+    free(tj);
+    if (!has_files && k2c_gguf_locate(dir, &gpath) == 1) {
+        k2c_gguf g;
+        int rc = k2c_gguf_open(&g, gpath, K2C_LOAD_MMAP);
+        if (rc == 0) {
+            rc = tok_gguf_load(t, &g, gpath);
+            k2c_gguf_close(&g);
+        }
+        if (rc == 0) rc = tok_compile_specials(t, gpath);
+        free(gpath);
+        if (rc != 0) { k2c_tokenizer_free(t); return -1; }
+        trim_vocab(&t->vocab);
+        *out = t;
+        return 0;
+    }
+    free(gpath);
     if (dl >= 14 && !strcmp(dir + dl - 14, "tiktoken.model")) { model = strdup(dir); base = strndup(dir, dl - 14); }
     else if (dl >= 14 && !strcmp(dir + dl - 14, "tokenizer.json")) { hf = strdup(dir); }
     else base = strdup(dir);
