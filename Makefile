@@ -1,6 +1,7 @@
 # k2c — the Kimi K2 system in C.
 #   make            library, CLI (build/k2c)
-#   make test       every test (golden cases, corrupt inputs, tokenizer oracle, ...); ends "N passed, N failed, N skipped"
+#   make test       every test (golden cases, corrupt inputs, tokenizer oracle, MPI ranks, ...); ends "N passed, N failed, N skipped"
+#   make MPI=0      without OpenMPI (one process only; the MPI tests SKIP)
 #   make sanitize   the same tests against an ASan+UBSan build
 #   make bench      benchmarks (see docs/BENCHMARKS.md)
 # The first build installs missing Debian -dev packages through scripts/install-deps.sh.
@@ -18,23 +19,36 @@ CFLAGS  += $(EXTRA) -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_DEFAULT_SOURCE -
            -Iinclude -Isrc -I/usr/include/$(MULTIARCH)/openblas-openmp -MMD -MP
 LIBS_BASE  := -ljansson -lpcre2-8 -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lm -fopenmp
 LIBS_SERVE := -lmicrohttpd
+# OpenMPI (installed by scripts/install-deps.sh): the dist layer and the programs that link it use MPI when its
+# development files are present; `make MPI=0` builds without (k2c then runs one process, and refuses to run as
+# one of several mpirun ranks). Recursive variables: they are looked up when a recipe runs, after the first
+# build's install-deps put OpenMPI there.
+MPI ?= 1
+MPI_LIBS   = $(if $(filter 1,$(MPI)),$(shell pkg-config --libs ompi-c 2>/dev/null))
+MPI_CFLAGS = $(if $(MPI_LIBS),$(shell pkg-config --cflags ompi-c 2>/dev/null) -DK2C_MPI)
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # The layers, bottom up; a folder's files include only their own folder's header and the layers below.
 #   libk2c.a        core, kernels, model, text: inference, tokenizer, templates (no HTTP library)
 #   libk2c_train.a  the trainer
 #   libk2c_serve.a  constrained turns, server, MCP, agent (links libmicrohttpd)
+#   libk2c_dist.a   MPI ranks as a k2c_comm (links OpenMPI; the other archives never do)
 LAYERS_LIB := core kernels model text
 LIB_SRC   := $(sort $(foreach d,$(LAYERS_LIB),$(wildcard src/$(d)/*.c)))
 TRAIN_SRC := $(sort $(wildcard src/train/*.c))
 SERVE_SRC := $(sort $(wildcard src/serve/*.c))
+DIST_SRC  := $(sort $(wildcard src/dist/*.c))
 CLI_SRC   := $(sort $(wildcard cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TRAIN_OBJ := $(TRAIN_SRC:%.c=$(BUILD)/%.o)
 SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
+DIST_OBJ  := $(DIST_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# Programs that tests/test_mpi.sh runs under mpirun (not run directly: run.sh runs test_* only).
+MPI_TEST_SRC := $(sort $(wildcard tests/mpi_*.c))
+MPI_TEST_BIN := $(MPI_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # Tests of the serve layer link it (and the HTTP library); every other test links inference + trainer only.
 SERVE_TESTS := $(BUILD)/tests/test_agent $(BUILD)/tests/test_limits
 # Tests that count allocations: the allocator's entry points wrapped (__wrap_malloc ... in the test).
@@ -42,7 +56,7 @@ NOALLOC_TESTS := $(BUILD)/tests/test_noalloc
 WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=posix_memalign
 
 .PHONY: all deps test sanitize bench clean k2-mini chat
-all: deps $(BUILD)/k2c $(TEST_BIN) $(BUILD)/tests/test_vecmath_baseline
+all: deps $(BUILD)/k2c $(TEST_BIN) $(MPI_TEST_BIN) $(BUILD)/tests/test_vecmath_baseline
 
 deps: $(BUILD)/.deps
 $(BUILD)/.deps: scripts/install-deps.sh
@@ -77,9 +91,18 @@ $(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 $(BUILD)/libk2c_serve.a: $(SERVE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+$(DIST_OBJ): CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/libk2c_dist.a: $(DIST_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
-$(BUILD)/k2c: $(CLI_OBJ) $(BUILD)/libk2c_serve.a $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a
-	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libk2c_serve.a $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a $(LIBS_SERVE) $(LIBS_BASE) -o $@
+$(BUILD)/k2c: $(CLI_OBJ) $(BUILD)/libk2c_serve.a $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a $(BUILD)/libk2c_dist.a
+	$(CC) $(CFLAGS) $(CLI_OBJ) $(BUILD)/libk2c_serve.a $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a $(BUILD)/libk2c_dist.a \
+	  $(LIBS_SERVE) $(LIBS_BASE) $(MPI_LIBS) -o $@
+
+$(MPI_TEST_BIN): $(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a $(BUILD)/libk2c_dist.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libk2c_dist.a $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a $(LIBS_BASE) $(MPI_LIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libk2c_train.a $(BUILD)/libk2c.a
 	@mkdir -p $(dir $@)

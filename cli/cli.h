@@ -10,11 +10,16 @@ typedef struct {
     const char *usage;          /* one line after "k2c NAME " */
     const char *summary;
     int (*run)(int argc, char **argv);   /* argv[0] is the command name; returns the exit code */
+    int ranks;                  /* under mpirun: CLI_RANK0 (rank 0 alone; the others exit), CLI_EP (expert parallel:
+                                 * the others serve their experts from cli_load_model on), CLI_ALL (every rank) */
 } cli_command;
+enum { CLI_RANK0, CLI_EP, CLI_ALL };
 
 void cli_register(const cli_command *c);
-#define CLI_COMMAND(var, ...) \
-    static const cli_command var = {__VA_ARGS__}; \
+#define CLI_COMMAND(var, ...) CLI_COMMAND_ON(var, CLI_RANK0, __VA_ARGS__)
+/* The same for a command that runs on more ranks than rank 0 under mpirun (CLI_EP, CLI_ALL). */
+#define CLI_COMMAND_ON(var, ranks_, name_, usage_, summary_, run_) \
+    static const cli_command var = {name_, usage_, summary_, run_, ranks_}; \
     __attribute__((constructor)) static void register_##var(void) { cli_register(&var); }
 
 #define CLI_MAX_OPTS 64
@@ -39,7 +44,13 @@ int cli_done(cli_args *a);                                   /* -1 (after printi
 /* "3,17,42" -> malloc'd ints; NULL + error on a bad list */
 int *cli_parse_ids(const char *s, int *n);
 int cli_fail(const char *cmd);
-/* --threads, --load, --ubatch and the environment (K2C_SIMD, K2C_PROMPT_PRECISION) as model options. */
+/* The MPI ranks of this command (CLI_EP and CLI_ALL commands under mpirun), else NULL. */
+const k2c_comm *cli_comm(void);
+/* Opens a model with these options. Under expert parallelism a rank > 0 serves its experts here until rank 0
+ * closes the model and then ends the process: only rank 0 returns. 0, or -1 with k2c_errmsg() set. */
+int cli_open_model(const char *dir, const k2c_model_opts *o, k2c_model **m);
+/* --threads, --load, --ubatch and the environment (K2C_SIMD, K2C_PROMPT_PRECISION) as model options (with the
+ * command's ranks, cli_comm). */
 int cli_model_opts(cli_args *a, k2c_model_opts *o);
 /* Loads a model folder with those options, timing it. 0, or -1 with k2c_errmsg() set. */
 int cli_load_model(cli_args *a, k2c_model **m, const char *dir);

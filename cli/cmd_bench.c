@@ -148,7 +148,7 @@ done:
     k2c_model_close(m);
     return rc;
 }
-CLI_COMMAND(cmd_bench_def, "bench",
+CLI_COMMAND_ON(cmd_bench_def, CLI_EP, "bench",
             "--model DIR [--prompt N] [--gen N] [--depth N [--fill repeat|prefill]] [--threads N] [--ubatch N] "
             "[--load auto|mmap|copy] [--exact] [--cache-type f32|bf16] [--json]",
             "Prefill and decode tokens/s, and decode GB/s (weights + latent cache) next to the measured read bandwidth.\n"

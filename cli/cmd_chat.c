@@ -260,7 +260,7 @@ static int cmd_chat(int argc, char **argv) {
     chat_free(&c);
     return 0;
 }
-CLI_COMMAND(cmd_chat_def, "chat",
+CLI_COMMAND_ON(cmd_chat_def, CLI_EP, "chat",
             "[--model DIR] [--tokenizer DIR] [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--ctx N] [--threads N] [--ignore-eos]",
             "Interactive, streaming, multi-turn conversation (default model: the bundled models/k2-mini).", cmd_chat)
 
@@ -276,5 +276,5 @@ static int cmd_run(int argc, char **argv) {
     chat_free(&c);
     return rc;
 }
-CLI_COMMAND(cmd_run_def, "run", "[--model DIR] [--max-tokens N] [--temperature T] [--seed S] \"prompt\"",
+CLI_COMMAND_ON(cmd_run_def, CLI_EP, "run", "[--model DIR] [--max-tokens N] [--temperature T] [--seed S] \"prompt\"",
             "One completion for scripts: a single chat turn (or a plain continuation for a base model).", cmd_run)

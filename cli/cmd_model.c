@@ -1,5 +1,6 @@
 /* Model commands: logits, generate, info, mkmodel. */
 #include "cli.h"
+#include "k2c_dist.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +19,26 @@ int cli_model_opts(cli_args *a, k2c_model_opts *o) {
     const char *load = cli_str(a, "load", "auto");
     if (strcmp(load, "auto") && strcmp(load, "mmap") && strcmp(load, "copy")) { k2c_seterr("--load must be auto, mmap or copy"); return -1; }
     o->load = !strcmp(load, "copy") ? K2C_LOAD_COPY : !strcmp(load, "mmap") ? K2C_LOAD_MMAP : K2C_LOAD_AUTO;
+    o->comm = cli_comm();
+    return 0;
+}
+
+int cli_open_model(const char *dir, const k2c_model_opts *o, k2c_model **m) {
+    double t0 = k2c_now();
+    *m = k2c_model_open(dir, o);
+    int size, rank = *m ? k2c_model_rank(*m, &size) : (o->comm ? o->comm->rank : 0);
+    if (rank > 0) {
+        /* A failed open failed on every rank at once, and rank 0 says why; this rank ends quietly. */
+        int rc = *m ? k2c_model_follow(*m) : -1;
+        if (*m && rc) fprintf(stderr, "k2c: rank %d: error: %s\n", rank, k2c_errmsg());
+        k2c_model_close(*m);
+        if (*m && rc) k2c_dist_abort(1);
+        k2c_dist_finalize();
+        exit(*m ? 0 : 1);
+    }
+    if (!*m) return -1;
+    double dt = k2c_now() - t0;
+    if (dt > 0.5) k2c_log("\rloaded %s in %.1f s\n", dir, dt);
     return 0;
 }
 
@@ -26,11 +47,7 @@ int cli_load_model(cli_args *a, k2c_model **m, const char *dir) {
     k2c_model_opts o;
     *m = NULL;
     if (cli_model_opts(a, &o) != 0) return -1;
-    double t0 = k2c_now();
-    if (!(*m = k2c_model_open(dir, &o))) return -1;
-    double dt = k2c_now() - t0;
-    if (dt > 0.5) k2c_log("\rloaded %s in %.1f s\n", dir, dt);
-    return 0;
+    return cli_open_model(dir, &o, m);
 }
 
 static int cmd_logits(int argc, char **argv) {
@@ -44,10 +61,10 @@ static int cmd_logits(int argc, char **argv) {
     int T, rc = 1;
     int *ids = cli_parse_ids(ids_s, &T);
     if (!ids) return cli_fail("logits");
-    k2c_model *m = k2c_model_open(dir, &mo);
+    k2c_model *m;
     k2c_state *s = NULL;
     float *logits = NULL;
-    if (!m) { free(ids); return cli_fail("logits"); }
+    if (cli_open_model(dir, &mo, &m)) { free(ids); return cli_fail("logits"); }
     int V = k2c_model_config(m)->vocab_size;
     logits = malloc((size_t)T * V * sizeof *logits);
     if (!logits) { k2c_seterr("out of memory"); goto done; }
@@ -68,7 +85,7 @@ done:
     k2c_model_close(m);
     return rc;
 }
-CLI_COMMAND(cmd_logits_def, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N] [--load auto|mmap|copy] [--exact] [--cache-type f32|bf16]",
+CLI_COMMAND_ON(cmd_logits_def, CLI_EP, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N] [--load auto|mmap|copy] [--exact] [--cache-type f32|bf16]",
             "Write the logits F32 [T, vocab] of every position (prefill, or token by token with --decode) as safetensors.",
             cmd_logits)
 
@@ -147,7 +164,7 @@ out:
     k2c_model_close(m);
     return rc;
 }
-CLI_COMMAND(cmd_generate_def, "generate",
+CLI_COMMAND_ON(cmd_generate_def, CLI_EP, "generate",
             "--model DIR (--ids 1,2,3 | --prompt TEXT) [--tokenizer DIR] [--max-tokens N] [--temperature T] [--top-p P] "
             "[--top-k K] [--min-p P] [--seed S] [--ctx N] [--threads N] [--load auto|mmap|copy] [--exact] [--cache-type f32|bf16]",
             "Sample a continuation: ids in, ids out; or text in (tokenizer from the model folder), text streamed out.",

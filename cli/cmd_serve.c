@@ -41,7 +41,8 @@ static void passive_omp(void) {
 }
 
 static int cmd_serve(int argc, char **argv) {
-    passive_omp();
+    /* Not under mpirun: the re-exec would come after MPI started (there, pass -x OMP_WAIT_POLICY=passive). */
+    if (!cli_comm()) passive_omp();
     cli_args a;
     if (cli_parse(&a, argc, argv, "")) return 2;
     k2c_server_opts o = {0};
@@ -66,16 +67,24 @@ static int cmd_serve(int argc, char **argv) {
         return 2;
     }
     if (!o.api_key) o.api_key = getenv("K2C_API_KEY");
+    const k2c_comm *comm = cli_comm();
+    if (comm && comm->rank > 0) {       /* expert parallel: this rank only serves its experts */
+        k2c_model *m;
+        mo.threads = o.threads > 0 ? o.threads : mo.threads;
+        cli_open_model(o.model_dir, &mo, &m);     /* returns on rank 0 only */
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    /* Under mpirun a SIGTERM means the job is being torn down (a rank died, or mpirun was stopped): the other
+     * ranks are gone, so there is no orderly shutdown to run; main.c's handler reports it and exits. */
+    if (!comm) sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);   /* a client closing mid-stream must not kill the server */
     if (k2c_server_run(&o, &stop_flag) != 0) return cli_fail("serve");
     return 0;
 }
-CLI_COMMAND(cmd_serve_def, "serve",
+CLI_COMMAND_ON(cmd_serve_def, CLI_EP, "serve",
             "--model DIR [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--ctx N] [--threads N] "
             "[--max-body BYTES] [--max-queue N] [--timeout S] [--max-tokens N] [--prefill-chunk N]",
             "OpenAI-compatible HTTP server: /v1/chat/completions (tools, streaming, json_schema), /v1/completions, "

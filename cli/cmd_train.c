@@ -90,7 +90,7 @@ static int cmd_train(int argc, char **argv) {
         if (k2c_ckpt_load(&m, &o, resume, &seed)) { free(logp); return cli_fail("train"); }
         o.lr = lr; o.wd = wd; o.tau = tau; o.bias_u = u; o.clip_updated = clip_updated;
         t.seed = seed;
-        k2c_log("resuming at step %ld from %s\n", o.step, resume);
+        if (!cli_comm() || cli_comm()->rank == 0) k2c_log("resuming at step %ld from %s\n", o.step, resume);
     } else {
         k2c_config c;
         if (config && k2c_config_load(&c, config)) { free(logp); return cli_fail("train"); }
@@ -100,9 +100,13 @@ static int cmd_train(int argc, char **argv) {
         if (k2c_optim_init(&o, &m)) { k2c_tmodel_free(&m); free(logp); return cli_fail("train"); }
     }
     m.nthreads = threads;
+    t.comm = cli_comm();            /* mpirun: data parallel over the ranks */
+    int rank = t.comm ? t.comm->rank : 0;
     double total, active;
     k2c_model_counts(&m.cfg, &total, &active);
-    k2c_log("model: %zu parameters (%.2fM), %s, %d x %d tokens x %d accum per step\n", m.nw, m.nw / 1e6, opts, t.batch,
+    if (rank == 0 && t.comm) k2c_log("data parallel over %d ranks: %d sequences of each batch per rank (at most)\n",
+                                      t.comm->size, (t.batch + t.comm->size - 1) / t.comm->size);
+    if (rank == 0) k2c_log("model: %zu parameters (%.2fM), %s, %d x %d tokens x %d accum per step\n", m.nw, m.nw / 1e6, opts, t.batch,
             t.seq, t.accum);
     if (k2c_train_run(&m, &o, &t) == 0) rc = 0;
     else cli_fail("train");
@@ -111,7 +115,7 @@ static int cmd_train(int argc, char **argv) {
     free(logp);
     return rc;
 }
-CLI_COMMAND(train_cmd, "train", "(--config F | --preset N [--layers L] | --init DIR | --resume DIR) --data DIR --out DIR "
+CLI_COMMAND_ON(train_cmd, CLI_ALL, "train", "(--config F | --preset N [--layers L] | --init DIR | --resume DIR) --data DIR --out DIR "
             "[--steps N --batch B --seq T --accum A --lr X --schedule wsd|cosine|const --warmup N --decay-frac F "
             "--lr-min X --optimizer muonclip|muon|adamw --wd X --tau X --bias-u X --aux-alpha X --clip-logits forward|updated --measure-after-step --seed S --init-seed S "
             "--eval-every N --eval-batches N --save-every N --stop-after N --threads N --dtype f32|bf16 --log FILE --quiet]",

@@ -1,10 +1,13 @@
 /* k2c: entry point and option parsing shared by every subcommand. */
 #include "cli.h"
+#include "k2c_dist.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_COMMANDS 64
 static const cli_command *commands[MAX_COMMANDS];
@@ -136,7 +139,43 @@ int cli_fail(const char *cmd) {
     return 1;
 }
 
+/* ------------------------------------------------------------------ MPI ranks */
+static const k2c_comm *g_comm;      /* this command's ranks (CLI_EP / CLI_ALL under mpirun) */
+const k2c_comm *cli_comm(void) { return g_comm; }
+
+/* mpirun stops every rank with SIGTERM when one of them dies or mpirun itself is stopped; rank 0 says so. */
+static void on_job_end(int sig) {
+    static const char msg[] = "k2c: error: the MPI job is being stopped: another rank exited or was killed, or mpirun "
+                              "was interrupted (mpirun names the rank)\n";
+    (void)sig;
+    if (write(2, msg, sizeof msg - 1) < 0) {}
+    _exit(1);
+}
+
+/* Runs the command on the ranks its policy names. A command that fails on a rank while others may wait for it
+ * ends the job (k2c_dist_abort), so no rank hangs; rank 0 has printed the reason by then. */
+static int run_command(const cli_command *c, int argc, char **argv) {
+    const k2c_comm *comm = k2c_dist_comm();
+    if (!comm) return c->run(argc, argv);
+    if (c->ranks == CLI_RANK0 && comm->rank > 0) { k2c_dist_finalize(); return 0; }
+    if (c->ranks != CLI_RANK0) g_comm = comm;
+    if (comm->rank == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_job_end;
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    int rc = c->run(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    if (rc != 0 && g_comm) k2c_dist_abort(rc);
+    k2c_dist_finalize();
+    return rc;
+}
+
 int main(int argc, char **argv) {
+    if (k2c_dist_init(&argc, &argv) != 0) { fprintf(stderr, "k2c: error: %s\n", k2c_errmsg()); return 1; }
+    atexit(k2c_dist_finalize);      /* the paths that end before a command ran (usage, --help) end MPI too */
     qsort(commands, (size_t)ncommands, sizeof *commands, cmp_cmd);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return argc < 2 ? 2 : 0; }
     for (int i = 0; i < ncommands; i++)
@@ -146,7 +185,7 @@ int main(int argc, char **argv) {
                     printf("usage: k2c %s %s\n\n%s\n", commands[i]->name, commands[i]->usage, commands[i]->summary);
                     return 0;
                 }
-            return commands[i]->run(argc - 1, argv + 1);
+            return run_command(commands[i], argc - 1, argv + 1);
         }
     fprintf(stderr, "k2c: unknown command '%s'\n\n", argv[1]);
     usage(stderr);

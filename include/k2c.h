@@ -99,6 +99,32 @@ int k2c_config_preset(k2c_config *c, const char *name);
 /* Parameter counts (total, active per token). */
 void k2c_model_counts(const k2c_config *c, double *total, double *active);
 
+/* ------------------------------------------------------------------ communicators */
+/* A group of processes that run one job together (MPI ranks: see k2c_dist.h, which makes one from MPI). The
+ * model (expert parallelism) and the trainer (data parallelism) talk to their peers only through these
+ * operations, so libk2c itself never links MPI and a build without it runs one process. Every operation is
+ * collective: all ranks call it in the same order with the same counts. 0, or -1 with k2c_errmsg() set (a
+ * peer that died is usually not an error but the end of the job: mpirun stops every rank). */
+typedef enum { K2C_COMM_F32, K2C_COMM_F64, K2C_COMM_I32, K2C_COMM_U8 } k2c_comm_type;
+typedef enum { K2C_COMM_SUM, K2C_COMM_MAX } k2c_comm_op;
+typedef struct k2c_comm k2c_comm;
+struct k2c_comm {
+    int rank, size;
+    void *impl;
+    /* buf [n] from rank 0 to every rank */
+    int (*bcast)(const k2c_comm *c, void *buf, size_t n, k2c_comm_type t);
+    /* buf [n] combined in place: on root only (root >= 0) or on every rank (root = -1) */
+    int (*reduce)(const k2c_comm *c, void *buf, size_t n, k2c_comm_type t, k2c_comm_op op, int root);
+    /* buf [sum of counts], the same layout on every rank, rank r's block at the sum of counts[0..r):
+     * reduce_scatter leaves rank r's block summed over the ranks (the rest of buf is undefined afterwards);
+     * allgather copies each rank's block to every rank; gather copies them to rank 0 only. */
+    int (*reduce_scatter)(const k2c_comm *c, void *buf, const size_t *counts, k2c_comm_type t);
+    int (*allgather)(const k2c_comm *c, void *buf, const size_t *counts, k2c_comm_type t);
+    int (*gather)(const k2c_comm *c, void *buf, const size_t *counts, k2c_comm_type t);
+};
+/* Rank r's block of n items split over size ranks as evenly as possible: [*lo, *hi). */
+void k2c_comm_block(size_t n, int size, int r, size_t *lo, size_t *hi);
+
 /* ------------------------------------------------------------------ model */
 /* How files are brought into memory: mmap (starts at once, works for models larger than RAM), copy into
  * anonymous huge-page memory (about 2x faster decode: no 4 KB TLB misses), or auto (copy each file while it
@@ -116,6 +142,10 @@ typedef struct {
                              * memory and the bytes each decode step reads; the rows rounded to BF16) */
     int ubatch;             /* tokens per forward pass of a prefill (k2c_prefill splits longer prompts), so the
                              * activation memory does not grow with the prompt; 0: K2C_UBATCH_DEFAULT */
+    const k2c_comm *comm;   /* expert parallelism over these ranks (NULL or one rank: a single process). Every
+                             * rank opens the same model; rank r keeps the routed experts e with e % size == r.
+                             * Rank 0 runs everything else and gets the model; ranks > 0 then serve their experts
+                             * in k2c_model_follow until rank 0 closes it. */
 } k2c_model_opts;
 #define K2C_UBATCH_DEFAULT 512
 enum { K2C_CACHE_F32 = 0, K2C_CACHE_BF16 = 1 };
@@ -129,6 +159,11 @@ typedef struct k2c_model k2c_model;
  * nothing read from the environment). */
 k2c_model *k2c_model_open(const char *dir, const k2c_model_opts *o);
 void k2c_model_close(k2c_model *m);
+/* Expert parallelism, ranks > 0: computes this rank's experts for every MoE layer rank 0 runs, until rank 0
+ * closes its model (returns 0; close this one then) or an error (-1). A single-process model returns 0 at once. */
+int k2c_model_follow(k2c_model *m);
+/* This process's rank and the number of ranks of the model (0 and 1 without expert parallelism). */
+int k2c_model_rank(const k2c_model *m, int *size);
 const k2c_config *k2c_model_config(const k2c_model *m);
 int k2c_model_set_threads(k2c_model *m, int n);         /* 0: OMP_NUM_THREADS if set, else every core */
 #define K2C_GGML_TYPES 40

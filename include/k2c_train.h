@@ -87,6 +87,10 @@ typedef struct {
     float *scratch;
     size_t nscratch;
     int scratch_threads;        /* threads the scratch was sized for: a step never runs more */
+    /* ZeRO-1 (data-parallel runs, train_dp.c): m and v hold only this rank's block [shard_lo, shard_hi) of the
+     * parameter layout; sharded 0: they hold all nw floats. */
+    int sharded;
+    size_t shard_lo, shard_hi;
 } k2c_optim;
 void k2c_optim_defaults(k2c_optim *o, k2c_opt_kind kind);   /* K2 values: lr 2e-4, wd 0.1, tau 100, u 1e-3 */
 int k2c_optim_init(k2c_optim *o, const k2c_tmodel *m);      /* allocates the moment blocks (zeros) */
@@ -130,6 +134,13 @@ typedef struct {
     float aux_alpha;            /* sequence-wise aux loss weight (0: off) */
     int measure_after_step;     /* re-run the step's forward after the update and QK-Clip (log: max_logit_after_step) */
     k2c_dtype save_dtype;       /* K2C_F32 or K2C_BF16 for model.safetensors */
+    /* Data parallelism over these ranks (NULL or one rank: one process). Every rank runs k2c_train_run with the
+     * same model, optimizer and options (checked: they refuse to start otherwise); each takes its share of every
+     * global batch of `batch` sequences, gradients are reduce-scattered once per step, the optimizer state is
+     * sharded (ZeRO-1), Muon runs as Distributed Muon, QK-Clip and the router-bias update use the global maximum
+     * logits and loads. Rank 0 alone writes the log and the checkpoints, which have the single-process layout
+     * (a run resumes on any number of ranks). After the run o's moments hold this rank's shard. */
+    const k2c_comm *comm;
 } k2c_train_opts;
 void k2c_train_opts_defaults(k2c_train_opts *t);
 float k2c_lr_at(const k2c_train_opts *t, float peak, long step);   /* step counts from 1 */

@@ -3,7 +3,7 @@
 # Called by the Makefile before the first build; safe to run any number of times.
 set -e
 need=""
-for p in gcc make pkg-config libjansson-dev libpcre2-dev libopenblas-openmp-dev libmicrohttpd-dev librsvg2-bin; do
+for p in gcc make pkg-config libjansson-dev libpcre2-dev libopenblas-openmp-dev libmicrohttpd-dev librsvg2-bin libopenmpi-dev openmpi-bin; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "${K2C_NEED_NODE:-}" ]; then

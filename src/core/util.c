@@ -148,3 +148,9 @@ fail:
     close(fd);
     return -1;
 }
+
+void k2c_comm_block(size_t n, int size, int r, size_t *lo, size_t *hi) {
+    size_t base = n / (size_t)size, extra = n % (size_t)size, rr = (size_t)r;
+    *lo = rr * base + (rr < extra ? rr : extra);
+    *hi = *lo + base + (rr < extra ? 1 : 0);
+}

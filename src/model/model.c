@@ -207,9 +207,7 @@ static int bind_layer(binder *b, int L) {
 
 int k2c_model_load(k2c_model *m, const char *dir) { return k2c_model_load_opts(m, dir, NULL); }
 
-int k2c_model_load_opts(k2c_model *m, const char *dir, const k2c_model_opts *o) {
-    k2c_model_opts dflt = {0};
-    if (!o) o = &dflt;
+static int load_one(k2c_model *m, const char *dir, const k2c_model_opts *o) {
     char *gguf = NULL;
     int is_gguf = k2c_gguf_locate(dir, &gguf);
     if (is_gguf < 0) return -1;
@@ -257,7 +255,20 @@ fail:
     return -1;
 }
 
+int k2c_model_load_opts(k2c_model *m, const char *dir, const k2c_model_opts *o) {
+    k2c_model_opts dflt = {0};
+    if (!o) o = &dflt;
+    if (!o->comm || o->comm->size <= 1) return load_one(m, dir, o);
+    /* Expert parallelism: the files are mapped, not copied, unless the caller insists, so that a rank's
+     * resident memory is the pages it reads (its experts, and on rank 0 the dense part), not the whole model. */
+    k2c_model_opts eo = *o;
+    if (eo.load == K2C_LOAD_AUTO) eo.load = K2C_LOAD_MMAP;
+    int rc = load_one(m, dir, &eo);
+    return k2c_ep_handshake(m, &eo, rc, dir);
+}
+
 void k2c_model_free(k2c_model *m) {
+    k2c_ep_close(m);
     for (int i = 0; i < m->nowned; i++) free(m->owned[i]);
     free(m->owned);
     k2c_st_close(&m->st);

@@ -66,7 +66,13 @@ struct k2c_model {
     int prefill_path;                           /* MLA prefill form: 0 chosen per call, 1 absorbed, 2 expanded
                                                  * (tests and measurements force one) */
     void **owned; int nowned, cap_owned;        /* fp32 copies of small vectors */
+    /* Expert parallelism (ep.c): routed expert e runs on rank e % ep_size; ep_size 1 is a single process. */
+    const k2c_comm *comm;
+    int ep_rank, ep_size;
+    struct k2c_ep_stats *ep_stats;              /* rank 0: what the exchanges cost (logged at close) */
+    int ep_closed;                              /* rank 0 told the others this model is closed */
 };
+static inline int k2c_ep_owns(const k2c_model *m, int e) { return m->ep_size <= 1 || e % m->ep_size == m->ep_rank; }
 
 /* Loads into caller memory (which must not move afterwards: the weights point at m->cx). o may be NULL:
  * the best kernels, every core, K2C_LOAD_AUTO; nothing is read from the environment. */
@@ -117,5 +123,22 @@ int k2c_mla_prefill_absorbed(const k2c_model *m, int pos, int T);
 int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max);
 /* FFN of one layer (dense or MoE); experts: optional [T, k] trace, sorted ascending. */
 int k2c_ffn_forward(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, int T, float *out, int *experts);
+/* out [T, D] = the shared expert (with_shared) + the routed experts idx/w [T, k] of this rank (k2c_ep_owns);
+ * decode: one token's form (every chosen expert in one parallel loop) when T is 1. */
+int k2c_moe_experts(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, int T, const int *idx, const float *w,
+                    float *out, int with_shared, int decode);
+
+/* ------------------------------------------------------------------ expert parallelism (ep.c) */
+/* After every rank's load (load_rc: its result): one exchange that checks every rank loaded and that all hold
+ * the same model (config, tensor table, norm gains and router biases). 0 on every rank, or -1 on every rank
+ * with the reason (rank 0's message names the rank). A failed rank's m is already freed; a good one is freed here. */
+int k2c_ep_handshake(k2c_model *m, const k2c_model_opts *o, int load_rc, const char *dir);
+/* Rank 0's MoE layer: sends XN and the routing to the other ranks, runs its own share and the shared expert,
+ * and sums the ranks' outputs into out [T, D]. */
+int k2c_ep_moe(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, int T, const int *idx, const float *w,
+               float *out, int decode);
+size_t k2c_ep_ws_bytes(const k2c_model *m, int T);
+/* Rank 0: tells the other ranks the model is closed (their k2c_model_follow returns). */
+void k2c_ep_close(k2c_model *m);
 
 #endif

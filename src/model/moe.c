@@ -1,4 +1,5 @@
-/* Mixture-of-experts router (noaux_tc, spec section 4) and the SwiGLU expert.
+/* Mixture-of-experts router (noaux_tc, spec section 4) and the SwiGLU expert. Under expert parallelism (ep.c) the
+ * same expert code runs on every rank, each computing only the experts it owns (k2c_ep_owns).
  *   s = sigmoid(W_g x)            (softmax when scoring_func is softmax)
  *   choice = s + e_score_correction_bias      (selection only)
  *   groups (n_group > 1): group score = sum of its top-2 choice scores; keep topk_group groups
@@ -94,22 +95,24 @@ done:
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
-/* One token through an MoE layer: the gate and up projections of the shared expert and every chosen
- * expert run in one parallel loop, then all down projections in another (two fork/joins per layer). */
-static int ffn_decode(const k2c_model *m, const k2c_layer *ly, const float *x, float *out, k2c_ws *ws) {
+/* One token's routed experts that this rank owns (every one in a single process), plus the shared expert when
+ * with_shared: the gate and up projections run in one parallel loop, then all down projections in another (two
+ * fork/joins per layer). */
+static int experts_decode(const k2c_model *m, const k2c_layer *ly, const float *x, const int *idx, const float *w,
+                          float *out, int with_shared, k2c_ws *ws) {
     const k2c_config *c = &m->cfg;
     int D = c->hidden_size, K = c->num_experts_per_tok, I = c->moe_intermediate_size;
-    int IS = ly->gate.w ? ly->gate.rows : 0, idx[64];
-    float logits[1024], w[64];
+    int IS = with_shared && ly->gate.w ? ly->gate.rows : 0, mine[64], nk = 0;
+    for (int k = 0; k < K; k++)
+        if (k2c_ep_owns(m, idx[k])) mine[nk++] = k;
     size_t mark = ws->used;
     float *buf;
     if (!TAKE(buf, (size_t)2 * (K * I + IS) + (size_t)(K + 1) * D)) { k2c_seterr("workspace too small (MoE decode)"); return -1; }
     float *g = buf, *u = g + K * I + IS, *ys = u + K * I + IS;
-    k2c_matvec_ws(&ly->router, x, logits, ws);
-    k2c_moe_route(c, logits, ly->router_bias, idx, w, NULL);
     k2c_matvec_job jobs[130];
     int n = 0;
-    for (int k = 0; k < K; k++) {
+    for (int j = 0; j < nk; j++) {
+        int k = mine[j];
         jobs[n++] = (k2c_matvec_job){&ly->exp_gate[idx[k]], x, g + k * I};
         jobs[n++] = (k2c_matvec_job){&ly->exp_up[idx[k]], x, u + k * I};
     }
@@ -117,60 +120,56 @@ static int ffn_decode(const k2c_model *m, const k2c_layer *ly, const float *x, f
         jobs[n++] = (k2c_matvec_job){&ly->gate, x, g + K * I};
         jobs[n++] = (k2c_matvec_job){&ly->up, x, u + K * I};
     }
-    k2c_matvec_batch_ws(jobs, n, ws);
-    k2c_vsilu_mul(g, g, u, (size_t)K * I + IS);
-    n = 0;
-    for (int k = 0; k < K; k++) jobs[n++] = (k2c_matvec_job){&ly->exp_down[idx[k]], g + k * I, ys + (size_t)k * D};
-    if (IS) jobs[n++] = (k2c_matvec_job){&ly->down, g + K * I, ys + (size_t)K * D};
-    k2c_matvec_batch_ws(jobs, n, ws);
+    if (n) {
+        k2c_matvec_batch_ws(jobs, n, ws);
+        if (nk == K) {          /* every expert here (one process): one call, as the gates lie contiguous */
+            k2c_vsilu_mul(g, g, u, (size_t)K * I + IS);
+        } else {
+            for (int j = 0; j < nk; j++) k2c_vsilu_mul(g + mine[j] * I, g + mine[j] * I, u + mine[j] * I, (size_t)I);
+            if (IS) k2c_vsilu_mul(g + K * I, g + K * I, u + K * I, (size_t)IS);
+        }
+        n = 0;
+        for (int j = 0; j < nk; j++) jobs[n++] = (k2c_matvec_job){&ly->exp_down[idx[mine[j]]], g + mine[j] * I, ys + (size_t)mine[j] * D};
+        if (IS) jobs[n++] = (k2c_matvec_job){&ly->down, g + K * I, ys + (size_t)K * D};
+        k2c_matvec_batch_ws(jobs, n, ws);
+    }
     for (int d = 0; d < D; d++) {
         float acc = IS ? ys[(size_t)K * D + d] : 0.0f;
-        for (int k = 0; k < K; k++) acc += w[k] * ys[(size_t)k * D + d];
+        for (int j = 0; j < nk; j++) acc += w[mine[j]] * ys[(size_t)mine[j] * D + d];
         out[d] = acc;
     }
     ws->used = mark;
     return 0;
 }
 
-/* FFN of one layer over T tokens: dense SwiGLU, or routed experts + shared experts.
- * Tokens are grouped by expert so each chosen expert's weights are read once for all its tokens.
- * experts: optional [T, k] trace of the chosen experts, sorted ascending. */
-int k2c_ffn_forward(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, int T, float *out, int *experts) {
+/* T tokens' routed experts that this rank owns, plus the shared expert when with_shared: out [T, D].
+ * Tokens are grouped by expert so each chosen expert's weights are read once for all its tokens. */
+static int experts_grouped(const k2c_model *m, const k2c_layer *ly, const float *XN, int T, const int *idx, const float *w,
+                           float *out, int with_shared, k2c_ws *ws) {
     const k2c_config *c = &m->cfg;
-    const k2c_layer *ly = &m->layers[layer];
-    int D = c->hidden_size;
-    if (!ly->is_moe) return swiglu(&ly->gate, &ly->up, &ly->down, XN, T, out, ws);
-    if (T == 1 && !experts) return ffn_decode(m, ly, XN, out, ws);
-    int E = c->n_routed_experts, K = c->num_experts_per_tok, rc = -1;
+    int D = c->hidden_size, E = c->n_routed_experts, K = c->num_experts_per_tok, rc = -1;
     size_t mark = ws->used;
-    float *logits, *w, *Xe, *Ye;
-    int *idx, *count, *order, *fill;
-    if (!TAKE(logits, (size_t)T * E) || !TAKE(w, (size_t)T * K) || !TAKE(idx, (size_t)T * K) || !TAKE(count, E + 1) ||
-        !TAKE(order, (size_t)T * K) || !TAKE(fill, E) || !TAKE(Xe, (size_t)T * D) || !TAKE(Ye, (size_t)T * D)) {
+    float *Xe, *Ye;
+    int *count, *order, *fill;
+    if (!TAKE(count, E + 1) || !TAKE(order, (size_t)T * K) || !TAKE(fill, E) || !TAKE(Xe, (size_t)T * D) ||
+        !TAKE(Ye, (size_t)T * D)) {
         k2c_seterr("workspace too small (MoE of %d tokens)", T);
         goto done;
     }
-    if (k2c_matmul_fp32_ws(&ly->router, XN, T, logits, ws)) goto done;
-    for (int t = 0; t < T; t++) k2c_moe_route(c, logits + (size_t)t * E, ly->router_bias, idx + t * K, w + t * K, NULL);
-    if (experts)
-        for (int t = 0; t < T; t++) {
-            memcpy(experts + t * K, idx + t * K, (size_t)K * sizeof *idx);
-            qsort(experts + t * K, (size_t)K, sizeof *idx, cmp_int);
-        }
     /* Counting sort of the (token, slot) pairs by expert. */
     memset(count, 0, (size_t)(E + 1) * sizeof *count);
     for (int i = 0; i < T * K; i++) count[idx[i] + 1]++;
     for (int e = 0; e < E; e++) count[e + 1] += count[e];
     memcpy(fill, count, (size_t)E * sizeof *fill);
     for (int i = 0; i < T * K; i++) order[fill[idx[i]]++] = i;
-    if (c->n_shared_experts) {
+    if (with_shared && c->n_shared_experts) {
         if (swiglu(&ly->gate, &ly->up, &ly->down, XN, T, out, ws)) goto done;
     } else {
         memset(out, 0, (size_t)T * D * sizeof *out);
     }
     for (int e = 0; e < E; e++) {
         int n = count[e + 1] - count[e];
-        if (!n) continue;
+        if (!n || !k2c_ep_owns(m, e)) continue;
         for (int j = 0; j < n; j++) memcpy(Xe + (size_t)j * D, XN + (size_t)(order[count[e] + j] / K) * D, (size_t)D * sizeof *Xe);
         if (swiglu(&ly->exp_gate[e], &ly->exp_up[e], &ly->exp_down[e], Xe, n, Ye, ws)) goto done;
         for (int j = 0; j < n; j++) {
@@ -180,6 +179,44 @@ int k2c_ffn_forward(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, 
         }
     }
     rc = 0;
+done:
+    ws->used = mark;
+    return rc;
+}
+
+int k2c_moe_experts(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, int T, const int *idx, const float *w,
+                    float *out, int with_shared, int decode) {
+    const k2c_layer *ly = &m->layers[layer];
+    return decode && T == 1 ? experts_decode(m, ly, XN, idx, w, out, with_shared, ws)
+                            : experts_grouped(m, ly, XN, T, idx, w, out, with_shared, ws);
+}
+
+/* FFN of one layer over T tokens: dense SwiGLU, or routed experts + shared experts. One token without a trace
+ * takes the decode form (a matvec router, every chosen expert's projections in one parallel loop); otherwise
+ * tokens are grouped by expert. Under expert parallelism the routed experts of other ranks run there (ep.c).
+ * experts: optional [T, k] trace of the chosen experts, sorted ascending. */
+int k2c_ffn_forward(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, int T, float *out, int *experts) {
+    const k2c_config *c = &m->cfg;
+    const k2c_layer *ly = &m->layers[layer];
+    if (!ly->is_moe) return swiglu(&ly->gate, &ly->up, &ly->down, XN, T, out, ws);
+    int E = c->n_routed_experts, K = c->num_experts_per_tok, rc = -1, decode = T == 1 && !experts;
+    size_t mark = ws->used;
+    float *logits, *w;
+    int *idx;
+    if (!TAKE(logits, (size_t)T * E) || !TAKE(w, (size_t)T * K) || !TAKE(idx, (size_t)T * K)) {
+        k2c_seterr("workspace too small (MoE of %d tokens)", T);
+        goto done;
+    }
+    if (decode) k2c_matvec_ws(&ly->router, XN, logits, ws);
+    else if (k2c_matmul_fp32_ws(&ly->router, XN, T, logits, ws)) goto done;
+    for (int t = 0; t < T; t++) k2c_moe_route(c, logits + (size_t)t * E, ly->router_bias, idx + t * K, w + t * K, NULL);
+    if (experts)
+        for (int t = 0; t < T; t++) {
+            memcpy(experts + t * K, idx + t * K, (size_t)K * sizeof *idx);
+            qsort(experts + t * K, (size_t)K, sizeof *idx, cmp_int);
+        }
+    if (m->ep_size > 1) rc = k2c_ep_moe(m, ws, layer, XN, T, idx, w, out, decode);
+    else rc = k2c_moe_experts(m, ws, layer, XN, T, idx, w, out, 1, decode);
 done:
     ws->used = mark;
     return rc;
@@ -199,8 +236,10 @@ size_t k2c_ffn_ws_bytes(const k2c_model *m, int T, size_t lin, size_t xs) {
         if (ly->is_moe) {
             size_t I = (size_t)ly->exp_gate[0].rows;
             size_t swe = 2 * B(t * I) + (lin > 2 * xs ? lin : 2 * xs);
-            size_t dec = B(2 * (K * I + IS) + (K + 1) * D) + (2 * K + 2 > 1 ? (2 * K + 2) : 1) * xs + lin;
+            size_t dec = B(E) + 2 * B(K) + B(2 * (K * I + IS) + (K + 1) * D) + (2 * K + 2 > 1 ? (2 * K + 2) : 1) * xs + lin;
+            if (m->ep_size > 1) dec += k2c_ep_ws_bytes(m, 1);
             size_t pre = B(t * E) + 3 * B(t * K) + B(E + 1) + B(E) + 2 * B(t * D);
+            if (m->ep_size > 1) pre += k2c_ep_ws_bytes(m, T);     /* the tokens sent to the other ranks */
             pre += lin > sw ? (lin > swe ? lin : swe) : (sw > swe ? sw : swe);
             need = dec > pre ? dec : pre;
         } else {

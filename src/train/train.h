@@ -52,4 +52,21 @@ void k2c_router_bwd(const k2c_config *c, const float *logits, const int *idx, co
 double k2c_xent_fwd_bwd(float *logits, const int *targets, int N, int V, float scale);
 
 
+/* ------------------------------------------------------------------ data parallelism (train_dp.c) */
+/* Every rank's setup result and a fingerprint of what must agree (model, optimizer, options, data size):
+ * 0 on every rank, or -1 on every rank with the reason (naming the rank). */
+int k2c_dp_agree(const k2c_comm *c, int local_rc, const k2c_tmodel *m, const k2c_optim *o, const k2c_train_opts *t,
+                 uint64_t data_tokens);
+/* Keeps this rank's block of o's moments (ZeRO-1). */
+int k2c_dp_shard(k2c_optim *o, const k2c_tmodel *m, const k2c_comm *c);
+/* The step's statistics summed (loads, aux loss) or maxed (per-head logits) over the ranks; *loss summed. */
+int k2c_dp_stats(k2c_tacts *a, const k2c_tmodel *m, const k2c_comm *c, double *loss);
+/* Reduce-scatter of m->g (this rank's block then holds the global gradient) and its global norm in *gn. */
+int k2c_dp_reduce_grads(k2c_tmodel *m, const k2c_optim *o, const k2c_comm *c, double *gn);
+/* One optimizer step on this rank's block (AdamW, Distributed Muon), then the all-gather of the weights. */
+int k2c_dp_step(k2c_optim *o, k2c_tmodel *m, float lr, const k2c_comm *c);
+/* Rank 0: *full gets the whole optimizer state (moments gathered; free with k2c_optim_free); other ranks send
+ * their blocks. Every rank calls it. */
+int k2c_dp_gather(const k2c_optim *o, const k2c_tmodel *m, const k2c_comm *c, k2c_optim *full);
+
 #endif

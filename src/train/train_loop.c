@@ -185,41 +185,48 @@ static FILE *open_log(const char *path, long keep_steps) {
 }
 
 /* ------------------------------------------------------------------ the loop */
+/* This rank's sequences of every global batch: [b0, b1) of t->batch (all of them in one process). */
+typedef struct { const k2c_comm *comm; int b0, b1; } rank_share;
+
 static double eval_loss(const k2c_tmodel *m, k2c_tacts *a, const k2c_dataset *val, const k2c_train_opts *t,
-                        int *ids, int *tg) {
-    double sum = 0;
-    long cnt = 0;
+                        const rank_share *rs, int *ids, int *tg) {
+    double sc[2] = {0, 0};      /* loss sum, targets */
+    int nb = rs->b1 - rs->b0;
     for (int e = 0; e < t->eval_batches; e++) {
-        for (int b = 0; b < t->batch; b++)
-            k2c_dataset_window(val, 0x5EEDull, (uint64_t)e * t->batch + b, t->seq, ids + (size_t)b * t->seq,
-                               tg + (size_t)b * t->seq);
+        for (int b = rs->b0; b < rs->b1; b++)
+            k2c_dataset_window(val, 0x5EEDull, (uint64_t)e * t->batch + b, t->seq, ids + (size_t)(b - rs->b0) * t->seq,
+                               tg + (size_t)(b - rs->b0) * t->seq);
         double l;
         int n;
-        if (k2c_train_forward(m, a, ids, tg, t->batch, t->seq, 0, &l, &n, NULL)) return NAN;
-        sum += l;
-        cnt += n;
+        if (k2c_train_forward(m, a, ids, tg, nb, t->seq, 0, &l, &n, NULL)) return NAN;
+        sc[0] += l;
+        sc[1] += n;
     }
-    return cnt ? sum / cnt : NAN;
+    if (rs->comm && rs->comm->reduce(rs->comm, sc, 2, K2C_COMM_F64, K2C_COMM_SUM, -1)) return NAN;
+    return sc[1] ? sc[0] / sc[1] : NAN;
 }
 
-/* Micro-batch mi of a step: windows that depend only on (seed, step, mi), so a resumed run sees the same data. */
-static void load_batch(const k2c_dataset *d, const k2c_train_opts *t, long step, int mi, int *ids, int *tg) {
+/* This rank's part of micro-batch mi of a step: windows that depend only on (seed, step, mi, sequence), so a
+ * resumed run sees the same data, on any number of ranks. */
+static void load_batch(const k2c_dataset *d, const k2c_train_opts *t, const rank_share *rs, long step, int mi, int *ids,
+                       int *tg) {
     uint64_t base = ((uint64_t)(step - 1) * t->accum + mi) * t->batch;
-    for (int b = 0; b < t->batch; b++)
-        k2c_dataset_window(d, t->seed, base + b, t->seq, ids + (size_t)b * t->seq, tg + (size_t)b * t->seq);
+    for (int b = rs->b0; b < rs->b1; b++)
+        k2c_dataset_window(d, t->seed, base + b, t->seq, ids + (size_t)(b - rs->b0) * t->seq,
+                           tg + (size_t)(b - rs->b0) * t->seq);
 }
 
-/* Forward of all the step's micro-batches without backward: fills a->attn_max (and a->load). */
-static int forward_only(const k2c_tmodel *m, k2c_tacts *a, const k2c_dataset *d, const k2c_train_opts *t, long step,
-                        int *ids, int *tg) {
+/* Forward of all the step's micro-batches without backward: fills a->attn_max (and a->load), over every rank. */
+static int forward_only(const k2c_tmodel *m, k2c_tacts *a, const k2c_dataset *d, const k2c_train_opts *t,
+                        const rank_share *rs, long step, int *ids, int *tg) {
     k2c_tacts_reset_stats(a, m);
     for (int mi = 0; mi < t->accum; mi++) {
-        load_batch(d, t, step, mi, ids, tg);
+        load_batch(d, t, rs, step, mi, ids, tg);
         double l;
         int n;
-        if (k2c_train_forward(m, a, ids, tg, t->batch, t->seq, 0, &l, &n, NULL)) return -1;
+        if (k2c_train_forward(m, a, ids, tg, rs->b1 - rs->b0, t->seq, 0, &l, &n, NULL)) return -1;
     }
-    return 0;
+    return rs->comm ? k2c_dp_stats(a, m, rs->comm, NULL) : 0;
 }
 
 /* x[0..n) = 0 on every thread (40 MB at 10M parameters: the other thread would otherwise sleep through it) */
@@ -268,27 +275,67 @@ static void fmt_time(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%dm%02ds", mi, se);
 }
 
+/* Rank 0 writes the checkpoint; in a data-parallel run every rank first sends its block of the moments. */
+static int save_ranks(const k2c_tmodel *m, const k2c_optim *o, const k2c_train_opts *t) {
+    if (!t->comm) return save_run(m, o, t);
+    k2c_optim full;
+    if (k2c_dp_gather(o, m, t->comm, &full)) return -1;
+    if (t->comm->rank != 0) return 0;
+    int rc = save_run(m, &full, t);
+    k2c_optim_free(&full);
+    return rc;
+}
+
 static int train_run_impl(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) {
     const k2c_config *c = &m->cfg;
+    const k2c_comm *comm = t->comm && t->comm->size > 1 ? t->comm : NULL;
     int L = c->num_hidden_layers, H = c->num_attention_heads, B = t->batch, T = t->seq, rc = -1;
+    int rank0 = !comm || comm->rank == 0, setup = -1;
+    rank_share rs = {comm, 0, B};
+    if (comm) {
+        size_t lo, hi;
+        k2c_comm_block((size_t)(B > 0 ? B : 0), comm->size, comm->rank, &lo, &hi);
+        rs.b0 = (int)lo;
+        rs.b1 = (int)hi;
+    }
+    int Bl = rs.b1 - rs.b0;
     k2c_dataset train = {0}, val = {0};
     k2c_tacts a = {0};
     int have_val = 0;
     FILE *log = NULL;
-    int *ids = malloc((size_t)B * T * sizeof *ids), *tg = malloc((size_t)B * T * sizeof *tg);
+    int *ids = malloc((size_t)(Bl > 0 ? Bl : 1) * T * sizeof *ids), *tg = malloc((size_t)(Bl > 0 ? Bl : 1) * T * sizeof *tg);
     float *maxvio = calloc((size_t)L, sizeof *maxvio);
     double *load = malloc((size_t)L * (c->n_routed_experts + 1) * sizeof *load);
     unsigned char *clipped = calloc((size_t)L * H, 1);
-    if (!ids || !tg || !maxvio || !load || !clipped) { k2c_seterr("out of memory"); goto done; }
-    if (t->accum <= 0 || t->steps <= 0) { k2c_seterr("--steps and --accum must be positive"); goto done; }
-    if (k2c_dataset_open(&train, t->data_dir, "train")) goto done;
+    if (!ids || !tg || !maxvio || !load || !clipped) { k2c_seterr("out of memory"); goto setup_done; }
+    if (t->accum <= 0 || t->steps <= 0) { k2c_seterr("--steps and --accum must be positive"); goto setup_done; }
+    if (comm && B < comm->size) {
+        k2c_seterr("--batch %d is smaller than the %d ranks: each rank needs at least one sequence", B, comm->size);
+        goto setup_done;
+    }
+    if (k2c_dataset_open(&train, t->data_dir, "train")) goto setup_done;
     if (t->eval_every > 0) {
         if (k2c_dataset_open(&val, t->data_dir, "val") == 0) have_val = 1;
-        else k2c_log("no validation shards in %s: evaluation off", t->data_dir);
+        else if (rank0) k2c_log("no validation shards in %s: evaluation off", t->data_dir);
     }
-    if (k2c_tacts_init(&a, m, B, T)) goto done;
-    if (t->log_path && !(log = open_log(t->log_path, o->step))) {
+    if (k2c_tacts_init(&a, m, Bl, T)) goto setup_done;
+    if (rank0 && t->log_path && !(log = open_log(t->log_path, o->step))) {
         k2c_seterr("%s: %s", t->log_path, strerror(errno));
+        goto setup_done;
+    }
+    setup = 0;
+setup_done:
+    /* Every rank learns whether every other one is ready and runs the same job, before the first collective
+     * of a step (a rank that failed alone would leave the others waiting in it). */
+    if (comm) {
+        if (k2c_dp_agree(comm, setup, m, o, t, train.total)) goto done;
+        if (!o->sharded && k2c_dp_shard(o, m, comm)) goto done;
+        if (t->eval_every > 0) {
+            int hv = have_val;      /* evaluation is collective: only if every rank has the shards */
+            if (comm->reduce(comm, &hv, 1, K2C_COMM_I32, K2C_COMM_SUM, -1)) goto done;
+            have_val = hv == comm->size;
+        }
+    } else if (setup) {
         goto done;
     }
     float peak = o->lr, scale = 1.0f / ((float)B * T * t->accum);
@@ -301,20 +348,26 @@ static int train_run_impl(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) 
         k2c_tacts_reset_stats(&a, m);
         double loss = 0;
         for (int mi = 0; mi < t->accum; mi++) {
-            load_batch(&train, t, step, mi, ids, tg);
+            load_batch(&train, t, &rs, step, mi, ids, tg);
             double l;
             int n;
-            if (k2c_train_forward(m, &a, ids, tg, B, T, t->aux_alpha, &l, &n, NULL)) goto done;
+            if (k2c_train_forward(m, &a, ids, tg, Bl, T, t->aux_alpha, &l, &n, NULL)) goto done;
             if (k2c_train_backward(m, &a, scale)) goto done;
             loss += l;
         }
+        double gn;
+        if (comm) {     /* the global loss, maxima and loads; the gradient reduced once, over this rank's block */
+            if (k2c_dp_stats(&a, m, comm, &loss) || k2c_dp_reduce_grads(m, o, comm, &gn)) goto done;
+        } else {
+            gn = sqrt(sum_squares(m->g, m->nw));
+        }
         loss *= scale;
-        double gn = sqrt(sum_squares(m->g, m->nw));
         if (!isfinite(loss) || !isfinite(gn)) { k2c_seterr("step %ld: loss %g, grad norm %g (diverged)", step, loss, gn); goto done; }
         /* order (train_hparams.json): optimizer step, QK-Clip with this step's max logits, bias update */
         float mx = max_of(a.attn_max, L * H), after = NAN;
         memcpy(load, a.load, (size_t)L * (c->n_routed_experts + 1) * sizeof *load);
-        k2c_optim_step(o, m, lr);
+        if (!comm) k2c_optim_step(o, m, lr);
+        else if (k2c_dp_step(o, m, lr, comm)) goto done;
         int ncl = 0, measured = 0, clip = o->kind == K2C_OPT_MUONCLIP && o->tau > 0;
         if (clip && o->clip_updated) {
             /* K2 clips with S_h from this step's forward, measured before the update, and the update moves the
@@ -323,7 +376,7 @@ static int train_run_impl(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) 
              * measures again, because clipping layer l changes the input of layer l + 1. */
             k2c_bias_update(m, load, o->bias_u, maxvio);
             for (int it = 0; it < 4 && !measured; it++) {
-                if (forward_only(m, &a, &train, t, step, ids, tg)) goto done;
+                if (forward_only(m, &a, &train, t, &rs, step, ids, tg)) goto done;
                 int n = k2c_qk_clip(m, a.attn_max, o->tau, clipped);
                 ncl += n;
                 measured = n == 0;
@@ -334,13 +387,13 @@ static int train_run_impl(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) 
         }
         if (t->measure_after_step) {
             /* what the weights leave the step with, on the step's own batch */
-            if (!measured && forward_only(m, &a, &train, t, step, ids, tg)) goto done;
+            if (!measured && forward_only(m, &a, &train, t, &rs, step, ids, tg)) goto done;
             after = max_of(a.attn_max, L * H);
         }
         tokens += (double)B * T * t->accum;
         double ev = NAN;
         int do_eval = have_val && (step % t->eval_every == 0 || step == t->steps);
-        if (do_eval) ev = eval_loss(m, &a, &val, t, ids, tg);
+        if (do_eval) ev = eval_loss(m, &a, &val, t, &rs, ids, tg);
         if (log) {
             /* max_logit: this step's forward, the S_h that QK-Clip acts on */
             fprintf(log, "{\"step\":%ld,\"tokens\":%.0f,\"loss\":%.17g,\"lr\":%.9g,\"grad_norm\":%.9g,\"max_logit\":%.9g,"
@@ -359,7 +412,7 @@ static int train_run_impl(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) 
             fprintf(log, "],\"time\":%.3f}\n", k2c_now() - t0);
             fflush(log);
         }
-        if (t->progress && (tty || step % every == 0 || step == t->steps || do_eval)) {
+        if (rank0 && t->progress && (tty || step % every == 0 || step == t->steps || do_eval)) {
             double el = k2c_now() - t0, tps = (double)(step - first + 1) * B * T * t->accum / (el > 0 ? el : 1e-9);
             char eta[32];
             fmt_time(eta, sizeof eta, (double)(t->steps - step) * B * T * t->accum / tps);
@@ -370,9 +423,9 @@ static int train_run_impl(k2c_tmodel *m, k2c_optim *o, const k2c_train_opts *t) 
             fflush(stderr);
         }
         if (t->out_dir && ((t->save_every > 0 && step % t->save_every == 0) || step == t->steps))
-            if (save_run(m, o, t)) goto done;
+            if (save_ranks(m, o, t)) goto done;
         if (t->stop_after > 0 && step >= t->stop_after) {
-            if (t->progress) fputc('\n', stderr);
+            if (rank0 && t->progress) fputc('\n', stderr);
             break;
         }
     }
