@@ -393,23 +393,81 @@ int k2c_server_run(const k2c_server_opts *o, volatile int *stop);
 /* Text with invalid UTF-8 replaced by U+FFFD (malloc'd, NUL-terminated): model output made safe for JSON. */
 char *k2c_utf8_clean(const char *s, size_t n);
 
+/* Built-in tools (agent_tools.c, agent_env.c), in groups: the calculator; read_file and list_dir confined to
+ * a working directory; write_file (only with allow_write, and only in an explicitly named directory);
+ * calendar tools (days_between, weekday, add_days); convert_units; a simulated travel-booking API
+ * (search_flights, book_flight, search_hotels, book_hotel) over a catalogue seeded by seed: flights among
+ * HAN SGN DAD CXR PQC every day of 2026-2027, hotels in five cities; bookings are the state and change
+ * what the searches return. Every tool answers JSON (the calculator: the number); a bad call is an error
+ * result (is_error), never a crash. */
+enum { K2C_TOOLS_CALC = 1, K2C_TOOLS_FILES = 2, K2C_TOOLS_WRITE = 4, K2C_TOOLS_DATES = 8, K2C_TOOLS_UNITS = 16,
+       K2C_TOOLS_TRAVEL = 32, K2C_TOOLS_BUILTIN = 1 | 2 | 8 | 16 | 32 };
+/* "builtin", "none" or a comma list of calculator,files,dates,units,travel. -1 + error on an unknown name. */
+int k2c_tool_groups_parse(const char *list, unsigned *groups);
+typedef struct {
+    unsigned groups;
+    const char *workdir;            /* file tools' root; NULL: "." (read-only tools only) */
+    int allow_write;                /* declare write_file: requires workdir */
+    uint64_t seed;                  /* the travel catalogue */
+} k2c_toolbox_opts;
+typedef struct k2c_toolbox k2c_toolbox;
+k2c_toolbox *k2c_toolbox_new(const k2c_toolbox_opts *o);     /* NULL + error */
+void k2c_toolbox_free(k2c_toolbox *b);
+const char *k2c_toolbox_json(const k2c_toolbox *b);          /* OpenAI tools array of the declared tools */
+int k2c_toolbox_has(const k2c_toolbox *b, const char *name);
+/* The result (malloc'd), or NULL with *is_error 1 and the reason in k2c_errmsg(). */
+char *k2c_toolbox_call(k2c_toolbox *b, const char *name, const char *args_json, int *is_error);
+char *k2c_toolbox_state_json(const k2c_toolbox *b);          /* {"bookings":[...],"spent":VND} (malloc'd) */
+int k2c_toolbox_reset(k2c_toolbox *b);                       /* a fresh environment (no bookings) */
+
 /* The agent loop (agent.c): declares the tools, generates (constrained, in-process), runs calls, feeds
- * results (errors included) back until an answer without tool calls or max_turns. */
+ * results (errors included) back until an answer without tool calls, max_turns, or a conversation that no
+ * longer fits the context (a finish reason, not an error). */
 typedef struct {
     const char *model_dir;
-    const char *workdir;            /* built-in file tools' root (default ".") */
-    int builtin;                    /* declare the built-in tools */
+    const char *workdir;            /* built-in file tools' root (NULL: "." for reading; writing needs it named) */
+    int builtin;                    /* declare every built-in group (K2C_TOOLS_BUILTIN) */
+    unsigned tools;                 /* or: the K2C_TOOLS_* groups to declare */
+    int allow_write;                /* declare write_file (requires workdir) */
+    uint64_t env_seed;              /* the travel catalogue's seed (0: 2026) */
     const char *const *mcp; int nmcp;   /* MCP server command lines */
     int max_turns, max_tokens, ctx, threads;
     const k2c_model_opts *model_opts;   /* kernels, load mode; NULL: defaults (threads > 0 overrides) */
     k2c_tool_choice tool_choice;    /* usually auto; required forces a call every turn */
     float temperature;
     uint64_t seed;
-    const char *transcript;         /* write {"tools","messages","turns"} JSON here, or NULL */
+    const char *transcript;         /* rewritten (atomically) after every message: {"tools","messages","turns",
+                                     * "finish","state"} JSON, or NULL */
     void *log;                      /* FILE * for progress lines, or NULL */
 } k2c_agent_opts;
-/* 0 with *answer (malloc'd; NULL when the turn limit came first), or -1 + error. */
+/* 0 with *answer (malloc'd; NULL when the turn limit or the context came first), or -1 + error. */
 int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer);
+
+/* A session: the model, tokenizer, tools and MCP servers loaded once for many tasks (eval-agent, RL). */
+typedef struct k2c_agent k2c_agent;
+k2c_agent *k2c_agent_new(const k2c_agent_opts *o);          /* NULL + error */
+void k2c_agent_free(k2c_agent *ag);
+k2c_toolbox *k2c_agent_toolbox(k2c_agent *ag);               /* NULL without built-in tools */
+const char *k2c_agent_tools_json(const k2c_agent *ag);       /* the declared tools (NULL: none) */
+const k2c_tokenizer *k2c_agent_tokenizer(const k2c_agent *ag);
+typedef struct {
+    const char *task;               /* the user message */
+    const char *system;             /* a system message, or NULL (the template's default) */
+    float temperature;
+    uint64_t seed;
+    int max_turns, max_tokens;      /* 0: the session's */
+} k2c_agent_task_opts;
+typedef struct {
+    char *answer;                   /* the final content, NULL without one */
+    char *transcript;               /* the transcript JSON, as k2c_agent_opts.transcript describes */
+    const char *finish;             /* "answer", "max_turns" or "context" */
+    int turns, gen_tokens, ncalls, nerrors, truncated;   /* truncated: turns cut by max_tokens */
+    /* per turn: the rendered prompt and the ids the model sampled after it */
+    int nrec; int **prompt, *nprompt, **gen, *ngen;
+} k2c_agent_result;
+/* Runs one task from a fresh environment. 0 (r filled; free with k2c_agent_result_free), or -1 + error. */
+int k2c_agent_task(k2c_agent *ag, const k2c_agent_task_opts *to, k2c_agent_result *r);
+void k2c_agent_result_free(k2c_agent_result *r);
 
 
 #endif
