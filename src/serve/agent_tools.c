@@ -282,7 +282,9 @@ static char *fs_write(int root, const char *path, const char *data, size_t len) 
 #define FN(name, desc, params) "{\"type\":\"function\",\"function\":{\"name\":\"" name "\",\"description\":\"" desc \
                                "\",\"parameters\":{\"type\":\"object\"," params "}}}"
 #define STR(n) "\"" n "\":{\"type\":\"string\",\"maxLength\":256}"
-#define DATE(n) "\"" n "\":{\"type\":\"string\",\"pattern\":\"^[0-9]{4}-[0-9]{2}-[0-9]{2}$\"}"
+/* the grammar enforces lengths, enums and integer ranges (not patterns): a constrained call is never malformed */
+#define DATE(n) "\"" n "\":{\"type\":\"string\",\"minLength\":10,\"maxLength\":10,\"pattern\":\"^[0-9]{4}-[0-9]{2}-[0-9]{2}$\"}"
+#define IATA(n) "\"" n "\":{\"type\":\"string\",\"enum\":[\"HAN\",\"SGN\",\"DAD\",\"CXR\",\"PQC\"]}"
 static const struct { unsigned group; const char *name, *decl; } DECLS[] = {
     {K2C_TOOLS_CALC, "calculator", FN("calculator", "Evaluate an arithmetic expression (+ - * / % ^, parentheses, sqrt sin cos "
         "tan log exp abs floor ceil round, pi, e).", "\"properties\":{" STR("expression") "},\"required\":[\"expression\"]")},
@@ -302,16 +304,15 @@ static const struct { unsigned group; const char *name, *decl; } DECLS[] = {
     {K2C_TOOLS_DATES, "add_days", FN("add_days", "The ISO date a number of days after (or before, if negative) a date.",
         "\"properties\":{" DATE("date") ",\"days\":{\"type\":\"integer\"}},\"required\":[\"date\",\"days\"]")},
     {K2C_TOOLS_TRAVEL, "search_flights", FN("search_flights", "Flights on a day between airports HAN SGN DAD CXR PQC (prices "
-        "in VND, per passenger).", "\"properties\":{\"from\":{\"type\":\"string\",\"maxLength\":3},\"to\":{\"type\":\"string\","
-        "\"maxLength\":3}," DATE("date") ",\"max_price\":{\"type\":\"integer\"}},\"required\":[\"from\",\"to\",\"date\"]")},
+        "in VND, per passenger).", "\"properties\":{" IATA("from") "," IATA("to") "," DATE("date") ",\"max_price\":{\"type\":\"integer\"}},\"required\":[\"from\",\"to\",\"date\"]")},
     {K2C_TOOLS_TRAVEL, "book_flight", FN("book_flight", "Book seats on a flight from search_flights.",
-        "\"properties\":{\"flight_id\":{\"type\":\"string\",\"maxLength\":32},\"passengers\":{\"type\":\"integer\"}},"
+        "\"properties\":{\"flight_id\":{\"type\":\"string\",\"maxLength\":32},\"passengers\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":9}},"
         "\"required\":[\"flight_id\",\"passengers\"]")},
     {K2C_TOOLS_TRAVEL, "search_hotels", FN("search_hotels", "Hotels in Da Nang, Hanoi, Ho Chi Minh City, Nha Trang or Phu "
         "Quoc (price per night in VND).", "\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":32},\"stars\":{\"type\":"
-        "\"integer\"},\"sea_view\":{\"type\":\"boolean\"},\"max_price\":{\"type\":\"integer\"}},\"required\":[\"city\"]")},
+        "\"integer\",\"minimum\":1,\"maximum\":5},\"sea_view\":{\"type\":\"boolean\"},\"max_price\":{\"type\":\"integer\"}},\"required\":[\"city\"]")},
     {K2C_TOOLS_TRAVEL, "book_hotel", FN("book_hotel", "Book a room in a hotel from search_hotels.",
-        "\"properties\":{\"hotel_id\":{\"type\":\"string\",\"maxLength\":32},\"nights\":{\"type\":\"integer\"}},"
+        "\"properties\":{\"hotel_id\":{\"type\":\"string\",\"maxLength\":32},\"nights\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":30}},"
         "\"required\":[\"hotel_id\",\"nights\"]")},
 };
 #define NDECLS (int)(sizeof DECLS / sizeof DECLS[0])
