@@ -103,7 +103,6 @@ k2c_agent *k2c_agent_new(const k2c_agent_opts *o) {
     if (k2c_tokenizer_load(&ag->tok, o->model_dir) != 0) goto fail;
     if (!(ag->vi = k2c_vocab_info_new(ag->tok))) goto fail;
     ag->ctx = o->ctx > 0 ? o->ctx : 8192;
-    if (ag->ctx > ag->m.cfg.max_position_embeddings) ag->ctx = ag->m.cfg.max_position_embeddings;
     ag->V = ag->m.cfg.vocab_size;
     if (k2c_state_init(&ag->st, &ag->m, ag->ctx) != 0) goto fail;
     if (!(ag->hist = calloc((size_t)ag->ctx + 1, sizeof *ag->hist)) || !(ag->logits = malloc((size_t)ag->V * sizeof(float)))) {
