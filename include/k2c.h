@@ -277,6 +277,11 @@ int k2c_chat_render_ids(const k2c_tokenizer *t, const char *messages_json, const
                         int add_generation_prompt, const char *msg_where, const char *tools_where, int **ids,
                         int *n);
 
+/* SFT: the conversation's ids (no generation prompt) and mask [n] (malloc'd): 1 on the assistant's tokens
+ * (content, tool-call section, its <|im_end|>), 0 on system, tools, user, tool results and role headers. */
+int k2c_chat_render_masked(const k2c_tokenizer *t, const char *messages_json, const char *tools_json, const char *where,
+                           int **ids, unsigned char **mask, int *n);
+
 /* Tool-call parser: the assistant's output text (as decoded, specials included) ->
  * content + OpenAI tool_calls. Fed incrementally; marker text split across pieces is held back, so no
  * marker ever reaches the content. Malformed output never fails: each call carries flags. */
