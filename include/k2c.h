@@ -413,7 +413,7 @@ typedef struct {
     unsigned groups;
     const char *workdir;            /* file tools' root; NULL: "." (read-only tools only) */
     int allow_write;                /* declare write_file: requires workdir */
-    uint64_t seed;                  /* the travel catalogue */
+    uint64_t seed;                  /* the travel catalogue (0: 2026, the one k2c synth uses) */
 } k2c_toolbox_opts;
 typedef struct k2c_toolbox k2c_toolbox;
 k2c_toolbox *k2c_toolbox_new(const k2c_toolbox_opts *o);     /* NULL + error */
@@ -455,6 +455,8 @@ void k2c_agent_free(k2c_agent *ag);
 k2c_toolbox *k2c_agent_toolbox(k2c_agent *ag);               /* NULL without built-in tools */
 const char *k2c_agent_tools_json(const k2c_agent *ag);       /* the declared tools (NULL: none) */
 const k2c_tokenizer *k2c_agent_tokenizer(const k2c_agent *ag);
+/* Declares other built-in groups (and working directory) for the tasks that follow; MCP tools stay. */
+int k2c_agent_set_tools(k2c_agent *ag, unsigned groups, const char *workdir);
 typedef struct {
     const char *task;               /* the user message */
     const char *system;             /* a system message, or NULL (the template's default) */
@@ -473,6 +475,37 @@ typedef struct {
 /* Runs one task from a fresh environment. 0 (r filled; free with k2c_agent_result_free), or -1 + error. */
 int k2c_agent_task(k2c_agent *ag, const k2c_agent_task_opts *to, k2c_agent_result *r);
 void k2c_agent_result_free(k2c_agent_result *r);
+
+/* Agent tasks (agent_tasks.c): JSONL task files with verifiers (the format is described there). */
+typedef struct {
+    char *id, *category, *template_id, *split, *task;
+    char *tools;                    /* built-in groups, as k2c_tool_groups_parse reads them */
+    char *files_json;               /* {"name": "content"} of the working folder, or NULL */
+    char *verify_json;              /* the checks */
+    char *reference_json;           /* a reference trajectory (messages), or NULL */
+    int difficulty, budget;         /* budget: generated tokens before the penalty (0: none) */
+} k2c_task;
+/* Loads path; split (NULL, "" or "all": every task) keeps only that split. -1 + error naming file:line:field. */
+int k2c_tasks_load(const char *path, const char *split, k2c_task **tasks, int *n);
+void k2c_tasks_free(k2c_task *tasks, int n);
+typedef struct {
+    double score;                   /* checks passed / checks */
+    int success, checks, passed;
+    char why[512];                  /* the failed checks */
+} k2c_verdict;
+/* answer: the final answer (NULL: none); transcript_json: the agent's transcript (messages and state). */
+int k2c_task_verify(const k2c_task *t, const char *answer, const char *transcript_json, k2c_verdict *v);
+
+/* Task synthesis (agent_synth.c): n tasks of growing difficulty over the built-in tools, each with a verifier
+ * and a reference trajectory produced by running the environment, written as JSONL to path (atomically).
+ * split "train" or "heldout" draws from disjoint template sets; "all" from both. */
+typedef struct {
+    int n;
+    uint64_t seed;
+    const char *split;
+    const char *categories;         /* comma list, NULL: every category */
+} k2c_synth_opts;
+int k2c_synth_tasks(const k2c_synth_opts *o, const char *path);
 
 
 #endif

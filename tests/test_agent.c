@@ -4,6 +4,7 @@
 #include "serve/serve.h"
 
 #include <fcntl.h>
+#include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -340,11 +341,135 @@ static void test_write_gate(void) {
     EXPECT(system(cmd) == 0, "cleanup");
 }
 
+/* ---- synthesis: every reference trajectory, replayed on a fresh environment, gives the same tool results
+ * and passes its own verifier; a wrong answer or state does not; held-out templates are never in train */
+static int replay(const k2c_task *t, char **transcript, char **answer, int *mismatch) {
+    char wd[64] = "";
+    json_t *files = t->files_json ? json_loads(t->files_json, 0, NULL) : NULL;
+    if (files) {
+        snprintf(wd, sizeof wd, "/tmp/k2c-replay-XXXXXX");
+        if (!mkdtemp(wd)) return -1;
+        const char *k;
+        json_t *v;
+        json_object_foreach(files, k, v) {
+            char *p = k2c_path_join(wd, k);
+            k2c_write_file_atomic(p, json_string_value(v), json_string_length(v));
+            free(p);
+        }
+        json_decref(files);
+    }
+    k2c_toolbox_opts to = {.workdir = wd[0] ? wd : NULL};
+    if (k2c_tool_groups_parse(t->tools, &to.groups)) return -1;
+    k2c_toolbox *b = k2c_toolbox_new(&to);
+    if (!b) return -1;
+    json_t *msgs = json_loads(t->reference_json, 0, NULL), *m;
+    size_t i;
+    *mismatch = 0;
+    *answer = NULL;
+    json_array_foreach(msgs, i, m) {
+        json_t *tc = json_object_get(m, "tool_calls");
+        if (json_array_size(tc)) {
+            json_t *f = json_object_get(json_array_get(tc, 0), "function");
+            int err;
+            char *r = k2c_toolbox_call(b, json_string_value(json_object_get(f, "name")), json_string_value(json_object_get(f, "arguments")), &err);
+            char *seen = NULL;
+            if (!r && asprintf(&seen, "Error: %s", k2c_errmsg()) < 0) seen = NULL;
+            const char *want = json_string_value(json_object_get(json_array_get(msgs, i + 1), "content"));
+            if (!want || strcmp(r ? r : seen ? seen : "", want)) (*mismatch)++;
+            free(r); free(seen);
+        } else if (!strcmp(json_string_value(json_object_get(m, "role")), "assistant")) {
+            free(*answer);
+            *answer = strdup(json_string_value(json_object_get(m, "content")));
+        }
+    }
+    char *st = k2c_toolbox_state_json(b);
+    json_t *tr = json_pack("{s:o,s:o}", "messages", msgs, "state", json_loads(st, 0, NULL));
+    *transcript = json_dumps(tr, JSON_COMPACT);
+    json_decref(tr);
+    free(st);
+    k2c_toolbox_free(b);
+    if (wd[0]) { char cmd[96]; snprintf(cmd, sizeof cmd, "rm -rf '%s'", wd); if (system(cmd)) {} }
+    return 0;
+}
+
+static void test_synth(void) {
+    char dir[] = "/tmp/k2c-synth-test-XXXXXX";
+    EXPECT(mkdtemp(dir) != NULL, "mkdtemp");
+    char tr[128], ho[128];
+    snprintf(tr, sizeof tr, "%s/train.jsonl", dir);
+    snprintf(ho, sizeof ho, "%s/heldout.jsonl", dir);
+    k2c_synth_opts o = {.n = 330, .seed = 5, .split = "train"};
+    EXPECT(k2c_synth_tasks(&o, tr) == 0, "%s", k2c_errmsg());
+    o.split = "heldout"; o.seed = 6;
+    EXPECT(k2c_synth_tasks(&o, ho) == 0, "%s", k2c_errmsg());
+    k2c_task *a = NULL, *h = NULL;
+    int na = 0, nh = 0;
+    EXPECT(k2c_tasks_load(tr, NULL, &a, &na) == 0 && na == 330, "train: %d, %s", na, k2c_errmsg());
+    EXPECT(k2c_tasks_load(ho, "heldout", &h, &nh) == 0 && nh == 330, "heldout: %d, %s", nh, k2c_errmsg());
+    int bad = 0, mism = 0, cats = 0, overlap = 0, wrong_pass = 0;
+    const char *seen_cats[16];
+    for (int s = 0; s < 2; s++) {
+        k2c_task *t = s ? h : a;
+        int n = s ? nh : na;
+        for (int i = 0; i < n; i++) {
+            char *trn = NULL, *ans = NULL;
+            int mm = 0;
+            k2c_verdict v;
+            if (replay(&t[i], &trn, &ans, &mm) || k2c_task_verify(&t[i], ans, trn, &v) || !v.success) {
+                if (bad++ < 5) printf("  %s: %s (%s)\n", t[i].id, v.why, k2c_errmsg());
+            }
+            mism += mm;
+            /* a wrong final answer (and no bookings) must fail the same verifier */
+            k2c_verdict w;
+            if (k2c_task_verify(&t[i], "I do not know.", "{\"messages\":[],\"state\":{\"bookings\":[],\"spent\":0}}", &w) == 0 && w.success) wrong_pass++;
+            free(trn); free(ans);
+            int known = 0;
+            for (int c = 0; c < cats; c++) if (!strcmp(seen_cats[c], t[i].category)) known = 1;
+            if (!known && cats < 16) seen_cats[cats++] = t[i].category;
+        }
+    }
+    for (int i = 0; i < nh; i++)
+        for (int j = 0; j < na; j++) if (!strcmp(h[i].template_id, a[j].template_id)) { overlap++; break; }
+    EXPECT(bad == 0, "%d reference trajectories fail their verifier", bad);
+    EXPECT(mism == 0, "%d replayed tool results differ from the reference", mism);
+    EXPECT(wrong_pass == 0, "%d tasks accept a wrong answer", wrong_pass);
+    EXPECT(cats == 11, "%d categories", cats);
+    EXPECT(overlap == 0, "%d held-out tasks use a training template", overlap);
+    printf("  synth: %d + %d tasks, %d categories, every reference verified\n", na, nh, cats);
+    k2c_tasks_free(a, na);
+    k2c_tasks_free(h, nh);
+    /* malformed task files: clear errors naming file, line and field */
+    struct { const char *line, *msg; } badf[] = {
+        {"{\"id\":\"x\",\"task\":\"t\",\"tools\":\"calculator\"}", ":1: field 'verify' missing"},
+        {"not json", ":1: not JSON"},
+        {"{\"id\":\"x\",\"task\":\"t\",\"tools\":\"calculator,teleport\",\"verify\":{}}", "field 'tools'"},
+        {"{\"id\":\"x\",\"task\":\"t\",\"tools\":\"none\",\"verify\":{\"answer\":[1]}}", "verify.answer[0]"},
+        {"{\"id\":\"x\",\"task\":\"t\",\"tools\":\"none\",\"verify\":{\"state\":[{\"type\":\"flight\"}]}}", "verify.state[0]"},
+        {"{\"id\":\"x\",\"task\":\"t\",\"tools\":\"files\",\"files\":{\"../x\":\"a\"},\"verify\":{}}", "files['../x']"},
+        {"{\"task\":\"t\",\"tools\":\"none\",\"verify\":{}}", "field 'id'"},
+        {"", "no tasks"},
+    };
+    for (size_t i = 0; i < sizeof badf / sizeof badf[0]; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s/bad.jsonl", dir);
+        k2c_write_file_atomic(p, badf[i].line, strlen(badf[i].line));
+        k2c_task *x = NULL;
+        int nx = 0;
+        int rc = k2c_tasks_load(p, NULL, &x, &nx);
+        EXPECT(rc != 0 && strstr(k2c_errmsg(), badf[i].msg) && strstr(k2c_errmsg(), "bad.jsonl"), "'%s': rc %d, '%s'", badf[i].line, rc, k2c_errmsg());
+        if (!rc) k2c_tasks_free(x, nx);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    EXPECT(system(cmd) == 0, "cleanup");
+}
+
 int main(void) {
     run_test("agent_calculator", test_calculator);
     run_test("agent_fs_confinement", test_confinement);
     run_test("agent_dates_units", test_dates_units);
     run_test("agent_travel_env", test_travel);
     run_test("agent_write_gate_fifo", test_write_gate);
+    run_test("agent_synth_references_verify", test_synth);
     return check_exit();
 }

@@ -36,6 +36,9 @@ struct k2c_agent {
     int nrefs;
     json_t *decl;
     char *tools_txt;
+    char *mcp_lists[16];        /* each MCP server's tool list, kept to rebuild the declarations */
+    unsigned cur_groups;        /* the built-in groups declared now */
+    char *cur_workdir;
 };
 
 static int lcp(const int *a, int na, const int *b, int nb) {
@@ -70,7 +73,8 @@ static int add_tools(k2c_agent *ag, const char *tools_json, int mcp, FILE *log) 
 
 void k2c_agent_free(k2c_agent *ag) {
     if (!ag) return;
-    for (int i = 0; i < ag->nmcp; i++) k2c_mcp_close(ag->mcp[i]);
+    for (int i = 0; i < ag->nmcp; i++) { k2c_mcp_close(ag->mcp[i]); free(ag->mcp_lists[i]); }
+    free(ag->cur_workdir);
     for (int i = 0; i < ag->nrefs; i++) free(ag->refs[i].name);
     free(ag->refs);
     json_decref(ag->decl);
@@ -83,6 +87,39 @@ void k2c_agent_free(k2c_agent *ag) {
     free(ag);
 }
 
+/* (Re)builds the toolbox for the current groups and working directory, then the declarations: built-in
+ * tools first, then every MCP server's. */
+static int declare(k2c_agent *ag) {
+    FILE *log = (FILE *)ag->o.log;
+    k2c_toolbox_free(ag->box);
+    ag->box = NULL;
+    for (int i = 0; i < ag->nrefs; i++) free(ag->refs[i].name);
+    ag->nrefs = 0;
+    json_array_clear(ag->decl);
+    free(ag->tools_txt);
+    ag->tools_txt = NULL;
+    if (ag->cur_groups || ag->o.allow_write) {
+        k2c_toolbox_opts to = {.groups = ag->cur_groups, .workdir = ag->cur_workdir, .allow_write = ag->o.allow_write,
+                               .seed = ag->o.env_seed ? ag->o.env_seed : 2026};
+        if (!(ag->box = k2c_toolbox_new(&to))) return -1;
+        if (add_tools(ag, k2c_toolbox_json(ag->box), 0, log) != 0) return -1;
+    }
+    for (int i = 0; i < ag->nmcp; i++)
+        if (add_tools(ag, ag->mcp_lists[i], i + 1, log) != 0) return -1;
+    if (ag->nrefs && !(ag->tools_txt = json_dumps(ag->decl, JSON_COMPACT))) { k2c_seterr("out of memory"); return -1; }
+    return 0;
+}
+
+/* Declares other built-in groups (and another working directory) for the tasks that follow. */
+int k2c_agent_set_tools(k2c_agent *ag, unsigned groups, const char *workdir) {
+    char *wd = workdir ? strdup(workdir) : NULL;
+    if (workdir && !wd) { k2c_seterr("out of memory"); return -1; }
+    free(ag->cur_workdir);
+    ag->cur_workdir = wd;
+    ag->cur_groups = groups;
+    return declare(ag);
+}
+
 k2c_agent *k2c_agent_new(const k2c_agent_opts *o) {
     k2c_agent *ag = calloc(1, sizeof *ag);
     if (!ag) { k2c_seterr("out of memory"); return NULL; }
@@ -90,11 +127,6 @@ k2c_agent *k2c_agent_new(const k2c_agent_opts *o) {
     ag->decl = json_array();
     FILE *log = (FILE *)o->log;
     unsigned groups = o->tools | (o->builtin ? (unsigned)K2C_TOOLS_BUILTIN : 0u);
-    if (groups || o->allow_write) {
-        k2c_toolbox_opts to = {.groups = groups, .workdir = o->workdir, .allow_write = o->allow_write,
-                               .seed = o->env_seed ? o->env_seed : 2026};
-        if (!(ag->box = k2c_toolbox_new(&to))) goto fail;
-    }
     k2c_model_opts mo = {0};
     if (o->model_opts) mo = *o->model_opts;
     if (o->threads > 0) mo.threads = o->threads;
@@ -109,18 +141,16 @@ k2c_agent *k2c_agent_new(const k2c_agent_opts *o) {
         k2c_seterr("out of memory");
         goto fail;
     }
-    if (ag->box && add_tools(ag, k2c_toolbox_json(ag->box), 0, log) != 0) goto fail;
     for (int i = 0; i < o->nmcp && ag->nmcp < 16; i++) {
         if (!(ag->mcp[ag->nmcp] = k2c_mcp_start(o->mcp[i], 30))) goto fail;
-        char *list = k2c_mcp_list_tools(ag->mcp[ag->nmcp]);
+        ag->mcp_lists[ag->nmcp] = k2c_mcp_list_tools(ag->mcp[ag->nmcp]);
         ag->nmcp++;
-        if (!list) goto fail;
-        int r = add_tools(ag, list, ag->nmcp, log);
-        free(list);
-        if (r) goto fail;
+        if (!ag->mcp_lists[ag->nmcp - 1]) goto fail;
     }
+    ag->cur_groups = groups;
+    if (o->workdir && !(ag->cur_workdir = strdup(o->workdir))) { k2c_seterr("out of memory"); goto fail; }
+    if (declare(ag)) goto fail;
     if (log) fprintf(log, "agent: %d tools declared\n", ag->nrefs);
-    if (ag->nrefs && !(ag->tools_txt = json_dumps(ag->decl, JSON_COMPACT))) { k2c_seterr("out of memory"); goto fail; }
     return ag;
 fail:
     k2c_agent_free(ag);

@@ -266,7 +266,7 @@ static int day_flights(const k2c_travel *t, int a, int b, long day, flight *f) {
     for (int j = 0; j < n; j++) {
         uint64_t r = mix64(key + (uint64_t)j + 1);
         /* departures spread through the day: slot j of n, jittered in 5-minute steps */
-        f[j].dep_min = 360 + j * (960 / n) + (int)(r % (uint64_t)(960 / n / 5)) * 5;
+        f[j].dep_min = 360 + j * (960 / n) / 5 * 5 + (int)(r % (uint64_t)(960 / n / 5)) * 5;
         double u = (double)((r >> 16) % 1000) / 1000.0;
         f[j].price = (long)(BASE_FARE[a][b] * (0.6 + 0.9 * u) / 1000) * 1000;
         f[j].seats = 1 + (int)((r >> 32) % 9);

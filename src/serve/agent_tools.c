@@ -412,7 +412,7 @@ k2c_toolbox *k2c_toolbox_new(const k2c_toolbox_opts *o) {
     k2c_toolbox *b = calloc(1, sizeof *b);
     if (!b) { k2c_seterr("out of memory"); return NULL; }
     b->groups = o->groups & ~(unsigned)K2C_TOOLS_WRITE;
-    b->seed = o->seed;
+    b->seed = o->seed ? o->seed : 2026;   /* 0: the catalogue every task file is synthesised against */
     if (o->allow_write) {
         /* a tool that changes files must never default to wherever the command happened to run ($HOME) */
         if (!o->workdir || !*o->workdir) { free(b); k2c_seterr("write_file needs an explicitly named working directory (--workdir DIR)"); return NULL; }
@@ -424,7 +424,7 @@ k2c_toolbox *k2c_toolbox_new(const k2c_toolbox_opts *o) {
         const char *why = stat(b->workdir, &st) ? strerror(errno) : !S_ISDIR(st.st_mode) ? "not a directory" : NULL;
         if (why) { k2c_seterr("working directory %s: %s", b->workdir, why); k2c_toolbox_free(b); return NULL; }
     }
-    if ((b->groups & K2C_TOOLS_TRAVEL) && !(b->travel = k2c_travel_new(o->seed))) { k2c_toolbox_free(b); return NULL; }
+    if ((b->groups & K2C_TOOLS_TRAVEL) && !(b->travel = k2c_travel_new(b->seed))) { k2c_toolbox_free(b); return NULL; }
     if (!b->workdir || !(b->decl = join_decls(b->groups))) { k2c_toolbox_free(b); k2c_seterr("out of memory"); return NULL; }
     return b;
 }
