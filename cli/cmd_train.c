@@ -279,13 +279,31 @@ static int data_sft(cli_args *a, const char *tokdir, const char *out, double vf,
             if (*q) {
                 json_error_t je;
                 json_t *o = json_loads(ln, 0, &je);
+                /* a conversation {"messages", "tools": [declarations]}, or a k2c synth task line whose
+                 * "reference" is the conversation and "tools" names built-in groups (declared as the agent does) */
                 json_t *msgs = json_object_get(o, "messages"), *tools = json_object_get(o, "tools");
-                if (!json_is_array(msgs) || (tools && !json_is_array(tools) && !json_is_null(tools))) {
+                if (!msgs) msgs = json_object_get(o, "reference");
+                char *tt = NULL;
+                if (json_is_string(tools)) {
+                    k2c_toolbox_opts to = {0};
+                    k2c_toolbox *box = NULL;
+                    if (k2c_tool_groups_parse(json_string_value(tools), &to.groups) || !(box = k2c_toolbox_new(&to))) {
+                        char msg[K2C_ERRMSG_MAX];
+                        snprintf(msg, sizeof msg, "%s", k2c_errmsg());
+                        k2c_seterr("%s: tools: %s", where, msg);
+                        json_decref(o); free(text); goto fail;
+                    }
+                    if (to.groups) tt = strdup(k2c_toolbox_json(box));
+                    k2c_toolbox_free(box);
+                } else if (!json_is_array(msgs) || (tools && !json_is_array(tools) && !json_is_null(tools))) {
                     k2c_seterr("%s: %s", where, !o ? je.text : "want {\"messages\": [...], \"tools\": [...]}");
                     json_decref(o); free(text); goto fail;
+                } else if (json_is_array(tools) && json_array_size(tools)) tt = json_dumps(tools, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                if (!json_is_array(msgs)) {
+                    k2c_seterr("%s: %s", where, "want {\"messages\": [...]} or a task with a \"reference\"");
+                    free(tt); json_decref(o); free(text); goto fail;
                 }
                 char *mt = json_dumps(msgs, JSON_COMPACT | JSON_PRESERVE_ORDER);
-                char *tt = json_is_array(tools) && json_array_size(tools) ? json_dumps(tools, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
                 json_decref(o);
                 int *ids = NULL, nid = 0;
                 unsigned char *m = NULL;
