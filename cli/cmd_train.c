@@ -454,4 +454,4 @@ done:
     return rc;
 }
 CLI_COMMAND(plot_cmd, "plot", "LOG.jsonl... --out FILE.svg|png [--x tokens|step]",
-            "Draw loss and max-logit curves of training logs (SVG, or PNG through a converter).", cmd_plot)
+            "Draw loss and max-logit curves of training logs, or reward, success, length and KL of k2c rl logs (SVG, or PNG through a converter).", cmd_plot)

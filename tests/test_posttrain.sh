@@ -71,3 +71,6 @@ if timeout 120 "$K2C" eval-agent --model "$TMP/rlA/$L" --tasks "$TMP/letters.jso
 else fail rl_checkpoint_evaluates "$(tail -3 "$TMP/re.out")"; fi
 expect_fail rl_needs_init "give --init" "$K2C" rl --tasks "$TMP/letters.jsonl" --out "$TMP/rlC"
 expect_fail rl_bad_task_file "bad.jsonl:1" "$K2C" rl --init "$TM" --tasks "$TMP/bad.jsonl" --out "$TMP/rlD"
+if "$K2C" plot "$TMP/rlA/rl.jsonl" --out "$TMP/rl.svg" >"$TMP/p.out" 2>&1 && [ "$(grep -c '<polyline' "$TMP/rl.svg")" = 4 ] &&
+   grep -q "KL to the SFT policy" "$TMP/rl.svg" && grep -q "success rate" "$TMP/rl.svg"; then pass rl_plot_panels
+else fail rl_plot_panels "$(cat "$TMP/p.out")"; fi
