@@ -309,7 +309,8 @@ static int data_sft(cli_args *a, const char *tokdir, const char *out, double vf,
                 unsigned char *m = NULL;
                 int r = mt ? k2c_chat_render_masked(tk, mt, tt, where, &ids, &m, &nid) : -1;
                 free(mt); free(tt);
-                for (int j = 0; r == 0 && j < nid; j++) { r = idpush(&d, (uint32_t)ids[j]) || maskpush(&mk, m[j]); nloss += m[j]; }
+                /* bit 1 on the first token: windows start at conversations */
+                for (int j = 0; r == 0 && j < nid; j++) { r = idpush(&d, (uint32_t)ids[j]) || maskpush(&mk, (uint8_t)(m[j] | (j == 0 ? 2 : 0))); nloss += m[j]; }
                 if (r == 0 && eos >= 0) r = idpush(&d, (uint32_t)eos) || maskpush(&mk, 0);
                 free(ids); free(m);
                 if (r) { free(text); goto fail; }
@@ -329,7 +330,8 @@ static int data_sft(cli_args *a, const char *tokdir, const char *out, double vf,
         if (!text) goto fail;
         int *ids = NULL, nid = 0;
         int r = k2c_tokenizer_encode(tk, text, n, 0, &ids, &nid);
-        for (int j = 0; r == 0 && j < nid; j++) r = idpush(&d, (uint32_t)ids[j]) || maskpush(&mk, 1);
+        /* plain text has no conversations: a window may start every 128 tokens of it */
+        for (int j = 0; r == 0 && j < nid; j++) r = idpush(&d, (uint32_t)ids[j]) || maskpush(&mk, (uint8_t)(j % 128 == 0 ? 3 : 1));
         if (r == 0 && eos >= 0) r = idpush(&d, (uint32_t)eos) || maskpush(&mk, 1);
         nloss += (size_t)nid + 1;
         free(ids); free(text);

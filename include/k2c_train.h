@@ -124,7 +124,8 @@ void k2c_bias_update(k2c_tmodel *m, const double *load, float u, float *maxvio);
 void k2c_ns5(float *X, int rows, int cols, int steps, float *tmp);
 
 /* ---- data (data.c): token shards "K2CTOKS\0", u32 version, u32 token bytes (4), u64 count, u32 ids, and in
- * version 2 a u8 loss mask per token (1: the token is a target with loss; 0: context only) */
+ * version 2 a u8 mask per token: bit 0 the token is a target with loss (0: context only), bit 1 a conversation
+ * starts at it */
 int k2c_shard_write(const char *path, const uint32_t *ids, uint64_t n);   /* version 1, atomic */
 int k2c_shard_write_masked(const char *path, const uint32_t *ids, const uint8_t *mask, uint64_t n);  /* mask NULL: v1 */
 typedef struct {
@@ -132,6 +133,7 @@ typedef struct {
     uint32_t **tok; uint64_t *ntok; void **map; size_t *mapsz;
     const uint8_t **mask;       /* [nshards]: the shard's loss mask, NULL for version 1 (all targets) */
     int masked;                 /* some shard carries a mask */
+    uint64_t *starts, nstarts;  /* conversation starts (mask bit 1): windows begin there when there are any */
     uint64_t total;
 } k2c_dataset;
 /* Opens DIR/PREFIX*.bin (prefix "train" or "val"). */

@@ -66,6 +66,25 @@ static void shard_format(void) {
     EXPECT(wrong == 0 && masked > 0, "%d window positions wrong, %d masked", wrong, masked);
     k2c_dataset_close(&d2);
     k2c_dataset_close(&d1);
+    /* conversation starts (bit 1): every window begins at one of them */
+    for (int i = 0; i < N; i++) mask[i] = (uint8_t)(((i / 5) % 2) | (i % 10 == 3 ? 2 : 0));
+    char *ps = path_in("starts", "train_000.bin");
+    EXPECT(k2c_shard_write_masked(ps, ids, mask, N) == 0, "%s", k2c_errmsg());
+    snprintf(dir, sizeof dir, "%s/starts", tmpdir);
+    k2c_dataset ds;
+    EXPECT(k2c_dataset_open(&ds, dir, "train") == 0 && ds.nstarts == 4, "starts: %d, %s", (int)ds.nstarts, k2c_errmsg());
+    int off_start = 0, seen[4] = {0};
+    for (uint64_t w = 0; w < 40; w++) {
+        k2c_dataset_window(&ds, 9, w, 6, ids_w, tg2);
+        int pos = ids_w[0] - 100;
+        if (pos % 10 != 3) off_start++;
+        else seen[pos / 10] = 1;
+        for (int t = 0; t < 6; t++)      /* the start bit is not a loss bit */
+            if (tg2[t] >= 0 && !(mask[tg2[t] - 100] & 1)) off_start++;
+    }
+    EXPECT(off_start == 0 && seen[0] + seen[1] + seen[2] + seen[3] >= 3, "%d windows off a start or with a masked target", off_start);
+    k2c_dataset_close(&ds);
+    free(ps);
     /* a version this build does not know, and a mask that does not fit the size: named errors */
     size_t len;
     char *bytes = k2c_read_file(p2, &len);

@@ -5,7 +5,9 @@
  * conversation's assistant tokens, all of plain text), 0 where it is only context (system, user, tool
  * results). Version 1 files (no mask: every token a target) still read; any other version is refused by
  * name. The mask belongs to the token as a target: window position t predicts token p+t+1, whose mask
- * decides whether targets[t] is that token or -1 (no loss, no gradient).
+ * decides whether targets[t] is that token or -1 (no loss, no gradient). Bit 1 of a mask byte marks the
+ * first token of a conversation: when a dataset has such marks, windows start at them (a window that began
+ * mid-conversation would train answers without their question), one conversation drawn per window.
  * `k2c data prepare` writes DIR/train_NNN.bin and DIR/val_NNN.bin; the trainer maps every shard with a
  * prefix and sees their concatenation. Window idx of a run starts at a position that depends only on
  * (seed, idx), so a resumed run reads exactly the windows the uninterrupted run would have read and
@@ -37,7 +39,7 @@ int k2c_shard_write_masked(const char *path, const uint32_t *ids, const uint8_t 
     memcpy(buf + 12, &tb, 4);
     memcpy(buf + 16, &n, 8);
     memcpy(buf + HDR, ids, (size_t)n * 4);
-    for (uint64_t i = 0; mask && i < n; i++) buf[HDR + (size_t)n * 4 + i] = mask[i] ? 1 : 0;
+    for (uint64_t i = 0; mask && i < n; i++) buf[HDR + (size_t)n * 4 + i] = mask[i] & 3;
     int rc = k2c_write_file_atomic(path, buf, len);
     free(buf);
     return rc;
@@ -105,6 +107,18 @@ int k2c_dataset_open(k2c_dataset *d, const char *dir, const char *prefix) {
         free(p);
         if (r) goto done;
     }
+    /* conversation starts (mask bit 1), in order over the concatenation */
+    uint64_t base = 0, cap2 = 0;
+    for (int s = 0; s < d->nshards; base += d->ntok[s], s++)
+        for (uint64_t i = 0; d->mask[s] && i < d->ntok[s]; i++) {
+            if (!(d->mask[s][i] & 2)) continue;
+            if (d->nstarts == cap2) {
+                uint64_t *ns = realloc(d->starts, (size_t)(cap2 = cap2 ? 2 * cap2 : 1024) * sizeof *ns);
+                if (!ns) { k2c_seterr("out of memory"); goto done; }
+                d->starts = ns;
+            }
+            d->starts[d->nstarts++] = base + i;
+        }
     rc = 0;
 done:
     for (int i = 0; i < n; i++) free(names[i]);
@@ -115,7 +129,7 @@ done:
 
 void k2c_dataset_close(k2c_dataset *d) {
     for (int i = 0; i < d->nshards; i++) munmap(d->map[i], d->mapsz[i]);
-    free(d->tok); free(d->ntok); free(d->map); free(d->mapsz); free(d->mask);
+    free(d->tok); free(d->ntok); free(d->map); free(d->mapsz); free(d->mask); free(d->starts);
     memset(d, 0, sizeof *d);
 }
 
@@ -129,7 +143,7 @@ static uint64_t mix(uint64_t z) {
 /* token i of the concatenation; *m gets its loss mask (1 for a version-1 shard) */
 static uint32_t at(const k2c_dataset *d, uint64_t i, int *m) {
     for (int s = 0; s < d->nshards; s++) {
-        if (i < d->ntok[s]) { *m = d->mask[s] ? d->mask[s][i] : 1; return d->tok[s][i]; }
+        if (i < d->ntok[s]) { *m = d->mask[s] ? d->mask[s][i] & 1 : 1; return d->tok[s][i]; }
         i -= d->ntok[s];
     }
     *m = 0;
@@ -140,7 +154,7 @@ static uint32_t at(const k2c_dataset *d, uint64_t i, int *m) {
  * T+1 wraps around. */
 void k2c_dataset_window(const k2c_dataset *d, uint64_t seed, uint64_t idx, int T, int *ids, int *targets) {
     uint64_t span = d->total > (uint64_t)T + 1 ? d->total - (uint64_t)T : 1;
-    uint64_t p = mix(mix(seed) ^ idx) % span;
+    uint64_t p = d->nstarts ? d->starts[mix(mix(seed) ^ idx) % d->nstarts] : mix(mix(seed) ^ idx) % span;
     for (int t = 0; t < T; t++) {
         int m;
         ids[t] = (int)at(d, (p + t) % d->total, &m);
