@@ -1,6 +1,7 @@
 # `k2c agent` with the built-in groups, from the command line: the write gate (--allow-write needs a named
 # --workdir; write_file is not declared without it), bad --tools names, and the transcript (valid JSON with
-# tools, messages, turns, finish and the environment's state; rewritten as the run goes). A random-weight
+# tools, messages, turns, finish and the environment's state; rewritten as the run goes), and every call the
+# constrained decoder produced validates against its tool's schema (enums, lengths, integer ranges). A random-weight
 # model is used: this checks the mechanics, not the answers.
 source "$(dirname "$0")/lib.sh"
 M=models/k2-mini
@@ -25,9 +26,30 @@ assert names == ["search_flights", "book_flight", "search_hotels", "book_hotel"]
 assert t["finish"] == "max_turns" and t["turns"] == 2, (t["finish"], t["turns"])
 roles = [m["role"] for m in t["messages"]]
 assert roles[0] == "user" and roles.count("assistant") == 2 and "tool" in roles, roles
+decl = {d["function"]["name"]: d["function"]["parameters"] for d in t["tools"]}
+def valid(v, s, where):   # the subset of JSON Schema the declarations use
+    ty = s.get("type")
+    if ty == "object":
+        assert isinstance(v, dict), where
+        for k in s.get("required", []): assert k in v, f"{where}: missing {k}"
+        for k, x in v.items():
+            assert k in s["properties"], f"{where}: unknown {k}"
+            valid(x, s["properties"][k], f"{where}.{k}")
+    elif ty == "string":
+        assert isinstance(v, str), where
+        assert len(v) >= s.get("minLength", 0) and len(v) <= s.get("maxLength", 1 << 30), f"{where}: length {len(v)}"
+        if "enum" in s: assert v in s["enum"], f"{where}: {v} not in enum"
+    elif ty == "integer":
+        assert isinstance(v, int) and not isinstance(v, bool), where
+        assert s.get("minimum", -1e300) <= v <= s.get("maximum", 1e300), f"{where}: {v} out of range"
+    elif ty == "number": assert isinstance(v, (int, float)) and not isinstance(v, bool), where
+    elif ty == "boolean": assert isinstance(v, bool), where
+calls = 0
 for m in t["messages"]:
     for c in m.get("tool_calls", []):
-        json.loads(c["function"]["arguments"])          # every call's arguments parse
+        valid(json.loads(c["function"]["arguments"]), decl[c["function"]["name"]], c["function"]["name"])
+        calls += 1
+assert calls >= 2, calls                                  # tool_choice required: a call every turn
 assert "bookings" in t["state"] and "spent" in t["state"], t["state"]
 PY
 else skip agent_transcript_shape "no python3"; fi
