@@ -34,6 +34,7 @@ typedef struct {
     float lr, wd, tau, temp_start, temp_end, format_weight, budget_penalty, ptx_weight;
     uint64_t seed;
     k2c_opt_kind opt;
+    k2c_dtype save_dtype;       /* model.safetensors of checkpoints (the fp32 master copy is in optimizer.safetensors) */
 } rl_opts;
 
 static uint64_t mix(uint64_t z) {
@@ -107,7 +108,7 @@ static int save_ckpt(const k2c_tmodel *m, const k2c_optim *o, const rl_opts *r) 
     char *dir = k2c_path_join(r->out, name), *lp = k2c_path_join(r->out, "LATEST");
     size_t n;
     char *old = lp ? k2c_read_file(lp, &n) : NULL;
-    int rc = dir && lp ? k2c_ckpt_save(m, o, dir, K2C_F32, r->seed) : -1;
+    int rc = dir && lp ? k2c_ckpt_save(m, o, dir, r->save_dtype, r->seed) : -1;
     if (rc == 0) rc = copy_file(r->init, dir, "tiktoken.model") || copy_file(r->init, dir, "tokenizer_config.json");
     if (rc == 0) rc = k2c_write_file_atomic(lp, name, strlen(name));
     if (rc == 0 && old && strcmp(old, name) && !strchr(old, '/') && old[0] == 's') {
@@ -305,7 +306,7 @@ static int cmd_rl(int argc, char **argv) {
     r.budget_penalty = (float)cli_num(&a, "budget-penalty", 0.5);
     r.ptx_weight = (float)cli_num(&a, "ptx-weight", 0.1);
     r.seed = (uint64_t)cli_int(&a, "seed", 1);
-    const char *opt = cli_str(&a, "optimizer", "muon"), *logp = cli_str(&a, "log", NULL);
+    const char *opt = cli_str(&a, "optimizer", "muon"), *logp = cli_str(&a, "log", NULL), *dts = cli_str(&a, "dtype", "f32");
     if (cli_done(&a) || !r.tasks || !r.out) return 2;
     /* --init is needed on resume too: it is the reference policy of the KL and holds the tokenizer */
     if (!r.init) { fprintf(stderr, "k2c rl: give --init DIR (the SFT model; with --resume OUT as well)\n"); return 2; }
@@ -313,6 +314,9 @@ static int cmd_rl(int argc, char **argv) {
     else if (!strcmp(opt, "muonclip")) r.opt = K2C_OPT_MUONCLIP;
     else if (!strcmp(opt, "adamw")) r.opt = K2C_OPT_ADAMW;
     else { fprintf(stderr, "k2c rl: --optimizer is muon, muonclip or adamw\n"); return 2; }
+    if (!strcmp(dts, "f32")) r.save_dtype = K2C_F32;
+    else if (!strcmp(dts, "bf16")) r.save_dtype = K2C_BF16;
+    else { fprintf(stderr, "k2c rl: --dtype is f32 or bf16\n"); return 2; }
     if (r.k < 2 || r.k > 64 || r.tasks_per_step < 1 || r.steps < 1 || r.tau <= 0 || r.ptx_batch < 1 || r.ptx_seq < 2) {
         fprintf(stderr, "k2c rl: need --k 2..64, --tasks-per-step >= 1, --steps >= 1, --tau > 0, --ptx-batch >= 1, --ptx-seq >= 2\n");
         return 2;
@@ -328,7 +332,7 @@ CLI_COMMAND(rl_def, "rl",
             "--tasks FILE --out DIR --init SFT_DIR [--resume OUT] [--steps N] [--tasks-per-step N] [--k K] [--tau X] "
             "[--lr X] [--wd X] [--optimizer muon|muonclip|adamw] [--temp-start T] [--temp-end T] [--format-weight W] [--budget-penalty P] "
             "[--ptx-data DIR --ptx-weight W --ptx-batch B --ptx-seq T] [--max-turns N] [--max-tokens N] [--ctx N] [--save-every N] "
-            "[--seed S] [--threads N] [--log FILE] [--stop-after N]",
+            "[--seed S] [--threads N] [--log FILE] [--stop-after N] [--dtype f32|bf16]",
             "RL with verifiable rewards: K rollouts per task through the agent, K2's policy objective with Muon, PTX, a decaying "
             "temperature; logs reward, success, length and KL; atomic, resumable checkpoints.",
             cmd_rl)

@@ -157,7 +157,7 @@ static int read_rl(rlseries *s, const char *path, const char *xkey) {
 }
 
 static int plot_rl(const char *out, int nlogs, const char *const *logs, const char *x_key) {
-    rlseries *S = calloc((size_t)nlogs, sizeof *S);
+    rlseries *S = calloc((size_t)(nlogs > 0 ? nlogs : 1), sizeof *S);
     int rc = -1;
     FILE *o = NULL;
     char *tmp = NULL;
@@ -217,7 +217,8 @@ static int is_rl_log(const char *path) {
 }
 
 int k2c_plot_logs(const char *out, int nlogs, const char *const *logs, const char *x_key) {
-    if (nlogs > 0 && is_rl_log(logs[0])) return plot_rl(out, nlogs, logs, !strcmp(x_key, "tokens") ? "step" : x_key);
+    if (nlogs <= 0) { k2c_seterr("plot: no logs"); return -1; }
+    if (is_rl_log(logs[0])) return plot_rl(out, nlogs, logs, !strcmp(x_key, "tokens") ? "step" : x_key);
     series *S = calloc((size_t)nlogs, sizeof *S);
     int rc = -1;
     FILE *o = NULL;
