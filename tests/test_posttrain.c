@@ -116,7 +116,8 @@ static double masked_loss(const k2c_tmodel *m, k2c_tacts *a, const int *ids, con
     double l;
     int n;
     int none[64];
-    for (int i = 0; i < B * T; i++) none[i] = -1;
+    if (B * T > 64) return NAN;
+    for (int i = 0; i < 64; i++) none[i] = -1;
     if (k2c_train_forward(m, a, ids, none, B, T, 0, &l, &n, logits)) return NAN;
     int V = m->cfg.vocab_size;
     double sum = 0;
