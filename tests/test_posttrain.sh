@@ -36,7 +36,6 @@ if timeout 300 "$K2C" eval-agent --model "$M" --tasks "$TMP/heldout.jsonl" --lim
 else fail eval_agent_past_context_is_scored "$(tail -3 "$TMP/c.out" "$TMP/c.err")"; fi
 echo '{"id":"x","task":"hi","tools":"calculator"}' >"$TMP/bad.jsonl"
 expect_fail eval_agent_bad_task_file "bad.jsonl:1: field 'verify'" "$K2C" eval-agent --model "$M" --tasks "$TMP/bad.jsonl"
-if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$TMP"/*.err "$TMP"/*.out 2>/dev/null; then fail posttrain_sanitizer "$(grep -m3 'ERROR\|runtime error' "$TMP"/*.err)"; fi
 # RL on a random tiny model: tasks any text can pass some of the time (so rewards vary within a group and the
 # gradient is not zero), K rollouts each, PTX on plain-text shards; the log has reward, success, length and KL; a
 # run stopped after step 2 and resumed logs step 3 exactly as the uninterrupted run.
@@ -74,3 +73,4 @@ expect_fail rl_bad_task_file "bad.jsonl:1" "$K2C" rl --init "$TM" --tasks "$TMP/
 if "$K2C" plot "$TMP/rlA/rl.jsonl" --out "$TMP/rl.svg" >"$TMP/p.out" 2>&1 && [ "$(grep -c '<polyline' "$TMP/rl.svg")" = 4 ] &&
    grep -q "KL to the SFT policy" "$TMP/rl.svg" && grep -q "success rate" "$TMP/rl.svg"; then pass rl_plot_panels
 else fail rl_plot_panels "$(cat "$TMP/p.out")"; fi
+if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$TMP"/*.err "$TMP"/*.out 2>/dev/null; then fail posttrain_sanitizer "$(grep -m3 'ERROR\|runtime error' "$TMP"/*.err "$TMP"/*.out)"; fi
