@@ -12,7 +12,8 @@
  *      context, its sampled ids as targets), and accumulates the gradient of K2's objective
  *      (1/K) sum_i (r_i - rbar - tau log(pi/pi_old))^2 per task (k2c_rl_task_grad), with pi_old the weights
  *      that sampled; plus --ptx-weight times the next-token loss of a batch of SFT/text shards (--ptx-data);
- *   5. one optimizer step (Muon by default), a log line (reward, success, mean length, KL to the reference
+ *   5. --updates optimizer steps on those rollouts (Muon by default; 1: pi = pi_old at the gradient, the update
+ *      is REINFORCE with the group mean as baseline, scaled by tau; more: the tau term pulls pi back), a log line (reward, success, mean length, KL to the reference
  *      policy measured on the sampled tokens, losses) and, every --save-every steps, a checkpoint.
  * Checkpoints are OUT/step_NNNNNNN/ (model, optimizer state, step) with OUT/LATEST replaced atomically after
  * the folder is complete; --resume OUT continues from LATEST, trimming log lines past it. */
@@ -30,7 +31,7 @@
 
 typedef struct {
     const char *tasks, *out, *init, *resume, *ptx_data, *log;
-    int steps, stop_after, tasks_per_step, k, max_turns, max_tokens, ctx, save_every, threads, ptx_batch, ptx_seq;
+    int steps, stop_after, updates, tasks_per_step, k, max_turns, max_tokens, ctx, save_every, threads, ptx_batch, ptx_seq;
     float lr, wd, tau, temp_start, temp_end, format_weight, budget_penalty, ptx_weight;
     uint64_t seed;
     k2c_opt_kind opt;
@@ -153,10 +154,12 @@ static int rl_run(const rl_opts *r) {
     FILE *log = NULL;
     k2c_agent_result *res = calloc((size_t)r->k, sizeof *res);
     k2c_verdict *ver = calloc((size_t)r->k, sizeof *ver);
-    double *rew = calloc((size_t)r->k, sizeof *rew), *lp_old = calloc((size_t)r->k, sizeof *lp_old), *lp_ref = calloc((size_t)r->k, sizeof *lp_ref);
+    double *trew = calloc((size_t)r->k * r->tasks_per_step, sizeof *trew), *tlp_old = calloc((size_t)r->k * r->tasks_per_step, sizeof *tlp_old);
+    double *lp_ref = calloc((size_t)r->k, sizeof *lp_ref);
+    rows *trows = calloc((size_t)r->tasks_per_step, sizeof *trows);
     int *pids = NULL, *ptg = NULL;
     char *policy = k2c_path_join(r->out, "policy");
-    if (!res || !ver || !rew || !lp_old || !lp_ref || !policy) { k2c_seterr("out of memory"); goto done; }
+    if (!res || !ver || !trew || !tlp_old || !lp_ref || !trows || !policy) { k2c_seterr("out of memory"); goto done; }
     if (k2c_tasks_load(r->tasks, "train", &tasks, &ntasks)) goto done;
     if (mkdir(r->out, 0777) && errno != EEXIST) { k2c_seterr("%s: %s", r->out, strerror(errno)); goto done; }
     k2c_optim_defaults(&o, r->opt);
@@ -196,13 +199,14 @@ static int rl_run(const rl_opts *r) {
                              .threads = r->threads, .tool_choice = K2C_TOOLS_AUTO};
         k2c_agent *ag = k2c_agent_new(&ao);
         if (!ag) goto done;
-        memset(m.g, 0, m.nw * sizeof(float));
-        double sum_r = 0, sum_len = 0, sum_loss = 0, kl_num = 0, ptx_loss = 0;
+        double sum_r = 0, sum_len = 0, sum_loss = 0, last_loss = 0, kl_num = 0, ptx_loss = 0, gn = 0;
         long kl_tok = 0;
-        int nsucc = 0, nroll = 0, nformat = 0, step_ok = 1;
-        for (int j = 0; j < r->tasks_per_step && step_ok; j++) {
+        int nsucc = 0, nroll = 0, nformat = 0, step_ok = 1, T = r->tasks_per_step, K = r->k;
+        /* rollouts of every task of the step, scored once by the sampling weights (pi_old) and the reference */
+        for (int j = 0; j < T && step_ok; j++) {
             const k2c_task *t = &tasks[mix(seed ^ mix((uint64_t)step * 1000003u + (uint64_t)j)) % (uint64_t)ntasks];
-            for (int i = 0; i < r->k; i++) {
+            double *rew = trew + (size_t)j * K, *lp_old = tlp_old + (size_t)j * K;
+            for (int i = 0; i < K; i++) {
                 uint64_t s = mix(seed ^ ((uint64_t)step << 32) ^ ((uint64_t)j << 16) ^ (uint64_t)i);
                 if (pt_run_task(ag, t, temp, s, r->max_turns, r->max_tokens, &res[i], &ver[i])) { step_ok = 0; break; }
                 int fmt = res[i].answer && !res[i].truncated;
@@ -211,48 +215,65 @@ static int rl_run(const rl_opts *r) {
                 rew[i] = rw;
                 sum_r += rw; sum_len += res[i].gen_tokens; nsucc += ver[i].success; nformat += fmt; nroll++;
             }
-            if (!step_ok) { for (int i = 0; i < r->k; i++) k2c_agent_result_free(&res[i]); break; }
-            rows rw = {0};
-            double loss = 0;
-            int ok = build_rows(&rw, res, r->k, m.cfg.max_position_embeddings) == 0;
-            if (ok && rw.B > 0) {
-                ok = ensure_acts(&a, &have_a, &m, rw.B, rw.T) == 0 &&
-                     k2c_rl_logp(&m, &a, rw.ids, rw.tg, rw.sample, rw.B, rw.T, r->k, lp_old) == 0 &&
-                     k2c_rl_logp(&ref, &a, rw.ids, rw.tg, rw.sample, rw.B, rw.T, r->k, lp_ref) == 0 &&
-                     k2c_rl_task_grad(&m, &a, rw.ids, rw.tg, rw.sample, rw.B, rw.T, r->k, rew, lp_old, r->tau,
-                                      1.0f / (float)r->tasks_per_step, &loss, NULL) == 0;
-                for (int i = 0; ok && i < r->k; i++) kl_num += lp_old[i] - lp_ref[i];
-                kl_tok += rw.ntok;
+            if (step_ok) step_ok = build_rows(&trows[j], res, K, m.cfg.max_position_embeddings) == 0;
+            for (int i = 0; i < K; i++) k2c_agent_result_free(&res[i]);
+            rows *rw = &trows[j];
+            if (step_ok && rw->B > 0) {
+                step_ok = ensure_acts(&a, &have_a, &m, rw->B, rw->T) == 0 &&
+                          k2c_rl_logp(&m, &a, rw->ids, rw->tg, rw->sample, rw->B, rw->T, K, lp_old) == 0 &&
+                          k2c_rl_logp(&ref, &a, rw->ids, rw->tg, rw->sample, rw->B, rw->T, K, lp_ref) == 0;
+                for (int i = 0; step_ok && i < K; i++) kl_num += lp_old[i] - lp_ref[i];
+                kl_tok += rw->ntok;
             }
-            sum_loss += loss;
-            rows_free(&rw);
-            for (int i = 0; i < r->k; i++) k2c_agent_result_free(&res[i]);
-            if (!ok) step_ok = 0;
         }
         k2c_agent_free(ag);
-        if (!step_ok) goto done;
-        if (have_ptx) {
-            /* PTX: the next-token loss of curated data, weighted, in the same step so RL does not forget */
+        if (!step_ok) { for (int j = 0; j < T; j++) rows_free(&trows[j]); goto done; }
+        if (have_ptx)
             for (int b = 0; b < r->ptx_batch; b++)
                 k2c_dataset_window(&ptx, seed ^ 0x5054585ull, (uint64_t)(step - 1) * r->ptx_batch + b, r->ptx_seq,
                                    pids + (size_t)b * r->ptx_seq, ptg + (size_t)b * r->ptx_seq);
-            double l;
-            int n;
-            if (ensure_acts(&a, &have_a, &m, r->ptx_batch, r->ptx_seq) ||
-                k2c_train_forward(&m, &a, pids, ptg, r->ptx_batch, r->ptx_seq, 0, &l, &n, NULL) ||
-                k2c_train_backward(&m, &a, n ? r->ptx_weight / (float)n : 0.0f)) goto done;
-            ptx_loss = n ? l / n : 0;
+        /* --updates optimizer steps on the same rollouts: from the second on, pi moves away from pi_old and the
+         * tau term of the objective pulls it back */
+        for (int u = 0; u < r->updates; u++) {
+            memset(m.g, 0, m.nw * sizeof(float));
+            double loss_u = 0;
+            for (int j = 0; j < T; j++) {
+                rows *rw = &trows[j];
+                double l = 0;
+                if (rw->B > 0 && (ensure_acts(&a, &have_a, &m, rw->B, rw->T) ||
+                                  k2c_rl_task_grad(&m, &a, rw->ids, rw->tg, rw->sample, rw->B, rw->T, K, trew + (size_t)j * K,
+                                                   tlp_old + (size_t)j * K, r->tau, 1.0f / (float)T, &l, NULL))) {
+                    for (int q = 0; q < T; q++) rows_free(&trows[q]);
+                    goto done;
+                }
+                loss_u += l / T;
+            }
+            if (u == 0) sum_loss = loss_u;
+            last_loss = loss_u;
+            if (have_ptx) {
+                /* PTX: the next-token loss of curated data, weighted, in the same update so RL does not forget */
+                double l;
+                int n;
+                if (ensure_acts(&a, &have_a, &m, r->ptx_batch, r->ptx_seq) ||
+                    k2c_train_forward(&m, &a, pids, ptg, r->ptx_batch, r->ptx_seq, 0, &l, &n, NULL) ||
+                    k2c_train_backward(&m, &a, n ? r->ptx_weight / (float)n : 0.0f)) {
+                    for (int q = 0; q < T; q++) rows_free(&trows[q]);
+                    goto done;
+                }
+                if (u == 0) ptx_loss = n ? l / n : 0;
+            }
+            gn = 0;
+            for (size_t x = 0; x < m.nw; x++) gn += (double)m.g[x] * m.g[x];
+            gn = sqrt(gn);
+            if (!isfinite(gn)) { k2c_seterr("step %ld: gradient norm %g (diverged)", step, gn); for (int q = 0; q < T; q++) rows_free(&trows[q]); goto done; }
+            k2c_optim_step(&o, &m, r->lr);
+            if (o.kind == K2C_OPT_MUONCLIP && have_a) k2c_qk_clip(&m, a.attn_max, o.tau, NULL);
         }
-        double gn = 0;
-        for (size_t x = 0; x < m.nw; x++) gn += (double)m.g[x] * m.g[x];
-        gn = sqrt(gn);
-        if (!isfinite(gn)) { k2c_seterr("step %ld: gradient norm %g (diverged)", step, gn); goto done; }
-        k2c_optim_step(&o, &m, r->lr);
-        if (o.kind == K2C_OPT_MUONCLIP && have_a) k2c_qk_clip(&m, a.attn_max, o.tau, NULL);
+        for (int j = 0; j < T; j++) rows_free(&trows[j]);
         fprintf(log, "{\"step\":%ld,\"temperature\":%.4g,\"reward\":%.6g,\"success\":%.6g,\"format\":%.6g,\"length\":%.6g,"
-                     "\"kl\":%.6g,\"loss\":%.9g,\"ptx_loss\":%.9g,\"grad_norm\":%.6g,\"rollouts\":%d,\"time\":%.2f}\n",
+                     "\"kl\":%.6g,\"loss\":%.9g,\"loss_last_update\":%.9g,\"ptx_loss\":%.9g,\"grad_norm\":%.6g,\"rollouts\":%d,\"time\":%.2f}\n",
                 step, temp, nroll ? sum_r / nroll : 0, nroll ? (double)nsucc / nroll : 0, nroll ? (double)nformat / nroll : 0,
-                nroll ? sum_len / nroll : 0, kl_tok ? kl_num / kl_tok : 0, sum_loss / r->tasks_per_step, ptx_loss, gn, nroll,
+                nroll ? sum_len / nroll : 0, kl_tok ? kl_num / kl_tok : 0, sum_loss, last_loss, ptx_loss, gn, nroll,
                 k2c_now() - t0);
         fflush(log);
         fprintf(stderr, "step %ld/%d  reward %.3f  success %.2f  length %.0f  kl %.4f  (%.0f s)\n", step, r->steps,
@@ -273,7 +294,7 @@ done:
     if (have_m) { k2c_optim_free(&o); k2c_tmodel_free(&m); }
     if (have_ref) k2c_tmodel_free(&ref);
     k2c_tasks_free(tasks, ntasks);
-    free(res); free(ver); free(rew); free(lp_old); free(lp_ref); free(pids); free(ptg); free(policy);
+    free(res); free(ver); free(trew); free(tlp_old); free(lp_ref); free(trows); free(pids); free(ptg); free(policy);
     return rc;
 }
 
@@ -288,6 +309,7 @@ static int cmd_rl(int argc, char **argv) {
     r.ptx_data = cli_str(&a, "ptx-data", NULL);
     r.steps = (int)cli_int(&a, "steps", 100);
     r.stop_after = (int)cli_int(&a, "stop-after", 0);
+    r.updates = (int)cli_int(&a, "updates", 1);
     r.tasks_per_step = (int)cli_int(&a, "tasks-per-step", 4);
     r.k = (int)cli_int(&a, "k", 4);
     r.max_turns = (int)cli_int(&a, "max-turns", 6);
@@ -317,8 +339,8 @@ static int cmd_rl(int argc, char **argv) {
     if (!strcmp(dts, "f32")) r.save_dtype = K2C_F32;
     else if (!strcmp(dts, "bf16")) r.save_dtype = K2C_BF16;
     else { fprintf(stderr, "k2c rl: --dtype is f32 or bf16\n"); return 2; }
-    if (r.k < 2 || r.k > 64 || r.tasks_per_step < 1 || r.steps < 1 || r.tau <= 0 || r.ptx_batch < 1 || r.ptx_seq < 2) {
-        fprintf(stderr, "k2c rl: need --k 2..64, --tasks-per-step >= 1, --steps >= 1, --tau > 0, --ptx-batch >= 1, --ptx-seq >= 2\n");
+    if (r.k < 2 || r.k > 64 || r.tasks_per_step < 1 || r.steps < 1 || r.tau <= 0 || r.ptx_batch < 1 || r.ptx_seq < 2 || r.updates < 1 || r.updates > 64) {
+        fprintf(stderr, "k2c rl: need --k 2..64, --tasks-per-step >= 1, --steps >= 1, --tau > 0, --updates 1..64, --ptx-batch >= 1, --ptx-seq >= 2\n");
         return 2;
     }
     char *lp = NULL;
@@ -329,7 +351,7 @@ static int cmd_rl(int argc, char **argv) {
     return rc ? cli_fail("rl") : 0;
 }
 CLI_COMMAND(rl_def, "rl",
-            "--tasks FILE --out DIR --init SFT_DIR [--resume OUT] [--steps N] [--tasks-per-step N] [--k K] [--tau X] "
+            "--tasks FILE --out DIR --init SFT_DIR [--resume OUT] [--steps N] [--tasks-per-step N] [--k K] [--tau X] [--updates N] "
             "[--lr X] [--wd X] [--optimizer muon|muonclip|adamw] [--temp-start T] [--temp-end T] [--format-weight W] [--budget-penalty P] "
             "[--ptx-data DIR --ptx-weight W --ptx-batch B --ptx-seq T] [--max-turns N] [--max-tokens N] [--ctx N] [--save-every N] "
             "[--seed S] [--threads N] [--log FILE] [--stop-after N] [--dtype f32|bf16]",

@@ -74,3 +74,9 @@ if "$K2C" plot "$TMP/rlA/rl.jsonl" --out "$TMP/rl.svg" >"$TMP/p.out" 2>&1 && [ "
    grep -q "KL to the SFT policy" "$TMP/rl.svg" && grep -q "success rate" "$TMP/rl.svg"; then pass rl_plot_panels
 else fail rl_plot_panels "$(cat "$TMP/p.out")"; fi
 if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$TMP"/*.err "$TMP"/*.out 2>/dev/null; then fail posttrain_sanitizer "$(grep -m3 'ERROR\|runtime error' "$TMP"/*.err "$TMP"/*.out)"; fi
+# several updates on the same rollouts: the objective falls below its value at pi = pi_old
+if timeout 300 "$K2C" rl --init "$TM" --tasks "$TMP/letters.jsonl" --tasks-per-step 2 --k 4 --max-turns 1 --max-tokens 12 --threads 1 \
+     --lr 1e-3 --steps 1 --updates 3 --out "$TMP/rlU" >"$TMP/rlU.out" 2>&1 &&
+   python3 -c "import json,sys; d=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if d['loss'] > 0 and d['loss_last_update'] < d['loss'] else 1)" "$TMP/rlU/rl.jsonl"; then
+  pass rl_updates_lower_the_objective
+else fail rl_updates_lower_the_objective "$(head -c 300 "$TMP/rlU/rl.jsonl"; tail -2 "$TMP/rlU.out")"; fi
