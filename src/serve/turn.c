@@ -304,8 +304,10 @@ static int allowed(k2c_turn *g, int id) {
 /* Applies a picked token: parser, phase changes, forced follow-ups. 1: the turn goes on, 0: it ended. */
 static int apply(k2c_turn *g, int id) {
     g->ntokens++;
-    if (feed_tok(g, id) != 0) return -1;
     int special = k2c_tokenizer_is_special(g->tok, id);
+    /* the turn's end marker ends the content; fed to the parser it would become content text ("<|im_end|>") */
+    if (g->phase == P_CONTENT && special && is_end(g, id)) { g->finish = "stop"; g->phase = P_DONE; return 0; }
+    if (feed_tok(g, id) != 0) return -1;
     size_t n = 0;
     const char *b = special ? NULL : k2c_tokenizer_token(g->tok, id, &n);
     switch (g->phase) {
