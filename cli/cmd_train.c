@@ -1,6 +1,8 @@
-/* Training commands: k2c train, k2c grad, k2c data prepare, k2c plot. */
+/* Training commands: k2c train, k2c grad, k2c data prepare, k2c data sft, k2c plot. */
 #include "cli.h"
 #include "k2c_train.h"
+
+#include <jansson.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,9 +226,148 @@ static int write_shards(const char *out, const char *prefix, const uint32_t *v, 
     return 0;
 }
 
+/* ------------------------------------------------------------------ k2c data sft */
+typedef struct { uint8_t *v; size_t n, cap; } maskvec;
+
+static int maskpush(maskvec *d, uint8_t x) {
+    if (d->n == d->cap) {
+        size_t nc = d->cap ? 2 * d->cap : 1 << 16;
+        uint8_t *p = realloc(d->v, nc);
+        if (!p) { k2c_seterr("out of memory"); return -1; }
+        d->v = p; d->cap = nc;
+    }
+    d->v[d->n++] = x;
+    return 0;
+}
+
+static int write_masked_shards(const char *out, const char *prefix, const uint32_t *v, const uint8_t *m, size_t n, size_t per) {
+    for (size_t s = 0, i = 0; i < n || s == 0; s++, i += per) {
+        char name[64];
+        snprintf(name, sizeof name, "%s_%03zu.bin", prefix, s);
+        char *p = k2c_path_join(out, name);
+        size_t cnt = n - i < per ? n - i : per;
+        int rc = p ? k2c_shard_write_masked(p, v + i, m + i, cnt) : -1;
+        free(p);
+        if (rc) return -1;
+        if (cnt < per) break;
+    }
+    return 0;
+}
+
+/* One conversation per line: {"messages": [...], "tools": [...]?}. Loss only on the assistant's tokens
+ * (k2c_chat_render_masked); EOS after each conversation as context. --text files are plain text with loss on
+ * every token, the mixture that keeps the model's English. */
+static int data_sft(cli_args *a, const char *tokdir, const char *out, double vf, long per) {
+    idvec d = {0};
+    maskvec mk = {0};
+    k2c_tokenizer *tk = NULL;
+    long nconv = 0;
+    size_t nloss = 0;
+    if (!tokdir) { k2c_seterr("k2c data sft needs --tokenizer DIR"); goto fail; }
+    if (k2c_tokenizer_load(&tk, tokdir)) goto fail;
+    int eos = k2c_tokenizer_eos(tk);
+    const char *text_list = cli_str(a, "text", NULL);
+    for (int i = 1; i < a->npos; i++) {
+        size_t n;
+        char *text = k2c_read_file(a->pos[i], &n);
+        if (!text) goto fail;
+        int line = 0;
+        for (char *ln = text; ln && *ln;) {
+            char *nl = strchr(ln, '\n');
+            if (nl) *nl = 0;
+            line++;
+            char where[600];
+            snprintf(where, sizeof where, "%.512s:%d", a->pos[i], line);
+            const char *q = ln;
+            while (*q == ' ' || *q == '\t' || *q == '\r') q++;
+            if (*q) {
+                json_error_t je;
+                json_t *o = json_loads(ln, 0, &je);
+                /* a conversation {"messages", "tools": [declarations]}, or a k2c synth task line whose
+                 * "reference" is the conversation and "tools" names built-in groups (declared as the agent does) */
+                json_t *msgs = json_object_get(o, "messages"), *tools = json_object_get(o, "tools");
+                if (!msgs) msgs = json_object_get(o, "reference");
+                char *tt = NULL;
+                if (json_is_string(tools)) {
+                    k2c_toolbox_opts to = {0};
+                    k2c_toolbox *box = NULL;
+                    if (k2c_tool_groups_parse(json_string_value(tools), &to.groups) || !(box = k2c_toolbox_new(&to))) {
+                        char msg[K2C_ERRMSG_MAX];
+                        snprintf(msg, sizeof msg, "%s", k2c_errmsg());
+                        k2c_seterr("%s: tools: %s", where, msg);
+                        json_decref(o); free(text); goto fail;
+                    }
+                    if (to.groups) tt = strdup(k2c_toolbox_json(box));
+                    k2c_toolbox_free(box);
+                } else if (!json_is_array(msgs) || (tools && !json_is_array(tools) && !json_is_null(tools))) {
+                    k2c_seterr("%s: %s", where, !o ? je.text : "want {\"messages\": [...], \"tools\": [...]}");
+                    json_decref(o); free(text); goto fail;
+                } else if (json_is_array(tools) && json_array_size(tools)) tt = json_dumps(tools, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                if (!json_is_array(msgs)) {
+                    k2c_seterr("%s: %s", where, "want {\"messages\": [...]} or a task with a \"reference\"");
+                    free(tt); json_decref(o); free(text); goto fail;
+                }
+                char *mt = json_dumps(msgs, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                json_decref(o);
+                int *ids = NULL, nid = 0;
+                unsigned char *m = NULL;
+                int r = mt ? k2c_chat_render_masked(tk, mt, tt, where, &ids, &m, &nid) : -1;
+                free(mt); free(tt);
+                /* bit 1 on the first token: windows start at conversations */
+                for (int j = 0; r == 0 && j < nid; j++) { r = idpush(&d, (uint32_t)ids[j]) || maskpush(&mk, (uint8_t)(m[j] | (j == 0 ? 2 : 0))); nloss += m[j]; }
+                if (r == 0 && eos >= 0) r = idpush(&d, (uint32_t)eos) || maskpush(&mk, 0);
+                free(ids); free(m);
+                if (r) { free(text); goto fail; }
+                nconv++;
+            }
+            ln = nl ? nl + 1 : NULL;
+        }
+        free(text);
+    }
+    for (const char *p = text_list; p && *p;) {           /* --text a.txt,b.txt */
+        size_t l = strcspn(p, ",");
+        char path[4096];
+        snprintf(path, sizeof path, "%.*s", (int)(l < 4000 ? l : 4000), p);
+        p += l + (p[l] == ',');
+        size_t n;
+        char *text = k2c_read_file(path, &n);
+        if (!text) goto fail;
+        int *ids = NULL, nid = 0;
+        int r = k2c_tokenizer_encode(tk, text, n, 0, &ids, &nid);
+        /* plain text has no conversations: a window may start every 128 tokens of it */
+        for (int j = 0; r == 0 && j < nid; j++) r = idpush(&d, (uint32_t)ids[j]) || maskpush(&mk, (uint8_t)(j % 128 == 0 ? 3 : 1));
+        if (r == 0 && eos >= 0) r = idpush(&d, (uint32_t)eos) || maskpush(&mk, 1);
+        nloss += (size_t)nid + 1;
+        free(ids); free(text);
+        if (r) goto fail;
+    }
+    if (!d.n) { k2c_seterr("no tokens"); goto fail; }
+    size_t nval = (size_t)(d.n * vf), ntr = d.n - nval;
+    mkdir(out, 0777);
+    if (write_masked_shards(out, "train", d.v, mk.v, ntr, (size_t)per)) goto fail;
+    if (nval && write_masked_shards(out, "val", d.v + ntr, mk.v + ntr, nval, (size_t)per)) goto fail;
+    printf("%ld conversations, %zu tokens (%zu with loss): %zu train, %zu validation -> %s\n", nconv, d.n, nloss, ntr, nval, out);
+    free(d.v); free(mk.v);
+    k2c_tokenizer_free(tk);
+    return 0;
+fail:
+    free(d.v); free(mk.v);
+    k2c_tokenizer_free(tk);
+    return cli_fail("data sft");
+}
+
 static int cmd_data(int argc, char **argv) {
     cli_args a;
     if (cli_parse(&a, argc, argv, "allow-special")) return 2;
+    if (a.npos >= 1 && !strcmp(a.pos[0], "sft")) {
+        const char *tok = cli_str(&a, "tokenizer", NULL), *out = cli_need(&a, "out");
+        double vf = cli_num(&a, "val-fraction", 0.01);
+        long per = cli_int(&a, "shard-tokens", 1L << 26);
+        cli_str(&a, "text", NULL);
+        if (cli_done(&a) || !out) return 2;
+        if (vf < 0 || vf >= 1 || per <= 0) { fprintf(stderr, "k2c data sft: --val-fraction in [0, 1), --shard-tokens > 0\n"); return 2; }
+        return data_sft(&a, tok, out, vf, per);
+    }
     const char *tok = cli_str(&a, "tokenizer", NULL), *out = cli_need(&a, "out"), *idsf = cli_str(&a, "ids-file", NULL);
     int allow_special = cli_flag(&a, "allow-special");
     double vf = cli_num(&a, "val-fraction", 0.01);
@@ -276,8 +417,9 @@ fail:
     k2c_tokenizer_free(tk);
     return cli_fail("data");
 }
-CLI_COMMAND(data_cmd, "data", "prepare (--tokenizer DIR|bytes FILES... | --ids-file FILE) --out DIR [--val-fraction F] [--shard-tokens N] [--allow-special]",
-            "Tokenize text into training shards (train_NNN.bin, val_NNN.bin).", cmd_data)
+CLI_COMMAND(data_cmd, "data", "prepare (--tokenizer DIR|bytes FILES... | --ids-file FILE) --out DIR [--val-fraction F] [--shard-tokens N] [--allow-special]"
+            " | sft --tokenizer DIR --out DIR CONVERSATIONS.jsonl... [--text A.txt,B.txt] [--val-fraction F]",
+            "Tokenize text into training shards (train_NNN.bin, val_NNN.bin); sft: conversations with a loss mask (assistant tokens only) plus plain text.", cmd_data)
 
 /* ------------------------------------------------------------------ k2c plot */
 static int cmd_plot(int argc, char **argv) {
@@ -318,4 +460,4 @@ done:
     return rc;
 }
 CLI_COMMAND(plot_cmd, "plot", "LOG.jsonl... --out FILE.svg|png [--x tokens|step]",
-            "Draw loss and max-logit curves of training logs (SVG, or PNG through a converter).", cmd_plot)
+            "Draw loss and max-logit curves of training logs, or reward, success, length and KL of k2c rl logs (SVG, or PNG through a converter).", cmd_plot)

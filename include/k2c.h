@@ -327,6 +327,11 @@ int k2c_chat_render_ids(const k2c_tokenizer *t, const char *messages_json, const
                         int add_generation_prompt, const char *msg_where, const char *tools_where, int **ids,
                         int *n);
 
+/* SFT: the conversation's ids (no generation prompt) and mask [n] (malloc'd): 1 on the assistant's tokens
+ * (content, tool-call section, its <|im_end|>), 0 on system, tools, user, tool results and role headers. */
+int k2c_chat_render_masked(const k2c_tokenizer *t, const char *messages_json, const char *tools_json, const char *where,
+                           int **ids, unsigned char **mask, int *n);
+
 /* Tool-call parser: the assistant's output text (as decoded, specials included) ->
  * content + OpenAI tool_calls. Fed incrementally; marker text split across pieces is held back, so no
  * marker ever reaches the content. Malformed output never fails: each call carries flags. */
@@ -460,23 +465,114 @@ int k2c_server_run(const k2c_server_opts *o, volatile int *stop);
 /* Text with invalid UTF-8 replaced by U+FFFD (malloc'd, NUL-terminated): model output made safe for JSON. */
 char *k2c_utf8_clean(const char *s, size_t n);
 
+/* Built-in tools (agent_tools.c, agent_env.c), in groups: the calculator; read_file and list_dir confined to
+ * a working directory; write_file (only with allow_write, and only in an explicitly named directory);
+ * calendar tools (days_between, weekday, add_days); convert_units; a simulated travel-booking API
+ * (search_flights, book_flight, search_hotels, book_hotel) over a catalogue seeded by seed: flights among
+ * HAN SGN DAD CXR PQC every day of 2026-2027, hotels in five cities; bookings are the state and change
+ * what the searches return. Every tool answers JSON (the calculator: the number); a bad call is an error
+ * result (is_error), never a crash. */
+enum { K2C_TOOLS_CALC = 1, K2C_TOOLS_FILES = 2, K2C_TOOLS_WRITE = 4, K2C_TOOLS_DATES = 8, K2C_TOOLS_UNITS = 16,
+       K2C_TOOLS_TRAVEL = 32, K2C_TOOLS_BUILTIN = 1 | 2 | 8 | 16 | 32 };
+/* "builtin", "none" or a comma list of calculator,files,dates,units,travel. -1 + error on an unknown name. */
+int k2c_tool_groups_parse(const char *list, unsigned *groups);
+typedef struct {
+    unsigned groups;
+    const char *workdir;            /* file tools' root; NULL: "." (read-only tools only) */
+    int allow_write;                /* declare write_file: requires workdir */
+    uint64_t seed;                  /* the travel catalogue (0: 2026, the one k2c synth uses) */
+} k2c_toolbox_opts;
+typedef struct k2c_toolbox k2c_toolbox;
+k2c_toolbox *k2c_toolbox_new(const k2c_toolbox_opts *o);     /* NULL + error */
+void k2c_toolbox_free(k2c_toolbox *b);
+const char *k2c_toolbox_json(const k2c_toolbox *b);          /* OpenAI tools array of the declared tools */
+int k2c_toolbox_has(const k2c_toolbox *b, const char *name);
+/* The result (malloc'd), or NULL with *is_error 1 and the reason in k2c_errmsg(). */
+char *k2c_toolbox_call(k2c_toolbox *b, const char *name, const char *args_json, int *is_error);
+char *k2c_toolbox_state_json(const k2c_toolbox *b);          /* {"bookings":[...],"spent":VND} (malloc'd) */
+int k2c_toolbox_reset(k2c_toolbox *b);                       /* a fresh environment (no bookings) */
+
 /* The agent loop (agent.c): declares the tools, generates (constrained, in-process), runs calls, feeds
- * results (errors included) back until an answer without tool calls or max_turns. */
+ * results (errors included) back until an answer without tool calls, max_turns, or a conversation that no
+ * longer fits the context (a finish reason, not an error). */
 typedef struct {
     const char *model_dir;
-    const char *workdir;            /* built-in file tools' root (default ".") */
-    int builtin;                    /* declare the built-in tools */
+    const char *workdir;            /* built-in file tools' root (NULL: "." for reading; writing needs it named) */
+    int builtin;                    /* declare every built-in group (K2C_TOOLS_BUILTIN) */
+    unsigned tools;                 /* or: the K2C_TOOLS_* groups to declare */
+    int allow_write;                /* declare write_file (requires workdir) */
+    uint64_t env_seed;              /* the travel catalogue's seed (0: 2026) */
     const char *const *mcp; int nmcp;   /* MCP server command lines */
     int max_turns, max_tokens, ctx, threads;
     const k2c_model_opts *model_opts;   /* kernels, load mode; NULL: defaults (threads > 0 overrides) */
     k2c_tool_choice tool_choice;    /* usually auto; required forces a call every turn */
     float temperature;
     uint64_t seed;
-    const char *transcript;         /* write {"tools","messages","turns"} JSON here, or NULL */
+    const char *transcript;         /* rewritten (atomically) after every message: {"tools","messages","turns",
+                                     * "finish","state"} JSON, or NULL */
     void *log;                      /* FILE * for progress lines, or NULL */
 } k2c_agent_opts;
-/* 0 with *answer (malloc'd; NULL when the turn limit came first), or -1 + error. */
+/* 0 with *answer (malloc'd; NULL when the turn limit or the context came first), or -1 + error. */
 int k2c_agent_run(const k2c_agent_opts *o, const char *task, char **answer);
+
+/* A session: the model, tokenizer, tools and MCP servers loaded once for many tasks (eval-agent, RL). */
+typedef struct k2c_agent k2c_agent;
+k2c_agent *k2c_agent_new(const k2c_agent_opts *o);          /* NULL + error */
+void k2c_agent_free(k2c_agent *ag);
+k2c_toolbox *k2c_agent_toolbox(k2c_agent *ag);               /* NULL without built-in tools */
+const char *k2c_agent_tools_json(const k2c_agent *ag);       /* the declared tools (NULL: none) */
+const k2c_tokenizer *k2c_agent_tokenizer(const k2c_agent *ag);
+/* Declares other built-in groups (and working directory) for the tasks that follow; MCP tools stay. */
+int k2c_agent_set_tools(k2c_agent *ag, unsigned groups, const char *workdir);
+typedef struct {
+    const char *task;               /* the user message */
+    const char *system;             /* a system message, or NULL (the template's default) */
+    float temperature;
+    uint64_t seed;
+    int max_turns, max_tokens;      /* 0: the session's */
+} k2c_agent_task_opts;
+typedef struct {
+    char *answer;                   /* the final content, NULL without one */
+    char *transcript;               /* the transcript JSON, as k2c_agent_opts.transcript describes */
+    const char *finish;             /* "answer", "max_turns" or "context" */
+    int turns, gen_tokens, ncalls, nerrors, truncated;   /* truncated: turns cut by max_tokens */
+    /* per turn: the rendered prompt and the ids the model sampled after it */
+    int nrec; int **prompt, *nprompt, **gen, *ngen;
+} k2c_agent_result;
+/* Runs one task from a fresh environment. 0 (r filled; free with k2c_agent_result_free), or -1 + error. */
+int k2c_agent_task(k2c_agent *ag, const k2c_agent_task_opts *to, k2c_agent_result *r);
+void k2c_agent_result_free(k2c_agent_result *r);
+
+/* Agent tasks (agent_tasks.c): JSONL task files with verifiers (the format is described there). */
+typedef struct {
+    char *id, *category, *template_id, *split, *task;
+    char *tools;                    /* built-in groups, as k2c_tool_groups_parse reads them */
+    char *files_json;               /* {"name": "content"} of the working folder, or NULL */
+    char *verify_json;              /* the checks */
+    char *reference_json;           /* a reference trajectory (messages), or NULL */
+    int difficulty, budget;         /* budget: generated tokens before the penalty (0: none) */
+} k2c_task;
+/* Loads path; split (NULL, "" or "all": every task) keeps only that split. -1 + error naming file:line:field. */
+int k2c_tasks_load(const char *path, const char *split, k2c_task **tasks, int *n);
+void k2c_tasks_free(k2c_task *tasks, int n);
+typedef struct {
+    double score;                   /* checks passed / checks */
+    int success, checks, passed;
+    char why[512];                  /* the failed checks */
+} k2c_verdict;
+/* answer: the final answer (NULL: none); transcript_json: the agent's transcript (messages and state). */
+int k2c_task_verify(const k2c_task *t, const char *answer, const char *transcript_json, k2c_verdict *v);
+
+/* Task synthesis (agent_synth.c): n tasks of growing difficulty over the built-in tools, each with a verifier
+ * and a reference trajectory produced by running the environment, written as JSONL to path (atomically).
+ * split "train" or "heldout" draws from disjoint template sets; "all" from both. */
+typedef struct {
+    int n;
+    uint64_t seed;
+    const char *split;
+    const char *categories;         /* comma list, NULL: every category */
+} k2c_synth_opts;
+int k2c_synth_tasks(const k2c_synth_opts *o, const char *path);
 
 
 #endif

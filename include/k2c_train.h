@@ -73,6 +73,26 @@ int k2c_train_forward(const k2c_tmodel *m, k2c_tacts *a, const int *ids, const i
 /* Backward of the last k2c_train_forward: m->g += loss_scale * d(loss_sum)/dw (loss_scale = 1/targets
  * of the whole step gives the mean). The aux loss gradient is included when the forward had aux_alpha. */
 int k2c_train_backward(k2c_tmodel *m, k2c_tacts *a, float loss_scale);
+/* The same with a weight per token: m->g += d(sum_t row_scale[t] * loss_t)/dw (row_scale [B*T]; the aux loss,
+ * if the forward had one, with weight 1). */
+int k2c_train_backward_rows(k2c_tmodel *m, k2c_tacts *a, const float *row_scale);
+/* -log p(target) of each token of the last forward [B*T] (0 where the target is -1); NULL without a forward
+ * waiting for its backward. */
+const double *k2c_tacts_token_loss(const k2c_tacts *a);
+
+/* ---- the RL objective (rl.c; spec 6b). For one task x with K samples y_i from pi_old and rewards r_i:
+ *   L = (1/K) sum_i (r_i - mean_j r_j - tau * (logp_i - logp_old_i))^2,   logp_i = log pi(y_i | x)
+ * (summed over the sample's own tokens). Returns L; dlogp [K] (may be NULL) gets dL/dlogp_i. */
+double k2c_rl_objective(int K, const double *reward, const double *logp, const double *logp_old, double tau, double *dlogp);
+/* The objective of one task on the model: rows b of ids/targets [B, T] belong to sample sample[b] (0..K-1;
+ * a multi-turn sample spans several rows), targets are the sampled tokens (-1 elsewhere). Computes every
+ * logp_i with one forward (logp [K] out, may be NULL), L (returned in *loss), and m->g += weight * dL/dw. */
+int k2c_rl_task_grad(k2c_tmodel *m, k2c_tacts *a, const int *ids, const int *targets, const int *sample, int B, int T,
+                     int K, const double *reward, const double *logp_old, double tau, float weight, double *loss,
+                     double *logp);
+/* log pi of each sample (teacher-forced): logp [K]; pi_old of a rollout, or the reference policy's for KL. */
+int k2c_rl_logp(const k2c_tmodel *m, k2c_tacts *a, const int *ids, const int *targets, const int *sample, int B, int T,
+                int K, double *logp);
 
 /* ---- optimizers (muon.c) */
 typedef enum { K2C_OPT_MUONCLIP, K2C_OPT_MUON, K2C_OPT_ADAMW } k2c_opt_kind;
@@ -107,17 +127,24 @@ void k2c_bias_update(k2c_tmodel *m, const double *load, float u, float *maxvio);
 /* Newton-Schulz quintic orthogonalization of X [rows, cols] in place; tmp holds 2*min^2 + 2*rows*cols floats. */
 void k2c_ns5(float *X, int rows, int cols, int steps, float *tmp);
 
-/* ---- data (data.c): token shards "K2CTOKS\0", u32 version 1, u32 token bytes (4), u64 count, u32 ids */
-int k2c_shard_write(const char *path, const uint32_t *ids, uint64_t n);   /* atomic */
+/* ---- data (data.c): token shards "K2CTOKS\0", u32 version, u32 token bytes (4), u64 count, u32 ids, and in
+ * version 2 a u8 mask per token: bit 0 the token is a target with loss (0: context only), bit 1 a conversation
+ * starts at it */
+int k2c_shard_write(const char *path, const uint32_t *ids, uint64_t n);   /* version 1, atomic */
+int k2c_shard_write_masked(const char *path, const uint32_t *ids, const uint8_t *mask, uint64_t n);  /* mask NULL: v1 */
 typedef struct {
     int nshards;
     uint32_t **tok; uint64_t *ntok; void **map; size_t *mapsz;
+    const uint8_t **mask;       /* [nshards]: the shard's loss mask, NULL for version 1 (all targets) */
+    int masked;                 /* some shard carries a mask */
+    uint64_t *starts, nstarts;  /* conversation starts (mask bit 1): windows begin there when there are any */
     uint64_t total;
 } k2c_dataset;
 /* Opens DIR/PREFIX*.bin (prefix "train" or "val"). */
 int k2c_dataset_open(k2c_dataset *d, const char *dir, const char *prefix);
 void k2c_dataset_close(k2c_dataset *d);
-/* Window number idx of a run: T+1 tokens at a position that depends only on (seed, idx). */
+/* Window number idx of a run: T+1 tokens at a position that depends only on (seed, idx); targets whose
+ * token is masked out are -1. */
 void k2c_dataset_window(const k2c_dataset *d, uint64_t seed, uint64_t idx, int T, int *ids, int *targets);
 
 /* ---- the training loop (train_loop.c) */

@@ -271,6 +271,45 @@ static void parser_sections_and_runs(void) {
 #undef CALL
 }
 
+/* SFT loss mask: the masked-in tokens decode to exactly the assistant's output (content, tool-call section,
+ * <|im_end|>) and nothing of the system, tool declarations, user turns or tool results. */
+static void sft_mask_spans(void) {
+    const char *msgs =
+        "[{\"role\":\"system\",\"content\":\"SYS\"},{\"role\":\"user\",\"content\":\"what is 37 times 41?\"},"
+        "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":"
+        "{\"name\":\"calculator\",\"arguments\":\"{\\\"expression\\\":\\\"37*41\\\"}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"1517\"},"
+        "{\"role\":\"assistant\",\"content\":\"It is 1517.\"},{\"role\":\"user\",\"content\":\"thanks\"},"
+        "{\"role\":\"assistant\",\"content\":\"You are welcome.\"}]";
+    const char *tools = "[{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"parameters\":{\"type\":\"object\"}}}]";
+    int *ids = NULL, n = 0, *full = NULL, nfull = 0;
+    unsigned char *mask = NULL;
+    EXPECT(k2c_chat_render_masked(tok, msgs, tools, "conv", &ids, &mask, &n) == 0, "%s", k2c_errmsg());
+    EXPECT(k2c_chat_render_ids(tok, msgs, tools, 0, "m", "t", &full, &nfull) == 0 && nfull == n && !memcmp(full, ids, (size_t)n * sizeof *ids),
+           "the masked render's ids are the plain render's");
+    /* the masked-in tokens, decoded run by run */
+    char got[2048] = "";
+    for (int i = 0; i < n;) {
+        if (!mask[i]) { i++; continue; }
+        int j = i;
+        while (j < n && mask[j]) j++;
+        size_t l;
+        char *d = k2c_tokenizer_decode(tok, ids + i, j - i, &l);
+        if (d && strlen(got) + l + 2 < sizeof got) { strcat(got, d); strcat(got, "|"); }
+        free(d);
+        i = j;
+    }
+    const char *want = "<|tool_calls_section_begin|><|tool_call_begin|>functions.calculator:0<|tool_call_argument_begin|>"
+                       "{\"expression\":\"37*41\"}<|tool_call_end|><|tool_calls_section_end|><|im_end|>|"
+                       "It is 1517.<|im_end|>|You are welcome.<|im_end|>|";
+    EXPECT(!strcmp(got, want), "masked-in text:\n  got  %s\n  want %s", got, want);
+    free(ids); free(mask); free(full);
+    /* bad input names the source */
+    EXPECT(k2c_chat_render_masked(tok, "{\"role\":1}", NULL, "conv.jsonl:3", &ids, &mask, &n) != 0 && strstr(k2c_errmsg(), "conv.jsonl:3"),
+           "error: %s", k2c_errmsg());
+    EXPECT(!ids && !mask, "nothing returned on error");
+}
+
 int main(void) {
     if (k2c_tokenizer_load(&tok, "models/k2-mini") != 0) {
         skip_test("specials", "models/k2-mini has no tokenizer here");
@@ -287,6 +326,7 @@ int main(void) {
     run_test("specials_errors_name_the_field", errors_name_the_field);
     run_test("specials_tool_call_ids_normalised", tool_call_ids_normalised);
     run_test("specials_parser_sections_and_runs", parser_sections_and_runs);
+    run_test("sft_mask_assistant_spans", sft_mask_spans);
     k2c_tokenizer_free(tok);
     return check_exit();
 }

@@ -1,5 +1,6 @@
 /* The agent's built-in tools: a calculator (a parser for arithmetic, never an eval of code) and
- * read_file / list_dir / write_file confined to a working directory.
+ * read_file / list_dir / write_file confined to a working directory; the toolbox that declares and
+ * dispatches every built-in group (the environments of agent_env.c included).
  *
  * Confinement does not trust path strings: the path is split into components, "." is skipped, ".." and
  * absolute paths are refused, and each component is opened with openat(..., O_NOFOLLOW) starting from a
@@ -276,23 +277,73 @@ static char *fs_write(int root, const char *path, const char *data, size_t len) 
     return msg;
 }
 
-static const char *BUILTIN_TOOLS =
-    "["
-    "{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"description\":\"Evaluate an arithmetic expression "
-    "(+ - * / % ^, parentheses, sqrt sin cos tan log exp abs floor ceil round, pi, e).\",\"parameters\":{\"type\":\"object\","
-    "\"properties\":{\"expression\":{\"type\":\"string\",\"maxLength\":256}},\"required\":[\"expression\"]}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"read_file\",\"description\":\"Read a text file (path relative to the "
-    "working directory).\",\"parameters\":{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"maxLength\":256}},"
-    "\"required\":[\"path\"]}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"list_dir\",\"description\":\"List a directory (path relative to the "
-    "working directory; directories end with /).\",\"parameters\":{\"type\":\"object\",\"properties\":{\"path\":{\"type\":"
-    "\"string\",\"maxLength\":256}},\"required\":[\"path\"]}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"write_file\",\"description\":\"Write (create or replace) a text file, "
-    "atomically.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"maxLength\":256},"
-    "\"content\":{\"type\":\"string\"}},\"required\":[\"path\",\"content\"]}}}"
-    "]";
+/* One OpenAI declaration per tool, grouped as --tools names them. Descriptions are short on purpose: every
+ * declared byte is in every prompt of a small-context model. */
+#define FN(name, desc, params) "{\"type\":\"function\",\"function\":{\"name\":\"" name "\",\"description\":\"" desc \
+                               "\",\"parameters\":{\"type\":\"object\"," params "}}}"
+#define STR(n) "\"" n "\":{\"type\":\"string\",\"maxLength\":256}"
+/* the grammar enforces lengths, enums and integer ranges (not patterns): a constrained call is never malformed */
+#define DATE(n) "\"" n "\":{\"type\":\"string\",\"minLength\":10,\"maxLength\":10,\"pattern\":\"^[0-9]{4}-[0-9]{2}-[0-9]{2}$\"}"
+#define IATA(n) "\"" n "\":{\"type\":\"string\",\"enum\":[\"HAN\",\"SGN\",\"DAD\",\"CXR\",\"PQC\"]}"
+static const struct { unsigned group; const char *name, *decl; } DECLS[] = {
+    {K2C_TOOLS_CALC, "calculator", FN("calculator", "Evaluate an arithmetic expression (+ - * / % ^, parentheses, sqrt sin cos "
+        "tan log exp abs floor ceil round, pi, e).", "\"properties\":{" STR("expression") "},\"required\":[\"expression\"]")},
+    {K2C_TOOLS_FILES, "read_file", FN("read_file", "Read a text file (path relative to the working directory).",
+        "\"properties\":{" STR("path") "},\"required\":[\"path\"]")},
+    {K2C_TOOLS_FILES, "list_dir", FN("list_dir", "List a directory (path relative to the working directory; directories end "
+        "with /).", "\"properties\":{" STR("path") "},\"required\":[\"path\"]")},
+    {K2C_TOOLS_WRITE, "write_file", FN("write_file", "Write (create or replace) a text file, atomically.",
+        "\"properties\":{" STR("path") ",\"content\":{\"type\":\"string\"}},\"required\":[\"path\",\"content\"]")},
+    {K2C_TOOLS_UNITS, "convert_units", FN("convert_units", "Convert a quantity: length m km cm mm mi ft in yd, mass kg g lb "
+        "oz, temperature C F K, volume l ml gal, time s min h day.", "\"properties\":{\"value\":{\"type\":\"number\"},"
+        "\"from\":{\"type\":\"string\",\"maxLength\":16},\"to\":{\"type\":\"string\",\"maxLength\":16}},\"required\":[\"value\",\"from\",\"to\"]")},
+    {K2C_TOOLS_DATES, "days_between", FN("days_between", "Days from start to end (ISO dates; negative if end is earlier).",
+        "\"properties\":{" DATE("start") "," DATE("end") "},\"required\":[\"start\",\"end\"]")},
+    {K2C_TOOLS_DATES, "weekday", FN("weekday", "Day of the week of an ISO date.",
+        "\"properties\":{" DATE("date") "},\"required\":[\"date\"]")},
+    {K2C_TOOLS_DATES, "add_days", FN("add_days", "The ISO date a number of days after (or before, if negative) a date.",
+        "\"properties\":{" DATE("date") ",\"days\":{\"type\":\"integer\"}},\"required\":[\"date\",\"days\"]")},
+    {K2C_TOOLS_TRAVEL, "search_flights", FN("search_flights", "Flights on a day between airports HAN SGN DAD CXR PQC (prices "
+        "in VND, per passenger).", "\"properties\":{" IATA("from") "," IATA("to") "," DATE("date") ",\"max_price\":{\"type\":\"integer\"}},\"required\":[\"from\",\"to\",\"date\"]")},
+    {K2C_TOOLS_TRAVEL, "book_flight", FN("book_flight", "Book seats on a flight from search_flights.",
+        "\"properties\":{\"flight_id\":{\"type\":\"string\",\"maxLength\":32},\"passengers\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":9}},"
+        "\"required\":[\"flight_id\",\"passengers\"]")},
+    {K2C_TOOLS_TRAVEL, "search_hotels", FN("search_hotels", "Hotels in Da Nang, Hanoi, Ho Chi Minh City, Nha Trang or Phu "
+        "Quoc (price per night in VND).", "\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":32},\"stars\":{\"type\":"
+        "\"integer\",\"minimum\":1,\"maximum\":5},\"sea_view\":{\"type\":\"boolean\"},\"max_price\":{\"type\":\"integer\"}},\"required\":[\"city\"]")},
+    {K2C_TOOLS_TRAVEL, "book_hotel", FN("book_hotel", "Book a room in a hotel from search_hotels.",
+        "\"properties\":{\"hotel_id\":{\"type\":\"string\",\"maxLength\":32},\"nights\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":30}},"
+        "\"required\":[\"hotel_id\",\"nights\"]")},
+};
+#define NDECLS (int)(sizeof DECLS / sizeof DECLS[0])
 
-const char *k2c_builtin_tools_json(void) { return BUILTIN_TOOLS; }
+/* The declarations of the given groups as one OpenAI tools array (malloc'd). */
+static char *join_decls(unsigned groups) {
+    size_t n = 3;
+    for (int i = 0; i < NDECLS; i++) if (DECLS[i].group & groups) n += strlen(DECLS[i].decl) + 1;
+    char *s = malloc(n), *p = s;
+    if (!s) { k2c_seterr("out of memory"); return NULL; }
+    *p++ = '[';
+    for (int i = 0; i < NDECLS; i++)
+        if (DECLS[i].group & groups) {
+            if (p > s + 1) *p++ = ',';
+            size_t l = strlen(DECLS[i].decl);
+            memcpy(p, DECLS[i].decl, l);
+            p += l;
+        }
+    *p++ = ']';
+    *p = 0;
+    return s;
+}
+
+static char *builtin_decls;   /* the original four tools; built once, constant afterwards */
+static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
+static void build_builtin(void) { builtin_decls = join_decls(K2C_TOOLS_CALC | K2C_TOOLS_FILES | K2C_TOOLS_WRITE); }
+
+const char *k2c_builtin_tools_json(void) {
+    pthread_once(&builtin_once, build_builtin);
+    return builtin_decls ? builtin_decls : "[]";
+}
 
 char *k2c_builtin_tool(const char *workdir, const char *name, const char *args_json, int *is_error) {
     *is_error = 1;
@@ -325,4 +376,101 @@ done:
     if (out) *is_error = 0;
     else if (!*k2c_errmsg()) k2c_seterr("out of memory");
     return out;
+}
+
+/* ------------------------------------------------------------------ the toolbox */
+struct k2c_toolbox {
+    unsigned groups;
+    char *workdir;
+    uint64_t seed;
+    k2c_travel *travel;
+    char *decl;
+};
+
+int k2c_tool_groups_parse(const char *list, unsigned *groups) {
+    static const struct { const char *n; unsigned g; } names[] = {
+        {"builtin", K2C_TOOLS_BUILTIN}, {"none", 0}, {"calculator", K2C_TOOLS_CALC}, {"files", K2C_TOOLS_FILES},
+        {"dates", K2C_TOOLS_DATES}, {"units", K2C_TOOLS_UNITS}, {"travel", K2C_TOOLS_TRAVEL},
+    };
+    *groups = 0;
+    for (const char *p = list; *p;) {
+        size_t l = strcspn(p, ",");
+        int k = -1;
+        for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+            if (strlen(names[i].n) == l && !strncmp(names[i].n, p, l)) k = i;
+        if (k < 0) {
+            k2c_seterr("--tools: unknown group '%.*s' (builtin, none, or a comma list of calculator files dates units travel)", (int)l, p);
+            return -1;
+        }
+        *groups |= names[k].g;
+        p += l + (p[l] == ',');
+    }
+    return 0;
+}
+
+k2c_toolbox *k2c_toolbox_new(const k2c_toolbox_opts *o) {
+    k2c_toolbox *b = calloc(1, sizeof *b);
+    if (!b) { k2c_seterr("out of memory"); return NULL; }
+    b->groups = o->groups & ~(unsigned)K2C_TOOLS_WRITE;
+    b->seed = o->seed ? o->seed : 2026;   /* 0: the catalogue every task file is synthesised against */
+    if (o->allow_write) {
+        /* a tool that changes files must never default to wherever the command happened to run ($HOME) */
+        if (!o->workdir || !*o->workdir) { free(b); k2c_seterr("write_file needs an explicitly named working directory (--workdir DIR)"); return NULL; }
+        b->groups |= K2C_TOOLS_WRITE | K2C_TOOLS_FILES;
+    }
+    b->workdir = strdup(o->workdir && *o->workdir ? o->workdir : ".");
+    if (b->groups & (K2C_TOOLS_FILES | K2C_TOOLS_WRITE)) {
+        struct stat st;
+        const char *why = stat(b->workdir, &st) ? strerror(errno) : !S_ISDIR(st.st_mode) ? "not a directory" : NULL;
+        if (why) { k2c_seterr("working directory %s: %s", b->workdir, why); k2c_toolbox_free(b); return NULL; }
+    }
+    if ((b->groups & K2C_TOOLS_TRAVEL) && !(b->travel = k2c_travel_new(b->seed))) { k2c_toolbox_free(b); return NULL; }
+    if (!b->workdir || !(b->decl = join_decls(b->groups))) { k2c_toolbox_free(b); k2c_seterr("out of memory"); return NULL; }
+    return b;
+}
+
+void k2c_toolbox_free(k2c_toolbox *b) {
+    if (!b) return;
+    k2c_travel_free(b->travel);
+    free(b->workdir);
+    free(b->decl);
+    free(b);
+}
+
+const char *k2c_toolbox_json(const k2c_toolbox *b) { return b->decl; }
+
+int k2c_toolbox_has(const k2c_toolbox *b, const char *name) {
+    for (int i = 0; i < NDECLS; i++) if (!strcmp(DECLS[i].name, name)) return (DECLS[i].group & b->groups) != 0;
+    return 0;
+}
+
+int k2c_toolbox_reset(k2c_toolbox *b) {
+    if (!(b->groups & K2C_TOOLS_TRAVEL)) return 0;
+    k2c_travel *t = k2c_travel_new(b->seed);
+    if (!t) return -1;
+    k2c_travel_free(b->travel);
+    b->travel = t;
+    return 0;
+}
+
+char *k2c_toolbox_call(k2c_toolbox *b, const char *name, const char *args_json, int *is_error) {
+    char *out = NULL;
+    *is_error = 1;
+    k2c_seterr("%s", "");
+    int g = -1;
+    for (int i = 0; i < NDECLS; i++) if (!strcmp(DECLS[i].name, name)) g = (int)DECLS[i].group;
+    if (g < 0 || !((unsigned)g & b->groups)) {
+        if (!strcmp(name, "write_file")) k2c_seterr("write_file is off (the agent was started without --allow-write)");
+        else k2c_seterr("unknown tool '%s'", name);
+    } else if (g == K2C_TOOLS_TRAVEL) out = k2c_travel_call(b->travel, name, args_json);
+    else if (g == K2C_TOOLS_DATES || g == K2C_TOOLS_UNITS) out = k2c_env_tool(name, args_json);
+    else { int e; out = k2c_builtin_tool(b->workdir, name, args_json, &e); }
+    if (out) *is_error = 0;
+    else if (!*k2c_errmsg()) k2c_seterr("out of memory");
+    return out;
+}
+
+char *k2c_toolbox_state_json(const k2c_toolbox *b) {
+    if (!b->travel) return strdup("{\"bookings\":[],\"spent\":0}");
+    return k2c_travel_state_json(b->travel);
 }

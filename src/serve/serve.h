@@ -110,5 +110,18 @@ const char *k2c_builtin_tools_json(void);           /* their OpenAI tool declara
 /* The result text (malloc'd) with *is_error 0, or NULL with *is_error 1 and the reason in k2c_errmsg(). */
 char *k2c_builtin_tool(const char *workdir, const char *name, const char *args_json, int *is_error);
 
+/* Environments (agent_env.c). Dates are days since 1970-01-01. */
+int k2c_date_parse(const char *iso, long *days);            /* strict YYYY-MM-DD; -1 + error */
+void k2c_date_format(long days, char out[11]);
+const char *k2c_weekday_name(long days);
+/* value in unit from -> unit to (canonical unit name in *unit); -1 + error for unknown or mismatched units */
+int k2c_convert_units(double value, const char *from, const char *to, double *out, const char **unit);
+char *k2c_env_tool(const char *name, const char *args_json);   /* convert_units, days_between, weekday, add_days */
+typedef struct k2c_travel k2c_travel;
+k2c_travel *k2c_travel_new(uint64_t seed);
+void k2c_travel_free(k2c_travel *t);
+char *k2c_travel_call(k2c_travel *t, const char *name, const char *args_json);   /* NULL + error */
+char *k2c_travel_state_json(const k2c_travel *t);
+
 
 #endif

@@ -484,3 +484,52 @@ int k2c_chat_render_ids(const k2c_tokenizer *t, const char *messages_json, const
     free(b.sp);
     return rc;
 }
+
+/* Supervised fine-tuning targets: the conversation's ids and a loss mask [n] that is 1 on the tokens the
+ * assistant produced (its content, its tool-call section, its closing <|im_end|>) and 0 on everything the
+ * model is given (system, tool declarations, user turns, tool results, the role header
+ * "<|im_assistant|>assistant<|im_middle|>" that the generation prompt supplies).
+ *
+ * The spans come from the template itself rather than from searching the ids: assistant message i covers
+ * exactly the tokens between render(messages[0..i), generation prompt) and render(messages[0..i]). That
+ * holds because both renders end at a special token, which the tokenizer never merges across, so each
+ * shorter render's ids are a prefix of the longer one's; the code checks it rather than assuming it. */
+int k2c_chat_render_masked(const k2c_tokenizer *t, const char *messages_json, const char *tools_json, const char *where,
+                           int **ids_out, unsigned char **mask_out, int *n_out) {
+    *ids_out = NULL; *mask_out = NULL; *n_out = 0;
+    json_error_t je;
+    json_t *msgs = json_loads(messages_json, 0, &je);
+    int *ids = NULL, n = 0, rc = -1;
+    unsigned char *mask = NULL;
+    if (!json_is_array(msgs)) { k2c_seterr("%s: messages must be a JSON array (%s)", where, msgs ? "not an array" : je.text); goto done; }
+    if (k2c_chat_render_ids(t, messages_json, tools_json, 0, where, where, &ids, &n)) goto done;
+    if (!(mask = calloc((size_t)(n > 0 ? n : 1), 1))) { k2c_seterr("out of memory"); goto done; }
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        const char *role = json_string_value(json_object_get(json_array_get(msgs, i), "role"));
+        if (!role || strcmp(role, "assistant")) continue;
+        int span[2];
+        for (int k = 0; k < 2; k++) {
+            json_t *part = json_array();
+            for (size_t j = 0; j < i + (size_t)k; j++) json_array_append(part, json_array_get(msgs, j));
+            char *txt = json_dumps(part, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            json_decref(part);
+            int *pid = NULL, pn = 0;
+            int r = txt ? k2c_chat_render_ids(t, txt, tools_json, k == 0, where, where, &pid, &pn) : -1;
+            free(txt);
+            if (r) goto done;
+            int prefix = pn <= n && !memcmp(pid, ids, (size_t)pn * sizeof *ids);
+            free(pid);
+            if (!prefix) { k2c_seterr("%s: [%zu]: the template's tokens up to this message do not prefix the conversation's", where, i); goto done; }
+            span[k] = pn;
+        }
+        memset(mask + span[0], 1, (size_t)(span[1] - span[0]));
+    }
+    *ids_out = ids; *mask_out = mask; *n_out = n;
+    ids = NULL; mask = NULL;
+    rc = 0;
+done:
+    json_decref(msgs);
+    free(ids);
+    free(mask);
+    return rc;
+}

@@ -1,5 +1,6 @@
 /* `k2c plot`: loss and max-attention-logit curves of one or more training logs (JSONL from k2c train) as
- * an SVG with two panels, written directly (no plotting library). Training loss is drawn thin, eval loss
+ * an SVG with two panels, written directly (no plotting library); for logs of k2c rl, panels of reward,
+ * success rate, mean length and KL to the SFT policy. Training loss is drawn thin, eval loss
  * (when logged) thick with dots; a run's colour is the same in both panels. The logit panel draws the max
  * logit of each step's forward solid, the one measured after the step (--measure-after-step) dashed, and
  * QK-Clip's tau (logged by MuonClip runs) as a dotted level. */
@@ -112,7 +113,112 @@ static void range(const series *S, int n, int which, double *lo, double *hi) {
         }
 }
 
+/* ------------------------------------------------------------------ RL logs (k2c rl): a panel per metric */
+#define RL_KEYS 4
+static const char *RLK[RL_KEYS] = {"reward", "success", "length", "kl"};
+static const char *RLT[RL_KEYS] = {"reward (mean over rollouts)", "success rate", "mean generated tokens", "KL to the SFT policy (per token)"};
+typedef struct { double *x, *v[RL_KEYS]; int n; char name[128]; } rlseries;
+
+static int read_rl(rlseries *s, const char *path, const char *xkey) {
+    size_t n;
+    char *text = k2c_read_file(path, &n);
+    if (!text) return -1;
+    const char *base = strrchr(path, '/');
+    snprintf(s->name, sizeof s->name, "%s", base ? base + 1 : path);
+    int lines = 1, line = 0, rc = 0;
+    for (const char *p = text; *p; p++) lines += *p == '\n';
+    s->x = malloc((size_t)lines * sizeof(double));
+    for (int k = 0; k < RL_KEYS; k++) s->v[k] = malloc((size_t)lines * sizeof(double));
+    for (int k = 0; k < RL_KEYS; k++) if (!s->v[k]) rc = -1;
+    if (!s->x || rc) { free(text); k2c_seterr("out of memory"); return -1; }
+    for (char *p = text; *p && rc == 0;) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        line++;
+        if (*p) {
+            json_error_t err;
+            json_t *o = json_loads(p, 0, &err);
+            if (!o) { k2c_seterr("%s:%d: not JSON: %s", path, line, err.text); rc = -1; break; }
+            double x = num(o, xkey);
+            if (isnan(x)) { k2c_seterr("%s:%d: no numeric field '%s'", path, line, xkey); rc = -1; }
+            else {
+                s->x[s->n] = x;
+                for (int k = 0; k < RL_KEYS; k++) s->v[k][s->n] = num(o, RLK[k]);
+                s->n++;
+            }
+            json_decref(o);
+        }
+        if (!nl) break;
+        p = nl + 1;
+    }
+    free(text);
+    if (!rc && !s->n) { k2c_seterr("%s: empty log", path); rc = -1; }
+    return rc;
+}
+
+static int plot_rl(const char *out, int nlogs, const char *const *logs, const char *x_key) {
+    rlseries *S = calloc((size_t)(nlogs > 0 ? nlogs : 1), sizeof *S);
+    int rc = -1;
+    FILE *o = NULL;
+    char *tmp = NULL;
+    if (!S) { k2c_seterr("out of memory"); return -1; }
+    for (int i = 0; i < nlogs; i++) if (read_rl(&S[i], logs[i], x_key)) goto done;
+    double x0 = INFINITY, x1 = -INFINITY;
+    for (int k = 0; k < nlogs; k++) for (int i = 0; i < S[k].n; i++) { x0 = fmin(x0, S[k].x[i]); x1 = fmax(x1, S[k].x[i]); }
+    if (!(x1 > x0)) x1 = x0 + 1;
+    tmp = malloc(strlen(out) + 8);
+    if (!tmp) { k2c_seterr("out of memory"); goto done; }
+    sprintf(tmp, "%s.tmp", out);
+    if (!(o = fopen(tmp, "w"))) { k2c_seterr("%s: cannot write", tmp); goto done; }
+    fprintf(o, "<svg xmlns='http://www.w3.org/2000/svg' width='1100' height='%d' font-family='sans-serif'>\n", 60 + 230 * RL_KEYS);
+    fprintf(o, "<rect width='100%%' height='100%%' fill='white'/>\n");
+    for (int p = 0; p < RL_KEYS; p++) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (int k = 0; k < nlogs; k++)
+            for (int i = 0; i < S[k].n; i++) if (isfinite(S[k].v[p][i])) { lo = fmin(lo, S[k].v[p][i]); hi = fmax(hi, S[k].v[p][i]); }
+        if (!isfinite(lo)) { lo = 0; hi = 1; }
+        if (p == 1) { lo = 0; hi = 1; }                  /* a rate */
+        if (!(hi > lo)) { lo -= 0.5; hi += 0.5; }
+        frame f = {x0, x1, lo, hi, 70, 40 + 230 * p, 800, 170};
+        axes(o, &f, RLT[p], x_key);
+        for (int k = 0; k < nlogs; k++) {
+            series view = {.x = S[k].x, .n = S[k].n};
+            curve(o, &f, &view, S[k].v[p], COLORS[k % 8], 1.5, S[k].n < 60, NULL);
+        }
+    }
+    for (int k = 0; k < nlogs; k++)
+        fprintf(o, "<rect x='885' y='%d' width='14' height='4' fill='%s'/><text x='905' y='%d' font-size='12'>%s</text>\n",
+                44 + 20 * k, COLORS[k % 8], 50 + 20 * k, S[k].name);
+    fprintf(o, "</svg>\n");
+    if (fclose(o)) { o = NULL; k2c_seterr("%s: write failed", tmp); goto done; }
+    o = NULL;
+    if (rename(tmp, out)) { k2c_seterr("%s: rename failed", out); goto done; }
+    rc = 0;
+done:
+    if (o) fclose(o);
+    free(tmp);
+    for (int i = 0; i < nlogs; i++) { free(S[i].x); for (int k = 0; k < RL_KEYS; k++) free(S[i].v[k]); }
+    free(S);
+    return rc;
+}
+
+/* A log of k2c rl (its first line has "reward"): the RL panels, against the step unless x is logged. */
+static int is_rl_log(const char *path) {
+    size_t n;
+    char *text = k2c_read_file(path, &n);
+    if (!text) return 0;
+    char *nl = strchr(text, '\n');
+    if (nl) *nl = 0;
+    json_t *o = json_loads(text, 0, NULL);
+    int rl = json_is_number(json_object_get(o, "reward"));
+    json_decref(o);
+    free(text);
+    return rl;
+}
+
 int k2c_plot_logs(const char *out, int nlogs, const char *const *logs, const char *x_key) {
+    if (nlogs <= 0) { k2c_seterr("plot: no logs"); return -1; }
+    if (is_rl_log(logs[0])) return plot_rl(out, nlogs, logs, !strcmp(x_key, "tokens") ? "step" : x_key);
     series *S = calloc((size_t)nlogs, sizeof *S);
     int rc = -1;
     FILE *o = NULL;

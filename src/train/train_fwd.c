@@ -236,13 +236,15 @@ static void xent_fwd(float *logits, const int *targets, int N, int V, double *ro
     }
 }
 
-static void xent_bwd(float *p, const int *targets, int N, int V, float scale) {
+/* row_scale [N] (NULL: all 1) weighs each token's loss: the RL objective's per-sample coefficients. A row
+ * without a target, or with weight 0, gets an exactly zero gradient. */
+static void xent_bwd(float *p, const int *targets, int N, int V, float scale, const float *row_scale) {
     #pragma omp parallel for schedule(static)
     for (int t = 0; t < N; t++) {
-        float *z = p + (size_t)t * V;
-        if (targets[t] < 0) { memset(z, 0, (size_t)V * sizeof *z); continue; }
-        k2c_vscale(z, V, scale);
-        z[targets[t]] -= scale;
+        float *z = p + (size_t)t * V, s = row_scale ? scale * row_scale[t] : scale;
+        if (targets[t] < 0 || s == 0) { memset(z, 0, (size_t)V * sizeof *z); continue; }
+        k2c_vscale(z, V, s);
+        z[targets[t]] -= s;
     }
 }
 
@@ -252,7 +254,7 @@ double k2c_xent_fwd_bwd(float *logits, const int *targets, int N, int V, float s
     xent_fwd(logits, targets, N, V, rl);
     for (int t = 0; t < N; t++) l += rl[t];
     free(rl);
-    xent_bwd(logits, targets, N, V, scale);
+    xent_bwd(logits, targets, N, V, scale, NULL);
     return l;
 }
 
@@ -721,12 +723,12 @@ static int train_forward_impl(const k2c_tmodel *m, k2c_tacts *a, const int *ids,
     return 0;
 }
 
-static int train_backward_impl(k2c_tmodel *m, k2c_tacts *a, float loss_scale) {
+static int train_backward_impl(k2c_tmodel *m, k2c_tacts *a, float loss_scale, const float *row_scale) {
     const k2c_config *c = &m->cfg;
     views *v = a->lay;
     if (!v->has_fwd) { k2c_seterr("k2c_train_backward without a forward"); return -1; }
     int B = v->B, T = v->T, N = B * T, D = c->hidden_size, V = c->vocab_size;
-    xent_bwd(v->probs, v->targets, N, V, loss_scale);
+    xent_bwd(v->probs, v->targets, N, V, loss_scale, row_scale);
     mm_dw(v->probs, V, N, V, v->xnf, D, D, G(m->head));
     mm_dx(v->probs, V, N, V, W(m->head), D, v->dXN, D, 0);
     rms_bwd(v->dX, D, G(m->final_norm), v->dXN, D, v->xf, D, v->rf, W(m->final_norm), N, D, 0);
@@ -755,9 +757,21 @@ int k2c_train_forward(const k2c_tmodel *m, k2c_tacts *a, const int *ids, const i
 
 int k2c_train_backward(k2c_tmodel *m, k2c_tacts *a, float loss_scale) {
     int nt = k2c_tthreads_enter(m);
-    int rc = train_backward_impl(m, a, loss_scale);
+    int rc = train_backward_impl(m, a, loss_scale, NULL);
     k2c_tthreads_leave(nt);
     return rc;
+}
+
+int k2c_train_backward_rows(k2c_tmodel *m, k2c_tacts *a, const float *row_scale) {
+    int nt = k2c_tthreads_enter(m);
+    int rc = train_backward_impl(m, a, 1.0f, row_scale);
+    k2c_tthreads_leave(nt);
+    return rc;
+}
+
+const double *k2c_tacts_token_loss(const k2c_tacts *a) {
+    const views *v = a->lay;
+    return v && v->has_fwd ? v->rowloss : NULL;
 }
 
 int k2c_tacts_init(k2c_tacts *a, const k2c_tmodel *m, int B, int T) {

@@ -347,6 +347,16 @@ setup_done:
         zero_floats(m->g, m->nw);
         k2c_tacts_reset_stats(&a, m);
         double loss = 0;
+        if (train.masked) {
+            /* SFT shards: the step's mean is over the targets that carry loss, so count them first (the
+             * windows are a pure function of the step: loading them twice costs a copy, not a reread) */
+            long cnt = 0;
+            for (int mi = 0; mi < t->accum; mi++) {
+                load_batch(&train, t, step, mi, ids, tg);
+                for (int i = 0; i < B * T; i++) cnt += tg[i] >= 0;
+            }
+            scale = cnt ? 1.0f / (float)cnt : 0.0f;
+        }
         for (int mi = 0; mi < t->accum; mi++) {
             load_batch(&train, t, &rs, step, mi, ids, tg);
             double l;
