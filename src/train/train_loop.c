@@ -350,12 +350,14 @@ setup_done:
         if (train.masked) {
             /* SFT shards: the step's mean is over the targets that carry loss, so count them first (the
              * windows are a pure function of the step: loading them twice costs a copy, not a reread) */
-            long cnt = 0;
+            double cnt = 0;
             for (int mi = 0; mi < t->accum; mi++) {
-                load_batch(&train, t, step, mi, ids, tg);
-                for (int i = 0; i < B * T; i++) cnt += tg[i] >= 0;
+                load_batch(&train, t, &rs, step, mi, ids, tg);
+                for (int i = 0; i < Bl * T; i++) cnt += tg[i] >= 0;
             }
-            scale = cnt ? 1.0f / (float)cnt : 0.0f;
+            /* data parallel: every rank's share counts toward the one global mean */
+            if (rs.comm && rs.comm->size > 1 && rs.comm->reduce(rs.comm, &cnt, 1, K2C_COMM_F64, K2C_COMM_SUM, -1) != 0) goto done;
+            scale = cnt > 0 ? (float)(1.0 / cnt) : 0.0f;
         }
         for (int mi = 0; mi < t->accum; mi++) {
             load_batch(&train, t, &rs, step, mi, ids, tg);
