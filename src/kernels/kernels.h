@@ -127,6 +127,11 @@ void k2c_quant_dequant_row(const k2c_linear *l, int r, float *out);
 float k2c_quant_dot_row(const k2c_linear *l, int r, const float *x);
 /* One block of format f (elements k2c_wfmt_block_elems(f)) to fp32. */
 void k2c_quant_dequant_block(k2c_wfmt f, const uint8_t *block, float *out);
+/* Quantizer (quantize.c): x [n] (a whole number of blocks) to format f (a block format, or F32/F16/BF16) at out
+ * (k2c_wfmt_row_bytes(f, n) bytes). w: per-element importance [n] (an imatrix) for the error each block's scale
+ * search minimizes, or NULL (plain squared error). -1 + error when n is not a multiple of the block. Pure: no
+ * state, safe to call from many threads at once. */
+int k2c_quantize_row(k2c_wfmt f, const float *x, const float *w, int n, uint8_t *out);
 
 /* ------------------------------------------------------------------ scratch workspace
  * One caller-owned buffer (64-byte aligned) handed out stack-like in 64-byte pieces: a caller saves `used`,
