@@ -150,6 +150,24 @@ void k2c_model_get_info(const k2c_model *m, k2c_model_info *info);
  * 128x128 scales) or "int4" (routed experts pack-quantized); shards > 1 gives model-I-of-N files + index. */
 int k2c_mkmodel(const k2c_config *c, const char *dtype, int shards, uint64_t seed, const char *outdir);
 
+/* Writes the model at `in` (anything k2c_model_open reads: a Hugging Face folder in F32/BF16/FP8/INT4, or a GGUF)
+ * as a deepseek2 GGUF v3 at `out` in llama.cpp's names and metadata (model/quantize.c), streaming: one chunk of
+ * rows in memory at a time, progress on stderr, written to a temporary file and renamed, so a failure leaves no
+ * partial `out`. type: a ggml type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+ * IQ4_NL, IQ4_XS: that type for every matrix) or a recipe (Q2_K, Q3_K_M, Q4_K_M, Q6_K, Q8_0: llama.cpp-style
+ * mixes); the type_* fields (NULL: the recipe's) override the routed experts, every attention matrix, the
+ * embedding and the output head. Norms, router and exp_probs_b stay F32. A Hugging Face folder's tokenizer files
+ * are copied next to `out` (the GGUF carries bos/eos ids only); a GGUF input's tokenizer.* metadata is kept. */
+typedef struct {
+    const char *type;
+    const char *type_experts, *type_attn, *type_embd, *type_output;
+    int threads;                        /* 0: every core */
+} k2c_quantize_opts;
+int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o);
+/* The bytes of tensor data k2c_quantize would write for a model of config c (by_ggml: [K2C_GGML_TYPES] or NULL),
+ * without any weights: the README's memory table. */
+int k2c_quantize_size(const k2c_config *c, const k2c_quantize_opts *o, uint64_t *bytes, uint64_t *by_ggml);
+
 /* ------------------------------------------------------------------ inference state */
 typedef struct {
     float *hidden;          /* optional [L, T, D]: residual stream after each layer */
