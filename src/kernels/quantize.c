@@ -117,11 +117,14 @@ static float aff_fit(const float *x, const float *w, int n, int nmax, int min_le
         *m_out = lo;
         return 0;
     }
-    for (int k = 0; k <= 12; k++) {             /* ranges from the full span down to ~60% of it */
-        float shrink = 1.0f - 0.035f * (float)k;
-        float s = (hi - lo) * shrink / (float)nmax, m = lo + (hi - lo) * (1 - shrink) * 0.5f;
+    /* starts: ranges from the full span down to ~60% of it, centred; then the span as a whole number of steps
+     * k < nmax from the minimum (a group that uses only part of the levels, as a dequantized block does) */
+    int nint = nmax - 1 < 6 ? nmax - 1 : 6;
+    for (int k = 0; k <= 8 + nint; k++) {
+        float shrink = k <= 8 ? 1.0f - 0.045f * (float)k : 1.0f;
+        float s = k <= 8 ? (hi - lo) * shrink / (float)nmax : (hi - lo) / (float)(nmax - (k - 8)), m = lo + (hi - lo) * (1 - shrink) * 0.5f;
         if (min_le0 && m > 0) m = 0;
-        for (int it = 0; it < 4; it++) {
+        for (int it = 0; it < 3; it++) {
             float is = 1.0f / s;
             double sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
             for (int i = 0; i < n; i++) {
@@ -227,6 +230,25 @@ static void q5_1(const float *x, const float *w, uint8_t *b) {
 }
 
 /* ------------------------------------------------------------------ K-quants with scale + min */
+/* The best super-block pass so far: its error, scales, and the integers it gave (the caller's arrays). */
+typedef struct { float err, d, dmin; int *sc, *mi, *q; } kbest;
+
+/* Group scales s_g and mins mn_g rounded against d, dmin; the elements rounded with them as stored. */
+static void kmin_eval(const float *x, const float *w, int ng, int gs, int nmax, int smax, float d, float dmin, kbest *b,
+                      const float *s, const float *mn) {
+    int tq[256], tsc[16], tmi[16];
+    float id = d > 0 ? 1.0f / d : 0, idm = dmin > 0 ? 1.0f / dmin : 0, e = 0;
+    for (int g = 0; g < ng && e < b->err; g++) {
+        tsc[g] = clampi(nearest(s[g] * id), 0, smax);
+        tmi[g] = clampi(nearest(mn[g] * idm), 0, smax);
+        e += aff_round(x + g * gs, w ? w + g * gs : NULL, gs, d * (float)tsc[g], -dmin * (float)tmi[g], nmax, tq + g * gs);
+    }
+    if (e < b->err) {
+        b->err = e; b->d = d; b->dmin = dmin;
+        memcpy(b->sc, tsc, (size_t)ng * sizeof *tsc); memcpy(b->mi, tmi, (size_t)ng * sizeof *tmi); memcpy(b->q, tq, 256 * sizeof *tq);
+    }
+}
+
 /* One super-block of 256 = ng groups of gs: group scales s_g >= 0 and mins mn_g >= 0 (x = s q - mn), quantized
  * to 0..smax against d and dmin. Fills sc, mn (integers) and q; returns d and dmin as stored (fp16). */
 static void kmin_block(const float *x, const float *w, int ng, int gs, int nmax, int smax, float *d_out,
@@ -239,43 +261,63 @@ static void kmin_block(const float *x, const float *w, int ng, int gs, int nmax,
     }
     float ms = 0, mm = 0;
     for (int g = 0; g < ng; g++) { ms = fmaxf(ms, s[g]); mm = fmaxf(mm, mn[g]); }
-    float best = INFINITY;
-    int tq[256], tsc[16], tmi[16];
-    /* candidates for the super-block scales: the largest group scale on the top level, or a level below it
-     * (fewer groups clipped vs. finer steps), then least-squares refits */
-    for (int cand = 0; cand < 3; cand++) {
-        float d = f16r(ms / ((float)smax - 0.5f * (float)cand)), dmin = f16r(mm / ((float)smax - 0.5f * (float)cand));
-        for (int it = 0; it < 3; it++) {
-            float id = d > 0 ? 1.0f / d : 0, idm = dmin > 0 ? 1.0f / dmin : 0, e = 0;
-            for (int g = 0; g < ng; g++) {
-                tsc[g] = clampi(nearest(s[g] * id), 0, smax);
-                tmi[g] = clampi(nearest(mn[g] * idm), 0, smax);
-                e += aff_round(x + g * gs, w ? w + g * gs : NULL, gs, d * (float)tsc[g], -dmin * (float)tmi[g], nmax, tq + g * gs);
-            }
-            if (e < best) {
-                best = e; *d_out = d; *dmin_out = dmin;
-                memcpy(sc, tsc, (size_t)ng * sizeof *sc); memcpy(mi, tmi, (size_t)ng * sizeof *mi); memcpy(q, tq, 256 * sizeof *q);
-            }
-            /* refit d, dmin over the block: x ~ d * (sc_g q) - dmin * m_g */
-            double a11 = 0, a12 = 0, a22 = 0, b1 = 0, b2 = 0;
-            for (int i = 0; i < 256; i++) {
-                double ww = wt(w, i), u = (double)tsc[i / gs] * tq[i], v = -(double)tmi[i / gs];
-                a11 += ww * u * u; a12 += ww * u * v; a22 += ww * v * v; b1 += ww * u * x[i]; b2 += ww * v * x[i];
-            }
-            double det = a11 * a22 - a12 * a12;
-            if (det > 1e-30 * (a11 * a22 + 1e-30)) {
-                double nd = (b1 * a22 - b2 * a12) / det, ndm = (a11 * b2 - a12 * b1) / det;
-                if (nd > 0) d = f16r((float)nd);
-                if (ndm >= 0) dmin = f16r((float)ndm);
-            } else if (a11 > 0 && b1 > 0) {
-                d = f16r((float)(b1 / a11));
-            }
+    kbest b = {INFINITY, 0, 0, sc, mi, q};
+    /* the super-block scales: the largest group scale (min) on level smax, or on one of the levels below it
+     * (fewer groups rounded to a coarse step against finer steps: a dequantized block is on one of these),
+     * both on the same level, then dmin alone, then d alone; then least-squares refits of both over the block */
+    for (int k = 0; k < 8 && k < smax; k++)
+        kmin_eval(x, w, ng, gs, nmax, smax, f16r(ms / (float)(smax - k)), f16r(mm / (float)(smax - k)), &b, s, mn);
+    float d0 = b.d;
+    for (int k = 0; k < 8 && k < smax; k++) kmin_eval(x, w, ng, gs, nmax, smax, d0, f16r(mm / (float)(smax - k)), &b, s, mn);
+    float m0 = b.dmin;
+    for (int k = 0; k < 8 && k < smax; k++) kmin_eval(x, w, ng, gs, nmax, smax, f16r(ms / (float)(smax - k)), m0, &b, s, mn);
+    for (int it = 0; it < 3 && b.err < INFINITY; it++) {
+        /* x ~ d * (sc_g q) - dmin * m_g with the best pass's integers */
+        double a11 = 0, a12 = 0, a22 = 0, b1 = 0, b2 = 0;
+        for (int i = 0; i < 256; i++) {
+            double ww = wt(w, i), u = (double)sc[i / gs] * q[i], v = -(double)mi[i / gs];
+            a11 += ww * u * u; a12 += ww * u * v; a22 += ww * v * v; b1 += ww * u * x[i]; b2 += ww * v * x[i];
         }
+        double det = a11 * a22 - a12 * a12;
+        float d = b.d, dmin = b.dmin;
+        if (det > 1e-12 * (a11 * a22) && det > 0) {
+            double nd = (b1 * a22 - b2 * a12) / det, ndm = (a11 * b2 - a12 * b1) / det;
+            if (nd > 0) d = f16r((float)nd);
+            if (ndm >= 0) dmin = f16r((float)ndm);
+        } else if (a11 > 0 && b1 > 0) {
+            d = f16r((float)(b1 / a11));
+        }
+        if (d == b.d && dmin == b.dmin) break;
+        kmin_eval(x, w, ng, gs, nmax, smax, d, dmin, &b, s, mn);
     }
-    if (best == INFINITY) {                         /* all zero */
-        *d_out = *dmin_out = 0;
+    /* each group's integer scale and min against the final d, dmin: the rounded pair or a neighbour of it,
+     * whichever gives the group the smaller error (rounding s_g / d is not the best pair when q moves too) */
+    for (int g = 0; g < ng && b.err < INFINITY; g++) {
+        const float *xg = x + g * gs, *wg = w ? w + g * gs : NULL;
+        int tq[32], bsc = sc[g], bmi = mi[g];
+        float be = aff_round(xg, wg, gs, b.d * (float)bsc, -b.dmin * (float)bmi, nmax, tq);
+        /* a group fit is only defined up to a shift of its levels (x = s q - mn = s (q + t) - (mn + s t)): the
+         * min that is on the dmin grid may be one of the shifted ones */
+        for (int ds = -1; ds <= 1; ds++)
+            for (int t = 0; t < 3; t++)
+                for (int dm = -1; dm <= 1; dm++) {
+                    int cs = sc[g] + ds;
+                    if (cs < 0 || cs > smax || b.dmin <= 0) continue;
+                    int cm = (t ? nearest((mn[g] + (float)t * b.d * (float)cs) / b.dmin) : mi[g]) + dm;
+                    if (cm < 0 || cm > smax || (cs == bsc && cm == bmi)) continue;
+                    float e = aff_round(xg, wg, gs, b.d * (float)cs, -b.dmin * (float)cm, nmax, tq);
+                    if (e < be) { be = e; bsc = cs; bmi = cm; }
+                }
+        sc[g] = bsc;
+        mi[g] = bmi;
+        aff_round(xg, wg, gs, b.d * (float)bsc, -b.dmin * (float)bmi, nmax, q + g * gs);
+    }
+    if (b.err == INFINITY) {                        /* all zero */
+        b.d = b.dmin = 0;
         memset(sc, 0, (size_t)ng * sizeof *sc); memset(mi, 0, (size_t)ng * sizeof *mi); memset(q, 0, 256 * sizeof *q);
     }
+    *d_out = b.d;
+    *dmin_out = b.dmin;
 }
 
 static void q2_k(const float *x, const float *w, uint8_t *b) {
@@ -327,9 +369,10 @@ static float ksym_block(const float *x, const float *w, int ng, int gs, int qmin
     float best = INFINITY, bd = 0;
     int tq[256], tsc[16];
     if (am == 0) { memset(sc, 0, (size_t)ng * sizeof *sc); for (int i = 0; i < 256; i++) q[i] = tab ? level_of(0, 0, 0, tab, 16) : 0; return 0; }
-    for (int cand = 0; cand < 4; cand++) {
-        /* the largest |scale| on the negative end (the longer one), or on the positive end; then refits */
-        float lev = cand < 2 ? (float)smin + 0.5f * (float)cand : (float)smax - 0.5f * (float)(cand - 2);
+    for (int cand = 0; cand < 12; cand++) {
+        /* the largest |scale| on a level at or near the negative end (the longer one) or the positive end (a
+         * dequantized block is on one of these), each followed by least-squares refits of d */
+        float lev = cand < 6 ? (float)(smin + cand) : (float)(smax - (cand - 6));
         float d = f16r(sm / lev);
         for (int it = 0; it < 3 && d != 0; it++) {
             float id = 1.0f / d, e = 0;
