@@ -385,6 +385,16 @@ static void errors(void) {
     mkdir(OUTDIR, 0755);
     const char *out = OUTDIR "/err.gguf";
     unlink(out);
+    /* temporary files of an earlier run that was killed (a kill cannot be cleaned up after) */
+    DIR *dd = opendir(OUTDIR);
+    struct dirent *de;
+    while (dd && (de = readdir(dd)))
+        if (strstr(de->d_name, "err.gguf.tmp.")) {
+            char p[600];
+            snprintf(p, sizeof p, OUTDIR "/%s", de->d_name);
+            unlink(p);
+        }
+    if (dd) closedir(dd);
     k2c_quantize_opts o = {.type = "Q9_Z"};
     EXPECT(k2c_quantize(GOLD "/k2-tiny-f32", out, &o) != 0 && strstr(k2c_errmsg(), "unknown type 'Q9_Z'"), "%s", k2c_errmsg());
     o.type = "IQ2_XXS";
