@@ -161,12 +161,22 @@ int k2c_mkmodel(const k2c_config *c, const char *dtype, int shards, uint64_t see
 typedef struct {
     const char *type;
     const char *type_experts, *type_attn, *type_embd, *type_output;
+    const char *imatrix;                /* k2c_imatrix's file: per-column importance in the quantizers' error, or NULL */
     int threads;                        /* 0: every core */
 } k2c_quantize_opts;
 int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o);
 /* The bytes of tensor data k2c_quantize would write for a model of config c (by_ggml: [K2C_GGML_TYPES] or NULL),
  * without any weights: the README's memory table. */
 int k2c_quantize_size(const k2c_config *c, const k2c_quantize_opts *o, uint64_t *bytes, uint64_t *by_ggml);
+/* Importance statistics (model/quantize.c): the model at `model` prefills ids [n] in chunks of `chunk` tokens
+ * (each from an empty cache; 0: 512) and the mean square of every input column of every weight matrix (per expert)
+ * is written to the GGUF `out` (general.type "imatrix"; NAME.in_sum2 [cols, E], NAME.counts [1, E]). */
+int k2c_imatrix(const char *model, const int *ids, int n, int chunk, int threads, const char *out);
+/* The measure of whether it pays: every matrix whose rows `type` holds quantized to it without and with the
+ * importance of `imatrix`, and the RMS of (W - Wq) x over the inputs x seen on ids (held-out text), relative to
+ * the RMS of W x. */
+int k2c_imatrix_eval(const char *model, const int *ids, int n, int chunk, int threads, const char *imatrix,
+                     const char *type, double *rel_plain, double *rel_imatrix);
 
 /* ------------------------------------------------------------------ inference state */
 typedef struct {

@@ -436,6 +436,70 @@ static void errors(void) {
     unlink(out);
 }
 
+/* The importance weights do their job: the weighted error of a weighted quantization is below that of the plain
+ * one, per type (columns of weight 1..100 on Gaussian rows). */
+static void weighted(void) {
+    int n = 256 * 16;
+    float *x = malloc(n * sizeof *x), *w = malloc(n * sizeof *w), *y = malloc(n * sizeof *y);
+    uint8_t *b = malloc((size_t)n * 2);
+    for (int i = 0; i < n; i++) { x[i] = (float)gauss(); w[i] = (float)(1 + 99 * u01() * u01()); }
+    for (int i = 0; i < NB; i++) {
+        double e[2];
+        for (int pass = 0; pass < 2; pass++) {
+            k2c_quantize_row(BOUNDS[i].f, x, pass ? w : NULL, n, b);
+            k2c_linear l = {.fmt = BOUNDS[i].f, .rows = 1, .cols = n, .w = b};
+            k2c_linear_dequant_rows(&l, 0, 1, y);
+            e[pass] = 0;
+            for (int k = 0; k < n; k++) e[pass] += w[k] * ((double)x[k] - y[k]) * ((double)x[k] - y[k]);
+        }
+        printf("  %-8s weighted error: %.4g plain, %.4g with the weights (%.1f%%)\n", k2c_wfmt_name(BOUNDS[i].f), e[0], e[1],
+               100 * (e[1] - e[0]) / e[0]);
+        EXPECT(e[1] < e[0], "%s: the weights did not lower the weighted error (%.4g vs %.4g)", k2c_wfmt_name(BOUNDS[i].f), e[1], e[0]);
+    }
+    free(x); free(w); free(y); free(b);
+}
+
+/* k2c imatrix on a golden model: counts per tensor (every token through attention and the dense FFN, top-k per
+ * token through the experts), a quantize that reads it, the held-out measure, and a wrong file refused. */
+static void imatrix(void) {
+    mkdir("build/tests", 0755);
+    mkdir(OUTDIR, 0755);
+    int ids[96];
+    for (int i = 0; i < 96; i++) ids[i] = (i * 37 + 11) % 512;
+    const char *im = OUTDIR "/im.gguf", *out = OUTDIR "/im.q.gguf";
+    if (k2c_imatrix(GOLD "/k2-tiny-f32", ids, 96, 40, 2, im) != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    k2c_gguf g;
+    if (k2c_gguf_open(&g, im, K2C_LOAD_MMAP) != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    const char *gt = NULL;
+    EXPECT(k2c_gguf_str(&g, "general.type", &gt) == 1 && !strcmp(gt, "imatrix"), "general.type");
+    const k2c_gguf_tensor *cq = k2c_gguf_find(&g, "blk.0.attn_q_a.weight.counts"), *cd = k2c_gguf_find(&g, "blk.0.ffn_down.weight.counts");
+    const k2c_gguf_tensor *ce = k2c_gguf_find(&g, "blk.1.ffn_up_exps.weight.counts"), *se = k2c_gguf_find(&g, "blk.1.ffn_up_exps.weight.in_sum2");
+    float c0 = 0, c1 = 0, sum = 0;
+    if (cq) memcpy(&c0, cq->data, 4);
+    if (cd) memcpy(&c1, cd->data, 4);
+    for (int e = 0; ce && e < 16; e++) { float v; memcpy(&v, (const uint8_t *)ce->data + 4 * e, 4); sum += v; }
+    EXPECT(c0 == 96 && c1 == 96, "counts %g %g, want 96", c0, c1);
+    EXPECT(ce && ce->ne[1] == 16 && sum == 96 * 4, "expert counts sum %g, want 96 x 4", sum);
+    EXPECT(se && se->ne[0] == 64 && se->ne[1] == 16, "expert in_sum2 shape");
+    k2c_gguf_close(&g);
+    k2c_quantize_opts o = {.type = "Q4_0", .imatrix = im, .threads = 2};
+    EXPECT(k2c_quantize(GOLD "/k2-tiny-f32", out, &o) == 0, "%s", k2c_errmsg());
+    k2c_model m;
+    k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .exact = 1};
+    EXPECT(k2c_model_load_gguf(&m, out, &mo, 0) == 0, "%s", k2c_errmsg());
+    k2c_model_free(&m);
+    double plain = 0, imp = 0;
+    EXPECT(k2c_imatrix_eval(GOLD "/k2-tiny-f32", ids + 48, 48, 48, 2, im, "Q4_0", &plain, &imp) == 0 && plain > 0 && imp > 0,
+           "eval: %s", k2c_errmsg());
+    printf("  k2-tiny-f32 Q4_0 held-out output error %.4f plain, %.4f with the imatrix\n", plain, imp);
+    o.imatrix = GOLD "/gguf/gguf-Q8_0/model.gguf";
+    unlink(out);
+    EXPECT(k2c_quantize(GOLD "/k2-tiny-f32", out, &o) != 0 && strstr(k2c_errmsg(), "not an importance matrix"), "%s", k2c_errmsg());
+    struct stat sb;
+    EXPECT(stat(out, &sb) != 0, "a refused imatrix left %s", out);
+    unlink(im);
+}
+
 /* The README's rows: Kimi-K2 (the preset) at the recipes, and the bytes per type add up. */
 static void size_table(void) {
     k2c_config c;
@@ -457,7 +521,9 @@ int main(void) {
     run_test("quantize_rms_uniform", rms_uniform);
     run_test("quantize_rms_gaussian", rms_gaussian);
     run_test("quantize_requant", requant);
+    run_test("quantize_weighted", weighted);
     run_test("quantize_gguf_writer", gguf_writer);
+    run_test("quantize_imatrix", imatrix);
     run_test("quantize_errors", errors);
     run_test("quantize_size_kimi_k2", size_table);
     run_test("quantize_model_k2_tiny_f32", model_f32);

@@ -92,6 +92,11 @@ typedef struct k2c_kctx {
     int nthreads;                           /* > 0 */
     int bf16_prompt;                        /* BF16 x BF16 prompt GEMM (the CPU has AVX512-BF16) */
     int exact;                              /* fp32 activations everywhere (no k2c_q8x decode path) */
+    /* Sees the inputs of every product before it runs (k2c imatrix collects activation statistics with it):
+     * X [T, l->cols]. Called from the thread that calls the product, never from inside its parallel loop.
+     * NULL: none (the default; one pointer test per product). */
+    void (*observe)(void *ctx, const k2c_linear *l, const float *X, int T);
+    void *observe_ctx;
 } k2c_kctx;
 /* simd: NULL / "auto" (best), "scalar", "avx2", "avx512", "neon"; threads 0: OMP_NUM_THREADS or every core. -1 + error (unknown name, or an
  * ISA this CPU lacks, or bf16_prompt without AVX512-BF16). */

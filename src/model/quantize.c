@@ -433,6 +433,8 @@ static void copy_tokenizer_files(const char *in, const char *out) {
 }
 
 /* ------------------------------------------------------------------ the conversion */
+static int imatrix_weights(const k2c_gguf *im, const char *name, int cols, int E, float *w);
+
 int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o) {
     k2c_quantize_opts dflt = {0};
     if (!o) o = &dflt;
@@ -446,11 +448,24 @@ int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o) {
     k2c_model *m = malloc(sizeof *m);
     k2c_gguf_writer *w = NULL;
     plan p = {0};
-    float *x = NULL, *scratch = NULL;
+    float *x = NULL, *scratch = NULL, *iw = NULL;
     uint8_t *qb = NULL;
+    k2c_gguf im = {0};
+    int have_im = 0;
     int rc = -1, nth = o->threads > 0 ? o->threads : omp_get_max_threads();
     if (!m) { k2c_seterr("out of memory"); return -1; }
-    if (k2c_model_load_opts(m, in, &mo) != 0) { free(m); return -1; }
+    if (o->imatrix) {
+        const char *gt = NULL;
+        if (k2c_gguf_open(&im, o->imatrix, K2C_LOAD_MMAP) != 0) { free(m); return -1; }
+        have_im = 1;
+        if (k2c_gguf_str(&im, "general.type", &gt) != 1 || strcmp(gt, "imatrix")) {
+            k2c_seterr("quantize: --imatrix %s is not an importance matrix (general.type is not 'imatrix')", o->imatrix);
+            k2c_gguf_close(&im);
+            free(m);
+            return -1;
+        }
+    }
+    if (k2c_model_load_opts(m, in, &mo) != 0) { free(m); if (have_im) k2c_gguf_close(&im); return -1; }
     const k2c_config *c = &m->cfg;
     if (build_plan(c, m, &tp, &p) != 0) goto done;
     if (!(w = k2c_gguf_w_new()) || write_meta(w, m, in, &tp) != 0) goto done;
@@ -466,6 +481,13 @@ int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o) {
         if ((size_t)t->ne[0] > max_cols) max_cols = (size_t)t->ne[0];
     }
     size_t chunk_rows_max = CHUNK_FLOATS / max_cols ? CHUNK_FLOATS / max_cols : 1;
+    size_t iw_most = 0;
+    for (int i = 0; i < p.n; i++) {
+        size_t k = (size_t)p.t[i].ne[0] * (size_t)(p.t[i].src == S_EXPS ? p.t[i].ne[2] : 1);
+        if (k > iw_most) iw_most = k;
+    }
+    if (have_im && !(iw = malloc(iw_most * sizeof *iw))) { k2c_seterr("out of memory"); goto done; }
+    int im_used = 0;
     size_t kb_scratch = (size_t)c->qk_nope_head_dim * (size_t)c->kv_lora_rank;
     x = malloc(chunk_rows_max * max_cols * sizeof *x);
     qb = malloc(chunk_rows_max * (max_cols * 4 + 64));
@@ -481,6 +503,16 @@ int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o) {
         int64_t rows = t->ne[1] * t->ne[2];
         size_t rb = k2c_wfmt_row_bytes(t->fmt, cols);
         size_t per = CHUNK_FLOATS / (size_t)cols ? CHUNK_FLOATS / (size_t)cols : 1;
+        int use_w = 0;
+        if (have_im && k2c_wfmt_is_block(t->fmt) && t->src != S_KB && t->src != S_VEC) {
+            /* attn_v_b multiplies what attn_kv_b does: its statistics */
+            char src[64];
+            snprintf(src, sizeof src, "%s", t->name);
+            char *vb = strstr(src, "attn_v_b");
+            if (vb) { memmove(vb + 9, vb + 8, strlen(vb + 8) + 1); memcpy(vb, "attn_kv_b", 9); }
+            use_w = imatrix_weights(&im, src, cols, t->src == S_EXPS ? (int)t->ne[2] : 1, iw);
+            im_used += use_w;
+        }
         for (int64_t r0 = 0; r0 < rows; r0 += (int64_t)per) {
             int nr = (int)(rows - r0 < (int64_t)per ? rows - r0 : (int64_t)per);
             if (fill_rows(t, c, r0, nr, x, scratch) != 0) { k2c_seterr("quantize: %s: no source", t->name); goto done; }
@@ -490,7 +522,8 @@ int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o) {
                 const float *xr = x + (size_t)j * cols;
                 int ok = 1;
                 for (int e = 0; e < cols; e++) ok &= isfinite(xr[e]) != 0;
-                if (ok) ok = k2c_quantize_row(t->fmt, xr, NULL, cols, qb + (size_t)j * rb) == 0;
+                const float *wr = use_w ? iw + (size_t)(t->src == S_EXPS ? (r0 + j) / t->ne[1] : 0) * cols : NULL;
+                if (ok) ok = k2c_quantize_row(t->fmt, xr, wr, cols, qb + (size_t)j * rb) == 0;
                 if (ok && t->fmt == K2C_FMT_F16)    /* F16 cannot hold values past 65504 */
                     for (int e = 0; e < cols; e++) ok &= fabsf(xr[e]) <= 65504.0f;
                 if (!ok) {
@@ -517,6 +550,7 @@ int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o) {
         }
     }
     if (k2c_gguf_w_finish(w) != 0) goto done;
+    if (have_im) k2c_log("quantize: importance from %s for %d tensors\n", o->imatrix, im_used);
     if (!m->gguf) copy_tokenizer_files(in, out);
     rc = 0;
 done:
@@ -525,7 +559,260 @@ done:
     free(x);
     free(qb);
     free(scratch);
+    free(iw);
+    if (have_im) k2c_gguf_close(&im);
     k2c_model_free(m);
     free(m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ importance matrix (k2c imatrix)
+ * For each weight matrix W the mean of x_j^2 over the inputs x it multiplies on a text: the diagonal of E[x x^T],
+ * which turns the quantizer's error sum_j (dw_j)^2 into the expected output error E[(dw . x)^2] (less the
+ * cross terms). Collected through the kernel context's observer while prefills run (exact mode, the expanded
+ * MLA form so kv_b sees its inputs), per expert for the stacked experts. Stored as a GGUF (general.type
+ * "imatrix"): per tensor NAME.in_sum2 F32 [cols, E] (sum of x^2) and NAME.counts F32 [1, E] (inputs seen). */
+typedef struct { const k2c_linear *l; int t, e; } lkey;
+typedef struct {
+    plan p;
+    lkey *keys;
+    int nkeys;
+    double **sum2;                  /* per plan tensor: [cols * E] or NULL */
+    double **count;                 /* [E] */
+    /* held-out mode: up to NSAMP input rows per (tensor, expert) */
+    float **samp;
+    int **nsamp;
+} iacc;
+#define NSAMP 64
+
+static int cmp_key(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)((const lkey *)a)->l, y = (uintptr_t)((const lkey *)b)->l;
+    return x < y ? -1 : x > y;
+}
+
+static int nexp_of(const qtensor *t) { return t->src == S_EXPS ? (int)t->ne[2] : 1; }
+
+static void observe(void *ctx, const k2c_linear *l, const float *X, int T) {
+    iacc *a = ctx;
+    lkey k = {.l = l};
+    const lkey *hit = bsearch(&k, a->keys, (size_t)a->nkeys, sizeof k, cmp_key);
+    if (!hit) return;
+    const qtensor *t = &a->p.t[hit->t];
+    int cols = (int)t->ne[0], e = hit->e;
+    if (l->cols != cols) return;
+    #pragma omp critical(k2c_imatrix)
+    {
+        if (a->sum2) {
+            double *s = a->sum2[hit->t] + (size_t)e * cols;
+            for (int i = 0; i < T; i++)
+                for (int j = 0; j < cols; j++) s[j] += (double)X[(size_t)i * cols + j] * X[(size_t)i * cols + j];
+            a->count[hit->t][e] += T;
+        }
+        if (a->samp) {
+            int *ns = &a->nsamp[hit->t][e];
+            for (int i = 0; i < T && *ns < NSAMP; i++, (*ns)++)
+                memcpy(a->samp[hit->t] + ((size_t)e * NSAMP + (size_t)*ns) * cols, X + (size_t)i * cols, (size_t)cols * sizeof *X);
+        }
+    }
+}
+
+static void iacc_free(iacc *a) {
+    for (int i = 0; i < a->p.n; i++) {
+        if (a->sum2) free(a->sum2[i]);
+        if (a->count) free(a->count[i]);
+        if (a->samp) free(a->samp[i]);
+        if (a->nsamp) free(a->nsamp[i]);
+    }
+    free(a->sum2); free(a->count); free(a->samp); free(a->nsamp); free(a->keys); free(a->p.t);
+    memset(a, 0, sizeof *a);
+}
+
+/* The matrices whose inputs are observed: every S_LIN / S_EXPS tensor but the F32 router (and attn_k_b, whose
+ * input, the per-head q_nope, is not a product's input in k2c's forward; attn_v_b takes attn_kv_b's). */
+static int iacc_init(iacc *a, k2c_model *m, int stats, int samples) {
+    typeplan tp;
+    k2c_quantize_opts qo = {.type = "F32"};
+    memset(a, 0, sizeof *a);
+    if (make_typeplan(&qo, &tp) || build_plan(&m->cfg, m, &tp, &a->p)) return -1;
+    int n = a->p.n, nk = 0;
+    for (int i = 0; i < n; i++) if (a->p.t[i].src == S_LIN || a->p.t[i].src == S_EXPS) nk += nexp_of(&a->p.t[i]);
+    a->keys = calloc((size_t)nk + 1, sizeof *a->keys);
+    if (stats) { a->sum2 = calloc((size_t)n, sizeof *a->sum2); a->count = calloc((size_t)n, sizeof *a->count); }
+    if (samples) { a->samp = calloc((size_t)n, sizeof *a->samp); a->nsamp = calloc((size_t)n, sizeof *a->nsamp); }
+    if (!a->keys || (stats && (!a->sum2 || !a->count)) || (samples && (!a->samp || !a->nsamp))) goto oom;
+    for (int i = 0; i < n; i++) {
+        qtensor *t = &a->p.t[i];
+        if ((t->src != S_LIN && t->src != S_EXPS) || t->cls == C_F32) continue;
+        int E = nexp_of(t);
+        size_t cols = (size_t)t->ne[0];
+        for (int e = 0; e < E; e++) a->keys[a->nkeys++] = (lkey){t->lin + e, i, e};
+        if (stats && (!(a->sum2[i] = calloc(cols * (size_t)E, sizeof(double))) || !(a->count[i] = calloc((size_t)E, sizeof(double))))) goto oom;
+        if (samples && (!(a->samp[i] = malloc(cols * (size_t)E * NSAMP * sizeof(float))) || !(a->nsamp[i] = calloc((size_t)E, sizeof(int))))) goto oom;
+    }
+    /* kv_b is bound twice (attn_kv_b, and the halves' source): keep the first, attn_kv_b */
+    qsort(a->keys, (size_t)a->nkeys, sizeof *a->keys, cmp_key);
+    int w = 0;
+    for (int i = 0; i < a->nkeys; i++) if (!w || a->keys[i].l != a->keys[w - 1].l) a->keys[w++] = a->keys[i];
+    a->nkeys = w;
+    m->cx.observe = observe;
+    m->cx.observe_ctx = a;
+    return 0;
+oom:
+    k2c_seterr("out of memory");
+    iacc_free(a);
+    return -1;
+}
+
+/* Prefills of chunk tokens over ids, each from an empty cache. */
+static int run_text(k2c_model *m, const int *ids, int n, int chunk) {
+    int V = m->cfg.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) { k2c_seterr("imatrix: token id %d is outside the vocabulary (%d)", ids[i], V); return -1; }
+    double t0 = k2c_now();
+    for (int s = 0; s < n; s += chunk) {
+        int T = n - s < chunk ? n - s : chunk;
+        k2c_state *st = k2c_state_new(m, T);
+        int rc = st ? k2c_prefill(st, ids + s, T, NULL, NULL, NULL) : -1;
+        k2c_state_delete(st);
+        if (rc) return -1;
+        k2c_log("\rimatrix: %d / %d tokens, %.0f s", s + T, n, k2c_now() - t0);
+    }
+    k2c_log("\n");
+    return 0;
+}
+
+static int open_for_stats(k2c_model *m, const char *model, int threads) {
+    k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .exact = 1, .threads = threads};
+    if (k2c_model_load_opts(m, model, &mo) != 0) return -1;
+    m->prefill_path = 2;        /* expanded attention: kv_b's inputs (the latents) go through a product */
+    return 0;
+}
+
+int k2c_imatrix(const char *model, const int *ids, int n, int chunk, int threads, const char *out) {
+    k2c_model m;
+    iacc a;
+    k2c_gguf_writer *w = NULL;
+    int rc = -1;
+    float *buf = NULL;
+    if (chunk <= 0) chunk = 512;
+    if (n <= 0) { k2c_seterr("imatrix: no tokens"); return -1; }
+    if (open_for_stats(&m, model, threads) != 0) return -1;
+    if (iacc_init(&a, &m, 1, 0) != 0) { k2c_model_free(&m); return -1; }
+    if (run_text(&m, ids, n, chunk) != 0) goto done;
+    if (!(w = k2c_gguf_w_new())) goto done;
+    if (k2c_gguf_w_str(w, "general.type", "imatrix") || k2c_gguf_w_u32(w, "imatrix.chunk_count", (uint32_t)((n + chunk - 1) / chunk)) ||
+        k2c_gguf_w_u32(w, "imatrix.chunk_size", (uint32_t)chunk))
+        goto done;
+    size_t most = 0;
+    for (int i = 0; i < a.p.n; i++) {
+        const qtensor *t = &a.p.t[i];
+        if (!a.sum2[i]) continue;
+        char nm[96];
+        int64_t ne[2] = {t->ne[0], nexp_of(t)}, ne1[2] = {1, nexp_of(t)};
+        snprintf(nm, sizeof nm, "%s.in_sum2", t->name);
+        if (k2c_gguf_w_tensor(w, nm, K2C_GGML_F32, 2, ne)) goto done;
+        snprintf(nm, sizeof nm, "%s.counts", t->name);
+        if (k2c_gguf_w_tensor(w, nm, K2C_GGML_F32, 2, ne1)) goto done;
+        if ((size_t)(ne[0] * ne[1]) > most) most = (size_t)(ne[0] * ne[1]);
+    }
+    if (!(buf = malloc((most ? most : 1) * sizeof *buf))) { k2c_seterr("out of memory"); goto done; }
+    if (k2c_gguf_w_begin(w, out)) goto done;
+    for (int i = 0; i < a.p.n; i++) {
+        const qtensor *t = &a.p.t[i];
+        if (!a.sum2[i]) continue;
+        size_t k = (size_t)t->ne[0] * (size_t)nexp_of(t);
+        for (size_t j = 0; j < k; j++) buf[j] = (float)a.sum2[i][j];
+        if (k2c_gguf_w_data(w, buf, k * sizeof *buf)) goto done;
+        for (int e = 0; e < nexp_of(t); e++) buf[e] = (float)a.count[i][e];
+        if (k2c_gguf_w_data(w, buf, (size_t)nexp_of(t) * sizeof *buf)) goto done;
+    }
+    if (k2c_gguf_w_finish(w)) goto done;
+    rc = 0;
+done:
+    free(buf);
+    k2c_gguf_w_free(w);
+    iacc_free(&a);
+    k2c_model_free(&m);
+    return rc;
+}
+
+/* The quantizer's per-column importance of tensor t (expert e's slab): mean x^2 from the imatrix file, floored
+ * at 1e-3 of its mean so that no column is ignored. name: the tensor whose statistics apply. 1 found, 0 not. */
+static int imatrix_weights(const k2c_gguf *im, const char *name, int cols, int E, float *w) {
+    char nm[96];
+    snprintf(nm, sizeof nm, "%s.in_sum2", name);
+    const k2c_gguf_tensor *s = k2c_gguf_find(im, nm);
+    snprintf(nm, sizeof nm, "%s.counts", name);
+    const k2c_gguf_tensor *c = k2c_gguf_find(im, nm);
+    if (!s || !c || s->type != K2C_GGML_F32 || c->type != K2C_GGML_F32 || s->ne[0] != cols || s->ne[1] != E || c->ne[1] != E) return 0;
+    for (int e = 0; e < E; e++) {
+        float cnt, mean = 0;
+        memcpy(&cnt, (const uint8_t *)c->data + 4 * (size_t)e, 4);
+        float *we = w + (size_t)e * cols;
+        for (int j = 0; j < cols; j++) {
+            float v;
+            memcpy(&v, (const uint8_t *)s->data + 4 * ((size_t)e * cols + j), 4);
+            we[j] = cnt > 0 ? v / cnt : 1.0f;
+            mean += we[j] / (float)cols;
+        }
+        if (!(mean > 0)) { for (int j = 0; j < cols; j++) we[j] = 1.0f; continue; }
+        for (int j = 0; j < cols; j++) we[j] += 1e-3f * mean;
+    }
+    return 1;
+}
+
+/* Output error of each observed matrix on held-out inputs, quantized to `type` without and with the imatrix. */
+int k2c_imatrix_eval(const char *model, const int *ids, int n, int chunk, int threads, const char *imatrix,
+                     const char *type, double *rel_plain, double *rel_imatrix) {
+    k2c_model m;
+    iacc a;
+    k2c_gguf im;
+    k2c_wfmt f;
+    int rc = -1;
+    if (parse_type(type, &f) != 0 || !k2c_wfmt_is_block(f)) { k2c_seterr("imatrix: --eval-type '%s' is not a block type", type); return -1; }
+    if (k2c_gguf_open(&im, imatrix, K2C_LOAD_MMAP) != 0) return -1;
+    if (open_for_stats(&m, model, threads) != 0) { k2c_gguf_close(&im); return -1; }
+    if (iacc_init(&a, &m, 0, 1) != 0) { k2c_model_free(&m); k2c_gguf_close(&im); return -1; }
+    m.cx.observe = observe;
+    if (run_text(&m, ids, n, chunk > 0 ? chunk : 512) != 0) goto done;
+    m.cx.observe = NULL;
+    double num[2] = {0, 0}, den = 0;
+    for (int i = 0; i < a.p.n; i++) {
+        const qtensor *t = &a.p.t[i];
+        if (!a.samp || !a.samp[i]) continue;
+        int cols = (int)t->ne[0], rows = (int)t->ne[1], E = nexp_of(t);
+        if (cols % k2c_wfmt_block_elems(f)) continue;       /* only the tensors the type holds */
+        float *w = malloc((size_t)cols * E * sizeof *w), *x = malloc((size_t)cols * sizeof *x), *y = malloc((size_t)cols * sizeof *y);
+        uint8_t *q = malloc(k2c_wfmt_row_bytes(f, cols));
+        if (!w || !x || !y || !q) { free(w); free(x); free(y); free(q); k2c_seterr("out of memory"); goto done; }
+        int have = imatrix_weights(&im, t->name, cols, E, w);
+        for (int e = 0; e < E; e++) {
+            int ns = a.nsamp[i][e];
+            const float *S = a.samp[i] + (size_t)e * NSAMP * cols;
+            if (!ns) continue;
+            for (int r = 0; r < rows; r++) {
+                k2c_linear_dequant_rows(&t->lin[t->src == S_EXPS ? e : 0], r, 1, x);
+                for (int pass = 0; pass < 2; pass++) {
+                    k2c_quantize_row(f, x, pass && have ? w + (size_t)e * cols : NULL, cols, q);
+                    k2c_linear one = {.fmt = f, .rows = 1, .cols = cols, .w = q};
+                    k2c_linear_dequant_rows(&one, 0, 1, y);
+                    for (int s = 0; s < ns; s++) {
+                        double d = 0, o = 0;
+                        for (int j = 0; j < cols; j++) { d += ((double)x[j] - y[j]) * S[(size_t)s * cols + j]; o += (double)x[j] * S[(size_t)s * cols + j]; }
+                        num[pass] += d * d;
+                        if (!pass) den += o * o;
+                    }
+                }
+            }
+        }
+        free(w); free(x); free(y); free(q);
+    }
+    *rel_plain = den > 0 ? sqrt(num[0] / den) : 0;
+    *rel_imatrix = den > 0 ? sqrt(num[1] / den) : 0;
+    rc = 0;
+done:
+    iacc_free(&a);
+    k2c_model_free(&m);
+    k2c_gguf_close(&im);
     return rc;
 }
