@@ -163,6 +163,15 @@ typedef struct {
     const char *type_experts, *type_attn, *type_embd, *type_output;
     const char *imatrix;                /* k2c_imatrix's file: per-column importance in the quantizers' error, or NULL */
     int threads;                        /* 0: every core */
+    /* The vocabulary as llama.cpp's tokenizer.ggml.* keys (a Hugging Face input; the CLI fills it from the
+     * folder's tokenizer): ntokens strings (GPT-2 byte-to-unicode mapped, token_len bytes each) with their
+     * types (1 normal, 3 control, 5 unused) and nmerges "A B" merges. ntokens 0: only the bos/eos ids. */
+    const char *tok_model, *tok_pre;
+    int ntokens, nmerges;
+    const char *const *tokens;
+    const uint32_t *token_len;
+    const int32_t *token_type;
+    const char *const *merges;
 } k2c_quantize_opts;
 int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o);
 /* The bytes of tensor data k2c_quantize would write for a model of config c (by_ggml: [K2C_GGML_TYPES] or NULL),

@@ -38,3 +38,28 @@ if [ "$(id -u)" != 0 ]; then expect_fail quantize_readonly_dir "Permission denie
 else skip quantize_readonly_dir "running as root (permissions are not enforced)"; fi
 chmod 755 "$O/tok"
 if ls "$O" | grep -q "e.gguf"; then fail quantize_no_partial_output "$(ls "$O")"; else pass quantize_no_partial_output; fi
+# the bundled model's tiktoken vocabulary as tokenizer.ggml.*: GPT-2 byte mapping (checked against an independent
+# table), every merge joins two tokens into a token, one merge per non-byte token
+if [ -f models/k2-mini/tiktoken.model ]; then
+  if $K2C quantize --model models/k2-mini --type Q8_0 --out "$O/mini.gguf" 2>"$TMP/mini.err" && python3 - "$O/mini.gguf" >"$TMP/vocab.out" 2>&1 <<'PY'
+import sys
+sys.path.insert(0, "tests")
+import gguf_ref
+r = gguf_ref.Reader(sys.argv[1])
+toks, tt, merges = r.kv["tokenizer.ggml.tokens"], r.kv["tokenizer.ggml.token_type"], r.kv["tokenizer.ggml.merges"]
+assert r.kv["tokenizer.ggml.model"] == "gpt2" and r.kv["tokenizer.ggml.pre"] == "kimi-k2", "model/pre"
+assert len(toks) == len(tt) == r.kv["deepseek2.vocab_size"], "counts"
+keep = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+extra = [b for b in range(256) if b not in keep]
+uni = {b: chr(b) for b in keep}
+uni.update({b: chr(256 + i) for i, b in enumerate(extra)})
+assert [toks[i] for i in range(256)] == [uni[b] for b in range(256)], "byte tokens are not the GPT-2 mapping"
+ts = set(toks)
+assert all(len(m.split(" ")) == 2 and m.replace(" ", "") in ts for m in merges), "a merge does not make a token"
+normal = sum(1 for i, t in enumerate(tt) if t == 1)
+assert len(merges) == normal - 256, "merges %d, non-byte normal tokens %d" % (len(merges), normal - 256)
+assert sum(1 for t in tt if t == 3) > 0, "no control tokens"
+print("vocab %d, merges %d" % (len(toks), len(merges)))
+PY
+  then pass quantize_cli_tokenizer_metadata; else fail quantize_cli_tokenizer_metadata "$(tail -2 "$TMP/vocab.out" "$TMP/mini.err")"; fi
+else skip quantize_cli_tokenizer_metadata "models/k2-mini is not here"; fi

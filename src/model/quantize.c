@@ -345,7 +345,7 @@ static int basename_has_kimi(const char *path) {
     return strcasestr(b ? b + 1 : path, "kimi") != NULL;
 }
 
-static int write_meta(k2c_gguf_writer *w, const k2c_model *m, const char *in, const typeplan *tp) {
+static int write_meta(k2c_gguf_writer *w, const k2c_model *m, const char *in, const typeplan *tp, const k2c_quantize_opts *o) {
     const k2c_config *c = &m->cfg;
     int rc = 0;
     const char *name = NULL;
@@ -403,6 +403,18 @@ static int write_meta(k2c_gguf_writer *w, const k2c_model *m, const char *in, co
         for (int i = 0; i < m->gg.nkv; i++)
             if (!strncmp(m->gg.kv[i].key, "tokenizer.", 10) && k2c_gguf_w_copy(w, &m->gg.kv[i]) != 0) return -1;
     } else {
+        if (o->ntokens > 0) {
+            if (o->ntokens != c->vocab_size) {
+                k2c_seterr("quantize: the tokenizer has %d tokens, the model's vocab_size is %d", o->ntokens, c->vocab_size);
+                return -1;
+            }
+            if (k2c_gguf_w_str(w, "tokenizer.ggml.model", o->tok_model ? o->tok_model : "gpt2") ||
+                k2c_gguf_w_str(w, "tokenizer.ggml.pre", o->tok_pre ? o->tok_pre : "default") ||
+                k2c_gguf_w_str_array(w, "tokenizer.ggml.tokens", (uint64_t)o->ntokens, o->tokens, o->token_len) ||
+                k2c_gguf_w_array(w, "tokenizer.ggml.token_type", K2C_GGUF_I32, (uint64_t)o->ntokens, o->token_type) ||
+                (o->nmerges > 0 && k2c_gguf_w_str_array(w, "tokenizer.ggml.merges", (uint64_t)o->nmerges, o->merges, NULL)))
+                return -1;
+        }
         if (c->bos_token_id >= 0 && k2c_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_token_id)) return -1;
         if (c->eos_token_id >= 0 && k2c_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_token_id)) return -1;
     }
@@ -468,7 +480,7 @@ int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o) {
     if (k2c_model_load_opts(m, in, &mo) != 0) { free(m); if (have_im) k2c_gguf_close(&im); return -1; }
     const k2c_config *c = &m->cfg;
     if (build_plan(c, m, &tp, &p) != 0) goto done;
-    if (!(w = k2c_gguf_w_new()) || write_meta(w, m, in, &tp) != 0) goto done;
+    if (!(w = k2c_gguf_w_new()) || write_meta(w, m, in, &tp, o) != 0) goto done;
     uint64_t total = 0;
     size_t max_cols = 0;
     for (int i = 0; i < p.n; i++) {
