@@ -156,8 +156,9 @@ int k2c_mkmodel(const k2c_config *c, const char *dtype, int shards, uint64_t see
  * partial `out`. type: a ggml type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
  * IQ4_NL, IQ4_XS: that type for every matrix) or a recipe (Q2_K, Q3_K_M, Q4_K_M, Q6_K, Q8_0: llama.cpp-style
  * mixes); the type_* fields (NULL: the recipe's) override the routed experts, every attention matrix, the
- * embedding and the output head. Norms, router and exp_probs_b stay F32. A Hugging Face folder's tokenizer files
- * are copied next to `out` (the GGUF carries bos/eos ids only); a GGUF input's tokenizer.* metadata is kept. */
+ * embedding and the output head. Norms, router and exp_probs_b stay F32. A GGUF input's tokenizer.* metadata is
+ * kept; for a Hugging Face folder the caller may give the vocabulary (tok_* below; the CLI does), and its tokenizer
+ * files are copied next to `out`. */
 typedef struct {
     const char *type;
     const char *type_experts, *type_attn, *type_embd, *type_output;

@@ -421,8 +421,8 @@ static int write_meta(k2c_gguf_writer *w, const k2c_model *m, const char *in, co
     return 0;
 }
 
-/* The input folder's tokenizer files next to OUT (a GGUF from a Hugging Face folder carries only bos/eos ids;
- * k2c and the tools read the vocabulary from these files). Existing files are left alone. */
+/* The input folder's tokenizer files next to OUT (k2c reads its tokenizer from these files, not yet from GGUF
+ * metadata). Existing files are left alone. */
 static void copy_tokenizer_files(const char *in, const char *out) {
     static const char *FILES[] = {"tiktoken.model", "tokenizer_config.json", "tokenizer.json", "tokenization_kimi.py"};
     struct stat sb;
