@@ -178,14 +178,48 @@ static const char *fmt_bytes(double b, char *buf, size_t n) {
     return buf;
 }
 
+/* k2c info --as-type T: the bytes `k2c quantize --type T` would write for these shapes (config only: a folder
+ * with just config.json, a preset, or any model k2c opens). */
+static int info_as_type(const char *dir, const char *preset, const char *type, int ctx) {
+    k2c_config c;
+    k2c_model *m = NULL;
+    if (preset) {
+        if (k2c_config_preset(&c, preset) != 0) return cli_fail("info");
+    } else if (k2c_config_load(&c, dir) != 0) {
+        k2c_model_opts mo = {.load = K2C_LOAD_MMAP};
+        if (!(m = k2c_model_open(dir, &mo))) return cli_fail("info");
+        c = *k2c_model_config(m);
+        k2c_model_close(m);
+    }
+    k2c_quantize_opts qo = {.type = type};
+    uint64_t bytes, by[K2C_GGML_TYPES];
+    if (k2c_quantize_size(&c, &qo, &bytes, by) != 0) return cli_fail("info");
+    char b1[32], b2[32], b3[32];
+    double total, active;
+    k2c_model_counts(&c, &total, &active);
+    printf("model:        %s (%s), %.3fB parameters\n", preset ? preset : dir, c.model_type, total / 1e9);
+    printf("as %-10s %s of tensor data (what k2c quantize --type %s writes):", type, fmt_bytes((double)bytes, b1, sizeof b1), type);
+    for (int t = 0; t < K2C_GGML_TYPES; t++)
+        if (by[t]) printf(" %s %s", k2c_ggml_type_name(t), fmt_bytes((double)by[t], b2, sizeof b2));
+    printf("\n");
+    double kv = (double)c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim) * 4.0;
+    if (ctx <= 0) ctx = c.max_position_embeddings;
+    printf("bits/weight:  %.2f\n", 8.0 * (double)bytes / total);
+    printf("memory:       %s weights + %s cache at %d tokens = %s\n", fmt_bytes((double)bytes, b1, sizeof b1),
+           fmt_bytes(kv * ctx, b2, sizeof b2), ctx, fmt_bytes((double)bytes + kv * ctx, b3, sizeof b3));
+    return 0;
+}
+
 static int cmd_info(int argc, char **argv) {
     cli_args a;
     if (cli_parse(&a, argc, argv, "")) return 2;
-    const char *dir = cli_need(&a, "model");
+    const char *as = cli_str(&a, "as-type", NULL), *preset = as ? cli_str(&a, "preset", NULL) : NULL;
+    const char *dir = preset ? NULL : cli_need(&a, "model");
     int ctx = (int)cli_int(&a, "ctx", 0);
     const char *ct = cli_str(&a, "cache-type", "f32");
-    if (!dir || cli_done(&a)) return 2;
+    if ((!dir && !preset) || cli_done(&a)) return 2;
     if (strcmp(ct, "f32") && strcmp(ct, "bf16")) { fprintf(stderr, "k2c info: --cache-type must be f32 or bf16\n"); return 2; }
+    if (as) return info_as_type(dir, preset, as, ctx);
     k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .cache_type = !strcmp(ct, "bf16") ? K2C_CACHE_BF16 : K2C_CACHE_F32};  /* headers, not weights */
     k2c_model *m = k2c_model_open(dir, &mo);
     if (!m) return cli_fail("info");
@@ -228,8 +262,9 @@ static int cmd_info(int argc, char **argv) {
     k2c_model_close(m);
     return 0;
 }
-CLI_COMMAND(cmd_info_def, "info", "--model DIR [--ctx N] [--cache-type f32|bf16]",
-            "Architecture, parameter counts (total / active), bytes per format, KV-cache bytes per token, memory needed.", cmd_info)
+CLI_COMMAND(cmd_info_def, "info", "--model DIR [--ctx N] [--cache-type f32|bf16] | (--model DIR | --preset NAME) --as-type TYPE [--ctx N]",
+            "Architecture, parameter counts (total / active), bytes per format, KV-cache bytes per token, memory needed; "
+            "--as-type: the bytes `k2c quantize --type TYPE` would write for these shapes (config.json suffices).", cmd_info)
 
 static int cmd_mkmodel(int argc, char **argv) {
     cli_args a;

@@ -189,6 +189,44 @@ void k2c_model_get_info(const k2c_model *m, k2c_model_info *info);
  * 128x128 scales) or "int4" (routed experts pack-quantized); shards > 1 gives model-I-of-N files + index. */
 int k2c_mkmodel(const k2c_config *c, const char *dtype, int shards, uint64_t seed, const char *outdir);
 
+/* Writes the model at `in` (anything k2c_model_open reads: a Hugging Face folder in F32/BF16/FP8/INT4, or a GGUF)
+ * as a deepseek2 GGUF v3 at `out` in llama.cpp's names and metadata (model/quantize.c), streaming: one chunk of
+ * rows in memory at a time, progress on stderr, written to a temporary file and renamed, so a failure leaves no
+ * partial `out`. type: a ggml type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+ * IQ4_NL, IQ4_XS: that type for every matrix) or a recipe (Q2_K, Q3_K_M, Q4_K_M, Q6_K, Q8_0: llama.cpp-style
+ * mixes); the type_* fields (NULL: the recipe's) override the routed experts, every attention matrix, the
+ * embedding and the output head. Norms, router and exp_probs_b stay F32. A GGUF input's tokenizer.* metadata is
+ * kept; for a Hugging Face folder the caller may give the vocabulary (tok_* below; the CLI does), and its tokenizer
+ * files are copied next to `out`. */
+typedef struct {
+    const char *type;
+    const char *type_experts, *type_attn, *type_embd, *type_output;
+    const char *imatrix;                /* k2c_imatrix's file: per-column importance in the quantizers' error, or NULL */
+    int threads;                        /* 0: every core */
+    /* The vocabulary as llama.cpp's tokenizer.ggml.* keys (a Hugging Face input; the CLI fills it from the
+     * folder's tokenizer): ntokens strings (GPT-2 byte-to-unicode mapped, token_len bytes each) with their
+     * types (1 normal, 3 control, 5 unused) and nmerges "A B" merges. ntokens 0: only the bos/eos ids. */
+    const char *tok_model, *tok_pre;
+    int ntokens, nmerges;
+    const char *const *tokens;
+    const uint32_t *token_len;
+    const int32_t *token_type;
+    const char *const *merges;
+} k2c_quantize_opts;
+int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o);
+/* The bytes of tensor data k2c_quantize would write for a model of config c (by_ggml: [K2C_GGML_TYPES] or NULL),
+ * without any weights: the README's memory table. */
+int k2c_quantize_size(const k2c_config *c, const k2c_quantize_opts *o, uint64_t *bytes, uint64_t *by_ggml);
+/* Importance statistics (model/quantize.c): the model at `model` prefills ids [n] in chunks of `chunk` tokens
+ * (each from an empty cache; 0: 512) and the mean square of every input column of every weight matrix (per expert)
+ * is written to the GGUF `out` (general.type "imatrix"; NAME.in_sum2 [cols, E], NAME.counts [1, E]). */
+int k2c_imatrix(const char *model, const int *ids, int n, int chunk, int threads, const char *out);
+/* The measure of whether it pays: every matrix whose rows `type` holds quantized to it without and with the
+ * importance of `imatrix`, and the RMS of (W - Wq) x over the inputs x seen on ids (held-out text), relative to
+ * the RMS of W x. */
+int k2c_imatrix_eval(const char *model, const int *ids, int n, int chunk, int threads, const char *imatrix,
+                     const char *type, double *rel_plain, double *rel_imatrix);
+
 /* ------------------------------------------------------------------ inference state */
 typedef struct {
     float *hidden;          /* optional [L, T, D]: residual stream after each layer */
@@ -278,6 +316,20 @@ int k2c_tokenizer_encode(const k2c_tokenizer *t, const char *text, size_t len, i
 char *k2c_tokenizer_decode(const k2c_tokenizer *t, const int *ids, int n, size_t *len);
 /* The bytes of one id (not NUL-terminated, owned by t); NULL for an unknown id. */
 const char *k2c_tokenizer_token(const k2c_tokenizer *t, int id, size_t *len);
+/* The vocabulary as llama.cpp's GGUF stores it (tokenizer.ggml.tokens / token_type / merges): every id spelled in
+ * GPT-2's byte-to-unicode alphabet (specials as their text, type 3; holes "[PADn]", type 5), and the merge list
+ * (a tiktoken vocabulary's merges rebuilt from its ranks; an HF vocabulary's own). Free with
+ * k2c_tokenizer_gguf_vocab_free. */
+typedef struct {
+    int n_tokens, n_merges;
+    const char *const *tokens;      /* NUL-terminated */
+    const int32_t *types;
+    const char *const *merges;      /* "A B" */
+    const char *pre;                /* "kimi-k2" for a tiktoken vocabulary, else "gpt2" (a caller may know better) */
+    void *priv;
+} k2c_gguf_vocab;
+int k2c_tokenizer_gguf_vocab(const k2c_tokenizer *t, k2c_gguf_vocab *out);
+void k2c_tokenizer_gguf_vocab_free(k2c_gguf_vocab *v);
 int k2c_tokenizer_token_id(const k2c_tokenizer *t, const char *special_name);   /* -1 if absent */
 int k2c_tokenizer_vocab_size(const k2c_tokenizer *t);                          /* largest id + 1 */
 int k2c_tokenizer_is_special(const k2c_tokenizer *t, int id);

@@ -125,4 +125,29 @@ int k2c_gguf_str(const k2c_gguf *g, const char *key, const char **out);
  * k2c_config_parse checks a config.json. */
 int k2c_gguf_config(const k2c_gguf *g, k2c_config *c);
 
+/* ------------------------------------------------------------------ GGUF writer (gguf_write.c)
+ * v3, general.alignment 32. Collect the metadata and tensor infos (offsets follow from shapes and types), then
+ * k2c_gguf_w_begin writes the header to PATH.tmp.PID and k2c_gguf_w_data takes the tensors' bytes in the order
+ * they were added, in pieces of any size (padding between tensors is the writer's); k2c_gguf_w_finish checks
+ * that every byte came, fsyncs and renames. k2c_gguf_w_free of an unfinished writer removes the temporary file.
+ * Every call returns 0, or -1 with the error set (duplicate key or tensor, a row not whole blocks, I/O). */
+typedef struct k2c_gguf_writer k2c_gguf_writer;
+k2c_gguf_writer *k2c_gguf_w_new(void);
+int k2c_gguf_w_u32(k2c_gguf_writer *w, const char *key, uint32_t v);
+int k2c_gguf_w_i32(k2c_gguf_writer *w, const char *key, int32_t v);
+int k2c_gguf_w_f32(k2c_gguf_writer *w, const char *key, float v);
+int k2c_gguf_w_bool(k2c_gguf_writer *w, const char *key, int v);
+int k2c_gguf_w_str(k2c_gguf_writer *w, const char *key, const char *s);
+/* numeric array of n elements of type atype (K2C_GGUF_U8 ... F64), little-endian bytes */
+int k2c_gguf_w_array(k2c_gguf_writer *w, const char *key, int atype, uint64_t n, const void *le_elems);
+/* string array: sv[i] of sl[i] bytes (sl NULL: NUL-terminated) */
+int k2c_gguf_w_str_array(k2c_gguf_writer *w, const char *key, uint64_t n, const char *const *sv, const uint32_t *sl);
+int k2c_gguf_w_copy(k2c_gguf_writer *w, const k2c_gguf_kv *kv);      /* a pair read from another GGUF */
+int k2c_gguf_w_tensor(k2c_gguf_writer *w, const char *name, int ggml_type, int ndim, const int64_t *ne);
+uint64_t k2c_gguf_w_data_bytes(const k2c_gguf_writer *w);            /* the data area, padding included */
+int k2c_gguf_w_begin(k2c_gguf_writer *w, const char *path);
+int k2c_gguf_w_data(k2c_gguf_writer *w, const void *data, size_t n);
+int k2c_gguf_w_finish(k2c_gguf_writer *w);
+void k2c_gguf_w_free(k2c_gguf_writer *w);
+
 #endif

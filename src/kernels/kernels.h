@@ -98,6 +98,11 @@ typedef struct k2c_kctx {
     int nthreads;                           /* > 0 */
     int bf16_prompt;                        /* BF16 x BF16 prompt GEMM (the CPU has AVX512-BF16) */
     int exact;                              /* fp32 activations everywhere (no k2c_q8x decode path) */
+    /* Sees the inputs of every product before it runs (k2c imatrix collects activation statistics with it):
+     * X [T, l->cols]. Called from the thread that calls the product, never from inside its parallel loop.
+     * NULL: none (the default; one pointer test per product). */
+    void (*observe)(void *ctx, const k2c_linear *l, const float *X, int T);
+    void *observe_ctx;
 } k2c_kctx;
 /* simd: NULL / "auto" (best), "scalar", "avx2", "avx512", "neon"; threads 0: OMP_NUM_THREADS or every core. -1 + error (unknown name, or an
  * ISA this CPU lacks, or bf16_prompt without AVX512-BF16). */
@@ -133,6 +138,11 @@ void k2c_quant_dequant_row(const k2c_linear *l, int r, float *out);
 float k2c_quant_dot_row(const k2c_linear *l, int r, const float *x);
 /* One block of format f (elements k2c_wfmt_block_elems(f)) to fp32. */
 void k2c_quant_dequant_block(k2c_wfmt f, const uint8_t *block, float *out);
+/* Quantizer (quantize.c): x [n] (a whole number of blocks) to format f (a block format, or F32/F16/BF16) at out
+ * (k2c_wfmt_row_bytes(f, n) bytes). w: per-element importance [n] (an imatrix) for the error each block's scale
+ * search minimizes, or NULL (plain squared error). -1 + error when n is not a multiple of the block. Pure: no
+ * state, safe to call from many threads at once. */
+int k2c_quantize_row(k2c_wfmt f, const float *x, const float *w, int n, uint8_t *out);
 
 /* ------------------------------------------------------------------ scratch workspace
  * One caller-owned buffer (64-byte aligned) handed out stack-like in 64-byte pieces: a caller saves `used`,

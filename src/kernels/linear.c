@@ -259,6 +259,8 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
             k2c_matvec_batch_ws(jobs + i, n - i < K2C_MATVEC_BATCH_MAX ? n - i : K2C_MATVEC_BATCH_MAX, ws);
         return;
     }
+    if (cx->observe)
+        for (int i = 0; i < n; i++) cx->observe(cx->observe_ctx, jobs[i].l, jobs[i].x, 1);
     for (int i = 0; i < n; i++) {
         const k2c_linear *l = jobs[i].l;
         start[i] = nchunks;
@@ -402,6 +404,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
         for (int t = 0; t < T; t++) k2c_matvec_ws(l, X + (size_t)t * C, Y + (size_t)t * R, ws);
         return 0;
     }
+    if (cx->observe) cx->observe(cx->observe_ctx, l, X, T);
     size_t per, sh;
     mm_need(l, cx, T, path, &per, &sh);
     k2c_ws local = {0};

@@ -10,6 +10,7 @@
  *   sampler.c   temperature / top-k / top-p / min-p sampling
  *   generate.c  prefill + sample loop with stop conditions
  *   mkmodel.c   random checkpoints in the exact Hugging Face layout (tests, benchmarks)
+ *   quantize.c  k2c quantize: any model k2c loads to a deepseek2 GGUF (recipes, fallbacks, streaming)
  * Internal to libk2c: the public face is k2c_model / k2c_state in k2c.h. */
 #ifndef K2C_MODEL_H
 #define K2C_MODEL_H

@@ -279,3 +279,19 @@ fail:
     tok_export_free(e);
     return -1;
 }
+
+/* ------------------------------------------------------------------ the public face (k2c.h) */
+int k2c_tokenizer_gguf_vocab(const k2c_tokenizer *t, k2c_gguf_vocab *out) {
+    memset(out, 0, sizeof *out);
+    tok_export *e = malloc(sizeof *e);
+    if (!e) { k2c_seterr("out of memory"); return -1; }
+    if (tok_export_bpe(t, e) != 0) { free(e); return -1; }
+    *out = (k2c_gguf_vocab){e->n_tokens, e->n_merges, (const char *const *)e->tokens, e->types,
+                            (const char *const *)e->merges, e->pre, e};
+    return 0;
+}
+
+void k2c_tokenizer_gguf_vocab_free(k2c_gguf_vocab *v) {
+    if (v->priv) { tok_export_free(v->priv); free(v->priv); }
+    memset(v, 0, sizeof *v);
+}
