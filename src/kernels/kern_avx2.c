@@ -182,30 +182,8 @@ AVX2 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out
         out[1] = _mm_extract_epi32(s, 1);
     }
 }
-AVX2 static inline void qd_nl16(const uint8_t *qs, int8_t *w) {
-    const __m128i lut = _mm_loadu_si128((const __m128i *)k2c_iq4_nl), m4 = _mm_set1_epi8(15);
-    __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    _mm_storeu_si128((__m128i *)w, _mm_shuffle_epi8(lut, _mm_and_si128(b, m4)));
-    _mm_storeu_si128((__m128i *)(w + 16), _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(b, 4), m4)));
-}
-AVX2 static inline void qd_nib(const uint8_t *qs, int n, int off, int8_t *lo, int8_t *hi) {
-    const __m128i m4 = _mm_set1_epi8(15), o = _mm_set1_epi8((char)off);
-    for (int j = 0; j < n; j += 16) {
-        __m128i b = _mm_loadu_si128((const __m128i *)(qs + j));
-        _mm_storeu_si128((__m128i *)(lo + j), _mm_sub_epi8(_mm_and_si128(b, m4), o));
-        _mm_storeu_si128((__m128i *)(hi + j), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), o));
-    }
-}
-#define QD_HAVE_NIB
-AVX2 static inline void qd_bits(const uint8_t *src, int shift, int mask, int8_t *dst) {
-    __m256i b = _mm256_loadu_si256((const __m256i *)src);
-    b = _mm256_srl_epi16(b, _mm_cvtsi32_si128(shift));     /* 16-bit shift; the mask drops the neighbour's bits */
-    _mm256_storeu_si256((__m256i *)dst, _mm256_and_si256(b, _mm256_set1_epi8((char)mask)));
-}
-#define QD_HAVE_BITS
-#define QD_HAVE_NL16
-#define QD_F16(h) _cvtsh_ss(h)
 #define QD_ATTR AVX2
+#include "kernels/quant_dot_x86.h"
 #include "kernels/quant_dot.h"
 
 const k2c_kernels k2c_kernels_avx2 = {
