@@ -6,6 +6,9 @@
 
 #include "k2c.h"
 
+/* FNV-1a over n bytes, continuing from h (start with 0xcbf29ce484222325): the fingerprints ranks compare */
+uint64_t k2c_fnv64(uint64_t h, const void *p, size_t n);
+
 /* ------------------------------------------------------------------ dtype conversions (dtype.c) */
 float k2c_bf16_to_f32(uint16_t h);
 uint16_t k2c_f32_to_bf16(float f);                        /* round to nearest even */

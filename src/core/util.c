@@ -154,3 +154,9 @@ void k2c_comm_block(size_t n, int size, int r, size_t *lo, size_t *hi) {
     *lo = rr * base + (rr < extra ? rr : extra);
     *hi = *lo + base + (rr < extra ? 1 : 0);
 }
+
+uint64_t k2c_fnv64(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}

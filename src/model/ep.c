@@ -38,11 +38,6 @@ typedef struct {
     char msg[EP_REC - 16];
 } ep_record;
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
 
 /* What every rank must agree on: the config, the tensor table (names, types, shapes) and the small vectors the
  * load already copied (norm gains, router biases). Weights are not read: that would touch every page of the model
@@ -52,26 +47,26 @@ static uint64_t fingerprint(const k2c_model *m) {
     const k2c_config *c = &m->cfg;
     uint64_t h = 0xcbf29ce484222325ull;
     char *js = k2c_config_to_json(c);
-    if (js) { h = fnv(h, js, strlen(js)); free(js); }
+    if (js) { h = k2c_fnv64(h, js, strlen(js)); free(js); }
     for (int i = 0; i < m->st.ntensors; i++) {
         const k2c_tensor *t = &m->st.tensors[i];
-        h = fnv(h, t->name, strlen(t->name) + 1);
-        h = fnv(h, &t->dtype, sizeof t->dtype);
-        h = fnv(h, t->shape, (size_t)t->ndim * sizeof *t->shape);
+        h = k2c_fnv64(h, t->name, strlen(t->name) + 1);
+        h = k2c_fnv64(h, &t->dtype, sizeof t->dtype);
+        h = k2c_fnv64(h, t->shape, (size_t)t->ndim * sizeof *t->shape);
     }
     for (int i = 0; i < m->gg.ntensors; i++) {
         const k2c_gguf_tensor *t = &m->gg.tensors[i];
-        h = fnv(h, t->name, strlen(t->name) + 1);
-        h = fnv(h, &t->type, sizeof t->type);
-        h = fnv(h, t->ne, (size_t)t->ndim * sizeof *t->ne);
+        h = k2c_fnv64(h, t->name, strlen(t->name) + 1);
+        h = k2c_fnv64(h, &t->type, sizeof t->type);
+        h = k2c_fnv64(h, t->ne, (size_t)t->ndim * sizeof *t->ne);
     }
     size_t D = (size_t)c->hidden_size, E = (size_t)c->n_routed_experts;
-    h = fnv(h, m->final_norm, D * sizeof(float));
+    h = k2c_fnv64(h, m->final_norm, D * sizeof(float));
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const k2c_layer *ly = &m->layers[l];
-        h = fnv(h, ly->attn_norm, D * sizeof(float));
-        h = fnv(h, ly->ffn_norm, D * sizeof(float));
-        if (ly->router_bias) h = fnv(h, ly->router_bias, E * sizeof(float));
+        h = k2c_fnv64(h, ly->attn_norm, D * sizeof(float));
+        h = k2c_fnv64(h, ly->ffn_norm, D * sizeof(float));
+        if (ly->router_bias) h = k2c_fnv64(h, ly->router_bias, E * sizeof(float));
     }
     return h;
 }
@@ -90,7 +85,7 @@ int k2c_ep_handshake(k2c_model *m, const k2c_model_opts *o, int load_rc, const c
     for (int r = 0; r < N; r++) counts[r] = EP_REC;
     ep_record own = {.rc = load_rc ? 1 : 0};
     if (load_rc) snprintf(own.msg, sizeof own.msg, "%s", k2c_errmsg());
-    else own.fingerprint = fnv(fingerprint(m), &o->exact, sizeof o->exact);   /* GGUF arithmetic: one kind on all ranks */
+    else own.fingerprint = k2c_fnv64(fingerprint(m), &o->exact, sizeof o->exact);   /* GGUF arithmetic: one kind on all ranks */
     memcpy(all + (size_t)me * EP_REC, &own, sizeof own);
     char why[K2C_ERRMSG_MAX] = "";
     if (c->allgather(c, all, counts, K2C_COMM_U8)) snprintf(why, sizeof why, "%s", k2c_errmsg());

@@ -32,11 +32,6 @@ typedef struct {
     char msg[DP_REC - 16];
 } dp_record;
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
 
 /* What must be the same on every rank for the ranks to compute one run: the model (config and weights), the
  * optimizer's kind, step and hyper-parameters, the run's options and the number of training tokens. Paths and
@@ -44,21 +39,21 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 static uint64_t fingerprint(const k2c_tmodel *m, const k2c_optim *o, const k2c_train_opts *t, uint64_t data_tokens) {
     uint64_t h = 0xcbf29ce484222325ull;
     char *js = k2c_config_to_json(&m->cfg);
-    if (js) { h = fnv(h, js, strlen(js)); free(js); }
-    h = fnv(h, &m->nw, sizeof m->nw);
+    if (js) { h = k2c_fnv64(h, js, strlen(js)); free(js); }
+    h = k2c_fnv64(h, &m->nw, sizeof m->nw);
     /* the weights, a word at a time (bytewise FNV over a billion parameters would take a while) */
     const uint32_t *w = (const uint32_t *)m->w;
     uint64_t hw = h;
     for (size_t i = 0; i < m->nw; i++) hw = (hw ^ w[i]) * 0x100000001b3ull;
-    h = fnv(hw, &data_tokens, sizeof data_tokens);
+    h = k2c_fnv64(hw, &data_tokens, sizeof data_tokens);
     float of[] = {o->lr, o->wd, o->momentum, o->beta1, o->beta2, o->eps, o->rms_scale, o->tau, o->bias_u,
                   t->decay_frac, t->lr_min, t->aux_alpha};
     long oi[] = {o->kind, o->ns_steps, o->clip_updated, o->step, t->steps, t->batch, t->seq, t->accum, t->warmup,
                  t->eval_every, t->eval_batches, t->save_every, t->stop_after, t->measure_after_step, t->save_dtype,
                  (long)t->seed};
-    h = fnv(h, of, sizeof of);
-    h = fnv(h, oi, sizeof oi);
-    return fnv(h, t->schedule, strlen(t->schedule));
+    h = k2c_fnv64(h, of, sizeof of);
+    h = k2c_fnv64(h, oi, sizeof oi);
+    return k2c_fnv64(h, t->schedule, strlen(t->schedule));
 }
 
 int k2c_dp_agree(const k2c_comm *c, int local_rc, const k2c_tmodel *m, const k2c_optim *o, const k2c_train_opts *t,
