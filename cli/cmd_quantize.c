@@ -40,7 +40,7 @@ static int cmd_quantize(int argc, char **argv) {
         int V = cfg.vocab_size;
         const char **toks = calloc((size_t)V, sizeof *toks);
         int32_t *types = calloc((size_t)V, sizeof *types);
-        char *pads = malloc((size_t)V * 16);
+        char *pads = malloc((size_t)V * 24);
         tlen = calloc((size_t)V, sizeof *tlen);
         if (!toks || !types || !pads || !tlen) {
             free(toks); free(types); free(pads); free(tlen);
@@ -51,7 +51,7 @@ static int cmd_quantize(int argc, char **argv) {
         }
         for (int id = 0; id < V; id++) {
             if (id < gv.n_tokens) { toks[id] = gv.tokens[id]; types[id] = gv.types[id]; }
-            else { snprintf(pads + (size_t)id * 16, 16, "[PAD%d]", id); toks[id] = pads + (size_t)id * 16; types[id] = 5; }
+            else { snprintf(pads + (size_t)id * 24, 24, "[PAD%d]", id); toks[id] = pads + (size_t)id * 24; types[id] = 5; }
             tlen[id] = (uint32_t)strlen(toks[id]);
         }
         o.tok_model = "gpt2";
