@@ -8,6 +8,8 @@
 
 /* FNV-1a over n bytes, continuing from h (start with 0xcbf29ce484222325): the fingerprints ranks compare */
 uint64_t k2c_fnv64(uint64_t h, const void *p, size_t n);
+/* The "KEY: N kB" line of a /proc file (/proc/meminfo MemAvailable, /proc/self/status VmHWM) in bytes, 0 if absent */
+size_t k2c_proc_kb(const char *file, const char *key);
 
 /* ------------------------------------------------------------------ dtype conversions (dtype.c) */
 float k2c_bf16_to_f32(uint16_t h);

@@ -96,14 +96,13 @@ char *k2c_path_join(const char *dir, const char *name) {
     return p;
 }
 
-/* MemAvailable from /proc/meminfo in bytes, 0 if unknown. */
-static size_t mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
+size_t k2c_proc_kb(const char *file, const char *key) {
+    FILE *f = fopen(file, "r");
     char line[256];
-    size_t kb = 0;
+    size_t kb = 0, kl = strlen(key);
     if (!f) return 0;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
+        if (!strncmp(line, key, kl) && line[kl] == ':') { kb = (size_t)strtoull(line + kl + 1, NULL, 10); break; }
     fclose(f);
     return kb * 1024;
 }
@@ -121,7 +120,7 @@ int k2c_map_file(const char *path, k2c_load_mode mode, size_t min_size, const ch
     }
     /* auto: copy while the file takes under half of the memory still available, so a model that fits
      * gets huge pages and one larger than RAM stays mapped (later shards see less memory available). */
-    int copy = mode == K2C_LOAD_COPY || (mode == K2C_LOAD_AUTO && size < mem_available() / 2);
+    int copy = mode == K2C_LOAD_COPY || (mode == K2C_LOAD_AUTO && size < k2c_proc_kb("/proc/meminfo", "MemAvailable") / 2);
     if (copy) {
         /* Anonymous memory on transparent huge pages: decode streams weights faster without 4 KB TLB
          * misses, at the price of reading the whole file at load time and holding it in RAM. */

@@ -158,17 +158,6 @@ done:
     return rc;
 }
 
-/* Peak resident memory of this process in bytes (VmHWM), 0 if unknown. */
-static double peak_rss(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double kb = 0;
-    if (!f) return 0;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) kb = atof(line + 6);
-    fclose(f);
-    return kb * 1024;
-}
 
 /* Every rank's peak RSS to rank 0, which logs it: the memory that expert parallelism is meant to split. */
 static int report_rss(const k2c_model *m) {
@@ -178,7 +167,7 @@ static int report_rss(const k2c_model *m) {
     int rc = -1;
     if (!rss || !counts) { k2c_seterr("out of memory"); goto done; }
     for (int r = 0; r < c->size; r++) counts[r] = 1;
-    rss[c->rank] = peak_rss();
+    rss[c->rank] = (double)k2c_proc_kb("/proc/self/status", "VmHWM");    /* peak resident memory */
     if (c->gather(c, rss, counts, K2C_COMM_F64)) goto done;
     if (c->rank == 0) {
         char line[1024];
