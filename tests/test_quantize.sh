@@ -63,3 +63,46 @@ print("vocab %d, merges %d" % (len(toks), len(merges)))
 PY
   then pass quantize_cli_tokenizer_metadata; else fail quantize_cli_tokenizer_metadata "$(tail -2 "$TMP/vocab.out" "$TMP/mini.err")"; fi
 else skip quantize_cli_tokenizer_metadata "models/k2-mini is not here"; fi
+# k2c kl: the mean KL and both perplexities against an independent computation from `k2c logits` of each
+# chunk (python3 standard library), a model against itself exactly 0, and a text shorter than a chunk refused
+python3 bench/synth_tokenizer.py 512 "$TMP" 64 >/dev/null
+head -c 4000 tests/data/tokenizer_corpus.txt >"$TMP/kl.txt"
+if $K2C kl --base $G/k2-tiny-f32 --model "$O/a.gguf" --tokenizer "$TMP" --text "$TMP/kl.txt" --ctx 16 --chunks 3 --exact \
+     >"$TMP/kl.out" 2>"$TMP/kl.err" && $K2C encode --tokenizer "$TMP" --no-special <"$TMP/kl.txt" >"$TMP/kl.ids"; then
+  ok=1
+  for c in 0 1 2; do
+    ids=$(tr ' ' '\n' <"$TMP/kl.ids" | sed -n "$((c * 16 + 1)),$((c * 16 + 16))p" | paste -sd,)
+    $K2C logits --model $G/k2-tiny-f32 --ids "$ids" --exact --out "$TMP/klb$c.st" 2>/dev/null &&
+      $K2C logits --model "$O/a.gguf" --ids "$ids" --exact --out "$TMP/klq$c.st" 2>/dev/null && echo "$ids" >"$TMP/klids$c" || ok=0
+  done
+  if [ $ok = 1 ] && python3 - "$TMP" <<'PY' >"$TMP/kl.py" 2>&1; then pass kl_matches_direct; else fail kl_matches_direct "$(tail -3 "$TMP/kl.py" "$TMP/kl.out")"; fi
+import array, json, math, re, struct, sys
+d = sys.argv[1]
+def logits(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; t = json.loads(b[8:8 + n])["logits"]
+    a = array.array("f"); o = t["data_offsets"]; a.frombytes(b[8 + n + o[0]:8 + n + o[1]]); V = t["shape"][1]
+    return [a[i * V:(i + 1) * V] for i in range(t["shape"][0])]
+def lsm(z):
+    m = max(z); s = math.log(sum(math.exp(v - m) for v in z)) + m
+    return [v - s for v in z]
+kl = nb = nq = 0.0; n = 0
+for c in range(3):
+    ids = [int(x) for x in open("%s/klids%d" % (d, c)).read().split(",")]
+    B, Q = logits("%s/klb%d.st" % (d, c)), logits("%s/klq%d.st" % (d, c))
+    for j in range(8, 15):
+        pb, pq = lsm(B[j]), lsm(Q[j])
+        kl += sum(math.exp(a) * (a - b) for a, b in zip(pb, pq)); nb -= pb[ids[j + 1]]; nq -= pq[ids[j + 1]]; n += 1
+out = open(d + "/kl.out").read()
+mk = float(re.search(r"mean ([0-9.e-]+)", out).group(1))
+pp = re.search(r"base ([0-9.]+), model ([0-9.]+)", out)
+print("kl", kl / n, mk, "ppl", math.exp(nb / n), math.exp(nq / n), pp.groups())
+assert n == 21 and "21 tokens" in out, out
+assert kl > 0 and abs(mk - kl / n) <= 2e-6 + 1e-3 * kl / n, (mk, kl / n)
+assert abs(float(pp.group(1)) / math.exp(nb / n) - 1) < 1e-3 and abs(float(pp.group(2)) / math.exp(nq / n) - 1) < 1e-3
+PY
+else fail kl_matches_direct "$(tail -2 "$TMP/kl.err")"; fi
+if $K2C kl --base $G/k2-tiny-f32 --model $G/k2-tiny-f32 --tokenizer "$TMP" --text "$TMP/kl.txt" --ctx 16 --chunks 2 >"$TMP/kl0.out" 2>/dev/null \
+   && grep -q "mean 0.000000 +- 0.000000" "$TMP/kl0.out" && grep -q "same top token     100.00%" "$TMP/kl0.out"; then
+  pass kl_self_zero; else fail kl_self_zero "$(cat "$TMP/kl0.out")"; fi
+head -c 20 tests/data/tokenizer_corpus.txt >"$TMP/short.txt"
+expect_fail kl_short_text "fewer than one chunk" $K2C kl --base $G/k2-tiny-f32 --model "$O/a.gguf" --tokenizer "$TMP" --text "$TMP/short.txt" --ctx 64
