@@ -12,19 +12,7 @@ W="${BENCH_DIR:-build/bench-server}"
 THREADS="${THREADS:-0}"
 mkdir -p "$W"
 [ -f "$NPM/node_modules/openai/package.json" ] || npm install --no-save --no-audit --no-fund --prefix "$NPM" openai ajv @modelcontextprotocol/server-filesystem >/dev/null 2>&1
-if [ ! -f "$W/model/model.safetensors" ]; then
-  mkdir -p "$W/model"
-  "$K2C" tokenizer train --vocab 4096 --out "$W/model" tests/data/tokenizer_corpus.txt >/dev/null
-  "$K2C" mkmodel --preset k2-tiny --vocab 4352 --out "$W/tiny" >/dev/null
-  node -e '
-    const fs = require("fs"); const c = JSON.parse(fs.readFileSync(process.argv[1] + "/config.json"));
-    Object.assign(c, { hidden_size: 768, intermediate_size: 2048, moe_intermediate_size: 512, num_hidden_layers: 4,
-      num_attention_heads: 8, num_key_value_heads: 8, q_lora_rank: 384, kv_lora_rank: 128, qk_nope_head_dim: 64,
-      qk_rope_head_dim: 32, v_head_dim: 64, max_position_embeddings: 4096, vocab_size: 4352 });
-    c.rope_scaling.original_max_position_embeddings = 4096; c.rope_scaling.factor = 1.0;
-    fs.writeFileSync(process.argv[2], JSON.stringify(c, null, 2));' "$W/tiny" "$W/bench-config.json"
-  "$K2C" mkmodel --config "$W/bench-config.json" --dtype bf16 --out "$W/model" >/dev/null
-fi
+W="$W" K2C="$K2C" bash bench/server_model.sh
 bash bench/machine.sh
 "$K2C" info --model "$W/model" | head -5
 PORT=$((20000 + RANDOM % 20000))

@@ -8,50 +8,72 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-/* Streaming read of a buffer much larger than the caches, all threads, best of a few passes. */
+/* The read-bandwidth probe: a streaming read of 1 GB (far larger than the caches), held in transparent huge
+ * pages as the weights are (--load auto), every thread reading its own contiguous part, 512-bit loads into four
+ * independent XOR chains (so the loop is bound by memory, not by a dependency), best of five passes after a
+ * first pass that only faults the pages in. */
 #if defined(__x86_64__)
 __attribute__((target("avx512f"))) static uint64_t read_pass_avx512(const uint64_t *p, size_t n) {
-    __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
+    for (; i + 32 <= n; i += 32) {
         a = _mm512_xor_si512(a, _mm512_loadu_si512(p + i));
         b = _mm512_xor_si512(b, _mm512_loadu_si512(p + i + 8));
+        c = _mm512_xor_si512(c, _mm512_loadu_si512(p + i + 16));
+        d = _mm512_xor_si512(d, _mm512_loadu_si512(p + i + 24));
     }
     uint64_t out[8];
-    _mm512_storeu_si512(out, _mm512_xor_si512(a, b));
+    _mm512_storeu_si512(out, _mm512_xor_si512(_mm512_xor_si512(a, b), _mm512_xor_si512(c, d)));
     return out[0] ^ out[7];
+}
+__attribute__((target("avx2"))) static uint64_t read_pass_avx2(const uint64_t *p, size_t n) {
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        a = _mm256_xor_si256(a, _mm256_loadu_si256((const __m256i *)(p + i)));
+        b = _mm256_xor_si256(b, _mm256_loadu_si256((const __m256i *)(p + i + 4)));
+        c = _mm256_xor_si256(c, _mm256_loadu_si256((const __m256i *)(p + i + 8)));
+        d = _mm256_xor_si256(d, _mm256_loadu_si256((const __m256i *)(p + i + 12)));
+    }
+    uint64_t out[4];
+    _mm256_storeu_si256((__m256i *)out, _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d)));
+    return out[0] ^ out[3];
 }
 #endif
 static uint64_t read_pass(const uint64_t *p, size_t n) {
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("avx512f")) return read_pass_avx512(p, n);
+    if (__builtin_cpu_supports("avx2")) return read_pass_avx2(p, n);
 #endif
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) x ^= p[i];
-    return x;
+    uint64_t x0 = 0, x1 = 0, x2 = 0, x3 = 0;
+    for (size_t i = 0; i + 4 <= n; i += 4) { x0 ^= p[i]; x1 ^= p[i + 1]; x2 ^= p[i + 2]; x3 ^= p[i + 3]; }
+    return x0 ^ x1 ^ x2 ^ x3;
 }
 
 double k2c_measure_read_bandwidth(size_t bytes) {
     size_t n = bytes / 8;
-    uint64_t *buf = malloc(n * 8), sink = 0;
+    uint64_t *buf = aligned_alloc((size_t)2 << 20, n * 8), sink = 0;
     if (!buf) return 0;
+#ifdef MADV_HUGEPAGE
+    madvise(buf, n * 8, MADV_HUGEPAGE);     /* advice only: without huge pages the probe still runs */
+#endif
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) buf[i] = i;
     double best = 0;
-    for (int rep = 0; rep < 5; rep++) {
+    for (int rep = 0; rep < 6; rep++) {
         double t0 = k2c_now();
         #pragma omp parallel reduction(^ : sink)
         {
             int nt = omp_get_num_threads(), id = omp_get_thread_num();
-            size_t chunk = (n / nt) & ~(size_t)15;
+            size_t chunk = (n / nt) & ~(size_t)31;
             sink ^= read_pass(buf + chunk * id, chunk);
         }
         double gbs = (double)bytes / (k2c_now() - t0) / 1e9;
-        if (gbs > best) best = gbs;
+        if (rep > 0 && gbs > best) best = gbs;
     }
     free(buf);
     return sink == 42 ? best + 1e-12 : best;   /* keeps the reads alive */

@@ -347,7 +347,7 @@ static void release(srv *s, srv_slot *sl) {
  * running, so an answer does not depend on what it was batched with. Each step prefills at least one
  * chunk, and more while the step's budget (one chunk's worth of tokens) lasts. */
 static void prefill_step(srv *s) {
-    int chunk = s->opts.prefill_chunk == 0 ? 512 : s->opts.prefill_chunk;
+    int chunk = s->opts.prefill_chunk == 0 ? 64 : s->opts.prefill_chunk;
     int budget = chunk > 0 ? chunk : INT32_MAX, done_one = 0;
     for (int i = 0; i < s->nslots; i++) {
         srv_slot *sl = &s->slots[i];
