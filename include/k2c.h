@@ -214,6 +214,10 @@ typedef struct {
     const char *const *merges;
 } k2c_quantize_opts;
 int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o);
+/* The quantizers' speed: values/s per type (comma-separated names, NULL: every block type) on 1 and `threads`
+ * threads (0: every core) over fixed Gaussian rows of 4096, about `seconds` each, with importance weights or not;
+ * printed on stdout (`k2c quantize --bench`). */
+int k2c_quantize_bench(const char *types, int threads, double seconds, int weighted);
 /* The bytes of tensor data k2c_quantize would write for a model of config c (by_ggml: [K2C_GGML_TYPES] or NULL),
  * without any weights: the README's memory table. */
 int k2c_quantize_size(const k2c_config *c, const k2c_quantize_opts *o, uint64_t *bytes, uint64_t *by_ggml);

@@ -39,7 +39,7 @@ typedef struct { k2c_wfmt f; double unif, gauss; } bound;
  * Lloyd-Max optimum for Gaussian data with a known sigma is 0.343 / 0.186 / 0.0975 / 0.051 / 0.026 (2-6 bits);
  * per-block scales again do better. */
 static const bound BOUNDS[] = {
-    {K2C_FMT_Q8_0, 0.0037, 0.0053},  {K2C_FMT_Q4_0, 0.063, 0.085},  {K2C_FMT_Q4_1, 0.058, 0.075},
+    {K2C_FMT_Q8_0, 0.0040, 0.0057},  {K2C_FMT_Q4_0, 0.063, 0.085},  {K2C_FMT_Q4_1, 0.058, 0.075},
     {K2C_FMT_Q5_0, 0.030, 0.043},    {K2C_FMT_Q5_1, 0.0286, 0.037}, {K2C_FMT_Q2_K, 0.233, 0.281},
     {K2C_FMT_Q3_K, 0.127, 0.153},    {K2C_FMT_Q4_K, 0.0583, 0.0762}, {K2C_FMT_Q5_K, 0.0293, 0.0382},
     {K2C_FMT_Q6_K, 0.0134, 0.018},   {K2C_FMT_IQ4_NL, 0.0689, 0.0804}, {K2C_FMT_IQ4_XS, 0.0689, 0.0804},

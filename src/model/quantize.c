@@ -832,3 +832,62 @@ done:
     k2c_gguf_close(&im);
     return rc;
 }
+
+/* ------------------------------------------------------------------ quantizer speed */
+int k2c_quantize_bench(const char *types, int threads, double seconds, int weighted) {
+    enum { COLS = 4096, ROWS = 64 };
+    int nth = threads > 0 ? threads : omp_get_max_threads();
+    if (seconds <= 0) seconds = 0.5;
+    float *x = malloc((size_t)COLS * ROWS * sizeof *x), *w = malloc((size_t)COLS * sizeof *w);
+    uint8_t *q = malloc((size_t)ROWS * COLS * 4);
+    int rc = -1;
+    if (!x || !w || !q) { k2c_seterr("out of memory"); goto done; }
+    /* Gaussian rows (Box-Muller on a fixed xorshift stream) with a few outliers, as trained weights have */
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < (size_t)COLS * ROWS; i += 2) {
+        double u[2];
+        for (int k = 0; k < 2; k++) {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            u[k] = ((double)(s >> 11) + 0.5) / 9007199254740992.0;
+        }
+        double r = sqrt(-2.0 * log(u[0]));
+        x[i] = (float)(0.02 * r * cos(6.283185307179586 * u[1]));
+        x[i + 1] = (float)(0.02 * r * sin(6.283185307179586 * u[1]));
+        if (i % 997 == 0) x[i] *= 8;
+    }
+    for (int j = 0; j < COLS; j++) w[j] = 0.5f + (float)((j * 2654435761u) % 1000) / 1000.0f;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", types && *types ? types : "Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,IQ4_NL,IQ4_XS");
+    printf("quantize bench: rows of %d, %d threads%s, %.1f s per type\n", COLS, nth, weighted ? ", with importance weights" : "", seconds);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        k2c_wfmt f;
+        if (parse_type(t, &f) != 0) { k2c_seterr("quantize bench: unknown type '%s' (one of " TYPE_LIST ")", t); goto done; }
+        size_t rb = k2c_wfmt_row_bytes(f, COLS);
+        double r1 = 0, rn = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            int use = pass ? nth : 1;
+            long done_rows = 0;
+            double t0 = k2c_now(), el;
+            do {
+                int bad = 0;
+                #pragma omp parallel for num_threads(use) schedule(dynamic, 1) reduction(|:bad)
+                for (int r = 0; r < ROWS; r++)
+                    bad |= k2c_quantize_row(f, x + (size_t)r * COLS, weighted ? w : NULL, COLS, q + (size_t)r * rb) != 0;
+                if (bad) goto done;
+                done_rows += ROWS;
+                el = k2c_now() - t0;
+            } while (el < seconds);
+            double vps = (double)done_rows * COLS / el;
+            if (pass) rn = vps; else r1 = vps;
+        }
+        printf("  %-7s %9.2f M values/s on 1 thread, %9.2f M values/s on %d\n", k2c_wfmt_name(f), r1 / 1e6, rn / 1e6, nth);
+        fflush(stdout);
+    }
+    rc = 0;
+done:
+    free(x);
+    free(w);
+    free(q);
+    return rc;
+}
