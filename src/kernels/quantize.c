@@ -22,7 +22,7 @@
  * in parallel), so the output does not depend on the thread count.
  *
  * Measured RMS error / RMS(x) per format on uniform and Gaussian rows: tests/test_quantize.c prints and bounds
- * them, the README has the table (e.g. Gaussian: Q8_0 0.0053, Q6_K 0.0170, Q5_K 0.034, Q4_K 0.070, Q3_K 0.145,
+ * them, the README has the table (e.g. Gaussian: Q8_0 0.0053, Q6_K 0.0168, Q5_K 0.034, Q4_K 0.070, Q3_K 0.145,
  * Q2_K 0.263), below the Lloyd-Max optimum for a single known-variance scale at the same bits. */
 #include "kernels/kernels.h"
 
@@ -38,12 +38,15 @@ static inline float f16r(float v) { return k2c_f16_to_f32(k2c_f32_to_f16(v)); } 
 static inline float wt(const float *w, int i) { return w ? w[i] : 1.0f; }
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 static inline int nearest(float v) { return (int)lrintf(v); }
-/* v rounded to the nearest integer (ties to even) and clamped to lo..hi, as a float: the sum with 1.5 * 2^23
- * leaves the integer part in the mantissa; branch-free, for the inner loops */
-static inline float round_clamp(float v, float lo, float hi) {
-    v = v > lo ? v : lo;            /* (not fminf/fmaxf: those are calls without -ffinite-math-only) */
-    v = v < hi ? v : hi;
-    return (v + 12582912.0f) - 12582912.0f;
+/* v rounded to the nearest integer (ties to even: the sum with 1.5 * 2^23 leaves the integer in the mantissa)
+ * and clamped to lo..hi as integers, where the compiler picks conditional moves (a float compare here became a
+ * branch, mispredicted about every other element). |v| beyond 2^22 is clamped first. */
+static inline int round_clamp_i(float v, int lo, int hi) {
+    v = v < 4194304.0f ? v : 4194304.0f;
+    v = v > -4194304.0f ? v : -4194304.0f;
+    int i = (int)((v + 12582912.0f) - 12582912.0f);
+    i = i < lo ? lo : i;
+    return i > hi ? hi : i;
 }
 
 static float amax_of(const float *x, int n, float *signed_max) {
@@ -66,7 +69,7 @@ static levels lev_tab(const int8_t *tab) {
     return L;
 }
 static inline int level_of(const levels *L, float v) {
-    if (!L->tab) return (int)round_clamp(v, (float)L->qmin, (float)L->qmax);
+    if (!L->tab) return round_clamp_i(v, L->qmin, L->qmax);
     int k = v >= L->mid[7] ? 8 : 0;            /* a branch-free binary search over the 15 midpoints */
     k += v >= L->mid[k + 3] ? 4 : 0;
     k += v >= L->mid[k + 1] ? 2 : 0;
@@ -74,11 +77,12 @@ static inline int level_of(const levels *L, float v) {
 }
 static inline float level_val(const levels *L, int i) { return L->tab ? (float)L->tab[i] : (float)i; }
 
-/* The scale of one group: candidates d = smax / (lev +- k / 4), k = 0..K, with lev either end of the level
+/* The scale of one group: candidates d = smax / (lev +- k step), k = -K..K-1 (down to one level less, a block
+ * that did not reach the end of the range, as a dequantized block may; a little past it, clipping the extreme), with lev either end of the level
  * range (the extreme element on that end, the scale a little larger or smaller than exact), each rounded and
  * given its least-squares d = sum w x l / sum w l^2, whose error is sum w x^2 - (sum w x l)^2 / sum w l^2 (so
  * one pass per candidate). K = 0 on one end: d from max|x| alone. Returns the best d. */
-static float sym_fit(const float *x, const float *w, int n, const levels *L, int K, int one_end) {
+static float sym_fit(const float *x, const float *w, int n, const levels *L, int K, float step, int one_end) {
     float smax, amax = amax_of(x, n, &smax);
     if (amax == 0) return 0;
     float lmin = L->tab ? (float)L->tab[0] : (float)L->qmin, lmax = L->tab ? (float)L->tab[15] : (float)L->qmax;
@@ -88,25 +92,26 @@ static float sym_fit(const float *x, const float *w, int n, const levels *L, int
         float lev = side ? lmax : lmin;
         if (one_end) { lev = fabsf(lmax) >= fabsf(lmin) ? lmax : lmin; if (side) break; }
         if (lev == 0) continue;
-        for (int k = -K; k <= K; k++) {
-            float d = smax / (lev + (lev > 0 ? 1.f : -1.f) * 0.25f * (float)k);
+        for (int k = -K; k <= (K > 0 ? K - 1 : 0); k++) {
+            float d = smax / (lev + (lev > 0 ? step : -step) * (float)k);
             if (!(d > 0 || d < 0)) continue;
-            float id = 1.0f / d;
-            double sxl = 0, sll = 0;
+            float id = 1.0f / d, axl[4] = {0}, all[4] = {0};    /* four partial sums (n is a multiple of 16) */
             if (L->tab) {
-                for (int i = 0; i < n; i++) {
-                    float l = level_val(L, level_of(L, x[i] * id)), ww = wt(w, i);
-                    sxl += ww * x[i] * l;
-                    sll += ww * l * l;
-                }
+                for (int i = 0; i < n; i += 4)
+                    for (int j = 0; j < 4; j++) {
+                        float l = level_val(L, level_of(L, x[i + j] * id)), ww = wt(w, i + j);
+                        axl[j] += ww * x[i + j] * l;
+                        all[j] += ww * l * l;
+                    }
             } else {
-                float lo = (float)L->qmin, hi = (float)L->qmax;
-                for (int i = 0; i < n; i++) {
-                    float l = round_clamp(x[i] * id, lo, hi), ww = wt(w, i);
-                    sxl += ww * x[i] * l;
-                    sll += ww * l * l;
-                }
+                for (int i = 0; i < n; i += 4)
+                    for (int j = 0; j < 4; j++) {
+                        float l = (float)round_clamp_i(x[i + j] * id, L->qmin, L->qmax), ww = wt(w, i + j);
+                        axl[j] += ww * x[i + j] * l;
+                        all[j] += ww * l * l;
+                    }
             }
+            double sxl = ((double)axl[0] + axl[1]) + ((double)axl[2] + axl[3]), sll = ((double)all[0] + all[1]) + ((double)all[2] + all[3]);
             if (sll <= 0) continue;
             double e = -sxl * sxl / sll;
             if (e < best) { best = e; best_d = (float)(sxl / sll); }
@@ -117,13 +122,14 @@ static float sym_fit(const float *x, const float *w, int n, const levels *L, int
 
 /* The levels for a fixed (stored) d: nearest in range; returns the error. */
 static float sym_round(const float *x, const float *w, int n, float d, const levels *L, int *q) {
-    float id = d != 0 ? 1.0f / d : 0, e = 0;
-    for (int i = 0; i < n; i++) {
-        q[i] = level_of(L, x[i] * id);
-        float r = x[i] - d * level_val(L, q[i]);
-        e += wt(w, i) * r * r;
-    }
-    return e;
+    float id = d != 0 ? 1.0f / d : 0, e[4] = {0};     /* four partial sums (n is a multiple of 16) */
+    for (int i = 0; i < n; i += 4)
+        for (int j = 0; j < 4; j++) {
+            q[i + j] = level_of(L, x[i + j] * id);
+            float r = x[i + j] - d * level_val(L, q[i + j]);
+            e[j] += wt(w, i + j) * r * r;
+        }
+    return (e[0] + e[1]) + (e[2] + e[3]);
 }
 
 /* ------------------------------------------------------------------ affine: x ~ s * q + m, q in 0..nmax */
@@ -153,13 +159,16 @@ static float aff_fit(const float *x, const float *w, int n, int nmax, int min_le
         float s = k <= 4 ? (hi - lo) * shrink / (float)nmax : (hi - lo) / (float)(nmax - (k - 4)), m = lo + (hi - lo) * (1 - shrink) * 0.5f;
         if (min_le0 && m > 0) m = 0;
         for (int it = 0; it < 2; it++) {
-            float is = 1.0f / s, fmax_ = (float)nmax;
-            double sq = 0, sqq = 0, sxq = 0;
-            for (int i = 0; i < n; i++) {
-                float t = round_clamp((x[i] - m) * is, 0.0f, fmax_), ww = wt(w, i);
-                tq[i] = (int)t;
-                sq += ww * t; sqq += ww * t * t; sxq += ww * x[i] * t;
-            }
+            float is = 1.0f / s, aq[4] = {0}, aqq[4] = {0}, axq[4] = {0};    /* four partial sums */
+            for (int i = 0; i < n; i += 4)
+                for (int j = 0; j < 4; j++) {
+                    int qi = round_clamp_i((x[i + j] - m) * is, 0, nmax);
+                    float t = (float)qi, ww = wt(w, i + j);
+                    tq[i + j] = qi;
+                    aq[j] += ww * t; aqq[j] += ww * t * t; axq[j] += ww * x[i + j] * t;
+                }
+            double sq = ((double)aq[0] + aq[1]) + ((double)aq[2] + aq[3]), sqq = ((double)aqq[0] + aqq[1]) + ((double)aqq[2] + aqq[3]),
+                   sxq = ((double)axq[0] + axq[1]) + ((double)axq[2] + axq[3]);
             double det = sw * sqq - sq * sq, ns, nm;
             if (det > 0) {
                 ns = (sw * sxq - sq * sx) / det;
@@ -183,21 +192,22 @@ static float aff_fit(const float *x, const float *w, int n, int nmax, int min_le
 }
 
 static float aff_round(const float *x, const float *w, int n, float s, float m, int nmax, int *q) {
-    float is = s > 0 ? 1.0f / s : 0, e = 0, fmax_ = (float)nmax;
-    for (int i = 0; i < n; i++) {
-        float t = round_clamp((x[i] - m) * is, 0.0f, fmax_);
-        q[i] = (int)t;
-        float r = x[i] - s * t - m;
-        e += wt(w, i) * r * r;
-    }
-    return e;
+    float is = s > 0 ? 1.0f / s : 0, e[4] = {0};      /* four partial sums (n is a multiple of 16) */
+    for (int i = 0; i < n; i += 4)
+        for (int j = 0; j < 4; j++) {
+            int qi = round_clamp_i((x[i + j] - m) * is, 0, nmax);
+            q[i + j] = qi;
+            float r = x[i + j] - s * (float)qi - m;
+            e[j] += wt(w, i + j) * r * r;
+        }
+    return (e[0] + e[1]) + (e[2] + e[3]);
 }
 
 /* ------------------------------------------------------------------ 32-element formats */
 /* K: the half-width of the scale search (sym_fit); Q8_0 without importance takes max|x| / 127 as llama.cpp does,
  * then only its least-squares refit. */
 static void q_sym32(const float *x, const float *w, uint8_t *b, const levels *L, int K, int one_end, int *q) {
-    float d = f16r(sym_fit(x, w, 32, L, K, one_end));
+    float d = f16r(sym_fit(x, w, 32, L, K, 1.0f / (float)(K ? K : 1), one_end));
     put_f16(b, d);
     sym_round(x, w, 32, d, L, q);
 }
@@ -205,14 +215,14 @@ static void q_sym32(const float *x, const float *w, uint8_t *b, const levels *L,
 static void q4_0(const float *x, const float *w, uint8_t *b) {
     int q[32];
     levels L = lev_int(-8, 7);
-    q_sym32(x, w, b, &L, 4, 0, q);
+    q_sym32(x, w, b, &L, 2, 0, q);
     for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)((q[j] + 8) | (q[j + 16] + 8) << 4);
 }
 
 static void iq4_nl(const float *x, const float *w, uint8_t *b) {
     int q[32];
     levels L = lev_tab(k2c_iq4_nl);
-    q_sym32(x, w, b, &L, 4, 0, q);
+    q_sym32(x, w, b, &L, 2, 0, q);
     for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)(q[j] | q[j + 16] << 4);
 }
 
@@ -233,7 +243,7 @@ static void q5_pack(const int *u, uint8_t *h, uint8_t *qs) {     /* u in 0..31 *
 static void q5_0(const float *x, const float *w, uint8_t *b) {
     int q[32];
     levels L = lev_int(-16, 15);
-    q_sym32(x, w, b, &L, 4, 0, q);
+    q_sym32(x, w, b, &L, 2, 0, q);
     for (int j = 0; j < 32; j++) q[j] += 16;
     q5_pack(q, b + 2, b + 6);
 }
@@ -394,7 +404,7 @@ static void q45_k(const float *x, const float *w, uint8_t *b, int five) {
 /* 16 groups of 16 (or 8 of 32 with a table): group scales quantized to smin..smax (signed) against d. */
 static float ksym_block(const float *x, const float *w, int ng, int gs, const levels *L, int K, int smin, int smax, int *sc, int *q) {
     float s[16];
-    for (int g = 0; g < ng; g++) s[g] = sym_fit(x + g * gs, w ? w + g * gs : NULL, gs, L, K, 0);
+    for (int g = 0; g < ng; g++) s[g] = sym_fit(x + g * gs, w ? w + g * gs : NULL, gs, L, K, 0.25f, 0);
     float sm = 0, am = amax_of(s, ng, &sm);
     float best = INFINITY, bd = 0;
     int tq[256], tsc[16];
