@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
     for (size_t t = 0; t < sizeof all / sizeof all[0]; t++) {
         if (want && !strstr(want, all[t])) continue;
         k2c_wfmt f = K2C_FMT_COUNT;
-        for (int g = 0; g < 64 && f == K2C_FMT_COUNT; g++) {
+        for (int g = 0; g < K2C_GGML_TYPES && f == K2C_FMT_COUNT; g++) {
             k2c_wfmt c;
             if (k2c_wfmt_from_ggml(g, &c) == 0 && !strcmp(k2c_wfmt_name(c), all[t])) f = c;
         }

@@ -31,6 +31,8 @@
  *                                    (nibble j: qs[j] & 15, nibble j + 16: qs[j] >> 4), in registers and one
  *                                    store (pieces stored and read back as one vector wait for the store buffer:
  *                                    a third of the other types' speed)
+ *     void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w)
+ *                                    one Q6_0 block: w[j] = (nibble j | 16 * its two high bits) - 32, the same way
  *
  * and gets `static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n)` for its table.
  * The layouts are those of quant_scalar.c (the reference, whose header lists them). */
@@ -68,6 +70,18 @@ QD_ATTR static inline void qd_q5w(const uint8_t *qs, uint32_t qh, int off, int8_
 }
 #endif
 
+#ifndef QD_HAVE_Q6W
+QD_ATTR static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w) {
+    for (int j = 0; j < 8; j++) {
+        int h = qh[j];
+        w[j] = (int8_t)(((qs[j] & 15) | (h & 3) << 4) - 32);
+        w[j + 8] = (int8_t)(((qs[j + 8] & 15) | ((h >> 4) & 3) << 4) - 32);
+        w[j + 16] = (int8_t)(((qs[j] >> 4) | ((h >> 2) & 3) << 4) - 32);
+        w[j + 24] = (int8_t)(((qs[j + 8] >> 4) | ((h >> 6) & 3) << 4) - 32);
+    }
+}
+#endif
+
 #ifndef QD_HAVE_NL16
 QD_ATTR static inline void qd_nl16(const uint8_t *qs, int8_t *w) {
     for (int j = 0; j < 16; j++) { w[j] = k2c_iq4_nl[qs[j] & 15]; w[j + 16] = k2c_iq4_nl[qs[j] >> 4]; }
@@ -99,6 +113,14 @@ QD_ATTR static void qd_q5(const uint8_t *b, int nb, qd_chunk *u, int with_min) {
         qd_q5w(qs, qh, with_min ? 0 : 16, u->w + 32 * k);
         u->F[2 * k] = u->F[2 * k + 1] = qd_h(b);
         u->M[2 * k] = u->M[2 * k + 1] = with_min ? -qd_h(b + 2) : 0;
+    }
+}
+
+QD_ATTR static void qd_q6_0(const uint8_t *b, int nb, qd_chunk *u) {
+    for (int k = 0; k < nb; k++, b += 26) {
+        qd_q6w(b + 10, b + 2, u->w + 32 * k);
+        u->F[2 * k] = u->F[2 * k + 1] = qd_h(b);
+        u->M[2 * k] = u->M[2 * k + 1] = 0;
     }
 }
 
@@ -303,6 +325,7 @@ QD_ATTR static int qd_unpack(k2c_wfmt f, const uint8_t *row, int j0, int n, qd_c
     case K2C_FMT_Q4_1: qd_q4_1(row + (size_t)(j0 / 32) * 20, nb, u); return 32 * nb;
     case K2C_FMT_Q5_0: qd_q5(row + (size_t)(j0 / 32) * 22, nb, u, 0); return 32 * nb;
     case K2C_FMT_Q5_1: qd_q5(row + (size_t)(j0 / 32) * 24, nb, u, 1); return 32 * nb;
+    case K2C_FMT_Q6_0: qd_q6_0(row + (size_t)(j0 / 32) * 26, nb, u); return 32 * nb;
     case K2C_FMT_Q8_0: qd_q8_0(row + (size_t)(j0 / 32) * 34, nb, u); return 32 * nb;
     case K2C_FMT_IQ4_NL: qd_iq4_nl(row + (size_t)(j0 / 32) * 18, nb, u); return 32 * nb;
     case K2C_FMT_Q2_K: qd_q2_k(row + (size_t)(j0 / 256) * 84, u); return 256;

@@ -35,6 +35,17 @@ QD_ATTR static inline void qd_q5w(const uint8_t *qs, uint32_t qh, int off, int8_
     h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, bit), bit), _mm256_set1_epi8(16));
     _mm256_storeu_si256((__m256i *)w, _mm256_sub_epi8(_mm256_or_si256(nib, h), _mm256_set1_epi8((char)off)));
 }
+/* Q6_0: the high-bit pairs of elements 0-7, 8-15, 16-23, 24-31 are qh >> 0, 4, 2, 6 (16-bit shifts: the mask
+ * drops the neighbour's bits) */
+QD_ATTR static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    __m128i b = _mm_loadu_si128((const __m128i *)qs), h = _mm_loadl_epi64((const __m128i *)qh);
+    __m256i nib = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1), m4);
+    __m128i hl = _mm_unpacklo_epi64(h, _mm_srli_epi16(h, 4)), hh = _mm_unpacklo_epi64(_mm_srli_epi16(h, 2), _mm_srli_epi16(h, 6));
+    __m256i hb = _mm256_slli_epi16(_mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(hl), hh, 1), m2), 4);
+    _mm256_storeu_si256((__m256i *)w, _mm256_sub_epi8(_mm256_or_si256(nib, hb), _mm256_set1_epi8(32)));
+}
+#define QD_HAVE_Q6W
 #define QD_HAVE_NIB
 #define QD_HAVE_Q5W
 #define QD_HAVE_BITS

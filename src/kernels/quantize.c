@@ -6,7 +6,7 @@
  * wastes range (one outlier decides the step for the whole group), so each group searches, within a bound
  * (a 1T-parameter model has to pass through here in hours: `k2c quantize --bench` prints values/s per type):
  *   Q8_0 without importance: max|x| / 127 as llama.cpp does, then the least-squares scale for those levels;
- *   symmetric (Q4_0, Q5_0, Q8_0 with importance, Q3_K, Q6_K, and the non-linear IQ4_NL / IQ4_XS levels): a few
+ *   symmetric (Q4_0, Q5_0, Q6_0, Q8_0 with importance, Q3_K, Q6_K, and the non-linear IQ4_NL / IQ4_XS levels): a few
  *     candidate scales max|x| / (level_max +- k/4) on both ends (the level ranges are asymmetric: Q4_0 holds
  *     -8..7), each rounded and given the least-squares scale for its levels (d = sum w x q / sum w q^2, error
  *     sum w x^2 - d sum w x q in closed form, one pass a candidate), keeping the best;
@@ -246,6 +246,19 @@ static void q5_0(const float *x, const float *w, uint8_t *b) {
     q_sym32(x, w, b, &L, 2, 0, q);
     for (int j = 0; j < 32; j++) q[j] += 16;
     q5_pack(q, b + 2, b + 6);
+}
+
+static void q6_0(const float *x, const float *w, uint8_t *b) {
+    int q[32];
+    levels L = lev_int(-32, 31);
+    q_sym32(x, w, b, &L, 2, 0, q);
+    uint8_t *qh = b + 2, *qs = b + 10;
+    memset(qh, 0, 8);
+    for (int j = 0; j < 16; j++) {
+        int u0 = q[j] + 32, u1 = q[j + 16] + 32;
+        qs[j] = (uint8_t)((u0 & 15) | (u1 & 15) << 4);
+        qh[j % 8] |= (uint8_t)(((u0 >> 4) | (u1 >> 4) << 2) << (4 * (j / 8)));
+    }
 }
 
 /* Q4_1 / Q5_1: x = d * q + m with d, m as fp16 */
@@ -515,6 +528,7 @@ int k2c_quantize_row(k2c_wfmt f, const float *x, const float *w, int n, uint8_t 
         case K2C_FMT_Q4_1: q4_1(xb, wb, out); break;
         case K2C_FMT_Q5_0: q5_0(xb, wb, out); break;
         case K2C_FMT_Q5_1: q5_1(xb, wb, out); break;
+        case K2C_FMT_Q6_0: q6_0(xb, wb, out); break;
         case K2C_FMT_Q8_0: q8_0(xb, wb, out); break;
         case K2C_FMT_Q2_K: q2_k(xb, wb, out); break;
         case K2C_FMT_Q3_K: q3_k(xb, wb, out); break;

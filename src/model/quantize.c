@@ -44,10 +44,10 @@ static const tname TYPES[] = {
     {"F32", K2C_FMT_F32}, {"F16", K2C_FMT_F16}, {"BF16", K2C_FMT_BF16}, {"Q8_0", K2C_FMT_Q8_0}, {"Q4_0", K2C_FMT_Q4_0},
     {"Q4_1", K2C_FMT_Q4_1}, {"Q5_0", K2C_FMT_Q5_0}, {"Q5_1", K2C_FMT_Q5_1}, {"Q2_K", K2C_FMT_Q2_K},
     {"Q3_K", K2C_FMT_Q3_K}, {"Q4_K", K2C_FMT_Q4_K}, {"Q5_K", K2C_FMT_Q5_K}, {"Q6_K", K2C_FMT_Q6_K},
-    {"IQ4_NL", K2C_FMT_IQ4_NL}, {"IQ4_XS", K2C_FMT_IQ4_XS},
+    {"IQ4_NL", K2C_FMT_IQ4_NL}, {"IQ4_XS", K2C_FMT_IQ4_XS}, {"Q6_0", K2C_FMT_Q6_0},
 };
 #define NTYPES ((int)(sizeof TYPES / sizeof TYPES[0]))
-#define TYPE_LIST "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS"
+#define TYPE_LIST "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, Q6_0"
 
 static int parse_type(const char *s, k2c_wfmt *f) {
     for (int i = 0; i < NTYPES; i++)
@@ -87,6 +87,7 @@ static int file_type_of(k2c_wfmt f) {
     case K2C_FMT_Q5_1: return 9;    case K2C_FMT_Q2_K: return 10;   case K2C_FMT_Q3_K: return 12;
     case K2C_FMT_Q4_K: return 15;   case K2C_FMT_Q5_K: return 17;   case K2C_FMT_Q6_K: return 18;
     case K2C_FMT_IQ4_NL: return 25; case K2C_FMT_IQ4_XS: return 30; case K2C_FMT_BF16: return 32;
+    case K2C_FMT_Q6_0: return 135;  /* ik_llama.cpp's LLAMA_FTYPE_MOSTLY_Q6_0 */
     default: return 0;
     }
 }
@@ -167,7 +168,8 @@ static int ggml_of(k2c_wfmt f) {
     case K2C_FMT_Q2_K: return K2C_GGML_Q2_K;     case K2C_FMT_Q3_K: return K2C_GGML_Q3_K;
     case K2C_FMT_Q4_K: return K2C_GGML_Q4_K;     case K2C_FMT_Q5_K: return K2C_GGML_Q5_K;
     case K2C_FMT_Q6_K: return K2C_GGML_Q6_K;     case K2C_FMT_IQ4_NL: return K2C_GGML_IQ4_NL;
-    case K2C_FMT_IQ4_XS: return K2C_GGML_IQ4_XS; default: return -1;
+    case K2C_FMT_IQ4_XS: return K2C_GGML_IQ4_XS; case K2C_FMT_Q6_0: return K2C_GGML_Q6_0;
+    default: return -1;
     }
 }
 
@@ -864,7 +866,7 @@ int k2c_quantize_bench(const char *types, int threads, double seconds, int weigh
     }
     for (int j = 0; j < COLS; j++) w[j] = 0.5f + (float)((j * 2654435761u) % 1000) / 1000.0f;
     char buf[256];
-    snprintf(buf, sizeof buf, "%s", types && *types ? types : "Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,IQ4_NL,IQ4_XS");
+    snprintf(buf, sizeof buf, "%s", types && *types ? types : "Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,Q6_0,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,IQ4_NL,IQ4_XS");
     printf("quantize bench: rows of %d, %d threads%s, %.1f s per type (1 thread: CPU time; %d: wall time)\n", COLS, nth, weighted ? ", with importance weights" : "", seconds, nth);
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
