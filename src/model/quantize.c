@@ -534,11 +534,14 @@ int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o) {
         }
         for (int64_t r0 = 0; r0 < rows; r0 += (int64_t)per) {
             int nr = (int)(rows - r0 < (int64_t)per ? rows - r0 : (int64_t)per);
-            if (fill_rows(t, c, r0, nr, x, scratch) != 0) { k2c_seterr("quantize: %s: no source", t->name); goto done; }
+            /* rows that come from one source row each are dequantized by the thread that quantizes them */
+            int par_fill = t->src == S_LIN || t->src == S_EXPS || t->src == S_VB;
+            if (!par_fill && fill_rows(t, c, r0, nr, x, scratch) != 0) { k2c_seterr("quantize: %s: no source", t->name); goto done; }
             int bad = -1;
             #pragma omp parallel for num_threads(nth) schedule(dynamic, 4)
             for (int j = 0; j < nr; j++) {
-                const float *xr = x + (size_t)j * cols;
+                float *xr = x + (size_t)j * cols;
+                if (par_fill) fill_rows(t, c, r0 + j, 1, xr, NULL);
                 int ok = 1;
                 for (int e = 0; e < cols; e++) ok &= isfinite(xr[e]) != 0;
                 const float *wr = use_w ? iw + (size_t)(t->src == S_EXPS ? (r0 + j) / t->ne[1] : 0) * cols : NULL;
