@@ -7,7 +7,14 @@
 
 static int cmd_quantize(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(&a, argc, argv, "")) return 2;
+    if (cli_parse(&a, argc, argv, "bench,weighted")) return 2;
+    if (cli_flag(&a, "bench")) {         /* the quantizers' speed, no model */
+        const char *types = cli_str(&a, "type", NULL);
+        int th = (int)cli_int(&a, "threads", 0), wtd = cli_flag(&a, "weighted");
+        double secs = cli_num(&a, "seconds", 0.5);
+        if (cli_done(&a)) return 2;
+        return k2c_quantize_bench(types, th, secs, wtd) ? cli_fail("quantize") : 0;
+    }
     const char *in = cli_need(&a, "model"), *out = cli_need(&a, "out");
     k2c_quantize_opts o = {0};
     o.type = cli_need(&a, "type");
@@ -78,9 +85,9 @@ static int cmd_quantize(int argc, char **argv) {
     return 0;
 }
 CLI_COMMAND(cmd_quantize_def, "quantize",
-            "--model IN --type TYPE [--type-experts T] [--type-attn T] [--type-embd T] [--type-output T] [--imatrix FILE] [--tokenizer DIR] [--threads N] --out OUT.gguf",
+            "--model IN --type TYPE [--type-experts T] [--type-attn T] [--type-embd T] [--type-output T] [--imatrix FILE] [--tokenizer DIR] [--threads N] --out OUT.gguf | --bench [--type T,T,...] [--weighted] [--seconds S] [--threads N]",
             "Write a model (Hugging Face folder in any stored format, or a GGUF) as a deepseek2 GGUF: TYPE is a ggml type "
-            "(F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS) or a recipe (Q2_K Q3_K_M Q4_K_M Q6_K Q8_0).",
+            "(F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS Q6_0) or a recipe (Q2_K Q3_K_M Q4_K_M Q6_K Q8_0). --bench: the quantizers' values/s per type.",
             cmd_quantize)
 
 /* k2c imatrix: activation statistics over a text file, or (--eval) what they buy on held-out text. */

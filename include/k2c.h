@@ -166,7 +166,7 @@ int k2c_model_follow(k2c_model *m);
 int k2c_model_rank(const k2c_model *m, int *size);
 const k2c_config *k2c_model_config(const k2c_model *m);
 int k2c_model_set_threads(k2c_model *m, int n);         /* 0: OMP_NUM_THREADS if set, else every core */
-#define K2C_GGML_TYPES 40
+#define K2C_GGML_TYPES 134       /* up to ik_llama.cpp's Q6_0 (133) */
 /* The name of ggml tensor type t of a GGUF file ("Q4_K", "IQ4_XS", ...), NULL for one k2c does not know. */
 const char *k2c_ggml_type_name(int t);
 int k2c_model_set_ubatch(k2c_model *m, int n);          /* 0: K2C_UBATCH_DEFAULT */
@@ -192,7 +192,7 @@ int k2c_mkmodel(const k2c_config *c, const char *dtype, int shards, uint64_t see
 /* Writes the model at `in` (anything k2c_model_open reads: a Hugging Face folder in F32/BF16/FP8/INT4, or a GGUF)
  * as a deepseek2 GGUF v3 at `out` in llama.cpp's names and metadata (model/quantize.c), streaming: one chunk of
  * rows in memory at a time, progress on stderr, written to a temporary file and renamed, so a failure leaves no
- * partial `out`. type: a ggml type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+ * partial `out`. type: a ggml type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q6_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
  * IQ4_NL, IQ4_XS: that type for every matrix) or a recipe (Q2_K, Q3_K_M, Q4_K_M, Q6_K, Q8_0: llama.cpp-style
  * mixes); the type_* fields (NULL: the recipe's) override the routed experts, every attention matrix, the
  * embedding and the output head. Norms, router and exp_probs_b stay F32. A GGUF input's tokenizer.* metadata is
@@ -214,6 +214,10 @@ typedef struct {
     const char *const *merges;
 } k2c_quantize_opts;
 int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o);
+/* The quantizers' speed: values/s per type (comma-separated names, NULL: every block type) on 1 and `threads`
+ * threads (0: every core) over fixed Gaussian rows of 4096, about `seconds` each, with importance weights or not;
+ * printed on stdout (`k2c quantize --bench`). */
+int k2c_quantize_bench(const char *types, int threads, double seconds, int weighted);
 /* The bytes of tensor data k2c_quantize would write for a model of config c (by_ggml: [K2C_GGML_TYPES] or NULL),
  * without any weights: the README's memory table. */
 int k2c_quantize_size(const k2c_config *c, const k2c_quantize_opts *o, uint64_t *bytes, uint64_t *by_ggml);

@@ -7,6 +7,9 @@ development time; the data is committed, gguf-py is not.
     writes tests/data/golden/gguf/gguf_py_ref.safetensors:  TYPE.raw (u8 blocks), TYPE.ref (f64 [4, 512]),
     dequantized by gguf-py for every block type it can dequantize, from random blocks whose half-float scales
     are set to sane values (random bits would give inf/NaN scales, which no quantizer writes);
+    and Q6_0.src (f64 [4, 512], Gaussian rows) with Q6_0.raw, those rows as gguf-py's Q6_0 quantizer writes them
+    (ik_llama.cpp's type; gguf-py quantizes it but has no dequantizer, so the check is that k2c's decoder gives back
+    each source value within half a step; tests/gguf_ref.py decodes Q6_0 for the exact reference);
     and src/kernels/iq_grids.h: the IQ grids (the codebooks of the IQ1/IQ2/IQ3 formats) as C tables, decoded
     from gguf-py's packed copy of them.
 
@@ -126,6 +129,10 @@ def main():
         raw, ref = blocks_for(name, rng)
         tensors.append((name + ".raw", raw.reshape(-1)))
         tensors.append((name + ".ref", ref))
+    src = (rng.standard_normal((ROWS, COLS)) * 0.02).astype(np.float32)
+    raw = quants.quantize(src, T.Q6_0)
+    tensors.append(("Q6_0.src", src.astype(np.float64)))
+    tensors.append(("Q6_0.raw", raw.reshape(-1)))
     write_safetensors("tests/data/golden/gguf/gguf_py_ref.safetensors", tensors)
     write_grids("src/kernels/iq_grids.h")
     print("wrote %d types" % len(TYPES))

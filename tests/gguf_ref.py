@@ -19,11 +19,11 @@ import sys
 GGML_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K",
               11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS",
               18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 24: "I8",
-              25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16"}
+              25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16", 133: "Q6_0"}
 # (elements per block, bytes per block)
 LAYOUT = {"F32": (1, 4), "F16": (1, 2), "BF16": (1, 2), "Q4_0": (32, 18), "Q4_1": (32, 20), "Q5_0": (32, 22),
           "Q5_1": (32, 24), "Q8_0": (32, 34), "Q2_K": (256, 84), "Q3_K": (256, 110), "Q4_K": (256, 144),
-          "Q5_K": (256, 176), "Q6_K": (256, 210), "IQ4_NL": (32, 18), "IQ4_XS": (256, 136)}
+          "Q5_K": (256, 176), "Q6_K": (256, 210), "IQ4_NL": (32, 18), "IQ4_XS": (256, 136), "Q6_0": (32, 26)}
 IQ4_VALUES = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
 
 
@@ -56,6 +56,18 @@ def block_values(t, b):
         d, m = f16(b, 0), f16(b, 2)
         qs = b[4:20]
         return [d * (q & 15) + m for q in qs] + [d * (q >> 4) + m for q in qs]
+    if t == "Q6_0":
+        # ik_llama.cpp's block_q6_0: d, qh[8], qs[16]. Element e: its 4 low bits are nibble e // 16 of
+        # qs[e % 16]; its 2 high bits sit in qh[e % 8] at bit 4 * ((e % 16) // 8) + 2 * (e // 16).
+        d = f16(b, 0)
+        qh, qs = b[2:10], b[10:26]
+        out = []
+        for e in range(32):
+            j, half = e % 16, e // 16
+            low = (qs[j] >> (4 * half)) & 15
+            high = (qh[j % 8] >> (4 * (j // 8) + 2 * half)) & 3
+            out.append(d * ((low + 16 * high) - 32))
+        return out
     if t in ("Q5_0", "Q5_1"):
         if t == "Q5_0":
             d, m, o = f16(b, 0), None, 2
@@ -257,7 +269,7 @@ def random_block(t, rng):
         put_f16(0, 0, 4)
     elif t == "BF16":
         b[0:2] = struct.pack("<f", rng.uniform(-4, 4))[2:4]
-    elif t in ("Q4_0", "Q5_0", "Q8_0", "IQ4_NL"):
+    elif t in ("Q4_0", "Q5_0", "Q8_0", "IQ4_NL", "Q6_0"):
         put_f16(0, 1e-3, 0.1)
     elif t in ("Q4_1", "Q5_1"):
         put_f16(0, 1e-3, 0.1)
@@ -295,7 +307,7 @@ def make_reference(out, golden=()):
             tensors.append((d.rstrip("/").split("/")[-1] + "/" + name, "F64", [2, ne[0]],
                             struct.pack("<%dd" % len(flat), *flat)))
     for t in ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
-              "Q6_K", "IQ4_NL", "IQ4_XS"):
+              "Q6_K", "IQ4_NL", "IQ4_XS", "Q6_0"):
         n, nb = LAYOUT[t]
         rows, cols = 4, 512
         raw = b"".join(random_block(t, rng) for _ in range(rows * cols // n))

@@ -254,7 +254,7 @@ static void check_blocks(const k2c_safetensors *rf, const char *const *types, si
 /* tests/gguf_ref.py's blocks: k2c's own independent Python decoder */
 static void dequant_random_blocks(void) {
     static const char *types[] = {"F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K",
-                                  "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"};
+                                  "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS", "Q6_0"};
     check_blocks(&ref, types, sizeof types / sizeof types[0]);
 }
 
@@ -269,12 +269,45 @@ static void dequant_ggml_blocks(void) {
     k2c_st_close(&py);
 }
 
+/* Q6_0 (ik_llama.cpp's): gguf-py quantizes it but cannot dequantize it, so its blocks of Gaussian rows are
+ * checked to decode, on every table, to each source value within half a step d (plus the half-float rounding
+ * of d; a whole step on the top level, which gguf-py's rounding clips to): a misplaced bit moves a value by at
+ * least a step. tests/gguf_ref.py's Q6_0 blocks check exact values. */
+static void dequant_ggml_q6_0(void) {
+    k2c_safetensors py;
+    if (k2c_st_open(&py, GDIR "/gguf_py_ref.safetensors") != 0) { EXPECT(0, "%s", k2c_errmsg()); return; }
+    const k2c_tensor *raw = k2c_st_find(&py, "Q6_0.raw"), *src = k2c_st_find(&py, "Q6_0.src");
+    if (!raw || !src) { EXPECT(0, "no Q6_0 reference"); k2c_st_close(&py); return; }
+    int rows = (int)src->shape[0], cols = (int)src->shape[1];
+    k2c_linear l = {.fmt = K2C_FMT_Q6_0, .rows = rows, .cols = cols, .w = raw->data};
+    EXPECT(k2c_linear_bytes(&l) == raw->nbytes, "Q6_0: %zu bytes, gguf-py %zu", k2c_linear_bytes(&l), raw->nbytes);
+    const double *x = src->data;
+    const uint8_t *b = raw->data;
+    float *y = malloc((size_t)cols * sizeof *y);
+    for (int k = 0; k < ntables; k++) {
+        double worst = 0;
+        for (int r = 0; r < rows; r++) {
+            k2c_row_dequant(TABLES[k], &l, r, y);
+            for (int j = 0; j < cols; j++) {
+                const uint8_t *blk = b + ((size_t)r * cols + j) / 32 * 26;
+                double d = k2c_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)), e = fabs(y[j] - x[(size_t)r * cols + j]) / fabs(d);
+                /* the top level (31) also holds what was clipped: d = max / -32 puts -max at 32 */
+                worst = check_worse(worst, lrint(y[j] / d) == 31 ? e / 2 : e);
+            }
+        }
+        printf("  Q6_0 [%s] gguf-py's blocks: largest |decoded - source| = %.3f d\n", TABLES[k]->name, worst);
+        EXPECT(worst <= 0.52, "Q6_0 [%s]: a value %.3f steps from its source", TABLES[k]->name, worst);
+    }
+    free(y);
+    k2c_st_close(&py);
+}
+
 /* The decode driver on the fast path: k2c_matvec and a batch of matvecs sharing one input (as an expert's gate
  * and up do) quantize x once and give, row by row, the dot of the stored weights with the dequantized x; exact
  * mode gives the fp32 dot. Rows of 1280 elements (a multiple of 256 plus a partial chunk for the 32-blocks). */
 static void fast_path_driver(void) {
-    static const k2c_wfmt fmts[] = {K2C_FMT_Q4_0, K2C_FMT_Q8_0, K2C_FMT_Q5_1, K2C_FMT_IQ4_NL, K2C_FMT_Q2_K,
-                                    K2C_FMT_Q3_K, K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_XS};
+    static const k2c_wfmt fmts[] = {K2C_FMT_Q4_0, K2C_FMT_Q8_0, K2C_FMT_Q5_0, K2C_FMT_Q5_1, K2C_FMT_Q6_0, K2C_FMT_IQ4_NL,
+                                    K2C_FMT_Q2_K, K2C_FMT_Q3_K, K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_XS};
     int rows = 96, cols = 1280;
     uint64_t st = 12345;
     for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++) {
@@ -662,6 +695,7 @@ int main(void) {
     }
     run_test("gguf_dequant_every_type", dequant_random_blocks);
     run_test("gguf_dequant_ggml_reference", dequant_ggml_blocks);
+    run_test("gguf_dequant_ggml_q6_0", dequant_ggml_q6_0);
     run_test("gguf_dequant_golden_tensors", dequant_golden_tensors);
     run_test("gguf_fast_path_driver", fast_path_driver);
     k2c_st_close(&ref);

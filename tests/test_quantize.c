@@ -39,10 +39,11 @@ typedef struct { k2c_wfmt f; double unif, gauss; } bound;
  * Lloyd-Max optimum for Gaussian data with a known sigma is 0.343 / 0.186 / 0.0975 / 0.051 / 0.026 (2-6 bits);
  * per-block scales again do better. */
 static const bound BOUNDS[] = {
-    {K2C_FMT_Q8_0, 0.0037, 0.0053},  {K2C_FMT_Q4_0, 0.063, 0.085},  {K2C_FMT_Q4_1, 0.058, 0.075},
+    {K2C_FMT_Q8_0, 0.0040, 0.0057},  {K2C_FMT_Q4_0, 0.063, 0.085},  {K2C_FMT_Q4_1, 0.058, 0.075},
     {K2C_FMT_Q5_0, 0.030, 0.043},    {K2C_FMT_Q5_1, 0.0286, 0.037}, {K2C_FMT_Q2_K, 0.233, 0.281},
     {K2C_FMT_Q3_K, 0.127, 0.153},    {K2C_FMT_Q4_K, 0.0583, 0.0762}, {K2C_FMT_Q5_K, 0.0293, 0.0382},
     {K2C_FMT_Q6_K, 0.0134, 0.018},   {K2C_FMT_IQ4_NL, 0.0689, 0.0804}, {K2C_FMT_IQ4_XS, 0.0689, 0.0804},
+    {K2C_FMT_Q6_0, 0.0147, 0.0211},
 };
 #define NB ((int)(sizeof BOUNDS / sizeof BOUNDS[0]))
 
@@ -366,8 +367,8 @@ static void model_moonlight(void) { model_case(GOLD "/moonlight-tiny", SMALL_TYP
 static void model_dsv3(void) { model_case(GOLD "/dsv3-tiny", SMALL_TYPES + 1, 2); }
 /* (d) a GGUF input, with rows of 256: the K-quants themselves, their fallbacks only for attn_k_b (rows of 128) */
 static void model_gguf(void) {
-    static const char *K[] = {"Q4_K_M", "Q2_K", "Q3_K_M", "Q6_K", "Q4_K", "Q5_K", "IQ4_XS", "Q3_K", "Q5_0"};
-    model_case(GOLD "/gguf/gguf-Q8_0/model.gguf", K, sanitize() ? 2 : 9);
+    static const char *K[] = {"Q4_K_M", "Q2_K", "Q3_K_M", "Q6_K", "Q4_K", "Q5_K", "IQ4_XS", "Q3_K", "Q5_0", "Q6_0"};
+    model_case(GOLD "/gguf/gguf-Q8_0/model.gguf", K, sanitize() ? 2 : 10);
 }
 
 /* ------------------------------------------------------------------ errors */

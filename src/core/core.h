@@ -70,6 +70,7 @@ enum {
     K2C_GGML_IQ3_XXS = 18, K2C_GGML_IQ1_S = 19, K2C_GGML_IQ4_NL = 20, K2C_GGML_IQ3_S = 21, K2C_GGML_IQ2_S = 22,
     K2C_GGML_IQ4_XS = 23, K2C_GGML_I8 = 24, K2C_GGML_I16 = 25, K2C_GGML_I32 = 26, K2C_GGML_I64 = 27,
     K2C_GGML_F64 = 28, K2C_GGML_IQ1_M = 29, K2C_GGML_BF16 = 30, K2C_GGML_TQ1_0 = 34, K2C_GGML_TQ2_0 = 35,
+    K2C_GGML_Q6_0 = 133,                    /* ik_llama.cpp's */
     K2C_GGML_NTYPES = K2C_GGML_TYPES
 };
 /* Elements per block and bytes per block of ggml type t (k2c_ggml_type_name in k2c.h gives its name). */

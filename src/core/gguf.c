@@ -44,7 +44,7 @@ static const type_info TYPES[K2C_GGML_NTYPES] = {
     [K2C_GGML_I32] = {"I32", 1, 4},         [K2C_GGML_I64] = {"I64", 1, 8},
     [K2C_GGML_F64] = {"F64", 1, 8},         [K2C_GGML_IQ1_M] = {"IQ1_M", 256, 56},
     [K2C_GGML_BF16] = {"BF16", 1, 2},       [K2C_GGML_TQ1_0] = {"TQ1_0", 256, 54},
-    [K2C_GGML_TQ2_0] = {"TQ2_0", 256, 66},
+    [K2C_GGML_TQ2_0] = {"TQ2_0", 256, 66},  [K2C_GGML_Q6_0] = {"Q6_0", 32, 26},
 };
 
 const char *k2c_ggml_type_name(int t) { return t >= 0 && t < K2C_GGML_NTYPES ? TYPES[t].name : NULL; }

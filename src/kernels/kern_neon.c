@@ -193,6 +193,29 @@ static inline void qd_bits(const uint8_t *src, int shift, int mask, int8_t *dst)
         vst1q_s8(dst + j, vreinterpretq_s8_u8(vandq_u8(vshlq_u8(vld1q_u8(src + j), sh), vdupq_n_u8((uint8_t)mask))));
 }
 #define QD_HAVE_BITS
+static inline void qd_q5w(const uint8_t *qs, uint32_t qh, int off, int8_t *w) {     /* fifth bits: CMTST */
+    const uint8x16_t bit = vreinterpretq_u8_u64(vdupq_n_u64(0x8040201008040201ull)), sixteen = vdupq_n_u8(16);
+    const int8x16_t o = vdupq_n_s8((int8_t)off);
+    uint8x8_t h = vcreate_u8((uint64_t)qh);
+    uint8x16_t hl = vcombine_u8(vdup_lane_u8(h, 0), vdup_lane_u8(h, 1)), hh = vcombine_u8(vdup_lane_u8(h, 2), vdup_lane_u8(h, 3));
+    uint8x16_t b = vld1q_u8(qs);
+    uint8x16_t lo = vorrq_u8(vandq_u8(b, vdupq_n_u8(15)), vandq_u8(vtstq_u8(hl, bit), sixteen));
+    uint8x16_t hi = vorrq_u8(vshrq_n_u8(b, 4), vandq_u8(vtstq_u8(hh, bit), sixteen));
+    vst1q_s8(w, vsubq_s8(vreinterpretq_s8_u8(lo), o));
+    vst1q_s8(w + 16, vsubq_s8(vreinterpretq_s8_u8(hi), o));
+}
+#define QD_HAVE_Q5W
+static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w) {     /* Q6_0's high-bit pairs */
+    const uint8x16_t m2 = vdupq_n_u8(3);
+    uint8x8_t h = vld1_u8(qh);
+    uint8x16_t hl = vcombine_u8(h, vshr_n_u8(h, 4)), hh = vcombine_u8(vshr_n_u8(h, 2), vshr_n_u8(h, 6));
+    uint8x16_t b = vld1q_u8(qs);
+    uint8x16_t lo = vorrq_u8(vandq_u8(b, vdupq_n_u8(15)), vshlq_n_u8(vandq_u8(hl, m2), 4));
+    uint8x16_t hi = vorrq_u8(vshrq_n_u8(b, 4), vshlq_n_u8(vandq_u8(hh, m2), 4));
+    vst1q_s8(w, vsubq_s8(vreinterpretq_s8_u8(lo), vdupq_n_s8(32)));
+    vst1q_s8(w + 16, vsubq_s8(vreinterpretq_s8_u8(hi), vdupq_n_s8(32)));
+}
+#define QD_HAVE_Q6W
 #define QD_HAVE_NL16
 #define QD_F16(h) qd_f16(h)
 #define QD_ATTR

@@ -20,7 +20,7 @@ typedef enum {
     K2C_FMT_F32, K2C_FMT_BF16, K2C_FMT_F16, K2C_FMT_FP8, K2C_FMT_INT4,
     /* GGUF block formats (quant_scalar.c): each row is cols / block-size blocks of the ggml layout */
     K2C_FMT_Q4_0, K2C_FMT_Q4_1, K2C_FMT_Q5_0, K2C_FMT_Q5_1, K2C_FMT_Q8_0, K2C_FMT_Q2_K, K2C_FMT_Q3_K,
-    K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_NL, K2C_FMT_IQ4_XS,
+    K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_NL, K2C_FMT_IQ4_XS, K2C_FMT_Q6_0,
     /* the codebook types of the low-bit "IQ" files (grids in iq_grids.h) */
     K2C_FMT_IQ2_XXS, K2C_FMT_IQ2_XS, K2C_FMT_IQ2_S, K2C_FMT_IQ3_XXS, K2C_FMT_IQ3_S, K2C_FMT_IQ1_S, K2C_FMT_IQ1_M,
     K2C_FMT_COUNT

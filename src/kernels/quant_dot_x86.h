@@ -23,7 +23,31 @@ QD_ATTR static inline void qd_bits(const uint8_t *src, int shift, int mask, int8
     b = _mm256_srl_epi16(b, _mm_cvtsi32_si128(shift));     /* 16-bit shift; the mask drops the neighbour's bits */
     _mm256_storeu_si256((__m256i *)dst, _mm256_and_si256(b, _mm256_set1_epi8((char)mask)));
 }
+/* the nibbles side by side in one vector, and the fifth bits: byte j takes byte j / 8 of qh, keeps bit j % 8
+ * of it, and becomes 16 where that bit is set */
+QD_ATTR static inline void qd_q5w(const uint8_t *qs, uint32_t qh, int off, int8_t *w) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll), m4 = _mm256_set1_epi8(15);
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    __m256i nib = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1), m4);
+    __m256i h = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
+    h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, bit), bit), _mm256_set1_epi8(16));
+    _mm256_storeu_si256((__m256i *)w, _mm256_sub_epi8(_mm256_or_si256(nib, h), _mm256_set1_epi8((char)off)));
+}
+/* Q6_0: the high-bit pairs of elements 0-7, 8-15, 16-23, 24-31 are qh >> 0, 4, 2, 6 (16-bit shifts: the mask
+ * drops the neighbour's bits) */
+QD_ATTR static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    __m128i b = _mm_loadu_si128((const __m128i *)qs), h = _mm_loadl_epi64((const __m128i *)qh);
+    __m256i nib = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1), m4);
+    __m128i hl = _mm_unpacklo_epi64(h, _mm_srli_epi16(h, 4)), hh = _mm_unpacklo_epi64(_mm_srli_epi16(h, 2), _mm_srli_epi16(h, 6));
+    __m256i hb = _mm256_slli_epi16(_mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(hl), hh, 1), m2), 4);
+    _mm256_storeu_si256((__m256i *)w, _mm256_sub_epi8(_mm256_or_si256(nib, hb), _mm256_set1_epi8(32)));
+}
+#define QD_HAVE_Q6W
 #define QD_HAVE_NIB
+#define QD_HAVE_Q5W
 #define QD_HAVE_BITS
 #define QD_HAVE_NL16
 #define QD_F16(h) _cvtsh_ss(h)

@@ -6,6 +6,9 @@
  *   Q4_1   32: d, m, qs[16]              x = d * nibble + m
  *   Q5_0   32: d, qh[4], qs[16]          5th bit of element j is bit j of qh (u32); x = d * (q - 16)
  *   Q5_1   32: d, m, qh[4], qs[16]       x = d * q + m
+ *   Q6_0   32: d, qh[8], qs[16]          (ik_llama.cpp's) element j < 16: low nibble of qs[j], 5th+6th bits
+ *                                        (qh[j % 8] >> 4 (j / 8)) & 3; element j + 16: high nibble, the next two
+ *                                        bits ((qh[j % 8] >> (4 (j / 8) + 2)) & 3); x = d * (q - 32)
  *   Q8_0   32: d, i8 qs[32]              x = d * q
  *   IQ4_NL 32: d, qs[16]                 x = d * k2c_iq4_nl[nibble] (a fixed non-linear table)
  *   Q2_K  256: scales[16], qs[64], d, dmin     16 groups of 16; 4-bit scale and 4-bit min per group
@@ -44,7 +47,7 @@ static const fmt_info FMTS[K2C_FMT_COUNT] = {
     [K2C_FMT_IQ2_XXS] = {"IQ2_XXS", K2C_GGML_IQ2_XXS, 256, 66}, [K2C_FMT_IQ2_XS] = {"IQ2_XS", K2C_GGML_IQ2_XS, 256, 74},
     [K2C_FMT_IQ2_S] = {"IQ2_S", K2C_GGML_IQ2_S, 256, 82},       [K2C_FMT_IQ3_XXS] = {"IQ3_XXS", K2C_GGML_IQ3_XXS, 256, 98},
     [K2C_FMT_IQ3_S] = {"IQ3_S", K2C_GGML_IQ3_S, 256, 110},      [K2C_FMT_IQ1_S] = {"IQ1_S", K2C_GGML_IQ1_S, 256, 50},
-    [K2C_FMT_IQ1_M] = {"IQ1_M", K2C_GGML_IQ1_M, 256, 56},
+    [K2C_FMT_IQ1_M] = {"IQ1_M", K2C_GGML_IQ1_M, 256, 56},       [K2C_FMT_Q6_0] = {"Q6_0", K2C_GGML_Q6_0, 32, 26},
 };
 
 int k2c_wfmt_from_ggml(int t, k2c_wfmt *out) {
@@ -86,6 +89,16 @@ static void dq_q5(const uint8_t *b, float *y, int with_min) {
         int q0 = (qs[j] & 15) | (int)((qh >> j) & 1) << 4, q1 = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
         if (with_min) { y[j] = d * (float)q0 + m; y[j + 16] = d * (float)q1 + m; }
         else { y[j] = d * (float)(q0 - 16); y[j + 16] = d * (float)(q1 - 16); }
+    }
+}
+
+static void dq_q6_0(const uint8_t *b, float *y) {
+    float d = h2f(b);
+    const uint8_t *qh = b + 2, *qs = b + 10;
+    for (int j = 0; j < 16; j++) {
+        int h = qh[j % 8] >> (4 * (j / 8));
+        y[j] = d * (float)(((qs[j] & 15) | (h & 3) << 4) - 32);
+        y[j + 16] = d * (float)(((qs[j] >> 4) | ((h >> 2) & 3) << 4) - 32);
     }
 }
 
@@ -282,6 +295,7 @@ void k2c_quant_dequant_block(k2c_wfmt f, const uint8_t *b, float *y) {
     case K2C_FMT_Q4_1: dq_q4_1(b, y); break;
     case K2C_FMT_Q5_0: dq_q5(b, y, 0); break;
     case K2C_FMT_Q5_1: dq_q5(b, y, 1); break;
+    case K2C_FMT_Q6_0: dq_q6_0(b, y); break;
     case K2C_FMT_Q8_0: dq_q8_0(b, y); break;
     case K2C_FMT_Q2_K: dq_q2_k(b, y); break;
     case K2C_FMT_Q3_K: dq_q3_k(b, y); break;

@@ -3,22 +3,27 @@
  *
  * Every format stores x ~ scale * level (+ offset). The levels are fixed by the format; what a quantizer
  * chooses is the scales, and the error is set by how well it chooses them. Taking the scale from max|x| alone
- * wastes range (one outlier decides the step for the whole group), so each group here searches:
- *   symmetric (Q4_0, Q5_0, Q8_0, Q3_K, Q6_K, and the non-linear IQ4_NL / IQ4_XS levels): a grid of candidate
- *     scales around max|x| / level_max of both signs (the level ranges are asymmetric: Q4_0 holds -8..7), each
- *     rounded, then the least-squares scale for those levels (d = sum w x q / sum w q^2), keeping the best;
- *   affine (Q4_1, Q5_1, and the K-quants' scale + min Q2_K, Q4_K, Q5_K): from a grid of shrunken ranges, rounds
- *     and solves the 2x2 least-squares problem for (scale, offset), a few rounds of round-then-refit each.
+ * wastes range (one outlier decides the step for the whole group), so each group searches, within a bound
+ * (a 1T-parameter model has to pass through here in hours: `k2c quantize --bench` prints values/s per type):
+ *   Q8_0 without importance: max|x| / 127 as llama.cpp does, then the least-squares scale for those levels;
+ *   symmetric (Q4_0, Q5_0, Q6_0, Q8_0 with importance, Q3_K, Q6_K, and the non-linear IQ4_NL / IQ4_XS levels): a few
+ *     candidate scales max|x| / (level_max +- k/4) on both ends (the level ranges are asymmetric: Q4_0 holds
+ *     -8..7), each rounded and given the least-squares scale for its levels (d = sum w x q / sum w q^2, error
+ *     sum w x^2 - d sum w x q in closed form, one pass a candidate), keeping the best;
+ *   affine (Q4_1, Q5_1, and the K-quants' scale + min Q2_K, Q4_K, Q5_K): from 5 shrunken ranges and the spans
+ *     as whole numbers of steps, two rounds each of round-then-refit of the 2x2 least-squares (scale, offset),
+ *     again with the error in closed form from the same sums.
  * The K-quants then quantize the per-group scales (and mins) against one fp16 super-block scale tried on several
  * levels (the largest group scale on the top level or a few below it), round the elements again with the
  * scales as stored, refit the super-block scale(s) by least squares over the whole block, and finally move each
  * group's integer scale/min to a neighbour (or a level-shifted min) where that lowers its error; every pass
  * keeps whichever result had the smaller error. Every error is the weighted squared error with per-element
- * importance w (an imatrix), or plain squared error when w is NULL.
+ * importance w (an imatrix), or plain squared error when w is NULL. Rows are independent (the caller runs them
+ * in parallel), so the output does not depend on the thread count.
  *
  * Measured RMS error / RMS(x) per format on uniform and Gaussian rows: tests/test_quantize.c prints and bounds
- * them, the README has the table (e.g. Gaussian: Q8_0 0.0050, Q6_K 0.0168, Q5_K 0.034, Q4_K 0.070, Q3_K 0.144,
- * Q2_K 0.262), below the Lloyd-Max optimum for a single known-variance scale at the same bits. */
+ * them, the README has the table (e.g. Gaussian: Q8_0 0.0053, Q6_K 0.0168, Q5_K 0.034, Q4_K 0.070, Q3_K 0.145,
+ * Q2_K 0.263), below the Lloyd-Max optimum for a single known-variance scale at the same bits. */
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -33,6 +38,16 @@ static inline float f16r(float v) { return k2c_f16_to_f32(k2c_f32_to_f16(v)); } 
 static inline float wt(const float *w, int i) { return w ? w[i] : 1.0f; }
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 static inline int nearest(float v) { return (int)lrintf(v); }
+/* v rounded to the nearest integer (ties to even: the sum with 1.5 * 2^23 leaves the integer in the mantissa)
+ * and clamped to lo..hi as integers, where the compiler picks conditional moves (a float compare here became a
+ * branch, mispredicted about every other element). |v| beyond 2^22 is clamped first. */
+static inline int round_clamp_i(float v, int lo, int hi) {
+    v = v < 4194304.0f ? v : 4194304.0f;
+    v = v > -4194304.0f ? v : -4194304.0f;
+    int i = (int)((v + 12582912.0f) - 12582912.0f);
+    i = i < lo ? lo : i;
+    return i > hi ? hi : i;
+}
 
 static float amax_of(const float *x, int n, float *signed_max) {
     float a = 0, s = 0;
@@ -43,76 +58,90 @@ static float amax_of(const float *x, int n, float *signed_max) {
 }
 
 /* ------------------------------------------------------------------ symmetric: x ~ d * level */
-/* Levels: the integers qmin..qmax (tab NULL) or the values tab[0..ntab) sorted ascending. Returns d, writes
- * the level index of each element to q (qmin-based integers: q itself; table: the index). */
-static int level_of(float v, int qmin, int qmax, const int8_t *tab, int ntab) {
-    if (!tab) return clampi(nearest(v), qmin, qmax);
-    int lo = 0, hi = ntab - 1;
-    if (v <= tab[0]) return 0;
-    if (v >= tab[hi]) return hi;
-    while (hi - lo > 1) {       /* tab[lo] <= v < tab[hi] */
-        int mid = (lo + hi) / 2;
-        if ((float)tab[mid] <= v) lo = mid; else hi = mid;
-    }
-    return v - (float)tab[lo] < (float)tab[hi] - v ? lo : hi;
-}
+/* Levels: the integers qmin..qmax (tab NULL) or the values tab[0..16) sorted ascending (IQ4), found by
+ * the midpoints at or below v (ties go up). */
+typedef struct { int qmin, qmax; const int8_t *tab; float mid[15]; } levels;
 
-static float sym_fit(const float *x, const float *w, int n, int qmin, int qmax, const int8_t *tab, int ntab,
-                     int *q, float *err_out) {
+static levels lev_int(int qmin, int qmax) { levels L = {qmin, qmax, NULL, {0}}; return L; }
+static levels lev_tab(const int8_t *tab) {
+    levels L = {0, 15, tab, {0}};
+    for (int j = 0; j < 15; j++) L.mid[j] = 0.5f * ((float)tab[j] + (float)tab[j + 1]);
+    return L;
+}
+static inline int level_of(const levels *L, float v) {
+    if (!L->tab) return round_clamp_i(v, L->qmin, L->qmax);
+    int k = v >= L->mid[7] ? 8 : 0;            /* a branch-free binary search over the 15 midpoints */
+    k += v >= L->mid[k + 3] ? 4 : 0;
+    k += v >= L->mid[k + 1] ? 2 : 0;
+    return k + (v >= L->mid[k] ? 1 : 0);
+}
+static inline float level_val(const levels *L, int i) { return L->tab ? (float)L->tab[i] : (float)i; }
+
+/* The scale of one group: candidates d = smax / (lev +- k step), k = -K..K-1 (down to one level less, a block
+ * that did not reach the end of the range, as a dequantized block may; a little past it, clipping the extreme), with lev either end of the level
+ * range (the extreme element on that end, the scale a little larger or smaller than exact), each rounded and
+ * given its least-squares d = sum w x l / sum w l^2, whose error is sum w x^2 - (sum w x l)^2 / sum w l^2 (so
+ * one pass per candidate). K = 0 on one end: d from max|x| alone. Returns the best d. */
+static float sym_fit(const float *x, const float *w, int n, const levels *L, int K, float step, int one_end) {
     float smax, amax = amax_of(x, n, &smax);
-    float best_d = 0, best_err = INFINITY;
-    int tq[256];
-    if (amax == 0) {
-        for (int i = 0; i < n; i++) q[i] = tab ? level_of(0, 0, 0, tab, ntab) : 0;
-        if (err_out) *err_out = 0;
-        return 0;
-    }
-    float lmin = tab ? (float)tab[0] : (float)qmin, lmax = tab ? (float)tab[ntab - 1] : (float)qmax;
-    /* the extreme element on either end of the level range, scales a little larger or smaller than exact */
+    if (amax == 0) return 0;
+    float lmin = L->tab ? (float)L->tab[0] : (float)L->qmin, lmax = L->tab ? (float)L->tab[15] : (float)L->qmax;
+    double best = INFINITY;
+    float best_d = 0;
     for (int side = 0; side < 2; side++) {
         float lev = side ? lmax : lmin;
+        if (one_end) { lev = fabsf(lmax) >= fabsf(lmin) ? lmax : lmin; if (side) break; }
         if (lev == 0) continue;
-        for (int k = -8; k <= 8; k++) {
-            float d = smax / (lev + (lev > 0 ? 1.f : -1.f) * 0.1f * (float)k);
+        for (int k = -K; k <= (K > 0 ? K - 1 : 0); k++) {
+            float d = smax / (lev + (lev > 0 ? step : -step) * (float)k);
             if (!(d > 0 || d < 0)) continue;
-            float id = 1.0f / d, sxq = 0, sqq = 0;
-            for (int i = 0; i < n; i++) {
-                tq[i] = level_of(x[i] * id, qmin, qmax, tab, ntab);
-                float l = tab ? (float)tab[tq[i]] : (float)tq[i];
-                sxq += wt(w, i) * x[i] * l;
-                sqq += wt(w, i) * l * l;
+            float id = 1.0f / d, axl[4] = {0}, all[4] = {0};    /* four partial sums (n is a multiple of 16) */
+            if (L->tab) {
+                for (int i = 0; i < n; i += 4)
+                    for (int j = 0; j < 4; j++) {
+                        float l = level_val(L, level_of(L, x[i + j] * id)), ww = wt(w, i + j);
+                        axl[j] += ww * x[i + j] * l;
+                        all[j] += ww * l * l;
+                    }
+            } else {
+                for (int i = 0; i < n; i += 4)
+                    for (int j = 0; j < 4; j++) {
+                        float l = (float)round_clamp_i(x[i + j] * id, L->qmin, L->qmax), ww = wt(w, i + j);
+                        axl[j] += ww * x[i + j] * l;
+                        all[j] += ww * l * l;
+                    }
             }
-            if (sqq <= 0) continue;
-            float dd = sxq / sqq, e = 0;
-            for (int i = 0; i < n; i++) {
-                float l = tab ? (float)tab[tq[i]] : (float)tq[i], r = x[i] - dd * l;
-                e += wt(w, i) * r * r;
-            }
-            if (e < best_err) { best_err = e; best_d = dd; memcpy(q, tq, (size_t)n * sizeof *q); }
+            double sxl = ((double)axl[0] + axl[1]) + ((double)axl[2] + axl[3]), sll = ((double)all[0] + all[1]) + ((double)all[2] + all[3]);
+            if (sll <= 0) continue;
+            double e = -sxl * sxl / sll;
+            if (e < best) { best = e; best_d = (float)(sxl / sll); }
         }
     }
-    if (err_out) *err_out = best_err;
     return best_d;
 }
 
 /* The levels for a fixed (stored) d: nearest in range; returns the error. */
-static float sym_round(const float *x, const float *w, int n, float d, int qmin, int qmax, const int8_t *tab, int ntab, int *q) {
-    float id = d != 0 ? 1.0f / d : 0, e = 0;
-    for (int i = 0; i < n; i++) {
-        q[i] = level_of(x[i] * id, qmin, qmax, tab, ntab);
-        float r = x[i] - d * (tab ? (float)tab[q[i]] : (float)q[i]);
-        e += wt(w, i) * r * r;
-    }
-    return e;
+static float sym_round(const float *x, const float *w, int n, float d, const levels *L, int *q) {
+    float id = d != 0 ? 1.0f / d : 0, e[4] = {0};     /* four partial sums (n is a multiple of 16) */
+    for (int i = 0; i < n; i += 4)
+        for (int j = 0; j < 4; j++) {
+            q[i + j] = level_of(L, x[i + j] * id);
+            float r = x[i + j] - d * level_val(L, q[i + j]);
+            e[j] += wt(w, i + j) * r * r;
+        }
+    return (e[0] + e[1]) + (e[2] + e[3]);
 }
 
 /* ------------------------------------------------------------------ affine: x ~ s * q + m, q in 0..nmax */
-/* min_le0: the format subtracts a non-negative min (K-quants): m is kept <= 0. Returns the error. */
+/* min_le0: the format subtracts a non-negative min (K-quants): m is kept <= 0. Each round is one pass: the
+ * levels for (s, m), the 2x2 least-squares (s, m) for those levels and its error in closed form from the same
+ * sums. Returns the error; q: the levels of the best round. */
 static float aff_fit(const float *x, const float *w, int n, int nmax, int min_le0, float *s_out, float *m_out, int *q) {
     float lo = x[0], hi = x[0];
     for (int i = 1; i < n; i++) { lo = fminf(lo, x[i]); hi = fmaxf(hi, x[i]); }
     if (min_le0 && lo > 0) lo = 0;
-    float best = INFINITY, bs = 0, bm = lo;
+    double best = INFINITY;
+    float bs = 0, bm = lo;
     int tq[256];
     if (hi == lo) {
         for (int i = 0; i < n; i++) q[i] = 0;
@@ -120,78 +149,87 @@ static float aff_fit(const float *x, const float *w, int n, int nmax, int min_le
         *m_out = lo;
         return 0;
     }
-    /* starts: ranges from the full span down to ~60% of it, centred; then the span as a whole number of steps
+    double sw = 0, sx = 0, sxx = 0;
+    for (int i = 0; i < n; i++) { double ww = wt(w, i); sw += ww; sx += ww * x[i]; sxx += ww * x[i] * x[i]; }
+    /* starts: ranges from the full span down to ~64% of it, centred; then the span as a whole number of steps
      * k < nmax from the minimum (a group that uses only part of the levels, as a dequantized block does) */
     int nint = nmax - 1 < 6 ? nmax - 1 : 6;
-    for (int k = 0; k <= 8 + nint; k++) {
-        float shrink = k <= 8 ? 1.0f - 0.045f * (float)k : 1.0f;
-        float s = k <= 8 ? (hi - lo) * shrink / (float)nmax : (hi - lo) / (float)(nmax - (k - 8)), m = lo + (hi - lo) * (1 - shrink) * 0.5f;
+    for (int k = 0; k <= 4 + nint; k++) {
+        float shrink = k <= 4 ? 1.0f - 0.09f * (float)k : 1.0f;
+        float s = k <= 4 ? (hi - lo) * shrink / (float)nmax : (hi - lo) / (float)(nmax - (k - 4)), m = lo + (hi - lo) * (1 - shrink) * 0.5f;
         if (min_le0 && m > 0) m = 0;
-        for (int it = 0; it < 3; it++) {
-            float is = 1.0f / s;
-            double sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
-            for (int i = 0; i < n; i++) {
-                tq[i] = clampi(nearest((x[i] - m) * is), 0, nmax);
-                double ww = wt(w, i);
-                sw += ww; sq += ww * tq[i]; sqq += ww * tq[i] * tq[i]; sx += ww * x[i]; sxq += ww * x[i] * tq[i];
-            }
-            double det = sw * sqq - sq * sq;
-            float ns, nm;
+        for (int it = 0; it < 2; it++) {
+            float is = 1.0f / s, aq[4] = {0}, aqq[4] = {0}, axq[4] = {0};    /* four partial sums */
+            for (int i = 0; i < n; i += 4)
+                for (int j = 0; j < 4; j++) {
+                    int qi = round_clamp_i((x[i + j] - m) * is, 0, nmax);
+                    float t = (float)qi, ww = wt(w, i + j);
+                    tq[i + j] = qi;
+                    aq[j] += ww * t; aqq[j] += ww * t * t; axq[j] += ww * x[i + j] * t;
+                }
+            double sq = ((double)aq[0] + aq[1]) + ((double)aq[2] + aq[3]), sqq = ((double)aqq[0] + aqq[1]) + ((double)aqq[2] + aqq[3]),
+                   sxq = ((double)axq[0] + axq[1]) + ((double)axq[2] + axq[3]);
+            double det = sw * sqq - sq * sq, ns, nm;
             if (det > 0) {
-                ns = (float)((sw * sxq - sq * sx) / det);
-                nm = (float)((sqq * sx - sq * sxq) / det);
+                ns = (sw * sxq - sq * sx) / det;
+                nm = (sqq * sx - sq * sxq) / det;
             } else { ns = s; nm = m; }
-            if (min_le0 && nm > 0) { nm = 0; ns = sqq > 0 ? (float)(sxq / sqq) : s; }
-            if (!(ns > 0)) break;
-            s = ns;
-            m = nm;
-            float e = 0;
-            for (int i = 0; i < n; i++) { float r = x[i] - s * (float)tq[i] - m; e += wt(w, i) * r * r; }
+            if (min_le0 && nm > 0) { nm = 0; ns = sqq > 0 ? sxq / sqq : s; }
+            if (!((float)ns > 0)) break;
+            s = (float)ns;
+            m = (float)nm;
+            double e = sxx - 2 * (double)s * sxq - 2 * (double)m * sx + (double)s * s * sqq + 2 * (double)s * m * sq + (double)m * m * sw;
             if (e < best) { best = e; bs = s; bm = m; memcpy(q, tq, (size_t)n * sizeof *q); }
         }
     }
     if (best == INFINITY) {                     /* degenerate weights: plain min/max */
         bs = (hi - lo) / (float)nmax; bm = lo;
-        best = 0;
-        for (int i = 0; i < n; i++) { q[i] = clampi(nearest((x[i] - bm) / bs), 0, nmax); float r = x[i] - bs * q[i] - bm; best += wt(w, i) * r * r; }
+        for (int i = 0; i < n; i++) q[i] = clampi(nearest((x[i] - bm) / bs), 0, nmax);
     }
     *s_out = bs;
     *m_out = bm;
-    return best;
+    return best == INFINITY ? 0 : (float)(best > 0 ? best : 0);
 }
 
 static float aff_round(const float *x, const float *w, int n, float s, float m, int nmax, int *q) {
-    float is = s > 0 ? 1.0f / s : 0, e = 0;
-    for (int i = 0; i < n; i++) {
-        q[i] = clampi(nearest((x[i] - m) * is), 0, nmax);
-        float r = x[i] - s * (float)q[i] - m;
-        e += wt(w, i) * r * r;
-    }
-    return e;
+    float is = s > 0 ? 1.0f / s : 0, e[4] = {0};      /* four partial sums (n is a multiple of 16) */
+    for (int i = 0; i < n; i += 4)
+        for (int j = 0; j < 4; j++) {
+            int qi = round_clamp_i((x[i + j] - m) * is, 0, nmax);
+            q[i + j] = qi;
+            float r = x[i + j] - s * (float)qi - m;
+            e[j] += wt(w, i + j) * r * r;
+        }
+    return (e[0] + e[1]) + (e[2] + e[3]);
 }
 
 /* ------------------------------------------------------------------ 32-element formats */
-static void q_sym32(const float *x, const float *w, uint8_t *b, int qmin, int qmax, const int8_t *tab, int *q) {
-    float d = f16r(sym_fit(x, w, 32, qmin, qmax, tab, 16, q, NULL));
+/* K: the half-width of the scale search (sym_fit); Q8_0 without importance takes max|x| / 127 as llama.cpp does,
+ * then only its least-squares refit. */
+static void q_sym32(const float *x, const float *w, uint8_t *b, const levels *L, int K, int one_end, int *q) {
+    float d = f16r(sym_fit(x, w, 32, L, K, 1.0f / (float)(K ? K : 1), one_end));
     put_f16(b, d);
-    sym_round(x, w, 32, d, qmin, qmax, tab, 16, q);
+    sym_round(x, w, 32, d, L, q);
 }
 
 static void q4_0(const float *x, const float *w, uint8_t *b) {
     int q[32];
-    q_sym32(x, w, b, -8, 7, NULL, q);
+    levels L = lev_int(-8, 7);
+    q_sym32(x, w, b, &L, 2, 0, q);
     for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)((q[j] + 8) | (q[j + 16] + 8) << 4);
 }
 
 static void iq4_nl(const float *x, const float *w, uint8_t *b) {
     int q[32];
-    q_sym32(x, w, b, 0, 0, k2c_iq4_nl, q);
+    levels L = lev_tab(k2c_iq4_nl);
+    q_sym32(x, w, b, &L, 2, 0, q);
     for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)(q[j] | q[j + 16] << 4);
 }
 
 static void q8_0(const float *x, const float *w, uint8_t *b) {
     int q[32];
-    q_sym32(x, w, b, -127, 127, NULL, q);
+    levels L = lev_int(-127, 127);
+    q_sym32(x, w, b, &L, w ? 4 : 0, 1, q);
     for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)q[j];
 }
 
@@ -204,9 +242,23 @@ static void q5_pack(const int *u, uint8_t *h, uint8_t *qs) {     /* u in 0..31 *
 
 static void q5_0(const float *x, const float *w, uint8_t *b) {
     int q[32];
-    q_sym32(x, w, b, -16, 15, NULL, q);
+    levels L = lev_int(-16, 15);
+    q_sym32(x, w, b, &L, 2, 0, q);
     for (int j = 0; j < 32; j++) q[j] += 16;
     q5_pack(q, b + 2, b + 6);
+}
+
+static void q6_0(const float *x, const float *w, uint8_t *b) {
+    int q[32];
+    levels L = lev_int(-32, 31);
+    q_sym32(x, w, b, &L, 2, 0, q);
+    uint8_t *qh = b + 2, *qs = b + 10;
+    memset(qh, 0, 8);
+    for (int j = 0; j < 16; j++) {
+        int u0 = q[j] + 32, u1 = q[j + 16] + 32;
+        qs[j] = (uint8_t)((u0 & 15) | (u1 & 15) << 4);
+        qh[j % 8] |= (uint8_t)(((u0 >> 4) | (u1 >> 4) << 2) << (4 * (j / 8)));
+    }
 }
 
 /* Q4_1 / Q5_1: x = d * q + m with d, m as fp16 */
@@ -363,15 +415,13 @@ static void q45_k(const float *x, const float *w, uint8_t *b, int five) {
 
 /* ------------------------------------------------------------------ K-quants with signed group scales */
 /* 16 groups of 16 (or 8 of 32 with a table): group scales quantized to smin..smax (signed) against d. */
-static float ksym_block(const float *x, const float *w, int ng, int gs, int qmin, int qmax, const int8_t *tab, int smin,
-                        int smax, int *sc, int *q) {
+static float ksym_block(const float *x, const float *w, int ng, int gs, const levels *L, int K, int smin, int smax, int *sc, int *q) {
     float s[16];
-    int ntab = tab ? 16 : 0;
-    for (int g = 0; g < ng; g++) s[g] = sym_fit(x + g * gs, w ? w + g * gs : NULL, gs, qmin, qmax, tab, ntab, q + g * gs, NULL);
+    for (int g = 0; g < ng; g++) s[g] = sym_fit(x + g * gs, w ? w + g * gs : NULL, gs, L, K, 0.25f, 0);
     float sm = 0, am = amax_of(s, ng, &sm);
     float best = INFINITY, bd = 0;
     int tq[256], tsc[16];
-    if (am == 0) { memset(sc, 0, (size_t)ng * sizeof *sc); for (int i = 0; i < 256; i++) q[i] = tab ? level_of(0, 0, 0, tab, 16) : 0; return 0; }
+    if (am == 0) { memset(sc, 0, (size_t)ng * sizeof *sc); for (int i = 0; i < 256; i++) q[i] = level_of(L, 0); return 0; }
     for (int cand = 0; cand < 12; cand++) {
         /* the largest |scale| on a level at or near the negative end (the longer one) or the positive end (a
          * dequantized block is on one of these), each followed by least-squares refits of d */
@@ -381,16 +431,18 @@ static float ksym_block(const float *x, const float *w, int ng, int gs, int qmin
             float id = 1.0f / d, e = 0;
             for (int g = 0; g < ng; g++) {
                 tsc[g] = clampi(nearest(s[g] * id), smin, smax);
-                e += sym_round(x + g * gs, w ? w + g * gs : NULL, gs, d * (float)tsc[g], qmin, qmax, tab, ntab, tq + g * gs);
+                e += sym_round(x + g * gs, w ? w + g * gs : NULL, gs, d * (float)tsc[g], L, tq + g * gs);
             }
             if (e < best) { best = e; bd = d; memcpy(sc, tsc, (size_t)ng * sizeof *sc); memcpy(q, tq, 256 * sizeof *q); }
             double sxu = 0, suu = 0;
             for (int i = 0; i < 256; i++) {
-                double u = (double)tsc[i / gs] * (tab ? tab[tq[i]] : tq[i]);
+                double u = (double)tsc[i / gs] * level_val(L, tq[i]);
                 sxu += wt(w, i) * x[i] * u;
                 suu += wt(w, i) * u * u;
             }
-            if (suu > 0 && sxu != 0) d = f16r((float)(sxu / suu));
+            float nd = suu > 0 && sxu != 0 ? f16r((float)(sxu / suu)) : d;
+            if (nd == d) break;
+            d = nd;
         }
     }
     return bd;
@@ -398,7 +450,8 @@ static float ksym_block(const float *x, const float *w, int ng, int gs, int qmin
 
 static void q3_k(const float *x, const float *w, uint8_t *b) {
     int q[256], sc[16];
-    float d = ksym_block(x, w, 16, 16, -4, 3, NULL, -32, 31, sc, q);
+    levels L = lev_int(-4, 3);
+    float d = ksym_block(x, w, 16, 16, &L, 2, -32, 31, sc, q);
     uint8_t *hm = b, *qs = b + 32, *raw = b + 96;
     memset(b, 0, 108);
     for (int e = 0; e < 256; e++) {
@@ -416,7 +469,8 @@ static void q3_k(const float *x, const float *w, uint8_t *b) {
 
 static void q6_k(const float *x, const float *w, uint8_t *b) {
     int q[256], sc[16];
-    float d = ksym_block(x, w, 16, 16, -32, 31, NULL, -128, 127, sc, q);
+    levels L = lev_int(-32, 31);
+    float d = ksym_block(x, w, 16, 16, &L, 4, -128, 127, sc, q);
     uint8_t *ql = b, *qh = b + 128;
     memset(b, 0, 192);
     for (int e = 0; e < 256; e++) {
@@ -430,7 +484,8 @@ static void q6_k(const float *x, const float *w, uint8_t *b) {
 
 static void iq4_xs(const float *x, const float *w, uint8_t *b) {
     int q[256], sc[16];
-    float d = ksym_block(x, w, 8, 32, 0, 0, k2c_iq4_nl, -32, 31, sc, q);
+    levels L = lev_tab(k2c_iq4_nl);
+    float d = ksym_block(x, w, 8, 32, &L, 2, -32, 31, sc, q);
     put_f16(b, d);
     int sh = 0;
     memset(b + 4, 0, 4);
@@ -473,6 +528,7 @@ int k2c_quantize_row(k2c_wfmt f, const float *x, const float *w, int n, uint8_t 
         case K2C_FMT_Q4_1: q4_1(xb, wb, out); break;
         case K2C_FMT_Q5_0: q5_0(xb, wb, out); break;
         case K2C_FMT_Q5_1: q5_1(xb, wb, out); break;
+        case K2C_FMT_Q6_0: q6_0(xb, wb, out); break;
         case K2C_FMT_Q8_0: q8_0(xb, wb, out); break;
         case K2C_FMT_Q2_K: q2_k(xb, wb, out); break;
         case K2C_FMT_Q3_K: q3_k(xb, wb, out); break;

@@ -148,62 +148,137 @@ static int bind_vec(binder *b, const char *name, int n, const float **out) {
     return 0;
 }
 
-static int bind_layer(binder *b, int L) {
-    k2c_model *m = b->m;
+/* ------------------------------------------------------------------ the shared binding */
+static int bind_layer(const k2c_bind_ops *ops, void *b, k2c_model *m, int L) {
     const k2c_config *c = &m->cfg;
     k2c_layer *ly = &m->layers[L];
     int D = c->hidden_size, H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim;
     int dv = c->v_head_dim, r = c->kv_lora_rank;
-    char p[256], n[320];
-    snprintf(p, sizeof p, "model.layers.%d", L);
-#define NAME(fmt_, ...) (snprintf(n, sizeof n, "%s." fmt_, p, ##__VA_ARGS__), n)
-    if (bind_vec(b, NAME("input_layernorm.weight"), D, &ly->attn_norm)) return -1;
-    if (bind_vec(b, NAME("post_attention_layernorm.weight"), D, &ly->ffn_norm)) return -1;
+    char p[64], n[320];
+    snprintf(p, sizeof p, ops->layer_fmt, L);
+#define NAME(role_) (snprintf(n, sizeof n, "%s%s", p, ops->names[role_]), n)
+#define LIN(role_, rows_, cols_, dst_) ops->linear(b, NAME(role_), rows_, cols_, dst_)
+#define VEC(role_, n_, dst_) ops->vec(b, NAME(role_), n_, dst_)
+    if (VEC(KB_ATTN_NORM, D, &ly->attn_norm)) return -1;
+    if (VEC(KB_FFN_NORM, D, &ly->ffn_norm)) return -1;
     if (c->q_lora_rank) {
-        if (bind_linear(b, NAME("self_attn.q_a_proj"), c->q_lora_rank, D, &ly->q_a)) return -1;
-        if (bind_vec(b, NAME("self_attn.q_a_layernorm.weight"), c->q_lora_rank, &ly->q_a_norm)) return -1;
-        if (bind_linear(b, NAME("self_attn.q_b_proj"), H * (dn + dr), c->q_lora_rank, &ly->q_b)) return -1;
+        if (LIN(KB_Q_A, c->q_lora_rank, D, &ly->q_a)) return -1;
+        if (VEC(KB_Q_A_NORM, c->q_lora_rank, &ly->q_a_norm)) return -1;
+        if (LIN(KB_Q_B, H * (dn + dr), c->q_lora_rank, &ly->q_b)) return -1;
     } else {
-        if (bind_linear(b, NAME("self_attn.q_proj"), H * (dn + dr), D, &ly->q)) return -1;
+        if (LIN(KB_Q, H * (dn + dr), D, &ly->q)) return -1;
     }
-    if (bind_linear(b, NAME("self_attn.kv_a_proj_with_mqa"), r + dr, D, &ly->kv_a)) return -1;
-    if (bind_vec(b, NAME("self_attn.kv_a_layernorm.weight"), r, &ly->kv_a_norm)) return -1;
-    if (bind_linear(b, NAME("self_attn.kv_b_proj"), H * (dn + dv), r, &ly->kv_b)) return -1;
-    if (bind_linear(b, NAME("self_attn.o_proj"), D, H * dv, &ly->o)) return -1;
+    if (LIN(KB_KV_A, r + dr, D, &ly->kv_a)) return -1;
+    if (VEC(KB_KV_A_NORM, r, &ly->kv_a_norm)) return -1;
+    if (ops->kv_b(b, L, NAME(KB_KV_B), H * (dn + dv), r, &ly->kv_b)) return -1;
+    if (LIN(KB_O, D, H * dv, &ly->o)) return -1;
     ly->is_moe = k2c_config_is_moe_layer(c, L);
     if (!ly->is_moe) {
         int I = c->intermediate_size;
-        if (bind_linear(b, NAME("mlp.gate_proj"), I, D, &ly->gate)) return -1;
-        if (bind_linear(b, NAME("mlp.up_proj"), I, D, &ly->up)) return -1;
-        if (bind_linear(b, NAME("mlp.down_proj"), D, I, &ly->down)) return -1;
+        if (LIN(KB_GATE, I, D, &ly->gate)) return -1;
+        if (LIN(KB_UP, I, D, &ly->up)) return -1;
+        if (LIN(KB_DOWN, D, I, &ly->down)) return -1;
         return 0;
     }
     int E = c->n_routed_experts, I = c->moe_intermediate_size;
-    if (bind_linear(b, NAME("mlp.gate"), E, D, &ly->router)) return -1;
-    if (find(b, NAME("mlp.gate.e_score_correction_bias"))) {
-        if (bind_vec(b, n, E, &ly->router_bias)) return -1;
+    if (LIN(KB_ROUTER, E, D, &ly->router)) return -1;
+    if (ops->has(b, NAME(KB_ROUTER_BIAS))) {
+        if (ops->vec(b, n, E, &ly->router_bias)) return -1;
     } else if (strcmp(c->model_type, "kimi_k2") == 0 || c->n_group > 1) {
-        k2c_seterr("%s: missing tensor '%s'", b->dir, n);
+        k2c_seterr("%s: missing tensor '%s' (the router's score correction bias)", ops->where, n);
         return -1;
     }
     if (c->n_shared_experts) {
         int IS = I * c->n_shared_experts;
-        if (bind_linear(b, NAME("mlp.shared_experts.gate_proj"), IS, D, &ly->gate)) return -1;
-        if (bind_linear(b, NAME("mlp.shared_experts.up_proj"), IS, D, &ly->up)) return -1;
-        if (bind_linear(b, NAME("mlp.shared_experts.down_proj"), D, IS, &ly->down)) return -1;
+        if (LIN(KB_SH_GATE, IS, D, &ly->gate)) return -1;
+        if (LIN(KB_SH_UP, IS, D, &ly->up)) return -1;
+        if (LIN(KB_SH_DOWN, D, IS, &ly->down)) return -1;
     }
     ly->exp_gate = own(m, 3 * (size_t)E * sizeof(k2c_linear));
     if (!ly->exp_gate) { k2c_seterr("out of memory"); return -1; }
     ly->exp_up = ly->exp_gate + E;
     ly->exp_down = ly->exp_up + E;
-    for (int e = 0; e < E; e++) {
-        if (bind_linear(b, NAME("mlp.experts.%d.gate_proj", e), I, D, &ly->exp_gate[e])) return -1;
-        if (bind_linear(b, NAME("mlp.experts.%d.up_proj", e), I, D, &ly->exp_up[e])) return -1;
-        if (bind_linear(b, NAME("mlp.experts.%d.down_proj", e), D, I, &ly->exp_down[e])) return -1;
-    }
+    if (ops->experts(b, NAME(KB_EXP_GATE), E, I, D, ly->exp_gate)) return -1;
+    if (ops->experts(b, NAME(KB_EXP_UP), E, I, D, ly->exp_up)) return -1;
+    if (ops->experts(b, NAME(KB_EXP_DOWN), E, D, I, ly->exp_down)) return -1;
 #undef NAME
+#undef LIN
+#undef VEC
     return 0;
 }
+
+int k2c_model_begin(k2c_model *m, const k2c_model_opts *o) {
+    memset(m, 0, sizeof *m);
+    if (k2c_kctx_init(&m->cx, o->simd, o->threads, o->bf16_prompt) != 0) return -1;
+    m->cx.exact = o->exact != 0;
+    m->cache_bf16 = o->cache_type == K2C_CACHE_BF16;
+    return 0;
+}
+
+int k2c_bind_model(const k2c_bind_ops *ops, void *b, k2c_model *m, const k2c_model_opts *o) {
+    const k2c_config *c = &m->cfg;
+    int D = c->hidden_size, V = c->vocab_size;
+    m->layers = own(m, (size_t)c->num_hidden_layers * sizeof *m->layers);
+    m->inv_freq = own(m, (size_t)c->qk_rope_head_dim * sizeof(float));
+    if (!m->layers || !m->inv_freq) { k2c_seterr("out of memory"); return -1; }
+    memset(m->layers, 0, (size_t)c->num_hidden_layers * sizeof *m->layers);
+    if (ops->linear(b, ops->embed, V, D, &m->embed)) return -1;
+    if (m->embed.fmt == K2C_FMT_INT4 || m->embed.fmt == K2C_FMT_FP8) {
+        k2c_seterr("%s: tensor '%s' must be F32/BF16/F16", ops->where, ops->embed);
+        return -1;
+    }
+    if (c->tie_word_embeddings && !ops->has(b, ops->head)) m->head = m->embed;
+    else if (ops->linear(b, ops->head, V, D, &m->head)) return -1;
+    if (ops->vec(b, ops->final_norm, D, &m->final_norm)) return -1;
+    double t0 = k2c_now();
+    for (int L = 0; L < c->num_hidden_layers; L++) {
+        if (bind_layer(ops, b, m, L)) return -1;
+        if (c->num_hidden_layers >= 8 && k2c_now() - t0 > 1.0 && isatty(2) && L % 4 == 3)
+            k2c_log("\rloading layer %d/%d", L + 1, c->num_hidden_layers);
+    }
+    k2c_rope_init(c, m->inv_freq, &m->rope_mscale, &m->attn_scale);
+    k2c_model_set_ubatch(m, o->ubatch);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ Hugging Face names */
+static int hf_linear(void *b, const char *name, int rows, int cols, k2c_linear *l) { return bind_linear(b, name, rows, cols, l); }
+static int hf_vec(void *b, const char *name, int n, const float **out) { return bind_vec(b, name, n, out); }
+static int hf_has(void *b, const char *name) {
+    char w[512];
+    snprintf(w, sizeof w, "%s.weight", name);
+    return find(b, name) || find(b, w);
+}
+static int hf_kv_b(void *b, int L, const char *name, int rows, int cols, k2c_linear *l) {
+    (void)L;
+    return bind_linear(b, name, rows, cols, l);
+}
+/* name: "model.layers.N.mlp.experts.%d.gate_proj" (the expert number left to fill in) */
+static int hf_experts(void *b, const char *name, int E, int rows, int cols, k2c_linear *ls) {
+    char n[512];
+    for (int e = 0; e < E; e++) {
+        snprintf(n, sizeof n, name, e);
+        if (bind_linear(b, n, rows, cols, &ls[e])) return -1;
+    }
+    return 0;
+}
+
+static const k2c_bind_ops HF_OPS = {
+    .embed = "model.embed_tokens", .head = "lm_head", .final_norm = "model.norm.weight",
+    .layer_fmt = "model.layers.%d.",
+    .names = {
+        [KB_ATTN_NORM] = "input_layernorm.weight", [KB_FFN_NORM] = "post_attention_layernorm.weight",
+        [KB_Q_A] = "self_attn.q_a_proj", [KB_Q_A_NORM] = "self_attn.q_a_layernorm.weight",
+        [KB_Q_B] = "self_attn.q_b_proj", [KB_Q] = "self_attn.q_proj", [KB_KV_A] = "self_attn.kv_a_proj_with_mqa",
+        [KB_KV_A_NORM] = "self_attn.kv_a_layernorm.weight", [KB_KV_B] = "self_attn.kv_b_proj",
+        [KB_O] = "self_attn.o_proj", [KB_GATE] = "mlp.gate_proj", [KB_UP] = "mlp.up_proj", [KB_DOWN] = "mlp.down_proj",
+        [KB_ROUTER] = "mlp.gate", [KB_ROUTER_BIAS] = "mlp.gate.e_score_correction_bias",
+        [KB_SH_GATE] = "mlp.shared_experts.gate_proj", [KB_SH_UP] = "mlp.shared_experts.up_proj",
+        [KB_SH_DOWN] = "mlp.shared_experts.down_proj", [KB_EXP_GATE] = "mlp.experts.%d.gate_proj",
+        [KB_EXP_UP] = "mlp.experts.%d.up_proj", [KB_EXP_DOWN] = "mlp.experts.%d.down_proj",
+    },
+    .linear = hf_linear, .vec = hf_vec, .has = hf_has, .kv_b = hf_kv_b, .experts = hf_experts,
+};
 
 int k2c_model_load(k2c_model *m, const char *dir) { return k2c_model_load_opts(m, dir, NULL); }
 
@@ -216,43 +291,21 @@ static int load_one(k2c_model *m, const char *dir, const k2c_model_opts *o) {
         free(gguf);
         return rc;
     }
-    memset(m, 0, sizeof *m);
-    if (k2c_kctx_init(&m->cx, o->simd, o->threads, o->bf16_prompt) != 0) return -1;
-    m->cx.exact = o->exact != 0;
-    m->cache_bf16 = o->cache_type == K2C_CACHE_BF16;
+    if (k2c_model_begin(m, o) != 0) return -1;
     if (k2c_config_load(&m->cfg, dir) != 0) return -1;
     if (k2c_st_open_mode(&m->st, dir, o->load) != 0) return -1;
-    const k2c_config *c = &m->cfg;
     binder b = {m, dir, ""};
     if (!find(&b, "model.embed_tokens.weight")) {
         b.prefix = "language_model.";
         if (!find(&b, "model.embed_tokens.weight")) b.prefix = "";
     }
-    int D = c->hidden_size, V = c->vocab_size;
-    m->layers = own(m, (size_t)c->num_hidden_layers * sizeof *m->layers);
-    m->inv_freq = own(m, (size_t)c->qk_rope_head_dim * sizeof(float));
-    if (!m->layers || !m->inv_freq) { k2c_seterr("out of memory"); goto fail; }
-    memset(m->layers, 0, (size_t)c->num_hidden_layers * sizeof *m->layers);
-    if (bind_linear(&b, "model.embed_tokens", V, D, &m->embed)) goto fail;
-    if (m->embed.fmt == K2C_FMT_INT4 || m->embed.fmt == K2C_FMT_FP8) {
-        k2c_seterr("%s: model.embed_tokens.weight must be F32/BF16/F16", dir);
-        goto fail;
+    k2c_bind_ops ops = HF_OPS;
+    ops.where = dir;
+    if (k2c_bind_model(&ops, &b, m, o) != 0) {
+        k2c_model_free(m);
+        return -1;
     }
-    if (c->tie_word_embeddings && !find(&b, "lm_head.weight")) m->head = m->embed;
-    else if (bind_linear(&b, "lm_head", V, D, &m->head)) goto fail;
-    if (bind_vec(&b, "model.norm.weight", D, &m->final_norm)) goto fail;
-    double t0 = k2c_now();
-    for (int L = 0; L < c->num_hidden_layers; L++) {
-        if (bind_layer(&b, L)) goto fail;
-        if (c->num_hidden_layers >= 8 && k2c_now() - t0 > 1.0 && isatty(2) && L % 4 == 3)
-            k2c_log("\rloading layer %d/%d", L + 1, c->num_hidden_layers);
-    }
-    k2c_rope_init(c, m->inv_freq, &m->rope_mscale, &m->attn_scale);
-    k2c_model_set_ubatch(m, o->ubatch);
     return 0;
-fail:
-    k2c_model_free(m);
-    return -1;
 }
 
 int k2c_model_load_opts(k2c_model *m, const char *dir, const k2c_model_opts *o) {

@@ -86,6 +86,30 @@ int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o,
 /* Model-owned memory (freed with the model), 64-byte aligned. */
 void *k2c_model_own(k2c_model *m, size_t bytes);
 
+/* The binding both checkpoint formats share (model.c): which tensors a model and each layer hold, and the
+ * checks between them, written once; a format gives its names and how it reads one tensor (model.c: Hugging
+ * Face safetensors, model_gguf.c: GGUF). Layer names are appended to layer_fmt (with the layer number). */
+enum { KB_ATTN_NORM, KB_FFN_NORM, KB_Q_A, KB_Q_A_NORM, KB_Q_B, KB_Q, KB_KV_A, KB_KV_A_NORM, KB_KV_B, KB_O,
+       KB_GATE, KB_UP, KB_DOWN, KB_ROUTER, KB_ROUTER_BIAS, KB_SH_GATE, KB_SH_UP, KB_SH_DOWN, KB_EXP_GATE, KB_EXP_UP,
+       KB_EXP_DOWN, KB_NROLES };
+typedef struct {
+    const char *embed, *head, *final_norm;      /* the model's own tensors */
+    const char *layer_fmt;                      /* "model.layers.%d." */
+    const char *names[KB_NROLES];
+    /* each returns 0, or -1 with the error set naming the file and tensor */
+    int (*linear)(void *b, const char *name, int rows, int cols, k2c_linear *l);
+    int (*vec)(void *b, const char *name, int n, const float **out);
+    int (*has)(void *b, const char *name);      /* a tensor (a linear's name as given to linear) is present */
+    int (*kv_b)(void *b, int L, const char *name, int rows, int cols, k2c_linear *l);
+    /* the E routed experts of one projection; name: the role's name after the layer prefix */
+    int (*experts)(void *b, const char *name, int E, int rows, int cols, k2c_linear *ls);
+    const char *where;                          /* the folder or file, for errors */
+} k2c_bind_ops;
+/* Sets m up for opts o (kernels, threads, exact mode, cache type) after zeroing it. */
+int k2c_model_begin(k2c_model *m, const k2c_model_opts *o);
+/* Binds every tensor of the model whose config m->cfg holds, then RoPE tables and ubatch (o). */
+int k2c_bind_model(const k2c_bind_ops *ops, void *b, k2c_model *m, const k2c_model_opts *o);
+
 /* ------------------------------------------------------------------ inference state */
 struct k2c_state {
     const k2c_model *m;

@@ -9,6 +9,9 @@
  *     attn_output, ffn_gate / ffn_up / ffn_down (dense), ffn_gate_inp (router), exp_probs_b.bias,
  *     ffn_{gate,up,down}_exps (routed experts), ffn_{gate,up,down}_shexp (shared experts)
  *
+ * Which tensors a model holds and the checks between them are model.c's (k2c_bind_model, shared with the Hugging
+ * Face names); this file gives llama.cpp's names and how a GGUF tensor becomes a k2c_linear.
+ *
  * The conversion keeps q/k in the Hugging Face layout (no RoPE permutation for deepseek2), which the golden
  * logits confirm. Norm gains and the router bias become fp32 copies; kv_b built from attn_k_b + attn_v_b is
  * an fp32 copy of the dequantized halves (2 GB for Kimi-K2: files that store attn_kv_b avoid it). */
@@ -40,8 +43,8 @@ static const char *tname(const k2c_gguf_tensor *t) {
 static int fmt_of(gbinder *b, const k2c_gguf_tensor *t, k2c_wfmt *f) {
     (void)b;
     if (k2c_wfmt_from_ggml(t->type, f) != 0) {
-        k2c_seterr("%s: tensor '%s': type %s has no kernel in k2c (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
-                   "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)", t->file, t->name, tname(t));
+        k2c_seterr("%s: tensor '%s': type %s has no kernel in k2c (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q6_0, Q8_0, "
+                   "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, IQ1_S/M, IQ2_XXS/XS/S, IQ3_XXS/S)", t->file, t->name, tname(t));
         return -1;
     }
     return 0;
@@ -159,88 +162,49 @@ static int kv_b_from_split(gbinder *b, int L, int H, int dn, int dv, int r, k2c_
     return 0;
 }
 
-static int glayer(gbinder *b, int L, int kv_from_split) {
-    k2c_model *m = b->m;
-    const k2c_config *c = &m->cfg;
-    k2c_layer *ly = &m->layers[L];
-    int D = c->hidden_size, H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim;
-    int dv = c->v_head_dim, r = c->kv_lora_rank;
-    char n[128];
-#define NAME(fmt_, ...) (snprintf(n, sizeof n, "blk.%d." fmt_, L, ##__VA_ARGS__), n)
-    if (gvec(b, NAME("attn_norm.weight"), D, &ly->attn_norm)) return -1;
-    if (gvec(b, NAME("ffn_norm.weight"), D, &ly->ffn_norm)) return -1;
-    if (c->q_lora_rank) {
-        if (glinear(b, NAME("attn_q_a.weight"), c->q_lora_rank, D, &ly->q_a)) return -1;
-        if (gvec(b, NAME("attn_q_a_norm.weight"), c->q_lora_rank, &ly->q_a_norm)) return -1;
-        if (glinear(b, NAME("attn_q_b.weight"), H * (dn + dr), c->q_lora_rank, &ly->q_b)) return -1;
-    } else {
-        if (glinear(b, NAME("attn_q.weight"), H * (dn + dr), D, &ly->q)) return -1;
-    }
-    if (glinear(b, NAME("attn_kv_a_mqa.weight"), r + dr, D, &ly->kv_a)) return -1;
-    if (gvec(b, NAME("attn_kv_a_norm.weight"), r, &ly->kv_a_norm)) return -1;
-    if (!kv_from_split && gfind(b, NAME("attn_kv_b.weight"))) {
-        if (glinear(b, n, H * (dn + dv), r, &ly->kv_b)) return -1;
-    } else if (kv_b_from_split(b, L, H, dn, dv, r, &ly->kv_b)) {
-        return -1;
-    }
-    if (glinear(b, NAME("attn_output.weight"), D, H * dv, &ly->o)) return -1;
-    ly->is_moe = k2c_config_is_moe_layer(c, L);
-    if (!ly->is_moe) {
-        int I = c->intermediate_size;
-        if (glinear(b, NAME("ffn_gate.weight"), I, D, &ly->gate)) return -1;
-        if (glinear(b, NAME("ffn_up.weight"), I, D, &ly->up)) return -1;
-        if (glinear(b, NAME("ffn_down.weight"), D, I, &ly->down)) return -1;
-        return 0;
-    }
-    int E = c->n_routed_experts, I = c->moe_intermediate_size;
-    if (glinear(b, NAME("ffn_gate_inp.weight"), E, D, &ly->router)) return -1;
-    if (gfind(b, NAME("exp_probs_b.bias"))) {
-        if (gvec(b, n, E, &ly->router_bias)) return -1;
-    } else if (strcmp(c->model_type, "kimi_k2") == 0 || c->n_group > 1) {
-        k2c_seterr("%s: missing tensor '%s' (the router's score correction bias)", b->file, n);
-        return -1;
-    }
-    if (c->n_shared_experts) {
-        int IS = I * c->n_shared_experts;
-        if (glinear(b, NAME("ffn_gate_shexp.weight"), IS, D, &ly->gate)) return -1;
-        if (glinear(b, NAME("ffn_up_shexp.weight"), IS, D, &ly->up)) return -1;
-        if (glinear(b, NAME("ffn_down_shexp.weight"), D, IS, &ly->down)) return -1;
-    }
-    ly->exp_gate = k2c_model_own(m, 3 * (size_t)E * sizeof(k2c_linear));
-    if (!ly->exp_gate) { k2c_seterr("out of memory"); return -1; }
-    ly->exp_up = ly->exp_gate + E;
-    ly->exp_down = ly->exp_up + E;
-    if (gexperts(b, NAME("ffn_gate_exps.weight"), E, I, D, ly->exp_gate)) return -1;
-    if (gexperts(b, NAME("ffn_up_exps.weight"), E, I, D, ly->exp_up)) return -1;
-    if (gexperts(b, NAME("ffn_down_exps.weight"), E, D, I, ly->exp_down)) return -1;
-#undef NAME
-    return 0;
+/* ------------------------------------------------------------------ llama.cpp's names */
+typedef struct { gbinder g; int kv_from_split; } gctx;
+
+static int op_linear(void *b, const char *name, int rows, int cols, k2c_linear *l) { return glinear(&((gctx *)b)->g, name, rows, cols, l); }
+static int op_vec(void *b, const char *name, int n, const float **out) { return gvec(&((gctx *)b)->g, name, n, out); }
+static int op_has(void *b, const char *name) { return gfind(&((gctx *)b)->g, name) != NULL; }
+static int op_experts(void *b, const char *name, int E, int rows, int cols, k2c_linear *ls) {
+    return gexperts(&((gctx *)b)->g, name, E, rows, cols, ls);
 }
+/* attn_kv_b where stored (and not overridden), else rebuilt from attn_k_b + attn_v_b */
+static int op_kv_b(void *b, int L, const char *name, int rows, int cols, k2c_linear *l) {
+    gctx *x = b;
+    const k2c_config *c = &x->g.m->cfg;
+    if (!x->kv_from_split && gfind(&x->g, name)) return glinear(&x->g, name, rows, cols, l);
+    return kv_b_from_split(&x->g, L, c->num_attention_heads, c->qk_nope_head_dim, c->v_head_dim, c->kv_lora_rank, l);
+}
+
+static const k2c_bind_ops GGUF_OPS = {
+    .embed = "token_embd.weight", .head = "output.weight", .final_norm = "output_norm.weight",
+    .layer_fmt = "blk.%d.",
+    .names = {
+        [KB_ATTN_NORM] = "attn_norm.weight", [KB_FFN_NORM] = "ffn_norm.weight", [KB_Q_A] = "attn_q_a.weight",
+        [KB_Q_A_NORM] = "attn_q_a_norm.weight", [KB_Q_B] = "attn_q_b.weight", [KB_Q] = "attn_q.weight",
+        [KB_KV_A] = "attn_kv_a_mqa.weight", [KB_KV_A_NORM] = "attn_kv_a_norm.weight", [KB_KV_B] = "attn_kv_b.weight",
+        [KB_O] = "attn_output.weight", [KB_GATE] = "ffn_gate.weight", [KB_UP] = "ffn_up.weight",
+        [KB_DOWN] = "ffn_down.weight", [KB_ROUTER] = "ffn_gate_inp.weight", [KB_ROUTER_BIAS] = "exp_probs_b.bias",
+        [KB_SH_GATE] = "ffn_gate_shexp.weight", [KB_SH_UP] = "ffn_up_shexp.weight", [KB_SH_DOWN] = "ffn_down_shexp.weight",
+        [KB_EXP_GATE] = "ffn_gate_exps.weight", [KB_EXP_UP] = "ffn_up_exps.weight", [KB_EXP_DOWN] = "ffn_down_exps.weight",
+    },
+    .linear = op_linear, .vec = op_vec, .has = op_has, .kv_b = op_kv_b, .experts = op_experts,
+};
 
 int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o, int kv_from_split) {
     k2c_model_opts dflt = {0};
     if (!o) o = &dflt;
-    memset(m, 0, sizeof *m);
+    if (k2c_model_begin(m, o) != 0) return -1;
     m->gguf = 1;
-    if (k2c_kctx_init(&m->cx, o->simd, o->threads, o->bf16_prompt) != 0) return -1;
-    m->cx.exact = o->exact != 0;
-    m->cache_bf16 = o->cache_type == K2C_CACHE_BF16;
     if (k2c_gguf_open(&m->gg, path, o->load) != 0) return -1;
     if (k2c_gguf_config(&m->gg, &m->cfg) != 0) goto fail;
-    const k2c_config *c = &m->cfg;
-    gbinder b = {m, path};
-    int D = c->hidden_size, V = c->vocab_size;
-    m->layers = k2c_model_own(m, (size_t)c->num_hidden_layers * sizeof *m->layers);
-    m->inv_freq = k2c_model_own(m, (size_t)c->qk_rope_head_dim * sizeof(float));
-    if (!m->layers || !m->inv_freq) { k2c_seterr("out of memory"); goto fail; }
-    memset(m->layers, 0, (size_t)c->num_hidden_layers * sizeof *m->layers);
-    if (glinear(&b, "token_embd.weight", V, D, &m->embed)) goto fail;
-    if (c->tie_word_embeddings) m->head = m->embed;
-    else if (glinear(&b, "output.weight", V, D, &m->head)) goto fail;
-    if (gvec(&b, "output_norm.weight", D, &m->final_norm)) goto fail;
-    for (int L = 0; L < c->num_hidden_layers; L++)
-        if (glayer(&b, L, kv_from_split)) goto fail;
-    k2c_rope_init(c, m->inv_freq, &m->rope_mscale, &m->attn_scale);
+    gctx b = {{m, path}, kv_from_split};
+    k2c_bind_ops ops = GGUF_OPS;
+    ops.where = path;
+    if (k2c_bind_model(&ops, &b, m, o) != 0) goto fail;
     return 0;
 fail:
     k2c_model_free(m);

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CHUNK_FLOATS (4u << 20)     /* fp32 values dequantized per step (16 MB) */
@@ -43,10 +44,10 @@ static const tname TYPES[] = {
     {"F32", K2C_FMT_F32}, {"F16", K2C_FMT_F16}, {"BF16", K2C_FMT_BF16}, {"Q8_0", K2C_FMT_Q8_0}, {"Q4_0", K2C_FMT_Q4_0},
     {"Q4_1", K2C_FMT_Q4_1}, {"Q5_0", K2C_FMT_Q5_0}, {"Q5_1", K2C_FMT_Q5_1}, {"Q2_K", K2C_FMT_Q2_K},
     {"Q3_K", K2C_FMT_Q3_K}, {"Q4_K", K2C_FMT_Q4_K}, {"Q5_K", K2C_FMT_Q5_K}, {"Q6_K", K2C_FMT_Q6_K},
-    {"IQ4_NL", K2C_FMT_IQ4_NL}, {"IQ4_XS", K2C_FMT_IQ4_XS},
+    {"IQ4_NL", K2C_FMT_IQ4_NL}, {"IQ4_XS", K2C_FMT_IQ4_XS}, {"Q6_0", K2C_FMT_Q6_0},
 };
 #define NTYPES ((int)(sizeof TYPES / sizeof TYPES[0]))
-#define TYPE_LIST "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS"
+#define TYPE_LIST "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, Q6_0"
 
 static int parse_type(const char *s, k2c_wfmt *f) {
     for (int i = 0; i < NTYPES; i++)
@@ -86,6 +87,7 @@ static int file_type_of(k2c_wfmt f) {
     case K2C_FMT_Q5_1: return 9;    case K2C_FMT_Q2_K: return 10;   case K2C_FMT_Q3_K: return 12;
     case K2C_FMT_Q4_K: return 15;   case K2C_FMT_Q5_K: return 17;   case K2C_FMT_Q6_K: return 18;
     case K2C_FMT_IQ4_NL: return 25; case K2C_FMT_IQ4_XS: return 30; case K2C_FMT_BF16: return 32;
+    case K2C_FMT_Q6_0: return 135;  /* ik_llama.cpp's LLAMA_FTYPE_MOSTLY_Q6_0 */
     default: return 0;
     }
 }
@@ -166,7 +168,8 @@ static int ggml_of(k2c_wfmt f) {
     case K2C_FMT_Q2_K: return K2C_GGML_Q2_K;     case K2C_FMT_Q3_K: return K2C_GGML_Q3_K;
     case K2C_FMT_Q4_K: return K2C_GGML_Q4_K;     case K2C_FMT_Q5_K: return K2C_GGML_Q5_K;
     case K2C_FMT_Q6_K: return K2C_GGML_Q6_K;     case K2C_FMT_IQ4_NL: return K2C_GGML_IQ4_NL;
-    case K2C_FMT_IQ4_XS: return K2C_GGML_IQ4_XS; default: return -1;
+    case K2C_FMT_IQ4_XS: return K2C_GGML_IQ4_XS; case K2C_FMT_Q6_0: return K2C_GGML_Q6_0;
+    default: return -1;
     }
 }
 
@@ -531,11 +534,14 @@ int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o) {
         }
         for (int64_t r0 = 0; r0 < rows; r0 += (int64_t)per) {
             int nr = (int)(rows - r0 < (int64_t)per ? rows - r0 : (int64_t)per);
-            if (fill_rows(t, c, r0, nr, x, scratch) != 0) { k2c_seterr("quantize: %s: no source", t->name); goto done; }
+            /* rows that come from one source row each are dequantized by the thread that quantizes them */
+            int par_fill = t->src == S_LIN || t->src == S_EXPS || t->src == S_VB;
+            if (!par_fill && fill_rows(t, c, r0, nr, x, scratch) != 0) { k2c_seterr("quantize: %s: no source", t->name); goto done; }
             int bad = -1;
             #pragma omp parallel for num_threads(nth) schedule(dynamic, 4)
             for (int j = 0; j < nr; j++) {
-                const float *xr = x + (size_t)j * cols;
+                float *xr = x + (size_t)j * cols;
+                if (par_fill) fill_rows(t, c, r0 + j, 1, xr, NULL);
                 int ok = 1;
                 for (int e = 0; e < cols; e++) ok &= isfinite(xr[e]) != 0;
                 const float *wr = use_w ? iw + (size_t)(t->src == S_EXPS ? (r0 + j) / t->ne[1] : 0) * cols : NULL;
@@ -830,5 +836,71 @@ done:
     iacc_free(&a);
     k2c_model_free(&m);
     k2c_gguf_close(&im);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ quantizer speed */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int k2c_quantize_bench(const char *types, int threads, double seconds, int weighted) {
+    enum { COLS = 4096, ROWS = 64 };
+    int nth = threads > 0 ? threads : omp_get_max_threads();
+    if (seconds <= 0) seconds = 0.5;
+    float *x = malloc((size_t)COLS * ROWS * sizeof *x), *w = malloc((size_t)COLS * sizeof *w);
+    uint8_t *q = malloc((size_t)ROWS * COLS * 4);
+    int rc = -1;
+    if (!x || !w || !q) { k2c_seterr("out of memory"); goto done; }
+    /* Gaussian rows (Box-Muller on a fixed xorshift stream) with a few outliers, as trained weights have */
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < (size_t)COLS * ROWS; i += 2) {
+        double u[2];
+        for (int k = 0; k < 2; k++) {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            u[k] = ((double)(s >> 11) + 0.5) / 9007199254740992.0;
+        }
+        double r = sqrt(-2.0 * log(u[0]));
+        x[i] = (float)(0.02 * r * cos(6.283185307179586 * u[1]));
+        x[i + 1] = (float)(0.02 * r * sin(6.283185307179586 * u[1]));
+        if (i % 997 == 0) x[i] *= 8;
+    }
+    for (int j = 0; j < COLS; j++) w[j] = 0.5f + (float)((j * 2654435761u) % 1000) / 1000.0f;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", types && *types ? types : "Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,Q6_0,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,IQ4_NL,IQ4_XS");
+    printf("quantize bench: rows of %d, %d threads%s, %.1f s per type (1 thread: CPU time; %d: wall time)\n", COLS, nth, weighted ? ", with importance weights" : "", seconds, nth);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        k2c_wfmt f;
+        if (parse_type(t, &f) != 0) { k2c_seterr("quantize bench: unknown type '%s' (one of " TYPE_LIST ")", t); goto done; }
+        size_t rb = k2c_wfmt_row_bytes(f, COLS);
+        double r1 = 0, rn = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            int use = pass ? nth : 1;
+            long done_rows = 0;
+            /* one thread: its CPU time (a shared machine's other work and pauses do not count); more: wall time */
+            double t0 = pass ? k2c_now() : cpu_seconds(), el;
+            do {
+                int bad = 0;
+                #pragma omp parallel for num_threads(use) schedule(dynamic, 1) reduction(|:bad)
+                for (int r = 0; r < ROWS; r++)
+                    bad |= k2c_quantize_row(f, x + (size_t)r * COLS, weighted ? w : NULL, COLS, q + (size_t)r * rb) != 0;
+                if (bad) goto done;
+                done_rows += ROWS;
+                el = (pass ? k2c_now() : cpu_seconds()) - t0;
+            } while (el < seconds);
+            double vps = (double)done_rows * COLS / el;
+            if (pass) rn = vps; else r1 = vps;
+        }
+        printf("  %-7s %9.2f M values/s on 1 thread, %9.2f M values/s on %d\n", k2c_wfmt_name(f), r1 / 1e6, rn / 1e6, nth);
+        fflush(stdout);
+    }
+    rc = 0;
+done:
+    free(x);
+    free(w);
+    free(q);
     return rc;
 }
