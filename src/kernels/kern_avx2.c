@@ -186,6 +186,74 @@ AVX2 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out
 #include "kernels/quant_dot_x86.h"
 #include "kernels/quant_dot.h"
 
+/* The int8 prompt GEMM's micro-kernel: a quad as two passes of 2 rows x 16 tokens (two ymm of 8 int32 lanes
+ * per row; 16 registers do not hold more with the float accumulators). With AVX-VNNI (Alder Lake, Zen 5)
+ * vpdpbusd on q + 128 (q ^ 0x80), the accumulators starting from -128 S; without, the decode path's sign trick:
+ * |w| times q with w's sign, pairs added by vpmaddwd. Integer sums per scale group, scaled into floats. */
+#define QG_NT 16
+#define AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define QG2_DOT_VNNI(acc, xv, wv) _mm256_dpbusd_avx_epi32(acc, xv, wv)
+#define QG2_DOT_SIGN(acc, xv, wv) \
+    _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)), ones))
+#define QG2_BODY(VNNI, DOT)                                                                                          \
+    int ng = x->C / x->sg, kg = x->sg / 4;                                                                          \
+    const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;                                                \
+    const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;   \
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);                                \
+    (void)flip; (void)ones; (void)S;                                                                                \
+    for (int rp = 0; rp < nrows; rp += 2) {                                                                         \
+        __m256 fa[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}}; \
+        for (int g = 0; g < ng; g++) {                                                                              \
+            __m256i ia[2][2];                                                                                       \
+            for (int r = 0; r < 2; r++)                                                                             \
+                ia[r][0] = ia[r][1] = VNNI ? _mm256_set1_epi32(-128 * S[4 * g + rp + r]) : _mm256_setzero_si256();  \
+            for (int ks = g * kg; ks < (g + 1) * kg; ks++) {                                                        \
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)ks * 64));                           \
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)ks * 64 + 32));                      \
+                if (VNNI) { x0 = _mm256_xor_si256(x0, flip); x1 = _mm256_xor_si256(x1, flip); }                    \
+                for (int r = 0; r < 2; r++) {                                                                       \
+                    int32_t w4;                                                                                     \
+                    memcpy(&w4, w + (size_t)ks * 16 + 4 * (rp + r), 4);                                             \
+                    __m256i wv = _mm256_set1_epi32(w4);                                                             \
+                    ia[r][0] = DOT(ia[r][0], x0, wv);                                                               \
+                    ia[r][1] = DOT(ia[r][1], x1, wv);                                                               \
+                }                                                                                                   \
+            }                                                                                                       \
+            __m256 d0 = _mm256_loadu_ps(d + (size_t)g * 16), d1 = _mm256_loadu_ps(d + (size_t)g * 16 + 8);         \
+            for (int r = 0; r < 2; r++) {                                                                           \
+                __m256 fr = _mm256_set1_ps(F[4 * g + rp + r]);                                                      \
+                fa[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][0]), _mm256_mul_ps(d0, fr), fa[r][0]);          \
+                fa[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][1]), _mm256_mul_ps(d1, fr), fa[r][1]);          \
+            }                                                                                                       \
+            if (has_min) {                                                                                          \
+                __m256 s0 = _mm256_loadu_ps(s + (size_t)g * 16), s1 = _mm256_loadu_ps(s + (size_t)g * 16 + 8);     \
+                for (int r = 0; r < 2; r++) {                                                                       \
+                    __m256 mr = _mm256_set1_ps(M[4 * g + rp + r]);                                                  \
+                    fa[r][0] = _mm256_fnmadd_ps(mr, s0, fa[r][0]);                                                  \
+                    fa[r][1] = _mm256_fnmadd_ps(mr, s1, fa[r][1]);                                                  \
+                }                                                                                                   \
+            }                                                                                                       \
+        }                                                                                                           \
+        float out[2][16];                                                                                           \
+        for (int r = 0; r < 2; r++) { _mm256_storeu_ps(out[r], fa[r][0]); _mm256_storeu_ps(out[r] + 8, fa[r][1]); } \
+        for (int t = 0; t < ntok; t++)                                                                              \
+            for (int r = 0; r < 2 && rp + r < nrows; r++) Y[(size_t)t * ldy + rp + r] = out[r][t];                  \
+    }
+
+AVXVNNI static void qg_k2_vnni(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
+                               int b, int ntok, float *Y, int ldy, int nrows, int has_min) {
+    QG2_BODY(1, QG2_DOT_VNNI)
+}
+AVX2 static void qg_k2_sign(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
+                            int b, int ntok, float *Y, int ldy, int nrows, int has_min) {
+    QG2_BODY(0, QG2_DOT_SIGN)
+}
+AVX2 static void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b,
+                           int ntok, float *Y, int ldy, int nrows, int has_min, int ext) {
+    (ext && __builtin_cpu_supports("avxvnni") ? qg_k2_vnni : qg_k2_sign)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
+}
+#include "kernels/quant_gemm.h"
+
 const k2c_kernels k2c_kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = dot_f32,
@@ -194,6 +262,7 @@ const k2c_kernels k2c_kernels_avx2 = {
     .dot_fp8 = dot_fp8,
     .dot_int4 = dot_int4,
     .dot_q8 = qd_dot_q8,
+    .gemm_q8 = qg_gemm_q8,
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,
     .cvt_fp8 = cvt_fp8,

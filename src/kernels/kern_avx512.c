@@ -356,6 +356,81 @@ AVX512 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *o
 #include "kernels/quant_dot_x86.h"
 #include "kernels/quant_dot.h"
 
+/* The int8 prompt GEMM's micro-kernel: 4 weight rows x 32 tokens (two blocks of 16, one int32 lane each), per
+ * k-step one 32-bit broadcast of a row's 4 weights against the tokens' 4 bytes. With VNNI, vpdpbusd takes the
+ * activations unsigned: q + 128 (q ^ 0x80), whose extra 128 sum(w) the accumulators start from minus S. Without,
+ * the sign trick of the decode path (|w| times q with w's sign), pairs added by vpmaddwd. Integer sums per
+ * scale group, then scaled into float accumulators. */
+#define VNNI512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")))
+#define QG_NT 32
+#define QG512_DOT_VNNI(acc, xv, wv) _mm512_dpbusd_epi32(acc, xv, wv)
+#define QG512_DOT_BW(acc, xv, wv)                                                                                   \
+    _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(wv),                                \
+                     _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), _mm512_setzero_si512(), xv)), ones))
+#define QG512_BODY(VNNI, DOT, NB)                                                                                   \
+    int ng = x->C / x->sg, kg = x->sg / 4;                                                                          \
+    size_t xstride = (size_t)K2C_Q8P_TB * (size_t)x->C, sstride = (size_t)ng * K2C_Q8P_TB;                          \
+    const int8_t *xq = x->q + (size_t)b * xstride;                                                                  \
+    const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                   \
+    const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi16(1);                                \
+    (void)flip; (void)ones; (void)S;                                                                                \
+    __m512 fa[4][NB];                                                                                               \
+    for (int r = 0; r < 4; r++)                                                                                     \
+        for (int j = 0; j < NB; j++) fa[r][j] = _mm512_setzero_ps();                                                \
+    for (int g = 0; g < ng; g++) {                                                                                  \
+        __m512i ia[4][NB];                                                                                          \
+        for (int r = 0; r < 4; r++)                                                                                 \
+            for (int j = 0; j < NB; j++)                                                                            \
+                ia[r][j] = VNNI ? _mm512_set1_epi32(-128 * S[4 * g + r]) : _mm512_setzero_si512();                  \
+        for (int ks = g * kg; ks < (g + 1) * kg; ks++) {                                                            \
+            __m512i xv[NB];                                                                                         \
+            for (int j = 0; j < NB; j++) {                                                                          \
+                xv[j] = _mm512_loadu_si512(xq + j * xstride + (size_t)ks * 64);                                     \
+                if (VNNI) xv[j] = _mm512_xor_si512(xv[j], flip);                                                    \
+            }                                                                                                       \
+            for (int r = 0; r < 4; r++) {                                                                           \
+                int32_t w4;                                                                                         \
+                memcpy(&w4, w + (size_t)ks * 16 + 4 * r, 4);                                                        \
+                __m512i wv = _mm512_set1_epi32(w4);                                                                 \
+                for (int j = 0; j < NB; j++) ia[r][j] = DOT(ia[r][j], xv[j], wv);                                   \
+            }                                                                                                       \
+        }                                                                                                           \
+        __m512 dv[NB], sv[NB];                                                                                      \
+        for (int j = 0; j < NB; j++) {                                                                              \
+            dv[j] = _mm512_loadu_ps(d + j * sstride + (size_t)g * 16);                                              \
+            sv[j] = has_min ? _mm512_loadu_ps(s + j * sstride + (size_t)g * 16) : _mm512_setzero_ps();              \
+        }                                                                                                           \
+        for (int r = 0; r < 4; r++) {                                                                               \
+            __m512 fr = _mm512_set1_ps(F[4 * g + r]);                                                               \
+            for (int j = 0; j < NB; j++)                                                                            \
+                fa[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][j]), _mm512_mul_ps(dv[j], fr), fa[r][j]);       \
+            if (has_min) {                                                                                          \
+                __m512 mr = _mm512_set1_ps(M[4 * g + r]);                                                           \
+                for (int j = 0; j < NB; j++) fa[r][j] = _mm512_fnmadd_ps(mr, sv[j], fa[r][j]);                      \
+            }                                                                                                       \
+        }                                                                                                           \
+    }                                                                                                               \
+    float out[4][16 * NB];                                                                                          \
+    for (int r = 0; r < 4; r++)                                                                                     \
+        for (int j = 0; j < NB; j++) _mm512_storeu_ps(out[r] + 16 * j, fa[r][j]);                                   \
+    for (int t = 0; t < ntok; t++)                                                                                  \
+        for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
+
+#define QG512_ARGS const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b, int ntok, \
+                   float *Y, int ldy, int nrows, int has_min
+VNNI512 static void qg_k512_v2(QG512_ARGS) { QG512_BODY(1, QG512_DOT_VNNI, 2) }
+VNNI512 static void qg_k512_v1(QG512_ARGS) { QG512_BODY(1, QG512_DOT_VNNI, 1) }
+/* without VNNI (Skylake-X, Cascade Lake: AVX-512 BW only) */
+QD512 static void qg_k512_b2(QG512_ARGS) { QG512_BODY(0, QG512_DOT_BW, 2) }
+QD512 static void qg_k512_b1(QG512_ARGS) { QG512_BODY(0, QG512_DOT_BW, 1) }
+/* ext: VNNI where the CPU has it (0: the BW kernel, which the tests check on a VNNI CPU too) */
+QD512 static void qg_kernel(QG512_ARGS, int ext) {
+    if (ext && __builtin_cpu_supports("avx512vnni"))
+        (ntok > 16 ? qg_k512_v2 : qg_k512_v1)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
+    else (ntok > 16 ? qg_k512_b2 : qg_k512_b1)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
+}
+#include "kernels/quant_gemm.h"
+
 const k2c_kernels k2c_kernels_avx512 = {
     .name = "avx512",
     .dot_f32 = dot_f32_avx512,
@@ -364,6 +439,7 @@ const k2c_kernels k2c_kernels_avx512 = {
     .dot_fp8 = dot_fp8_avx512,
     .dot_int4 = dot_int4_avx512,
     .dot_q8 = qd_dot_q8,
+    .gemm_q8 = qg_gemm_q8,
     .cvt_bf16 = dequant_row_bf16_avx512,
     .cvt_f16 = NULL,
     .cvt_fp8 = dequant_row_fp8_avx512,

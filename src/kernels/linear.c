@@ -349,9 +349,11 @@ static const float *tile_rows(const k2c_linear *l, const k2c_kernels *k, int r0,
 }
 
 /* The path matmul takes for T tokens, and the workspace bytes it needs (per-thread parts at a 64-byte stride). */
-enum { MM_MATVEC, MM_SMALL, MM_BF16, MM_TILE, MM_BLAS };
+enum { MM_MATVEC, MM_SMALL, MM_BF16, MM_TILE, MM_BLAS, MM_Q8 };
 static int mm_path(const k2c_linear *l, const k2c_kctx *cx, int T, int allow_bf16) {
     if (T <= 2) return MM_MATVEC;
+    /* GGUF block formats, unless exact: int8 activations, as decode's k2c_q8x */
+    if (!cx->exact && cx->k->gemm_q8 && k2c_q8p_group(l)) return MM_Q8;
     if (T <= SMALL_T) return MM_SMALL;
     if (cx->bf16_prompt && allow_bf16 && l->fmt == K2C_FMT_BF16 && cx->k->gemm_tile_bf16) return MM_BF16;
     return cx->k->gemm_tile ? MM_TILE : MM_BLAS;
@@ -376,6 +378,11 @@ static void mm_need(const k2c_linear *l, const k2c_kctx *cx, int T, int path, si
         *shared = k2c_ws_bytes(k2c_gemm_packed_size(T, (int)C) * 4);
         *per = k2c_ws_bytes((size_t)K2C_GEMM_RB * C * 4) + (nf32 ? 0 : k2c_ws_bytes((size_t)TILE_ROWS * C * 4));
         break;
+    case MM_Q8: {
+        int sg = k2c_q8p_group(l);
+        *shared = k2c_ws_bytes(k2c_q8p_bytes(T, (int)C, sg));
+        *per = k2c_ws_bytes(k2c_q8w_bytes(TILE_ROWS, (int)C, sg));
+        break; }
     default: *per = nf32 ? 0 : k2c_ws_bytes((size_t)blas_tile((int)C) * C * 4); break;
     }
 }
@@ -446,6 +453,23 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
             for (int ti = 0; ti < ntl; ti++) {
                 int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
                 k->gemm_tile_bf16((const uint16_t *)l->w + (size_t)r0 * C, (size_t)C, nr, C, Xp, T, Y + r0, R, panel);
+            }
+        }
+    } else if (path == MM_Q8) {
+        /* int8 activations quantized once (per 16-token block, in parallel), then the ISA's int8 kernel on
+         * 64-row tiles unpacked per thread */
+        k2c_q8p xq;
+        k2c_q8p_init(&xq, T, C, k2c_q8p_group(l), shared);
+        int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
+        #pragma omp parallel if (par) num_threads(nt)
+        {
+            void *mine = part + per * (size_t)omp_get_thread_num();
+            #pragma omp for schedule(static)
+            for (int b = 0; b < xq.nblk; b++) k2c_q8p_fill(X, &xq, b);
+            #pragma omp for schedule(dynamic, 1)
+            for (int ti = 0; ti < ntl; ti++) {
+                int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
+                k->gemm_q8(l, r0, nr, &xq, Y + r0, R, mine);
             }
         }
     } else if (path == MM_TILE) {
