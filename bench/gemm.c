@@ -3,7 +3,8 @@
  * Each measurement is the best of REPS runs of at least 0.2 s; "exact" is the fp32-activation path (dequantized
  * tiles + the ISA's fp32 GEMM or OpenBLAS), "int8" the default (int8 activations on the GGUF block formats).
  * usage: gemm THREADS TABLE[,TABLE..] FORMAT[,FORMAT..] T[,T..]     (bench/gemm.sh builds and runs it)
- * TABLE: avx512, avx2, neon, scalar; with -noext (avx2-noext) the int8 kernels without VNNI / dotprod. */
+ * TABLE: avx512, avx2, neon, scalar; with -noext (avx2-noext) the int8 kernels without VNNI / dotprod, with -blas
+ * (avx2-blas) OpenBLAS sgemm on the dequantized tiles instead of the table's fp32 GEMM tile (A/B in one run). */
 #include "kernels/kernels.h"
 
 #include <stdio.h>
@@ -48,8 +49,12 @@ int main(int argc, char **argv) {
             snprintf(isa, sizeof isa, "%s", tb);
             char *dash = strstr(isa, "-noext");     /* e.g. avx2-noext: without VNNI / dotprod (an older CPU) */
             if (dash) *dash = 0;
+            char *blas = strstr(isa, "-blas");      /* e.g. avx2-blas: OpenBLAS sgemm instead of the ISA's fp32 tile */
+            if (blas) *blas = 0;
             if (k2c_kctx_init(&cx, isa, threads, 0)) { printf("%-8s SKIP: %s\n", tb, k2c_errmsg()); continue; }
             cx.no_ext = dash != NULL;
+            static k2c_kernels copy;
+            if (blas) { copy = *cx.k; copy.gemm_tile = NULL; cx.k = &copy; }
             for (int exact = 1; exact >= 0; exact--) {
                 cx.exact = exact;
                 if (!exact && !k2c_wfmt_is_block(f)) continue;

@@ -155,6 +155,57 @@ AVX2 static void cvt_fp8(const uint8_t *w, int n, const float *scale, int block,
     }
 }
 
+/* ------------------------------------------------------------------ fp32 prompt GEMM tile
+ * Register-blocked: 6 weight rows x 16 tokens in 12 ymm accumulators; per column the 16 tokens' inputs are two
+ * loads from the packed block (k2c_gemm_pack_x: 32 tokens per column) and each row's weight a broadcast from
+ * the panel, where the 6 rows sit side by side per column. */
+#define RB6 6
+AVX2 static void kernel_6x16(const float *wp, int C, const float *xp, float *Y, int ldy, int ntok, int nrows) {
+    /* named accumulators: GCC keeps an array of vectors in registers but stores it back every iteration */
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
+    __m256 a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+    for (int c = 0; c < C; c++) {
+        __m256 x0 = _mm256_loadu_ps(xp + (size_t)c * K2C_GEMM_TB), x1 = _mm256_loadu_ps(xp + (size_t)c * K2C_GEMM_TB + 8);
+        const float *w = wp + (size_t)c * RB6;
+        __m256 wv = _mm256_broadcast_ss(w);
+        a00 = _mm256_fmadd_ps(wv, x0, a00); a01 = _mm256_fmadd_ps(wv, x1, a01);
+        wv = _mm256_broadcast_ss(w + 1);
+        a10 = _mm256_fmadd_ps(wv, x0, a10); a11 = _mm256_fmadd_ps(wv, x1, a11);
+        wv = _mm256_broadcast_ss(w + 2);
+        a20 = _mm256_fmadd_ps(wv, x0, a20); a21 = _mm256_fmadd_ps(wv, x1, a21);
+        wv = _mm256_broadcast_ss(w + 3);
+        a30 = _mm256_fmadd_ps(wv, x0, a30); a31 = _mm256_fmadd_ps(wv, x1, a31);
+        wv = _mm256_broadcast_ss(w + 4);
+        a40 = _mm256_fmadd_ps(wv, x0, a40); a41 = _mm256_fmadd_ps(wv, x1, a41);
+        wv = _mm256_broadcast_ss(w + 5);
+        a50 = _mm256_fmadd_ps(wv, x0, a50); a51 = _mm256_fmadd_ps(wv, x1, a51);
+    }
+    float out[RB6][16];
+    _mm256_storeu_ps(out[0], a00); _mm256_storeu_ps(out[0] + 8, a01);
+    _mm256_storeu_ps(out[1], a10); _mm256_storeu_ps(out[1] + 8, a11);
+    _mm256_storeu_ps(out[2], a20); _mm256_storeu_ps(out[2] + 8, a21);
+    _mm256_storeu_ps(out[3], a30); _mm256_storeu_ps(out[3] + 8, a31);
+    _mm256_storeu_ps(out[4], a40); _mm256_storeu_ps(out[4] + 8, a41);
+    _mm256_storeu_ps(out[5], a50); _mm256_storeu_ps(out[5] + 8, a51);
+    for (int t = 0; t < ntok; t++)
+        for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
+}
+
+/* Y[:, 0..nr) (row stride ldy) = packed X times the nr rows of w [nr, C]; panel: 6 x C floats (of the 8 x C the
+ * driver gives). */
+AVX2 static void gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy, float *panel) {
+    for (int r = 0; r < nr; r += RB6) {
+        int rows = nr - r < RB6 ? nr - r : RB6;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < RB6; i++) panel[(size_t)c * RB6 + i] = i < rows ? w[(size_t)(r + i) * C + c] : 0.0f;
+        for (int t0 = 0; t0 < T; t0 += 16) {
+            int ntok = T - t0 < 16 ? T - t0 : 16;
+            const float *xp = Xp + (size_t)(t0 / K2C_GEMM_TB) * C * K2C_GEMM_TB + t0 % K2C_GEMM_TB;
+            kernel_6x16(panel, C, xp, Y + (size_t)t0 * ldy + r, ldy, ntok, rows);
+        }
+    }
+}
+
 /* GGUF block formats on quantized activations. vpmaddubsw multiplies unsigned by signed bytes, so w's sign
  * moves onto q (|w| * sign(q, w) = w * q); pairs of products fit int16 because q is within +-127. Four
  * 32-element chunks reduce together: two rounds of horizontal adds leave each 16-element sum in a lane. */
@@ -192,7 +243,12 @@ AVX2 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out
  * |w| times q with w's sign, pairs added by vpmaddwd. Integer sums per scale group, scaled into floats. */
 #define QG_NT 16
 #define AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define QG2_DOT_VNNI(acc, xv, wv) _mm256_dpbusd_avx_epi32(acc, xv, wv)
+/* vpdpbusd in place (GCC 12 copies the intrinsic's accumulators around the loop); {vex}: the AVX-VNNI encoding */
+AVXVNNI static inline __m256i qg_dpbusd256(__m256i acc, __m256i u8, __m256i s8) {
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u8), "x"(s8));
+    return acc;
+}
+#define QG2_DOT_VNNI(acc, xv, wv) qg_dpbusd256(acc, xv, wv)
 #define QG2_DOT_SIGN(acc, xv, wv) \
     _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)), ones))
 #define QG2_BODY(VNNI, DOT)                                                                                          \
@@ -266,7 +322,7 @@ const k2c_kernels k2c_kernels_avx2 = {
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,
     .cvt_fp8 = cvt_fp8,
-    .gemm_tile = NULL,          /* OpenBLAS sgemm (itself AVX2) on tiles dequantized here */
+    .gemm_tile = gemm_tile,
     .gemm_tile_bf16 = NULL,
 };
 #endif
