@@ -4,7 +4,8 @@
  * tiles + the ISA's fp32 GEMM or OpenBLAS), "int8" the default (int8 activations on the GGUF block formats).
  * usage: gemm THREADS TABLE[,TABLE..] FORMAT[,FORMAT..] T[,T..]     (bench/gemm.sh builds and runs it)
  * TABLE: avx512, avx2, neon, scalar; with -noext (avx2-noext) the int8 kernels without VNNI / dotprod, with -blas
- * (avx2-blas) OpenBLAS sgemm on the dequantized tiles instead of the table's fp32 GEMM tile (A/B in one run). */
+ * (avx2-blas) OpenBLAS sgemm on the dequantized tiles instead of the table's fp32 GEMM tile (A/B in one run),
+ * avx512-bf16 the BF16 prompt products (K2C_PROMPT_PRECISION=bf16) on BF16 weights. */
 #include "kernels/kernels.h"
 
 #include <stdio.h>
@@ -51,7 +52,9 @@ int main(int argc, char **argv) {
             if (dash) *dash = 0;
             char *blas = strstr(isa, "-blas");      /* e.g. avx2-blas: OpenBLAS sgemm instead of the ISA's fp32 tile */
             if (blas) *blas = 0;
-            if (k2c_kctx_init(&cx, isa, threads, 0)) { printf("%-8s SKIP: %s\n", tb, k2c_errmsg()); continue; }
+            char *bf = strstr(isa, "-bf16");        /* avx512-bf16: BF16-rounded inputs, vdpbf16ps on BF16 weights */
+            if (bf) *bf = 0;
+            if (k2c_kctx_init(&cx, isa, threads, bf != NULL)) { printf("%-8s SKIP: %s\n", tb, k2c_errmsg()); continue; }
             cx.no_ext = dash != NULL;
             static k2c_kernels copy;
             if (blas) { copy = *cx.k; copy.gemm_tile = NULL; cx.k = &copy; }
