@@ -34,30 +34,41 @@ QD_ATTR static inline void qg_quad(void *scratch, int C, int sg, int qi, int8_t 
     *S = (int32_t *)(b + nw + 2 * nf);
 }
 
-/* row r of l into slot rr of a quad; r < 0: a zero row (the padding of a last quad) */
-QD_ATTR static void qg_unpack_row(const k2c_linear *l, int r, int sg, int8_t *w, float *F, float *M, int32_t *S, int rr) {
-    int C = l->cols, ng = C / sg;
-    if (r < 0) {
-        for (int ks = 0; ks < C / 4; ks++) memset(w + ((size_t)ks * 4 + rr) * 4, 0, 4);
-        for (int g = 0; g < ng; g++) { F[4 * g + rr] = M[4 * g + rr] = 0; S[4 * g + rr] = 0; }
-        return;
-    }
-    const uint8_t *row = (const uint8_t *)l->w + (size_t)r * k2c_wfmt_row_bytes(l->fmt, C);
-    qd_chunk u;
+/* rows r0 .. r0+nrows-1 (nrows <= 4) of l into a quad, chunk by chunk: the 4 rows' chunks unpacked side by side,
+ * then their 4-byte k-steps interleaved; missing rows are zero (the padding of a last quad) */
+QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int sg, int8_t *w, float *F, float *M, int32_t *S) {
+    int C = l->cols;
+    size_t rb = k2c_wfmt_row_bytes(l->fmt, C);
+    qd_chunk u[4];
     for (int j0 = 0; j0 < C;) {
-        int m = qd_unpack(l->fmt, row, j0, C, &u);
-        if (m <= 0) {       /* not reached for the formats k2c_q8p_group accepts; zero rather than garbage */
-            for (int ks = j0 / 4; ks < C / 4; ks++) memset(w + ((size_t)ks * 4 + rr) * 4, 0, 4);
-            for (int g = j0 / sg; g < ng; g++) { F[4 * g + rr] = M[4 * g + rr] = 0; S[4 * g + rr] = 0; }
+        int m = 0;
+        for (int rr = 0; rr < 4; rr++) {
+            if (rr < nrows) {
+                m = qd_unpack(l->fmt, (const uint8_t *)l->w + (size_t)(r0 + rr) * rb, j0, C, &u[rr]);
+            } else {
+                memset(u[rr].w, 0, sizeof u[rr].w);
+                memset(u[rr].F, 0, sizeof u[rr].F);
+                memset(u[rr].M, 0, sizeof u[rr].M);
+            }
+        }
+        if (m <= 0) {       /* not reached for the formats k2c_q8p_group accepts; zeros rather than garbage */
+            memset(w + (size_t)j0 * 4, 0, (size_t)(C - j0) * 4);
+            for (int g = j0 / sg; g < C / sg; g++)
+                for (int rr = 0; rr < 4; rr++) { F[4 * g + rr] = M[4 * g + rr] = 0; S[4 * g + rr] = 0; }
             return;
         }
-        for (int ks = 0; ks < m / 4; ks++) memcpy(w + ((size_t)(j0 / 4 + ks) * 4 + rr) * 4, u.w + 4 * ks, 4);
+        int8_t *dst = w + (size_t)j0 * 4;
+        for (int ks = 0; ks < m / 4; ks++)
+            for (int rr = 0; rr < 4; rr++) memcpy(dst + 16 * ks + 4 * rr, u[rr].w + 4 * ks, 4);
         for (int g = 0; g < m / sg; g++) {
-            int gg = j0 / sg + g, sum = 0;
-            for (int k = 0; k < sg; k++) sum += u.w[g * sg + k];
-            F[4 * gg + rr] = u.F[g * sg / 16];
-            M[4 * gg + rr] = u.M[g * sg / 16];
-            S[4 * gg + rr] = sum;
+            int gg = j0 / sg + g;
+            for (int rr = 0; rr < 4; rr++) {
+                int sum = 0;
+                for (int k = 0; k < sg; k++) sum += u[rr].w[g * sg + k];
+                F[4 * gg + rr] = u[rr].F[g * sg / 16];
+                M[4 * gg + rr] = u[rr].M[g * sg / 16];
+                S[4 * gg + rr] = sum;
+            }
         }
         j0 += m;
     }
@@ -73,7 +84,7 @@ QD_ATTR static void qg_gemm_q8(const k2c_linear *l, int r0, int nr, const k2c_q8
     int32_t *S;
     for (int qi = 0; qi < nq; qi++) {
         qg_quad(scratch, C, sg, qi, &w, &F, &M, &S);
-        for (int rr = 0; rr < 4; rr++) qg_unpack_row(l, 4 * qi + rr < nr ? r0 + 4 * qi + rr : -1, sg, w, F, M, S, rr);
+        qg_unpack_quad(l, r0 + 4 * qi, nr - 4 * qi < 4 ? nr - 4 * qi : 4, sg, w, F, M, S);
     }
     /* token blocks outside: one block's activations stay in cache while the tile's quads pass by */
     for (int t0 = 0; t0 < x->T; t0 += QG_NT) {
