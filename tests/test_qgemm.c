@@ -5,7 +5,7 @@
  * blocks), rows not a multiple of the 4-row quad or the 64-row tile, 32-element formats on rows that are not
  * whole 256s. Exact mode keeps fp32 activations; the int8 path really quantizes (its error against the fp32
  * products is of the quantization's size, not zero). */
-#include "kernels/kernels.h"
+#include "model/model.h"
 #include "check.h"
 #include "simd_levels.h"
 
@@ -164,6 +164,58 @@ static void q8p_packing(void) {
     EXPECT(k2c_q8p_group(&l) == 0, "48 columns on the int8 path");
 }
 
+/* The GGUF golden models on the default (int8) path, every table: prefill logits (the int8 GEMM, workspaces as
+ * the state sizes them) and decode logits (the int8 matvec) within the activations' quantization error of the
+ * float64 reference, and of each other; the exact path stays at the reference. */
+#define GDIR "tests/data/golden/gguf"
+static const char *CASES[] = {"gguf-Q8_0", "gguf-Q4_K", "gguf-Q6_K", "gguf-Q2_K", "gguf-Q4_K_M"};
+static const char *cur_level;
+
+/* sqrt(sum (a - b)^2 / sum b^2) */
+static double rms_rel(const float *a, const float *b, size_t n) {
+    double e = 0, r = 0;
+    for (size_t i = 0; i < n; i++) { e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]); r += (double)b[i] * b[i]; }
+    return sqrt(e / (r > 0 ? r : 1));
+}
+
+static void golden_int8(void) {
+    for (int c = 0; c < 5; c++) {
+        char dir[256], exp[300];
+        snprintf(dir, sizeof dir, GDIR "/%s", CASES[c]);
+        snprintf(exp, sizeof exp, "%s/expected.safetensors", dir);
+        k2c_model_opts o = {.simd = cur_level, .load = K2C_LOAD_MMAP};
+        k2c_model m;
+        if (k2c_model_load_opts(&m, dir, &o) != 0) { EXPECT(0, "%s: %s", dir, k2c_errmsg()); continue; }
+        k2c_safetensors ex;
+        if (k2c_st_open(&ex, exp) != 0) { EXPECT(0, "%s", k2c_errmsg()); k2c_model_free(&m); continue; }
+        const k2c_tensor *ids_t = k2c_st_find(&ex, "input_ids"), *lg = k2c_st_find(&ex, "logits");
+        int T = (int)ids_t->numel, V = m.cfg.vocab_size;
+        int *ids = malloc((size_t)T * sizeof *ids);
+        for (int t = 0; t < T; t++) ids[t] = (int)k2c_elem_to_f32(ids_t->dtype, ids_t->data, (size_t)t);
+        size_t n = (size_t)T * V;
+        float *a = malloc(n * sizeof *a), *d = malloc(n * sizeof *d);
+        k2c_state s;
+        EXPECT(k2c_state_init(&s, &m, T) == 0, "%s", k2c_errmsg());
+        EXPECT(k2c_prefill(&s, ids, T, a, NULL, NULL) == 0, "%s", k2c_errmsg());
+        k2c_state_reset(&s);
+        for (int t = 0; t < T; t++) EXPECT(k2c_decode(&s, ids[t], d + (size_t)t * V, NULL) == 0, "%s", k2c_errmsg());
+        const float *ref = lg->data;
+        double ep = rms_rel(a, ref, n), ed = rms_rel(d, ref, n), epd = rms_rel(a, d, n);
+        int finite = 1;
+        for (size_t i = 0; i < n; i++) finite &= isfinite(a[i]) && isfinite(d[i]);
+        printf("  %s [%s] int8: prefill %.2e, decode %.2e, prefill vs decode %.2e (rms relative, T=%d)\n", CASES[c],
+               m.cx.k->name, ep, ed, epd, T);
+        EXPECT(finite, "%s [%s] int8 logits not finite", CASES[c], m.cx.k->name);
+        EXPECT(ep < 0.3 && ed < 0.3 && epd < 0.3, "%s [%s] int8 logits: prefill %g decode %g apart %g", CASES[c],
+               m.cx.k->name, ep, ed, epd);
+        EXPECT(ep > 0, "%s [%s] prefill logits equal the fp32 reference bit for bit: not the int8 path?", CASES[c], m.cx.k->name);
+        k2c_state_free(&s);
+        free(ids); free(a); free(d);
+        k2c_st_close(&ex);
+        k2c_model_free(&m);
+    }
+}
+
 int main(void) {
     TABLES[ntables++] = &k2c_kernels_scalar;
 #if defined(__x86_64__)
@@ -174,5 +226,12 @@ int main(void) {
 #endif
     run_test("qgemm_packing", q8p_packing);
     run_test("qgemm_int8_prompt_every_table", int8_prompt_gemm);
+    for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
+        char name[64];
+        snprintf(name, sizeof name, "qgemm_golden_gguf_int8_%s", SIMD_LEVELS[lv]);
+        const char *why = level_missing(SIMD_LEVELS[lv]);
+        cur_level = SIMD_LEVELS[lv];
+        if (why) skip_test(name, why); else run_test(name, golden_int8);
+    }
     return check_exit();
 }
