@@ -157,27 +157,29 @@ AVX2 static void cvt_fp8(const uint8_t *w, int n, const float *scale, int block,
 
 /* ------------------------------------------------------------------ fp32 prompt GEMM tile
  * Register-blocked: 6 weight rows x 16 tokens in 12 ymm accumulators; per column the 16 tokens' inputs are two
- * loads from the packed block (k2c_gemm_pack_x: 32 tokens per column) and each row's weight a broadcast from
- * the panel, where the 6 rows sit side by side per column. */
+ * loads from the packed block (k2c_gemm_pack_x: 32 tokens per column) and each row's weight a broadcast straight
+ * from its row (six sequential streams; no packed panel to build). Rows past the tile's end repeat its last row
+ * and are not stored. */
 #define RB6 6
-AVX2 static void kernel_6x16(const float *wp, int C, const float *xp, float *Y, int ldy, int ntok, int nrows) {
+AVX2 static void kernel_6x16(const float *w, size_t ldw, int nrows, int C, const float *xp, float *Y, int ldy, int ntok) {
+    const float *w0 = w, *w1 = w + (nrows > 1 ? 1 : 0) * ldw, *w2 = w + (nrows > 2 ? 2 : 0) * ldw;
+    const float *w3 = w + (nrows > 3 ? 3 : 0) * ldw, *w4 = w + (nrows > 4 ? 4 : 0) * ldw, *w5 = w + (nrows > 5 ? 5 : 0) * ldw;
     /* named accumulators: GCC keeps an array of vectors in registers but stores it back every iteration */
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
     __m256 a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
     for (int c = 0; c < C; c++) {
         __m256 x0 = _mm256_loadu_ps(xp + (size_t)c * K2C_GEMM_TB), x1 = _mm256_loadu_ps(xp + (size_t)c * K2C_GEMM_TB + 8);
-        const float *w = wp + (size_t)c * RB6;
-        __m256 wv = _mm256_broadcast_ss(w);
+        __m256 wv = _mm256_broadcast_ss(w0 + c);
         a00 = _mm256_fmadd_ps(wv, x0, a00); a01 = _mm256_fmadd_ps(wv, x1, a01);
-        wv = _mm256_broadcast_ss(w + 1);
+        wv = _mm256_broadcast_ss(w1 + c);
         a10 = _mm256_fmadd_ps(wv, x0, a10); a11 = _mm256_fmadd_ps(wv, x1, a11);
-        wv = _mm256_broadcast_ss(w + 2);
+        wv = _mm256_broadcast_ss(w2 + c);
         a20 = _mm256_fmadd_ps(wv, x0, a20); a21 = _mm256_fmadd_ps(wv, x1, a21);
-        wv = _mm256_broadcast_ss(w + 3);
+        wv = _mm256_broadcast_ss(w3 + c);
         a30 = _mm256_fmadd_ps(wv, x0, a30); a31 = _mm256_fmadd_ps(wv, x1, a31);
-        wv = _mm256_broadcast_ss(w + 4);
+        wv = _mm256_broadcast_ss(w4 + c);
         a40 = _mm256_fmadd_ps(wv, x0, a40); a41 = _mm256_fmadd_ps(wv, x1, a41);
-        wv = _mm256_broadcast_ss(w + 5);
+        wv = _mm256_broadcast_ss(w5 + c);
         a50 = _mm256_fmadd_ps(wv, x0, a50); a51 = _mm256_fmadd_ps(wv, x1, a51);
     }
     float out[RB6][16];
@@ -191,18 +193,15 @@ AVX2 static void kernel_6x16(const float *wp, int C, const float *xp, float *Y, 
         for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
 }
 
-/* Y[:, 0..nr) (row stride ldy) = packed X times the nr rows of w [nr, C]; panel: 6 x C floats (of the 8 x C the
- * driver gives). */
+/* Y[:, 0..nr) (row stride ldy) = packed X times the nr rows of w [nr, C]. Token blocks outside: one block of
+ * inputs (16 x C floats) stays in cache while the tile's rows (L2-sized) pass by. The panel is not needed. */
 AVX2 static void gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy, float *panel) {
-    for (int r = 0; r < nr; r += RB6) {
-        int rows = nr - r < RB6 ? nr - r : RB6;
-        for (int c = 0; c < C; c++)
-            for (int i = 0; i < RB6; i++) panel[(size_t)c * RB6 + i] = i < rows ? w[(size_t)(r + i) * C + c] : 0.0f;
-        for (int t0 = 0; t0 < T; t0 += 16) {
-            int ntok = T - t0 < 16 ? T - t0 : 16;
-            const float *xp = Xp + (size_t)(t0 / K2C_GEMM_TB) * C * K2C_GEMM_TB + t0 % K2C_GEMM_TB;
-            kernel_6x16(panel, C, xp, Y + (size_t)t0 * ldy + r, ldy, ntok, rows);
-        }
+    (void)panel;
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        int ntok = T - t0 < 16 ? T - t0 : 16;
+        const float *xp = Xp + (size_t)(t0 / K2C_GEMM_TB) * C * K2C_GEMM_TB + t0 % K2C_GEMM_TB;
+        for (int r = 0; r < nr; r += RB6)
+            kernel_6x16(w + (size_t)r * C, (size_t)C, nr - r < RB6 ? nr - r : RB6, C, xp, Y + (size_t)t0 * ldy + r, ldy, ntok);
     }
 }
 
