@@ -329,13 +329,18 @@ void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, f
 /* ------------------------------------------------------------------ matmul */
 /* Y [T, R] = X [T, C] W^T.
  *  T <= 2:  fused dequant-dot per token (memory bound, like decode).
- *  T <= 32: each weight row is dequantized once into L1 and dotted with all T inputs.
+ *  T <= 32: each weight row is dequantized once into L1 and dotted with all T inputs (T <= 8 where the ISA
+ *           has its own GEMM tile).
  *  larger:  each thread dequantizes tiles of rows into its own buffer and runs the ISA's GEMM tile on them,
  *           or OpenBLAS sgemm where the ISA has none (OpenBLAS's OpenMP build runs single-threaded inside
  *           our parallel region).
+ *  GGUF block formats, T > 2 (unless exact): the int8 GEMM (quant_gemm.h) on activations quantized once.
  * Scratch memory that cannot be had is an error for the caller, never an abort: one oversized request
  * must not take down a server. */
 #define SMALL_T 32
+/* With the ISA's own GEMM tile the tiles win from 9 tokens on (1408 x 2048 BF16, one thread on Zen 5:
+ * 1.8x at 16 tokens, 2x at 32, even at 8; bench/gemm.sh); OpenBLAS needs more tokens to pay off. */
+#define SMALL_T_TILE 8
 static int oom(const char *what, size_t bytes) {
     k2c_seterr("out of memory: %zu bytes for %s", bytes, what);
     return -1;
@@ -354,7 +359,8 @@ static int mm_path(const k2c_linear *l, const k2c_kctx *cx, int T, int allow_bf1
     if (T <= 2) return MM_MATVEC;
     /* GGUF block formats, unless exact: int8 activations, as decode's k2c_q8x */
     if (!cx->exact && cx->k->gemm_q8 && k2c_q8p_group(l)) return MM_Q8;
-    if (T <= SMALL_T) return MM_SMALL;
+    if (T <= SMALL_T_TILE || (T <= SMALL_T && !cx->k->gemm_tile)) return MM_SMALL;
+    if (T <= SMALL_T) return MM_TILE;
     if (cx->bf16_prompt && allow_bf16 && l->fmt == K2C_FMT_BF16 && cx->k->gemm_tile_bf16) return MM_BF16;
     return cx->k->gemm_tile ? MM_TILE : MM_BLAS;
 }
@@ -390,7 +396,7 @@ static void mm_need(const k2c_linear *l, const k2c_kctx *cx, int T, int path, si
 size_t k2c_matmul_ws_bytes(const k2c_linear *l, int T) {
     const k2c_kctx *cx = ctx_of(l);
     size_t most = 0;
-    int ts[4] = {T < 2 ? T : 2, T < SMALL_T ? T : SMALL_T, T, T};    /* the largest T of each path */
+    int ts[4] = {T < 2 ? T : 2, T < SMALL_T_TILE ? T : SMALL_T_TILE, T < SMALL_T ? T : SMALL_T, T};  /* the largest T of each path */
     for (int i = 0; i < 4; i++)
         for (int b = 0; b < 2; b++) {
             if (ts[i] <= 0) continue;
