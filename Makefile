@@ -68,7 +68,7 @@ $(BUILD)/%.o: %.c | $(BUILD)/.deps
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # The portable kernels are written for the vectorizer, which -O2's cheap cost model leaves out.
-$(BUILD)/src/kernels/kern_scalar.o $(BUILD)/src/kernels/kern_avx2.o $(BUILD)/src/kernels/kern_avx512.o $(BUILD)/src/kernels/kern_neon.o $(BUILD)/src/kernels/quantize.o: OPT := -O3
+$(BUILD)/src/kernels/kern_scalar.o $(BUILD)/src/kernels/kern_avx2.o $(BUILD)/src/kernels/kern_avx512.o $(BUILD)/src/kernels/kern_neon.o $(BUILD)/src/kernels/quantize.o $(BUILD)/src/kernels/qgemm.o: OPT := -O3
 
 # The trainer's vector kernels: GCC's tuning keeps the AVX-512 clone at 256-bit vectors without this.
 ifeq ($(MULTIARCH),x86_64-linux-gnu)

@@ -1,4 +1,4 @@
-/* Prompt matmul paths (k2c_matmul with T > 32: kern_<isa>.c GEMM tiles, or sgemm on dequantized tiles) against a float64 reference, on shapes that hit every
+/* Prompt matmul paths (k2c_matmul with T > 8: kern_<isa>.c GEMM tiles; T > 32: sgemm on dequantized tiles) against a float64 reference, on shapes that hit every
  * edge: T not a multiple of the 32-token block, rows not a multiple of the 8-row panel or the 64-row tile, an
  * odd number of columns (the BF16 kernel works on column pairs). The BF16-prompt path is checked against a
  * reference on the same BF16-rounded inputs, so it must agree to fp32 summation error, not to BF16 error. */
@@ -46,10 +46,11 @@ static double check_shape(k2c_wfmt fmt, int T, int R, int C, int round_x) {
     return err / mx;
 }
 
-static const int SHAPES[][3] = {{33, 8, 16}, {45, 70, 129}, {64, 64, 64}, {100, 13, 7}, {77, 130, 512}};
+static const int SHAPES[][3] = {{33, 8, 16}, {45, 70, 129}, {64, 64, 64}, {100, 13, 7}, {77, 130, 512}, {9, 70, 129}, {20, 13, 64}};
+#define NSHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 static void fp32_inputs(void) {
-    for (int s = 0; s < 5; s++)
+    for (int s = 0; s < NSHAPES; s++)
         for (int f = 0; f < 2; f++) {
             k2c_wfmt fmt = f ? K2C_FMT_BF16 : K2C_FMT_F32;
             double e = check_shape(fmt, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 0);

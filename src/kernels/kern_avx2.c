@@ -155,6 +155,56 @@ AVX2 static void cvt_fp8(const uint8_t *w, int n, const float *scale, int block,
     }
 }
 
+/* ------------------------------------------------------------------ fp32 prompt GEMM tile
+ * Register-blocked: 6 weight rows x 16 tokens in 12 ymm accumulators; per column the 16 tokens' inputs are two
+ * loads from the packed block (k2c_gemm_pack_x: 32 tokens per column) and each row's weight a broadcast straight
+ * from its row (six sequential streams; no packed panel to build). Rows past the tile's end repeat its last row
+ * and are not stored. */
+#define RB6 6
+AVX2 static void kernel_6x16(const float *w, size_t ldw, int nrows, int C, const float *xp, float *Y, int ldy, int ntok) {
+    const float *w0 = w, *w1 = w + (nrows > 1 ? 1 : 0) * ldw, *w2 = w + (nrows > 2 ? 2 : 0) * ldw;
+    const float *w3 = w + (nrows > 3 ? 3 : 0) * ldw, *w4 = w + (nrows > 4 ? 4 : 0) * ldw, *w5 = w + (nrows > 5 ? 5 : 0) * ldw;
+    /* named accumulators: GCC keeps an array of vectors in registers but stores it back every iteration */
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
+    __m256 a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+    for (int c = 0; c < C; c++) {
+        __m256 x0 = _mm256_loadu_ps(xp + (size_t)c * K2C_GEMM_TB), x1 = _mm256_loadu_ps(xp + (size_t)c * K2C_GEMM_TB + 8);
+        __m256 wv = _mm256_broadcast_ss(w0 + c);
+        a00 = _mm256_fmadd_ps(wv, x0, a00); a01 = _mm256_fmadd_ps(wv, x1, a01);
+        wv = _mm256_broadcast_ss(w1 + c);
+        a10 = _mm256_fmadd_ps(wv, x0, a10); a11 = _mm256_fmadd_ps(wv, x1, a11);
+        wv = _mm256_broadcast_ss(w2 + c);
+        a20 = _mm256_fmadd_ps(wv, x0, a20); a21 = _mm256_fmadd_ps(wv, x1, a21);
+        wv = _mm256_broadcast_ss(w3 + c);
+        a30 = _mm256_fmadd_ps(wv, x0, a30); a31 = _mm256_fmadd_ps(wv, x1, a31);
+        wv = _mm256_broadcast_ss(w4 + c);
+        a40 = _mm256_fmadd_ps(wv, x0, a40); a41 = _mm256_fmadd_ps(wv, x1, a41);
+        wv = _mm256_broadcast_ss(w5 + c);
+        a50 = _mm256_fmadd_ps(wv, x0, a50); a51 = _mm256_fmadd_ps(wv, x1, a51);
+    }
+    float out[RB6][16];
+    _mm256_storeu_ps(out[0], a00); _mm256_storeu_ps(out[0] + 8, a01);
+    _mm256_storeu_ps(out[1], a10); _mm256_storeu_ps(out[1] + 8, a11);
+    _mm256_storeu_ps(out[2], a20); _mm256_storeu_ps(out[2] + 8, a21);
+    _mm256_storeu_ps(out[3], a30); _mm256_storeu_ps(out[3] + 8, a31);
+    _mm256_storeu_ps(out[4], a40); _mm256_storeu_ps(out[4] + 8, a41);
+    _mm256_storeu_ps(out[5], a50); _mm256_storeu_ps(out[5] + 8, a51);
+    for (int t = 0; t < ntok; t++)
+        for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
+}
+
+/* Y[:, 0..nr) (row stride ldy) = packed X times the nr rows of w [nr, C]. Token blocks outside: one block of
+ * inputs (16 x C floats) stays in cache while the tile's rows (L2-sized) pass by. The panel is not needed. */
+AVX2 static void gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy, float *panel) {
+    (void)panel;
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        int ntok = T - t0 < 16 ? T - t0 : 16;
+        const float *xp = Xp + (size_t)(t0 / K2C_GEMM_TB) * C * K2C_GEMM_TB + t0 % K2C_GEMM_TB;
+        for (int r = 0; r < nr; r += RB6)
+            kernel_6x16(w + (size_t)r * C, (size_t)C, nr - r < RB6 ? nr - r : RB6, C, xp, Y + (size_t)t0 * ldy + r, ldy, ntok);
+    }
+}
+
 /* GGUF block formats on quantized activations. vpmaddubsw multiplies unsigned by signed bytes, so w's sign
  * moves onto q (|w| * sign(q, w) = w * q); pairs of products fit int16 because q is within +-127. Four
  * 32-element chunks reduce together: two rounds of horizontal adds leave each 16-element sum in a lane. */
@@ -186,6 +236,79 @@ AVX2 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out
 #include "kernels/quant_dot_x86.h"
 #include "kernels/quant_dot.h"
 
+/* The int8 prompt GEMM's micro-kernel: a quad as two passes of 2 rows x 16 tokens (two ymm of 8 int32 lanes
+ * per row; 16 registers do not hold more with the float accumulators). With AVX-VNNI (Alder Lake, Zen 5)
+ * vpdpbusd on q + 128 (q ^ 0x80), the accumulators starting from -128 S; without, the decode path's sign trick:
+ * |w| times q with w's sign, pairs added by vpmaddwd. Integer sums per scale group, scaled into floats. */
+#define QG_NT 16
+#define AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+/* vpdpbusd in place (GCC 12 copies the intrinsic's accumulators around the loop); {vex}: the AVX-VNNI encoding */
+AVXVNNI static inline __m256i qg_dpbusd256(__m256i acc, __m256i u8, __m256i s8) {
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u8), "x"(s8));
+    return acc;
+}
+#define QG2_DOT_VNNI(acc, xv, wv) qg_dpbusd256(acc, xv, wv)
+#define QG2_DOT_SIGN(acc, xv, wv) \
+    _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)), ones))
+#define QG2_BODY(VNNI, DOT)                                                                                          \
+    int ng = x->C / x->sg, kg = x->sg / 4;                                                                          \
+    const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;                                                \
+    const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;   \
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);                                \
+    (void)flip; (void)ones; (void)S;                                                                                \
+    for (int rp = 0; rp < nrows; rp += 2) {                                                                         \
+        __m256 fa[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}}; \
+        for (int g = 0; g < ng; g++) {                                                                              \
+            __m256i ia[2][2];                                                                                       \
+            for (int r = 0; r < 2; r++)                                                                             \
+                ia[r][0] = ia[r][1] = VNNI ? _mm256_set1_epi32(-128 * S[4 * g + rp + r]) : _mm256_setzero_si256();  \
+            for (int ks = g * kg; ks < (g + 1) * kg; ks++) {                                                        \
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)ks * 64));                           \
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)ks * 64 + 32));                      \
+                if (VNNI) { x0 = _mm256_xor_si256(x0, flip); x1 = _mm256_xor_si256(x1, flip); }                    \
+                for (int r = 0; r < 2; r++) {                                                                       \
+                    int32_t w4;                                                                                     \
+                    memcpy(&w4, w + (size_t)ks * 16 + 4 * (rp + r), 4);                                             \
+                    __m256i wv = _mm256_set1_epi32(w4);                                                             \
+                    ia[r][0] = DOT(ia[r][0], x0, wv);                                                               \
+                    ia[r][1] = DOT(ia[r][1], x1, wv);                                                               \
+                }                                                                                                   \
+            }                                                                                                       \
+            __m256 d0 = _mm256_loadu_ps(d + (size_t)g * 16), d1 = _mm256_loadu_ps(d + (size_t)g * 16 + 8);         \
+            for (int r = 0; r < 2; r++) {                                                                           \
+                __m256 fr = _mm256_set1_ps(F[4 * g + rp + r]);                                                      \
+                fa[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][0]), _mm256_mul_ps(d0, fr), fa[r][0]);          \
+                fa[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][1]), _mm256_mul_ps(d1, fr), fa[r][1]);          \
+            }                                                                                                       \
+            if (has_min) {                                                                                          \
+                __m256 s0 = _mm256_loadu_ps(s + (size_t)g * 16), s1 = _mm256_loadu_ps(s + (size_t)g * 16 + 8);     \
+                for (int r = 0; r < 2; r++) {                                                                       \
+                    __m256 mr = _mm256_set1_ps(M[4 * g + rp + r]);                                                  \
+                    fa[r][0] = _mm256_fnmadd_ps(mr, s0, fa[r][0]);                                                  \
+                    fa[r][1] = _mm256_fnmadd_ps(mr, s1, fa[r][1]);                                                  \
+                }                                                                                                   \
+            }                                                                                                       \
+        }                                                                                                           \
+        float out[2][16];                                                                                           \
+        for (int r = 0; r < 2; r++) { _mm256_storeu_ps(out[r], fa[r][0]); _mm256_storeu_ps(out[r] + 8, fa[r][1]); } \
+        for (int t = 0; t < ntok; t++)                                                                              \
+            for (int r = 0; r < 2 && rp + r < nrows; r++) Y[(size_t)t * ldy + rp + r] = out[r][t];                  \
+    }
+
+AVXVNNI static void qg_k2_vnni(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
+                               int b, int ntok, float *Y, int ldy, int nrows, int has_min) {
+    QG2_BODY(1, QG2_DOT_VNNI)
+}
+AVX2 static void qg_k2_sign(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
+                            int b, int ntok, float *Y, int ldy, int nrows, int has_min) {
+    QG2_BODY(0, QG2_DOT_SIGN)
+}
+AVX2 static void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b,
+                           int ntok, float *Y, int ldy, int nrows, int has_min, int ext) {
+    (ext && __builtin_cpu_supports("avxvnni") ? qg_k2_vnni : qg_k2_sign)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
+}
+#include "kernels/quant_gemm.h"
+
 const k2c_kernels k2c_kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = dot_f32,
@@ -194,10 +317,11 @@ const k2c_kernels k2c_kernels_avx2 = {
     .dot_fp8 = dot_fp8,
     .dot_int4 = dot_int4,
     .dot_q8 = qd_dot_q8,
+    .gemm_q8 = qg_gemm_q8,
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,
     .cvt_fp8 = cvt_fp8,
-    .gemm_tile = NULL,          /* OpenBLAS sgemm (itself AVX2) on tiles dequantized here */
+    .gemm_tile = gemm_tile,
     .gemm_tile_bf16 = NULL,
 };
 #endif

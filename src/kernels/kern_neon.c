@@ -221,6 +221,102 @@ static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w) {    
 #define QD_ATTR
 #include "kernels/quant_dot.h"
 
+/* The int8 prompt GEMM's micro-kernel: a quad as passes of 2 rows x 16 tokens (dotprod: SDOT adds a row's 4
+ * weights times each token's 4 bytes into that token's int32 lane, 4 tokens a vector) or 2 rows x 8 tokens
+ * (baseline: SMULL products, pairs added into int32 by SADALP, and the pairs of each token added at the end of
+ * the group). Integer sums per scale group, scaled into float accumulators. */
+#define QG_NT 16
+#define QGN_ARGS const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b, int ntok, \
+                 float *Y, int ldy, int nrows, int has_min
+#define QGN_SETUP                                                                                                   \
+    int ng = x->C / x->sg, kg = x->sg / 4;                                                                          \
+    const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;                                                \
+    const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;   \
+    (void)S;
+/* fa[r][v] += F d isum - M s for token vector v (tokens tv + 4 v) */
+#define QGN_SCALE(NV, tv)                                                                                           \
+    for (int r = 0; r < 2; r++) {                                                                                   \
+        float32x4_t fr = vdupq_n_f32(F[4 * g + rp + r]), mr = vdupq_n_f32(M[4 * g + rp + r]);                       \
+        for (int v = 0; v < NV; v++) {                                                                              \
+            const float *dg = d + (size_t)g * 16 + tv + 4 * v, *sgp = s + (size_t)g * 16 + tv + 4 * v;              \
+            fa[r][v] = vfmaq_f32(fa[r][v], vcvtq_f32_s32(ia[r][v]), vmulq_f32(vld1q_f32(dg), fr));                  \
+            if (has_min) fa[r][v] = vfmsq_f32(fa[r][v], mr, vld1q_f32(sgp));                                         \
+        }                                                                                                           \
+    }
+#define QGN_STORE(NV, tv)                                                                                           \
+    float out[2][4 * NV];                                                                                           \
+    for (int r = 0; r < 2; r++)                                                                                     \
+        for (int v = 0; v < NV; v++) vst1q_f32(out[r] + 4 * v, fa[r][v]);                                           \
+    for (int t = tv; t < tv + 4 * NV && t < ntok; t++)                                                              \
+        for (int r = 0; r < 2 && rp + r < nrows; r++) Y[(size_t)t * ldy + rp + r] = out[r][t - tv];
+
+__attribute__((target("arch=armv8.2-a+dotprod"))) static void qg_kn_dot(QGN_ARGS) {
+    QGN_SETUP
+    for (int rp = 0; rp < nrows; rp += 2) {
+        float32x4_t fa[2][4];
+        for (int r = 0; r < 2; r++)
+            for (int v = 0; v < 4; v++) fa[r][v] = vdupq_n_f32(0);
+        for (int g = 0; g < ng; g++) {
+            int32x4_t ia[2][4];
+            for (int r = 0; r < 2; r++)
+                for (int v = 0; v < 4; v++) ia[r][v] = vdupq_n_s32(0);
+            for (int ks = g * kg; ks < (g + 1) * kg; ks++) {
+                int8x16_t xv[4];
+                for (int v = 0; v < 4; v++) xv[v] = vld1q_s8(xq + (size_t)ks * 64 + 16 * v);
+                for (int r = 0; r < 2; r++) {
+                    int32_t w4;
+                    memcpy(&w4, w + (size_t)ks * 16 + 4 * (rp + r), 4);
+                    int8x16_t wv = vreinterpretq_s8_s32(vdupq_n_s32(w4));
+                    for (int v = 0; v < 4; v++) ia[r][v] = vdotq_s32(ia[r][v], xv[v], wv);
+                }
+            }
+            QGN_SCALE(4, 0)
+        }
+        QGN_STORE(4, 0)
+    }
+}
+
+static void qg_kn_mull(QGN_ARGS) {
+    QGN_SETUP
+    for (int rp = 0; rp < nrows; rp += 2)
+        for (int tv = 0; tv < 16 && tv < ntok; tv += 8) {
+            float32x4_t fa[2][2];
+            for (int r = 0; r < 2; r++) fa[r][0] = fa[r][1] = vdupq_n_f32(0);
+            for (int g = 0; g < ng; g++) {
+                int32x4_t pa[2][2][2];      /* [row][vector][half]: pairs of each token's 4 products */
+                for (int r = 0; r < 2; r++)
+                    for (int v = 0; v < 2; v++) pa[r][v][0] = pa[r][v][1] = vdupq_n_s32(0);
+                for (int ks = g * kg; ks < (g + 1) * kg; ks++) {
+                    int8x16_t xv[2];
+                    for (int v = 0; v < 2; v++) xv[v] = vld1q_s8(xq + (size_t)ks * 64 + 4 * tv + 16 * v);
+                    for (int r = 0; r < 2; r++) {
+                        int32_t w4;
+                        memcpy(&w4, w + (size_t)ks * 16 + 4 * (rp + r), 4);
+                        int8x16_t wv = vreinterpretq_s8_s32(vdupq_n_s32(w4));
+                        for (int v = 0; v < 2; v++) {
+                            pa[r][v][0] = vpadalq_s16(pa[r][v][0], vmull_s8(vget_low_s8(xv[v]), vget_low_s8(wv)));
+                            pa[r][v][1] = vpadalq_s16(pa[r][v][1], vmull_high_s8(xv[v], wv));
+                        }
+                    }
+                }
+                int32x4_t ia[2][2];
+                for (int r = 0; r < 2; r++)
+                    for (int v = 0; v < 2; v++) ia[r][v] = vpaddq_s32(pa[r][v][0], pa[r][v][1]);
+                QGN_SCALE(2, tv)
+            }
+            QGN_STORE(2, tv)
+        }
+}
+
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+static void qg_kernel(QGN_ARGS, int ext) {
+    (ext && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? qg_kn_dot : qg_kn_mull)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
+}
+#include "kernels/quant_gemm.h"
+
 const k2c_kernels k2c_kernels_neon = {
     .name = "neon",
     .dot_f32 = dot_f32,
@@ -229,6 +325,7 @@ const k2c_kernels k2c_kernels_neon = {
     .dot_fp8 = dot_fp8,
     .dot_int4 = dot_int4,
     .dot_q8 = qd_dot_q8,
+    .gemm_q8 = qg_gemm_q8,
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,
     .cvt_fp8 = cvt_fp8,

@@ -117,10 +117,40 @@ static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out) {
 #define QD_ATTR
 #include "kernels/quant_dot.h"
 
+/* The int8 prompt GEMM's micro-kernel in plain C: 4 rows x 16 tokens, integer sums per scale group. */
+#define QG_NT 16
+static void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b,
+                      int ntok, float *Y, int ldy, int nrows, int has_min, int ext) {
+    int ng = x->C / x->sg, kg = x->sg / 4;
+    const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;
+    const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;
+    float acc[4][K2C_Q8P_TB] = {{0}};
+    (void)S; (void)ext;
+    for (int g = 0; g < ng; g++) {
+        int32_t ia[4][K2C_Q8P_TB] = {{0}};
+        for (int ks = g * kg; ks < (g + 1) * kg; ks++) {
+            const int8_t *xk = xq + (size_t)ks * 4 * K2C_Q8P_TB, *wk = w + (size_t)ks * 16;
+            for (int r = 0; r < 4; r++)
+                for (int t = 0; t < K2C_Q8P_TB; t++)
+                    for (int e = 0; e < 4; e++) ia[r][t] += (int32_t)wk[4 * r + e] * (int32_t)xk[4 * t + e];
+        }
+        const float *dg = d + (size_t)g * K2C_Q8P_TB, *sgp = s + (size_t)g * K2C_Q8P_TB;
+        for (int r = 0; r < 4; r++)
+            for (int t = 0; t < K2C_Q8P_TB; t++) {
+                acc[r][t] += F[4 * g + r] * dg[t] * (float)ia[r][t];
+                if (has_min) acc[r][t] -= M[4 * g + r] * sgp[t];
+            }
+    }
+    for (int t = 0; t < ntok; t++)
+        for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = acc[r][t];
+}
+#include "kernels/quant_gemm.h"
+
 const k2c_kernels k2c_kernels_scalar = {
     .name = "scalar",
     .dot_f32 = dot_f32,         /* every other entry NULL: k2c_row_dot / k2c_row_dequant come here */
     .dot_q8 = qd_dot_q8,
+    .gemm_q8 = qg_gemm_q8,
     .gemm_tile = NULL,          /* OpenBLAS sgemm on dequantized tiles */
     .gemm_tile_bf16 = NULL,
 };

@@ -38,6 +38,28 @@ size_t k2c_q8x_bytes(int n);        /* one buffer holding the struct and its arr
 /* x [n] quantized into buf (k2c_q8x_bytes(n), 64-byte aligned); returns the struct at its start */
 const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf);
 
+/* Prompt GEMM on the GGUF block formats with int8 activations (quant_gemm.h, qgemm.c). X [T, C] is quantized
+ * once per matmul as k2c_q8x does (per 32 elements dx = max|x| / 127, q = round(x / dx)) and packed for the
+ * micro-kernels in blocks of 16 tokens: per block, per 4 columns (a "k-step") the 16 tokens' 4 bytes side by
+ * side, q [nblk][C/4][16][4]; per scale group of sg columns (16 or 32, the weight format's granule) and token
+ * the scale d = dx and s = dx * (sum of q over the group), d, s [nblk][C/sg][16]. Padding tokens are zero. */
+#define K2C_Q8P_TB 16
+typedef struct {
+    const int8_t *q;
+    const float *d, *s;
+    int T, C, sg, nblk;
+} k2c_q8p;
+/* sg of a weight for the int8 prompt GEMM (16 or 32), 0 where it has none (not a block format, or columns
+ * that are not whole 32s) */
+int k2c_q8p_group(const k2c_linear *l);
+size_t k2c_q8p_bytes(int T, int C, int sg);             /* the arrays, 64-byte aligned parts */
+/* Lays out p over buf (k2c_q8p_bytes) without filling it; then k2c_q8p_fill(X, p, b) quantizes token block b
+ * (blocks are independent: callers run them in parallel). */
+void k2c_q8p_init(k2c_q8p *p, int T, int C, int sg, void *buf);
+void k2c_q8p_fill(const float *X, const k2c_q8p *p, int b);
+/* Per-thread scratch of a k2c_kernels.gemm_q8 tile of nr rows: the unpacked int8 weights and their scales */
+size_t k2c_q8w_bytes(int nr, int C, int sg);
+
 /* Prompt GEMM blocking shared by every ISA: inputs packed in blocks of K2C_GEMM_TB tokens, micro-kernels of
  * K2C_GEMM_RB weight rows. */
 #define K2C_GEMM_TB 32
@@ -68,6 +90,10 @@ typedef struct {
      * sums; panel: K2C_GEMM_RB * ceil(C/2) words. NULL where not compiled; used only where the CPU has it. */
     void (*gemm_tile_bf16)(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T, float *Y,
                            int ldy, uint32_t *panel);
+    /* Y[:, 0..nr) (row stride ldy) = rows r0 .. r0+nr-1 of a block-format weight (k2c_q8p_group > 0) times the
+     * packed int8 activations x: the exact products of the stored weights with the dequantized activations,
+     * up to float rounding. scratch: k2c_q8w_bytes(nr, C, x->sg), 64-byte aligned. NULL: not compiled. */
+    void (*gemm_q8)(const k2c_linear *l, int r0, int nr, const k2c_q8p *x, float *Y, int ldy, void *scratch);
 } k2c_kernels;
 
 extern const k2c_kernels k2c_kernels_scalar;
@@ -98,6 +124,8 @@ typedef struct k2c_kctx {
     int nthreads;                           /* > 0 */
     int bf16_prompt;                        /* BF16 x BF16 prompt GEMM (the CPU has AVX512-BF16) */
     int exact;                              /* fp32 activations everywhere (no k2c_q8x decode path) */
+    int no_ext;                             /* the int8 prompt kernels without the ISA's optional instructions
+                                             * (VNNI, dotprod) even where the CPU has them: tests check both */
     /* Sees the inputs of every product before it runs (k2c imatrix collects activation statistics with it):
      * X [T, l->cols]. Called from the thread that calls the product, never from inside its parallel loop.
      * NULL: none (the default; one pointer test per product). */

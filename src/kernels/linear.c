@@ -329,13 +329,18 @@ void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, f
 /* ------------------------------------------------------------------ matmul */
 /* Y [T, R] = X [T, C] W^T.
  *  T <= 2:  fused dequant-dot per token (memory bound, like decode).
- *  T <= 32: each weight row is dequantized once into L1 and dotted with all T inputs.
+ *  T <= 32: each weight row is dequantized once into L1 and dotted with all T inputs (T <= 8 where the ISA
+ *           has its own GEMM tile).
  *  larger:  each thread dequantizes tiles of rows into its own buffer and runs the ISA's GEMM tile on them,
  *           or OpenBLAS sgemm where the ISA has none (OpenBLAS's OpenMP build runs single-threaded inside
  *           our parallel region).
+ *  GGUF block formats, T > 2 (unless exact): the int8 GEMM (quant_gemm.h) on activations quantized once.
  * Scratch memory that cannot be had is an error for the caller, never an abort: one oversized request
  * must not take down a server. */
 #define SMALL_T 32
+/* With the ISA's own GEMM tile the tiles win from 9 tokens on (1408 x 2048 BF16, one thread on Zen 5:
+ * 1.8x at 16 tokens, 2x at 32, even at 8; bench/gemm.sh); OpenBLAS needs more tokens to pay off. */
+#define SMALL_T_TILE 8
 static int oom(const char *what, size_t bytes) {
     k2c_seterr("out of memory: %zu bytes for %s", bytes, what);
     return -1;
@@ -349,10 +354,13 @@ static const float *tile_rows(const k2c_linear *l, const k2c_kernels *k, int r0,
 }
 
 /* The path matmul takes for T tokens, and the workspace bytes it needs (per-thread parts at a 64-byte stride). */
-enum { MM_MATVEC, MM_SMALL, MM_BF16, MM_TILE, MM_BLAS };
+enum { MM_MATVEC, MM_SMALL, MM_BF16, MM_TILE, MM_BLAS, MM_Q8 };
 static int mm_path(const k2c_linear *l, const k2c_kctx *cx, int T, int allow_bf16) {
     if (T <= 2) return MM_MATVEC;
-    if (T <= SMALL_T) return MM_SMALL;
+    /* GGUF block formats, unless exact: int8 activations, as decode's k2c_q8x */
+    if (!cx->exact && cx->k->gemm_q8 && k2c_q8p_group(l)) return MM_Q8;
+    if (T <= SMALL_T_TILE || (T <= SMALL_T && !cx->k->gemm_tile)) return MM_SMALL;
+    if (T <= SMALL_T) return MM_TILE;
     if (cx->bf16_prompt && allow_bf16 && l->fmt == K2C_FMT_BF16 && cx->k->gemm_tile_bf16) return MM_BF16;
     return cx->k->gemm_tile ? MM_TILE : MM_BLAS;
 }
@@ -376,6 +384,11 @@ static void mm_need(const k2c_linear *l, const k2c_kctx *cx, int T, int path, si
         *shared = k2c_ws_bytes(k2c_gemm_packed_size(T, (int)C) * 4);
         *per = k2c_ws_bytes((size_t)K2C_GEMM_RB * C * 4) + (nf32 ? 0 : k2c_ws_bytes((size_t)TILE_ROWS * C * 4));
         break;
+    case MM_Q8: {
+        int sg = k2c_q8p_group(l);
+        *shared = k2c_ws_bytes(k2c_q8p_bytes(T, (int)C, sg));
+        *per = k2c_ws_bytes(k2c_q8w_bytes(TILE_ROWS, (int)C, sg));
+        break; }
     default: *per = nf32 ? 0 : k2c_ws_bytes((size_t)blas_tile((int)C) * C * 4); break;
     }
 }
@@ -383,7 +396,7 @@ static void mm_need(const k2c_linear *l, const k2c_kctx *cx, int T, int path, si
 size_t k2c_matmul_ws_bytes(const k2c_linear *l, int T) {
     const k2c_kctx *cx = ctx_of(l);
     size_t most = 0;
-    int ts[4] = {T < 2 ? T : 2, T < SMALL_T ? T : SMALL_T, T, T};    /* the largest T of each path */
+    int ts[4] = {T < 2 ? T : 2, T < SMALL_T_TILE ? T : SMALL_T_TILE, T < SMALL_T ? T : SMALL_T, T};  /* the largest T of each path */
     for (int i = 0; i < 4; i++)
         for (int b = 0; b < 2; b++) {
             if (ts[i] <= 0) continue;
@@ -446,6 +459,23 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
             for (int ti = 0; ti < ntl; ti++) {
                 int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
                 k->gemm_tile_bf16((const uint16_t *)l->w + (size_t)r0 * C, (size_t)C, nr, C, Xp, T, Y + r0, R, panel);
+            }
+        }
+    } else if (path == MM_Q8) {
+        /* int8 activations quantized once (per 16-token block, in parallel), then the ISA's int8 kernel on
+         * 64-row tiles unpacked per thread */
+        k2c_q8p xq;
+        k2c_q8p_init(&xq, T, C, k2c_q8p_group(l), shared);
+        int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
+        #pragma omp parallel if (par) num_threads(nt)
+        {
+            void *mine = part + per * (size_t)omp_get_thread_num();
+            #pragma omp for schedule(static)
+            for (int b = 0; b < xq.nblk; b++) k2c_q8p_fill(X, &xq, b);
+            #pragma omp for schedule(dynamic, 1)
+            for (int ti = 0; ti < ntl; ti++) {
+                int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
+                k->gemm_q8(l, r0, nr, &xq, Y + r0, R, mine);
             }
         }
     } else if (path == MM_TILE) {
