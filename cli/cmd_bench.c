@@ -119,9 +119,8 @@ static int cmd_bench(int argc, char **argv) {
         if (g % 8 == 7) k2c_log("\rbench: decode %d/%d (%.2f tok/s)", g + 1, gen, (g + 1) / (k2c_now() - t0));
     }
     double td = k2c_now() - t0, dec = gen / td, bytes = mi.decode_bytes;
-    /* the latent cache each step reads once per layer: positions x (kv_lora_rank + rope dim) (fp32 or BF16) */
-    double cache = (double)cf->num_hidden_layers * (cf->kv_lora_rank + cf->qk_rope_head_dim) * (mi.cache_type == K2C_CACHE_BF16 ? 2.0 : 4.0) *
-                   (pos0 + (gen - 1) / 2.0 + 1);
+    /* the latent cache each step reads once per layer: positions x one row (fp32, BF16 or q8_0) */
+    double cache = (double)cf->num_hidden_layers * (double)k2c_cache_row_bytes(cf, mi.cache_type) * (pos0 + (gen - 1) / 2.0 + 1);
     double gbs = (bytes + cache) * dec / 1e9;
     k2c_log("\n");
     if (json)
@@ -150,7 +149,7 @@ done:
 }
 CLI_COMMAND_ON(cmd_bench_def, CLI_EP, "bench",
             "--model DIR [--prompt N] [--gen N] [--depth N [--fill repeat|prefill]] [--threads N] [--ubatch N] "
-            "[--load auto|mmap|copy] [--exact] [--cache-type f32|bf16] [--json]",
+            "[--load auto|mmap|copy] [--exact] [--cache-type f32|bf16|q8_0] [--json]",
             "Prefill and decode tokens/s, and decode GB/s (weights + latent cache) next to the measured read bandwidth.\n"
             "--depth N decodes after N cached positions: filled by repeating the prompt's cache rows (repeat, seconds;\n"
             "the same bytes and arithmetic per step as N real tokens) or by a real prefill of random ids (prefill).", cmd_bench)

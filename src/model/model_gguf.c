@@ -224,7 +224,11 @@ int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o,
     m->gguf = 1;
     if (k2c_kctx_init(&m->cx, o->simd, o->threads, o->bf16_prompt) != 0) return -1;
     m->cx.exact = o->exact != 0;
-    m->cache_bf16 = o->cache_type == K2C_CACHE_BF16;
+    if (o->cache_type < K2C_CACHE_F32 || o->cache_type > K2C_CACHE_Q8_0) {
+        k2c_seterr("unknown cache type %d (K2C_CACHE_F32, _BF16 or _Q8_0)", o->cache_type);
+        return -1;
+    }
+    m->cache_type = o->cache_type;
     if (k2c_gguf_open(&m->gg, path, o->load) != 0) return -1;
     if (k2c_gguf_config(&m->gg, &m->cfg) != 0) goto fail;
     const k2c_config *c = &m->cfg;
