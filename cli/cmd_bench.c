@@ -111,7 +111,7 @@ static int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
     if (k2c_decode(s, next, logits, NULL) != 0) goto done;
     k2c_log("bench: decode %d tokens...\n", gen);
-    double t0 = k2c_now();
+    double t0 = k2c_now(), a0 = k2c_state_attn_seconds(s);
     for (int g = 0; g < gen; g++) {
         next = 0;
         for (int i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
@@ -119,6 +119,7 @@ static int cmd_bench(int argc, char **argv) {
         if (g % 8 == 7) k2c_log("\rbench: decode %d/%d (%.2f tok/s)", g + 1, gen, (g + 1) / (k2c_now() - t0));
     }
     double td = k2c_now() - t0, dec = gen / td, bytes = mi.decode_bytes;
+    double attn = (k2c_state_attn_seconds(s) - a0) / gen / cf->num_hidden_layers;   /* per layer and token */
     /* the latent cache each step reads once per layer: positions x one row (fp32, BF16 or q8_0) */
     double cache = (double)cf->num_hidden_layers * (double)k2c_cache_row_bytes(cf, mi.cache_type) * (pos0 + (gen - 1) / 2.0 + 1);
     double gbs = (bytes + cache) * dec / 1e9;
@@ -126,8 +127,10 @@ static int cmd_bench(int argc, char **argv) {
     if (json)
         printf("{\"threads\":%d,\"prompt\":%d,\"prefill_tok_s\":%.3f,\"depth\":%d,\"fill\":\"%s\",\"fill_s\":%.3f,\"gen\":%d,"
                "\"decode_tok_s\":%.3f,\"decode_gb_per_token\":%.4f,\"cache_mb_per_token\":%.3f,"
-               "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f}\n",
-               mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw);
+               "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f,"
+               "\"attn_ms_per_layer_token\":%.4f,\"cache_mb_per_layer_token\":%.4f}\n",
+               mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw,
+               attn * 1e3, cache / 1e6 / cf->num_hidden_layers);
     else {
         printf("threads            %d (%s kernels%s)\n", mi.threads, mi.kernels,
                mi.gguf ? (mi.exact ? ", fp32 activations" : ", int8 decode activations") : "");
@@ -137,6 +140,8 @@ static int cmd_bench(int argc, char **argv) {
         printf("decode traffic     %.3f GB/token weights + %.2f MB/token latent cache -> %.1f GB/s\n", bytes / 1e9,
                cache / 1e6, gbs);
         printf("read bandwidth     %.1f GB/s measured -> decode at %.0f%% of it\n", bw, 100 * gbs / bw);
+        printf("attention          %.3f ms per layer and token (%.0f%% of the step), reading %.2f MB of cache per layer\n",
+               attn * 1e3, 100 * attn * cf->num_hidden_layers * dec, cache / 1e6 / cf->num_hidden_layers);
     }
     rc = 0;
 done:

@@ -246,6 +246,9 @@ int k2c_state_pos(const k2c_state *s);                  /* tokens in the cache *
 int k2c_state_truncate(k2c_state *s, int pos);          /* keep the first pos tokens; -1 if pos > held */
 size_t k2c_state_cache_bytes(const k2c_state *s);       /* the cache's pages allocated so far */
 size_t k2c_state_ws_bytes(const k2c_state *s);          /* the forward workspace (fixed at k2c_state_new) */
+/* Seconds this state's forward calls spent in attention (every layer's MLA: projections, cache write, attention
+ * over the cache, output projection; a decode batch counts on its first state): the breakdown of k2c bench. */
+double k2c_state_attn_seconds(const k2c_state *s);
 /* Bytes of a cache of n positions of a model of config c in format cache_type (whole pages, as a state holds
  * them), and of one position of one layer. */
 size_t k2c_cache_bytes(const k2c_config *c, int cache_type, int n);

@@ -105,6 +105,7 @@ int k2c_state_reserve(k2c_state *s, int n) {
 
 size_t k2c_state_cache_bytes(const k2c_state *s) { return (size_t)s->npages * page_bytes(s); }
 size_t k2c_state_ws_bytes(const k2c_state *s) { return s->ws.cap; }
+double k2c_state_attn_seconds(const k2c_state *s) { return s->attn_seconds; }
 
 k2c_state *k2c_state_new(const k2c_model *m, int max_ctx) {
     k2c_state *s = malloc(sizeof *s);

@@ -75,7 +75,9 @@ static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, fl
         const k2c_layer *ly = &m->layers[l];
         for (int t = 0; t < T; t++) k2c_vrms_row(XN + (size_t)t * D, X + (size_t)t * D, ly->attn_norm, D, eps);
         float *amax = tr && tr->attn_max ? tr->attn_max + (size_t)l * H : NULL;
+        double ta = k2c_now();      /* attention's share of the step (k2c bench; a clock read per layer) */
         if (absorbed ? k2c_mla_decode_batch(ss, T, l, XN, Y, amax) : k2c_mla_prefill(s, l, XN, T, Y, amax)) goto done;
+        s->attn_seconds += k2c_now() - ta;
         for (size_t i = 0; i < (size_t)T * D; i++) X[i] += Y[i];
         for (int t = 0; t < T; t++) k2c_vrms_row(XN + (size_t)t * D, X + (size_t)t * D, ly->ffn_norm, D, eps);
         int *ex = tr && tr->experts && ly->is_moe ? tr->experts + ((size_t)l * Ttr + t_off) * K : NULL;

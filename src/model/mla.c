@@ -125,18 +125,39 @@ static void absorb_value_head(const dims *d, const k2c_layer *ly, int h, const f
 /* One block of positions [j0, j1) of one token's cache (state st, layer), all H heads: running max m [H],
  * sum l [H] and unnormalized accumulator acc [H, r]. S: scratch [H, TILE]. The cache rows of a tile are read
  * once for all heads. */
+static int ldq_of(int rs) { return (rs + 31) / 32 * 32; }
+/* A thread's tile scratch: a converted tile of a BF16 or q8_0 cache, or the fast path's BF16 queries [H, ldq]
+ * and P pairs [H, TILE / 2]. */
+static size_t tile_scratch(const k2c_model *m, const dims *d) {
+    size_t conv = m->cache_type ? (size_t)TILE * d->rs * sizeof(float) : 0;
+    size_t fast = m->cache_type == K2C_CACHE_BF16 ? (size_t)d->H * ldq_of(d->rs) * 2 + (size_t)d->H * (TILE / 2) * 4 : 0;
+    return conv > fast ? conv : fast;
+}
 static void latent_block(const dims *d, const k2c_state *st, int layer, int j0, int j1, const float *qa, float scale,
-                         float *m, float *l, float *acc, float *S, float *tilebuf) {
+                         float *m, float *l, float *acc, float *S, float *tilebuf, int fast) {
     for (int h = 0; h < d->H; h++) { m[h] = -FLT_MAX; l[h] = 0; }
     memset(acc, 0, (size_t)d->H * d->r * sizeof *acc);
+    uint16_t *qb = (uint16_t *)tilebuf;                                  /* fast: BF16 queries, then P pairs */
+    uint32_t *pp = (uint32_t *)(qb + (size_t)d->H * ldq_of(d->rs));
+    if (fast) {
+        for (int h = 0; h < d->H; h++) {
+            uint16_t *q = qb + (size_t)h * ldq_of(d->rs);
+            for (int k = 0; k < ldq_of(d->rs); k++) q[k] = k < d->rs ? k2c_f32_to_bf16(qa[(size_t)h * d->rs + k]) : 0;
+        }
+    }
     for (int t0 = j0, nt; t0 < j1; t0 += nt) {
         int pend = (t0 / K2C_PAGE + 1) * K2C_PAGE, ld;        /* a tile never crosses a page */
         nt = j1 - t0 < TILE ? j1 - t0 : TILE;
         nt = pend - t0 < nt ? pend - t0 : nt;
         /* S [H, nt] = scale (Q' C^T + Q_pe K_pe^T) as one product: query rows (q', q_pe) against cache rows (c, k_pe);
          * a BF16 or q8_0 cache's tile converted once (L2-sized) for both products */
-        const float *tile = k2c_cache_rows_f32(st, layer, t0, nt, 0, d->rs, tilebuf, &ld);
-        k2c_vgemm_nt(S, TILE, qa, d->rs, d->H, tile, ld, nt, d->rs, scale, 0);
+        const float *tile = NULL;
+        if (fast) {
+            k2c_attn_bf16_scores(d->H, qb, ldq_of(d->rs), k2c_cache_row(st, layer, t0), d->rs, nt, scale, S, TILE);
+        } else {
+            tile = k2c_cache_rows_f32(st, layer, t0, nt, 0, d->rs, tilebuf, &ld);
+            k2c_vgemm_nt(S, TILE, qa, d->rs, d->H, tile, ld, nt, d->rs, scale, 0);
+        }
         for (int h = 0; h < d->H; h++) {
             float *sh = S + h * TILE, tm = k2c_vmax(sh, nt);
             if (tm > m[h]) {
@@ -149,7 +170,8 @@ static void latent_block(const dims *d, const k2c_state *st, int layer, int j0, 
             }
             l[h] += k2c_vexp_sum(sh, nt, m[h]);
         }
-        k2c_vgemm_acc(acc, d->r, S, TILE, d->H, tile, ld, nt, d->r);     /* acc [H, r] += P [H, nt] C */
+        if (fast) k2c_attn_bf16_acc(d->H, acc, d->r, S, TILE, pp, k2c_cache_row(st, layer, t0), d->rs, nt, d->r);
+        else k2c_vgemm_acc(acc, d->r, S, TILE, d->H, tile, ld, nt, d->r);     /* acc [H, r] += P [H, nt] C */
     }
 }
 
@@ -183,8 +205,9 @@ static int attend_latent(const k2c_model *m, int layer, int nq, const k2c_state 
     /* per block: m [H], l [H]; accumulators: a split token's blocks in `part`, an unsplit token's in CTX */
     float *ml, *part, *scr;
     int *owner;                                              /* block -> token, offset into part (-1: CTX) */
-    /* per thread: scores, a row, and a converted tile of a BF16 or q8_0 cache */
-    size_t per = k2c_ws_bytes(((size_t)d.H * TILE + (size_t)d.r + (m->cache_type ? (size_t)TILE * d.rs : 0)) * sizeof(float));
+    /* per thread: scores, a row, and a converted tile of a BF16 or q8_0 cache (or the fast path's BF16 queries) */
+    int fast = k2c_attn_bf16_ok(m);
+    size_t per = k2c_ws_bytes(((size_t)d.H * TILE + (size_t)d.r) * sizeof(float) + tile_scratch(m, &d));
     if (!TAKE(ml, (size_t)nblk * 2 * d.H) || !TAKE(part, (size_t)nsplit * d.H * d.r + 1) || !TAKE(owner, (size_t)nblk * 2) ||
         !(scr = k2c_ws_take(ws, per * (size_t)nth))) {
         k2c_seterr("workspace too small (attention of %d tokens in %d blocks)", nq, nblk);
@@ -207,7 +230,7 @@ static int attend_latent(const k2c_model *m, int layer, int nq, const k2c_state 
             int j0 = (int)((long long)len[i] * k / nb), j1 = (int)((long long)len[i] * (k + 1) / nb);
             float *acc = owner[2 * b + 1] < 0 ? CTX + (size_t)i * d.H * d.r : part + (size_t)owner[2 * b + 1] * d.H * d.r;
             latent_block(&d, st[i], layer, j0, j1, QA + (size_t)i * d.H * d.rs, scale,
-                         ml + (size_t)b * 2 * d.H, ml + (size_t)b * 2 * d.H + d.H, acc, S, tb);
+                         ml + (size_t)b * 2 * d.H, ml + (size_t)b * 2 * d.H + d.H, acc, S, tb, fast);
         }
         /* merge: ctx = sum_b e^(m_b - M) acc_b / sum_b e^(m_b - M) l_b, blocks in order */
         #pragma omp for schedule(static)
@@ -222,6 +245,7 @@ static int attend_latent(const k2c_model *m, int layer, int nq, const k2c_state 
                 if (nb > 1) k2c_vaxpy(ctx, w, part + ((size_t)owner[2 * b + 1] * d.H + h) * d.r, d.r);
             }
             k2c_vscale(ctx, d.r, 1.0f / L);
+            if (fast) k2c_attn_bf16_unpermute(ctx, d.r);       /* the fast path's accumulator order */
             mx[ih] = M;
         }
         #pragma omp for schedule(static)
@@ -396,7 +420,7 @@ size_t k2c_mla_ws_bytes(const k2c_model *m, int T, int max_ctx, size_t lin, size
     size_t proj = B(t * MAX(ql, (size_t)d.rs) + ql + d.dr + d.rs) + MAX(lin, 2 * xs);
     size_t nblk = t + nth;
     size_t lat = P(t + 1) + B(nblk * 2 * H) + B(nblk * H * d.r + 1) + P(nblk * 2) +
-                 nth * B(H * TILE + d.r + (m->cache_type ? (size_t)TILE * d.rs : 0));
+                 nth * k2c_ws_bytes((H * TILE + d.r) * 4 + tile_scratch(m, &d));
     size_t Bk = (size_t)(max_ctx < KBLOCK ? max_ctx : KBLOCK);
     size_t expd = B(Bk * d.r) + B(Bk * H * d.kvd) + B(t * H) + B(Bk * d.dr) + nth * (B(QBLOCK * Bk) + B(QBLOCK * d.dv)) + lin;
     /* absorbed (and decode): QA [T, H, r + rs] lives through the projections, the attention and the output */

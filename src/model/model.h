@@ -104,6 +104,7 @@ struct k2c_state {
      * state), sized once at init (k2c_forward_ws_bytes) and taken stack-like: no allocation per token or layer. */
     k2c_ws ws;
     int ws_tokens;
+    double attn_seconds;    /* time in the attention layers (MLA calls) since init: k2c bench's breakdown */
 };
 /* The most states one k2c_decode_batch call runs at once: the workspace holds a batch this large (or the
  * model's ubatch, if larger); a larger batch runs in turns of that many. */
@@ -126,6 +127,15 @@ void k2c_cache_write(k2c_state *s, int layer, int t, float *row);
 /* Rows t0..t0+n (inside one page) of a layer, columns [c0, c0 + nc), as fp32: an fp32 cache's rows in place
  * (*ld = r + dr), any other format converted into buf [n, nc] (*ld = nc). */
 const float *k2c_cache_rows_f32(const k2c_state *s, int layer, int t0, int n, int c0, int nc, float *buf, int *ld);
+/* Latent attention on a BF16 cache with AVX512-BF16 dot products (attn_bf16.c; mla.c's fast path when
+ * k2c_attn_bf16_ok: BF16 cache, not exact, avx512 table, the CPU has AVX512-BF16, kv_lora_rank % 32 == 0).
+ * scores: S [H, nt] (stride lds) = scale * Qb C^T, Qb [H, ldq] BF16 queries zero-padded to ldq = rs rounded up to
+ * 32, C nt cache rows of rs BF16. acc: acc [H, r] (stride lda, chunks of 32 permuted) += P C[:, :r] with P = S
+ * rounded to BF16 pairs in pp [H, (nt + 1) / 2]. unpermute: one accumulator row back to the natural order. */
+void k2c_attn_bf16_scores(int H, const uint16_t *qb, int ldq, const uint16_t *c, int rs, int nt, float scale, float *S, int lds);
+void k2c_attn_bf16_acc(int H, float *acc, int lda, const float *S, int lds, uint32_t *pp, const uint16_t *c, int rs, int nt, int r);
+void k2c_attn_bf16_unpermute(float *x, int r);
+int k2c_attn_bf16_ok(const k2c_model *m);
 /* Rounds n values to what format type stores (K2C_CACHE_BF16 / Q8_0; f32: unchanged). */
 void k2c_cache_round_row(int type, float *row, int n);
 
