@@ -18,6 +18,7 @@
 #include <immintrin.h>
 #define TGT __attribute__((target("avx512f,avx512bw,avx512bf16")))
 #define AI static inline __attribute__((always_inline))
+#define PF_ROWS 8   /* rows ahead the score pass prefetches (past a tile's end: harmless hints) */
 #define HG 8    /* heads per pass: 2 x 8 accumulators + the loaded rows fit the 32 registers */
 
 /* S[h, t] = scale * (Qb_h . C_t) for nh heads (Qb rows of ldq BF16, zero past rs) and rows t < nt of c (stride rs). */
@@ -28,16 +29,21 @@ TGT AI void scores_g(const int nh, const uint16_t *qb, int ldq, const uint16_t *
     for (int t = 0; t < nt; t += 2) {
         const uint16_t *c0 = c + (size_t)t * rs, *c1 = t + 1 < nt ? c0 + rs : c0;
         __m512 a0[HG], a1[HG];
+        _Pragma("GCC unroll 8")
         for (int h = 0; h < nh; h++) { a0[h] = _mm512_setzero_ps(); a1[h] = _mm512_setzero_ps(); }
         for (int kc = 0; kc < nk; kc++) {
             __mmask32 mk = kc == nk - 1 ? tail : (__mmask32)~0u;
             __m512i x0 = _mm512_maskz_loadu_epi16(mk, c0 + kc * 32), x1 = _mm512_maskz_loadu_epi16(mk, c1 + kc * 32);
+            _mm_prefetch((const char *)(c0 + PF_ROWS * rs + kc * 32), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c1 + PF_ROWS * rs + kc * 32), _MM_HINT_T0);
+            _Pragma("GCC unroll 8")
             for (int h = 0; h < nh; h++) {
                 __m512i q = _mm512_loadu_si512((const void *)(qb + (size_t)h * ldq + kc * 32));
                 a0[h] = _mm512_dpbf16_ps(a0[h], (__m512bh)q, (__m512bh)x0);
                 a1[h] = _mm512_dpbf16_ps(a1[h], (__m512bh)q, (__m512bh)x1);
             }
         }
+        _Pragma("GCC unroll 8")
         for (int h = 0; h < nh; h++) {
             S[(size_t)h * lds + t] = scale * _mm512_reduce_add_ps(a0[h]);
             if (t + 1 < nt) S[(size_t)h * lds + t + 1] = scale * _mm512_reduce_add_ps(a1[h]);
@@ -50,6 +56,7 @@ TGT AI void scores_g(const int nh, const uint16_t *qb, int ldq, const uint16_t *
 TGT AI void acc_g(const int nh, float *acc, int lda, const uint32_t *pp, int ldp, const uint16_t *c, int rs, int nt, int r) {
     for (int kc = 0; kc < r; kc += 32) {
         __m512 lo[HG], hi[HG];
+        _Pragma("GCC unroll 8")
         for (int h = 0; h < nh; h++) {
             lo[h] = _mm512_loadu_ps(acc + (size_t)h * lda + kc);
             hi[h] = _mm512_loadu_ps(acc + (size_t)h * lda + kc + 16);
@@ -58,12 +65,14 @@ TGT AI void acc_g(const int nh, float *acc, int lda, const uint32_t *pp, int ldp
             const uint16_t *c0 = c + (size_t)t * rs + kc, *c1 = t + 1 < nt ? c0 + rs : c0;  /* odd end: weight 0 */
             __m512i x0 = _mm512_loadu_si512((const void *)c0), x1 = _mm512_loadu_si512((const void *)c1);
             __m512i l = _mm512_unpacklo_epi16(x0, x1), u = _mm512_unpackhi_epi16(x0, x1);
+            _Pragma("GCC unroll 8")
             for (int h = 0; h < nh; h++) {
                 __m512i p = _mm512_set1_epi32((int)pp[(size_t)h * ldp + t / 2]);
                 lo[h] = _mm512_dpbf16_ps(lo[h], (__m512bh)l, (__m512bh)p);
                 hi[h] = _mm512_dpbf16_ps(hi[h], (__m512bh)u, (__m512bh)p);
             }
         }
+        _Pragma("GCC unroll 8")
         for (int h = 0; h < nh; h++) {
             _mm512_storeu_ps(acc + (size_t)h * lda + kc, lo[h]);
             _mm512_storeu_ps(acc + (size_t)h * lda + kc + 16, hi[h]);
@@ -88,15 +97,22 @@ TGT void k2c_attn_bf16_scores(int H, const uint16_t *qb, int ldq, const uint16_t
 #undef SC
 }
 
+/* out [npad] = x [n] rounded to BF16 (nearest even), zeros after n; npad a multiple of 2. */
+TGT void k2c_attn_bf16_round(const float *x, int n, int npad, uint16_t *out) {
+    for (int i = 0; i < npad; i += 32) {
+        int a = n - i < 0 ? 0 : n - i > 32 ? 32 : n - i, left = npad - i < 32 ? npad - i : 32;
+        __mmask16 lo = (__mmask16)(a >= 16 ? 0xffff : (1u << a) - 1), hi = (__mmask16)(a <= 16 ? 0 : a >= 32 ? 0xffff : (1u << (a - 16)) - 1);
+        __m512 v0 = _mm512_maskz_loadu_ps(lo, x + i), v1 = _mm512_maskz_loadu_ps(hi, x + i + 16);
+        __m512i b = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);      /* low 16 lanes from v0 */
+        _mm512_mask_storeu_epi16(out + i, (__mmask32)(left >= 32 ? ~0u : (1u << left) - 1), b);
+    }
+}
+
 TGT void k2c_attn_bf16_acc(int H, float *acc, int lda, const float *S, int lds, uint32_t *pp, const uint16_t *c, int rs,
                            int nt, int r) {
+    /* the pairs (P[h, 2i], P[h, 2i + 1]) are the BF16 row of P itself, zero-padded to an even length */
     int np = (nt + 1) / 2;
-    for (int h = 0; h < H; h++)
-        for (int i = 0; i < np; i++) {
-            uint32_t a = k2c_f32_to_bf16(S[(size_t)h * lds + 2 * i]);
-            uint32_t b = 2 * i + 1 < nt ? k2c_f32_to_bf16(S[(size_t)h * lds + 2 * i + 1]) : 0;
-            pp[(size_t)h * np + i] = a | b << 16;
-        }
+    for (int h = 0; h < H; h++) k2c_attn_bf16_round(S + (size_t)h * lds, nt, 2 * np, (uint16_t *)(pp + (size_t)h * np));
 #define AC(n) acc_g(n, acc + (size_t)h0 * lda, lda, pp + (size_t)h0 * np, np, c, rs, nt, r)
     BY_GROUPS(AC);
 #undef AC
@@ -115,6 +131,7 @@ void k2c_attn_bf16_acc(int H, float *acc, int lda, const float *S, int lds, uint
     (void)H; (void)acc; (void)lda; (void)S; (void)lds; (void)pp; (void)c; (void)rs; (void)nt; (void)r;
 }
 int k2c_attn_bf16_ok(const k2c_model *m) { (void)m; return 0; }
+void k2c_attn_bf16_round(const float *x, int n, int npad, uint16_t *out) { (void)x; (void)n; (void)npad; (void)out; }
 #endif
 
 /* acc's chunk of 32: lanes j of the low half hold k = 8 (j / 4) + j % 4, of the high half k = 8 (j / 4) + 4 + j % 4

@@ -140,10 +140,7 @@ static void latent_block(const dims *d, const k2c_state *st, int layer, int j0, 
     uint16_t *qb = (uint16_t *)tilebuf;                                  /* fast: BF16 queries, then P pairs */
     uint32_t *pp = (uint32_t *)(qb + (size_t)d->H * ldq_of(d->rs));
     if (fast) {
-        for (int h = 0; h < d->H; h++) {
-            uint16_t *q = qb + (size_t)h * ldq_of(d->rs);
-            for (int k = 0; k < ldq_of(d->rs); k++) q[k] = k < d->rs ? k2c_f32_to_bf16(qa[(size_t)h * d->rs + k]) : 0;
-        }
+        for (int h = 0; h < d->H; h++) k2c_attn_bf16_round(qa + (size_t)h * d->rs, d->rs, ldq_of(d->rs), qb + (size_t)h * ldq_of(d->rs));
     }
     for (int t0 = j0, nt; t0 < j1; t0 += nt) {
         int pend = (t0 / K2C_PAGE + 1) * K2C_PAGE, ld;        /* a tile never crosses a page */

@@ -135,6 +135,7 @@ const float *k2c_cache_rows_f32(const k2c_state *s, int layer, int t0, int n, in
 void k2c_attn_bf16_scores(int H, const uint16_t *qb, int ldq, const uint16_t *c, int rs, int nt, float scale, float *S, int lds);
 void k2c_attn_bf16_acc(int H, float *acc, int lda, const float *S, int lds, uint32_t *pp, const uint16_t *c, int rs, int nt, int r);
 void k2c_attn_bf16_unpermute(float *x, int r);
+void k2c_attn_bf16_round(const float *x, int n, int npad, uint16_t *out);    /* BF16 of x [n], zeros to npad */
 int k2c_attn_bf16_ok(const k2c_model *m);
 /* Rounds n values to what format type stores (K2C_CACHE_BF16 / Q8_0; f32: unchanged). */
 void k2c_cache_round_row(int type, float *row, int n);
