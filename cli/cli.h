@@ -51,6 +51,9 @@ const k2c_comm *cli_comm(void);
 int cli_open_model(const char *dir, const k2c_model_opts *o, k2c_model **m);
 /* --threads, --load, --ubatch and the environment (K2C_SIMD, K2C_PROMPT_PRECISION) as model options (with the
  * command's ranks, cli_comm). */
+/* --cache-type names: K2C_CACHE_* of "f32" / "bf16" / "q8_0" (-1: none of them), and back. */
+int cli_cache_type(const char *name);
+const char *cli_cache_name(int type);
 int cli_model_opts(cli_args *a, k2c_model_opts *o);
 /* Loads a model folder with those options, timing it. 0, or -1 with k2c_errmsg() set. */
 int cli_load_model(cli_args *a, k2c_model **m, const char *dir);

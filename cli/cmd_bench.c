@@ -9,9 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+
+/* CPU seconds of the whole process (every thread): with --threads 1 a step's own work, whatever else runs. */
+static double cpu_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 /* The read-bandwidth probe: a streaming read of 1 GB (far larger than the caches), held in transparent huge
  * pages as the weights are (--load auto), every thread reading its own contiguous part, 512-bit loads into four
@@ -133,33 +141,39 @@ static int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
     if (k2c_decode(s, next, logits, NULL) != 0) goto done;
     k2c_log("bench: decode %d tokens...\n", gen);
-    double t0 = k2c_now();
+    double t0 = k2c_now(), a0 = k2c_state_attn_seconds(s), c0 = cpu_seconds();
     for (int g = 0; g < gen; g++) {
         next = 0;
         for (int i = 1; i < V; i++) if (logits[i] > logits[next]) next = i;
         if (k2c_decode(s, next, logits, NULL) != 0) goto done;
         if (g % 8 == 7) k2c_log("\rbench: decode %d/%d (%.2f tok/s)", g + 1, gen, (g + 1) / (k2c_now() - t0));
     }
-    double td = k2c_now() - t0, dec = gen / td, bytes = mi.decode_bytes;
-    /* the latent cache each step reads once per layer: positions x (kv_lora_rank + rope dim) (fp32 or BF16) */
-    double cache = (double)cf->num_hidden_layers * (cf->kv_lora_rank + cf->qk_rope_head_dim) * (mi.cache_type == K2C_CACHE_BF16 ? 2.0 : 4.0) *
-                   (pos0 + (gen - 1) / 2.0 + 1);
+    double td = k2c_now() - t0, dec = gen / td, bytes = mi.decode_bytes, dec_cpu = gen / (cpu_seconds() - c0);
+    double attn = (k2c_state_attn_seconds(s) - a0) / gen / cf->num_hidden_layers;   /* per layer and token */
+    /* the latent cache each step reads once per layer: positions x one row (fp32, BF16 or q8_0) */
+    double cache = (double)cf->num_hidden_layers * (double)k2c_cache_row_bytes(cf, mi.cache_type) * (pos0 + (gen - 1) / 2.0 + 1);
     double gbs = (bytes + cache) * dec / 1e9;
     k2c_log("\n");
     if (json)
         printf("{\"threads\":%d,\"prompt\":%d,\"prefill_tok_s\":%.3f,\"depth\":%d,\"fill\":\"%s\",\"fill_s\":%.3f,\"gen\":%d,"
                "\"decode_tok_s\":%.3f,\"decode_gb_per_token\":%.4f,\"cache_mb_per_token\":%.3f,"
-               "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f}\n",
-               mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw);
+               "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f,"
+               "\"attn_ms_per_layer_token\":%.4f,\"cache_mb_per_layer_token\":%.4f,\"decode_cpu_tok_s\":%.3f}\n",
+               mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw,
+               attn * 1e3, cache / 1e6 / cf->num_hidden_layers, dec_cpu * mi.threads);
     else {
         printf("threads            %d (%s kernels%s)\n", mi.threads, mi.kernels,
                mi.gguf ? (mi.exact ? ", fp32 activations" : ", int8 decode activations") : "");
         if (prompt > 0) printf("prefill            %d tokens in %.2f s: %.1f tok/s\n", prompt, tp, pf);
         if (tf > 0) printf("cache fill         %d positions (%s) in %.2f s\n", pos0 - 1, fill, tf);
         printf("decode             %d tokens at depth %d in %.2f s: %.2f tok/s\n", gen, pos0 - 1, td, dec);
+        printf("decode (CPU time)  %.2f tok/s per %d thread(s): the process's CPU seconds, which a busy machine does not stretch\n",
+               dec_cpu * mi.threads, mi.threads);
         printf("decode traffic     %.3f GB/token weights + %.2f MB/token latent cache -> %.1f GB/s\n", bytes / 1e9,
                cache / 1e6, gbs);
         printf("read bandwidth     %.1f GB/s measured -> decode at %.0f%% of it\n", bw, 100 * gbs / bw);
+        printf("attention          %.3f ms per layer and token (%.0f%% of the step), reading %.2f MB of cache per layer\n",
+               attn * 1e3, 100 * attn * cf->num_hidden_layers * dec, cache / 1e6 / cf->num_hidden_layers);
     }
     rc = 0;
 done:
@@ -172,7 +186,7 @@ done:
 }
 CLI_COMMAND_ON(cmd_bench_def, CLI_EP, "bench",
             "--model DIR [--prompt N] [--gen N] [--depth N [--fill repeat|prefill]] [--threads N] [--ubatch N] "
-            "[--load auto|mmap|copy] [--exact] [--cache-type f32|bf16] [--json]",
+            "[--load auto|mmap|copy] [--exact] [--cache-type f32|bf16|q8_0] [--json]",
             "Prefill and decode tokens/s, and decode GB/s (weights + latent cache) next to the measured read bandwidth.\n"
             "--depth N decodes after N cached positions: filled by repeating the prompt's cache rows (repeat, seconds;\n"
             "the same bytes and arithmetic per step as N real tokens) or by a real prefill of random ids (prefill).", cmd_bench)

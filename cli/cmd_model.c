@@ -7,12 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+int cli_cache_type(const char *name) {
+    return !strcmp(name, "f32") ? K2C_CACHE_F32 : !strcmp(name, "bf16") ? K2C_CACHE_BF16 : !strcmp(name, "q8_0") ? K2C_CACHE_Q8_0 : -1;
+}
+const char *cli_cache_name(int type) { return type == K2C_CACHE_BF16 ? "bf16" : type == K2C_CACHE_Q8_0 ? "q8_0" : "f32"; }
+
 int cli_model_opts(cli_args *a, k2c_model_opts *o) {
     k2c_model_opts_default(o);      /* K2C_SIMD, K2C_PROMPT_PRECISION, K2C_EXACT */
     if (cli_flag(a, "exact")) o->exact = 1;
     const char *ct = cli_str(a, "cache-type", NULL);
-    if (ct && strcmp(ct, "f32") && strcmp(ct, "bf16")) { k2c_seterr("--cache-type must be f32 or bf16"); return -1; }
-    if (ct) o->cache_type = !strcmp(ct, "bf16") ? K2C_CACHE_BF16 : K2C_CACHE_F32;
+    if (ct && (o->cache_type = cli_cache_type(ct)) < 0) { k2c_seterr("--cache-type must be f32, bf16 or q8_0"); return -1; }
     o->threads = (int)cli_int(a, "threads", 0);
     o->ubatch = (int)cli_int(a, "ubatch", 0);
     if (o->ubatch < 0) { k2c_seterr("--ubatch must be positive (tokens per prefill pass)"); return -1; }
@@ -85,7 +89,7 @@ done:
     k2c_model_close(m);
     return rc;
 }
-CLI_COMMAND_ON(cmd_logits_def, CLI_EP, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N] [--load auto|mmap|copy] [--exact] [--cache-type f32|bf16]",
+CLI_COMMAND_ON(cmd_logits_def, CLI_EP, "logits", "--model DIR --ids 3,17,42 [--decode] --out FILE [--threads N] [--load auto|mmap|copy] [--exact] [--cache-type f32|bf16|q8_0]",
             "Write the logits F32 [T, vocab] of every position (prefill, or token by token with --decode) as safetensors.",
             cmd_logits)
 
@@ -166,7 +170,7 @@ out:
 }
 CLI_COMMAND_ON(cmd_generate_def, CLI_EP, "generate",
             "--model DIR (--ids 1,2,3 | --prompt TEXT) [--tokenizer DIR] [--max-tokens N] [--temperature T] [--top-p P] "
-            "[--top-k K] [--min-p P] [--seed S] [--ctx N] [--threads N] [--load auto|mmap|copy] [--exact] [--cache-type f32|bf16]",
+            "[--top-k K] [--min-p P] [--seed S] [--ctx N] [--threads N] [--load auto|mmap|copy] [--exact] [--cache-type f32|bf16|q8_0]",
             "Sample a continuation: ids in, ids out; or text in (tokenizer from the model folder), text streamed out.",
             cmd_generate)
 
@@ -202,11 +206,16 @@ static int info_as_type(const char *dir, const char *preset, const char *type, i
     for (int t = 0; t < K2C_GGML_TYPES; t++)
         if (by[t]) printf(" %s %s", k2c_ggml_type_name(t), fmt_bytes((double)by[t], b2, sizeof b2));
     printf("\n");
-    double kv = (double)c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim) * 4.0;
     if (ctx <= 0) ctx = c.max_position_embeddings;
+    double kv = (double)k2c_cache_bytes(&c, K2C_CACHE_F32, ctx);
     printf("bits/weight:  %.2f\n", 8.0 * (double)bytes / total);
     printf("memory:       %s weights + %s cache at %d tokens = %s\n", fmt_bytes((double)bytes, b1, sizeof b1),
-           fmt_bytes(kv * ctx, b2, sizeof b2), ctx, fmt_bytes((double)bytes + kv * ctx, b3, sizeof b3));
+           fmt_bytes(kv, b2, sizeof b2), ctx, fmt_bytes((double)bytes + kv, b3, sizeof b3));
+    printf("KV cache at %d tokens (%d layers, pages of 256 positions):", ctx, c.num_hidden_layers);
+    for (int t = K2C_CACHE_F32; t <= K2C_CACHE_Q8_0; t++)
+        printf(" %s %s (%zu bytes)", cli_cache_name(t), fmt_bytes((double)k2c_cache_bytes(&c, t, ctx), b1, sizeof b1),
+               k2c_cache_bytes(&c, t, ctx));
+    printf("\n");
     return 0;
 }
 
@@ -217,10 +226,11 @@ static int cmd_info(int argc, char **argv) {
     const char *dir = preset ? NULL : cli_need(&a, "model");
     int ctx = (int)cli_int(&a, "ctx", 0);
     const char *ct = cli_str(&a, "cache-type", "f32");
+    int threads = (int)cli_int(&a, "threads", 0), ubatch = (int)cli_int(&a, "ubatch", 0);
     if ((!dir && !preset) || cli_done(&a)) return 2;
-    if (strcmp(ct, "f32") && strcmp(ct, "bf16")) { fprintf(stderr, "k2c info: --cache-type must be f32 or bf16\n"); return 2; }
+    if (cli_cache_type(ct) < 0) { fprintf(stderr, "k2c info: --cache-type must be f32, bf16 or q8_0\n"); return 2; }
     if (as) return info_as_type(dir, preset, as, ctx);
-    k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .cache_type = !strcmp(ct, "bf16") ? K2C_CACHE_BF16 : K2C_CACHE_F32};  /* headers, not weights */
+    k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .cache_type = cli_cache_type(ct), .threads = threads, .ubatch = ubatch};  /* headers, not weights */
     k2c_model *m = k2c_model_open(dir, &mo);
     if (!m) return cli_fail("info");
     const k2c_config *c = k2c_model_config(m);
@@ -228,7 +238,7 @@ static int cmd_info(int argc, char **argv) {
     k2c_model_get_info(m, &mi);
     double total, active;
     k2c_model_counts(c, &total, &active);
-    char b1[32], b2[32], b3[32];
+    char b1[32], b2[32], b3[32], b4[32];
     printf("model:        %s (%s)\n", dir, c->model_type);
     printf("architecture: DeepseekV3ForCausalLM, %d layers (%d dense), hidden %d, %d heads, vocab %d\n",
            c->num_hidden_layers, c->first_k_dense_replace < c->num_hidden_layers ? c->first_k_dense_replace : c->num_hidden_layers,
@@ -248,21 +258,33 @@ static int cmd_info(int argc, char **argv) {
     for (int t = 0; t < K2C_GGML_TYPES; t++)     /* GGUF: bytes per ggml type */
         if (mi.bytes_by_ggml[t]) printf(" %s %s", k2c_ggml_type_name(t), fmt_bytes((double)mi.bytes_by_ggml[t], b2, sizeof b2));
     printf("\n");
-    int cb = mi.cache_type == K2C_CACHE_BF16;
-    double kv = (double)c->num_hidden_layers * (c->kv_lora_rank + c->qk_rope_head_dim) * (cb ? 2.0 : 4.0);
     if (ctx <= 0) ctx = c->max_position_embeddings;
-    printf("KV cache:     %s per token (latent c + k_pe, %s; --cache-type f32|bf16), %s at %d tokens\n", fmt_bytes(kv, b1, sizeof b1),
-           cb ? "bf16" : "fp32",
-           fmt_bytes(kv * ctx, b2, sizeof b2), ctx);
-    printf("memory:       %s weights (memory-mapped) + %s cache = %s\n", fmt_bytes((double)all, b1, sizeof b1),
-           fmt_bytes(kv * ctx, b2, sizeof b2), fmt_bytes((double)all + kv * ctx, b3, sizeof b3));
+    /* the real bytes: the cache's whole pages at ctx positions for each format, and the workspace a state of that
+     * context allocates (fixed: it does not grow with the context) */
+    k2c_state *st = k2c_state_new(m, ctx);
+    if (!st) { k2c_model_close(m); return cli_fail("info"); }
+    size_t wsb = k2c_state_ws_bytes(st), kv = k2c_cache_bytes(c, mi.cache_type, ctx);
+    k2c_state_delete(st);
+    printf("KV cache:     %zu bytes per token (latent c + k_pe, %s; --cache-type f32|bf16|q8_0), %s at %d tokens\n",
+           (size_t)c->num_hidden_layers * k2c_cache_row_bytes(c, mi.cache_type), cli_cache_name(mi.cache_type),
+           fmt_bytes((double)kv, b2, sizeof b2), ctx);
+    printf("cache at %d:", ctx);
+    for (int t = K2C_CACHE_F32; t <= K2C_CACHE_Q8_0; t++)
+        printf(" %s %zu bytes (%s)", cli_cache_name(t), k2c_cache_bytes(c, t, ctx), fmt_bytes((double)k2c_cache_bytes(c, t, ctx), b1, sizeof b1));
+    printf("\n");
+    printf("workspace:    %zu bytes (%s, fixed: ubatch %d, %d threads); cache + workspace = %.3f x the cache\n", wsb,
+           fmt_bytes((double)wsb, b1, sizeof b1), ubatch > 0 ? ubatch : K2C_UBATCH_DEFAULT, mi.threads,
+           kv ? (double)(kv + wsb) / (double)kv : 0.0);
+    printf("memory:       %s weights (memory-mapped) + %s cache + %s workspace = %s\n", fmt_bytes((double)all, b1, sizeof b1),
+           fmt_bytes((double)kv, b2, sizeof b2), fmt_bytes((double)wsb, b3, sizeof b3),
+           fmt_bytes((double)all + (double)kv + (double)wsb, b4, sizeof b4));
     printf("kernels:      %s (K2C_SIMD=scalar|avx2|avx512 forces one), %d threads\n", mi.kernels, mi.threads);
     if (mi.gguf)
         printf("activations:  %s\n", mi.exact ? "fp32 (exact)" : "int8 blocks of 32 in decode (K2C_EXACT=1 or --exact: fp32)");
     k2c_model_close(m);
     return 0;
 }
-CLI_COMMAND(cmd_info_def, "info", "--model DIR [--ctx N] [--cache-type f32|bf16] | (--model DIR | --preset NAME) --as-type TYPE [--ctx N]",
+CLI_COMMAND(cmd_info_def, "info", "--model DIR [--ctx N] [--cache-type f32|bf16|q8_0] [--threads N] [--ubatch N] | (--model DIR | --preset NAME) --as-type TYPE [--ctx N]",
             "Architecture, parameter counts (total / active), bytes per format, KV-cache bytes per token, memory needed; "
             "--as-type: the bytes `k2c quantize --type TYPE` would write for these shapes (config.json suffices).", cmd_info)
 

@@ -138,8 +138,9 @@ typedef struct {
                              * activations, off by default: fp32 inputs are what the golden tests check) */
     int exact;              /* fp32 activations everywhere. Off, decode on GGUF block formats quantizes each input
                              * vector to int8 blocks of 32 (as llama.cpp does) and runs integer products */
-    int cache_type;         /* the latent KV cache of every state: K2C_CACHE_F32 (0) or K2C_CACHE_BF16 (half the
-                             * memory and the bytes each decode step reads; the rows rounded to BF16) */
+    int cache_type;         /* the latent KV cache of every state: K2C_CACHE_F32 (0), K2C_CACHE_BF16 (half the
+                             * memory and the bytes each decode step reads; the rows rounded to BF16) or
+                             * K2C_CACHE_Q8_0 (int8 blocks of 32 with an fp16 scale: 0.53x fp32) */
     int ubatch;             /* tokens per forward pass of a prefill (k2c_prefill splits longer prompts), so the
                              * activation memory does not grow with the prompt; 0: K2C_UBATCH_DEFAULT */
     const k2c_comm *comm;   /* expert parallelism over these ranks (NULL or one rank: a single process). Every
@@ -148,8 +149,8 @@ typedef struct {
                              * in k2c_model_follow until rank 0 closes it. */
 } k2c_model_opts;
 #define K2C_UBATCH_DEFAULT 512
-enum { K2C_CACHE_F32 = 0, K2C_CACHE_BF16 = 1 };
-/* The defaults, then K2C_SIMD (scalar|avx2|avx512|neon), K2C_PROMPT_PRECISION (bf16), K2C_EXACT (1) and K2C_CACHE_TYPE (f32|bf16) from the environment: the
+enum { K2C_CACHE_F32 = 0, K2C_CACHE_BF16 = 1, K2C_CACHE_Q8_0 = 2 };
+/* The defaults, then K2C_SIMD (scalar|avx2|avx512|neon), K2C_PROMPT_PRECISION (bf16), K2C_EXACT (1) and K2C_CACHE_TYPE (f32|bf16|q8_0) from the environment: the
  * one place the library reads the environment, and only when the caller asks it to. */
 void k2c_model_opts_default(k2c_model_opts *o);
 
@@ -180,7 +181,7 @@ typedef struct {
     float attn_scale;                   /* softmax scale (YaRN mscale included) */
     const char *kernels;                /* "avx512", "avx2", "neon", "scalar" */
     int exact;                          /* fp32 activations everywhere (k2c_model_opts.exact) */
-    int cache_type;                     /* K2C_CACHE_F32 / K2C_CACHE_BF16 (k2c_model_opts.cache_type) */
+    int cache_type;                     /* K2C_CACHE_F32 / _BF16 / _Q8_0 (k2c_model_opts.cache_type) */
     int threads;
 } k2c_model_info;
 void k2c_model_get_info(const k2c_model *m, k2c_model_info *info);
@@ -238,14 +239,24 @@ typedef struct {
     float *attn_max;        /* optional [L, H]: per-head max pre-softmax logit */
 } k2c_trace;
 
-/* One sequence's latent KV cache ([L, max_ctx, kv_lora_rank + rope_dim], fp32 or BF16 per the model's
- * cache_type) and its scratch memory. */
+/* One sequence's latent KV cache (kv_lora_rank + rope_dim values per position and layer, fp32, BF16 or q8_0 per
+ * the model's cache_type, in pages of 256 positions allocated as the context fills) and its scratch memory (the
+ * forward workspace, allocated once here). */
 typedef struct k2c_state k2c_state;
 k2c_state *k2c_state_new(const k2c_model *m, int max_ctx);
 void k2c_state_delete(k2c_state *s);
 void k2c_state_reset(k2c_state *s);
 int k2c_state_pos(const k2c_state *s);                  /* tokens in the cache */
 int k2c_state_truncate(k2c_state *s, int pos);          /* keep the first pos tokens; -1 if pos > held */
+size_t k2c_state_cache_bytes(const k2c_state *s);       /* the cache's pages allocated so far */
+size_t k2c_state_ws_bytes(const k2c_state *s);          /* the forward workspace (fixed at k2c_state_new) */
+/* Seconds this state's forward calls spent in attention (every layer's MLA: projections, cache write, attention
+ * over the cache, output projection; a decode batch counts on its first state): the breakdown of k2c bench. */
+double k2c_state_attn_seconds(const k2c_state *s);
+/* Bytes of a cache of n positions of a model of config c in format cache_type (whole pages, as a state holds
+ * them), and of one position of one layer. */
+size_t k2c_cache_bytes(const k2c_config *c, int cache_type, int n);
+size_t k2c_cache_row_bytes(const k2c_config *c, int cache_type);
 /* Benchmarks only: grows the cache to n positions by repeating the rows it holds (it must hold at least one),
  * in seconds rather than the minutes a real prefill of a long prompt takes. A decode after it reads and
  * computes exactly what it would after n real tokens, but its logits belong to no real prompt. */

@@ -18,8 +18,12 @@ logits_cli() {  # NAME [--decode]
 if [ -z "$ids" ]; then fail logits_cli_golden "no input_ids: $(tail -1 "$TMP/ids.err")"
 else logits_cli logits_cli_golden; logits_cli logits_cli_golden_decode --decode; logits_cli logits_cli_golden_ubatch --ubatch 5; fi
 expect_fail bad_ubatch "ubatch" $K2C logits --model $G/k2-tiny-f32 --ids 3,4 --ubatch -2 --out "$TMP/x"
-expect_fail bad_cache_type "cache-type must be f32 or bf16" $K2C logits --model $G/k2-tiny-f32 --ids 3,4 --cache-type q4 --out "$TMP/x"
-if $K2C info --model $G/k2-tiny-f32 --cache-type bf16 | grep -q "240.00 B per token (latent c + k_pe, bf16"; then pass info_cache_bf16; else fail info_cache_bf16 "$($K2C info --model $G/k2-tiny-f32 --cache-type bf16 | grep KV)"; fi
+expect_fail bad_cache_type "cache-type must be f32, bf16 or q8_0" $K2C logits --model $G/k2-tiny-f32 --ids 3,4 --cache-type q4 --out "$TMP/x"
+if $K2C info --model $G/k2-tiny-f32 --cache-type bf16 | grep -q "240 bytes per token (latent c + k_pe, bf16"; then pass info_cache_bf16; else fail info_cache_bf16 "$($K2C info --model $G/k2-tiny-f32 --cache-type bf16 | grep KV)"; fi
+# q8_0: 3 layers x (40 int8 + 2 fp16 scales); at 1000 tokens whole pages of 256: 4 x 256 x that, for each format
+if $K2C info --model $G/k2-tiny-f32 --cache-type q8_0 --ctx 1000 >"$TMP/iq" && grep -q "132 bytes per token (latent c + k_pe, q8_0" "$TMP/iq" &&
+   grep -q "cache at 1000: f32 491520 bytes .* bf16 245760 bytes .* q8_0 135168 bytes" "$TMP/iq" && grep -q "^workspace: *[0-9]* bytes" "$TMP/iq"; then
+    pass info_cache_q8_0; else fail info_cache_q8_0 "$(cat "$TMP/iq")"; fi
 # a GGUF file given to --model (file and folder), and k2c info's bytes per ggml type
 GG=$G/gguf/gguf-Q4_K_M
 gids=$(python3 tests/st_check.py ids $GG/expected.safetensors input_ids)

@@ -382,17 +382,20 @@ static void bf16_prompt(void) {
 }
 
 
-/* A BF16 latent cache: in every attention form (prefill absorbed and expanded, in chunks; decode; a batched
- * decode), the same logits as an fp32 cache holding the same BF16-rounded rows (the conversion is exact, so
- * only summation order could differ), and near the golden logits (the rounding's own error). */
-static void bf16_cache(void) {
+/* A BF16 or q8_0 latent cache: in every attention form (prefill absorbed and expanded, in chunks; decode), the
+ * same logits as an fp32 cache holding the same rounded rows (the conversion back to fp32 is exact, so only
+ * summation order could differ), and near the golden logits (the rounding's own error, printed: it decides the
+ * default cache type). Then the server's prefix copy between two states of that format, across a page. */
+static int g_cache_type;
+static void cache_format(void) {
     static const char *cases[] = {"k2-tiny-f32", "moonlight-tiny", "k2-long"};
+    const char *tn = g_cache_type == K2C_CACHE_BF16 ? "BF16" : "q8_0";
     for (int ci = 0; ci < 3; ci++) {
         char dir[256], exp[300];
         snprintf(dir, sizeof dir, "tests/data/golden/%s", cases[ci]);
         snprintf(exp, sizeof exp, "%s/expected.safetensors", dir);
         k2c_model_opts ob = g_opts, of = g_opts;
-        ob.cache_type = K2C_CACHE_BF16;
+        ob.cache_type = g_cache_type;
         k2c_model mb, mf;
         k2c_safetensors ref;
         if (k2c_model_load_opts(&mb, dir, &ob) != 0 || k2c_model_load_opts(&mf, dir, &of) != 0 || k2c_st_open(&ref, exp) != 0) {
@@ -403,41 +406,85 @@ static void bf16_cache(void) {
         int T = (int)ids_t->numel, V = mb.cfg.vocab_size, half = T / 2;
         int *ids = malloc(T * sizeof *ids);
         for (int t = 0; t < T; t++) ids[t] = (int)k2c_elem_to_f32(ids_t->dtype, ids_t->data, t);
-        float *a = malloc((size_t)T * V * sizeof *a), *b = malloc((size_t)T * V * sizeof *b);
+        float *a = malloc((size_t)T * V * sizeof *a), *b = malloc((size_t)T * V * sizeof *b), *c = malloc((size_t)T * V * sizeof *c);
         double worst = 0, gold = 0, m = max_abs(lg->data, (size_t)lg->numel);
         k2c_state sb, sf;
         EXPECT(k2c_state_init(&sb, &mb, T + 1) == 0 && k2c_state_init(&sf, &mf, T + 1) == 0, "%s", k2c_errmsg());
-        sf.cache_round = 1;
-        EXPECT(sb.cache_bf16 && k2c_state_row_bytes(&sb) * 2 == k2c_state_row_bytes(&sf), "BF16 rows are half the bytes");
+        sf.cache_round = g_cache_type;
+        size_t want = g_cache_type == K2C_CACHE_BF16 ? k2c_state_row_bytes(&sf) / 2
+                                                     : k2c_state_row_bytes(&sf) / 4 + 2 * (size_t)((k2c_state_row_bytes(&sf) / 4 + 31) / 32);
+        EXPECT(sb.cache_type == g_cache_type && k2c_state_row_bytes(&sb) == want, "%s rows: %zu bytes, want %zu", tn,
+               k2c_state_row_bytes(&sb), want);
+        /* the exact comparison in exact mode; then a BF16 cache in normal mode, which takes the AVX512-BF16 dot
+         * products where the CPU has them (queries and softmax weights rounded to BF16): its own distance */
+        int fast = 0;
+        double fastd = 0;
         for (int path = 0; path < 4; path++) {       /* 0-2: prefill form auto/absorbed/expanded in two chunks; 3: decode */
             mb.prefill_path = mf.prefill_path = path < 3 ? path : 0;
-            k2c_state_reset(&sb);
-            k2c_state_reset(&sf);
-            int rc = 0;
-            if (path < 3) {
-                rc |= k2c_prefill(&sb, ids, half, NULL, NULL, NULL) | k2c_prefill(&sb, ids + half, T - half, a + (size_t)half * V, NULL, NULL);
-                rc |= k2c_prefill(&sf, ids, half, NULL, NULL, NULL) | k2c_prefill(&sf, ids + half, T - half, b + (size_t)half * V, NULL, NULL);
-            } else {
-                for (int t = 0; t < T; t++) rc |= k2c_decode(&sb, ids[t], a + (size_t)t * V, NULL) | k2c_decode(&sf, ids[t], b + (size_t)t * V, NULL);
+            for (int pass = 0; pass < (g_cache_type == K2C_CACHE_BF16 ? 2 : 1); pass++) {
+                mb.cx.exact = pass == 0;
+                if (pass) fast = k2c_attn_bf16_ok(&mb);
+                float *out = pass ? c : a;
+                k2c_state_reset(&sb);
+                k2c_state_reset(&sf);
+                int rc = 0;
+                if (path < 3) {
+                    rc |= k2c_prefill(&sb, ids, half, NULL, NULL, NULL) | k2c_prefill(&sb, ids + half, T - half, out + (size_t)half * V, NULL, NULL);
+                    if (!pass) rc |= k2c_prefill(&sf, ids, half, NULL, NULL, NULL) | k2c_prefill(&sf, ids + half, T - half, b + (size_t)half * V, NULL, NULL);
+                } else {
+                    for (int t = 0; t < T; t++) {
+                        rc |= k2c_decode(&sb, ids[t], out + (size_t)t * V, NULL);
+                        if (!pass) rc |= k2c_decode(&sf, ids[t], b + (size_t)t * V, NULL);
+                    }
+                }
+                EXPECT(rc == 0, "%s", k2c_errmsg());
             }
-            EXPECT(rc == 0, "%s", k2c_errmsg());
             for (size_t i = (size_t)(path < 3 ? half : 0) * V; i < (size_t)T * V; i++) {
                 worst = check_worse(worst, fabs(a[i] - b[i]) / m);
                 gold = check_worse(gold, fabs(a[i] - ((const float *)lg->data)[i]) / m);
+                if (g_cache_type == K2C_CACHE_BF16) fastd = check_worse(fastd, fabs(c[i] - a[i]) / m);
             }
         }
-        printf("  %s [%s] BF16 cache: %.1e x max|logit| from the rounded fp32 cache, %.1e from golden\n", cases[ci], mb.cx.k->name, worst, gold);
-        EXPECT(worst < 1e-5, "%s BF16 cache vs rounded fp32 cache: rel err %g", cases[ci], worst);
+        mb.cx.exact = 0;
+        printf("  %s [%s] %s cache: %.1e x max|logit| from the rounded fp32 cache, %.1e from golden", cases[ci], mb.cx.k->name,
+               tn, worst, gold);
+        if (g_cache_type == K2C_CACHE_BF16) printf("; not exact (%s): %.1e from exact", fast ? "AVX512-BF16 dot products" : "same path", fastd);
+        printf("\n");
+        if (g_cache_type == K2C_CACHE_BF16 && !fast) EXPECT(fastd == 0, "%s: the same path differs by %g", cases[ci], fastd);
+        if (g_cache_type == K2C_CACHE_BF16 && fast && ci < 2) EXPECT(fastd > 0 && fastd < 1e-2, "%s: the BF16 dot products differ by %g", cases[ci], fastd);
+        EXPECT(worst < 1e-5, "%s %s cache vs rounded fp32 cache: rel err %g", cases[ci], tn, worst);
         /* k2-long's random weights route its 1200 positions through experts whose choice the rounding flips
          * here and there (2.5e-1 measured), so the bound holds only for the short cases; the exact check above
          * covers the long one */
-        if (ci < 2) EXPECT(gold < 1e-2, "%s BF16 cache vs golden: rel err %g", cases[ci], gold);
+        if (ci < 2) EXPECT(gold < (g_cache_type == K2C_CACHE_BF16 ? 1e-2 : 3e-2), "%s %s cache vs golden: rel err %g", cases[ci], tn, gold);
+        /* prefix reuse: sb holds all T positions (decode above); its first P rows copied into a fresh state that
+         * then prefills the rest gives the logits of sb's own prefill of the rest, bit for bit */
+        if (ci == 2) {
+            int P = T / 2 + 3;                       /* k2-long: past the first page of 256 */
+            k2c_state sc;
+            EXPECT(k2c_state_init(&sc, &mb, T + 1) == 0, "%s", k2c_errmsg());
+            EXPECT(k2c_state_copy_prefix(&sc, &sf, P) != 0, "a prefix copy between formats must fail");
+            EXPECT(k2c_state_copy_prefix(&sc, &sb, T + 1) != 0, "a prefix copy beyond what the source holds must fail");
+            EXPECT(k2c_state_copy_prefix(&sc, &sb, P) == 0, "%s", k2c_errmsg());
+            sc.pos = P;
+            EXPECT(k2c_state_truncate(&sb, P) == 0, "%s", k2c_errmsg());
+            mb.prefill_path = 1;
+            EXPECT(k2c_prefill(&sc, ids + P, T - P, a, NULL, NULL) == 0 && k2c_prefill(&sb, ids + P, T - P, b, NULL, NULL) == 0,
+                   "%s", k2c_errmsg());
+            EXPECT(!memcmp(a, b, (size_t)(T - P) * V * sizeof *a), "%s: logits after a copied prefix differ", tn);
+            EXPECT(k2c_state_cache_bytes(&sc) == k2c_cache_bytes(&mb.cfg, g_cache_type, T) &&
+                   k2c_state_cache_bytes(&sc) >= (size_t)T * mb.cfg.num_hidden_layers * k2c_state_row_bytes(&sc),
+                   "%zu cache bytes held at %d positions", k2c_state_cache_bytes(&sc), T);
+            k2c_state_free(&sc);
+        }
         mb.prefill_path = 0;
         k2c_state_free(&sb); k2c_state_free(&sf);
         k2c_model_free(&mb); k2c_model_free(&mf); k2c_st_close(&ref);
-        free(ids); free(a); free(b);
+        free(ids); free(a); free(b); free(c);
     }
 }
+static void bf16_cache(void) { g_cache_type = K2C_CACHE_BF16; cache_format(); }
+static void q8_cache(void) { g_cache_type = K2C_CACHE_Q8_0; cache_format(); }
 
 int main(void) {
     char name[128];
@@ -458,6 +505,8 @@ int main(void) {
         if (why) skip_test(name, why); else run_test(name, f16_weights);
         snprintf(name, sizeof name, "golden_bf16_cache_%s", SIMD_LEVELS[lv]);
         if (why) skip_test(name, why); else run_test(name, bf16_cache);
+        snprintf(name, sizeof name, "golden_q8_0_cache_%s", SIMD_LEVELS[lv]);
+        if (why) skip_test(name, why); else run_test(name, q8_cache);
     }
     return check_exit();
 }

@@ -19,7 +19,12 @@ int __real_posix_memalign(void **p, size_t al, size_t n);
 static volatile int armed;
 static volatile long nalloc;
 static void count(void) { if (armed) __atomic_add_fetch(&nalloc, 1, __ATOMIC_RELAXED); }
-void *__wrap_malloc(size_t n) { count(); return __real_malloc(n); }
+static volatile int fail_malloc;    /* page_growth: the next malloc fails (an out-of-memory page) */
+void *__wrap_malloc(size_t n) {
+    count();
+    if (fail_malloc) { fail_malloc = 0; return NULL; }
+    return __real_malloc(n);
+}
 void *__wrap_calloc(size_t a, size_t b) { count(); return __real_calloc(a, b); }
 void *__wrap_realloc(void *p, size_t n) { count(); return __real_realloc(p, n); }
 void *__wrap_aligned_alloc(size_t al, size_t n) { count(); return __real_aligned_alloc(al, n); }
@@ -95,7 +100,10 @@ static void batch_turns(void) {
     for (int i = 0; i < N; i++) { ids[i] = (i * 13 + 1) % V; ss[i] = k2c_state_new(&m, 8); }
     EXPECT(ss[0]->ws_tokens == K2C_DECODE_BATCH_MAX, "workspace of %d tokens", ss[0]->ws_tokens);
     EXPECT(k2c_decode(ss[0], ids[0], one_lg, NULL) == 0, "%s", k2c_errmsg());    /* warm-up */
-    for (int i = 0; i < N; i++) k2c_state_reset(ss[i]);
+    for (int i = 0; i < N; i++) {
+        k2c_state_reset(ss[i]);
+        EXPECT(k2c_state_reserve(ss[i], 1) == 0, "%s", k2c_errmsg());    /* each state's first cache page */
+    }
     arm();
     int rc = k2c_decode_batch(ss, ids, N, lg);
     long n = disarm();
@@ -116,6 +124,50 @@ static void batch_turns(void) {
     k2c_model_free(&m);
 }
 
+/* The cache grows a page (K2C_PAGE positions of every layer) at a time: decode steps that cross into a new page
+ * make exactly one allocation, the steps inside a page none; a reset keeps the pages (a second pass allocates
+ * nothing), and a page that cannot be had is an error that leaves the state as it was. */
+static void page_growth(void) {
+    const char *dir = "build/tests/noalloc_bf16_1";     /* written by noalloc_bf16 */
+    k2c_model m;
+    if (k2c_model_load(&m, dir) != 0) { EXPECT(0, "load: %s", k2c_errmsg()); return; }
+    int V = m.cfg.vocab_size, N = K2C_PAGE + 8;
+    float *lg = malloc((size_t)V * sizeof *lg);
+    k2c_state s;
+    EXPECT(k2c_state_init(&s, &m, 2 * K2C_PAGE) == 0, "%s", k2c_errmsg());
+    EXPECT(k2c_state_cache_bytes(&s) == 0, "a new state holds %zu cache bytes", k2c_state_cache_bytes(&s));
+    EXPECT(k2c_decode(&s, 1, lg, NULL) == 0, "%s", k2c_errmsg());     /* warm-up, and the first page */
+    EXPECT(k2c_state_cache_bytes(&s) == k2c_cache_bytes(&m.cfg, m.cache_type, 1), "one page: %zu bytes", k2c_state_cache_bytes(&s));
+    long per[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        k2c_state_reset(&s);
+        arm();
+        for (int t = 0; t < N; t++) EXPECT(k2c_decode(&s, (t * 7 + 3) % V, lg, NULL) == 0, "%s", k2c_errmsg());
+        per[pass] = disarm();
+    }
+    EXPECT(per[0] == 1, "%ld allocations in %d decode steps across a page boundary (want 1: the new page)", per[0], N);
+    EXPECT(per[1] == 0, "%ld allocations when the pages are already held", per[1]);
+    EXPECT(k2c_state_cache_bytes(&s) == k2c_cache_bytes(&m.cfg, m.cache_type, N) &&
+           k2c_state_cache_bytes(&s) == 2 * (size_t)K2C_PAGE * m.cfg.num_hidden_layers * k2c_state_row_bytes(&s),
+           "%zu bytes for %d positions", k2c_state_cache_bytes(&s), N);
+    /* a page that cannot be allocated: the step fails with the reason and leaves the state as it was */
+    k2c_state t;
+    EXPECT(k2c_state_init(&t, &m, 2 * K2C_PAGE) == 0, "%s", k2c_errmsg());
+    fail_malloc = 1;
+    EXPECT(k2c_decode(&t, 1, lg, NULL) != 0 && strstr(k2c_errmsg(), "out of memory for the latent cache"),
+           "a failed page: %s", k2c_errmsg());
+    EXPECT(k2c_state_pos(&t) == 0 && k2c_state_cache_bytes(&t) == 0, "a failed page changed the state");
+    EXPECT(k2c_decode(&t, 1, lg, NULL) == 0 && k2c_state_pos(&t) == 1, "after a failed page: %s", k2c_errmsg());
+    k2c_state_free(&t);
+    /* the context is full at max_ctx: an error, nothing changed */
+    int pos = k2c_state_pos(&s);
+    EXPECT(k2c_state_reserve(&s, 2 * K2C_PAGE + 1) != 0 && strstr(k2c_errmsg(), "context full"), "reserve past max_ctx: %s", k2c_errmsg());
+    EXPECT(k2c_state_pos(&s) == pos, "a failed reserve moved the state");
+    k2c_state_free(&s);
+    free(lg);
+    k2c_model_free(&m);
+}
+
 static void bf16(void) { one("bf16", 1); }
 static void int4(void) { one("int4", 1); }
 static void fp8_q_proj(void) { one("fp8", 0); }
@@ -124,6 +176,7 @@ int main(void) {
     run_test("noalloc_counter", counter_works);
     run_test("noalloc_bf16", bf16);
     run_test("noalloc_batch_in_turns", batch_turns);
+    run_test("noalloc_page_growth", page_growth);
     run_test("noalloc_int4", int4);
     run_test("noalloc_fp8_q_proj", fp8_q_proj);
     return check_exit();

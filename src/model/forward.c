@@ -7,31 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int k2c_state_init(k2c_state *s, const k2c_model *m, int max_ctx) {
-    const k2c_config *c = &m->cfg;
-    memset(s, 0, sizeof *s);
-    if (max_ctx <= 0) max_ctx = c->max_position_embeddings < 4096 ? c->max_position_embeddings : 4096;
-    s->m = m;
-    s->max_ctx = max_ctx;
-    s->cache_bf16 = m->cache_bf16;
-    size_t n = (size_t)c->num_hidden_layers * (size_t)max_ctx * k2c_state_row_bytes(s);
-    s->cache = malloc(n);
-    if (!s->cache) { k2c_seterr("out of memory for a %d-token latent cache (%.1f GB)", max_ctx, n * 1e-9); return -1; }
-    /* The workspace: one forward call of a prefill chunk (ubatch tokens, at most the context) or a decode batch. */
-    int ub = m->ubatch > 0 ? m->ubatch : K2C_UBATCH_DEFAULT;
-    s->ws_tokens = ub < max_ctx ? ub : max_ctx;
-    if (s->ws_tokens < K2C_DECODE_BATCH_MAX) s->ws_tokens = K2C_DECODE_BATCH_MAX;
-    s->ws.cap = k2c_ws_bytes(k2c_forward_ws_bytes(m, s->ws_tokens, max_ctx));
-    s->ws.base = aligned_alloc(K2C_WS_ALIGN, s->ws.cap);
-    if (!s->ws.base) {
-        k2c_seterr("out of memory for the forward workspace (%zu bytes for %d tokens)", s->ws.cap, s->ws_tokens);
-        free(s->cache);
-        memset(s, 0, sizeof *s);
-        return -1;
-    }
-    return 0;
-}
-
 /* What one matmul or matvec of any weight takes for up to T tokens. */
 static size_t lin_ws_bytes(const k2c_model *m, int T) {
     const k2c_config *c = &m->cfg;
@@ -65,67 +40,6 @@ size_t k2c_forward_ws_bytes(const k2c_model *m, int T, int max_ctx) {
     return 3 * k2c_ws_bytes((size_t)T * c->hidden_size * 4) + most;
 }
 
-void k2c_state_free(k2c_state *s) {
-    free(s->cache);
-    free(s->ws.base);
-    memset(s, 0, sizeof *s);
-}
-
-void k2c_state_reset(k2c_state *s) { s->pos = 0; }
-
-k2c_state *k2c_state_new(const k2c_model *m, int max_ctx) {
-    k2c_state *s = malloc(sizeof *s);
-    if (!s) { k2c_seterr("out of memory"); return NULL; }
-    if (k2c_state_init(s, m, max_ctx) != 0) { free(s); return NULL; }
-    return s;
-}
-
-void k2c_state_delete(k2c_state *s) {
-    if (!s) return;
-    k2c_state_free(s);
-    free(s);
-}
-
-int k2c_state_pos(const k2c_state *s) { return s->pos; }
-
-int k2c_state_truncate(k2c_state *s, int pos) {
-    if (pos < 0 || pos > s->pos) { k2c_seterr("cannot keep %d tokens of a cache holding %d", pos, s->pos); return -1; }
-    s->pos = pos;
-    return 0;
-}
-
-size_t k2c_state_row_bytes(const k2c_state *s) {
-    const k2c_config *c = &s->m->cfg;
-    return (size_t)(c->kv_lora_rank + c->qk_rope_head_dim) * (s->cache_bf16 ? 2 : 4);
-}
-
-int k2c_state_copy_prefix(k2c_state *dst, const k2c_state *src, int n) {
-    if (dst->m != src->m || dst->cache_bf16 != src->cache_bf16 || n < 0 || n > src->max_ctx || n > dst->max_ctx) {
-        k2c_seterr("cannot copy %d cached positions between these states", n);
-        return -1;
-    }
-    size_t rb = k2c_state_row_bytes(src);
-    for (int l = 0; l < src->m->cfg.num_hidden_layers; l++)
-        memcpy((char *)dst->cache + (size_t)l * dst->max_ctx * rb, (const char *)src->cache + (size_t)l * src->max_ctx * rb,
-               (size_t)n * rb);
-    return 0;
-}
-
-int k2c_state_fill_repeat(k2c_state *s, int n) {
-    const k2c_config *c = &s->m->cfg;
-    size_t rb = k2c_state_row_bytes(s);
-    if (s->pos < 1 || n > s->max_ctx) {
-        k2c_seterr("cannot repeat %d cached rows to %d positions of %d", s->pos, n, s->max_ctx);
-        return -1;
-    }
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-        char *base = (char *)s->cache + (size_t)l * s->max_ctx * rb;
-        for (int t = s->pos; t < n; t++) memcpy(base + (size_t)t * rb, base + (size_t)(t % s->pos) * rb, rb);
-    }
-    if (n > s->pos) s->pos = n;
-    return 0;
-}
-
 /* absorbed = 0: T tokens of state ss[0] (prefill). absorbed = 1: one token for each of T states ss[0..T).
  * The trace's rows of these tokens start at row t_off of its Ttr rows per layer (a chunk of a longer prefill). */
 static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, float *logits, float *last_logits,
@@ -145,6 +59,10 @@ static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, fl
             return -1;
         }
     }
+    /* the cache pages the new rows go to, before anything is written (the only allocation of a forward call:
+     * one page per K2C_PAGE positions) */
+    for (int i = 0; i < (absorbed ? T : 1); i++)
+        if (k2c_state_reserve(ss[i], ss[i]->pos + (absorbed ? 1 : T))) return -1;
     for (int t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= V) { k2c_seterr("token id %d out of range [0, %d)", ids[t], V); return -1; }
     k2c_ws *ws = &s->ws;
@@ -157,7 +75,9 @@ static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, fl
         const k2c_layer *ly = &m->layers[l];
         for (int t = 0; t < T; t++) k2c_vrms_row(XN + (size_t)t * D, X + (size_t)t * D, ly->attn_norm, D, eps);
         float *amax = tr && tr->attn_max ? tr->attn_max + (size_t)l * H : NULL;
+        double ta = k2c_now();      /* attention's share of the step (k2c bench; a clock read per layer) */
         if (absorbed ? k2c_mla_decode_batch(ss, T, l, XN, Y, amax) : k2c_mla_prefill(s, l, XN, T, Y, amax)) goto done;
+        s->attn_seconds += k2c_now() - ta;
         for (size_t i = 0; i < (size_t)T * D; i++) X[i] += Y[i];
         for (int t = 0; t < T; t++) k2c_vrms_row(XN + (size_t)t * D, X + (size_t)t * D, ly->ffn_norm, D, eps);
         int *ex = tr && tr->experts && ly->is_moe ? tr->experts + ((size_t)l * Ttr + t_off) * K : NULL;

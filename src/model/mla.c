@@ -14,7 +14,8 @@
  * flash-decoding style: each thread a block of positions with its own max/sum/accumulator, merged in a
  * fixed order (a result depends on the thread count, never on scheduling).
  *
- * The latent cache row of token t in layer L is cache[(L * max_ctx + t) * (r + dr)]: c then k_pe. */
+ * The latent cache rows (c then k_pe) live in the state's pages (cache.c); every read goes through
+ * k2c_cache_rows_f32 a tile at a time, and no tile crosses a page. */
 #include "model/model.h"
 
 #include <float.h>
@@ -28,6 +29,7 @@
 #define MIN_SPLIT 128       /* fewest positions a thread takes of one token's cache (absorbed) */
 #define QBLOCK 16           /* queries of one head per task (expanded) */
 #define KBLOCK 256          /* positions expanded at once (expanded): KBLOCK x H x (dn + dv) floats */
+_Static_assert(K2C_PAGE % KBLOCK == 0, "an expanded block must not cross a cache page");
 
 /* The vector kernel (sum of squares in double, as before). */
 void k2c_rmsnorm(float *y, const float *x, const float *w, int n, float eps) { k2c_vrms_row(y, x, w, n, eps); }
@@ -40,22 +42,6 @@ static dims dims_of(const k2c_config *c) {
     dims d = {c->num_attention_heads, c->qk_nope_head_dim, c->qk_rope_head_dim, c->v_head_dim, c->kv_lora_rank, 0, 0, 0};
     d.qd = d.dn + d.dr; d.kvd = d.dn + d.dv; d.rs = d.r + d.dr;
     return d;
-}
-
-/* Cache row of token t in a layer (fp32 or BF16 elements, per the state). */
-static void *cache_row(const k2c_state *s, int layer, int t) {
-    return (char *)s->cache + ((size_t)layer * s->max_ctx + t) * k2c_state_row_bytes(s);
-}
-
-/* n cache rows from row j0 of `rows` (stride rs elements), columns [c0, c0 + nc), as fp32 into buf (stride ldb);
- * an fp32 cache is read in place (returns the rows themselves, stride rs), a BF16 one converted. */
-static const float *rows_f32(const void *rows, int bf16, int rs, int j0, int n, int c0, int nc, float *buf, int *ld) {
-    if (!bf16) { *ld = rs; return (const float *)rows + (size_t)j0 * rs + c0; }
-    const uint16_t *r = (const uint16_t *)rows + (size_t)j0 * rs + c0;
-    for (int j = 0; j < n; j++)
-        for (int k = 0; k < nc; k++) buf[(size_t)j * nc + k] = k2c_bf16_to_f32(r[(size_t)j * rs + k]);
-    *ld = nc;
-    return buf;
 }
 
 /* Waking a second thread costs more than a tiny model's whole attention (about 1 MFLOP: a few hundred us on one
@@ -100,17 +86,12 @@ static int project_qkv(k2c_state *const *ss, const int *pos_off, int layer, cons
     }
     for (int t = 0; t < T; t++) {
         int pos = ss[t]->pos + pos_off[t];
-        float *a = kva + (size_t)t * d.rs, *row = ss[t]->cache_bf16 ? rowtmp : cache_row(ss[t], layer, pos);
+        float *a = kva + (size_t)t * d.rs, *row = rowtmp;
         k2c_rmsnorm(row, a, ly->kv_a_norm, d.r, QK_NORM_EPS);
         memcpy(row + d.r, a + d.r, (size_t)d.dr * sizeof *row);
         k2c_rope_table(cs, d.dr, pos, m->inv_freq, m->rope_mscale);     /* once per position, not per head */
         k2c_rope_apply_table(row + d.r, d.dr, cs);
-        if (ss[t]->cache_bf16) {
-            uint16_t *dst = cache_row(ss[t], layer, pos);
-            for (int k = 0; k < d.rs; k++) dst[k] = k2c_f32_to_bf16(row[k]);
-        } else if (ss[t]->cache_round) {
-            for (int k = 0; k < d.rs; k++) row[k] = k2c_bf16_to_f32(k2c_f32_to_bf16(row[k]));
-        }
+        k2c_cache_write(ss[t], layer, pos, row);                         /* in the state's format */
         for (int h = 0; h < d.H; h++) k2c_rope_apply_table(Q + (size_t)t * d.H * d.qd + (size_t)h * d.qd + d.dn, d.dr, cs);
     }
     ws->used = mark;
@@ -141,19 +122,39 @@ static void absorb_value_head(const dims *d, const k2c_layer *ly, int h, const f
     }
 }
 
-/* One block of positions [j0, j1) of one token's cache (rows of stride rs), all H heads: running max m [H],
+/* One block of positions [j0, j1) of one token's cache (state st, layer), all H heads: running max m [H],
  * sum l [H] and unnormalized accumulator acc [H, r]. S: scratch [H, TILE]. The cache rows of a tile are read
  * once for all heads. */
-static void latent_block(const dims *d, const void *rows, int bf16, int j0, int j1, const float *qa, float scale,
-                         float *m, float *l, float *acc, float *S, float *tilebuf) {
+static int ldq_of(int rs) { return (rs + 31) / 32 * 32; }
+/* A thread's tile scratch: a converted tile of a BF16 or q8_0 cache, or the fast path's BF16 queries [H, ldq]
+ * and P pairs [H, TILE / 2]. */
+static size_t tile_scratch(const k2c_model *m, const dims *d) {
+    size_t conv = m->cache_type ? (size_t)TILE * d->rs * sizeof(float) : 0;
+    size_t fast = m->cache_type == K2C_CACHE_BF16 ? (size_t)d->H * ldq_of(d->rs) * 2 + (size_t)d->H * (TILE / 2) * 4 : 0;
+    return conv > fast ? conv : fast;
+}
+static void latent_block(const dims *d, const k2c_state *st, int layer, int j0, int j1, const float *qa, float scale,
+                         float *m, float *l, float *acc, float *S, float *tilebuf, int fast) {
     for (int h = 0; h < d->H; h++) { m[h] = -FLT_MAX; l[h] = 0; }
     memset(acc, 0, (size_t)d->H * d->r * sizeof *acc);
-    for (int t0 = j0; t0 < j1; t0 += TILE) {
-        int nt = j1 - t0 < TILE ? j1 - t0 : TILE, ld;
+    uint16_t *qb = (uint16_t *)tilebuf;                                  /* fast: BF16 queries, then P pairs */
+    uint32_t *pp = (uint32_t *)(qb + (size_t)d->H * ldq_of(d->rs));
+    if (fast) {
+        for (int h = 0; h < d->H; h++) k2c_attn_bf16_round(qa + (size_t)h * d->rs, d->rs, ldq_of(d->rs), qb + (size_t)h * ldq_of(d->rs));
+    }
+    for (int t0 = j0, nt; t0 < j1; t0 += nt) {
+        int pend = (t0 / K2C_PAGE + 1) * K2C_PAGE, ld;        /* a tile never crosses a page */
+        nt = j1 - t0 < TILE ? j1 - t0 : TILE;
+        nt = pend - t0 < nt ? pend - t0 : nt;
         /* S [H, nt] = scale (Q' C^T + Q_pe K_pe^T) as one product: query rows (q', q_pe) against cache rows (c, k_pe);
-         * a BF16 cache's tile converted once (L2-sized) for both products */
-        const float *tile = rows_f32(rows, bf16, d->rs, t0, nt, 0, d->rs, tilebuf, &ld);
-        k2c_vgemm_nt(S, TILE, qa, d->rs, d->H, tile, ld, nt, d->rs, scale, 0);
+         * a BF16 or q8_0 cache's tile converted once (L2-sized) for both products */
+        const float *tile = NULL;
+        if (fast) {
+            k2c_attn_bf16_scores(d->H, qb, ldq_of(d->rs), k2c_cache_row(st, layer, t0), d->rs, nt, scale, S, TILE);
+        } else {
+            tile = k2c_cache_rows_f32(st, layer, t0, nt, 0, d->rs, tilebuf, &ld);
+            k2c_vgemm_nt(S, TILE, qa, d->rs, d->H, tile, ld, nt, d->rs, scale, 0);
+        }
         for (int h = 0; h < d->H; h++) {
             float *sh = S + h * TILE, tm = k2c_vmax(sh, nt);
             if (tm > m[h]) {
@@ -166,7 +167,8 @@ static void latent_block(const dims *d, const void *rows, int bf16, int j0, int 
             }
             l[h] += k2c_vexp_sum(sh, nt, m[h]);
         }
-        k2c_vgemm_acc(acc, d->r, S, TILE, d->H, tile, ld, nt, d->r);     /* acc [H, r] += P [H, nt] C */
+        if (fast) k2c_attn_bf16_acc(d->H, acc, d->r, S, TILE, pp, k2c_cache_row(st, layer, t0), d->rs, nt, d->r);
+        else k2c_vgemm_acc(acc, d->r, S, TILE, d->H, tile, ld, nt, d->r);     /* acc [H, r] += P [H, nt] C */
     }
 }
 
@@ -175,9 +177,10 @@ static void latent_block(const dims *d, const void *rows, int bf16, int j0, int 
  * rows are rows[i] (stride r + dr), positions [0, len[i]); Q [nq, H, dn + dr] holds its roped queries. Out:
  * A [nq, H, dv] and mx [nq, H] (largest scaled logit). Scratch: QA [nq, H, r + dr], CTX [nq, H, r]. A token whose
  * cache is long next to the work per thread is split into blocks of positions, merged in block order. */
-static int attend_latent(const k2c_model *m, const k2c_layer *ly, int nq, const void *const *rows, const int *len,
+static int attend_latent(const k2c_model *m, int layer, int nq, const k2c_state *const *st, const int *len,
                          const float *Q, float *QA, float *CTX, float *A, float *mx, k2c_ws *ws) {
     dims d = dims_of(&m->cfg);
+    const k2c_layer *ly = &m->layers[layer];
     size_t mark = ws->used;
     int nth = m->cx.nthreads, rc = -1;
     double flops = 0;
@@ -199,8 +202,9 @@ static int attend_latent(const k2c_model *m, const k2c_layer *ly, int nq, const 
     /* per block: m [H], l [H]; accumulators: a split token's blocks in `part`, an unsplit token's in CTX */
     float *ml, *part, *scr;
     int *owner;                                              /* block -> token, offset into part (-1: CTX) */
-    /* per thread: scores, a row, and a converted tile of a BF16 cache */
-    size_t per = k2c_ws_bytes(((size_t)d.H * TILE + (size_t)d.r + (m->cache_bf16 ? (size_t)TILE * d.rs : 0)) * sizeof(float));
+    /* per thread: scores, a row, and a converted tile of a BF16 or q8_0 cache (or the fast path's BF16 queries) */
+    int fast = k2c_attn_bf16_ok(m);
+    size_t per = k2c_ws_bytes(((size_t)d.H * TILE + (size_t)d.r) * sizeof(float) + tile_scratch(m, &d));
     if (!TAKE(ml, (size_t)nblk * 2 * d.H) || !TAKE(part, (size_t)nsplit * d.H * d.r + 1) || !TAKE(owner, (size_t)nblk * 2) ||
         !(scr = k2c_ws_take(ws, per * (size_t)nth))) {
         k2c_seterr("workspace too small (attention of %d tokens in %d blocks)", nq, nblk);
@@ -222,8 +226,8 @@ static int attend_latent(const k2c_model *m, const k2c_layer *ly, int nq, const 
             int i = owner[2 * b], nb = first[i + 1] - first[i], k = b - first[i];
             int j0 = (int)((long long)len[i] * k / nb), j1 = (int)((long long)len[i] * (k + 1) / nb);
             float *acc = owner[2 * b + 1] < 0 ? CTX + (size_t)i * d.H * d.r : part + (size_t)owner[2 * b + 1] * d.H * d.r;
-            latent_block(&d, rows[i], m->cache_bf16, j0, j1, QA + (size_t)i * d.H * d.rs, scale,
-                         ml + (size_t)b * 2 * d.H, ml + (size_t)b * 2 * d.H + d.H, acc, S, tb);
+            latent_block(&d, st[i], layer, j0, j1, QA + (size_t)i * d.H * d.rs, scale,
+                         ml + (size_t)b * 2 * d.H, ml + (size_t)b * 2 * d.H + d.H, acc, S, tb, fast);
         }
         /* merge: ctx = sum_b e^(m_b - M) acc_b / sum_b e^(m_b - M) l_b, blocks in order */
         #pragma omp for schedule(static)
@@ -238,6 +242,7 @@ static int attend_latent(const k2c_model *m, const k2c_layer *ly, int nq, const 
                 if (nb > 1) k2c_vaxpy(ctx, w, part + ((size_t)owner[2 * b + 1] * d.H + h) * d.r, d.r);
             }
             k2c_vscale(ctx, d.r, 1.0f / L);
+            if (fast) k2c_attn_bf16_unpermute(ctx, d.r);       /* the fast path's accumulator order */
             mx[ih] = M;
         }
         #pragma omp for schedule(static)
@@ -262,7 +267,7 @@ static int attend_expanded(k2c_state *s, int layer, const float *Q, int T, float
     float *C, *KV, *l, *KP = NULL;
     char *scr;
     if (!TAKE(C, (size_t)B * d.r) || !TAKE(KV, (size_t)B * d.H * d.kvd) || !TAKE(l, (size_t)T * d.H) ||
-        (s->cache_bf16 && !TAKE(KP, (size_t)B * d.dr)) ||
+        (s->cache_type && !TAKE(KP, (size_t)B * d.dr)) ||
         !(scr = k2c_ws_take(ws, per * (size_t)nth))) {
         k2c_seterr("workspace too small (prefill attention of %d tokens)", T);
         goto done;
@@ -272,11 +277,10 @@ static int attend_expanded(k2c_state *s, int layer, const float *Q, int T, float
     float scale = m->attn_scale;
     for (int j0 = 0; j0 < N; j0 += B) {
         int nb = N - j0 < B ? N - j0 : B;
-        const void *base = cache_row(s, layer, 0);
-        int ldc, ldk;
-        const float *cr = rows_f32(base, s->cache_bf16, d.rs, j0, nb, 0, d.r, C, &ldc);
+        int ldc, ldk;       /* a block [j0, j0 + B) lies in one page: B divides K2C_PAGE, or B = N < KBLOCK */
+        const float *cr = k2c_cache_rows_f32(s, layer, j0, nb, 0, d.r, C, &ldc);
         if (cr != C) for (int j = 0; j < nb; j++) memcpy(C + (size_t)j * d.r, cr + (size_t)j * ldc, (size_t)d.r * sizeof *C);
-        const float *kpe = rows_f32(base, s->cache_bf16, d.rs, j0, nb, d.r, d.dr, KP, &ldk);   /* k_pe of the block */
+        const float *kpe = k2c_cache_rows_f32(s, layer, j0, nb, d.r, d.dr, KP, &ldk);   /* k_pe of the block */
         if (k2c_matmul_ws(&ly->kv_b, C, nb, KV, ws)) goto done;
         /* queries that see this block: t with s->pos + t >= j0, in groups of QBLOCK per head */
         int tfirst = j0 - s->pos > 0 ? j0 - s->pos : 0, nt = T - tfirst, ng = (nt + QBLOCK - 1) / QBLOCK;
@@ -349,18 +353,16 @@ int k2c_mla_prefill(k2c_state *s, int layer, const float *XN, int T, float *out,
     float *Q, *A, *mx, *QA = NULL;
     k2c_state **ss;
     int *off, *len;
-    const void **rows;
     if (!TAKE(Q, (size_t)T * d.H * d.qd) || !TAKE(A, (size_t)T * d.H * d.dv) || !TAKE(mx, (size_t)T * d.H) ||
-        (absorbed && !TAKE(QA, (size_t)T * d.H * (d.r + d.rs))) || !TAKE(ss, T) || !TAKE(off, T) || !TAKE(len, T) ||
-        !TAKE(rows, T)) {
+        (absorbed && !TAKE(QA, (size_t)T * d.H * (d.r + d.rs))) || !TAKE(ss, T) || !TAKE(off, T) || !TAKE(len, T)) {
         k2c_seterr("workspace too small (prefill of %d tokens)", T);
         goto done;
     }
-    for (int t = 0; t < T; t++) { ss[t] = s; off[t] = t; len[t] = s->pos + t + 1; rows[t] = cache_row(s, layer, 0); }
+    for (int t = 0; t < T; t++) { ss[t] = s; off[t] = t; len[t] = s->pos + t + 1; }
     if (project_qkv(ss, off, layer, XN, T, Q, ws)) goto done;
     if (absorbed) {
         float *CTX = QA + (size_t)T * d.H * d.rs;
-        if (attend_latent(m, ly, T, rows, len, Q, QA, CTX, A, mx, ws)) goto done;
+        if (attend_latent(m, layer, T, (const k2c_state *const *)ss, len, Q, QA, CTX, A, mx, ws)) goto done;
     } else if (attend_expanded(s, layer, Q, T, A, mx, ws)) {
         goto done;
     }
@@ -385,16 +387,15 @@ int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN
     size_t mark = ws->used;
     float *Q, *A, *mx, *QA;
     int *off, *len, rc = -1;
-    const void **rows;
     if (!TAKE(Q, (size_t)n * d.H * d.qd) || !TAKE(A, (size_t)n * d.H * d.dv) || !TAKE(mx, (size_t)n * d.H) ||
-        !TAKE(QA, (size_t)n * d.H * (d.r + d.rs)) || !TAKE(off, n) || !TAKE(len, n) || !TAKE(rows, n)) {
+        !TAKE(QA, (size_t)n * d.H * (d.r + d.rs)) || !TAKE(off, n) || !TAKE(len, n)) {
         k2c_seterr("workspace too small (decode of %d states)", n);
         goto done;
     }
-    for (int i = 0; i < n; i++) { off[i] = 0; len[i] = ss[i]->pos + 1; rows[i] = cache_row(ss[i], layer, 0); }
+    for (int i = 0; i < n; i++) { off[i] = 0; len[i] = ss[i]->pos + 1; }
     if (project_qkv(ss, off, layer, XN, n, Q, ws)) goto done;
     float *CTX = QA + (size_t)n * d.H * d.rs;
-    if (attend_latent(m, ly, n, rows, len, Q, QA, CTX, A, mx, ws)) goto done;
+    if (attend_latent(m, layer, n, (const k2c_state *const *)ss, len, Q, QA, CTX, A, mx, ws)) goto done;
     if (attn_max)
         for (int i = 0; i < n; i++)
             for (int h = 0; h < d.H; h++) if (mx[i * d.H + h] > attn_max[h]) attn_max[h] = mx[i * d.H + h];
@@ -412,11 +413,11 @@ size_t k2c_mla_ws_bytes(const k2c_model *m, int T, int max_ctx, size_t lin, size
 #define B(n) k2c_ws_bytes((size_t)(n) * 4)
 #define P(n) k2c_ws_bytes((size_t)(n) * 8)
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
-    size_t base = B(t * H * d.qd) + B(t * H * d.dv) + B(t * H) + 4 * P(t);
+    size_t base = B(t * H * d.qd) + B(t * H * d.dv) + B(t * H) + 3 * P(t);
     size_t proj = B(t * MAX(ql, (size_t)d.rs) + ql + d.dr + d.rs) + MAX(lin, 2 * xs);
     size_t nblk = t + nth;
     size_t lat = P(t + 1) + B(nblk * 2 * H) + B(nblk * H * d.r + 1) + P(nblk * 2) +
-                 nth * B(H * TILE + d.r + (m->cache_bf16 ? (size_t)TILE * d.rs : 0));
+                 nth * k2c_ws_bytes((H * TILE + d.r) * 4 + tile_scratch(m, &d));
     size_t Bk = (size_t)(max_ctx < KBLOCK ? max_ctx : KBLOCK);
     size_t expd = B(Bk * d.r) + B(Bk * H * d.kvd) + B(t * H) + B(Bk * d.dr) + nth * (B(QBLOCK * Bk) + B(QBLOCK * d.dv)) + lin;
     /* absorbed (and decode): QA [T, H, r + rs] lives through the projections, the attention and the output */

@@ -211,7 +211,11 @@ int k2c_model_begin(k2c_model *m, const k2c_model_opts *o) {
     memset(m, 0, sizeof *m);
     if (k2c_kctx_init(&m->cx, o->simd, o->threads, o->bf16_prompt) != 0) return -1;
     m->cx.exact = o->exact != 0;
-    m->cache_bf16 = o->cache_type == K2C_CACHE_BF16;
+    if (o->cache_type < K2C_CACHE_F32 || o->cache_type > K2C_CACHE_Q8_0) {
+        k2c_seterr("unknown cache type %d (K2C_CACHE_F32, _BF16 or _Q8_0)", o->cache_type);
+        return -1;
+    }
+    m->cache_type = o->cache_type;
     return 0;
 }
 
@@ -337,6 +341,7 @@ void k2c_model_opts_default(k2c_model_opts *o) {
     if (simd && *simd) o->simd = simd;
     const char *ct = getenv("K2C_CACHE_TYPE");
     if (ct && !strcmp(ct, "bf16")) o->cache_type = K2C_CACHE_BF16;
+    if (ct && !strcmp(ct, "q8_0")) o->cache_type = K2C_CACHE_Q8_0;
     const char *ex = getenv("K2C_EXACT");
     o->exact = ex && *ex && strcmp(ex, "0") != 0;
     /* "bf16": round prompt inputs to BF16 for vdpbf16ps. Opt-in: on the Xeon we measured it was no faster
@@ -408,7 +413,7 @@ void k2c_model_get_info(const k2c_model *m, k2c_model_info *info) {
     info->attn_scale = m->attn_scale;
     info->kernels = m->cx.k->name;
     info->exact = m->cx.exact;
-    info->cache_type = m->cache_bf16 ? K2C_CACHE_BF16 : K2C_CACHE_F32;
+    info->cache_type = m->cache_type;
     info->threads = m->cx.nthreads;
 }
 

@@ -6,7 +6,8 @@
  *   mla.c       Multi-head Latent Attention over the latent cache: absorbed (decode, short chunks) and
  *               expanded (long prompts), both tiled with an online softmax
  *   moe.c       sigmoid router, bias-corrected group-limited top-k, SwiGLU experts
- *   forward.c   the whole forward pass, the state (latent KV cache)
+ *   forward.c   the whole forward pass
+ *   cache.c     the state: the latent KV cache in pages (f32, bf16, q8_0 rows) and the forward workspace
  *   sampler.c   temperature / top-k / top-p / min-p sampling
  *   generate.c  prefill + sample loop with stop conditions
  *   mkmodel.c   random checkpoints in the exact Hugging Face layout (tests, benchmarks)
@@ -63,7 +64,7 @@ struct k2c_model {
     float rope_mscale;                          /* multiplies cos/sin (YaRN) */
     float attn_scale;                           /* softmax scale */
     int ubatch;                                 /* tokens per forward chunk of a prefill (> 0) */
-    int cache_bf16;                             /* states' latent caches in BF16 (k2c_model_opts.cache_type) */
+    int cache_type;                             /* states' latent cache rows: K2C_CACHE_* (k2c_model_opts.cache_type) */
     int prefill_path;                           /* MLA prefill form: 0 chosen per call, 1 absorbed, 2 expanded
                                                  * (tests and measurements force one) */
     void **owned; int nowned, cap_owned;        /* fp32 copies of small vectors */
@@ -115,14 +116,19 @@ struct k2c_state {
     const k2c_model *m;
     int max_ctx;
     int pos;                /* tokens in the cache */
-    void *cache;            /* [L, max_ctx, r + dr]: RMSNorm(c) then roped k_pe, per token; fp32, or BF16 when
-                             * cache_bf16 (the model's k2c_model_opts.cache_type) */
-    int cache_bf16;
-    int cache_round;        /* tests: an fp32 cache whose rows are rounded to BF16 values when written */
+    /* The latent cache (cache.c): pages of K2C_PAGE positions of every layer, allocated as the context fills;
+     * pages[p] holds rows [layer][t % K2C_PAGE] of positions [p K2C_PAGE, (p + 1) K2C_PAGE), each row
+     * RMSNorm(c) then roped k_pe in the format cache_type (rb bytes). */
+    void **pages;
+    int npages, maxpages;   /* allocated, and the most max_ctx needs */
+    int cache_type;         /* K2C_CACHE_* (the model's k2c_model_opts.cache_type) */
+    size_t rb;              /* bytes of one row */
+    int cache_round;        /* tests: an fp32 cache whose rows are rounded to this format's values (K2C_CACHE_*) */
     /* Scratch of one forward call of up to ws_tokens tokens (a prefill chunk, or a decode batch led by this
      * state), sized once at init (k2c_forward_ws_bytes) and taken stack-like: no allocation per token or layer. */
     k2c_ws ws;
     int ws_tokens;
+    double attn_seconds;    /* time in the attention layers (MLA calls) since init: k2c bench's breakdown */
 };
 /* The most states one k2c_decode_batch call runs at once: the workspace holds a batch this large (or the
  * model's ubatch, if larger); a larger batch runs in turns of that many. */
@@ -130,8 +136,33 @@ struct k2c_state {
 int k2c_state_init(k2c_state *s, const k2c_model *m, int max_ctx);
 void k2c_state_free(k2c_state *s);
 size_t k2c_state_row_bytes(const k2c_state *s);          /* bytes of one token's cache row in one layer */
-/* The first n cached positions of src into dst (states of one model): a server's prefix reuse. */
+/* The first n cached positions of src into dst (states of one model and cache format, n <= src's positions):
+ * a server's prefix reuse. Pages dst lacks are allocated first, so a failure leaves dst as it was. */
 int k2c_state_copy_prefix(k2c_state *dst, const k2c_state *src, int n);
+/* Pages for positions [0, n): 0, or -1 when n > max_ctx or a page cannot be allocated (the state unchanged but
+ * for pages it gained). The forward pass calls it before each call; nothing else allocates. */
+int k2c_state_reserve(k2c_state *s, int n);
+#define K2C_PAGE 256        /* positions per cache page (cache.c says why) */
+static inline void *k2c_cache_row(const k2c_state *s, int layer, int t) {
+    return (char *)s->pages[t / K2C_PAGE] + ((size_t)layer * K2C_PAGE + (size_t)(t % K2C_PAGE)) * s->rb;
+}
+/* Writes row [r + dr] (fp32) of position t of a layer in the state's format (row may be rounded in place). */
+void k2c_cache_write(k2c_state *s, int layer, int t, float *row);
+/* Rows t0..t0+n (inside one page) of a layer, columns [c0, c0 + nc), as fp32: an fp32 cache's rows in place
+ * (*ld = r + dr), any other format converted into buf [n, nc] (*ld = nc). */
+const float *k2c_cache_rows_f32(const k2c_state *s, int layer, int t0, int n, int c0, int nc, float *buf, int *ld);
+/* Latent attention on a BF16 cache with AVX512-BF16 dot products (attn_bf16.c; mla.c's fast path when
+ * k2c_attn_bf16_ok: BF16 cache, not exact, avx512 table, the CPU has AVX512-BF16, kv_lora_rank % 32 == 0).
+ * scores: S [H, nt] (stride lds) = scale * Qb C^T, Qb [H, ldq] BF16 queries zero-padded to ldq = rs rounded up to
+ * 32, C nt cache rows of rs BF16. acc: acc [H, r] (stride lda, chunks of 32 permuted) += P C[:, :r] with P = S
+ * rounded to BF16 pairs in pp [H, (nt + 1) / 2]. unpermute: one accumulator row back to the natural order. */
+void k2c_attn_bf16_scores(int H, const uint16_t *qb, int ldq, const uint16_t *c, int rs, int nt, float scale, float *S, int lds);
+void k2c_attn_bf16_acc(int H, float *acc, int lda, const float *S, int lds, uint32_t *pp, const uint16_t *c, int rs, int nt, int r);
+void k2c_attn_bf16_unpermute(float *x, int r);
+void k2c_attn_bf16_round(const float *x, int n, int npad, uint16_t *out);    /* BF16 of x [n], zeros to npad */
+int k2c_attn_bf16_ok(const k2c_model *m);
+/* Rounds n values to what format type stores (K2C_CACHE_BF16 / Q8_0; f32: unchanged). */
+void k2c_cache_round_row(int type, float *row, int n);
 
 /* Building blocks of the forward pass (mla.c, moe.c), for the forward, the tests and the trainer's checks.
  * Attention of one layer for T tokens at positions s->pos.. (cache rows written, s->pos not advanced);

@@ -314,11 +314,13 @@ static int admit(srv *s, srv_job *j, srv_slot **out) {
     srv_slot *sl = &s->slots[best_free];
     int reuse = best_free_len;
     if (best_any >= 0 && best_any_len > reuse) {
-        /* copy the longer prefix's latent rows from the slot that has them */
+        /* copy the longer prefix's latent rows from the slot that has them; the copy allocates the cache pages
+         * this slot lacks, and if it cannot, the slot keeps its own rows (and prefills the rest) */
         const srv_slot *src = &s->slots[best_any];
-        k2c_state_copy_prefix(&sl->st, &src->st, best_any_len);     /* same model and sizes: cannot fail */
-        memcpy(sl->hist, src->hist, (size_t)best_any_len * sizeof(int));
-        reuse = best_any_len;
+        if (k2c_state_copy_prefix(&sl->st, &src->st, best_any_len) == 0) {
+            memcpy(sl->hist, src->hist, (size_t)best_any_len * sizeof(int));
+            reuse = best_any_len;
+        }
     }
     if (reuse >= j->nprompt) reuse = j->nprompt - 1;   /* the last prompt token must run for its logits */
     sl->st.pos = reuse;

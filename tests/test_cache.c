@@ -1,0 +1,115 @@
+/* The latent cache's row formats and the BF16 attention kernels (model/cache.c, model/attn_bf16.c), against
+ * plain double-precision references: q8_0 rounding error bounds, saturation and zero blocks; the AVX512-BF16
+ * score and accumulation products (head groups 8 + 4 + 1, a row length that is not a multiple of 32, an odd
+ * tile) equal to the exact products of the BF16-rounded inputs up to fp32 summation order. */
+#include "model/model.h"
+#include "check.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 88172645463325252ull;
+static float urand(void) {      /* [-1, 1) */
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2 - 1);
+}
+static float bf(float x) { return k2c_bf16_to_f32(k2c_f32_to_bf16(x)); }
+
+static void q8_rounding(void) {
+    enum { N = 72 };                     /* blocks of 32, 32 and 8 */
+    float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = urand() * (i < 32 ? 3.0f : i < 64 ? 0.02f : 400.0f);
+    memcpy(y, x, sizeof x);
+    k2c_cache_round_row(K2C_CACHE_Q8_0, y, N);
+    for (int b = 0; b < 3; b++) {
+        int lo = 32 * b, hi = lo + 32 < N ? lo + 32 : N;
+        float amax = 0;
+        for (int i = lo; i < hi; i++) amax = fmaxf(amax, fabsf(x[i]));
+        float d = k2c_f16_to_f32(k2c_f32_to_f16(amax / 127));
+        for (int i = lo; i < hi; i++) {
+            float q = y[i] / d;
+            EXPECT(fabsf(y[i] - x[i]) <= 0.5f * d * 1.0001f, "block %d value %d: %g -> %g (step %g)", b, i, x[i], y[i], d);
+            EXPECT(q == rintf(q) && fabsf(q) <= 127, "block %d value %d: %g is not an int8 multiple of %g", b, i, y[i], d);
+        }
+    }
+    /* a zero block stays zero; a block beyond fp16's range saturates instead of becoming inf or NaN */
+    float z[40] = {0}, big[32];
+    k2c_cache_round_row(K2C_CACHE_Q8_0, z, 40);
+    for (int i = 0; i < 40; i++) EXPECT(z[i] == 0, "zero row value %d became %g", i, z[i]);
+    for (int i = 0; i < 32; i++) big[i] = (i % 2 ? -1 : 1) * 1e30f;
+    k2c_cache_round_row(K2C_CACHE_Q8_0, big, 32);
+    for (int i = 0; i < 32; i++) EXPECT(isfinite(big[i]) && fabsf(big[i]) > 1e6f, "saturated value %d: %g", i, big[i]);
+    /* BF16 rounding is round-to-nearest-even of the top 16 bits */
+    float v[3] = {1.0f + 1.0f / 256, 1.0f + 3.0f / 256, -2.5f};
+    k2c_cache_round_row(K2C_CACHE_BF16, v, 3);
+    EXPECT(v[0] == 1.0f && v[1] == 1.0f + 4.0f / 256 && v[2] == -2.5f, "bf16: %g %g %g", v[0], v[1], v[2]);
+}
+
+/* scores and acc for H heads, rows of rs values (r latent ones), nt positions */
+static void bf16_kernels_case(int H, int r, int rs, int nt) {
+    int ldq = (rs + 31) / 32 * 32, lds = 64, np = (nt + 1) / 2;
+    float *q = malloc(sizeof(float) * H * rs), *S = malloc(sizeof(float) * H * lds), *acc = malloc(sizeof(float) * H * r);
+    float *acc0 = malloc(sizeof(float) * H * r);
+    uint16_t *qb = malloc(2 * (size_t)H * ldq), *c = malloc(2 * (size_t)nt * rs);
+    uint32_t *pp = malloc(4 * (size_t)H * np);
+    for (int i = 0; i < H * rs; i++) q[i] = urand();
+    for (int i = 0; i < nt * rs; i++) c[i] = k2c_f32_to_bf16(urand());
+    for (int h = 0; h < H; h++) k2c_attn_bf16_round(q + (size_t)h * rs, rs, ldq, qb + (size_t)h * ldq);
+    for (int h = 0; h < H; h++)
+        for (int k = 0; k < ldq; k++)
+            EXPECT(qb[(size_t)h * ldq + k] == (k < rs ? k2c_f32_to_bf16(q[(size_t)h * rs + k]) : 0), "query %d,%d rounded wrong", h, k);
+    float scale = 0.37f;
+    k2c_attn_bf16_scores(H, qb, ldq, c, rs, nt, scale, S, lds);
+    double worst = 0;
+    for (int h = 0; h < H; h++)
+        for (int t = 0; t < nt; t++) {
+            double ref = 0, mag = 0;
+            for (int k = 0; k < rs; k++) {
+                double p = (double)bf(q[(size_t)h * rs + k]) * k2c_bf16_to_f32(c[(size_t)t * rs + k]);
+                ref += p; mag += fabs(p);
+            }
+            ref *= scale; mag *= scale;
+            double e = fabs(S[(size_t)h * lds + t] - ref) / (mag + 1e-30);
+            worst = e > worst ? e : worst;
+        }
+    EXPECT(worst < 1e-6, "H %d rs %d nt %d: scores rel err %g", H, rs, nt, worst);
+    /* acc += P C with P = exp-like weights in [0, 1] */
+    for (int h = 0; h < H; h++)
+        for (int t = 0; t < nt; t++) S[(size_t)h * lds + t] = 0.5f * (urand() + 1);
+    /* acc is in the kernel's permuted order throughout: the reference starts from the same values unpermuted */
+    for (int i = 0; i < H * r; i++) acc0[i] = acc[i] = urand();
+    for (int h = 0; h < H; h++) k2c_attn_bf16_unpermute(acc0 + (size_t)h * r, r);
+    k2c_attn_bf16_acc(H, acc, r, S, lds, pp, c, rs, nt, r);
+    for (int h = 0; h < H; h++) k2c_attn_bf16_unpermute(acc + (size_t)h * r, r);
+    worst = 0;
+    for (int h = 0; h < H; h++)
+        for (int k = 0; k < r; k++) {
+            double ref = acc0[(size_t)h * r + k], mag = fabs(ref);
+            for (int t = 0; t < nt; t++) {
+                double p = (double)bf(S[(size_t)h * lds + t]) * k2c_bf16_to_f32(c[(size_t)t * rs + k]);
+                ref += p; mag += fabs(p);
+            }
+            double e = fabs(acc[(size_t)h * r + k] - ref) / mag;
+            worst = e > worst ? e : worst;
+        }
+    EXPECT(worst < 1e-6, "H %d r %d nt %d: acc rel err %g", H, r, nt, worst);
+    free(q); free(S); free(acc); free(acc0); free(qb); free(c); free(pp);
+}
+
+static void bf16_kernels(void) {
+    bf16_kernels_case(13, 32, 40, 37);     /* the golden models' rows (32 + 8), head groups 8 + 4 + 1, odd tile */
+    bf16_kernels_case(16, 512, 576, 64);   /* Moonlight / Kimi-K2 rows, a whole tile */
+    bf16_kernels_case(2, 64, 72, 1);       /* one position */
+}
+
+int main(void) {
+    run_test("cache_q8_0_rounding", q8_rounding);
+#if defined(__x86_64__)
+    if (k2c_cpu_has_avx512bf16()) run_test("cache_bf16_attention_kernels", bf16_kernels);
+    else skip_test("cache_bf16_attention_kernels", "this CPU lacks AVX512-BF16");
+#else
+    skip_test("cache_bf16_attention_kernels", "AVX512-BF16 kernels are x86-64 only");
+#endif
+    return check_exit();
+}
