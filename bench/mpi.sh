@@ -17,13 +17,13 @@ if [ ! -f "$M/config.json" ]; then
 fi
 bash bench/machine.sh
 export OMP_WAIT_POLICY=passive       # ranks share the cores: spinning OpenMP workers would steal them
-for run in "1 2" "1 1" "2 1"; do
+# ranks map the weights (--load auto means mmap under expert parallelism: each rank touches only its experts'
+# pages); "1 1 mmap" is one process the same way, next to the copied-into-huge-pages default
+for run in "1 2 auto" "1 1 auto" "1 1 mmap" "2 1 auto"; do
   set -- $run
-  for what in "--prompt 16 --gen 32" "--prompt 128 --gen 4"; do
-    echo "== $1 rank(s) x $2 thread(s): bench $what"
-    if [ "$1" = 1 ]; then $K2C bench --model "$M" --threads "$2" $what
-    else $MPIRUN -n "$1" -x OMP_WAIT_POLICY $K2C bench --model "$M" --threads "$2" $what; fi
-  done
+  echo "== $1 rank(s) x $2 thread(s), --load $3: bench --prompt 16 --gen 32, --prefill-list 128"
+  if [ "$1" = 1 ]; then $K2C bench --model "$M" --threads "$2" --load "$3" --prompt 16 --gen 32 --prefill-list 128
+  else $MPIRUN -n "$1" -x OMP_WAIT_POLICY $K2C bench --model "$M" --threads "$2" --load "$3" --prompt 16 --gen 32 --prefill-list 128; fi
 done
 W=build/bench-mpi; mkdir -p "$W"
 awk 'BEGIN { srand(1); for (i = 0; i < 400000; i++) printf "%d ", int(rand() * 4096) }' >"$W/ids.txt"

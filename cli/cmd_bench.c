@@ -95,11 +95,21 @@ static int cmd_bench(int argc, char **argv) {
     const char *fill = cli_str(&a, "fill", "repeat");
     int json = cli_flag(&a, "json");
     uint64_t seed = (uint64_t)cli_int(&a, "seed", 1);
+    /* --prefill-list 128,512: prefill each size --reps times on a fresh cache first (one load for all) */
+    const char *plist_s = cli_str(&a, "prefill-list", NULL);
+    int reps = (int)cli_int(&a, "reps", 1), nplist = 0, *plist = NULL;
+    if (plist_s && !(plist = cli_parse_ids(plist_s, &nplist))) { cli_done(&a); return cli_fail("bench"); }
+    if (reps < 1 || reps > 100) { free(plist); cli_done(&a); fprintf(stderr, "bench: --reps must be 1..100\n"); return 2; }
+    for (int i = 0; i < nplist; i++)
+        if (plist[i] < 1 || plist[i] > (1 << 20)) {
+            free(plist); cli_done(&a); fprintf(stderr, "bench: --prefill-list sizes must be 1..1048576\n"); return 2;
+        }
     k2c_model *m;
-    if (!dir) { cli_done(&a); return 2; }
-    if (cli_load_model(&a, &m, dir) != 0) { cli_done(&a); return cli_fail("bench"); }
-    if (cli_done(&a)) { k2c_model_close(m); return 2; }
+    if (!dir) { free(plist); cli_done(&a); return 2; }
+    if (cli_load_model(&a, &m, dir) != 0) { free(plist); cli_done(&a); return cli_fail("bench"); }
+    if (cli_done(&a)) { free(plist); k2c_model_close(m); return 2; }
     if (strcmp(fill, "repeat") && strcmp(fill, "prefill")) {
+        free(plist);
         k2c_model_close(m);
         fprintf(stderr, "bench: --fill must be repeat or prefill\n");
         return 2;
@@ -108,14 +118,29 @@ static int cmd_bench(int argc, char **argv) {
     k2c_model_get_info(m, &mi);
     const k2c_config *cf = k2c_model_config(m);
     int V = cf->vocab_size, rc = 1, nid = prompt > depth ? prompt : depth;
+    for (int i = 0; i < nplist; i++) nid = plist[i] > nid ? plist[i] : nid;
+    double *plist_tok_s = calloc((size_t)(nplist > 0 ? nplist : 1), sizeof *plist_tok_s);
     int *ids = malloc((size_t)(nid > 0 ? nid : 1) * sizeof *ids);
     float *logits = malloc((size_t)V * sizeof *logits);
     k2c_state *s = NULL;
-    if (!ids || !logits || !(s = k2c_state_new(m, nid + gen + 2))) goto done;
+    if (!ids || !logits || !plist_tok_s || !(s = k2c_state_new(m, nid + gen + 2))) goto done;
     uint64_t r = seed;
     for (int i = 0; i < nid; i++) ids[i] = (int)(k2c_rng_next(&r) % (uint64_t)V);
     k2c_log("bench: %d threads, %s kernels; measuring read bandwidth...\n", mi.threads, mi.kernels);
     double bw = k2c_measure_read_bandwidth((size_t)1 << 30);
+    for (int i = 0; i < nplist; i++) {
+        double sum = 0;
+        for (int k = 0; k < reps; k++) {
+            k2c_log("\rbench: prefill %d tokens (%d/%d)...", plist[i], k + 1, reps);
+            k2c_state_reset(s);
+            double t0 = k2c_now();
+            if (k2c_prefill(s, ids, plist[i], NULL, logits, NULL) != 0) goto done;
+            sum += plist[i] / (k2c_now() - t0);
+        }
+        plist_tok_s[i] = sum / reps;
+        k2c_log(" %.1f tok/s\n", plist_tok_s[i]);
+    }
+    k2c_state_reset(s);
     double tp = 0, pf = 0;
     if (prompt > 0) {
         k2c_log("bench: prefill %d tokens...\n", prompt);
@@ -154,16 +179,21 @@ static int cmd_bench(int argc, char **argv) {
     double cache = (double)cf->num_hidden_layers * (double)k2c_cache_row_bytes(cf, mi.cache_type) * (pos0 + (gen - 1) / 2.0 + 1);
     double gbs = (bytes + cache) * dec / 1e9;
     k2c_log("\n");
-    if (json)
-        printf("{\"threads\":%d,\"prompt\":%d,\"prefill_tok_s\":%.3f,\"depth\":%d,\"fill\":\"%s\",\"fill_s\":%.3f,\"gen\":%d,"
+    if (json) {
+        printf("{\"prefill_list\":[");
+        for (int i = 0; i < nplist; i++) printf("%s{\"tokens\":%d,\"tok_s\":%.3f}", i ? "," : "", plist[i], plist_tok_s[i]);
+        printf("],\"reps\":%d,", reps);
+        printf("\"threads\":%d,\"prompt\":%d,\"prefill_tok_s\":%.3f,\"depth\":%d,\"fill\":\"%s\",\"fill_s\":%.3f,\"gen\":%d,"
                "\"decode_tok_s\":%.3f,\"decode_gb_per_token\":%.4f,\"cache_mb_per_token\":%.3f,"
                "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f,"
                "\"attn_ms_per_layer_token\":%.4f,\"cache_mb_per_layer_token\":%.4f,\"decode_cpu_tok_s\":%.3f}\n",
                mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw,
                attn * 1e3, cache / 1e6 / cf->num_hidden_layers, dec_cpu * mi.threads);
-    else {
+    } else {
         printf("threads            %d (%s kernels%s)\n", mi.threads, mi.kernels,
                mi.gguf ? (mi.exact ? ", fp32 activations" : ", int8 decode activations") : "");
+        for (int i = 0; i < nplist; i++)
+            printf("prefill            %d tokens: %.1f tok/s (mean of %d, each on an empty cache)\n", plist[i], plist_tok_s[i], reps);
         if (prompt > 0) printf("prefill            %d tokens in %.2f s: %.1f tok/s\n", prompt, tp, pf);
         if (tf > 0) printf("cache fill         %d positions (%s) in %.2f s\n", pos0 - 1, fill, tf);
         printf("decode             %d tokens at depth %d in %.2f s: %.2f tok/s\n", gen, pos0 - 1, td, dec);
@@ -181,12 +211,15 @@ done:
     k2c_state_delete(s);
     free(ids);
     free(logits);
+    free(plist);
+    free(plist_tok_s);
     k2c_model_close(m);
     return rc;
 }
 CLI_COMMAND_ON(cmd_bench_def, CLI_EP, "bench",
-            "--model DIR [--prompt N] [--gen N] [--depth N [--fill repeat|prefill]] [--threads N] [--ubatch N] "
+            "--model DIR [--prompt N] [--gen N] [--depth N [--fill repeat|prefill]] [--prefill-list N,N.. [--reps R]] [--threads N] [--ubatch N] "
             "[--load auto|mmap|copy] [--exact] [--cache-type f32|bf16|q8_0] [--json]",
             "Prefill and decode tokens/s, and decode GB/s (weights + latent cache) next to the measured read bandwidth.\n"
             "--depth N decodes after N cached positions: filled by repeating the prompt's cache rows (repeat, seconds;\n"
-            "the same bytes and arithmetic per step as N real tokens) or by a real prefill of random ids (prefill).", cmd_bench)
+            "the same bytes and arithmetic per step as N real tokens) or by a real prefill of random ids (prefill).\n"
+            "--prefill-list times a prefill of each size (--reps times, on an empty cache) before that, with one load.", cmd_bench)
