@@ -6,10 +6,12 @@
  * wastes range (one outlier decides the step for the whole group), so each group searches, within a bound
  * (a 1T-parameter model has to pass through here in hours: `k2c quantize --bench` prints values/s per type):
  *   Q8_0 without importance: max|x| / 127 as llama.cpp does, then the least-squares scale for those levels;
- *   symmetric (Q4_0, Q5_0, Q6_0, Q8_0 with importance, Q3_K, Q6_K, and the non-linear IQ4_NL / IQ4_XS levels): a few
- *     candidate scales max|x| / (level_max +- k/4) on both ends (the level ranges are asymmetric: Q4_0 holds
- *     -8..7), each rounded and given the least-squares scale for its levels (d = sum w x q / sum w q^2, error
- *     sum w x^2 - d sum w x q in closed form, one pass a candidate), keeping the best;
+ *   symmetric (Q4_0, Q5_0, Q6_0, Q8_0 with importance, Q3_K, Q6_K, and the non-linear IQ4_NL / IQ4_XS levels):
+ *     a few candidate scales max|x| / (level_end + s) on both ends of the range (asymmetric: Q4_0 holds -8..7),
+ *     s from one level inside the end to just past it (32-blocks: -1, -1/2, 0, +1/2; Q8_0 with importance and
+ *     the K-quant groups: quarters), each rounded and given the least-squares scale for its levels
+ *     (d = sum w x q / sum w q^2, error sum w x^2 - d sum w x q in closed form, one pass a candidate), keeping
+ *     the best;
  *   affine (Q4_1, Q5_1, and the K-quants' scale + min Q2_K, Q4_K, Q5_K): from 5 shrunken ranges and the spans
  *     as whole numbers of steps, two rounds each of round-then-refit of the 2x2 least-squares (scale, offset),
  *     again with the error in closed form from the same sums.
@@ -77,11 +79,11 @@ static inline int level_of(const levels *L, float v) {
 }
 static inline float level_val(const levels *L, int i) { return L->tab ? (float)L->tab[i] : (float)i; }
 
-/* The scale of one group: candidates d = smax / (lev +- k step), k = -K..K-1 (down to one level less, a block
- * that did not reach the end of the range, as a dequantized block may; a little past it, clipping the extreme), with lev either end of the level
- * range (the extreme element on that end, the scale a little larger or smaller than exact), each rounded and
- * given its least-squares d = sum w x l / sum w l^2, whose error is sum w x^2 - (sum w x l)^2 / sum w l^2 (so
- * one pass per candidate). K = 0 on one end: d from max|x| alone. Returns the best d. */
+/* The scale of one group: candidates d = smax / (lev +- k step), k = -K..K-1, lev either end of the level range
+ * (the extreme element on that end; down to one level less: a block that did not reach the end of the range, as
+ * a dequantized block may; a little past it: clipping the extreme), each rounded and given its least-squares
+ * d = sum w x l / sum w l^2, whose error is sum w x^2 - (sum w x l)^2 / sum w l^2 (one pass per candidate).
+ * K = 0 on one end: d from max|x| alone. Returns the best d. */
 static float sym_fit(const float *x, const float *w, int n, const levels *L, int K, float step, int one_end) {
     float smax, amax = amax_of(x, n, &smax);
     if (amax == 0) return 0;
@@ -111,7 +113,8 @@ static float sym_fit(const float *x, const float *w, int n, const levels *L, int
                         all[j] += ww * l * l;
                     }
             }
-            double sxl = ((double)axl[0] + axl[1]) + ((double)axl[2] + axl[3]), sll = ((double)all[0] + all[1]) + ((double)all[2] + all[3]);
+            double sxl = ((double)axl[0] + axl[1]) + ((double)axl[2] + axl[3]);
+            double sll = ((double)all[0] + all[1]) + ((double)all[2] + all[3]);
             if (sll <= 0) continue;
             double e = -sxl * sxl / sll;
             if (e < best) { best = e; best_d = (float)(sxl / sll); }
@@ -167,8 +170,9 @@ static float aff_fit(const float *x, const float *w, int n, int nmax, int min_le
                     tq[i + j] = qi;
                     aq[j] += ww * t; aqq[j] += ww * t * t; axq[j] += ww * x[i + j] * t;
                 }
-            double sq = ((double)aq[0] + aq[1]) + ((double)aq[2] + aq[3]), sqq = ((double)aqq[0] + aqq[1]) + ((double)aqq[2] + aqq[3]),
-                   sxq = ((double)axq[0] + axq[1]) + ((double)axq[2] + axq[3]);
+            double sq = ((double)aq[0] + aq[1]) + ((double)aq[2] + aq[3]);
+            double sqq = ((double)aqq[0] + aqq[1]) + ((double)aqq[2] + aqq[3]);
+            double sxq = ((double)axq[0] + axq[1]) + ((double)axq[2] + axq[3]);
             double det = sw * sqq - sq * sq, ns, nm;
             if (det > 0) {
                 ns = (sw * sxq - sq * sx) / det;
@@ -178,7 +182,8 @@ static float aff_fit(const float *x, const float *w, int n, int nmax, int min_le
             if (!((float)ns > 0)) break;
             s = (float)ns;
             m = (float)nm;
-            double e = sxx - 2 * (double)s * sxq - 2 * (double)m * sx + (double)s * s * sqq + 2 * (double)s * m * sq + (double)m * m * sw;
+            double e = sxx - 2 * (double)s * sxq - 2 * (double)m * sx + (double)s * s * sqq + 2 * (double)s * m * sq +
+                       (double)m * m * sw;
             if (e < best) { best = e; bs = s; bm = m; memcpy(q, tq, (size_t)n * sizeof *q); }
         }
     }
