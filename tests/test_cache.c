@@ -103,8 +103,46 @@ static void bf16_kernels(void) {
     bf16_kernels_case(2, 64, 72, 1);       /* one position */
 }
 
+/* The flash-decoding split (a long cache over both threads, partial softmaxes merged) with each cache format: the
+ * same logits as one thread up to the merge's rounding. The BF16 dot-product path keeps its accumulators in the
+ * unpacks' lane order until the merged context vector, so a wrong order there would show as an O(1) error. The
+ * golden models are too small to split (their attention stays on one thread), so this uses the k2-tiny shape at
+ * a depth of 4000 positions (filled by repetition). */
+static void split_threads(void) {
+    const char *dir = "build/tests/cache_k2tiny";
+    k2c_config c;
+    k2c_config_preset(&c, "k2-tiny");
+    EXPECT(k2c_mkmodel(&c, "bf16", 1, 5, dir) == 0, "%s", k2c_errmsg());
+    for (int ct = K2C_CACHE_F32; ct <= K2C_CACHE_Q8_0; ct++) {
+        k2c_model m1, m2;
+        k2c_model_opts o1 = {.threads = 1, .cache_type = ct}, o2 = {.threads = 2, .cache_type = ct};
+        if (k2c_model_load_opts(&m1, dir, &o1) || k2c_model_load_opts(&m2, dir, &o2)) { EXPECT(0, "%s", k2c_errmsg()); return; }
+        int V = m1.cfg.vocab_size, ids[64];
+        for (int i = 0; i < 64; i++) ids[i] = (i * 7919 + 13) % V;
+        float *a = malloc(sizeof(float) * (size_t)V), *b = malloc(sizeof(float) * (size_t)V);
+        k2c_state s1, s2;
+        EXPECT(k2c_state_init(&s1, &m1, 4100) == 0 && k2c_state_init(&s2, &m2, 4100) == 0, "%s", k2c_errmsg());
+        EXPECT(k2c_prefill(&s1, ids, 64, NULL, a, NULL) == 0 && k2c_prefill(&s2, ids, 64, NULL, b, NULL) == 0, "%s", k2c_errmsg());
+        EXPECT(k2c_state_fill_repeat(&s1, 4000) == 0 && k2c_state_fill_repeat(&s2, 4000) == 0, "%s", k2c_errmsg());
+        double e = 0, mx = 0;
+        for (int step = 0; step < 3; step++) {
+            EXPECT(k2c_decode(&s1, ids[step], a, NULL) == 0 && k2c_decode(&s2, ids[step], b, NULL) == 0, "%s", k2c_errmsg());
+            for (int v = 0; v < V; v++) { e = fmax(e, fabs(a[v] - b[v])); mx = fmax(mx, fabs(a[v])); }
+        }
+        int fast = k2c_attn_bf16_ok(&m2);
+        printf("  cache %d%s: 1 vs 2 threads at depth 4000: %.2g x max|logit|\n", ct, fast ? " (BF16 dot products)" : "", e / mx);
+        /* fp32 tiles: the merge's and the threads' summation orders differ (9e-6 measured); the BF16 path also
+         * rounds each block's weights against its own running max (7e-4) */
+        EXPECT(mx > 0 && e / mx < (fast ? 2e-3 : 1e-4), "cache %d: 1 vs 2 threads differ by %g", ct, e / mx);
+        k2c_state_free(&s1); k2c_state_free(&s2);
+        k2c_model_free(&m1); k2c_model_free(&m2);
+        free(a); free(b);
+    }
+}
+
 int main(void) {
     run_test("cache_q8_0_rounding", q8_rounding);
+    run_test("cache_split_over_threads", split_threads);
 #if defined(__x86_64__)
     if (k2c_cpu_has_avx512bf16()) run_test("cache_bf16_attention_kernels", bf16_kernels);
     else skip_test("cache_bf16_attention_kernels", "this CPU lacks AVX512-BF16");

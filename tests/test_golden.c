@@ -426,7 +426,7 @@ static void cache_format(void) {
                 if (pass) fast = k2c_attn_bf16_ok(&mb);
                 float *out = pass ? c : a;
                 k2c_state_reset(&sb);
-                k2c_state_reset(&sf);
+                if (!pass) k2c_state_reset(&sf);
                 int rc = 0;
                 if (path < 3) {
                     rc |= k2c_prefill(&sb, ids, half, NULL, NULL, NULL) | k2c_prefill(&sb, ids + half, T - half, out + (size_t)half * V, NULL, NULL);
@@ -476,6 +476,19 @@ static void cache_format(void) {
                    k2c_state_cache_bytes(&sc) >= (size_t)T * mb.cfg.num_hidden_layers * k2c_state_row_bytes(&sc),
                    "%zu cache bytes held at %d positions", k2c_state_cache_bytes(&sc), T);
             k2c_state_free(&sc);
+            /* and an fp32 cache (of rounded rows: cache_round must match too) */
+            k2c_state sd;
+            EXPECT(k2c_state_init(&sd, &mf, T + 1) == 0, "%s", k2c_errmsg());
+            EXPECT(k2c_state_copy_prefix(&sd, &sf, P) != 0, "a prefix copy between rounded and plain fp32 caches must fail");
+            sd.cache_round = g_cache_type;
+            mf.prefill_path = 1;
+            EXPECT(k2c_state_copy_prefix(&sd, &sf, P) == 0 && k2c_state_truncate(&sf, P) == 0, "%s", k2c_errmsg());
+            sd.pos = P;
+            EXPECT(k2c_prefill(&sd, ids + P, T - P, a, NULL, NULL) == 0 && k2c_prefill(&sf, ids + P, T - P, b, NULL, NULL) == 0,
+                   "%s", k2c_errmsg());
+            EXPECT(!memcmp(a, b, (size_t)(T - P) * V * sizeof *a), "fp32: logits after a copied prefix differ");
+            mf.prefill_path = 0;
+            k2c_state_free(&sd);
         }
         mb.prefill_path = 0;
         k2c_state_free(&sb); k2c_state_free(&sf);

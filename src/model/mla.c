@@ -15,7 +15,9 @@
  * fixed order (a result depends on the thread count, never on scheduling).
  *
  * The latent cache rows (c then k_pe) live in the state's pages (cache.c); every read goes through
- * k2c_cache_rows_f32 a tile at a time, and no tile crosses a page. */
+ * k2c_cache_rows_f32 a tile at a time, and no tile crosses a page. On a BF16 cache outside exact mode (and a CPU
+ * with AVX512-BF16) the two products of a tile read the stored rows directly as BF16 dot products instead
+ * (attn_bf16.c: the queries and softmax weights rounded to BF16, the accumulator in its own lane order). */
 #include "model/model.h"
 
 #include <float.h>
