@@ -1,5 +1,5 @@
-/* AVX2 + FMA + F16C kernels: the decode row dots on every stored format and the row dequantization that
- * prompts feed to OpenBLAS sgemm. This is the path of every x86 CPU without AVX-512 (AMD Zen 2 / Zen 3, Intel
+/* AVX2 + FMA + F16C kernels: the decode row dots on every stored format, the row dequantization and the fp32
+ * GEMM tile of prompts, and the int8 prompt GEMM of the GGUF formats (AVX-VNNI where present). This is the path of every x86 CPU without AVX-512 (AMD Zen 2 / Zen 3, Intel
  * desktop and laptop parts since Alder Lake). Compiled with target attributes, so the file builds under any
  * x86-64 flags; k2c_kctx_init picks it only where the CPU has the instructions.
  *
