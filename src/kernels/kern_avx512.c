@@ -353,6 +353,7 @@ AVX512 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *o
 }
 #define QD512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")))
 #define QD_ATTR QD512
+#define QD_X86_512
 #include "kernels/quant_dot_x86.h"
 #include "kernels/quant_dot.h"
 

@@ -33,6 +33,9 @@
  *                                    a third of the other types' speed)
  *     void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w)
  *                                    one Q6_0 block: w[j] = (nibble j | 16 * its two high bits) - 32, the same way
+ *     float qd_dot_q8_0(const uint8_t *row, const k2c_q8x *x, int n)   (define QD_HAVE_DOT_Q8_0)
+ *                                    a whole Q8_0 row, straight from its blocks: its weights are int8 already,
+ *                                    so the chunk unpacking and the per-16 float step would be most of its time
  *
  * and gets `static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n)` for its table.
  * The layouts are those of quant_scalar.c (the reference, whose header lists them). */
@@ -351,6 +354,9 @@ QD_ATTR static int qd_unpack(k2c_wfmt f, const uint8_t *row, int j0, int n, qd_c
  * the stores a chunk's worth of work to drain in keeps those waits off the critical path (measured on Zen 5,
  * one thread: 10-30% depending on the type). */
 QD_ATTR static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n) {
+#ifdef QD_HAVE_DOT_Q8_0
+    if (f == K2C_FMT_Q8_0) return qd_dot_q8_0(row, x, n);
+#endif
     qd_chunk u[2];
     int32_t is[16];
     float acc[16] = {0};
