@@ -38,9 +38,9 @@ fi
 for f in $files; do
   echo "== $f.gguf ($(stat -c %s "$W/$f.gguf") bytes)"
   echo -n "k2c kl:  "
-  if r=$($K2C kl --base "$W/k2c-BF16.gguf" --model "$W/$f.gguf" --text "$TEXT" --ctx $CTX --chunks $CHUNKS 2>&1); then
+  if r=$($K2C kl --base "$W/k2c-BF16.gguf" --model "$W/$f.gguf" --text "$TEXT" --ctx $CTX --chunks $CHUNKS 2>"$W/kl.err"); then
     echo "$r" | grep -E "KL|perplexity|same" | tr -s ' ' | tr '\n' ' '; echo
-  else echo "$r" | tail -1; fi
+  else tail -1 "$W/kl.err"; fi
   if [ -n "${IK:-}" ]; then
     echo -n "ik:      "; "$IK/llama-perplexity" -m "$W/$f.gguf" -f "$TEXT" -c $CTX --chunks $CHUNKS -t 2 --kl-divergence-base "$W/base.kld" --kl-divergence 2>&1 |
       grep -E "Mean PPL\(Q\)|Mean PPL\(base\)|Mean +KLD|Median +KLD|99.0% +KLD|Same top" | tr -s ' ' | tr '\n' ' '; echo
