@@ -305,7 +305,7 @@ AVX2 static void qg_k2_sign(const int8_t *w, const float *F, const float *M, con
 }
 AVX2 static void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b,
                            int ntok, float *Y, int ldy, int nrows, int has_min, int ext) {
-    (ext && __builtin_cpu_supports("avxvnni") ? qg_k2_vnni : qg_k2_sign)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
+    (ext && k2c_cpu_has_avxvnni() ? qg_k2_vnni : qg_k2_sign)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
 }
 #include "kernels/quant_gemm.h"
 

@@ -139,6 +139,7 @@ const k2c_kctx *k2c_kctx_default(void);     /* best kernels, every core: for a k
 int k2c_cpu_has_avx2(void);                  /* AVX2 + FMA + F16C */
 int k2c_cpu_has_avx512(void);
 int k2c_cpu_has_avx512bf16(void);
+int k2c_cpu_has_avxvnni(void);               /* AVX-VNNI (VEX vpdpbusd) */
 
 /* ------------------------------------------------------------------ linear (weights in stored format) */
 struct k2c_linear {

@@ -9,6 +9,9 @@
 #include "kernels/kernels.h"
 
 #include <cblas.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -30,6 +33,21 @@ int k2c_cpu_has_avx512(void) {
 #if defined(__x86_64__)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+/* AVX-VNNI (the VEX-encoded vpdpbusd of Alder Lake and Zen 4+): CPUID leaf 7 subleaf 1, EAX bit 4, read once;
+ * asked of cpuid itself because clang's __builtin_cpu_supports does not know the name. */
+int k2c_cpu_has_avxvnni(void) {
+#if defined(__x86_64__)
+    static int known = -1;
+    if (known < 0) {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        known = k2c_cpu_has_avx2() && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1);
+    }
+    return known;
 #else
     return 0;
 #endif
