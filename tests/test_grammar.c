@@ -56,12 +56,20 @@ static void test_accept_reject(void) {
         EXPECT(accepts(b, "{\"e\":{}}") && !accepts(b, "{\"e\":{\"a\":1}}"), "closed object");
         k2c_schema_free(b);
     }
-    const char *bad[] = {"{\"type\":\"strin\"}", "[1]", "{\"enum\":[]}", "{\"type\":\"object\",\"required\":[1]}", "not json"};
-    for (int i = 0; i < 5; i++) {
+    /* the last three: patterns no string of the allowed lengths matches (an answer could open the string and
+     * never close it; found by fuzz_grammar) */
+    const char *bad[] = {"{\"type\":\"strin\"}", "[1]", "{\"enum\":[]}", "{\"type\":\"object\",\"required\":[1]}", "not json",
+                         "{\"type\":\"string\",\"pattern\":\"^(foo|bar|baz)+$\",\"maxLength\":0}",
+                         "{\"type\":\"string\",\"pattern\":\"^a{2,3}$\",\"minLength\":4}",
+                         "{\"type\":\"string\",\"format\":\"uuid\",\"maxLength\":10}"};
+    for (int i = 0; i < 8; i++) {
         k2c_schema *b = k2c_schema_compile(bad[i], "bad");
         EXPECT(!b, "schema %s should fail", bad[i]);
         k2c_schema_free(b);
     }
+    k2c_schema *okp = k2c_schema_compile("{\"type\":\"string\",\"pattern\":\"^(foo|bar)+$\",\"maxLength\":3}", "ok");
+    EXPECT(okp && accepts(okp, "\"foo\"") && !accepts(okp, "\"foobar\""), "a pattern within maxLength compiles and holds");
+    k2c_schema_free(okp);
 }
 
 /* Random walks: pick random allowed bytes, stop anywhere, close, parse. */

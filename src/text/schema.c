@@ -734,6 +734,17 @@ static gnode *compile(ctx *c, json_t *j, const char *where, int depth, gnode *in
                 warn(c, where, msg);
             }
         }
+        /* A pattern no string of minLength..maxLength characters matches would let an answer open a string it
+         * can never close: refuse the schema instead (the lengths of the shortest and longest matches). */
+        for (int r = 0; r < n->nrx; r++) {
+            int mind, maxd;
+            k2c_regex_span(n->rx[r], NULL, 1, &mind, &maxd);
+            if (mind >= RX_INF || (n->max_len >= 0 && mind > n->max_len) || (maxd != RX_INF && maxd < n->min_len)) {
+                k2c_seterr("%s: %s matches no string of minLength %d .. maxLength %d characters", where,
+                           r < (pat ? 1 : 0) ? "pattern" : "format", n->min_len, n->max_len);
+                return NULL;
+            }
+        }
     }
     if ((types & T_ARR) && compile_array(c, n, j, where, depth)) return NULL;
     if ((types & T_OBJ) && compile_object(c, n, j, where, depth)) return NULL;
