@@ -4,7 +4,8 @@
 #   make fuzz-build                                           build build-fuzz/fuzz_* only
 #   make fuzz-regress                                         run each harness once over its committed corpus
 # Seeds are read from fuzz/corpus/NAME; new inputs go to build-fuzz/corpus/NAME only (the committed
-# corpus never grows), crashes to build-fuzz/artifacts/. The library is rebuilt with clang + ASan/UBSan
+# corpus never grows), crashes to build-fuzz/artifacts/ (a failing run prints the
+# first error lines and each small crash input in base64, so a CI log alone reproduces it). The library is rebuilt with clang + ASan/UBSan
 # + coverage into build-fuzz/; the sources are found wherever they live under src/.
 FUZZ_CC     ?= clang
 FUZZ_TIME   ?= 60
@@ -49,7 +50,10 @@ fuzz: $(FUZZ_BINS)
 	  echo "== fuzz_$$n ($(FUZZ_TIME) s)"; \
 	  $(FUZZ_B)/fuzz_$$n -max_total_time=$(FUZZ_TIME) $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS)) -rss_limit_mb=$(FUZZ_RSS) -timeout=20 -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_B)/artifacts/$$n- $$dict $(FUZZ_B)/corpus/$$n fuzz/corpus/$$n \
-	    >$(FUZZ_B)/logs/$$n.log 2>&1 || failed="$$failed $$n"; \
+	    >$(FUZZ_B)/logs/$$n.log 2>&1 || { failed="$$failed $$n"; \
+	    grep -m4 -E "check failed|ERROR|SUMMARY|runtime error" $(FUZZ_B)/logs/$$n.log; \
+	    for a in $(FUZZ_B)/artifacts/$$n-*; do [ -f "$$a" ] && [ $$(stat -c %s "$$a") -le 16384 ] && \
+	      echo "$$a (base64): $$(base64 -w0 "$$a")"; done; }; \
 	  grep -E "^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)" $(FUZZ_B)/logs/$$n.log | tr '\n' ' '; echo; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FUZZ FAILURES:$$failed (see $(FUZZ_B)/logs/ and $(FUZZ_B)/artifacts/)"; exit 1; fi; \

@@ -173,6 +173,9 @@ static void test_keywords(void) {
         {"{\"allOf\":[{\"type\":\"string\"},{\"type\":\"integer\"}]}", "allOf: no type"},
         {"{\"$defs\":{\"a\":{\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/a\"}},\"required\":[\"x\"]}},\"$ref\":\"#/$defs/a\"}", "no finite instance"},
         {"{\"type\":\"integer\",\"minimum\":3,\"maximum\":2}", "no integer"},
+        /* found by fuzz_grammar: an object that opens and can never close */
+        {"{\"type\":\"object\",\"properties\":{\"x\":{},\"y\":{},\"z\":{}},\"minProperties\":3,\"maxProperties\":2}", "t: maxProperties < minProperties"},
+        {"{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"},\"minProperties\":2,\"maxProperties\":1}", "t: maxProperties < minProperties"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         k2c_schema *s = k2c_schema_compile(bad[i].schema, "t");

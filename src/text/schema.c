@@ -534,6 +534,7 @@ static int compile_object(ctx *c, gnode *n, json_t *j, const char *where, int de
     if (get_count(j, "minProperties", 0, &n->min_props, where) || get_count(j, "maxProperties", -1, &n->max_props, where)) return -1;
     int nreq = __builtin_popcountll(n->required);
     if (n->max_props >= 0 && nreq > n->max_props) { k2c_seterr("%s.maxProperties: fewer than the required properties", where); return -1; }
+    if (n->max_props >= 0 && n->min_props > n->max_props) { k2c_seterr("%s: maxProperties < minProperties", where); return -1; }
     if (n->min_props > n->nprops) {
         if (n->extra) warn(c, where, "minProperties beyond the declared properties is not enforced");
         else { k2c_seterr("%s.minProperties: more than the properties allowed", where); return -1; }
