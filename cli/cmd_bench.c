@@ -179,6 +179,8 @@ static int cmd_bench(int argc, char **argv) {
     double cache = (double)cf->num_hidden_layers * (double)k2c_cache_row_bytes(cf, mi.cache_type) * (pos0 + (gen - 1) / 2.0 + 1);
     double gbs = (bytes + cache) * dec / 1e9;
     k2c_log("\n");
+    k2c_model_info ti;              /* the thread tuner's count after the run */
+    k2c_model_get_info(m, &ti);
     if (json) {
         printf("{\"prefill_list\":[");
         for (int i = 0; i < nplist; i++) printf("%s{\"tokens\":%d,\"tok_s\":%.3f}", i ? "," : "", plist[i], plist_tok_s[i]);
@@ -186,9 +188,10 @@ static int cmd_bench(int argc, char **argv) {
         printf("\"threads\":%d,\"prompt\":%d,\"prefill_tok_s\":%.3f,\"depth\":%d,\"fill\":\"%s\",\"fill_s\":%.3f,\"gen\":%d,"
                "\"decode_tok_s\":%.3f,\"decode_gb_per_token\":%.4f,\"cache_mb_per_token\":%.3f,"
                "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f,"
-               "\"attn_ms_per_layer_token\":%.4f,\"cache_mb_per_layer_token\":%.4f,\"decode_cpu_tok_s\":%.3f}\n",
+               "\"attn_ms_per_layer_token\":%.4f,\"cache_mb_per_layer_token\":%.4f,\"decode_cpu_tok_s\":%.3f,"
+               "\"threads_now\":%d,\"tune_switches\":%ld}\n",
                mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw,
-               attn * 1e3, cache / 1e6 / cf->num_hidden_layers, dec_cpu * mi.threads);
+               attn * 1e3, cache / 1e6 / cf->num_hidden_layers, dec_cpu * mi.threads, ti.threads_now, ti.tune_switches);
     } else {
         printf("threads            %d (%s kernels%s)\n", mi.threads, mi.kernels,
                mi.gguf ? (mi.exact ? ", fp32 activations" : ", int8 decode activations") : "");
@@ -199,6 +202,9 @@ static int cmd_bench(int argc, char **argv) {
         printf("decode             %d tokens at depth %d in %.2f s: %.2f tok/s\n", gen, pos0 - 1, td, dec);
         printf("decode (CPU time)  %.2f tok/s per %d thread(s): the process's CPU seconds, which a busy machine does not stretch\n",
                dec_cpu * mi.threads, mi.threads);
+        if (ti.tune_switches)
+            printf("thread tuner       decode ends on %d of %d threads (%ld changes; K2C_ADAPT_THREADS=0 keeps %d)\n",
+                   ti.threads_now, mi.threads, ti.tune_switches, mi.threads);
         printf("decode traffic     %.3f GB/token weights + %.2f MB/token latent cache -> %.1f GB/s\n", bytes / 1e9,
                cache / 1e6, gbs);
         printf("read bandwidth     %.1f GB/s measured -> decode at %.0f%% of it\n", bw, 100 * gbs / bw);

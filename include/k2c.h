@@ -141,6 +141,9 @@ typedef struct {
     int cache_type;         /* the latent KV cache of every state: K2C_CACHE_F32 (0), K2C_CACHE_BF16 (half the
                              * memory and the bytes each decode step reads; the rows rounded to BF16) or
                              * K2C_CACHE_Q8_0 (int8 blocks of 32 with an fp16 scale: 0.53x fp32) */
+    int adapt_threads;      /* decode times its steps and runs on fewer threads while that is clearly faster (another
+                             * process holding cores; model/tune.c): the results stay the same bits. 0: always
+                             * `threads`. On in k2c_model_opts_default unless K2C_ADAPT_THREADS=0 */
     int ubatch;             /* tokens per forward pass of a prefill (k2c_prefill splits longer prompts), so the
                              * activation memory does not grow with the prompt; 0: K2C_UBATCH_DEFAULT */
     const k2c_comm *comm;   /* expert parallelism over these ranks (NULL or one rank: a single process). Every
@@ -150,7 +153,7 @@ typedef struct {
 } k2c_model_opts;
 #define K2C_UBATCH_DEFAULT 512
 enum { K2C_CACHE_F32 = 0, K2C_CACHE_BF16 = 1, K2C_CACHE_Q8_0 = 2 };
-/* The defaults, then K2C_SIMD (scalar|avx2|avx512|neon), K2C_PROMPT_PRECISION (bf16), K2C_EXACT (1) and K2C_CACHE_TYPE (f32|bf16|q8_0) from the environment: the
+/* The defaults (adapt_threads on), then K2C_SIMD (scalar|avx2|avx512|neon), K2C_PROMPT_PRECISION (bf16), K2C_EXACT (1), K2C_CACHE_TYPE (f32|bf16|q8_0) and K2C_ADAPT_THREADS (0) from the environment: the
  * one place the library reads the environment, and only when the caller asks it to. */
 void k2c_model_opts_default(k2c_model_opts *o);
 
@@ -183,6 +186,8 @@ typedef struct {
     int exact;                          /* fp32 activations everywhere (k2c_model_opts.exact) */
     int cache_type;                     /* K2C_CACHE_F32 / _BF16 / _Q8_0 (k2c_model_opts.cache_type) */
     int threads;
+    int threads_now;                    /* the thread tuner's current count (threads when it is off) */
+    long tune_switches;                 /* times it changed the count */
 } k2c_model_info;
 void k2c_model_get_info(const k2c_model *m, k2c_model_info *info);
 

@@ -121,7 +121,11 @@ void k2c_scalar_row_dequant(const k2c_linear *l, int r, float *out);
 /* What the kernels run under: one per model (no process-wide setting), read-only while it runs. */
 typedef struct k2c_kctx {
     const k2c_kernels *k;
-    int nthreads;                           /* > 0 */
+    int nthreads;                           /* > 0: the work of every parallel region is split for this many */
+    int team;                               /* 1..nthreads: the threads a parallel region starts. The model's
+                                             * thread tuner (model/tune.c) lowers it while another process
+                                             * holds cores; as work is split by nthreads, the results do not
+                                             * depend on it */
     int bf16_prompt;                        /* BF16 x BF16 prompt GEMM (the CPU has AVX512-BF16) */
     int exact;                              /* fp32 activations everywhere (no k2c_q8x decode path) */
     int no_ext;                             /* the int8 prompt kernels without the ISA's optional instructions

@@ -92,6 +92,7 @@ int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt) 
     cx->bf16_prompt = bf16_prompt != 0;
     /* 0: what OpenMP would use (OMP_NUM_THREADS, else every core) */
     cx->nthreads = threads > 0 ? threads : omp_get_max_threads();
+    cx->team = cx->nthreads;
     return 0;
 }
 
@@ -299,7 +300,7 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
     size_t work = 0;
     for (int i = 0; i < n; i++) work += (size_t)jobs[i].l->rows * (size_t)jobs[i].l->cols;
     int par = work >= (1u << 16) && cx->nthreads > 1 && !omp_in_parallel();
-    #pragma omp parallel for schedule(dynamic, 1) if (par) num_threads(cx->nthreads)
+    #pragma omp parallel for schedule(dynamic, 1) if (par) num_threads(cx->team)
     for (int c = 0; c < nchunks; c++) {
         int j = 0;
         while (start[j + 1] <= c) j++;
@@ -454,7 +455,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
     }
     int par = (size_t)R * (size_t)C * (size_t)T >= (1u << 18) && nt > 1 && !omp_in_parallel();
     if (path == MM_SMALL) {
-        #pragma omp parallel if (par) num_threads(nt)
+        #pragma omp parallel if (par) num_threads(cx->team)
         {
             float *row = part ? (float *)(part + per * (size_t)omp_get_thread_num()) : NULL;
             #pragma omp for schedule(dynamic, 16)
@@ -470,7 +471,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
         uint32_t *Xp = (uint32_t *)shared;
         k2c_gemm_pack_x_bf16(X, T, C, Xp);
         int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
-        #pragma omp parallel if (par) num_threads(nt)
+        #pragma omp parallel if (par) num_threads(cx->team)
         {
             uint32_t *panel = (uint32_t *)(part + per * (size_t)omp_get_thread_num());
             #pragma omp for schedule(dynamic, 1)
@@ -485,7 +486,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
         k2c_q8p xq;
         k2c_q8p_init(&xq, T, C, k2c_q8p_group(l), shared);
         int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
-        #pragma omp parallel if (par) num_threads(nt)
+        #pragma omp parallel if (par) num_threads(cx->team)
         {
             void *mine = part + per * (size_t)omp_get_thread_num();
             #pragma omp for schedule(static)
@@ -502,7 +503,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
         k2c_gemm_pack_x(X, T, C, Xp);
         int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
         size_t npanel = k2c_ws_bytes((size_t)K2C_GEMM_RB * (size_t)C * 4);
-        #pragma omp parallel if (par) num_threads(nt)
+        #pragma omp parallel if (par) num_threads(cx->team)
         {
             char *mine = part + per * (size_t)omp_get_thread_num();
             float *panel = (float *)mine, *buf = l->fmt == K2C_FMT_F32 ? NULL : (float *)(mine + npanel);
@@ -514,7 +515,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
         }
     } else {
         int tile = blas_tile(C), ntiles = (R + tile - 1) / tile;
-        #pragma omp parallel if (par) num_threads(nt)
+        #pragma omp parallel if (par) num_threads(cx->team)
         {
             float *buf = part ? (float *)(part + per * (size_t)omp_get_thread_num()) : NULL;
             #pragma omp for schedule(dynamic, 1)

@@ -42,8 +42,8 @@ size_t k2c_forward_ws_bytes(const k2c_model *m, int T, int max_ctx) {
 
 /* absorbed = 0: T tokens of state ss[0] (prefill). absorbed = 1: one token for each of T states ss[0..T).
  * The trace's rows of these tokens start at row t_off of its Ttr rows per layer (a chunk of a longer prefill). */
-static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, float *logits, float *last_logits,
-                   k2c_trace *tr, int t_off, int Ttr) {
+static int forward_run(k2c_state *const *ss, const int *ids, int T, int absorbed, float *logits, float *last_logits,
+                       k2c_trace *tr, int t_off, int Ttr) {
     k2c_state *s = ss[0];
     const k2c_model *m = s->m;
     const k2c_config *c = &m->cfg;
@@ -98,6 +98,18 @@ static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, fl
     rc = 0;
 done:
     ws->used = mark;
+    return rc;
+}
+
+/* A decode step runs under the thread tuner (tune.c); a prefill keeps the count the tuner last chose. */
+static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, float *logits, float *last_logits,
+                   k2c_trace *tr, int t_off, int Ttr) {
+    k2c_tune *tn = ss[0]->m->tune;
+    if (!absorbed || !tn) return forward_run(ss, ids, T, absorbed, logits, last_logits, tr, t_off, Ttr);
+    k2c_tune_begin(tn, T);
+    double t0 = k2c_now();
+    int rc = forward_run(ss, ids, T, absorbed, logits, last_logits, tr, t_off, Ttr);
+    if (rc == 0) k2c_tune_end(tn, k2c_now() - t0);
     return rc;
 }
 

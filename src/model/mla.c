@@ -218,7 +218,7 @@ static int attend_latent(const k2c_model *m, int layer, int nq, const k2c_state 
             owner[2 * b + 1] = first[i + 1] - first[i] > 1 ? p++ : -1;
         }
     float scale = m->attn_scale;
-    #pragma omp parallel if (par) num_threads(nth)
+    #pragma omp parallel if (par) num_threads(m->cx.team)
     {
         float *S = (float *)((char *)scr + per * (size_t)omp_get_thread_num()), *row = S + (size_t)d.H * TILE, *tb = row + d.r;
         #pragma omp for schedule(static)
@@ -287,7 +287,7 @@ static int attend_expanded(k2c_state *s, int layer, const float *Q, int T, float
         /* queries that see this block: t with s->pos + t >= j0, in groups of QBLOCK per head */
         int tfirst = j0 - s->pos > 0 ? j0 - s->pos : 0, nt = T - tfirst, ng = (nt + QBLOCK - 1) / QBLOCK;
         int par = worth_threads(m, (double)nt * d.H * nb * (d.dn + d.dr + d.dv));
-        #pragma omp parallel if (par) num_threads(nth)
+        #pragma omp parallel if (par) num_threads(m->cx.team)
         {
             char *mine = scr + per * (size_t)omp_get_thread_num();
             float *S = (float *)mine, *O = (float *)(mine + nS);

@@ -216,6 +216,8 @@ int k2c_model_begin(k2c_model *m, const k2c_model_opts *o) {
         return -1;
     }
     m->cache_type = o->cache_type;
+    if (!(m->tune = k2c_model_own(m, sizeof *m->tune))) { k2c_seterr("out of memory"); return -1; }
+    k2c_tune_init(m->tune, &m->cx, o->adapt_threads);
     return 0;
 }
 
@@ -342,6 +344,8 @@ void k2c_model_opts_default(k2c_model_opts *o) {
     const char *ct = getenv("K2C_CACHE_TYPE");
     if (ct && !strcmp(ct, "bf16")) o->cache_type = K2C_CACHE_BF16;
     if (ct && !strcmp(ct, "q8_0")) o->cache_type = K2C_CACHE_Q8_0;
+    const char *at = getenv("K2C_ADAPT_THREADS");
+    o->adapt_threads = !(at && !strcmp(at, "0"));
     const char *ex = getenv("K2C_EXACT");
     o->exact = ex && *ex && strcmp(ex, "0") != 0;
     /* "bf16": round prompt inputs to BF16 for vdpbf16ps. Opt-in: on the Xeon we measured it was no faster
@@ -367,7 +371,8 @@ void k2c_model_close(k2c_model *m) {
 const k2c_config *k2c_model_config(const k2c_model *m) { return &m->cfg; }
 
 int k2c_model_set_threads(k2c_model *m, int n) {
-    m->cx.nthreads = n > 0 ? n : omp_get_max_threads();
+    m->cx.nthreads = m->cx.team = n > 0 ? n : omp_get_max_threads();
+    if (m->tune) k2c_tune_init(m->tune, &m->cx, m->tune->on);
     return 0;
 }
 
@@ -415,6 +420,8 @@ void k2c_model_get_info(const k2c_model *m, k2c_model_info *info) {
     info->exact = m->cx.exact;
     info->cache_type = m->cache_type;
     info->threads = m->cx.nthreads;
+    info->threads_now = m->tune && m->tune->on ? m->tune->cand[m->tune->cur] : m->cx.nthreads;
+    info->tune_switches = m->tune ? m->tune->switches : 0;
 }
 
 /* Parameters: total and active per token (embeddings and head included; routed experts count k of E). */

@@ -73,6 +73,7 @@ struct k2c_model {
     int ep_rank, ep_size;
     struct k2c_ep_stats *ep_stats;              /* rank 0: what the exchanges cost (logged at close) */
     int ep_closed;                              /* rank 0 told the others this model is closed */
+    struct k2c_tune *tune;                      /* decode's thread count (tune.c); owned, never NULL once loaded */
 };
 static inline int k2c_ep_owns(const k2c_model *m, int e) { return m->ep_size <= 1 || e % m->ep_size == m->ep_rank; }
 
@@ -86,6 +87,21 @@ void k2c_model_free(k2c_model *m);
 int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o, int kv_from_split);
 /* Model-owned memory (freed with the model), 64-byte aligned. */
 void *k2c_model_own(k2c_model *m, size_t bytes);
+
+/* The thread tuner (tune.c): decode steps timed, cx->team moved between a few counts when one is clearly faster.
+ * Written only between forward calls, from the one thread that runs them. */
+typedef struct k2c_tune {
+    k2c_kctx *cx;
+    int on, ncand, cand[3];         /* the counts tried: nthreads, nthreads - 1, nthreads / 2 (distinct) */
+    int cur, probing, np, nh, next; /* current count's index; the probed one's (-1: none) */
+    int batch;                      /* states per step of the samples (another size restarts the statistics) */
+    int period, until;              /* steps between probes; steps until the next */
+    double hist[64], psum, ref;     /* recent step times; a probe's sum; the current count's usual mean */
+    long steps, switches;
+} k2c_tune;
+void k2c_tune_init(k2c_tune *t, k2c_kctx *cx, int on);
+void k2c_tune_begin(k2c_tune *t, int batch);            /* before a decode step of `batch` states: sets cx->team */
+void k2c_tune_end(k2c_tune *t, double seconds);         /* after it, with its wall time */
 
 /* The binding both checkpoint formats share (model.c): which tensors a model and each layer hold, and the
  * checks between them, written once; a format gives its names and how it reads one tensor (model.c: Hugging
