@@ -23,27 +23,36 @@ else
     pass chat_answers_once
   else fail chat_answers_once "no end-of-turn stop (stats '${ntok:-none}' of 400 tokens): $(echo "$out" | tail -1 | cut -c1-160) $(tail -2 "$TMP/err1")"; fi
 fi
-# Ctrl-C during a long answer stops that answer; the next one still comes
+# Ctrl-C during a long answer stops that answer; the next one still comes. Driven by what the chat prints, not by
+# sleeps: on a loaded machine a fixed delay can send the signal before the answer starts (while the prompt is still
+# being read in), and the test would then measure the scheduler instead of the chat.
 fifo="$TMP/in"; rm -f "$fifo"; mkfifo "$fifo"
 $K2C chat --model "$M" --max-tokens 100000 --ctx 120000 --temperature 1.0 --seed 5 --ignore-eos <"$fifo" >"$TMP/cc.out" 2>"$TMP/cc.err" &
 pid=$!
 exec 7>"$fifo"
+size() { stat -c %s "$TMP/cc.out"; }
+answers() { grep -c '^\[[0-9]* tokens' "$TMP/cc.out"; }
+until_true() {   # up to 60 s for a condition while the chat runs; 1 if it never held
+  for i in $(seq 1 600); do eval "$1" && return 0; kill -0 $pid 2>/dev/null || return 1; sleep 0.1; done; return 1
+}
+ok=1; why=""
 echo "Write a very long story." >&7
-sleep 1.5
-kill -INT $pid 2>/dev/null
-sleep 0.5
-echo "Second question." >&7
-sleep 1
-kill -INT $pid 2>/dev/null
-sleep 0.3
+until_true '[ "$(size)" -gt 200 ]' || { ok=0; why="no first answer streamed"; }
+[ $ok = 1 ] && kill -INT $pid 2>/dev/null
+[ $ok = 1 ] && { until_true '[ "$(answers)" -ge 1 ]' || { ok=0; why="Ctrl-C did not stop the first answer within 60 s"; }; }
+s1=$(size)
+[ $ok = 1 ] && echo "Second question." >&7
+[ $ok = 1 ] && { until_true '[ "$(size)" -gt $((s1 + 200)) ]' || { ok=0; why="no second answer after Ctrl-C"; }; }
+[ $ok = 1 ] && kill -INT $pid 2>/dev/null
+[ $ok = 1 ] && { until_true '[ "$(answers)" -ge 2 ]' || { ok=0; why="Ctrl-C did not stop the second answer within 60 s"; }; }
 echo "/quit" >&7
 exec 7>&-
 for i in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done
-if kill -0 $pid 2>/dev/null; then kill -9 $pid; fail chat_ctrl_c "did not quit"; else
+if kill -0 $pid 2>/dev/null; then kill -9 $pid; fail chat_ctrl_c "did not quit${why:+ ($why)}"; else
   wait $pid; rc=$?
   stopped=$(grep -c '^\[stopped\]' "$TMP/cc.out")
-  if [ $rc -eq 0 ] && [ "$stopped" -ge 1 ] && [ "$(grep -c '^\[[0-9]* tokens' "$TMP/cc.out")" -ge 2 ]; then pass chat_ctrl_c_stops_answer_not_program
-  else fail chat_ctrl_c_stops_answer_not_program "rc $rc stopped $stopped: $(tail -c 300 "$TMP/cc.out") $(cat "$TMP/cc.err")"; fi
+  if [ $ok = 1 ] && [ $rc -eq 0 ] && [ "$stopped" -eq 2 ] && [ "$(answers)" -eq 2 ]; then pass chat_ctrl_c_stops_answer_not_program
+  else fail chat_ctrl_c_stops_answer_not_program "rc $rc stopped $stopped${why:+ ($why)}: $(tail -c 300 "$TMP/cc.out") $(cat "$TMP/cc.err")"; fi
 fi
 out=$($K2C run --model "$M" --max-tokens 20 --seed 1 "Once upon a time" 2>"$TMP/err")
 if [ $? -eq 0 ] && [ -n "$out" ]; then pass run_one_completion; else fail run_one_completion "$(cat "$TMP/err")"; fi
