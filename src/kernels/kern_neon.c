@@ -1,6 +1,7 @@
-/* NEON (AArch64 Advanced SIMD) kernels: the decode row dots on every stored format and the row dequantization
- * that prompts feed to OpenBLAS sgemm, for Apple Silicon, Graviton and Ampere machines. Advanced SIMD is part
- * of every AArch64 CPU, so this file needs no feature test; the FP16 conversion (FCVTL) is baseline too.
+/* NEON (AArch64 Advanced SIMD) kernels: the decode row dots on every stored format, and the row dequantization
+ * and register-blocked fp32 tile that prompts multiply with, for Apple Silicon, Graviton and Ampere machines.
+ * Advanced SIMD is part of every AArch64 CPU, so this file needs no feature test; the FP16 conversion (FCVTL)
+ * is baseline too.
  *
  * Like the AVX2 file: four independent accumulators hide the FMA latency, formats are converted in registers,
  * and a prefetch runs ahead of the stream. */
@@ -308,6 +309,50 @@ static void qg_kn_mull(QGN_ARGS) {
         }
 }
 
+/* ------------------------------------------------------------------ fp32 prompt GEMM tile
+ * Register-blocked like the AVX2 tile: 6 weight rows x 16 tokens in 24 q-register accumulators; per column the
+ * 16 tokens' inputs are four loads from the packed block (k2c_gemm_pack_x: 32 tokens per column) and each row's
+ * weight one scalar load that FMLA uses by element (vfmaq_n_f32), so 24 + 4 + 1 of the 32 vector registers are
+ * live and nothing spills. Against the OpenBLAS path this saves packing a dequantized tile into sgemm's own
+ * layout for every call (the AVX2 and AVX-512 tiles beat sgemm that way for prompt-sized T). Rows past the
+ * tile's end repeat its last row and are not stored. */
+#define RB6 6
+static void kernel_6x16(const float *w, size_t ldw, int nrows, int C, const float *xp, float *Y, int ldy, int ntok) {
+    const float *wr[RB6];
+    for (int r = 0; r < RB6; r++) wr[r] = w + (size_t)(r < nrows ? r : nrows - 1) * ldw;
+    float32x4_t a[RB6][4];
+    for (int r = 0; r < RB6; r++)
+        for (int v = 0; v < 4; v++) a[r][v] = vdupq_n_f32(0.f);
+    for (int c = 0; c < C; c++) {
+        const float *x = xp + (size_t)c * K2C_GEMM_TB;
+        float32x4_t x0 = vld1q_f32(x), x1 = vld1q_f32(x + 4), x2 = vld1q_f32(x + 8), x3 = vld1q_f32(x + 12);
+        for (int r = 0; r < RB6; r++) {
+            float wv = wr[r][c];
+            a[r][0] = vfmaq_n_f32(a[r][0], x0, wv);
+            a[r][1] = vfmaq_n_f32(a[r][1], x1, wv);
+            a[r][2] = vfmaq_n_f32(a[r][2], x2, wv);
+            a[r][3] = vfmaq_n_f32(a[r][3], x3, wv);
+        }
+    }
+    float out[RB6][16];
+    for (int r = 0; r < RB6; r++)
+        for (int v = 0; v < 4; v++) vst1q_f32(out[r] + 4 * v, a[r][v]);
+    for (int t = 0; t < ntok; t++)
+        for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
+}
+
+/* Y[:, 0..nr) (row stride ldy) = packed X times the nr rows of w [nr, C]; token blocks outside, so one block of
+ * inputs (16 x C floats) stays in cache while the tile's rows pass by. The panel is not needed. */
+static void gemm_tile(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy, float *panel) {
+    (void)panel;
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        int ntok = T - t0 < 16 ? T - t0 : 16;
+        const float *xp = Xp + (size_t)(t0 / K2C_GEMM_TB) * C * K2C_GEMM_TB + t0 % K2C_GEMM_TB;
+        for (int r = 0; r < nr; r += RB6)
+            kernel_6x16(w + (size_t)r * C, (size_t)C, nr - r < RB6 ? nr - r : RB6, C, xp, Y + (size_t)t0 * ldy + r, ldy, ntok);
+    }
+}
+
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1 << 20)
@@ -329,7 +374,7 @@ const k2c_kernels k2c_kernels_neon = {
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,
     .cvt_fp8 = cvt_fp8,
-    .gemm_tile = NULL,          /* OpenBLAS sgemm (NEON itself) on tiles dequantized here */
+    .gemm_tile = gemm_tile,
     .gemm_tile_bf16 = NULL,
 };
 #endif
