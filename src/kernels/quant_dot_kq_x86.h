@@ -22,7 +22,12 @@
  * The including file defines QD_ATTR and QD_DPBUSD (the vpdpbusd mnemonic: "{vex} vpdpbusd" for AVX-VNNI,
  * "vpdpbusd" for the EVEX AVX512-VNNI form). ext (qd_dot_direct's argument) selects VNNI; the caller passes
  * it only where the CPU has it, and the kernels table's dot_q8_base runs the same kernels without, so the tests
- * check both on one machine. Rows of the K-quants are whole super-blocks, so there are no tails. */
+ * check both on one machine. Rows of the K-quants are whole super-blocks, so there are no tails.
+ *
+ * kern_avx512.c (QD_X86_512) takes Q2_K..Q6_K from 512-bit versions (kq_*512): two 32-element chunks per
+ * vector, their bytes paired with the activations by 256-bit half swaps or broadcasts, per-half shift counts
+ * by 64-bit variable shifts, and the 16 group sums of a super-block gathered in one vector (kq_h16 + one
+ * vpermd) for a single 16-wide float step. IQ4_XS keeps the 256-bit kernel there. */
 #ifndef QD_ATTR
 #error "define QD_ATTR before including quant_dot_kq_x86.h"
 #endif
@@ -244,17 +249,176 @@ KQ_INLINE float kq_iq4_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
     return kq_hsum(a);
 }
 
+#ifdef QD_X86_512
+/* ---- the same on 512-bit vectors (kern_avx512.c): two chunks of 32 per vector */
+KQ_INLINE __m512i kq_dp512(__m512i u8, __m512i s8) {
+    __m512i acc = _mm512_setzero_si512();
+    __asm__(QD_DPBUSD " %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
+    return acc;
+}
+KQ_INLINE __m512i kq_dot512(int vnni, __m512i w, __m512i q) {
+    if (vnni) return kq_dp512(w, q);
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(w, q), _mm512_set1_epi16(1));
+}
+KQ_INLINE __m512i kq_ld512(const void *p) { return _mm512_loadu_si512(p); }
+/* 32 bytes in both halves */
+KQ_INLINE __m512i kq_bc(const void *p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)); }
+/* four vectors' lanes to their 16 group sums (a 128-bit lane of 4 int32 is one group of 16): out lane 4L + k =
+ * the group in lane L of p_k; callers permute that to their order */
+KQ_INLINE __m512i kq_h16(__m512i p0, __m512i p1, __m512i p2, __m512i p3) {
+    __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(p0, p1), _mm512_unpackhi_epi32(p0, p1));
+    __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(p2, p3), _mm512_unpackhi_epi32(p2, p3));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+}
+/* p_k = elements 64k..64k+63 in order: group 4k + L is in lane 4L + k */
+#define KQ_NATURAL _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)
+KQ_INLINE __m512 kq_u8f16(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+KQ_INLINE __m512 kq_i8f16(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)); }
+/* a += d * S * isum * d16; am += dm * M * s16 (16 groups) */
+#define KQ_STEP512(is, S, d, d16, a)                                                                              \
+    a = _mm512_fmadd_ps(_mm512_mul_ps(S, _mm512_set1_ps(d)), _mm512_mul_ps(_mm512_cvtepi32_ps(is), _mm512_loadu_ps(d16)), a)
+#define KQ_MIN512(M, dm, s16, am) am = _mm512_fmadd_ps(_mm512_mul_ps(M, _mm512_set1_ps(dm)), _mm512_loadu_ps(s16), am)
+
+/* Q4_K / Q5_K: bytes 0-63 of qs hold sub-blocks 0 and 2 (low nibbles) and 1 and 3 (high), bytes 64-127 sub-blocks
+ * 4-7 alike; the activations are paired to match (256-bit halves of q swapped across), and the fifth bits moved
+ * per half with variable shifts */
+KQ_INLINE float kq_q45_k512(const uint8_t *row, const k2c_q8x *x, int n, int vnni, int five) {
+    const __m512i m4 = _mm512_set1_epi8(15), b5 = _mm512_set1_epi8(16);
+    /* lane group of each vector: a [0 | 2], b [1 | 3], c [4 | 6], d [5 | 7]; bit g to bit 4: left 4 - g or right g - 4 */
+    const __m512i sa = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), sb = _mm512_setr_epi64(3, 3, 3, 3, 1, 1, 1, 1);
+    const __m512i sc_ = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2), sd = _mm512_setr_epi64(1, 1, 1, 1, 3, 3, 3, 3);
+    /* group order of kq_h16's output (lane L of a, b, c, d: groups [0 1 4 5], [2 3 6 7], [8 9 12 13], [10 11 14 15]) */
+    const __m512i order = _mm512_setr_epi32(0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15);
+    __m512 a = _mm512_setzero_ps(), am = _mm512_setzero_ps();
+    const int bb = five ? 176 : 144;
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * bb, *qs = b + (five ? 48 : 16);
+        const int8_t *q = x->q + 256 * i;
+        __m512i v0 = kq_ld512(qs), v1 = kq_ld512(qs + 64);
+        __m512i q0 = kq_ld512(q), q1 = kq_ld512(q + 64), q2 = kq_ld512(q + 128), q3 = kq_ld512(q + 192);
+        __m512i wa = _mm512_and_si512(v0, m4), wb = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+        __m512i wc = _mm512_and_si512(v1, m4), wd = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+        if (five) {
+            /* 64-bit variable shifts, one count per 256-bit half: bit 4 of a byte comes from bit 4 -+ k of the same
+             * byte for the counts used (<= 4), so nothing crosses between bytes under the mask */
+            __m512i hb = kq_bc(b + 16);
+            wa = _mm512_or_si512(wa, _mm512_and_si512(_mm512_sllv_epi64(hb, sa), b5));
+            wb = _mm512_or_si512(wb, _mm512_and_si512(_mm512_sllv_epi64(hb, sb), b5));
+            wc = _mm512_or_si512(wc, _mm512_and_si512(_mm512_srlv_epi64(hb, sc_), b5));
+            wd = _mm512_or_si512(wd, _mm512_and_si512(_mm512_srlv_epi64(hb, sd), b5));
+        }
+        /* activations [0 | 2] = 256-bit halves q0.lo, q1.lo; [1 | 3] = q0.hi, q1.hi */
+        __m512i pa = kq_dot512(vnni, wa, _mm512_shuffle_i64x2(q0, q1, 0x44));
+        __m512i pb = kq_dot512(vnni, wb, _mm512_shuffle_i64x2(q0, q1, 0xEE));
+        __m512i pc = kq_dot512(vnni, wc, _mm512_shuffle_i64x2(q2, q3, 0x44));
+        __m512i pd = kq_dot512(vnni, wd, _mm512_shuffle_i64x2(q2, q3, 0xEE));
+        __m512i is = _mm512_permutexvar_epi32(order, kq_h16(pa, pb, pc, pd));
+        uint32_t u0 = kq_u32(b + 4), u1 = kq_u32(b + 8), u2 = kq_u32(b + 12);
+        uint64_t sc = (u0 & 0x3f3f3f3fu) | (uint64_t)((u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u)) << 32;
+        uint64_t mn = (u1 & 0x3f3f3f3fu) | (uint64_t)(((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u)) << 32;
+        __m128i sm = _mm_set_epi64x((long long)mn, (long long)sc);
+        KQ_STEP512(is, kq_u8f16(_mm_unpacklo_epi8(sm, sm)), kq_h(b), x->d16 + 16 * i, a);
+        KQ_MIN512(kq_u8f16(_mm_unpackhi_epi8(sm, sm)), kq_h(b + 2), x->s16 + 16 * i, am);
+    }
+    return _mm512_reduce_add_ps(_mm512_sub_ps(a, am));
+}
+
+/* Q6_K: per half, ql[0..63] in one vector is elements 0-63 (low nibbles) and 64-127 (high); qh's bit pairs moved
+ * per 256-bit half with 64-bit variable shifts (bits 4, 5 of a byte come from the same byte for these counts) */
+KQ_INLINE float kq_q6_k512(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    const __m512i s42 = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), s02 = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+    __m512 a = _mm512_setzero_ps(), am = _mm512_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 210;
+        const int8_t *q = x->q + 256 * i;
+        __m512i p[4];
+        for (int h = 0; h < 2; h++) {
+            __m512i l = kq_ld512(b + 64 * h), hh = kq_bc(b + 128 + 32 * h);
+            __m512i wl = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_sllv_epi64(hh, s42), m30));
+            __m512i wh = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                         _mm512_and_si512(_mm512_srlv_epi64(hh, s02), m30));
+            p[2 * h] = kq_dot512(vnni, wl, kq_ld512(q + 128 * h));
+            p[2 * h + 1] = kq_dot512(vnni, wh, kq_ld512(q + 128 * h + 64));
+        }
+        __m512i is = _mm512_permutexvar_epi32(KQ_NATURAL, kq_h16(p[0], p[1], p[2], p[3]));
+        __m512 sc = kq_i8f16(_mm_loadu_si128((const __m128i *)(b + 192)));
+        float d = kq_h(b + 208);
+        KQ_STEP512(is, sc, d, x->d16 + 16 * i, a);
+        KQ_MIN512(sc, 32.0f * d, x->s16 + 16 * i, am);
+    }
+    return _mm512_reduce_add_ps(_mm512_sub_ps(a, am));
+}
+
+/* Q2_K and Q3_K: per half the 32 bytes of qs in both 256-bit halves, shifted by 0, 2 (elements 0-63) and 4, 6
+ * (64-127); Q3_K's third bit (bit 4h + p of hmask) moved to bit 2 the same way */
+KQ_INLINE float kq_q23_k512(const uint8_t *row, const k2c_q8x *x, int n, int vnni, int three) {
+    const __m512i m3 = _mm512_set1_epi8(3), b2 = _mm512_set1_epi8(4);
+    const __m512i s02 = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2), s46 = _mm512_setr_epi64(4, 4, 4, 4, 6, 6, 6, 6);
+    const __m512i l21 = _mm512_setr_epi64(2, 2, 2, 2, 1, 1, 1, 1), r01 = _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1);
+    const __m512i r23 = _mm512_setr_epi64(2, 2, 2, 2, 3, 3, 3, 3), r45 = _mm512_setr_epi64(4, 4, 4, 4, 5, 5, 5, 5);
+    const __m128i m4 = _mm_set1_epi8(15);
+    const int bb = three ? 110 : 84;
+    __m512 a = _mm512_setzero_ps(), am = _mm512_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * bb, *qs = b + (three ? 32 : 16);
+        const int8_t *q = x->q + 256 * i;
+        __m512i p[4], hm = three ? kq_bc(b) : _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            __m512i v = kq_bc(qs + 32 * h);
+            __m512i wl = _mm512_and_si512(_mm512_srlv_epi64(v, s02), m3), wh = _mm512_and_si512(_mm512_srlv_epi64(v, s46), m3);
+            if (three) {
+                __m512i hl = h ? _mm512_srlv_epi64(hm, r23) : _mm512_sllv_epi64(hm, l21);
+                __m512i hh = h ? _mm512_srlv_epi64(hm, r45) : _mm512_srlv_epi64(hm, r01);
+                wl = _mm512_or_si512(wl, _mm512_and_si512(hl, b2));
+                wh = _mm512_or_si512(wh, _mm512_and_si512(hh, b2));
+            }
+            p[2 * h] = kq_dot512(vnni, wl, kq_ld512(q + 128 * h));
+            p[2 * h + 1] = kq_dot512(vnni, wh, kq_ld512(q + 128 * h + 64));
+        }
+        __m512i is = _mm512_permutexvar_epi32(KQ_NATURAL, kq_h16(p[0], p[1], p[2], p[3]));
+        if (three) {
+            uint64_t lo8;
+            memcpy(&lo8, b + 96, 8);
+            uint32_t hh = kq_u32(b + 104);
+            const uint32_t m2 = 0x03030303u;
+            __m128i lo = _mm_set_epi64x((long long)((lo8 >> 4) & 0x0f0f0f0f0f0f0f0full), (long long)(lo8 & 0x0f0f0f0f0f0f0f0full));
+            __m128i hi = _mm_set_epi32((int)((hh >> 6) & m2), (int)((hh >> 4) & m2), (int)((hh >> 2) & m2), (int)(hh & m2));
+            __m512 sc = kq_i8f16(_mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32)));
+            float d = kq_h(b + 108);
+            KQ_STEP512(is, sc, d, x->d16 + 16 * i, a);
+            KQ_MIN512(sc, 4.0f * d, x->s16 + 16 * i, am);
+        } else {
+            __m128i sv = _mm_loadu_si128((const __m128i *)b);
+            KQ_STEP512(is, kq_u8f16(_mm_and_si128(sv, m4)), kq_h(b + 80), x->d16 + 16 * i, a);
+            KQ_MIN512(kq_u8f16(_mm_and_si128(_mm_srli_epi16(sv, 4), m4)), kq_h(b + 82), x->s16 + 16 * i, am);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_sub_ps(a, am));
+}
+#endif
+
 /* The two instances of each (ext: with VNNI) */
 #define KQ_PAIR(name, call)                                                                                       \
     QD_ATTR static float name##_v(const uint8_t *row, const k2c_q8x *x, int n) { return call(row, x, n, 1); }   \
     QD_ATTR static float name##_b(const uint8_t *row, const k2c_q8x *x, int n) { return call(row, x, n, 0); }
+#ifdef QD_X86_512
+KQ_INLINE float kq_q4_k(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q45_k512(row, x, n, vnni, 0); }
+KQ_INLINE float kq_q5_k(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q45_k512(row, x, n, vnni, 1); }
+KQ_INLINE float kq_q2_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q23_k512(row, x, n, vnni, 0); }
+KQ_INLINE float kq_q3_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q23_k512(row, x, n, vnni, 1); }
+KQ_PAIR(kq_q6_k, kq_q6_k512)
+#else
 KQ_INLINE float kq_q4_k(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q45_k(row, x, n, vnni, 0); }
 KQ_INLINE float kq_q5_k(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q45_k(row, x, n, vnni, 1); }
+KQ_INLINE float kq_q2_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q2_k(row, x, n, vnni); }
+KQ_INLINE float kq_q3_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q3_k(row, x, n, vnni); }
+KQ_PAIR(kq_q6_k, kq_q6_k)
+#endif
 KQ_PAIR(kq_q4_k, kq_q4_k)
 KQ_PAIR(kq_q5_k, kq_q5_k)
-KQ_PAIR(kq_q6_k, kq_q6_k)
-KQ_PAIR(kq_q2_k, kq_q2_k)
-KQ_PAIR(kq_q3_k, kq_q3_k)
+KQ_PAIR(kq_q2_k, kq_q2_k_)
+KQ_PAIR(kq_q3_k, kq_q3_k_)
 KQ_PAIR(kq_iq4_xs, kq_iq4_xs)
 
 /* The direct kernel of f where there is one: *out = the row's dot, returns 1; else 0 (quant_dot.h's path). */
