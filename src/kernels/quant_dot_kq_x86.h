@@ -249,6 +249,50 @@ KQ_INLINE float kq_iq4_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
     return kq_hsum(a);
 }
 
+/* ---- the 32-element formats the K-quant recipes fall back to for rows their 256-block does not divide (the
+ * experts' down projections, 1408 wide in Moonlight: Q5_0 under Q4_K_M, IQ4_NL under Q2_K), and Q4_0: one block's
+ * 32 signed weights in one vector (element j: low nibble of qs[j], j + 16: its high nibble), |w| against q with
+ * w's sign, then scaled by d_w d_x per block in float as Q8_0 is (two accumulators: no FMA chain per block). */
+enum { KQ_B_Q4_0, KQ_B_Q5_0, KQ_B_IQ4_NL };
+KQ_INLINE __m256i kq_nib32(const uint8_t *qs) {
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1), _mm256_set1_epi8(15));
+}
+/* one block's weights; b points at the block (its fp16 d first) */
+KQ_INLINE __m256i kq_b32w(const uint8_t *b, int kind, __m256i lut) {
+    if (kind == KQ_B_IQ4_NL) return _mm256_shuffle_epi8(lut, kq_nib32(b + 2));
+    if (kind == KQ_B_Q4_0) return _mm256_sub_epi8(kq_nib32(b + 2), _mm256_set1_epi8(8));
+    /* Q5_0: byte j takes byte j / 8 of qh, keeps bit j % 8 of it, and becomes 16 where that bit is set */
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    __m256i h = _mm256_shuffle_epi8(_mm256_set1_epi32((int)kq_u32(b + 2)), spread);
+    h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, bit), bit), _mm256_set1_epi8(16));
+    return _mm256_sub_epi8(_mm256_or_si256(kq_nib32(b + 6), h), _mm256_set1_epi8(16));
+}
+KQ_INLINE float kq_b32(const uint8_t *row, const k2c_q8x *x, int n, int vnni, int kind) {
+    const int bb = kind == KQ_B_Q5_0 ? 22 : 18, nb = n / 32;
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)k2c_iq4_nl));
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 2 <= nb; k += 2) {
+        const uint8_t *b0 = row + (size_t)k * bb, *b1 = b0 + bb;
+        __m256i p0 = kq_dot_s(vnni, kq_b32w(b0, kind, lut), kq_ld(x->q + 32 * k));
+        __m256i p1 = kq_dot_s(vnni, kq_b32w(b1, kind, lut), kq_ld(x->q + 32 * k + 32));
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(kq_h(b0) * x->d16[2 * k]), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(kq_h(b1) * x->d16[2 * k + 2]), a1);
+    }
+    if (k < nb) {
+        const uint8_t *b0 = row + (size_t)k * bb;
+        __m256i p0 = kq_dot_s(vnni, kq_b32w(b0, kind, lut), kq_ld(x->q + 32 * k));
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(kq_h(b0) * x->d16[2 * k]), a0);
+    }
+    return kq_hsum(_mm256_add_ps(a0, a1));
+}
+KQ_INLINE float kq_q4_0(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_b32(row, x, n, vnni, KQ_B_Q4_0); }
+KQ_INLINE float kq_q5_0(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_b32(row, x, n, vnni, KQ_B_Q5_0); }
+KQ_INLINE float kq_iq4_nl(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_b32(row, x, n, vnni, KQ_B_IQ4_NL); }
+
 #ifdef QD_X86_512
 /* ---- the same on 512-bit vectors (kern_avx512.c): two chunks of 32 per vector */
 KQ_INLINE __m512i kq_dp512(__m512i u8, __m512i s8) {
@@ -420,6 +464,9 @@ KQ_PAIR(kq_q5_k, kq_q5_k)
 KQ_PAIR(kq_q2_k, kq_q2_k_)
 KQ_PAIR(kq_q3_k, kq_q3_k_)
 KQ_PAIR(kq_iq4_xs, kq_iq4_xs)
+KQ_PAIR(kq_q4_0, kq_q4_0)
+KQ_PAIR(kq_q5_0, kq_q5_0)
+KQ_PAIR(kq_iq4_nl, kq_iq4_nl)
 
 /* The direct kernel of f where there is one: *out = the row's dot, returns 1; else 0 (quant_dot.h's path). */
 QD_ATTR static int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n, int ext, float *out) {
@@ -431,6 +478,9 @@ QD_ATTR static int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *
     KQ_CASE(K2C_FMT_Q2_K, kq_q2_k)
     KQ_CASE(K2C_FMT_Q3_K, kq_q3_k)
     KQ_CASE(K2C_FMT_IQ4_XS, kq_iq4_xs)
+    KQ_CASE(K2C_FMT_Q4_0, kq_q4_0)
+    KQ_CASE(K2C_FMT_Q5_0, kq_q5_0)
+    KQ_CASE(K2C_FMT_IQ4_NL, kq_iq4_nl)
     default: return 0;
     }
 #undef KQ_CASE
