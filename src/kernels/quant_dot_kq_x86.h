@@ -1,5 +1,5 @@
-/* quant_dot_kq_x86.h — direct decode kernels of the K-quants and IQ4_XS for the x86 kernel files (kern_avx2.c,
- * kern_avx512.c), included at the end of quant_dot_x86.h, before quant_dot.h.
+/* quant_dot_kq_x86.h — direct decode kernels of the K-quants, IQ4_XS, Q4_0, Q5_0 and IQ4_NL for the x86 kernel
+ * files (kern_avx2.c, kern_avx512.c), included at the end of quant_dot_x86.h, before quant_dot.h.
  *
  * quant_dot.h's generic path unpacks each 256-element super-block into int8 w[256] and float F[16], M[16] in
  * memory, reads them back as vectors and scales every 16 elements in float: the stores, the reloads (which
