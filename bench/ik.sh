@@ -12,6 +12,8 @@
 # the same 32-element groups, an fp16 instead of a BF16 scale).
 # IK_FLAGS (default "-fa 1 -mla 3 -fmoe 1 -thp 1 -mmp 0"), IK_COMMIT names ik's commit when $IK/../.. is no git
 # checkout, REPS (default 2) repetitions of every measurement for both engines (means; k2c decodes 32 x REPS tokens).
+# PREPARE_ONLY=1 only writes the model and the GGUF files (long, and no timing: run it outside the benchmark
+# lock, then the timings under it); THREADS (default "1 2") the thread counts timed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K2C=${K2C:-build/k2c}
@@ -44,6 +46,10 @@ gguf_of() {   # FORMAT -> the GGUF file ik runs (made once)
   esac
   echo "$out"
 }
+if [ "${PREPARE_ONLY:-0}" = 1 ]; then
+  for f in $FORMATS; do gguf_of "$f"; done
+  exit 0
+fi
 bash bench/machine.sh
 echo "ik_llama.cpp: $IK, commit ${IK_COMMIT:-$(git -C "$IK/../.." rev-parse HEAD 2>/dev/null || echo unknown)}, flags: $IK_FLAGS"
 k2c_run() {   # MODEL THREADS -> "pp128 pp512 tg32 bandwidth_gb_s decode_gb_s" (prefill: mean of REPS; decode: 32 x REPS tokens)
@@ -62,7 +68,7 @@ printf '%-8s %-3s | %-28s | %-28s | %s\n' format thr "k2c pp128 / pp512 / tg32" 
 for f in $FORMATS; do
   g=$(gguf_of "$f")
   k=$g; [ "$f" = int4 ] && k=${M}-int4
-  for t in 1 2; do
+  for t in ${THREADS:-1 2}; do
     read -r p128 p512 tg bw gbs < <(k2c_run "$k" "$t")
     read -r i128 i512 itg < <(ik_run "$g" "$t")
     printf '%-8s %-3s | %8s %8s %8s | %8s %8s %8s | %s of %s (%s%%)\n' "$f" "$t" "$p128" "$p512" "$tg" "$i128" "$i512" "$itg" \

@@ -360,6 +360,64 @@ static void fast_path_driver(void) {
     }
 }
 
+/* Every table's dot_q8, and its dot_q8_base (the same without VNNI) where it has one, called directly on rows
+ * of random blocks of every block format and several lengths (1, 3, 7 and 13 super-blocks; for the 32-element
+ * formats also lengths that end inside a 256-element chunk), against the float64 dot of the scalar dequantized
+ * row with the dequantized activations. The activations' blocks have different scales (and one is all zero),
+ * so a kernel that pairs a group with the wrong dx or s16 fails. */
+static void dot_q8_every_path(void) {
+    static const int lens_k[] = {256, 768, 1792, 3328}, lens_32[] = {32, 96, 288, 1312};
+    uint64_t st = 777;
+    for (int fi = K2C_FMT_Q4_0; fi < K2C_FMT_COUNT; fi++) {
+        k2c_wfmt f = (k2c_wfmt)fi;
+        int be = k2c_wfmt_block_elems(f);
+        for (int li = 0; li < 4; li++) {
+            int cols = be == 256 ? lens_k[li] : lens_32[li], rows = 8;
+            size_t rb = k2c_wfmt_row_bytes(f, cols), bb = k2c_wfmt_row_bytes(f, be);
+            uint8_t *w = malloc(rb * (size_t)rows);
+            for (size_t i = 0; i < rb * (size_t)rows; i++) { st = st * 6364136223846793005ull + 1442695040888963407ull; w[i] = (uint8_t)(st >> 56); }
+            /* the halves where each format keeps them, set to small finite values (random bytes could be inf) */
+            size_t doff = f == K2C_FMT_Q2_K ? 80 : f == K2C_FMT_Q3_K ? 108 : f == K2C_FMT_Q6_K ? 208 : 0;
+            int two = f == K2C_FMT_Q2_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K || f == K2C_FMT_Q4_1 || f == K2C_FMT_Q5_1;
+            for (size_t b = 0; b < rb * (size_t)rows / bb; b++) {
+                uint8_t *p = w + b * bb + doff;
+                if (f == K2C_FMT_IQ1_M) {             /* its d is spread over the scale words' top nibbles */
+                    unsigned d = 0x1c00u | (unsigned)(b * 37 % 256);
+                    for (int k = 0; k < 4; k++) p[49 + 2 * k] = (uint8_t)((p[49 + 2 * k] & 15) | ((d >> 4 * k) & 15) << 4);
+                    continue;
+                }
+                p[0] = (uint8_t)(b * 37); p[1] = 0x1c;                /* about 2^-8 */
+                if (two) { p[2] = (uint8_t)(b * 11); p[3] = 0x98; }   /* about -2^-9 */
+            }
+            float *x = malloc((size_t)cols * sizeof *x), *row = malloc((size_t)cols * sizeof *row);
+            for (int j = 0; j < cols; j++) x[j] = (float)(sin(0.93 * j + li) * (1 + (j / 32) % 5) * ((j / 32) % 7 == 3 ? 0 : 1));
+            void *qb = aligned_alloc(64, (k2c_q8x_bytes(cols) + 63) & ~(size_t)63);
+            const k2c_q8x *xq = k2c_q8x_quantize(x, cols, qb);
+            k2c_linear l = {.fmt = f, .rows = rows, .cols = cols, .w = w};
+            for (int t = 0; t < ntables; t++)
+                for (int base = 0; base < 2; base++) {
+                    float (*dot)(k2c_wfmt, const uint8_t *, const k2c_q8x *, int) = base ? TABLES[t]->dot_q8_base : TABLES[t]->dot_q8;
+                    if (!dot) continue;
+                    double worst = 0;
+                    for (int r = 0; r < rows; r++) {
+                        k2c_row_dequant(&k2c_kernels_scalar, &l, r, row);
+                        double dq = 0, s = 0;
+                        for (int j = 0; j < cols; j++) {
+                            double e = (double)row[j] * xq->d16[j / 16] * xq->q[j];
+                            dq += e;
+                            s += fabs(e);
+                        }
+                        float got = dot(f, w + (size_t)r * rb, xq, cols);
+                        worst = check_worse(worst, fabs(got - dq) / (s + 1e-30));
+                    }
+                    EXPECT(worst < 2e-6, "%s n=%d [%s%s] q8 dot vs dequantized x: rel err %g", k2c_wfmt_name(f), cols,
+                           TABLES[t]->name, base ? " base" : "", worst);
+                }
+            free(qb); free(x); free(row); free(w);
+        }
+    }
+}
+
 /* The first rows of a tensor of each type in each golden file, as the independent decoder reads them. */
 static void dequant_golden_tensors(void) {
     int checked = 0;
@@ -698,6 +756,7 @@ int main(void) {
     run_test("gguf_dequant_ggml_q6_0", dequant_ggml_q6_0);
     run_test("gguf_dequant_golden_tensors", dequant_golden_tensors);
     run_test("gguf_fast_path_driver", fast_path_driver);
+    run_test("gguf_dot_q8_every_path", dot_q8_every_path);
     k2c_st_close(&ref);
     run_test("gguf_config_from_metadata", config_matches_json);
     run_test("gguf_tokenizer", tokenizer_from_gguf);

@@ -233,6 +233,9 @@ AVX2 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out
     }
 }
 #define QD_ATTR AVX2
+/* the decode kernels' VNNI: AVX-VNNI's VEX encoding (Alder Lake, Zen 5) */
+#define QD_DPBUSD "%{vex%} vpdpbusd"
+#define QD_EXT() k2c_cpu_has_avxvnni()
 #include "kernels/quant_dot_x86.h"
 #include "kernels/quant_dot.h"
 
@@ -317,6 +320,7 @@ const k2c_kernels k2c_kernels_avx2 = {
     .dot_fp8 = dot_fp8,
     .dot_int4 = dot_int4,
     .dot_q8 = qd_dot_q8,
+    .dot_q8_base = qd_dot_q8_base,
     .gemm_q8 = qg_gemm_q8,
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,

@@ -354,6 +354,9 @@ AVX512 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *o
 #define QD512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")))
 #define QD_ATTR QD512
 #define QD_X86_512
+/* the decode kernels' VNNI: the EVEX AVX512-VNNI form (Ice Lake, Zen 4 and later) */
+#define QD_DPBUSD "vpdpbusd"
+#define QD_EXT() __builtin_cpu_supports("avx512vnni")
 #include "kernels/quant_dot_x86.h"
 #include "kernels/quant_dot.h"
 
@@ -511,6 +514,7 @@ const k2c_kernels k2c_kernels_avx512 = {
     .dot_fp8 = dot_fp8_avx512,
     .dot_int4 = dot_int4_avx512,
     .dot_q8 = qd_dot_q8,
+    .dot_q8_base = qd_dot_q8_base,
     .gemm_q8 = qg_gemm_q8,
     .cvt_bf16 = dequant_row_bf16_avx512,
     .cvt_f16 = NULL,

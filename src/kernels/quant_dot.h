@@ -37,7 +37,15 @@
  *                                    a whole Q8_0 row, straight from its blocks: its weights are int8 already,
  *                                    so the chunk unpacking and the per-16 float step would be most of its time
  *
- * and gets `static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n)` for its table.
+ *     int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n, int ext, float *out)
+ *                                    (define QD_HAVE_DOT_DIRECT) a whole row of f straight from its blocks where
+ *                                    the file has a kernel for f (returns 1), else 0; ext: the optional
+ *                                    instructions (QD_EXT()) may be used (quant_dot_kq_x86.h: the K-quants, IQ4_XS,
+ *                                    Q4_0, Q5_0, IQ4_NL)
+ *     int QD_EXT()                   whether the CPU has the file's optional instructions (default 0)
+ *
+ * and gets `static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n)` for its table
+ * (and, with QD_HAVE_DOT_DIRECT, qd_dot_q8_base: the same with ext = 0).
  * The layouts are those of quant_scalar.c (the reference, whose header lists them). */
 #ifndef QD_ATTR
 #error "define QD_ATTR and qd_isum16 before including quant_dot.h"
@@ -353,7 +361,13 @@ QD_ATTR static int qd_unpack(k2c_wfmt f, const uint8_t *row, int j0, int n, qd_c
  * recent stores cannot be forwarded from the store buffer and waits for them to reach the cache, so giving
  * the stores a chunk's worth of work to drain in keeps those waits off the critical path (measured on Zen 5,
  * one thread: 10-30% depending on the type). */
-QD_ATTR static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n) {
+QD_ATTR static float qd_dot_q8_ext(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n, int ext) {
+#ifdef QD_HAVE_DOT_DIRECT
+    float r;
+    if (qd_dot_direct(f, row, x, n, ext, &r)) return r;
+#else
+    (void)ext;
+#endif
 #ifdef QD_HAVE_DOT_Q8_0
     if (f == K2C_FMT_Q8_0) return qd_dot_q8_0(row, x, n);
 #endif
@@ -379,3 +393,17 @@ QD_ATTR static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x,
     for (int g = 0; g < 16; g++) s += acc[g];
     return s;
 }
+
+/* the table's dot_q8: the optional instructions (QD_EXT(), e.g. VNNI) where the CPU has them */
+#ifndef QD_EXT
+#define QD_EXT() 0
+#endif
+QD_ATTR static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n) {
+    return qd_dot_q8_ext(f, row, x, n, QD_EXT());
+}
+#ifdef QD_HAVE_DOT_DIRECT
+/* dot_q8_base: the same kernels without them, which the tests check beside dot_q8 on a CPU that has them */
+QD_ATTR static float qd_dot_q8_base(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n) {
+    return qd_dot_q8_ext(f, row, x, n, 0);
+}
+#endif

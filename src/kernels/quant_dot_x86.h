@@ -114,3 +114,4 @@ QD_ATTR static float qd_dot_q8_0(const uint8_t *row, const k2c_q8x *x, int n) {
 #define QD_HAVE_BITS
 #define QD_HAVE_NL16
 #define QD_F16(h) _cvtsh_ss(h)
+#include "kernels/quant_dot_kq_x86.h"
