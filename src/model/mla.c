@@ -30,6 +30,11 @@
 #define TILE 64             /* cached positions per score tile (absorbed): H x TILE scores per thread */
 #define MIN_SPLIT 128       /* fewest positions a thread takes of one token's cache (absorbed) */
 #define QBLOCK 16           /* queries of one head per task (expanded) */
+/* Fewest query rows of a block whose scores take the table's GEMM tile: packing each cached tile into the tile's
+ * panel pays off from a whole 32-row block of the micro-kernel on. Measured, one layer, one thread (ms): BF16
+ * cache, Moonlight shape at depth 8000, decode (16 rows) 1.8 with attn_bf16.c's dot products vs 2.5 with the tile,
+ * a 64-token chunk 75 vs 69; the server benchmark's model at depth 4000, chunk 7.5 vs 6.3; fp32 decode 3.2 vs 3.4. */
+#define GEMM_ROWS 32
 #define KBLOCK 256          /* positions expanded at once (expanded): KBLOCK x H x (dn + dv) floats */
 _Static_assert(K2C_PAGE % KBLOCK == 0, "an expanded block must not cross a cache page");
 
@@ -162,8 +167,9 @@ static size_t lat_scratch(const k2c_model *m, const dims *d, char *base, lat_scr
  * prefill chunk) against the positions [j0, j1) of their cache (layer), all H heads of each: R = g H query rows
  * qa [R, r + dr], running max m [R], sum l [R] and unnormalized accumulator acc [R, r]. Each tile of cached rows
  * is read once for all R rows. A row's positions at or past its token's length weigh exactly 0, so no token sees
- * a later one; and every product here is per entry (a score or an accumulator element does not depend on which
- * rows were computed with it), so a token's result is the one it would get in a block of its own. */
+ * a later one. Within one kind of product a score or an accumulator element does not depend on which rows were
+ * computed with it; a block of GEMM_ROWS rows or more takes the GEMM tile for its scores, a smaller one the dot
+ * products, which sum in another order (a float rounding apart). */
 static void latent_block(const k2c_model *mdl, const dims *d, const k2c_state *st, int layer, int g, int len0, int j0, int j1,
                          const float *qa, float scale, float *m, float *l, float *acc, const lat_scr *w, int fast) {
     const k2c_kernels *k = mdl->cx.k;
@@ -172,9 +178,12 @@ static void latent_block(const k2c_model *mdl, const dims *d, const k2c_state *s
     for (int i = 0; i < R; i++) { m[i] = -FLT_MAX; l[i] = 0; }
     memset(acc, 0, (size_t)R * d->r * sizeof *acc);
     /* the queries in the score product's layout, once per block */
-    if (fast) {
+    int bftile = fast && k->gemm_tile_bf16 && R >= GEMM_ROWS, tiled = !fast && k->gemm_tile && R >= GEMM_ROWS;
+    if (bftile) {
+        k2c_gemm_pack_x_bf16(qa, R, d->rs, (uint32_t *)w->xp);
+    } else if (fast) {
         for (int i = 0; i < R; i++) k2c_attn_bf16_round(qa + (size_t)i * d->rs, d->rs, ldq, w->qb + (size_t)i * ldq);
-    } else if (k->gemm_tile) {
+    } else if (tiled) {
         k2c_gemm_pack_x(qa, R, d->rs, w->xp);
     }
     for (int t0 = j0, nt; t0 < j1; t0 += nt) {
@@ -183,15 +192,18 @@ static void latent_block(const k2c_model *mdl, const dims *d, const k2c_state *s
         nt = pend - t0 < nt ? pend - t0 : nt;
         /* S [R, nt] = scale (Q' C^T + Q_pe K_pe^T) as one product: query rows (q', q_pe) against cache rows (c, k_pe);
          * a BF16 or q8_0 cache's tile converted once (L2-sized) for both products. The table's GEMM tile takes the
-         * cached rows as its weight rows and the queries as its tokens: outer products of broadcast query values
-         * against 16 or 32 query rows at once, no horizontal sums (the portable dot products, for a table without
-         * one, end every score with one). */
+         * cached rows as its weight rows and the queries as its tokens: broadcast cache values against 32 query
+         * rows at once, no horizontal sums (the dot products end every score with one). */
         const float *tile = NULL;
-        if (fast) {
+        if (bftile) {
+            k->gemm_tile_bf16((const uint16_t *)k2c_cache_row(st, layer, t0), (size_t)d->rs, nt, d->rs, (const uint32_t *)w->xp, R, S,
+                              TILE, (uint32_t *)w->panel);
+            for (int i = 0; i < R; i++) k2c_vscale(S + (size_t)i * TILE, nt, scale);
+        } else if (fast) {
             k2c_attn_bf16_scores(R, w->qb, ldq, k2c_cache_row(st, layer, t0), d->rs, nt, scale, S, TILE);
         } else {
             tile = k2c_cache_rows_f32(st, layer, t0, nt, 0, d->rs, w->conv, &ld);
-            if (k->gemm_tile && ld == d->rs) {
+            if (tiled && ld == d->rs) {
                 k->gemm_tile(tile, nt, d->rs, w->xp, R, S, TILE, w->panel);
                 for (int i = 0; i < R; i++) k2c_vscale(S + (size_t)i * TILE, nt, scale);
             } else {
