@@ -1,9 +1,12 @@
 /* The latent cache's row formats and the BF16 attention kernels (model/cache.c, model/attn_bf16.c), against
  * plain double-precision references: q8_0 rounding error bounds, saturation and zero blocks; the AVX512-BF16
  * score and accumulation products (head groups 8 + 4 + 1, a row length that is not a multiple of 32, an odd
- * tile) equal to the exact products of the BF16-rounded inputs up to fp32 summation order. */
+ * tile) equal to the exact products of the BF16-rounded inputs up to fp32 summation order; and a prefill chunk's
+ * tokens attending together (blocks of several tokens' heads, the GEMM tile for their scores) against the same
+ * tokens one at a time, on every kernel table. */
 #include "model/model.h"
 #include "check.h"
+#include "simd_levels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -140,9 +143,79 @@ static void split_threads(void) {
     }
 }
 
+/* A prefill chunk in latent form: its tokens share blocks (up to rows_max query rows of several tokens) that walk
+ * the cache once, each row masked at its own token's length, and blocks of 32 rows or more take the table's GEMM
+ * tile for the scores. Reference: the same tokens prefilled one at a time (a block per token, the dot products,
+ * no mask), and the expanded form. Depth 701 (pages of 256: three, and an odd tail), chunks of 7, 64 and 100
+ * tokens (the last crosses the page at 768), every logit of the chunk and one decode step after it; each cache
+ * format, 1 and 2 threads, every kernel table this CPU runs. A token that saw a later token of its chunk (a wrong
+ * mask) or a row of another token's accumulator would be off by O(1), far above the tolerance. */
+static void chunk_blocks(void) {
+    const char *dir = "build/tests/cache_k2tiny";
+    k2c_config c;
+    k2c_config_preset(&c, "k2-tiny");
+    EXPECT(k2c_mkmodel(&c, "bf16", 1, 5, dir) == 0, "%s", k2c_errmsg());
+    enum { DEPTH = 701, MAXT = 100 };
+    const int Ts[] = {7, 64, MAXT};
+    for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
+        const char *why = level_missing(SIMD_LEVELS[lv]);
+        if (why) { printf("  [%s] skipped: %s\n", SIMD_LEVELS[lv], why); continue; }
+        for (int ct = K2C_CACHE_F32; ct <= K2C_CACHE_Q8_0; ct++)
+            for (int nth = 1; nth <= 2; nth++) {
+                k2c_model m;
+                k2c_model_opts o = {.threads = nth, .cache_type = ct, .simd = SIMD_LEVELS[lv]};
+                if (k2c_model_load_opts(&m, dir, &o)) { EXPECT(0, "%s", k2c_errmsg()); return; }
+                int V = m.cfg.vocab_size, ids[64 + MAXT];
+                for (int i = 0; i < 64 + MAXT; i++) ids[i] = (i * 7919 + 13) % V;
+                float *ref = malloc(sizeof(float) * (size_t)V * (MAXT + 1)), *got = malloc(sizeof(float) * (size_t)V * (MAXT + 1));
+                double worst = 0;
+                for (int ti = 0; ti < 3; ti++) {
+                    int T = Ts[ti];
+                    /* 0: one at a time (the reference), 1: the chunk absorbed, 2: expanded. Not the expanded form
+                     * with the BF16 dot products: it attends to the exact BF16 rows with fp32 queries, 1e-3 away
+                     * from the rounded queries, which flipped one token's expert choice (0.44 x max|logit|) */
+                    int fast = k2c_attn_bf16_ok(&m);
+                    for (int path = 0; path < 3 - fast; path++) {
+                        k2c_state s;
+                        float *out = path ? got : ref;
+                        EXPECT(k2c_state_init(&s, &m, DEPTH + MAXT + 8) == 0, "%s", k2c_errmsg());
+                        EXPECT(k2c_prefill(&s, ids, 64, NULL, NULL, NULL) == 0 && k2c_state_fill_repeat(&s, DEPTH) == 0, "%s", k2c_errmsg());
+                        m.prefill_path = path ? path : 1;
+                        if (path == 0) {
+                            for (int t = 0; t < T; t++)
+                                EXPECT(k2c_prefill(&s, ids + 64 + t, 1, out + (size_t)t * V, NULL, NULL) == 0, "%s", k2c_errmsg());
+                        } else {
+                            EXPECT(k2c_prefill(&s, ids + 64, T, out, NULL, NULL) == 0, "%s", k2c_errmsg());
+                        }
+                        m.prefill_path = 0;
+                        EXPECT(k2c_decode(&s, ids[5], out + (size_t)T * V, NULL) == 0, "%s", k2c_errmsg());
+                        k2c_state_free(&s);
+                        if (!path) continue;
+                        double e = 0, mx = 0;
+                        for (size_t i = 0; i < (size_t)V * (T + 1); i++) { e = fmax(e, fabs(got[i] - ref[i])); mx = fmax(mx, fabs(ref[i])); }
+                        /* fp32: summation orders (1e-6 measured); BF16 dot products: each form rounds the queries
+                         * and the softmax weights of its own blocks to BF16; q8_0: a chunk's rows are quantized
+                         * from its own projection, whose rounding (100 tokens at once or one) can move a value
+                         * across a step of 1/127 of its block's max (1.2e-4 measured, scalar table, expanded;
+                         * 2e-6 for the chunks of 7 and 64) */
+                        double tol = fast ? 1e-2 : ct == K2C_CACHE_Q8_0 ? 1e-3 : 1e-4;
+                        EXPECT(mx > 0 && e / mx < tol, "[%s] cache %d, %d threads, chunk of %d (%s): %g x max|logit| from one at a time",
+                               SIMD_LEVELS[lv], ct, nth, T, path == 1 ? "absorbed" : "expanded", e / mx);
+                        worst = fmax(worst, e / mx);
+                    }
+                }
+                printf("  [%s] cache %d, %d thread%s: chunks of 7, 64, 100 after %d positions: worst %.2g x max|logit|\n",
+                       SIMD_LEVELS[lv], ct, nth, nth > 1 ? "s" : "", DEPTH, worst);
+                free(ref); free(got);
+                k2c_model_free(&m);
+            }
+    }
+}
+
 int main(void) {
     run_test("cache_q8_0_rounding", q8_rounding);
     run_test("cache_split_over_threads", split_threads);
+    run_test("cache_chunk_blocks", chunk_blocks);
 #if defined(__x86_64__)
     if (k2c_cpu_has_avx512bf16()) run_test("cache_bf16_attention_kernels", bf16_kernels);
     else skip_test("cache_bf16_attention_kernels", "this CPU lacks AVX512-BF16");

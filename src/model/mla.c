@@ -30,6 +30,11 @@
 #define TILE 64             /* cached positions per score tile (absorbed): H x TILE scores per thread */
 #define MIN_SPLIT 128       /* fewest positions a thread takes of one token's cache (absorbed) */
 #define QBLOCK 16           /* queries of one head per task (expanded) */
+/* Fewest query rows of a block whose scores take the table's GEMM tile: packing each cached tile into the tile's
+ * panel pays off from a whole 32-row block of the micro-kernel on. Measured, one layer, one thread (ms): BF16
+ * cache, Moonlight shape at depth 8000, decode (16 rows) 1.8 with attn_bf16.c's dot products vs 2.5 with the tile,
+ * a 64-token chunk 75 vs 69; the server benchmark's model at depth 4000, chunk 7.5 vs 6.3; fp32 decode 3.2 vs 3.4. */
+#define GEMM_ROWS 32
 #define KBLOCK 256          /* positions expanded at once (expanded): KBLOCK x H x (dn + dv) floats */
 _Static_assert(K2C_PAGE % KBLOCK == 0, "an expanded block must not cross a cache page");
 
@@ -124,61 +129,122 @@ static void absorb_value_head(const dims *d, const k2c_layer *ly, int h, const f
     }
 }
 
-/* One block of positions [j0, j1) of one token's cache (state st, layer), all H heads: running max m [H],
- * sum l [H] and unnormalized accumulator acc [H, r]. S: scratch [H, TILE]. The cache rows of a tile are read
- * once for all heads. */
 static int ldq_of(int rs) { return (rs + 31) / 32 * 32; }
-/* A thread's tile scratch: a converted tile of a BF16 or q8_0 cache, or the fast path's BF16 queries [H, ldq]
- * and P pairs [H, TILE / 2]. */
-static size_t tile_scratch(const k2c_model *m, const dims *d) {
-    size_t conv = m->cache_type ? (size_t)TILE * d->rs * sizeof(float) : 0;
-    size_t fast = m->cache_type == K2C_CACHE_BF16 ? (size_t)d->H * ldq_of(d->rs) * 2 + (size_t)d->H * (TILE / 2) * 4 : 0;
-    return conv > fast ? conv : fast;
+/* Query rows of one block (tokens x heads). A prefill chunk's tokens go through the cache together, several
+ * tokens' heads per block, so each tile of cached rows is read once for all of them (a chunk of 64 tokens read
+ * the cache 64 times when each token had its own pass) and the score product has enough rows to run as the
+ * kernel table's GEMM tile. Bounded so that a block's accumulators [R, r] (256 KB at most), scores [R, TILE] and
+ * packed queries stay in L2 while it walks the cache; at least one token's H rows. */
+static int rows_max(const dims *d) {
+    int R = 65536 / d->r;
+    R = R > 256 ? 256 : R;
+    R = R / d->H * d->H;
+    return R < d->H ? d->H : R;
 }
-static void latent_block(const dims *d, const k2c_state *st, int layer, int j0, int j1, const float *qa, float scale,
-                         float *m, float *l, float *acc, float *S, float *tilebuf, int fast) {
-    for (int h = 0; h < d->H; h++) { m[h] = -FLT_MAX; l[h] = 0; }
-    memset(acc, 0, (size_t)d->H * d->r * sizeof *acc);
-    uint16_t *qb = (uint16_t *)tilebuf;                                  /* fast: BF16 queries, then P pairs */
-    uint32_t *pp = (uint32_t *)(qb + (size_t)d->H * ldq_of(d->rs));
-    if (fast) {
-        for (int h = 0; h < d->H; h++) k2c_attn_bf16_round(qa + (size_t)h * d->rs, d->rs, ldq_of(d->rs), qb + (size_t)h * ldq_of(d->rs));
+/* A thread's scratch: scores S [R, TILE], a weight row [r] (absorption), the block's queries packed for the
+ * table's gemm_tile [k2c_gemm_packed_size(R, rs)] and its panel [K2C_GEMM_RB, rs], a converted tile of a BF16 or
+ * q8_0 cache [TILE, rs], and the BF16 path's rounded queries [R, ldq] and P pairs [R, TILE / 2]. */
+typedef struct { float *S, *row, *xp, *panel, *conv; uint16_t *qb; uint32_t *pp; } lat_scr;
+static size_t lat_scratch(const k2c_model *m, const dims *d, char *base, lat_scr *o) {
+    size_t R = (size_t)rows_max(d), off = 0, bf = m->cache_type == K2C_CACHE_BF16;
+#define PIECE(field, type, n)                                                   \
+    do {                                                                        \
+        if (base) o->field = (type *)(void *)(base + off);                      \
+        off += k2c_ws_bytes((size_t)(n) * sizeof(type));                        \
+    } while (0)
+    PIECE(S, float, R * TILE);
+    PIECE(row, float, d->r);
+    PIECE(xp, float, k2c_gemm_packed_size((int)R, d->rs));
+    PIECE(panel, float, (size_t)K2C_GEMM_RB * d->rs);
+    PIECE(conv, float, m->cache_type ? (size_t)TILE * d->rs : 1);
+    PIECE(qb, uint16_t, bf ? R * ldq_of(d->rs) : 1);
+    PIECE(pp, uint32_t, bf ? R * (TILE / 2) : 1);
+#undef PIECE
+    return off;
+}
+
+/* One block: g tokens of state st at consecutive positions (cache lengths len0, len0 + 1, ...; g > 1 only in a
+ * prefill chunk) against the positions [j0, j1) of their cache (layer), all H heads of each: R = g H query rows
+ * qa [R, r + dr], running max m [R], sum l [R] and unnormalized accumulator acc [R, r]. Each tile of cached rows
+ * is read once for all R rows. A row's positions at or past its token's length weigh exactly 0, so no token sees
+ * a later one. Within one kind of product a score or an accumulator element does not depend on which rows were
+ * computed with it; a block of GEMM_ROWS rows or more takes the GEMM tile for its scores, a smaller one the dot
+ * products, which sum in another order (a float rounding apart). */
+static void latent_block(const k2c_model *mdl, const dims *d, const k2c_state *st, int layer, int g, int len0, int j0, int j1,
+                         const float *qa, float scale, float *m, float *l, float *acc, const lat_scr *w, int fast) {
+    const k2c_kernels *k = mdl->cx.k;
+    int R = g * d->H, ldq = ldq_of(d->rs);
+    float *S = w->S;
+    for (int i = 0; i < R; i++) { m[i] = -FLT_MAX; l[i] = 0; }
+    memset(acc, 0, (size_t)R * d->r * sizeof *acc);
+    /* the queries in the score product's layout, once per block */
+    int bftile = fast && k->gemm_tile_bf16 && R >= GEMM_ROWS, tiled = !fast && k->gemm_tile && R >= GEMM_ROWS;
+    if (bftile) {
+        k2c_gemm_pack_x_bf16(qa, R, d->rs, (uint32_t *)w->xp);
+    } else if (fast) {
+        for (int i = 0; i < R; i++) k2c_attn_bf16_round(qa + (size_t)i * d->rs, d->rs, ldq, w->qb + (size_t)i * ldq);
+    } else if (tiled) {
+        k2c_gemm_pack_x(qa, R, d->rs, w->xp);
     }
     for (int t0 = j0, nt; t0 < j1; t0 += nt) {
         int pend = (t0 / K2C_PAGE + 1) * K2C_PAGE, ld;        /* a tile never crosses a page */
         nt = j1 - t0 < TILE ? j1 - t0 : TILE;
         nt = pend - t0 < nt ? pend - t0 : nt;
-        /* S [H, nt] = scale (Q' C^T + Q_pe K_pe^T) as one product: query rows (q', q_pe) against cache rows (c, k_pe);
-         * a BF16 or q8_0 cache's tile converted once (L2-sized) for both products */
+        /* S [R, nt] = scale (Q' C^T + Q_pe K_pe^T) as one product: query rows (q', q_pe) against cache rows (c, k_pe);
+         * a BF16 or q8_0 cache's tile converted once (L2-sized) for both products. The table's GEMM tile takes the
+         * cached rows as its weight rows and the queries as its tokens: broadcast cache values against 32 query
+         * rows at once, no horizontal sums (the dot products end every score with one). */
         const float *tile = NULL;
-        if (fast) {
-            k2c_attn_bf16_scores(d->H, qb, ldq_of(d->rs), k2c_cache_row(st, layer, t0), d->rs, nt, scale, S, TILE);
+        if (bftile) {
+            k->gemm_tile_bf16((const uint16_t *)k2c_cache_row(st, layer, t0), (size_t)d->rs, nt, d->rs, (const uint32_t *)w->xp, R, S,
+                              TILE, (uint32_t *)w->panel);
+            for (int i = 0; i < R; i++) k2c_vscale(S + (size_t)i * TILE, nt, scale);
+        } else if (fast) {
+            k2c_attn_bf16_scores(R, w->qb, ldq, k2c_cache_row(st, layer, t0), d->rs, nt, scale, S, TILE);
         } else {
-            tile = k2c_cache_rows_f32(st, layer, t0, nt, 0, d->rs, tilebuf, &ld);
-            k2c_vgemm_nt(S, TILE, qa, d->rs, d->H, tile, ld, nt, d->rs, scale, 0);
-        }
-        for (int h = 0; h < d->H; h++) {
-            float *sh = S + h * TILE, tm = k2c_vmax(sh, nt);
-            if (tm > m[h]) {
-                if (m[h] != -FLT_MAX) {
-                    float alpha = k2c_vexpf(m[h] - tm);
-                    k2c_vscale(acc + (size_t)h * d->r, d->r, alpha);
-                    l[h] *= alpha;
-                }
-                m[h] = tm;
+            tile = k2c_cache_rows_f32(st, layer, t0, nt, 0, d->rs, w->conv, &ld);
+            if (tiled && ld == d->rs) {
+                k->gemm_tile(tile, nt, d->rs, w->xp, R, S, TILE, w->panel);
+                for (int i = 0; i < R; i++) k2c_vscale(S + (size_t)i * TILE, nt, scale);
+            } else {
+                k2c_vgemm_nt(S, TILE, qa, d->rs, R, tile, ld, nt, d->rs, scale, 0);
             }
-            l[h] += k2c_vexp_sum(sh, nt, m[h]);
         }
-        if (fast) k2c_attn_bf16_acc(d->H, acc, d->r, S, TILE, pp, k2c_cache_row(st, layer, t0), d->rs, nt, d->r);
-        else k2c_vgemm_acc(acc, d->r, S, TILE, d->H, tile, ld, nt, d->r);     /* acc [H, r] += P [H, nt] C */
+        for (int u = 0; u < g; u++) {
+            int jn = len0 + u - t0;                  /* positions of this tile that token u sees */
+            jn = jn < nt ? jn : nt;
+            for (int h = 0; h < d->H; h++) {
+                int i = u * d->H + h;
+                float *sh = S + (size_t)i * TILE;
+                if (jn <= 0) { memset(sh, 0, (size_t)nt * sizeof *sh); continue; }
+                float tm = k2c_vmax(sh, jn);
+                if (tm > m[i]) {
+                    if (m[i] != -FLT_MAX) {
+                        float alpha = k2c_vexpf(m[i] - tm);
+                        k2c_vscale(acc + (size_t)i * d->r, d->r, alpha);
+                        l[i] *= alpha;
+                    }
+                    m[i] = tm;
+                }
+                l[i] += k2c_vexp_sum(sh, jn, m[i]);
+                for (int j = jn; j < nt; j++) sh[j] = 0;
+            }
+        }
+        if (fast) k2c_attn_bf16_acc(R, acc, d->r, S, TILE, w->pp, k2c_cache_row(st, layer, t0), d->rs, nt, d->r);
+        else k2c_vgemm_acc(acc, d->r, S, TILE, R, tile, ld, nt, d->r);     /* acc [R, r] += P [R, nt] C */
     }
 }
 
+/* A block of attend_latent: tokens [i0, i0 + g) against positions [j0, j1); its accumulators at row `part` of the
+ * split tokens' buffer (-1: straight in CTX), its max and sum at ml + mlo ([g H] each). */
+typedef struct { int i0, g, j0, j1, part, mlo; } lblock;
+
 /* Absorbed attention of nq tokens (all heads each), in one parallel region: absorb the queries (threads take
- * heads), attend (threads take blocks of positions), merge, project the values (heads again). Token i's cache
- * rows are rows[i] (stride r + dr), positions [0, len[i]); Q [nq, H, dn + dr] holds its roped queries. Out:
- * A [nq, H, dv] and mx [nq, H] (largest scaled logit). Scratch: QA [nq, H, r + dr], CTX [nq, H, r]. A token whose
- * cache is long next to the work per thread is split into blocks of positions, merged in block order. */
+ * heads), attend (threads take blocks), merge, project the values (heads again). Token i's cache is state st[i]'s,
+ * positions [0, len[i]); Q [nq, H, dn + dr] holds its roped queries. Out: A [nq, H, dv] and mx [nq, H] (largest
+ * scaled logit). Scratch: QA [nq, H, r + dr], CTX [nq, H, r]. Consecutive tokens of one state (a prefill chunk)
+ * share blocks of up to rows_max / H tokens; a lone token (decode) whose cache is long next to the work per thread
+ * is split into blocks of positions, flash-decoding style, merged in block order. */
 static int attend_latent(const k2c_model *m, int layer, int nq, const k2c_state *const *st, const int *len,
                          const float *Q, float *QA, float *CTX, float *A, float *mx, k2c_ws *ws) {
     dims d = dims_of(&m->cfg);
@@ -188,67 +254,88 @@ static int attend_latent(const k2c_model *m, int layer, int nq, const k2c_state 
     double flops = 0;
     for (int i = 0; i < nq; i++) flops += (double)len[i] * d.H * (2 * d.r + d.dr) + (double)d.H * d.kvd * d.r;
     int par = worth_threads(m, flops);
-    /* blocks: per token, enough to give every thread work when tokens are fewer than threads */
-    int want = par ? (nth + nq - 1) / nq : 1, nblk = 0, nsplit = 0;
-    int *first;
-    if (!TAKE(first, nq + 1)) { k2c_seterr("workspace too small (attention of %d tokens)", nq); return -1; }
-    for (int i = 0; i < nq; i++) {
-        int nb = (len[i] + MIN_SPLIT - 1) / MIN_SPLIT;
-        nb = nb < want ? nb : want;
-        nb = nb < 1 ? 1 : nb;
-        first[i] = nblk;
-        nblk += nb;
-        if (nb > 1) nsplit += nb;
+    /* lone tokens: enough blocks each to give every thread work when tokens are fewer than threads */
+    int want = par ? (nth + nq - 1) / nq : 1, G = rows_max(&d) / d.H, nblk = 0, nml = 0, npart = 0;
+    int *tfirst, *tcnt;
+    lblock *bl;
+    if (!TAKE(tfirst, nq) || !TAKE(tcnt, nq) || !TAKE(bl, nq + nth)) {
+        k2c_seterr("workspace too small (attention of %d tokens)", nq);
+        goto done;
     }
-    first[nq] = nblk;
-    /* per block: m [H], l [H]; accumulators: a split token's blocks in `part`, an unsplit token's in CTX */
-    float *ml, *part, *scr;
-    int *owner;                                              /* block -> token, offset into part (-1: CTX) */
-    /* per thread: scores, a row, and a converted tile of a BF16 or q8_0 cache (or the fast path's BF16 queries) */
+    for (int i = 0; i < nq;) {
+        int run = 1;
+        while (i + run < nq && st[i + run] == st[i] && len[i + run] == len[i] + run) run++;
+        int g = run < G ? run : G;
+        if (par && g > (run + nth - 1) / nth) g = (run + nth - 1) / nth;     /* a block per thread at least */
+        if (g > 1) {
+            for (int u = 0; u < run; u += g) {
+                int gg = run - u < g ? run - u : g;
+                bl[nblk] = (lblock){i + u, gg, 0, len[i + u + gg - 1], -1, nml};
+                for (int v = 0; v < gg; v++) { tfirst[i + u + v] = nblk; tcnt[i + u + v] = 1; }
+                nml += 2 * gg * d.H;
+                nblk++;
+            }
+        } else {
+            for (int u = i; u < i + run; u++) {
+                int nb = (len[u] + MIN_SPLIT - 1) / MIN_SPLIT;
+                nb = nb < want ? nb : want;
+                nb = nb < 1 ? 1 : nb;
+                tfirst[u] = nblk;
+                tcnt[u] = nb;
+                for (int k = 0; k < nb; k++) {
+                    int j0 = (int)((long long)len[u] * k / nb), j1 = (int)((long long)len[u] * (k + 1) / nb);
+                    bl[nblk++] = (lblock){u, 1, j0, j1, nb > 1 ? npart++ : -1, nml};
+                    nml += 2 * d.H;
+                }
+            }
+        }
+        i += run;
+    }
+    /* per block: m, l [g H]; accumulators: a split token's blocks in `part`, the others' in CTX */
+    float *ml, *part;
+    char *scr;
     int fast = k2c_attn_bf16_ok(m);
-    size_t per = k2c_ws_bytes(((size_t)d.H * TILE + (size_t)d.r) * sizeof(float) + tile_scratch(m, &d));
-    if (!TAKE(ml, (size_t)nblk * 2 * d.H) || !TAKE(part, (size_t)nsplit * d.H * d.r + 1) || !TAKE(owner, (size_t)nblk * 2) ||
-        !(scr = k2c_ws_take(ws, per * (size_t)nth))) {
+    size_t per = lat_scratch(m, &d, NULL, NULL);
+    if (!TAKE(ml, nml) || !TAKE(part, (size_t)npart * d.H * d.r + 1) || !(scr = k2c_ws_take(ws, per * (size_t)nth))) {
         k2c_seterr("workspace too small (attention of %d tokens in %d blocks)", nq, nblk);
         goto done;
     }
-    for (int i = 0, p = 0; i < nq; i++)
-        for (int b = first[i]; b < first[i + 1]; b++) {
-            owner[2 * b] = i;
-            owner[2 * b + 1] = first[i + 1] - first[i] > 1 ? p++ : -1;
-        }
     float scale = m->attn_scale;
     #pragma omp parallel if (par) num_threads(m->cx.team)
     {
-        float *S = (float *)((char *)scr + per * (size_t)omp_get_thread_num()), *row = S + (size_t)d.H * TILE, *tb = row + d.r;
+        lat_scr w;
+        lat_scratch(m, &d, scr + per * (size_t)omp_get_thread_num(), &w);
         #pragma omp for schedule(static)
-        for (int h = 0; h < d.H; h++) absorb_query_head(&d, ly, h, Q, nq, QA, row);
+        for (int h = 0; h < d.H; h++) absorb_query_head(&d, ly, h, Q, nq, QA, w.row);
         #pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < nblk; b++) {
-            int i = owner[2 * b], nb = first[i + 1] - first[i], k = b - first[i];
-            int j0 = (int)((long long)len[i] * k / nb), j1 = (int)((long long)len[i] * (k + 1) / nb);
-            float *acc = owner[2 * b + 1] < 0 ? CTX + (size_t)i * d.H * d.r : part + (size_t)owner[2 * b + 1] * d.H * d.r;
-            latent_block(&d, st[i], layer, j0, j1, QA + (size_t)i * d.H * d.rs, scale,
-                         ml + (size_t)b * 2 * d.H, ml + (size_t)b * 2 * d.H + d.H, acc, S, tb, fast);
+            const lblock *B = &bl[b];
+            float *acc = B->part < 0 ? CTX + (size_t)B->i0 * d.H * d.r : part + (size_t)B->part * d.H * d.r;
+            latent_block(m, &d, st[B->i0], layer, B->g, len[B->i0], B->j0, B->j1, QA + (size_t)B->i0 * d.H * d.rs, scale,
+                         ml + B->mlo, ml + B->mlo + (size_t)B->g * d.H, acc, &w, fast);
         }
         /* merge: ctx = sum_b e^(m_b - M) acc_b / sum_b e^(m_b - M) l_b, blocks in order */
         #pragma omp for schedule(static)
         for (int ih = 0; ih < nq * d.H; ih++) {
-            int i = ih / d.H, h = ih % d.H, b0 = first[i], nb = first[i + 1] - b0;
+            int i = ih / d.H, h = ih % d.H, b0 = tfirst[i], nb = tcnt[i];
             float *ctx = CTX + (size_t)ih * d.r, M = -FLT_MAX, L = 0;
-            for (int b = b0; b < b0 + nb; b++) if (ml[(size_t)b * 2 * d.H + h] > M) M = ml[(size_t)b * 2 * d.H + h];
+            for (int b = b0; b < b0 + nb; b++) {
+                float mb = ml[bl[b].mlo + (i - bl[b].i0) * d.H + h];
+                M = mb > M ? mb : M;
+            }
             if (nb > 1) memset(ctx, 0, (size_t)d.r * sizeof *ctx);
             for (int b = b0; b < b0 + nb; b++) {
-                float mb = ml[(size_t)b * 2 * d.H + h], w = nb > 1 ? k2c_vexpf(mb - M) : 1.0f;
-                L += w * ml[(size_t)b * 2 * d.H + d.H + h];
-                if (nb > 1) k2c_vaxpy(ctx, w, part + ((size_t)owner[2 * b + 1] * d.H + h) * d.r, d.r);
+                int ri = (i - bl[b].i0) * d.H + h;
+                float mb = ml[bl[b].mlo + ri], w8 = nb > 1 ? k2c_vexpf(mb - M) : 1.0f;
+                L += w8 * ml[bl[b].mlo + bl[b].g * d.H + ri];
+                if (nb > 1) k2c_vaxpy(ctx, w8, part + ((size_t)bl[b].part * d.H + h) * d.r, d.r);
             }
             k2c_vscale(ctx, d.r, 1.0f / L);
             if (fast) k2c_attn_bf16_unpermute(ctx, d.r);       /* the fast path's accumulator order */
             mx[ih] = M;
         }
         #pragma omp for schedule(static)
-        for (int h = 0; h < d.H; h++) absorb_value_head(&d, ly, h, CTX, nq, A, row);
+        for (int h = 0; h < d.H; h++) absorb_value_head(&d, ly, h, CTX, nq, A, w.row);
     }
     rc = 0;
 done:
@@ -418,8 +505,9 @@ size_t k2c_mla_ws_bytes(const k2c_model *m, int T, int max_ctx, size_t lin, size
     size_t base = B(t * H * d.qd) + B(t * H * d.dv) + B(t * H) + 3 * P(t);
     size_t proj = B(t * MAX(ql, (size_t)d.rs) + ql + d.dr + d.rs) + MAX(lin, 2 * xs);
     size_t nblk = t + nth;
-    size_t lat = P(t + 1) + B(nblk * 2 * H) + B(nblk * H * d.r + 1) + P(nblk * 2) +
-                 nth * k2c_ws_bytes((H * TILE + d.r) * 4 + tile_scratch(m, &d));
+    /* token -> blocks, the blocks (6 ints each), max and sum per (token, head) and per split block, the split
+     * blocks' accumulators, each thread's scratch */
+    size_t lat = 2 * P(t) + P(nblk * 3) + B(nblk * 2 * H) + B(nblk * H * d.r + 1) + nth * lat_scratch(m, &d, NULL, NULL);
     size_t Bk = (size_t)(max_ctx < KBLOCK ? max_ctx : KBLOCK);
     size_t expd = B(Bk * d.r) + B(Bk * H * d.kvd) + B(t * H) + B(Bk * d.dr) + nth * (B(QBLOCK * Bk) + B(QBLOCK * d.dv)) + lin;
     /* absorbed (and decode): QA [T, H, r + rs] lives through the projections, the attention and the output */
