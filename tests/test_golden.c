@@ -24,8 +24,8 @@ static float rel_err(const float *a, const k2c_tensor *ref) {
     return e / (m > 0 ? m : 1);
 }
 
-/* One golden case loaded and prefilled (the INT4 case in exact mode): the model, its reference outputs, the ids, the prefill's logits and
- * trace (hidden states, experts, per-head max logits) and the state it left. */
+/* One golden case loaded and prefilled (the INT4 case in exact mode): the model, its reference outputs, the ids,
+ * the prefill's logits and trace (hidden states, experts, per-head max logits) and the state it left. */
 typedef struct {
     k2c_model m;
     k2c_safetensors ref;
