@@ -4,7 +4,7 @@
 # qemu-aarch64 on the neon level. Each test line comes back prefixed "arm64_"; a missing toolchain is a SKIP.
 # One thread: qemu-user 7.2 here hangs in pthread_create, and one thread is all emulation needs.
 . "$(dirname "$0")/lib.sh"
-TESTS="test_golden test_gguf test_gemm test_qgemm test_vecmath"
+TESTS="test_golden test_gguf test_gemm test_qgemm test_int4_q8 test_vecmath"
 if [ -n "${K2C_SANITIZE:-}" ]; then
   for t in $TESTS; do skip "arm64_$t" "sanitizer run (the emulated AArch64 tests run in make test)"; done; exit 0
 fi

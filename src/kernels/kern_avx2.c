@@ -310,6 +310,8 @@ AVX2 static void qg_kernel(const int8_t *w, const float *F, const float *M, cons
                            int ntok, float *Y, int ldy, int nrows, int has_min, int ext) {
     (ext && k2c_cpu_has_avxvnni() ? qg_k2_vnni : qg_k2_sign)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
 }
+#define QI_AVX2
+#include "kernels/int4_q8.h"      /* INT4 on the int8 paths (before quant_gemm.h, which unpacks with it) */
 #include "kernels/quant_gemm.h"
 
 const k2c_kernels k2c_kernels_avx2 = {
@@ -321,6 +323,7 @@ const k2c_kernels k2c_kernels_avx2 = {
     .dot_int4 = dot_int4,
     .dot_q8 = qd_dot_q8,
     .dot_q8_base = qd_dot_q8_base,
+    .dot_int4_q8 = qi_dot_int4_q8,
     .gemm_q8 = qg_gemm_q8,
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,

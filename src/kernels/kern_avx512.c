@@ -504,6 +504,8 @@ QD512 static void qg_kernel(QG512_ARGS, int ext) {
         (ntok > 16 ? qg_k512_v2 : qg_k512_v1)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
     else (ntok > 16 ? qg_k512_b2 : qg_k512_b1)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
 }
+#define QI_AVX512
+#include "kernels/int4_q8.h"      /* INT4 on the int8 paths (before quant_gemm.h, which unpacks with it) */
 #include "kernels/quant_gemm.h"
 
 const k2c_kernels k2c_kernels_avx512 = {
@@ -515,6 +517,7 @@ const k2c_kernels k2c_kernels_avx512 = {
     .dot_int4 = dot_int4_avx512,
     .dot_q8 = qd_dot_q8,
     .dot_q8_base = qd_dot_q8_base,
+    .dot_int4_q8 = qi_dot_int4_q8,
     .gemm_q8 = qg_gemm_q8,
     .cvt_bf16 = dequant_row_bf16_avx512,
     .cvt_f16 = NULL,

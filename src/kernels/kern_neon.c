@@ -360,6 +360,8 @@ static void gemm_tile(const float *w, int nr, int C, const float *Xp, int T, flo
 static void qg_kernel(QGN_ARGS, int ext) {
     (ext && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? qg_kn_dot : qg_kn_mull)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
 }
+#define QI_NEON
+#include "kernels/int4_q8.h"      /* INT4 on the int8 paths (before quant_gemm.h, which unpacks with it) */
 #include "kernels/quant_gemm.h"
 
 const k2c_kernels k2c_kernels_neon = {
@@ -370,6 +372,7 @@ const k2c_kernels k2c_kernels_neon = {
     .dot_fp8 = dot_fp8,
     .dot_int4 = dot_int4,
     .dot_q8 = qd_dot_q8,
+    .dot_int4_q8 = qi_dot_int4_q8,
     .gemm_q8 = qg_gemm_q8,
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,

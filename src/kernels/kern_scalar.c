@@ -144,12 +144,14 @@ static void qg_kernel(const int8_t *w, const float *F, const float *M, const int
     for (int t = 0; t < ntok; t++)
         for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = acc[r][t];
 }
+#include "kernels/int4_q8.h"      /* INT4 on the int8 paths (before quant_gemm.h, which unpacks with it) */
 #include "kernels/quant_gemm.h"
 
 const k2c_kernels k2c_kernels_scalar = {
     .name = "scalar",
     .dot_f32 = dot_f32,         /* every other entry NULL: k2c_row_dot / k2c_row_dequant come here */
     .dot_q8 = qd_dot_q8,
+    .dot_int4_q8 = qi_dot_int4_q8,
     .gemm_q8 = qg_gemm_q8,
     .gemm_tile = NULL,          /* OpenBLAS sgemm on dequantized tiles */
     .gemm_tile_bf16 = NULL,

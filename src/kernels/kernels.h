@@ -49,8 +49,8 @@ typedef struct {
     const float *d, *s;
     int T, C, sg, nblk;
 } k2c_q8p;
-/* sg of a weight for the int8 prompt GEMM (16 or 32), 0 where it has none (not a block format, or columns
- * that are not whole 32s) */
+/* sg of a weight for the int8 prompt GEMM (16 or 32), 0 where it has none (not a block format or INT4 with
+ * groups a multiple of 32, or columns that are not whole 32s) */
 int k2c_q8p_group(const k2c_linear *l);
 size_t k2c_q8p_bytes(int T, int C, int sg);             /* the arrays, 64-byte aligned parts */
 /* Lays out p over buf (k2c_q8p_bytes) without filling it; then k2c_q8p_fill(X, p, b) quantizes token block b
@@ -79,6 +79,9 @@ typedef struct {
     /* A GGUF block-format row (cols a multiple of 32) against quantized activations: integer products per
      * 16 elements, scaled in float (quant_dot.h, shared by every ISA; only the int8 product differs). */
     float (*dot_q8)(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n);
+    /* An INT4 row (groups a multiple of 32) against quantized activations, as dot_q8 (int4_q8.h): used unless
+     * exact. ext: the ISA's optional instructions (VNNI, dotprod) where the CPU has them (k2c_kctx.no_ext). */
+    float (*dot_int4_q8)(const uint32_t *w, const k2c_q8x *x, int n, const uint16_t *scale, int group, int ext);
     /* Prompts: one stored row to fp32, per format (NULL: the portable kernel). */
     void (*cvt_bf16)(const uint16_t *w, int n, float *out);
     void (*cvt_f16)(const uint16_t *w, int n, float *out);

@@ -119,6 +119,13 @@ size_t k2c_linear_bytes(const k2c_linear *l) {
     }
 }
 
+/* INT4 on int8 activations (a k2c_q8x, as the GGUF formats), unless exact: the one rule that the matvec's
+ * preparation of x and the row dot both follow, so they agree on what xp holds. */
+static int int4_q8(const k2c_linear *l, const k2c_kernels *k) {
+    return l->fmt == K2C_FMT_INT4 && k->dot_int4_q8 && !ctx_of(l)->exact && l->block > 0 && l->block % 32 == 0 &&
+           l->cols % 32 == 0;
+}
+
 float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float *x, const void *xp) {
     size_t off = (size_t)r * (size_t)l->cols;
     int n = l->cols;
@@ -132,6 +139,9 @@ float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float 
                               l->block);
         break;
     case K2C_FMT_INT4:
+        if (xp && int4_q8(l, k))
+            return k->dot_int4_q8((const uint32_t *)l->w + (size_t)r * (size_t)(n / 8), (const k2c_q8x *)xp, n,
+                                  l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block, !ctx_of(l)->no_ext);
         if (k->dot_int4 && xp && l->block % 32 == 0)
             return k->dot_int4((const uint32_t *)l->w + (size_t)r * (size_t)(n / 8), (const float *)xp, n,
                                l->scale_bf16 + (size_t)r * (size_t)l->scale_cols, l->block);
@@ -240,13 +250,14 @@ const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf) {
 /* What a matvec on l prepares from x once for all rows (the INT4 reordering, the quantized activations), in
  * bytes; 0: nothing, the rows read x as it is. */
 static size_t prep_bytes(const k2c_linear *l, const k2c_kctx *cx) {
+    if (int4_q8(l, cx->k)) return k2c_q8x_bytes(l->cols);
     if (cx->k->dot_int4 && l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0) return (size_t)l->cols * sizeof(float);
     if (cx->k->dot_q8 && !cx->exact && k2c_wfmt_is_block(l->fmt) && l->cols % 32 == 0) return k2c_q8x_bytes(l->cols);
     return 0;
 }
 
-static const void *prep_x(const k2c_linear *l, const float *x, void *buf) {
-    if (l->fmt == K2C_FMT_INT4) { int4_shuffle_x(x, l->cols, buf); return buf; }
+static const void *prep_x(const k2c_linear *l, const k2c_kernels *k, const float *x, void *buf) {
+    if (l->fmt == K2C_FMT_INT4 && !int4_q8(l, k)) { int4_shuffle_x(x, l->cols, buf); return buf; }
     return k2c_q8x_quantize(x, l->cols, buf);
 }
 
@@ -294,7 +305,7 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
         /* without the buffer the row kernels read x as it is: slower (INT4) or exact (block formats) */
         void *b = ws ? k2c_ws_take(ws, bytes) : aligned_alloc(64, k2c_ws_bytes(bytes));
         owned[i] = !ws;
-        if (b) xs[i] = prep_x(l, jobs[i].x, b);
+        if (b) xs[i] = prep_x(l, k, jobs[i].x, b);
     }
     start[n] = nchunks;
     size_t work = 0;
@@ -325,7 +336,7 @@ void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, flo
     const k2c_kctx *cx = ctx_of(l);
     size_t bytes = prep_bytes(l, cx);
     void *b = bytes ? aligned_alloc(64, k2c_ws_bytes(bytes)) : NULL;
-    const void *xs = b ? prep_x(l, x, b) : NULL;
+    const void *xs = b ? prep_x(l, cx->k, x, b) : NULL;
     for (int i = 0; i < nrows; i++) y[i] = k2c_row_dot(cx->k, l, r0 + i, x, xs);
     free(b);
 }

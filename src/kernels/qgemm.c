@@ -17,6 +17,8 @@ int k2c_q8p_group(const k2c_linear *l) {
     case K2C_FMT_IQ4_NL: case K2C_FMT_Q4_K: case K2C_FMT_Q5_K: case K2C_FMT_IQ4_XS: case K2C_FMT_IQ2_XXS:
     case K2C_FMT_IQ3_XXS: case K2C_FMT_IQ3_S: case K2C_FMT_IQ1_S:
         return 32;
+    /* INT4: a BF16 scale per group of 32 or a multiple (int4_q8.h unpacks it as Q4_0) */
+    case K2C_FMT_INT4: return l->block > 0 && l->block % 32 == 0 && l->scale_bf16 ? 32 : 0;
     /* per 16 */
     case K2C_FMT_Q2_K: case K2C_FMT_Q3_K: case K2C_FMT_Q6_K: case K2C_FMT_IQ2_XS: case K2C_FMT_IQ2_S: case K2C_FMT_IQ1_M:
         return 16;

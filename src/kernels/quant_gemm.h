@@ -44,7 +44,8 @@ QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int s
         int m = 0;
         for (int rr = 0; rr < 4; rr++) {
             if (rr < nrows) {
-                m = qd_unpack(l->fmt, (const uint8_t *)l->w + (size_t)(r0 + rr) * rb, j0, C, &u[rr]);
+                m = l->fmt == K2C_FMT_INT4 ? qi_unpack_int4(l, r0 + rr, j0, &u[rr])    /* int4_q8.h */
+                                           : qd_unpack(l->fmt, (const uint8_t *)l->w + (size_t)(r0 + rr) * rb, j0, C, &u[rr]);
             } else {
                 memset(u[rr].w, 0, sizeof u[rr].w);
                 memset(u[rr].F, 0, sizeof u[rr].F);
