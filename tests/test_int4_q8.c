@@ -244,7 +244,14 @@ static void golden_int4(void) {
     printf("  k2-thinking-tiny-int4 [%s] int8: prefill %.2e, decode %.2e, apart %.2e; exact %.2e (rms relative, T=%d)\n",
            m.cx.k->name, ep, ed, epd, ex_, T);
     EXPECT(finite, "[%s] int8 logits not finite", m.cx.k->name);
-    EXPECT(ep < 0.15 && ed < 0.15 && epd < 1e-4, "[%s] int8 logits: prefill %g decode %g apart %g", m.cx.k->name, ep, ed, epd);
+    /* Prefill and decode quantize the same activations with the same rule, but the activations themselves agree
+     * only to float rounding (batched and single-token norms and attention sum in other orders, and the orders
+     * change with the optimization level: vecmath's simd loops are scalar at -O1), and a last-bit difference can
+     * move an int8 step: measured 6e-7 apart at -O2/-O3 and 9.4e-4 at -O1 (the sanitizer build). So they must
+     * agree far better than either agrees with the reference (a path that skipped the int8 activations on one
+     * side would be ~ep apart), not bit for bit. */
+    EXPECT(ep < 0.15 && ed < 0.15 && epd < 0.05 * ep, "[%s] int8 logits: prefill %g decode %g apart %g", m.cx.k->name, ep,
+           ed, epd);
     EXPECT(ep > 0 && ed > 0, "[%s] int8 logits equal the reference bit for bit: not the int8 path?", m.cx.k->name);
     EXPECT(ex_ < 1e-4, "[%s] exact prefill logits rel %g", m.cx.k->name, ex_);
     k2c_state_free(&s);

@@ -297,9 +297,11 @@ static int load_one(k2c_model *m, const char *dir, const k2c_model_opts *o) {
         free(gguf);
         return rc;
     }
-    if (k2c_model_begin(m, o) != 0) return -1;
-    if (k2c_config_load(&m->cfg, dir) != 0) return -1;
-    if (k2c_st_open_mode(&m->st, dir, o->load) != 0) return -1;
+    /* from k2c_model_begin on the model owns memory (its tuner), so every failure below frees it */
+    if (k2c_model_begin(m, o) != 0 || k2c_config_load(&m->cfg, dir) != 0 || k2c_st_open_mode(&m->st, dir, o->load) != 0) {
+        k2c_model_free(m);
+        return -1;
+    }
     binder b = {m, dir, ""};
     if (!find(&b, "model.embed_tokens.weight")) {
         b.prefix = "language_model.";

@@ -197,9 +197,9 @@ static const k2c_bind_ops GGUF_OPS = {
 int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o, int kv_from_split) {
     k2c_model_opts dflt = {0};
     if (!o) o = &dflt;
-    if (k2c_model_begin(m, o) != 0) return -1;
+    if (k2c_model_begin(m, o) != 0) goto fail;
     m->gguf = 1;
-    if (k2c_gguf_open(&m->gg, path, o->load) != 0) return -1;
+    if (k2c_gguf_open(&m->gg, path, o->load) != 0) goto fail;
     if (k2c_gguf_config(&m->gg, &m->cfg) != 0) goto fail;
     gctx b = {{m, path}, kv_from_split};
     k2c_bind_ops ops = GGUF_OPS;
