@@ -21,9 +21,18 @@ if ! make -s -j2 CC=aarch64-linux-gnu-gcc BUILD=$B $(for t in $TESTS; do echo $B
   fail arm64_build "$(grep -m3 'error' "$TMP/build.log")"; exit 0
 fi
 pass arm64_build
-for t in $TESTS; do
-  QEMU_LD_PREFIX=/usr/aarch64-linux-gnu OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 K2C_TEST_LEVELS=neon \
-    timeout 900 qemu-aarch64 $B/tests/$t >"$TMP/$t.out" 2>&1; rc=$?
-  grep -E '^(PASS|FAIL|SKIP) ' "$TMP/$t.out" | grep -v ': not in K2C_TEST_LEVELS' | sed 's/^\(PASS\|FAIL\|SKIP\) /\1 arm64_/'
-  if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$TMP/$t.out"; then fail "arm64_$t" "exit $rc: $(tail -3 "$TMP/$t.out")"; fi
+# Two lanes, one per core (qemu-user runs one thread): test_golden (80% of the time) split in halves by
+# K2C_TEST_SHARD, the other programs after them.
+run_one() {  # $1 = program, $2 = shard, $3 = output file
+  QEMU_LD_PREFIX=/usr/aarch64-linux-gnu OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 K2C_TEST_LEVELS=neon K2C_TEST_SHARD=$2 \
+    timeout 900 qemu-aarch64 $B/tests/$1 >"$3" 2>&1; echo $? >"$3.rc"
+}
+lane() { for job in "$@"; do sh=${job#*:}; run_one ${job%%:*} $sh "$TMP/${job%%:*}.s${sh%/*}.out"; done; }
+lane test_golden:0/2 test_gguf:0/1 test_int4_q8:0/1 & la=$!
+lane test_golden:1/2 test_qgemm:0/1 test_gemm:0/1 test_vecmath:0/1 & lb=$!
+wait $la $lb
+for f in "$TMP"/test_*.s*.out; do
+  t=$(basename "${f%%.*}"); rc=$(cat "$f.rc")
+  grep -E '^(PASS|FAIL|SKIP) ' "$f" | grep -v ': not in K2C_TEST_LEVELS' | sed 's/^\(PASS\|FAIL\|SKIP\) /\1 arm64_/'
+  if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$f"; then fail "arm64_$t" "exit $rc: $(tail -3 "$f")"; fi
 done

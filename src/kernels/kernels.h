@@ -71,6 +71,8 @@ typedef struct {
      * runs that format (and every GGUF block format), so a table holds only what its ISA does better. */
     float (*dot_f32)(const float *w, const float *x, int n);           /* never NULL (prompts use it too) */
     float (*dot_bf16)(const uint16_t *w, const float *x, int n);
+    /* A BF16 row (n a multiple of 32) against xs, reordered as for dot_int4; NULL: dot_bf16 on x */
+    float (*dot_bf16_xs)(const uint16_t *w, const float *xs, int n);
     float (*dot_f16)(const uint16_t *w, const float *x, int n);
     float (*dot_fp8)(const uint8_t *w, const float *x, int n, const float *scale, int block);
     /* INT4 groups (a multiple of 32) against xs: x reordered per 32 elements into the 16 even then the 16 odd
@@ -110,6 +112,7 @@ extern const k2c_kernels k2c_kernels_avx512;
 extern const k2c_kernels k2c_kernels_neon;
 #endif
 extern float k2c_fp8_lut[256];
+extern int k2c_pf_bf16;                     /* prefetch distance of dot_bf16_xs (linear.c), set before main */
 extern const int8_t k2c_iq4_nl[16];         /* IQ4_NL / IQ4_XS: the 16 non-linear levels */
 /* IQ1/IQ2/IQ3 codebooks (iq_grids.h): entry i holds 8 (or 4) values in its bytes, little-endian */
 extern const uint8_t k2c_iq_ksigns[128];
@@ -117,7 +120,7 @@ extern const uint64_t k2c_iq2xxs_grid[256], k2c_iq2xs_grid[512], k2c_iq2s_grid[1
 extern const uint32_t k2c_iq3xxs_grid[256], k2c_iq3s_grid[512];              /* e4m3 byte -> float, filled before main */
 /* Row r of W times x and row r of W to fp32, through table k with the portable kernels for what it lacks: the
  * one switch over formats. xp: x as the format's fast kernel wants it, or NULL (fp32 x only): for INT4 the
- * reordered floats of dot_int4, for the GGUF block formats a k2c_q8x. */
+ * reordered floats of dot_int4 (and dot_bf16_xs), for the GGUF block formats a k2c_q8x. */
 float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float *x, const void *xp);
 void k2c_row_dequant(const k2c_kernels *k, const k2c_linear *l, int r, float *out);
 /* The portable kernels on every format (kern_scalar.c): the fallback of every table. */

@@ -18,6 +18,11 @@
 #include <string.h>
 
 float k2c_fp8_lut[256];
+/* How far ahead (bytes) the BF16 row kernels prefetch; 0: they leave it to the hardware. Measured on Zen 4
+ * (docs/BENCHMARKS.md, machine G): its stream prefetcher keeps up with a row on its own and a software
+ * prefetch 2 KB ahead cost 12-15% of decode; on the Intel Xeon of machine X the 2 KB prefetch was part of
+ * reaching 84% of bandwidth. So AMD gets none and the others 2 KB; K2C_PF_DIST=<bytes> overrides both. */
+int k2c_pf_bf16 = 2048;
 static k2c_kctx default_cx;
 
 int k2c_cpu_has_avx2(void) {
@@ -102,7 +107,15 @@ __attribute__((constructor)) static void kernels_init(void) {
     for (int i = 0; i < 256; i++) k2c_fp8_lut[i] = k2c_fp8_to_f32((uint8_t)i);
 #if defined(__x86_64__)
     __builtin_cpu_init();
+    if (__builtin_cpu_is("amd")) k2c_pf_bf16 = 0;
 #endif
+    const char *pf = getenv("K2C_PF_DIST");
+    if (pf && *pf) {
+        char *end;
+        long v = strtol(pf, &end, 10);
+        if (*end == 0 && v >= 0 && v <= 65536) k2c_pf_bf16 = (int)v;
+        else fprintf(stderr, "k2c: K2C_PF_DIST=%s ignored (bytes, 0 to 65536)\n", pf);
+    }
     k2c_kctx_init(&default_cx, NULL, 0, 0);
 }
 
@@ -131,7 +144,10 @@ float k2c_row_dot(const k2c_kernels *k, const k2c_linear *l, int r, const float 
     int n = l->cols;
     switch (l->fmt) {
     case K2C_FMT_F32: return k->dot_f32((const float *)l->w + off, x, n);
-    case K2C_FMT_BF16: if (k->dot_bf16) return k->dot_bf16((const uint16_t *)l->w + off, x, n); break;
+    case K2C_FMT_BF16:
+        if (xp && k->dot_bf16_xs && n % 32 == 0) return k->dot_bf16_xs((const uint16_t *)l->w + off, (const float *)xp, n);
+        if (k->dot_bf16) return k->dot_bf16((const uint16_t *)l->w + off, x, n);
+        break;
     case K2C_FMT_F16: if (k->dot_f16) return k->dot_f16((const uint16_t *)l->w + off, x, n); break;
     case K2C_FMT_FP8:
         if (k->dot_fp8)
@@ -247,17 +263,28 @@ const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf) {
     return h;
 }
 
-/* What a matvec on l prepares from x once for all rows (the INT4 reordering, the quantized activations), in
- * bytes; 0: nothing, the rows read x as it is. */
-static size_t prep_bytes(const k2c_linear *l, const k2c_kctx *cx) {
-    if (int4_q8(l, cx->k)) return k2c_q8x_bytes(l->cols);
-    if (cx->k->dot_int4 && l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0) return (size_t)l->cols * sizeof(float);
-    if (cx->k->dot_q8 && !cx->exact && k2c_wfmt_is_block(l->fmt) && l->cols % 32 == 0) return k2c_q8x_bytes(l->cols);
-    return 0;
+/* What a matvec on l prepares from x once for all rows: nothing (the rows read x as it is), x reordered per 32
+ * elements (dot_int4, dot_bf16_xs), or x quantized to int8 (the GGUF formats, INT4 on int8). */
+enum { PREP_NONE, PREP_SHUFFLE, PREP_Q8 };
+static int prep_kind(const k2c_linear *l, const k2c_kctx *cx) {
+    if (int4_q8(l, cx->k)) return PREP_Q8;
+    if (cx->k->dot_int4 && l->fmt == K2C_FMT_INT4 && l->cols % 32 == 0) return PREP_SHUFFLE;
+    if (cx->k->dot_bf16_xs && l->fmt == K2C_FMT_BF16 && l->cols % 32 == 0) return PREP_SHUFFLE;
+    if (cx->k->dot_q8 && !cx->exact && k2c_wfmt_is_block(l->fmt) && l->cols % 32 == 0) return PREP_Q8;
+    return PREP_NONE;
 }
 
-static const void *prep_x(const k2c_linear *l, const k2c_kernels *k, const float *x, void *buf) {
-    if (l->fmt == K2C_FMT_INT4 && !int4_q8(l, k)) { int4_shuffle_x(x, l->cols, buf); return buf; }
+/* ... and its size in bytes (0: nothing) */
+static size_t prep_bytes(const k2c_linear *l, const k2c_kctx *cx) {
+    switch (prep_kind(l, cx)) {
+    case PREP_SHUFFLE: return (size_t)l->cols * sizeof(float);
+    case PREP_Q8: return k2c_q8x_bytes(l->cols);
+    default: return 0;
+    }
+}
+
+static const void *prep_x(const k2c_linear *l, const k2c_kctx *cx, const float *x, void *buf) {
+    if (prep_kind(l, cx) == PREP_SHUFFLE) { int4_shuffle_x(x, l->cols, buf); return buf; }
     return k2c_q8x_quantize(x, l->cols, buf);
 }
 
@@ -298,14 +325,13 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
         size_t bytes = prep_bytes(l, cx);
         if (!bytes) continue;
         for (int j = 0; j < i && !xs[i]; j++)     /* the same input (an expert's gate and up): prepared once */
-            if (xs[j] && jobs[j].x == jobs[i].x && jobs[j].l->cols == l->cols && prep_bytes(jobs[j].l, cx) == bytes &&
-                (jobs[j].l->fmt == K2C_FMT_INT4) == (l->fmt == K2C_FMT_INT4))
+            if (xs[j] && jobs[j].x == jobs[i].x && jobs[j].l->cols == l->cols && prep_kind(jobs[j].l, cx) == prep_kind(l, cx))
                 xs[i] = xs[j];
         if (xs[i]) continue;
         /* without the buffer the row kernels read x as it is: slower (INT4) or exact (block formats) */
         void *b = ws ? k2c_ws_take(ws, bytes) : aligned_alloc(64, k2c_ws_bytes(bytes));
         owned[i] = !ws;
-        if (b) xs[i] = prep_x(l, k, jobs[i].x, b);
+        if (b) xs[i] = prep_x(l, cx, jobs[i].x, b);
     }
     start[n] = nchunks;
     size_t work = 0;
@@ -336,7 +362,7 @@ void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, flo
     const k2c_kctx *cx = ctx_of(l);
     size_t bytes = prep_bytes(l, cx);
     void *b = bytes ? aligned_alloc(64, k2c_ws_bytes(bytes)) : NULL;
-    const void *xs = b ? prep_x(l, cx->k, x, b) : NULL;
+    const void *xs = b ? prep_x(l, cx, x, b) : NULL;
     for (int i = 0; i < nrows; i++) y[i] = k2c_row_dot(cx->k, l, r0 + i, x, xs);
     free(b);
 }
