@@ -26,12 +26,11 @@ static inline void check_failed(void) {
 /* K2C_TEST_SHARD=i/n: run only every n-th test from the i-th (0-based); the others (skips too) print nothing. The slow
  * emulated AArch64 run splits a program over the cores this way (tests/test_arm64.sh). */
 static inline int check_in_shard(void) {
-    static int seen = -1, idx, cnt;
+    static int seen = -1, idx = 0, cnt = 1;
     if (seen < 0) {
         const char *s = getenv("K2C_TEST_SHARD");
-        seen = 0; idx = 0; cnt = 1;
-        if (s && sscanf(s, "%d/%d", &idx, &cnt) == 2 && cnt > 0 && idx >= 0 && idx < cnt) seen = 0;
-        else { idx = 0; cnt = 1; }
+        seen = 0;
+        if (!s || sscanf(s, "%d/%d", &idx, &cnt) != 2 || cnt < 1 || idx < 0 || idx >= cnt) { idx = 0; cnt = 1; }
     }
     return seen++ % cnt == idx;
 }
