@@ -58,7 +58,7 @@ static int cmd_serve(int argc, char **argv) {
     o.model_opts = &mo;
     o.max_body = (size_t)cli_int(&a, "max-body", 1 << 20);
     o.max_queue = (int)cli_int(&a, "max-queue", 64);
-    o.prefill_chunk = (int)cli_int(&a, "prefill-chunk", 64);
+    o.prefill_chunk = (int)cli_int(&a, "prefill-chunk", 16);
     o.timeout_s = cli_num(&a, "timeout", 300);
     o.default_max_tokens = (int)cli_int(&a, "max-tokens", 256);
     if (!o.model_dir || cli_done(&a)) return 2;

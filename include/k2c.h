@@ -276,6 +276,13 @@ int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace);
 /* One token for each of n states of the same model (a server's concurrent requests): each weight is
  * read once for all of them. logits [n, V]. */
 int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *logits);
+/* A server's step: one token for each of n states (as k2c_decode_batch) and, in the same forward pass, T
+ * prompt tokens pids of state p, which is none of them (a chunk of its prefill, absorbed form): each weight
+ * is read once for both, so the chunk adds its arithmetic to the step and not a second pass over the model.
+ * logits [n, V]; p_last [V]: the logits after the chunk's last token, or NULL. When n + T is more than one
+ * forward call holds (the model's ubatch, at least K2C_DECODE_BATCH_MAX) the two run one after the other. */
+int k2c_decode_batch_prefill(k2c_state *const *states, const int *ids, int n, k2c_state *p, const int *pids, int T,
+                             float *logits, float *p_last);
 
 /* ------------------------------------------------------------------ sampling */
 typedef struct {
@@ -530,7 +537,8 @@ typedef struct {
     int max_queue;                  /* waiting requests beyond the slots, default 64 */
     double timeout_s;               /* per request, default 300 */
     int default_max_tokens;         /* when a request gives none, default 256 */
-    int prefill_chunk;              /* prompt tokens prefilled per scheduler step between decode steps (0: 512; <0: whole prompts) */
+    int prefill_chunk;              /* prompt tokens prefilled per scheduler step while requests decode (0: 16; <0: whole
+                                     * prompts); with none decoding a step prefills up to 512 */
 } k2c_server_opts;
 int k2c_server_run(const k2c_server_opts *o, volatile int *stop);
 

@@ -37,32 +37,42 @@ size_t k2c_forward_ws_bytes(const k2c_model *m, int T, int max_ctx) {
     size_t att = k2c_mla_ws_bytes(m, T, max_ctx, lin, xs), ffn = k2c_ffn_ws_bytes(m, T, lin, xs);
     size_t most = att > ffn ? att : ffn;
     most = most > lin ? most : lin;                       /* the head */
-    return 3 * k2c_ws_bytes((size_t)T * c->hidden_size * 4) + most;
+    /* X, XN, Y, and a server step's token ids (k2c_decode_batch_prefill) */
+    return 3 * k2c_ws_bytes((size_t)T * c->hidden_size * 4) + k2c_ws_bytes((size_t)T * sizeof(int)) + most;
 }
 
-/* absorbed = 0: T tokens of state ss[0] (prefill). absorbed = 1: one token for each of T states ss[0..T).
- * The trace's rows of these tokens start at row t_off of its Ttr rows per layer (a chunk of a longer prefill). */
-static int forward_run(k2c_state *const *ss, const int *ids, int T, int absorbed, float *logits, float *last_logits,
-                       k2c_trace *tr, int t_off, int Ttr) {
-    k2c_state *s = ss[0];
+/* The rows of one call: a decode token for each of n states ss[0..n) (absorbed attention), then Tp prompt
+ * tokens of state p (NULL: none). n = 0 is a prefill chunk (either MLA form, mla.c); n > 0 with Tp > 0 a
+ * server step that batches a prefill chunk with its decodes. ids [n + Tp]. logits: [Tp, V] of every prompt
+ * row when n = 0, else [n, V] of the decode rows; last_logits [V]: the last row's. The trace's rows of
+ * a prefill's tokens start at row t_off of its Ttr rows per layer (a chunk of a longer prefill). */
+static int forward_run(k2c_state *const *ss, int n, k2c_state *p, int Tp, const int *ids, float *logits,
+                       float *last_logits, k2c_trace *tr, int t_off, int Ttr) {
+    if (!p) Tp = 0;
+    int T = n + Tp;
+    if (T <= 0) { k2c_seterr("no tokens to run"); return -1; }
+    k2c_state *s = n ? ss[0] : p;
     const k2c_model *m = s->m;
     const k2c_config *c = &m->cfg;
     int D = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers, H = c->num_attention_heads;
     int K = c->num_experts_per_tok, rc = -1;
     float eps = (float)c->rms_norm_eps;
-    if (T <= 0) { k2c_seterr("no tokens to run"); return -1; }
-    for (int i = 0; i < (absorbed ? T : 1); i++) {
-        int need = ss[i]->pos + (absorbed ? 1 : T);
-        if (ss[i]->m != m) { k2c_seterr("batched states belong to different models"); return -1; }
-        if (need > ss[i]->max_ctx) {
-            k2c_seterr("context full: %d cached + %d new tokens > %d (raise --ctx)", ss[i]->pos, need - ss[i]->pos, ss[i]->max_ctx);
+    if (T > s->ws_tokens) { k2c_seterr("%d tokens in one forward call > the workspace's %d", T, s->ws_tokens); return -1; }
+    for (int i = 0; i <= n; i++) {
+        k2c_state *st = i < n ? ss[i] : p;
+        int need = i < n ? 1 : Tp;
+        if (!st || !need) continue;
+        if (st->m != m) { k2c_seterr("batched states belong to different models"); return -1; }
+        if (st->pos + need > st->max_ctx) {
+            k2c_seterr("context full: %d cached + %d new tokens > %d (raise --ctx)", st->pos, need, st->max_ctx);
             return -1;
         }
     }
     /* the cache pages the new rows go to, before anything is written (the only allocation of a forward call:
      * one page per K2C_PAGE positions) */
-    for (int i = 0; i < (absorbed ? T : 1); i++)
-        if (k2c_state_reserve(ss[i], ss[i]->pos + (absorbed ? 1 : T))) return -1;
+    for (int i = 0; i < n; i++)
+        if (k2c_state_reserve(ss[i], ss[i]->pos + 1)) return -1;
+    if (Tp && k2c_state_reserve(p, p->pos + Tp)) return -1;
     for (int t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= V) { k2c_seterr("token id %d out of range [0, %d)", ids[t], V); return -1; }
     k2c_ws *ws = &s->ws;
@@ -76,7 +86,7 @@ static int forward_run(k2c_state *const *ss, const int *ids, int T, int absorbed
         for (int t = 0; t < T; t++) k2c_vrms_row(XN + (size_t)t * D, X + (size_t)t * D, ly->attn_norm, D, eps);
         float *amax = tr && tr->attn_max ? tr->attn_max + (size_t)l * H : NULL;
         double ta = k2c_now();      /* attention's share of the step (k2c bench; a clock read per layer) */
-        if (absorbed ? k2c_mla_decode_batch(ss, T, l, XN, Y, amax) : k2c_mla_prefill(s, l, XN, T, Y, amax)) goto done;
+        if (n ? k2c_mla_batch(ss, n, p, Tp, l, XN, Y, amax) : k2c_mla_prefill(p, l, XN, Tp, Y, amax)) goto done;
         s->attn_seconds += k2c_now() - ta;
         for (size_t i = 0; i < (size_t)T * D; i++) X[i] += Y[i];
         for (int t = 0; t < T; t++) k2c_vrms_row(XN + (size_t)t * D, X + (size_t)t * D, ly->ffn_norm, D, eps);
@@ -88,27 +98,30 @@ static int forward_run(k2c_state *const *ss, const int *ids, int T, int absorbed
         if (tr && tr->hidden) memcpy(tr->hidden + ((size_t)l * Ttr + t_off) * D, X, (size_t)T * D * sizeof *X);
     }
     for (int t = 0; t < T; t++) k2c_vrms_row(XN + (size_t)t * D, X + (size_t)t * D, m->final_norm, D, eps);
-    if (logits && k2c_matmul_ws(&m->head, XN, T, logits, ws)) goto done;
-    if (last_logits) {
-        if (logits) memcpy(last_logits, logits + (size_t)(T - 1) * V, (size_t)V * sizeof *logits);
+    /* the rows logits are asked for: every prompt row of a prefill, the decode rows of a batch */
+    int nl = n ? n : Tp;
+    if (logits && k2c_matmul_ws(&m->head, XN, nl, logits, ws)) goto done;
+    if (last_logits) {     /* the last row: a prefill's last prompt token, or a lone decode's token */
+        if (logits && !n) memcpy(last_logits, logits + (size_t)(Tp - 1) * V, (size_t)V * sizeof *logits);
         else k2c_matvec_ws(&m->head, XN + (size_t)(T - 1) * D, last_logits, ws);
     }
-    if (absorbed) for (int i = 0; i < T; i++) ss[i]->pos++;
-    else s->pos += T;
+    for (int i = 0; i < n; i++) ss[i]->pos++;
+    if (Tp) p->pos += Tp;
     rc = 0;
 done:
     ws->used = mark;
     return rc;
 }
 
-/* A decode step runs under the thread tuner (tune.c); a prefill keeps the count the tuner last chose. */
-static int forward(k2c_state *const *ss, const int *ids, int T, int absorbed, float *logits, float *last_logits,
-                   k2c_trace *tr, int t_off, int Ttr) {
-    k2c_tune *tn = ss[0]->m->tune;
-    if (!absorbed || !tn) return forward_run(ss, ids, T, absorbed, logits, last_logits, tr, t_off, Ttr);
-    k2c_tune_begin(tn, T);
+/* A decode step runs under the thread tuner (tune.c); a prefill, or a step with a prefill chunk in it, keeps
+ * the count the tuner last chose. */
+static int forward(k2c_state *const *ss, int n, k2c_state *p, int Tp, const int *ids, float *logits,
+                   float *last_logits, k2c_trace *tr, int t_off, int Ttr) {
+    k2c_tune *tn = (n ? ss[0] : p)->m->tune;
+    if (!n || (p && Tp) || !tn) return forward_run(ss, n, p, Tp, ids, logits, last_logits, tr, t_off, Ttr);
+    k2c_tune_begin(tn, n);
     double t0 = k2c_now();
-    int rc = forward_run(ss, ids, T, absorbed, logits, last_logits, tr, t_off, Ttr);
+    int rc = forward_run(ss, n, p, Tp, ids, logits, last_logits, tr, t_off, Ttr);
     if (rc == 0) k2c_tune_end(tn, k2c_now() - t0);
     return rc;
 }
@@ -123,7 +136,7 @@ int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_
     }
     for (int t = 0; t < T; t += ub) {
         int n = T - t < ub ? T - t : ub;
-        if (forward(&s, ids + t, n, 0, logits ? logits + (size_t)t * V : NULL, t + n == T ? last_logits : NULL,
+        if (forward(NULL, 0, s, n, ids + t, logits ? logits + (size_t)t * V : NULL, t + n == T ? last_logits : NULL,
                     trace, t, T)) {
             s->pos = pos0;
             return -1;
@@ -133,7 +146,7 @@ int k2c_prefill(k2c_state *s, const int *ids, int T, float *logits, float *last_
 }
 
 int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace) {
-    return forward(&s, &id, 1, 1, NULL, logits, trace, 0, 1);
+    return forward(&s, 1, NULL, 0, &id, NULL, logits, trace, 0, 1);
 }
 
 int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *logits) {
@@ -146,7 +159,33 @@ int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *log
      * advanced. */
     int step = n <= states[0]->ws_tokens ? n : K2C_DECODE_BATCH_MAX, V = states[0]->m->cfg.vocab_size;
     for (int i = 0; i < n; i += step)
-        if (forward(states + i, ids + i, n - i < step ? n - i : step, 1, logits ? logits + (size_t)i * V : NULL, NULL, NULL, 0, 1))
+        if (forward(states + i, n - i < step ? n - i : step, NULL, 0, ids + i, logits ? logits + (size_t)i * V : NULL, NULL, NULL, 0, 1))
             return -1;
     return 0;
+}
+
+int k2c_decode_batch_prefill(k2c_state *const *states, const int *ids, int n, k2c_state *p, const int *pids, int T,
+                             float *logits, float *p_last) {
+    if (n < 0 || T < 0 || (T && !p)) { k2c_seterr("bad step: %d decodes, %d prompt tokens", n, T); return -1; }
+    if (!T) return k2c_decode_batch(states, ids, n, logits);
+    if (!n) return k2c_prefill(p, pids, T, NULL, p_last, NULL);
+    for (int i = 0; i < n; i++)
+        if (states[i] == p) { k2c_seterr("the prefilling state is also in the decode batch"); return -1; }
+    k2c_state *s = states[0];
+    if (n + T > s->ws_tokens) {
+        if (k2c_decode_batch(states, ids, n, logits)) return -1;
+        return k2c_prefill(p, pids, T, NULL, p_last, NULL);
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (states[i] == states[j]) { k2c_seterr("a state appears twice in one decode batch"); return -1; }
+    /* the rows' ids, decode tokens first, in the workspace's slot for them (k2c_forward_ws_bytes) */
+    size_t mark = s->ws.used;
+    int *all = k2c_ws_take(&s->ws, (size_t)(n + T) * sizeof *all);
+    if (!all) { k2c_seterr("workspace too small for a step of %d + %d tokens", n, T); return -1; }
+    memcpy(all, ids, (size_t)n * sizeof *all);
+    memcpy(all + n, pids, (size_t)T * sizeof *all);
+    int rc = forward(states, n, p, T, all, logits, p_last, NULL, 0, 1);
+    s->ws.used = mark;
+    return rc;
 }

@@ -465,34 +465,45 @@ done:
     return rc;
 }
 
-/* One new token for each of n states (n = 1 for plain decode): the projections run as one matmul over
- * the n tokens, so a batch of requests reads each weight once; then latent attention of all of them at once.
- * Scratch from the first state's workspace. */
-int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max) {
-    const k2c_model *m = ss[0]->m;
+/* One new token for each of n states (n = 1 for plain decode) and, in the same call, T prompt tokens of
+ * state p after them (a server's prefill chunk batched with its decodes; p NULL or T 0: none): the
+ * projections run as one matmul over the n + T tokens, so a step reads each weight once for all of them;
+ * then latent attention of all of them at once (the chunk's tokens attend causally: its rows are in the
+ * cache before any query reads it). Scratch from the first state's workspace (p's when n is 0). */
+int k2c_mla_batch(k2c_state *const *ss, int n, k2c_state *p, int T, int layer, const float *XN, float *out, float *attn_max) {
+    if (!p) T = 0;
+    int N = n + T, rc = -1;
+    k2c_state *s0 = n ? ss[0] : p;
+    const k2c_model *m = s0->m;
     const k2c_layer *ly = &m->layers[layer];
     dims d = dims_of(&m->cfg);
-    k2c_ws *ws = &ss[0]->ws;
+    k2c_ws *ws = &s0->ws;
     size_t mark = ws->used;
     float *Q, *A, *mx, *QA;
-    int *off, *len, rc = -1;
-    if (!TAKE(Q, (size_t)n * d.H * d.qd) || !TAKE(A, (size_t)n * d.H * d.dv) || !TAKE(mx, (size_t)n * d.H) ||
-        !TAKE(QA, (size_t)n * d.H * (d.r + d.rs)) || !TAKE(off, n) || !TAKE(len, n)) {
-        k2c_seterr("workspace too small (decode of %d states)", n);
+    k2c_state **rs;
+    int *off, *len;
+    if (!TAKE(Q, (size_t)N * d.H * d.qd) || !TAKE(A, (size_t)N * d.H * d.dv) || !TAKE(mx, (size_t)N * d.H) ||
+        !TAKE(QA, (size_t)N * d.H * (d.r + d.rs)) || !TAKE(rs, N) || !TAKE(off, N) || !TAKE(len, N)) {
+        k2c_seterr("workspace too small (decode of %d states and %d prompt tokens)", n, T);
         goto done;
     }
-    for (int i = 0; i < n; i++) { off[i] = 0; len[i] = ss[i]->pos + 1; }
-    if (project_qkv(ss, off, layer, XN, n, Q, ws)) goto done;
-    float *CTX = QA + (size_t)n * d.H * d.rs;
-    if (attend_latent(m, layer, n, (const k2c_state *const *)ss, len, Q, QA, CTX, A, mx, ws)) goto done;
+    for (int i = 0; i < n; i++) { rs[i] = ss[i]; off[i] = 0; len[i] = ss[i]->pos + 1; }
+    for (int t = 0; t < T; t++) { rs[n + t] = p; off[n + t] = t; len[n + t] = p->pos + t + 1; }
+    if (project_qkv(rs, off, layer, XN, N, Q, ws)) goto done;
+    float *CTX = QA + (size_t)N * d.H * d.rs;
+    if (attend_latent(m, layer, N, (const k2c_state *const *)rs, len, Q, QA, CTX, A, mx, ws)) goto done;
     if (attn_max)
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < N; i++)
             for (int h = 0; h < d.H; h++) if (mx[i * d.H + h] > attn_max[h]) attn_max[h] = mx[i * d.H + h];
-    if (k2c_matmul_ws(&ly->o, A, n, out, ws)) goto done;
+    if (k2c_matmul_ws(&ly->o, A, N, out, ws)) goto done;
     rc = 0;
 done:
     ws->used = mark;
     return rc;
+}
+
+int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max) {
+    return k2c_mla_batch(ss, n, NULL, 0, layer, XN, out, attn_max);
 }
 
 /* Upper bound of what the functions above take for T tokens (prefill in either form, or a decode batch). */

@@ -193,6 +193,8 @@ size_t k2c_ffn_ws_bytes(const k2c_model *m, int T, size_t lin, size_t xs);
 /* 1 if a prefill of T tokens after pos cached ones runs in the absorbed form (m->prefill_path, else the cost model). */
 int k2c_mla_prefill_absorbed(const k2c_model *m, int pos, int T);
 int k2c_mla_decode_batch(k2c_state *const *ss, int n, int layer, const float *XN, float *out, float *attn_max);
+/* A decode batch of n states plus T prompt tokens of state p in one call (absorbed form; mla.c). */
+int k2c_mla_batch(k2c_state *const *ss, int n, k2c_state *p, int T, int layer, const float *XN, float *out, float *attn_max);
 /* FFN of one layer (dense or MoE); experts: optional [T, k] trace, sorted ascending. */
 int k2c_ffn_forward(const k2c_model *m, k2c_ws *ws, int layer, const float *XN, int T, float *out, int *experts);
 /* out [T, D] = the shared expert (with_shared) + the routed experts idx/w [T, k] of this rank (k2c_ep_owns);

@@ -343,20 +343,39 @@ static void release(srv *s, srv_slot *sl) {
     job_unref(j);
 }
 
-/* Continuous batching: prompts are prefilled in chunks between decode steps, so a long prompt arriving
- * while others stream delays each of their tokens by at most one chunk's prefill instead of the whole
- * prompt's. A slot's chunks start at fixed offsets (its cached prefix + k * chunk) whatever else is
- * running, so an answer does not depend on what it was batched with. Each step prefills at least one
- * chunk, and more while the step's budget (one chunk's worth of tokens) lasts. */
-static void prefill_step(srv *s) {
-    int chunk = s->opts.prefill_chunk == 0 ? 64 : s->opts.prefill_chunk;
-    int budget = chunk > 0 ? chunk : INT32_MAX, done_one = 0;
-    for (int i = 0; i < s->nslots; i++) {
+/* Continuous batching: prompts are prefilled in chunks, so a long prompt arriving while others stream
+ * delays each of their tokens by one chunk's arithmetic instead of the whole prompt's. While any slot
+ * decodes, a step carries one chunk of --prefill-chunk tokens (16) of the first slot still prefilling in
+ * the same forward pass as the decode tokens (k2c_decode_batch_prefill: the weights are read once for
+ * both). Its size is measured (bench/server_latency.sh, docs/BENCHMARKS.md): the stall a chunk adds to
+ * every stream's next token grows with its tokens and with the depth they attend to, and with 16 streams
+ * the p99 inter-token gap while a 4k prompt goes in stays within 2x of the steady one at 16 tokens a step,
+ * not at 32 or 64. With no slot decoding nobody waits on the step: it prefills a whole ubatch (512 tokens,
+ * or the chunk if larger) of as many waiting prompts as fit, so a lone long prompt gets its first token as
+ * fast as a plain prefill and the next step still lets newcomers in. Chunk boundaries so depend on what
+ * else runs; like a decode batch's split of the attention work, that changes rounding in the last bits
+ * only (greedy answers batched and alone are compared in tests/server_e2e.cjs). */
+static int chunk_of(const srv *s, int decoding) {
+    int chunk = s->opts.prefill_chunk == 0 ? 16 : s->opts.prefill_chunk;
+    if (chunk < 0) return INT32_MAX;
+    return decoding || chunk >= K2C_UBATCH_DEFAULT ? chunk : K2C_UBATCH_DEFAULT;
+}
+
+/* The slot whose prompt a step goes on with (the first one still prefilling), or NULL. */
+static srv_slot *prefilling(srv *s) {
+    for (int i = 0; i < s->nslots; i++)
+        if (s->slots[i].job && !s->slots[i].cur) return &s->slots[i];
+    return NULL;
+}
+
+/* A step with nothing to decode: chunks of waiting prompts up to one chunk's budget in all. */
+static void prefill_alone(srv *s) {
+    int budget = chunk_of(s, 0);
+    for (int i = 0; i < s->nslots && budget > 0; i++) {
         srv_slot *sl = &s->slots[i];
         srv_job *j = sl->job;
         if (!j || sl->cur) continue;
-        int left = j->nprompt - sl->st.pos, take = chunk > 0 && left > chunk ? chunk : left;
-        if (done_one && take > budget) break;
+        int left = j->nprompt - sl->st.pos, take = left > budget ? budget : left;
         double t0 = k2c_now();
         if (k2c_prefill(&sl->st, j->prompt + sl->st.pos, take, NULL, take == left ? sl->logits : NULL, NULL) != 0) {
             job_finish(s, j, k2c_errmsg());
@@ -369,8 +388,6 @@ static void prefill_step(srv *s) {
         pthread_mutex_unlock(&s->mu);
         if (take == left) sl->cur = sl->logits;
         budget -= take;
-        done_one = 1;
-        if (budget <= 0) break;
     }
 }
 
@@ -414,7 +431,6 @@ static void *scheduler(void *arg) {
                 job_unref(j);
             }
         }
-        prefill_step(s);
         /* one token for every slot whose prompt is in */
         int n = 0;
         double now = k2c_now();
@@ -442,16 +458,29 @@ static void *scheduler(void *arg) {
             ids[n] = id;
             batch[n++] = sl;
         }
+        if (!n) prefill_alone(s);
         if (n) {
+            /* the decodes, and a chunk of the first prompt still going in (continuous batching, above) */
+            srv_slot *ps = prefilling(s);
+            int take = 0, left = 0;
+            if (ps) {
+                int chunk = chunk_of(s, n);
+                left = ps->job->nprompt - ps->st.pos;
+                take = left > chunk ? chunk : left;
+            }
             double t0 = k2c_now();
-            if (k2c_decode_batch(states, ids, n, s->batch_logits) != 0) {
+            if (k2c_decode_batch_prefill(states, ids, n, ps ? &ps->st : NULL, ps ? ps->job->prompt + ps->st.pos : NULL, take,
+                                         s->batch_logits, take && take == left ? ps->logits : NULL) != 0) {
                 const char *e = k2c_errmsg();
                 for (int i = 0; i < n; i++) { job_finish(s, batch[i]->job, e); batch[i]->st.pos = 0; release(s, batch[i]); }
+                if (ps) { job_finish(s, ps->job, e); ps->st.pos = 0; release(s, ps); }
                 continue;
             }
             double dt = k2c_now() - t0;
             for (int i = 0; i < n; i++) batch[i]->cur = s->batch_logits + (size_t)i * V;
+            if (take && take == left) ps->cur = ps->logits;
             pthread_mutex_lock(&s->mu);
+            s->m_prefill_chunks += take > 0;
             s->m_decode_s += dt;
             s->m_decode_tokens += (uint64_t)n;
             s->m_steps++;
