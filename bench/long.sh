@@ -27,6 +27,7 @@ CACHE=${CACHE:-bf16}
 MODEL=${MODEL:-build/bench/k2l3_e${EXPERTS}_v${VOCAB}}
 K2C=${K2C:-build/k2c}
 [ -x "$K2C" ] || make -j"$THREADS" build/k2c
+mkdir -p "$(dirname "$MODEL")"
 if [ ! -f "$MODEL/config.json" ]; then
     echo "writing $MODEL (Kimi-K2 shape, 3 layers, $EXPERTS experts, vocab $VOCAB, INT4 experts)" >&2
     "$K2C" mkmodel --preset kimi-k2 --layers 3 --experts "$EXPERTS" --vocab "$VOCAB" --dtype int4 --out "$MODEL"

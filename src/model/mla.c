@@ -109,23 +109,34 @@ static int project_qkv(k2c_state *const *ss, const int *pos_off, int layer, cons
 /* Head h of QA [nq, H, r + dr]: (q'_{i,h}, q_pe_{i,h}) with q' = W_kvb[h, key rows]^T q_nope_{i,h}, laid out like a
  * cache row so that one product gives the whole score; each weight row dequantized once for all nq tokens.
  * row: scratch [r]. */
+static const k2c_linear *kvb_abs(const k2c_layer *ly) { return ly->kv_b_abs.w ? &ly->kv_b_abs : &ly->kv_b; }
+/* Row r of kv_b as fp32: in place when stored so (no copy of 2 x H x 256 rows per layer and token), else
+ * converted into row. */
+static const float *kvb_row(const k2c_linear *kvb, int r, float *row) {
+    if (kvb->fmt == K2C_FMT_F32) return (const float *)kvb->w + (size_t)r * (size_t)kvb->cols;
+    k2c_linear_rows_f32(kvb, r, 1, row);
+    return row;
+}
+
 static void absorb_query_head(const dims *d, const k2c_layer *ly, int h, const float *Q, int nq, float *QA, float *row) {
+    const k2c_linear *kvb = kvb_abs(ly);
     for (int i = 0; i < nq; i++) {
         float *qa = QA + ((size_t)i * d->H + h) * d->rs;
         memset(qa, 0, (size_t)d->r * sizeof *QA);
         memcpy(qa + d->r, Q + ((size_t)i * d->H + h) * d->qd + d->dn, (size_t)d->dr * sizeof *QA);   /* q_pe */
     }
     for (int k = 0; k < d->dn; k++) {
-        k2c_linear_rows_f32(&ly->kv_b, h * d->kvd + k, 1, row);
-        for (int i = 0; i < nq; i++) k2c_vaxpy(QA + ((size_t)i * d->H + h) * d->rs, Q[((size_t)i * d->H + h) * d->qd + k], row, d->r);
+        const float *w = kvb_row(kvb, h * d->kvd + k, row);
+        for (int i = 0; i < nq; i++) k2c_vaxpy(QA + ((size_t)i * d->H + h) * d->rs, Q[((size_t)i * d->H + h) * d->qd + k], w, d->r);
     }
 }
 
 /* Head h of A [nq, H, dv]: o_{i,h} = W_kvb[h, value rows] ctx_{i,h}. */
 static void absorb_value_head(const dims *d, const k2c_layer *ly, int h, const float *CTX, int nq, float *A, float *row) {
+    const k2c_linear *kvb = kvb_abs(ly);
     for (int k = 0; k < d->dv; k++) {
-        k2c_linear_rows_f32(&ly->kv_b, h * d->kvd + d->dn + k, 1, row);
-        for (int i = 0; i < nq; i++) A[((size_t)i * d->H + h) * d->dv + k] = k2c_vdot(row, CTX + ((size_t)i * d->H + h) * d->r, d->r);
+        const float *w = kvb_row(kvb, h * d->kvd + d->dn + k, row);
+        for (int i = 0; i < nq; i++) A[((size_t)i * d->H + h) * d->dv + k] = k2c_vdot(w, CTX + ((size_t)i * d->H + h) * d->r, d->r);
     }
 }
 

@@ -42,6 +42,9 @@ typedef struct {
     k2c_linear kv_a;                            /* [r+dr, D] */
     const float *kv_a_norm;                     /* [r] */
     k2c_linear kv_b;                            /* [H*(dn+dv), r] */
+    k2c_linear kv_b_abs;                        /* kv_b for the absorbed attention, which reads its rows as fp32
+                                                 * every step: an fp32 copy where kv_b is in a GGUF block format
+                                                 * (model_gguf.c), else unset (w NULL: kv_b itself) */
     k2c_linear o;                               /* [D, H*dv] */
     int is_moe;
     k2c_linear gate, up, down;                  /* dense FFN (or shared experts when is_moe) */
