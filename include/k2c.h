@@ -146,6 +146,9 @@ typedef struct {
                              * `threads`. On in k2c_model_opts_default unless K2C_ADAPT_THREADS=0 */
     int ubatch;             /* tokens per forward pass of a prefill (k2c_prefill splits longer prompts), so the
                              * activation memory does not grow with the prompt; 0: K2C_UBATCH_DEFAULT */
+    int stored_only;        /* bind what the files store and nothing derived for running them (the fp32 copy of a
+                             * GGUF block-format kv_b for the absorbed attention): for tools that read the weights
+                             * rather than run decode (k2c quantize, the importance matrix) */
     const k2c_comm *comm;   /* expert parallelism over these ranks (NULL or one rank: a single process). Every
                              * rank opens the same model; rank r keeps the routed experts e with e % size == r.
                              * Rank 0 runs everything else and gets the model; ranks > 0 then serve their experts
@@ -277,10 +280,12 @@ int k2c_decode(k2c_state *s, int id, float *logits, k2c_trace *trace);
  * read once for all of them. logits [n, V]. */
 int k2c_decode_batch(k2c_state *const *states, const int *ids, int n, float *logits);
 /* A server's step: one token for each of n states (as k2c_decode_batch) and, in the same forward pass, T
- * prompt tokens pids of state p, which is none of them (a chunk of its prefill, absorbed form): each weight
- * is read once for both, so the chunk adds its arithmetic to the step and not a second pass over the model.
- * logits [n, V]; p_last [V]: the logits after the chunk's last token, or NULL. When n + T is more than one
- * forward call holds (the model's ubatch, at least K2C_DECODE_BATCH_MAX) the two run one after the other. */
+ * prompt tokens pids of state p, which is none of them (a chunk of its prefill; absorbed attention when
+ * n > 0): each weight is read once for both, so the chunk adds its arithmetic to the step and not a second
+ * pass over the model. logits [n, V]; p_last [V]: the logits after the chunk's last token, or NULL. When
+ * n + T is more than one forward call holds (the model's ubatch, at least K2C_DECODE_BATCH_MAX), or the
+ * joint pass fails, the two run one after the other. Returns 0; -1: nothing advanced; -2: the decodes went
+ * through (logits hold them) and the chunk did not (p unchanged), so a caller can fail only p's request. */
 int k2c_decode_batch_prefill(k2c_state *const *states, const int *ids, int n, k2c_state *p, const int *pids, int T,
                              float *logits, float *p_last);
 
@@ -522,7 +527,7 @@ const char *k2c_turn_args(const k2c_turn *g, int i, size_t *len);
 
 /* OpenAI-compatible HTTP server (server.c): POST /v1/chat/completions, /v1/completions, GET /v1/models,
  * /health, /metrics. Requests share the model: one scheduler thread batches every active request's
- * decode step into one k2c_decode_batch; a new request reuses the latent KV rows of the longest prompt
+ * decode step into one forward pass (with a chunk of a prompt being prefilled, k2c_decode_batch_prefill); a new request reuses the latent KV rows of the longest prompt
  * prefix any slot holds. Runs until SIGINT / SIGTERM (or *stop becomes nonzero). */
 typedef struct {
     const char *model_dir;          /* checkpoint + tiktoken.model + tokenizer_config.json */

@@ -157,26 +157,32 @@ static void check_case(const char *name) {
         k2c_state_free(&a);
         k2c_state_free(&b);
     }
-    /* a server step: state a decodes token by token while state p's prompt goes in by chunks of 3 in the same
-     * forward pass (k2c_decode_batch_prefill); a's rows and p's chunk ends must equal the reference */
+    /* a server step: state a decodes token by token and state c from the middle, while state p's prompt goes in
+     * by chunks of 3 in the same forward pass (k2c_decode_batch_prefill); every decode row and p's chunk ends
+     * must equal the reference at their own positions */
     {
-        k2c_state a, p;
+        k2c_state a, c2, p;
         k2c_state_init(&a, &g.m, 64);
+        k2c_state_init(&c2, &g.m, 64);
         k2c_state_init(&p, &g.m, 64);
-        float *bl = malloc((size_t)V * sizeof *bl), *pl = malloc((size_t)V * sizeof *pl), worst = 0;
+        EXPECT(k2c_prefill(&c2, ids, half, NULL, NULL, NULL) == 0, "%s", k2c_errmsg());
+        float *bl = malloc(2 * (size_t)V * sizeof *bl), *pl = malloc((size_t)V * sizeof *pl), worst = 0;
         int pp = 0, chunks = 0;
         for (int t = 0; t < T; t++) {
-            k2c_state *one[1] = {&a};
+            k2c_state *two[2] = {&a, &c2};
+            int dids[2] = {ids[t], ids[half + t < T ? half + t : 0]}, nd = half + t < T ? 2 : 1;
             int take = T - pp < 3 ? T - pp : 3;
-            EXPECT(k2c_decode_batch_prefill(one, &ids[t], 1, &p, ids + pp, take, bl, take ? pl : NULL) == 0, "%s", k2c_errmsg());
-            for (int v = 0; v < V; v++) worst = (float)check_worse(worst, fabsf(bl[v] - ((const float *)lg->data)[(size_t)t * V + v]));
+            EXPECT(k2c_decode_batch_prefill(two, dids, nd, &p, ids + pp, take, bl, take ? pl : NULL) == 0, "%s", k2c_errmsg());
+            for (int i = 0; i < nd; i++)
+                for (int v = 0; v < V; v++)
+                    worst = (float)check_worse(worst, fabsf(bl[(size_t)i * V + v] - ((const float *)lg->data)[(size_t)(i ? half + t : t) * V + v]));
             if (take) {
                 pp += take;
                 chunks++;
                 for (int v = 0; v < V; v++) worst = (float)check_worse(worst, fabsf(pl[v] - ((const float *)lg->data)[(size_t)(pp - 1) * V + v]));
             }
         }
-        EXPECT(a.pos == T && p.pos == T && chunks == (T + 2) / 3, "positions %d and %d after %d steps", a.pos, p.pos, T);
+        EXPECT(a.pos == T && c2.pos == T && p.pos == T && chunks == (T + 2) / 3, "positions %d, %d and %d after %d steps", a.pos, c2.pos, p.pos, T);
         EXPECT(worst / m2 < 1e-4f, "%s decode batched with a prefill chunk rel err %g", name, worst / m2);
         k2c_state_reset(&a);
         k2c_state *self[1] = {&a};
@@ -184,6 +190,7 @@ static void check_case(const char *name) {
         free(bl);
         free(pl);
         k2c_state_free(&a);
+        k2c_state_free(&c2);
         k2c_state_free(&p);
     }
     /* ids out of range and a full context are errors, not crashes */

@@ -172,20 +172,23 @@ int k2c_decode_batch_prefill(k2c_state *const *states, const int *ids, int n, k2
     for (int i = 0; i < n; i++)
         if (states[i] == p) { k2c_seterr("the prefilling state is also in the decode batch"); return -1; }
     k2c_state *s = states[0];
-    if (n + T > s->ws_tokens) {
-        if (k2c_decode_batch(states, ids, n, logits)) return -1;
-        return k2c_prefill(p, pids, T, NULL, p_last, NULL);
-    }
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)
             if (states[i] == states[j]) { k2c_seterr("a state appears twice in one decode batch"); return -1; }
-    /* the rows' ids, decode tokens first, in the workspace's slot for them (k2c_forward_ws_bytes) */
-    size_t mark = s->ws.used;
-    int *all = k2c_ws_take(&s->ws, (size_t)(n + T) * sizeof *all);
-    if (!all) { k2c_seterr("workspace too small for a step of %d + %d tokens", n, T); return -1; }
-    memcpy(all, ids, (size_t)n * sizeof *all);
-    memcpy(all + n, pids, (size_t)T * sizeof *all);
-    int rc = forward(states, n, p, T, all, logits, p_last, NULL, 0, 1);
-    s->ws.used = mark;
-    return rc;
+    if (n + T <= s->ws_tokens) {
+        /* the rows' ids, decode tokens first, in the workspace's slot for them (k2c_forward_ws_bytes); a failed
+         * joint pass advanced no state, and the halves run apart below so that one bad half fails alone */
+        size_t mark = s->ws.used;
+        int *all = k2c_ws_take(&s->ws, (size_t)(n + T) * sizeof *all);
+        int rc = -1;
+        if (all) {
+            memcpy(all, ids, (size_t)n * sizeof *all);
+            memcpy(all + n, pids, (size_t)T * sizeof *all);
+            rc = forward(states, n, p, T, all, logits, p_last, NULL, 0, 1);
+        }
+        s->ws.used = mark;
+        if (rc == 0) return 0;
+    }
+    if (k2c_decode_batch(states, ids, n, logits)) return -1;
+    return k2c_prefill(p, pids, T, NULL, p_last, NULL) ? -2 : 0;
 }

@@ -70,7 +70,7 @@ struct k2c_model {
     int cache_type;                             /* states' latent cache rows: K2C_CACHE_* (k2c_model_opts.cache_type) */
     int prefill_path;                           /* MLA prefill form: 0 chosen per call, 1 absorbed, 2 expanded
                                                  * (tests and measurements force one) */
-    void **owned; int nowned, cap_owned;        /* fp32 copies of small vectors */
+    void **owned; int nowned, cap_owned;        /* model-owned copies: small fp32 vectors, derived weights (kv_b_abs) */
     /* Expert parallelism (ep.c): routed expert e runs on rank e % ep_size; ep_size 1 is a single process. */
     const k2c_comm *comm;
     int ep_rank, ep_size;

@@ -208,7 +208,10 @@ int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o,
     k2c_bind_ops ops = GGUF_OPS;
     ops.where = path;
     if (k2c_bind_model(&ops, &b, m, o) != 0) goto fail;
-    for (int L = 0; L < m->cfg.num_hidden_layers; L++) {
+    /* not for tools that only read the weights, nor on an expert-parallel rank > 0 (it runs no attention and
+     * touches only its experts' pages) */
+    int derive = !o->stored_only && !(o->comm && o->comm->size > 1 && o->comm->rank != 0);
+    for (int L = 0; derive && L < m->cfg.num_hidden_layers; L++) {
         const k2c_linear *kv = &m->layers[L].kv_b;
         if (!k2c_wfmt_is_block(kv->fmt)) continue;
         float *w = k2c_model_own(m, (size_t)kv->rows * kv->cols * sizeof *w);

@@ -459,7 +459,7 @@ int k2c_quantize(const char *in, const char *out, const k2c_quantize_opts *o) {
     struct stat sb;
     if (stat(in, &sb) != 0) { k2c_seterr("quantize: %s: %s", in, strerror(errno)); return -1; }
     if (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) { k2c_seterr("quantize: --out %s is a folder; give a .gguf file name", out); return -1; }
-    k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .threads = o->threads, .simd = "scalar"};
+    k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .threads = o->threads, .simd = "scalar", .stored_only = 1};
     k2c_model *m = malloc(sizeof *m);
     k2c_gguf_writer *w = NULL;
     plan p = {0};
@@ -704,7 +704,7 @@ static int run_text(k2c_model *m, const int *ids, int n, int chunk) {
 }
 
 static int open_for_stats(k2c_model *m, const char *model, int threads) {
-    k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .exact = 1, .threads = threads};
+    k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .exact = 1, .threads = threads, .stored_only = 1};
     if (k2c_model_load_opts(m, model, &mo) != 0) return -1;
     m->prefill_path = 2;        /* expanded attention: kv_b's inputs (the latents) go through a product */
     return 0;

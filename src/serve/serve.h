@@ -48,6 +48,7 @@ typedef struct {
     int *hist;                      /* token ids of the rows in st's cache (st.pos of them) */
     float *logits, *cur;            /* own logits (after prefill); cur: the logits for the next pick, NULL while prefilling */
     srv_job *job;
+    uint64_t admitted;              /* the scheduler's admission count when job came in: prompts prefill in this order */
 } srv_slot;
 
 typedef struct {
@@ -63,6 +64,7 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     srv_job *queue; int nqueue, busy, stopping;
+    uint64_t admissions;            /* jobs given a slot so far (scheduler thread only) */
     void *daemon;
     double started;
     unsigned long next_id;          /* request ids (atomic) */

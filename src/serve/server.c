@@ -4,7 +4,8 @@
  * waits for its job, a streaming response's reader waits for the next SSE bytes); one scheduler thread
  * owns the model. Jobs go from the HTTP threads to the scheduler through a bounded queue; the scheduler
  * gives each job a slot (a k2c_state), prefills it, and then runs every busy slot's next token through
- * one k2c_decode_batch, so the weights are read once per step for all requests. A job is shared by its
+ * one forward pass (with a chunk of the oldest prompt still going in: k2c_decode_batch_prefill), so the
+ * weights are read once per step for all requests. A job is shared by its
  * HTTP thread and the scheduler (reference counted); a streaming client that goes away marks it
  * cancelled, and the scheduler frees the slot at its next step.
  *
@@ -329,6 +330,7 @@ static int admit(srv *s, srv_job *j, srv_slot **out) {
     memcpy(sl->hist + reuse, j->prompt + reuse, (size_t)(j->nprompt - reuse) * sizeof(int));
     j->cached = reuse;
     sl->job = j;
+    sl->admitted = ++s->admissions;
     sl->cur = NULL;   /* prefilling: prefill_step brings it to the decode batch */
     *out = sl;
     return 0;
@@ -345,27 +347,30 @@ static void release(srv *s, srv_slot *sl) {
 
 /* Continuous batching: prompts are prefilled in chunks, so a long prompt arriving while others stream
  * delays each of their tokens by one chunk's arithmetic instead of the whole prompt's. While any slot
- * decodes, a step carries one chunk of --prefill-chunk tokens (16) of the first slot still prefilling in
+ * decodes, a step carries one chunk of --prefill-chunk tokens (16) of the oldest prompt still prefilling in
  * the same forward pass as the decode tokens (k2c_decode_batch_prefill: the weights are read once for
- * both). Its size is measured (bench/server_latency.sh, docs/BENCHMARKS.md): the stall a chunk adds to
- * every stream's next token grows with its tokens and with the depth they attend to, and with 16 streams
+ * both; the step's time counts as decode time in /metrics). Its size is measured (bench/server_latency.sh,
+ * docs/BENCHMARKS.md): the stall a chunk adds to every stream's next token grows with its tokens and with
+ * the depth they attend to, and with 16 streams
  * the p99 inter-token gap while a 4k prompt goes in stays within 2x of the steady one at 16 tokens a step,
  * not at 32 or 64. With no slot decoding nobody waits on the step: it prefills a whole ubatch (512 tokens,
  * or the chunk if larger) of as many waiting prompts as fit, so a lone long prompt gets its first token as
  * fast as a plain prefill and the next step still lets newcomers in. Chunk boundaries so depend on what
  * else runs; like a decode batch's split of the attention work, that changes rounding in the last bits
- * only (greedy answers batched and alone are compared in tests/server_e2e.cjs). */
+ * only, so a greedy answer is the same batched or alone except where two logits tie that closely. */
 static int chunk_of(const srv *s, int decoding) {
     int chunk = s->opts.prefill_chunk == 0 ? 16 : s->opts.prefill_chunk;
     if (chunk < 0) return INT32_MAX;
     return decoding || chunk >= K2C_UBATCH_DEFAULT ? chunk : K2C_UBATCH_DEFAULT;
 }
 
-/* The slot whose prompt a step goes on with (the first one still prefilling), or NULL. */
+/* The slot whose prompt a step goes on with: of those still prefilling, the one admitted first (a prompt
+ * arriving later, whatever slot it got, waits its turn instead of overtaking), or NULL. */
 static srv_slot *prefilling(srv *s) {
+    srv_slot *best = NULL;
     for (int i = 0; i < s->nslots; i++)
-        if (s->slots[i].job && !s->slots[i].cur) return &s->slots[i];
-    return NULL;
+        if (s->slots[i].job && !s->slots[i].cur && (!best || s->slots[i].admitted < best->admitted)) best = &s->slots[i];
+    return best;
 }
 
 /* A step with nothing to decode: chunks of waiting prompts up to one chunk's budget in all. */
@@ -460,7 +465,7 @@ static void *scheduler(void *arg) {
         }
         if (!n) prefill_alone(s);
         if (n) {
-            /* the decodes, and a chunk of the first prompt still going in (continuous batching, above) */
+            /* the decodes, and a chunk of the oldest prompt still going in (continuous batching, above) */
             srv_slot *ps = prefilling(s);
             int take = 0, left = 0;
             if (ps) {
@@ -469,12 +474,19 @@ static void *scheduler(void *arg) {
                 take = left > chunk ? chunk : left;
             }
             double t0 = k2c_now();
-            if (k2c_decode_batch_prefill(states, ids, n, ps ? &ps->st : NULL, ps ? ps->job->prompt + ps->st.pos : NULL, take,
-                                         s->batch_logits, take && take == left ? ps->logits : NULL) != 0) {
+            int rc = k2c_decode_batch_prefill(states, ids, n, ps ? &ps->st : NULL, ps ? ps->job->prompt + ps->st.pos : NULL,
+                                              take, s->batch_logits, take && take == left ? ps->logits : NULL);
+            if (rc == -1) {     /* nothing advanced: every request of the step fails */
                 const char *e = k2c_errmsg();
                 for (int i = 0; i < n; i++) { job_finish(s, batch[i]->job, e); batch[i]->st.pos = 0; release(s, batch[i]); }
                 if (ps) { job_finish(s, ps->job, e); ps->st.pos = 0; release(s, ps); }
                 continue;
+            }
+            if (rc == -2) {     /* the decodes went through; only the prompt's request fails */
+                job_finish(s, ps->job, k2c_errmsg());
+                release(s, ps);
+                ps = NULL;
+                take = 0;
             }
             double dt = k2c_now() - t0;
             for (int i = 0; i < n; i++) batch[i]->cur = s->batch_logits + (size_t)i * V;

@@ -369,7 +369,7 @@ static char *metrics_text(srv *s) {
                   "# TYPE k2c_decode_steps_total counter\nk2c_decode_steps_total %llu\n"
                   "# TYPE k2c_decode_seconds_total counter\nk2c_decode_seconds_total %.6f\n"
                   "# TYPE k2c_prefill_seconds_total counter\nk2c_prefill_seconds_total %.6f\n"
-                  "# HELP k2c_prefill_chunks_total Prompt chunks prefilled between decode steps.\n"
+                  "# HELP k2c_prefill_chunks_total Prompt chunks prefilled (batched into decode steps while requests decode).\n"
                   "# TYPE k2c_prefill_chunks_total counter\nk2c_prefill_chunks_total %llu\n"
                   "# HELP k2c_tokens_per_second Aggregate decode tokens/s (moving average over steps).\n"
                   "# TYPE k2c_tokens_per_second gauge\nk2c_tokens_per_second %.3f\n"
