@@ -113,12 +113,15 @@ done:
     return rc;
 }
 
-/* A decode step runs under the thread tuner (tune.c); a prefill, or a step with a prefill chunk in it, keeps
- * the count the tuner last chose. */
+/* A decode step runs under the thread tuner (tune.c); a prefill, or a step with a prefill chunk in it, runs on
+ * the count the tuner settled on (not on a probe's, which is measured on decode steps alone). */
 static int forward(k2c_state *const *ss, int n, k2c_state *p, int Tp, const int *ids, float *logits,
                    float *last_logits, k2c_trace *tr, int t_off, int Ttr) {
     k2c_tune *tn = (n ? ss[0] : p)->m->tune;
-    if (!n || (p && Tp) || !tn) return forward_run(ss, n, p, Tp, ids, logits, last_logits, tr, t_off, Ttr);
+    if (!n || (p && Tp) || !tn) {
+        if (tn) k2c_tune_settled(tn);
+        return forward_run(ss, n, p, Tp, ids, logits, last_logits, tr, t_off, Ttr);
+    }
     k2c_tune_begin(tn, n);
     double t0 = k2c_now();
     int rc = forward_run(ss, n, p, Tp, ids, logits, last_logits, tr, t_off, Ttr);

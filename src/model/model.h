@@ -105,6 +105,7 @@ typedef struct k2c_tune {
 void k2c_tune_init(k2c_tune *t, k2c_kctx *cx, int on);
 void k2c_tune_begin(k2c_tune *t, int batch);            /* before a decode step of `batch` states: sets cx->team */
 void k2c_tune_end(k2c_tune *t, double seconds);         /* after it, with its wall time */
+void k2c_tune_settled(k2c_tune *t);                     /* cx->team = the chosen count (not a probe's): other calls */
 
 /* The binding both checkpoint formats share (model.c): which tensors a model and each layer hold, and the
  * checks between them, written once; a format gives its names and how it reads one tensor (model.c: Hugging

@@ -56,6 +56,10 @@ void k2c_tune_begin(k2c_tune *t, int batch) {
     t->cx->team = t->cand[t->probing >= 0 ? t->probing : t->cur];
 }
 
+void k2c_tune_settled(k2c_tune *t) {
+    if (t->on) t->cx->team = t->cand[t->cur];
+}
+
 void k2c_tune_end(k2c_tune *t, double seconds) {
     if (!t->on) return;
     t->steps++;
