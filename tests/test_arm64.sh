@@ -24,7 +24,7 @@ pass arm64_build
 # Two lanes, one per core (qemu-user runs one thread): test_golden (80% of the time) split in halves by
 # K2C_TEST_SHARD, the other programs after them.
 run_one() {  # $1 = program, $2 = shard, $3 = output file
-  QEMU_LD_PREFIX=/usr/aarch64-linux-gnu OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 K2C_TEST_LEVELS=neon K2C_TEST_SHARD=$2 \
+  QEMU_LD_PREFIX=/usr/aarch64-linux-gnu OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 K2C_TEST_LEVELS=neon K2C_TEST_SHARD=$2 K2C_TEST_EMULATED=1 \
     timeout 900 qemu-aarch64 $B/tests/$1 >"$3" 2>&1; echo $? >"$3.rc"
 }
 lane() { for job in "$@"; do sh=${job#*:}; run_one ${job%%:*} $sh "$TMP/${job%%:*}.s${sh%/*}.out"; done; }

@@ -443,7 +443,11 @@ static void cache_format(void) {
             return;
         }
         const k2c_tensor *ids_t = k2c_st_find(&ref, "input_ids"), *lg = k2c_st_find(&ref, "logits");
-        int T = (int)ids_t->numel, V = mb.cfg.vocab_size, half = T / 2;
+        int T = (int)ids_t->numel, V = mb.cfg.vocab_size;
+        /* under emulation (tests/test_arm64.sh) k2-long's first 320 positions (past one page of 256): its
+         * 1200 made these two tests most of the emulated run, and golden_k2-long checks all 1200 there */
+        if (ci == 2 && getenv("K2C_TEST_EMULATED") && T > 320) T = 320;
+        int half = T / 2;
         int *ids = malloc(T * sizeof *ids);
         for (int t = 0; t < T; t++) ids[t] = (int)k2c_elem_to_f32(ids_t->dtype, ids_t->data, t);
         float *a = malloc((size_t)T * V * sizeof *a), *b = malloc((size_t)T * V * sizeof *b), *c = malloc((size_t)T * V * sizeof *c);
@@ -500,7 +504,7 @@ static void cache_format(void) {
         /* prefix reuse: sb holds all T positions (decode above); its first P rows copied into a fresh state that
          * then prefills the rest gives the logits of sb's own prefill of the rest, bit for bit */
         if (ci == 2) {
-            int P = T / 2 + 3;                       /* k2-long: past the first page of 256 */
+            int P = T / 2 + 3 > 256 ? T / 2 + 3 : 259;   /* k2-long: past the first page of 256 */
             k2c_state sc;
             EXPECT(k2c_state_init(&sc, &mb, T + 1) == 0, "%s", k2c_errmsg());
             EXPECT(k2c_state_copy_prefix(&sc, &sf, P) != 0, "a prefix copy between formats must fail");
