@@ -69,6 +69,12 @@ static void one(const char *dtype, int q_lora) {
     arm();
     for (int t = 0; t < 4; t++) EXPECT(k2c_decode_batch(both, two, 2, lg) == 0, "%s", k2c_errmsg());
     n_batch = disarm();
+    /* a server step: a decode of a with chunks of b's prompt in the same pass (k2c_decode_batch_prefill) */
+    long n_step;
+    k2c_state *one_st[1] = {&a};
+    arm();
+    for (int t = 0; t < 4; t++) EXPECT(k2c_decode_batch_prefill(one_st, two, 1, &b, ids + 3 + 4 * t, 4, lg, lg + V) == 0, "%s", k2c_errmsg());
+    n_step = disarm();
     /* prefills filling the whole workspace (and context): chosen form, absorbed, expanded */
     for (int path = 0; path < 3; path++) {
         m.prefill_path = path;
@@ -80,6 +86,7 @@ static void one(const char *dtype, int q_lora) {
     m.prefill_path = 0;
     EXPECT(n_dec == 0, "%s: %ld allocations in 8 decode steps", dtype, n_dec);
     EXPECT(n_batch == 0, "%s: %ld allocations in 4 batched decode steps", dtype, n_batch);
+    EXPECT(n_step == 0, "%s: %ld allocations in 4 decode steps with a prompt chunk", dtype, n_step);
     for (int p = 0; p < 3; p++) EXPECT(n_pre[p] == 0, "%s: %ld allocations in a %d-token prefill (path %d)", dtype, n_pre[p], N, p);
     free(lg);
     k2c_state_free(&a);
