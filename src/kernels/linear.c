@@ -300,7 +300,12 @@ void *k2c_ws_take(k2c_ws *w, size_t bytes) {
 /* ------------------------------------------------------------------ matvec */
 /* Several independent y = W x share one parallel loop over row chunks, so a decode step pays for one
  * fork/join per stage (e.g. the gate and up projections of all chosen experts) instead of one per matrix.
- * Chunks are handed out dynamically: when another process takes a core, the other thread keeps going. */
+ * The chunks are split statically: each thread streams one contiguous run of rows. Handed out dynamically
+ * (one chunk of 32 rows at a time, as before), the threads' chunks interleaved in memory and each thread's
+ * reads stopped looking like one stream to the hardware prefetchers: measured on Zen 4 (machine G, 2
+ * threads, Moonlight-shaped model), decode went 8.0-8.9 -> 10.3-10.4 tok/s on Q4_K_M, 7.8-7.9 -> 8.4-9.1 on
+ * Q8_0 and 3.9-4.6 -> 5.1-5.7 on BF16. A core taken by another process then holds up its half: the thread
+ * tuner (model/tune.c) sees the slower steps and drops to fewer threads. */
 #define MV_CHUNK 32
 void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
     if (n <= 0) return;
@@ -337,7 +342,7 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
     size_t work = 0;
     for (int i = 0; i < n; i++) work += (size_t)jobs[i].l->rows * (size_t)jobs[i].l->cols;
     int par = work >= (1u << 16) && cx->nthreads > 1 && !omp_in_parallel();
-    #pragma omp parallel for schedule(dynamic, 1) if (par) num_threads(cx->team)
+    #pragma omp parallel for schedule(static) if (par) num_threads(cx->team)
     for (int c = 0; c < nchunks; c++) {
         int j = 0;
         while (start[j + 1] <= c) j++;
