@@ -331,7 +331,7 @@ static int admit(srv *s, srv_job *j, srv_slot **out) {
     j->cached = reuse;
     sl->job = j;
     sl->admitted = ++s->admissions;
-    sl->cur = NULL;   /* prefilling: prefill_step brings it to the decode batch */
+    sl->cur = NULL;   /* prefilling: the scheduler's chunks (prefill_alone, or beside the decodes) bring it in */
     *out = sl;
     return 0;
 }
@@ -351,9 +351,8 @@ static void release(srv *s, srv_slot *sl) {
  * the same forward pass as the decode tokens (k2c_decode_batch_prefill: the weights are read once for
  * both; the step's time counts as decode time in /metrics). Its size is measured (bench/server_latency.sh,
  * docs/BENCHMARKS.md): the stall a chunk adds to every stream's next token grows with its tokens and with
- * the depth they attend to, and with 16 streams
- * the p99 inter-token gap while a 4k prompt goes in stays within 2x of the steady one at 16 tokens a step,
- * not at 32 or 64. With no slot decoding nobody waits on the step: it prefills a whole ubatch (512 tokens,
+ * the depth they attend to, and with 16 streams the p99 inter-token gap while a 4k prompt goes in stays
+ * within 2x of the steady one at 16 tokens a step, not at 32 or 64. With no slot decoding nobody waits on the step: it prefills a whole ubatch (512 tokens,
  * or the chunk if larger) of as many waiting prompts as fit, so a lone long prompt gets its first token as
  * fast as a plain prefill and the next step still lets newcomers in. Chunk boundaries so depend on what
  * else runs; like a decode batch's split of the attention work, that changes rounding in the last bits
@@ -463,8 +462,9 @@ static void *scheduler(void *arg) {
             ids[n] = id;
             batch[n++] = sl;
         }
-        if (!n) prefill_alone(s);
-        if (n) {
+        if (!n) {
+            prefill_alone(s);
+        } else {
             /* the decodes, and a chunk of the oldest prompt still going in (continuous batching, above) */
             srv_slot *ps = prefilling(s);
             int take = 0, left = 0;

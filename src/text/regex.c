@@ -379,10 +379,13 @@ static int class_has(const k2c_regex *rx, int p, uint32_t lo, uint32_t hi) {   /
     return 0;
 }
 
-/* Fewest / most characters from each position to acceptance. */
+/* Fewest / most characters from each position to acceptance. A position whose class is empty ("[]") can
+ * never be matched: it reaches nothing, so a pattern that needs it matches nothing and is refused at compile
+ * time (schema.c), rather than letting the matcher start a string it cannot finish. */
 static int maxd(k2c_regex *rx, int p, uint8_t *color) {
     if (color[p] == 1) return RX_INF;   /* on the current path: a loop */
     if (color[p] == 2) return rx->maxdist[p];
+    if (rx->cls_n[p] == 0) { color[p] = 2; rx->maxdist[p] = -1; return -1; }
     color[p] = 1;
     int best = b_has(rx->last.w, p) ? 0 : -1;
     for (int q = 0; q < rx->npos; q++) {
@@ -397,11 +400,11 @@ static int maxd(k2c_regex *rx, int p, uint8_t *color) {
 }
 
 static void distances(k2c_regex *rx) {
-    for (int p = 0; p < rx->npos; p++) rx->dist[p] = b_has(rx->last.w, p) ? 0 : RX_INF;
+    for (int p = 0; p < rx->npos; p++) rx->dist[p] = b_has(rx->last.w, p) && rx->cls_n[p] > 0 ? 0 : RX_INF;
     for (int changed = 1; changed;) {
         changed = 0;
         for (int p = 0; p < rx->npos; p++)
-            for (int q = 0; q < rx->npos; q++)
+            for (int q = 0; q < rx->npos && rx->cls_n[p] > 0; q++)
                 if (b_has(rx->follow[p], q) && rx->dist[q] != RX_INF && rx->dist[q] + 1 < rx->dist[p]) { rx->dist[p] = rx->dist[q] + 1; changed = 1; }
     }
     uint8_t color[RX_MAXPOS] = {0};
