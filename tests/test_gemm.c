@@ -59,15 +59,24 @@ static void fp32_inputs(void) {
         }
 }
 
+/* T > 32 (the BF16 path), C a multiple of 32 (AMX) or not, rows that fill 32, 16 or neither, last token blocks of
+ * more and fewer than 16 */
+static const int BF16_SHAPES[][3] = {{33, 8, 16}, {45, 70, 129}, {64, 64, 64}, {100, 13, 7}, {77, 130, 512},
+                                     {50, 48, 64}, {40, 100, 96}, {33, 16, 32}};
+static int want_amx;
 static void bf16_inputs(void) {
+    setenv("K2C_AMX", want_amx ? "1" : "0", 1);
     EXPECT(k2c_kctx_init(&cx, "avx512", 2, 1) == 0, "AVX512-BF16 reported but cannot be enabled: %s", k2c_errmsg());
+    unsetenv("K2C_AMX");
     EXPECT(cx.bf16_prompt, "BF16 prompt path not active");
-    for (int s = 0; s < 5; s++) {
-        double e = check_shape(K2C_FMT_BF16, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 1);
-        EXPECT(e < 1e-5, "bf16 x bf16 T=%d R=%d C=%d rel err %g", SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], e);
+    EXPECT(cx.amx == want_amx, "AMX %s", want_amx ? "not active" : "active with K2C_AMX=0");
+    for (int s = 0; s < (int)(sizeof BF16_SHAPES / sizeof BF16_SHAPES[0]); s++) {
+        const int *sh = BF16_SHAPES[s];
+        double e = check_shape(K2C_FMT_BF16, sh[0], sh[1], sh[2], 1);
+        EXPECT(e < 1e-5, "bf16 x bf16 T=%d R=%d C=%d rel err %g", sh[0], sh[1], sh[2], e);
         /* and it really rounds: against fp32 inputs the error is BF16-sized, far above fp32 summation */
-        double e32 = check_shape(K2C_FMT_BF16, SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], 0);
-        EXPECT(e32 > 1e-5 && e32 < 2e-2, "bf16 path vs fp32 inputs T=%d rel err %g", SHAPES[s][0], e32);
+        double e32 = check_shape(K2C_FMT_BF16, sh[0], sh[1], sh[2], 0);
+        EXPECT(e32 > 1e-5 && e32 < 2e-2, "bf16 path vs fp32 inputs T=%d rel err %g", sh[0], e32);
     }
     k2c_kctx_init(&cx, "avx512", 2, 0);
 }
@@ -113,7 +122,7 @@ int main(void) {
         const char *why = level_missing(SIMD_LEVELS[lv]);
         if (why) {
             skip_test(name, why);
-            if (lv == 0) skip_test("gemm_bf16_inputs_avx512bf16", why);
+            if (lv == 0) { skip_test("gemm_bf16_inputs_avx512bf16", why); skip_test("gemm_bf16_inputs_amx", why); }
             continue;
         }
         k2c_kctx_init(&cx, SIMD_LEVELS[lv], 0, 0);
@@ -121,6 +130,10 @@ int main(void) {
         if (lv == 0) {
             if (k2c_cpu_has_avx512bf16()) run_test("gemm_bf16_inputs_avx512bf16", bf16_inputs);
             else skip_test("gemm_bf16_inputs_avx512bf16", "this CPU lacks AVX512-BF16");
+            want_amx = 1;
+            if (k2c_cpu_has_amx_bf16()) run_test("gemm_bf16_inputs_amx", bf16_inputs);
+            else skip_test("gemm_bf16_inputs_amx", "this CPU (or OS) lacks AMX-BF16");
+            want_amx = 0;
         }
     }
     return check_exit();

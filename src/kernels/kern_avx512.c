@@ -345,6 +345,86 @@ AVX512BF16 static void gemm_tile_bf16(const uint16_t *w, size_t ldw, int nr, int
     }
 }
 
+/* ---- BF16 x BF16 -> fp32 on AMX (Sapphire Rapids and later): one TDPBF16PS multiplies a 16 x 32 tile of
+ * weights by a 32 x 16 tile of inputs into 16 x 16 fp32 sums, 8192 multiply-adds, sixteen times what one
+ * vdpbf16ps does. The packed inputs are already in the layout AMX wants for its second operand: a row of B
+ * is one column pair p holding 16 tokens' (x[2p], x[2p+1]) words, so a B tile is 16 pairs of 16 tokens, read
+ * with a stride of one packed row (32 tokens). The weights need no packing either: a tile of A is 16 stored
+ * BF16 rows of 32 columns, read straight from the tensor. Tiles: 0-3 the 2 x 2 sums (32 rows x 32 tokens),
+ * 4-5 the weights, 6-7 the inputs. The result is Y^T (rows by tokens), written to Y through a small buffer.
+ * Rows that do not fill 16 go to the AVX512-BF16 kernel; C must be a multiple of 32 (the caller checks). */
+#define AMXBF16 __attribute__((target("amx-tile,amx-bf16,avx512f,fma,avx512bf16")))
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+
+AMXBF16 static void amx_store(float *Y, int ldy, int ntok, const float *buf) {
+    /* buf [16 rows][16 tokens] -> Y[t][r] */
+    for (int i = 0; i < ntok; i++)
+        for (int j = 0; j < 16; j++) Y[(size_t)i * ldy + j] = buf[j * 16 + i];
+}
+
+AMXBF16 static void gemm_tile_bf16_amx(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T,
+                                       float *Y, int ldy, uint32_t *panel) {
+    amx_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) { cfg.colsb[i] = 64; cfg.rows[i] = 16; }
+    _tile_loadconfig(&cfg);
+    int nb = (T + TB - 1) / TB, P = C / 2, full = nr & ~15;
+    size_t sw = ldw * 2, sx = TB * 4;
+    float buf[256] __attribute__((aligned(64)));
+    for (int r = 0; r < full; r += 32) {
+        int two = r + 32 <= full;
+        const uint16_t *w0 = w + (size_t)r * ldw, *w1 = w0 + 16 * ldw;
+        for (int b = 0; b < nb; b++) {
+            int ntok = T - b * TB < TB ? T - b * TB : TB;
+            const uint32_t *xb = Xp + (size_t)b * P * TB;
+            float *y = Y + (size_t)b * TB * ldy + r;
+            _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+            if (two && ntok > 16) {
+                for (int k = 0; k < C; k += 32) {
+                    _tile_loadd(4, w0 + k, sw);
+                    _tile_loadd(6, xb + (size_t)(k / 2) * TB, sx);
+                    _tile_loadd(5, w1 + k, sw);
+                    _tile_loadd(7, xb + (size_t)(k / 2) * TB + 16, sx);
+                    _tile_dpbf16ps(0, 4, 6);
+                    _tile_dpbf16ps(1, 4, 7);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+            } else if (two) {
+                for (int k = 0; k < C; k += 32) {
+                    _tile_loadd(4, w0 + k, sw);
+                    _tile_loadd(6, xb + (size_t)(k / 2) * TB, sx);
+                    _tile_loadd(5, w1 + k, sw);
+                    _tile_dpbf16ps(0, 4, 6);
+                    _tile_dpbf16ps(2, 5, 6);
+                }
+            } else {
+                for (int k = 0; k < C; k += 32) {
+                    _tile_loadd(4, w0 + k, sw);
+                    _tile_loadd(6, xb + (size_t)(k / 2) * TB, sx);
+                    _tile_loadd(7, xb + (size_t)(k / 2) * TB + 16, sx);
+                    _tile_dpbf16ps(0, 4, 6);
+                    _tile_dpbf16ps(1, 4, 7);
+                }
+            }
+            int n0 = ntok < 16 ? ntok : 16, n1 = ntok - n0;
+            _tile_stored(0, buf, 64); amx_store(y, ldy, n0, buf);
+            if (n1 > 0) { _tile_stored(1, buf, 64); amx_store(y + (size_t)16 * ldy, ldy, n1, buf); }
+            if (two) {
+                _tile_stored(2, buf, 64); amx_store(y + 16, ldy, n0, buf);
+                if (n1 > 0) { _tile_stored(3, buf, 64); amx_store(y + (size_t)16 * ldy + 16, ldy, n1, buf); }
+            }
+        }
+    }
+    _tile_release();
+    if (full < nr) gemm_tile_bf16(w + (size_t)full * ldw, ldw, nr - full, C, Xp, T, Y + full, ldy, panel);
+}
+
 /* GGUF block formats on quantized activations. As the AVX2 file, but 64 bytes at a time: the sign of w moves
  * onto q under a mask (AVX-512 has no vpsignb), and each 128-bit lane of the products is one 16-element group,
  * so four vectors reduce with two rounds of unpack-and-add and one permute. */
@@ -551,5 +631,6 @@ const k2c_kernels k2c_kernels_avx512 = {
     .cvt_fp8 = dequant_row_fp8_avx512,
     .gemm_tile = gemm_tile,
     .gemm_tile_bf16 = gemm_tile_bf16,
+    .gemm_tile_bf16_amx = gemm_tile_bf16_amx,
 };
 #endif

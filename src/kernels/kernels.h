@@ -95,6 +95,9 @@ typedef struct {
      * sums; panel: K2C_GEMM_RB * ceil(C/2) words. NULL where not compiled; used only where the CPU has it. */
     void (*gemm_tile_bf16)(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T, float *Y,
                            int ldy, uint32_t *panel);
+    /* gemm_tile_bf16 on AMX tiles (C a multiple of 32); used only where the CPU and OS allow AMX (k2c_kctx.amx) */
+    void (*gemm_tile_bf16_amx)(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T, float *Y,
+                               int ldy, uint32_t *panel);
     /* Y[:, 0..nr) (row stride ldy) = rows r0 .. r0+nr-1 of a block-format weight (k2c_q8p_group > 0) times the
      * packed int8 activations x: the exact products of the stored weights with the dequantized activations,
      * up to float rounding. scratch: k2c_q8w_bytes(nr, C, x->sg), 64-byte aligned. NULL: not compiled. */
@@ -136,6 +139,8 @@ typedef struct k2c_kctx {
                                              * holds cores; as work is split by nthreads, the results do not
                                              * depend on it */
     int bf16_prompt;                        /* BF16 x BF16 prompt GEMM (the CPU has AVX512-BF16) */
+    int amx;                                /* ... on AMX tiles (the CPU has AMX-BF16, the OS granted the
+                                             * tile state, and K2C_AMX is not 0) */
     int exact;                              /* fp32 activations everywhere (no k2c_q8x decode path) */
     int no_ext;                             /* the int8 prompt kernels without the ISA's optional instructions
                                              * (VNNI, dotprod) even where the CPU has them: tests check both */
@@ -153,6 +158,8 @@ int k2c_cpu_has_avx2(void);                  /* AVX2 + FMA + F16C */
 int k2c_cpu_has_avx512(void);
 int k2c_cpu_has_avx512bf16(void);
 int k2c_cpu_has_avxvnni(void);               /* AVX-VNNI (VEX vpdpbusd) */
+/* AMX-TILE + AMX-BF16, with the tile data state granted to this process (asked for once, arch_prctl) */
+int k2c_cpu_has_amx_bf16(void);
 
 /* ------------------------------------------------------------------ linear (weights in stored format) */
 struct k2c_linear {

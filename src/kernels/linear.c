@@ -16,6 +16,8 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 float k2c_fp8_lut[256];
 /* How far ahead (bytes) the BF16 row kernels prefetch; 0: they leave it to the hardware. Measured on Zen 4
@@ -51,6 +53,22 @@ int k2c_cpu_has_avxvnni(void) {
     if (known < 0) {
         unsigned a = 0, b = 0, c = 0, d = 0;
         known = k2c_cpu_has_avx2() && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1);
+    }
+    return known;
+#else
+    return 0;
+#endif
+}
+
+int k2c_cpu_has_amx_bf16(void) {
+#if defined(__x86_64__) && defined(__linux__)
+    static int known = -1;
+    if (known < 0) {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        /* CPUID.7.0:EDX bit 22 AMX-BF16, bit 24 AMX-TILE; then Linux must grant the tile data state
+         * (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA), process-wide, before any thread touches a tile */
+        int cpu = k2c_cpu_has_avx512bf16() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 22 & 1) && (d >> 24 & 1);
+        known = cpu && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
     }
     return known;
 #else
@@ -95,6 +113,8 @@ int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt) 
         return -1;
     }
     cx->bf16_prompt = bf16_prompt != 0;
+    const char *amx = getenv("K2C_AMX");
+    cx->amx = cx->bf16_prompt && cx->k->gemm_tile_bf16_amx && !(amx && !strcmp(amx, "0")) && k2c_cpu_has_amx_bf16();
     /* 0: what OpenMP would use (OMP_NUM_THREADS, else every core) */
     cx->nthreads = threads > 0 ? threads : omp_get_max_threads();
     cx->team = cx->nthreads;
@@ -213,20 +233,33 @@ void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp) {
 size_t k2c_gemm_bf16_packed_size(int T, int C) { return (size_t)((T + K2C_GEMM_TB - 1) / K2C_GEMM_TB) * K2C_GEMM_TB * (size_t)((C + 1) / 2); }
 
 /* Xp [ceil(T/32)][ceil(C/2)][32] pairs, zero padded past T and past C. */
-void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp) {
-    int nb = (T + K2C_GEMM_TB - 1) / K2C_GEMM_TB, P = (C + 1) / 2;
-    for (int b = 0; b < nb; b++) {
-        uint32_t *dst = Xp + (size_t)b * P * K2C_GEMM_TB;
-        for (int i = 0; i < K2C_GEMM_TB; i++) {
-            int t = b * K2C_GEMM_TB + i;
-            const float *x = X + (size_t)t * C;
-            for (int p = 0; p < P; p++) {
-                uint32_t lo = t < T ? k2c_f32_to_bf16(x[2 * p]) : 0;
-                uint32_t hi = t < T && 2 * p + 1 < C ? k2c_f32_to_bf16(x[2 * p + 1]) : 0;
-                dst[(size_t)p * K2C_GEMM_TB + i] = lo | hi << 16;
-            }
+/* k2c_f32_to_bf16 inlined, so that the packing loop compiles to vector code (it was a tenth of a BF16 prefill) */
+static inline uint32_t bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40;     /* quiet NaN */
+    return (u + 0x7fffu + ((u >> 16) & 1)) >> 16;                      /* round to nearest even */
+}
+
+/* token block b of k2c_gemm_pack_x_bf16 (blocks are independent: callers may run them in parallel) */
+static void pack_x_bf16_block(const float *X, int T, int C, uint32_t *Xp, int b) {
+    int P = (C + 1) / 2, even = C & ~1;
+    uint32_t *dst = Xp + (size_t)b * P * K2C_GEMM_TB;
+    for (int i = 0; i < K2C_GEMM_TB; i++) {
+        int t = b * K2C_GEMM_TB + i;
+        const float *x = X + (size_t)t * C;
+        if (t >= T) {
+            for (int p = 0; p < P; p++) dst[(size_t)p * K2C_GEMM_TB + i] = 0;
+            continue;
         }
+        for (int p = 0; p < even / 2; p++)
+            dst[(size_t)p * K2C_GEMM_TB + i] = bf16_bits(x[2 * p]) | bf16_bits(x[2 * p + 1]) << 16;
+        if (C & 1) dst[(size_t)(P - 1) * K2C_GEMM_TB + i] = bf16_bits(x[C - 1]);
     }
+}
+
+void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp) {
+    for (int b = 0; b < (T + K2C_GEMM_TB - 1) / K2C_GEMM_TB; b++) pack_x_bf16_block(X, T, C, Xp, b);
 }
 
 /* Reorders x for the INT4 kernels that want it: per 32 elements, the 16 even ones then the 16 odd ones. */
@@ -511,15 +544,18 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
         /* BF16 weights: vdpbf16ps on the stored rows and the inputs rounded to BF16 (as a BF16 reference
          * run rounds them), twice the fp32 kernel's multiply-adds per instruction. */
         uint32_t *Xp = (uint32_t *)shared;
-        k2c_gemm_pack_x_bf16(X, T, C, Xp);
+        void (*tile)(const uint16_t *, size_t, int, int, const uint32_t *, int, float *, int, uint32_t *) =
+            cx->amx && C % 32 == 0 ? k->gemm_tile_bf16_amx : k->gemm_tile_bf16;
         int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
         #pragma omp parallel if (par) num_threads(cx->team)
         {
             uint32_t *panel = (uint32_t *)(part + per * (size_t)omp_get_thread_num());
+            #pragma omp for schedule(static)
+            for (int b = 0; b < (T + K2C_GEMM_TB - 1) / K2C_GEMM_TB; b++) pack_x_bf16_block(X, T, C, Xp, b);
             #pragma omp for schedule(dynamic, 1)
             for (int ti = 0; ti < ntl; ti++) {
                 int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
-                k->gemm_tile_bf16((const uint16_t *)l->w + (size_t)r0 * C, (size_t)C, nr, C, Xp, T, Y + r0, R, panel);
+                tile((const uint16_t *)l->w + (size_t)r0 * C, (size_t)C, nr, C, Xp, T, Y + r0, R, panel);
             }
         }
     } else if (path == MM_Q8) {
