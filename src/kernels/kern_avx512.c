@@ -350,7 +350,7 @@ AVX512BF16 static void gemm_tile_bf16(const uint16_t *w, size_t ldw, int nr, int
  * vdpbf16ps does. The packed inputs are already in the layout AMX wants for its second operand: a row of B
  * is one column pair p holding 16 tokens' (x[2p], x[2p+1]) words, so a B tile is 16 pairs of 16 tokens, read
  * with a stride of one packed row (32 tokens). The weights need no packing either: a tile of A is 16 stored
- * BF16 rows of 32 columns, read straight from the tensor. Tiles: 0-3 the 2 x 2 sums (32 rows x 32 tokens),
+ * BF16 rows of 32 columns, repacked per 32 rows so that its loads are contiguous (panel: 32 x C BF16). Tiles: 0-3 the 2 x 2 sums (32 rows x 32 tokens),
  * 4-5 the weights, 6-7 the inputs. The result is Y^T (rows by tokens), written to Y through a small buffer.
  * Rows that do not fill 16 go to the AVX512-BF16 kernel; C must be a multiple of 32 (the caller checks). */
 #define AMXBF16 __attribute__((target("amx-tile,amx-bf16,avx512f,fma,avx512bf16")))
@@ -374,11 +374,19 @@ AMXBF16 static void gemm_tile_bf16_amx(const uint16_t *w, size_t ldw, int nr, in
     for (int i = 0; i < 8; i++) { cfg.colsb[i] = 64; cfg.rows[i] = 16; }
     _tile_loadconfig(&cfg);
     int nb = (T + TB - 1) / TB, P = C / 2, full = nr & ~15;
-    size_t sw = ldw * 2, sx = TB * 4;
+    size_t sx = TB * 4;
     float buf[256] __attribute__((aligned(64)));
+    uint16_t *pw = (uint16_t *)panel;
     for (int r = 0; r < full; r += 32) {
-        int two = r + 32 <= full;
-        const uint16_t *w0 = w + (size_t)r * ldw, *w1 = w0 + 16 * ldw;
+        int two = r + 32 <= full, nrow = two ? 32 : 16;
+        /* the 16 or 32 rows repacked per 32 columns [C/32][nrow][32], so that a k step's A tiles are one
+         * contiguous 1-2 KB (read from the tensor they were 32 rows of 64 bytes 2*ldw apart: too many streams
+         * for the prefetchers) */
+        for (int k = 0; k < C; k += 32)
+            for (int i = 0; i < nrow; i++)
+                memcpy(pw + ((size_t)(k / 32) * nrow + i) * 32, w + (size_t)(r + i) * ldw + k, 64);
+        const uint16_t *w0 = pw, *w1 = pw + 16 * 32;
+        size_t sw = 64, kstep = (size_t)nrow * 32;
         for (int b = 0; b < nb; b++) {
             int ntok = T - b * TB < TB ? T - b * TB : TB;
             const uint32_t *xb = Xp + (size_t)b * P * TB;
@@ -386,9 +394,9 @@ AMXBF16 static void gemm_tile_bf16_amx(const uint16_t *w, size_t ldw, int nr, in
             _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
             if (two && ntok > 16) {
                 for (int k = 0; k < C; k += 32) {
-                    _tile_loadd(4, w0 + k, sw);
+                    _tile_loadd(4, w0 + (size_t)(k / 32) * kstep, sw);
                     _tile_loadd(6, xb + (size_t)(k / 2) * TB, sx);
-                    _tile_loadd(5, w1 + k, sw);
+                    _tile_loadd(5, w1 + (size_t)(k / 32) * kstep, sw);
                     _tile_loadd(7, xb + (size_t)(k / 2) * TB + 16, sx);
                     _tile_dpbf16ps(0, 4, 6);
                     _tile_dpbf16ps(1, 4, 7);
@@ -397,15 +405,15 @@ AMXBF16 static void gemm_tile_bf16_amx(const uint16_t *w, size_t ldw, int nr, in
                 }
             } else if (two) {
                 for (int k = 0; k < C; k += 32) {
-                    _tile_loadd(4, w0 + k, sw);
+                    _tile_loadd(4, w0 + (size_t)(k / 32) * kstep, sw);
                     _tile_loadd(6, xb + (size_t)(k / 2) * TB, sx);
-                    _tile_loadd(5, w1 + k, sw);
+                    _tile_loadd(5, w1 + (size_t)(k / 32) * kstep, sw);
                     _tile_dpbf16ps(0, 4, 6);
                     _tile_dpbf16ps(2, 5, 6);
                 }
             } else {
                 for (int k = 0; k < C; k += 32) {
-                    _tile_loadd(4, w0 + k, sw);
+                    _tile_loadd(4, w0 + (size_t)(k / 32) * kstep, sw);
                     _tile_loadd(6, xb + (size_t)(k / 2) * TB, sx);
                     _tile_loadd(7, xb + (size_t)(k / 2) * TB + 16, sx);
                     _tile_dpbf16ps(0, 4, 6);

@@ -95,7 +95,8 @@ typedef struct {
      * sums; panel: K2C_GEMM_RB * ceil(C/2) words. NULL where not compiled; used only where the CPU has it. */
     void (*gemm_tile_bf16)(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T, float *Y,
                            int ldy, uint32_t *panel);
-    /* gemm_tile_bf16 on AMX tiles (C a multiple of 32); used only where the CPU and OS allow AMX (k2c_kctx.amx) */
+    /* gemm_tile_bf16 on AMX tiles (C a multiple of 32; panel: 16 * C words); used only where the CPU and OS allow
+     * AMX (k2c_kctx.amx) */
     void (*gemm_tile_bf16_amx)(const uint16_t *w, size_t ldw, int nr, int C, const uint32_t *Xp, int T, float *Y,
                                int ldy, uint32_t *panel);
     /* Y[:, 0..nr) (row stride ldy) = rows r0 .. r0+nr-1 of a block-format weight (k2c_q8p_group > 0) times the

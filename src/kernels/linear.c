@@ -472,7 +472,8 @@ static void mm_need(const k2c_linear *l, const k2c_kctx *cx, int T, int path, si
     case MM_SMALL: *per = nf32 ? 0 : k2c_ws_bytes(C * 4); break;
     case MM_BF16:
         *shared = k2c_ws_bytes(k2c_gemm_bf16_packed_size(T, (int)C) * 4);
-        *per = k2c_ws_bytes((size_t)K2C_GEMM_RB * ((C + 1) / 2) * 4);
+        /* the AMX tile repacks 32 rows, the AVX512-BF16 one K2C_GEMM_RB */
+        *per = k2c_ws_bytes((size_t)(cx->amx ? 32 : K2C_GEMM_RB) * ((C + 1) / 2) * 4);
         break;
     case MM_TILE:
         *shared = k2c_ws_bytes(k2c_gemm_packed_size(T, (int)C) * 4);
