@@ -81,6 +81,53 @@ static void bf16_inputs(void) {
     k2c_kctx_init(&cx, "avx512", 2, 0);
 }
 
+/* Block-format weights on AMX (bf16_prompt): each row dequantized and rounded to BF16, times BF16-rounded
+ * inputs; checked against float64 on exactly those rounded values, so only summation error remains. */
+static double check_block_amx(k2c_wfmt fmt, int T, int R, int C) {
+    size_t rb = k2c_wfmt_row_bytes(fmt, C);
+    uint8_t *W = malloc(rb * R);
+    float *X = malloc((size_t)T * C * sizeof *X), *Y = malloc((size_t)T * R * sizeof *Y), *row = malloc((size_t)C * sizeof *row);
+    double *Wd = malloc((size_t)R * C * sizeof *Wd);
+    for (int r = 0; r < R; r++) {
+        for (int c = 0; c < C; c++) row[c] = frand();
+        EXPECT(k2c_quantize_row(fmt, row, NULL, C, W + rb * r) == 0, "quantize: %s", k2c_errmsg());
+    }
+    for (size_t i = 0; i < (size_t)T * C; i++) X[i] = frand();
+    k2c_linear l = {.fmt = fmt, .rows = R, .cols = C, .w = W, .cx = &cx};
+    for (int r = 0; r < R; r++) {
+        k2c_quant_dequant_row(&l, r, row);
+        for (int c = 0; c < C; c++) Wd[(size_t)r * C + c] = k2c_bf16_to_f32(k2c_f32_to_bf16(row[c]));
+    }
+    double err = 1, mx = 0;
+    if (k2c_matmul(&l, X, T, Y) != 0) EXPECT(0, "matmul: %s", k2c_errmsg());
+    else {
+        err = 0;
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < R; r++) {
+                double s = 0;
+                for (int c = 0; c < C; c++) s += Wd[(size_t)r * C + c] * k2c_bf16_to_f32(k2c_f32_to_bf16(X[(size_t)t * C + c]));
+                err = check_worse(err, fabs(Y[(size_t)t * R + r] - s));
+                mx = fmax(mx, fabs(s));
+            }
+        err /= mx;
+    }
+    free(W); free(X); free(Y); free(row); free(Wd);
+    return err;
+}
+
+static void block_amx(void) {
+    EXPECT(k2c_kctx_init(&cx, "avx512", 2, 1) == 0 && cx.amx, "AMX not active: %s", k2c_errmsg());
+    static const int shapes[][3] = {{40, 70, 256}, {64, 48, 512}, {33, 16, 256}};
+    k2c_wfmt fmts[] = {K2C_FMT_Q8_0, K2C_FMT_Q4_K, K2C_FMT_Q2_K};
+    for (int f = 0; f < 3; f++)
+        for (int s = 0; s < 3; s++) {
+            double e = check_block_amx(fmts[f], shapes[s][0], shapes[s][1], shapes[s][2]);
+            EXPECT(e < 1e-5, "%s on AMX T=%d R=%d C=%d rel err %g", k2c_wfmt_name(fmts[f]), shapes[s][0], shapes[s][1],
+                   shapes[s][2], e);
+        }
+    k2c_kctx_init(&cx, "avx512", 2, 0);
+}
+
 /* Every BF16 tile kernel reads this packing; check the packed layout. */
 static void bf16_packing(void) {
     float X[3 * 5];
@@ -122,7 +169,11 @@ int main(void) {
         const char *why = level_missing(SIMD_LEVELS[lv]);
         if (why) {
             skip_test(name, why);
-            if (lv == 0) { skip_test("gemm_bf16_inputs_avx512bf16", why); skip_test("gemm_bf16_inputs_amx", why); }
+            if (lv == 0) {
+                skip_test("gemm_bf16_inputs_avx512bf16", why);
+                skip_test("gemm_bf16_inputs_amx", why);
+                skip_test("gemm_block_formats_amx", why);
+            }
             continue;
         }
         k2c_kctx_init(&cx, SIMD_LEVELS[lv], 0, 0);
@@ -131,8 +182,13 @@ int main(void) {
             if (k2c_cpu_has_avx512bf16()) run_test("gemm_bf16_inputs_avx512bf16", bf16_inputs);
             else skip_test("gemm_bf16_inputs_avx512bf16", "this CPU lacks AVX512-BF16");
             want_amx = 1;
-            if (k2c_cpu_has_amx_bf16()) run_test("gemm_bf16_inputs_amx", bf16_inputs);
-            else skip_test("gemm_bf16_inputs_amx", "this CPU (or OS) lacks AMX-BF16");
+            if (k2c_cpu_has_amx_bf16()) {
+                run_test("gemm_bf16_inputs_amx", bf16_inputs);
+                run_test("gemm_block_formats_amx", block_amx);
+            } else {
+                skip_test("gemm_bf16_inputs_amx", "this CPU (or OS) lacks AMX-BF16");
+                skip_test("gemm_block_formats_amx", "this CPU (or OS) lacks AMX-BF16");
+            }
             want_amx = 0;
         }
     }

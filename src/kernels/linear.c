@@ -448,9 +448,13 @@ static const float *tile_rows(const k2c_linear *l, const k2c_kernels *k, int r0,
 }
 
 /* The path matmul takes for T tokens, and the workspace bytes it needs (per-thread parts at a 64-byte stride). */
-enum { MM_MATVEC, MM_SMALL, MM_BF16, MM_TILE, MM_BLAS, MM_Q8 };
+enum { MM_MATVEC, MM_SMALL, MM_BF16, MM_TILE, MM_BLAS, MM_Q8, MM_AMX };
 static int mm_path(const k2c_linear *l, const k2c_kctx *cx, int T, int allow_bf16) {
     if (T <= 2) return MM_MATVEC;
+    /* BF16 prompt products on AMX for the other stored formats too (block formats, FP8, INT4, F16): rows
+     * dequantized to BF16 per tile; the opt-in BF16 precision (bf16_prompt), as for BF16 weights */
+    if (cx->amx && allow_bf16 && T > SMALL_T && l->cols % 32 == 0 && l->fmt != K2C_FMT_F32 && l->fmt != K2C_FMT_BF16)
+        return MM_AMX;
     /* GGUF block formats, unless exact: int8 activations, as decode's k2c_q8x */
     if (!cx->exact && cx->k->gemm_q8 && k2c_q8p_group(l)) return MM_Q8;
     if (T <= SMALL_T_TILE || (T <= SMALL_T && !cx->k->gemm_tile)) return MM_SMALL;
@@ -474,6 +478,10 @@ static void mm_need(const k2c_linear *l, const k2c_kctx *cx, int T, int path, si
         *shared = k2c_ws_bytes(k2c_gemm_bf16_packed_size(T, (int)C) * 4);
         /* the AMX tile repacks 32 rows, the AVX512-BF16 one K2C_GEMM_RB */
         *per = k2c_ws_bytes((size_t)(cx->amx ? 32 : K2C_GEMM_RB) * ((C + 1) / 2) * 4);
+        break;
+    case MM_AMX:     /* packed inputs; per thread a tile of BF16 rows, the kernel's panel and one fp32 row */
+        *shared = k2c_ws_bytes(k2c_gemm_bf16_packed_size(T, (int)C) * 4);
+        *per = k2c_ws_bytes((size_t)TILE_ROWS * C * 2) + k2c_ws_bytes((size_t)32 * C * 2) + k2c_ws_bytes(C * 4);
         break;
     case MM_TILE:
         *shared = k2c_ws_bytes(k2c_gemm_packed_size(T, (int)C) * 4);
@@ -557,6 +565,29 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
             for (int ti = 0; ti < ntl; ti++) {
                 int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
                 tile((const uint16_t *)l->w + (size_t)r0 * C, (size_t)C, nr, C, Xp, T, Y + r0, R, panel);
+            }
+        }
+    } else if (path == MM_AMX) {
+        uint32_t *Xp = (uint32_t *)shared;
+        size_t nt16 = k2c_ws_bytes((size_t)TILE_ROWS * C * 2), npan = k2c_ws_bytes((size_t)32 * C * 2);
+        int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
+        #pragma omp parallel if (par) num_threads(cx->team)
+        {
+            char *mine = part + per * (size_t)omp_get_thread_num();
+            uint16_t *wt = (uint16_t *)mine;
+            uint32_t *panel = (uint32_t *)(mine + nt16);
+            float *row = (float *)(mine + nt16 + npan);
+            #pragma omp for schedule(static)
+            for (int b = 0; b < (T + K2C_GEMM_TB - 1) / K2C_GEMM_TB; b++) pack_x_bf16_block(X, T, C, Xp, b);
+            #pragma omp for schedule(dynamic, 1)
+            for (int ti = 0; ti < ntl; ti++) {
+                int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
+                for (int i = 0; i < nr; i++) {
+                    k2c_row_dequant(k, l, r0 + i, row);
+                    uint16_t *d = wt + (size_t)i * C;
+                    for (int j = 0; j < C; j++) d[j] = (uint16_t)bf16_bits(row[j]);
+                }
+                k->gemm_tile_bf16_amx(wt, (size_t)C, nr, C, Xp, T, Y + r0, R, panel);
             }
         }
     } else if (path == MM_Q8) {
