@@ -193,8 +193,8 @@ static int cmd_bench(int argc, char **argv) {
                mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw,
                attn * 1e3, cache / 1e6 / cf->num_hidden_layers, dec_cpu * mi.threads, ti.threads_now, ti.tune_switches);
     } else {
-        printf("threads            %d (%s kernels%s)\n", mi.threads, mi.kernels,
-               mi.gguf ? (mi.exact ? ", fp32 activations" : ", int8 decode activations") : "");
+        printf("threads            %d (%s kernels%s, %s prompt products)\n", mi.threads, mi.kernels,
+               mi.gguf ? (mi.exact ? ", fp32 activations" : ", int8 decode activations") : "", mi.prompt_products);
         for (int i = 0; i < nplist; i++)
             printf("prefill            %d tokens: %.1f tok/s (mean of %d, each on an empty cache)\n", plist[i], plist_tok_s[i], reps);
         if (prompt > 0) printf("prefill            %d tokens in %.2f s: %.1f tok/s\n", prompt, tp, pf);

@@ -230,7 +230,12 @@ static int cmd_info(int argc, char **argv) {
     if ((!dir && !preset) || cli_done(&a)) return 2;
     if (cli_cache_type(ct) < 0) { fprintf(stderr, "k2c info: --cache-type must be f32, bf16 or q8_0\n"); return 2; }
     if (as) return info_as_type(dir, preset, as, ctx);
-    k2c_model_opts mo = {.load = K2C_LOAD_MMAP, .cache_type = cli_cache_type(ct), .threads = threads, .ubatch = ubatch};  /* headers, not weights */
+    k2c_model_opts mo;      /* the environment's choices (K2C_SIMD, K2C_PROMPT_PRECISION, ...), then the flags */
+    k2c_model_opts_default(&mo);
+    mo.load = K2C_LOAD_MMAP;    /* headers, not weights */
+    mo.cache_type = cli_cache_type(ct);
+    mo.threads = threads;
+    mo.ubatch = ubatch;
     k2c_model *m = k2c_model_open(dir, &mo);
     if (!m) return cli_fail("info");
     const k2c_config *c = k2c_model_config(m);
@@ -278,7 +283,8 @@ static int cmd_info(int argc, char **argv) {
     printf("memory:       %s weights (memory-mapped) + %s cache + %s workspace = %s\n", fmt_bytes((double)all, b1, sizeof b1),
            fmt_bytes((double)kv, b2, sizeof b2), fmt_bytes((double)wsb, b3, sizeof b3),
            fmt_bytes((double)all + (double)kv + (double)wsb, b4, sizeof b4));
-    printf("kernels:      %s (K2C_SIMD=scalar|avx2|avx512 forces one), %d threads\n", mi.kernels, mi.threads);
+    printf("kernels:      %s (K2C_SIMD=scalar|avx2|avx512 forces one), %d threads; prompt products %s\n", mi.kernels,
+           mi.threads, mi.prompt_products);
     if (mi.gguf)
         printf("activations:  %s\n", mi.exact ? "fp32 (exact)" : "int8 blocks of 32 in decode (K2C_EXACT=1 or --exact: fp32)");
     k2c_model_close(m);

@@ -134,8 +134,10 @@ typedef struct {
     k2c_load_mode load;
     const char *simd;       /* kernels: NULL or "auto" (the best the CPU has), "scalar", "avx2", "avx512", "neon" */
     int threads;            /* 0: OMP_NUM_THREADS if set, else every core */
-    int bf16_prompt;        /* prompts on BF16 weights as BF16 x BF16 products (AVX512-BF16 CPUs; rounds the
-                             * activations, off by default: fp32 inputs are what the golden tests check) */
+    int bf16_prompt;        /* prompts as BF16 x BF16 products (AVX512-BF16 CPUs; rounds the activations, off by
+                             * default: fp32 inputs are what the golden tests check). 1: on AMX tiles where the
+                             * CPU has AMX-BF16 (every stored format: BF16 rows as stored, others dequantized
+                             * to BF16), else AVX512-BF16 on BF16 weights; 2: AVX512-BF16 only */
     int exact;              /* fp32 activations everywhere. Off, decode on GGUF block formats quantizes each input
                              * vector to int8 blocks of 32 (as llama.cpp does) and runs integer products */
     int cache_type;         /* the latent KV cache of every state: K2C_CACHE_F32 (0), K2C_CACHE_BF16 (half the
@@ -191,6 +193,7 @@ typedef struct {
     int threads;
     int threads_now;                    /* the thread tuner's current count (threads when it is off) */
     long tune_switches;                 /* times it changed the count */
+    const char *prompt_products;        /* "fp32", "bf16 (AVX512-BF16)", "bf16 (AMX)" (k2c_model_opts.bf16_prompt) */
 } k2c_model_info;
 void k2c_model_get_info(const k2c_model *m, k2c_model_info *info);
 

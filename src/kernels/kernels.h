@@ -141,7 +141,7 @@ typedef struct k2c_kctx {
                                              * depend on it */
     int bf16_prompt;                        /* BF16 x BF16 prompt GEMM (the CPU has AVX512-BF16) */
     int amx;                                /* ... on AMX tiles (the CPU has AMX-BF16, the OS granted the
-                                             * tile state, and K2C_AMX is not 0) */
+                                             * tile state, and bf16_prompt was 1, not 2) */
     int exact;                              /* fp32 activations everywhere (no k2c_q8x decode path) */
     int no_ext;                             /* the int8 prompt kernels without the ISA's optional instructions
                                              * (VNNI, dotprod) even where the CPU has them: tests check both */
@@ -152,7 +152,8 @@ typedef struct k2c_kctx {
     void *observe_ctx;
 } k2c_kctx;
 /* simd: NULL / "auto" (best), "scalar", "avx2", "avx512", "neon"; threads 0: OMP_NUM_THREADS or every core. -1 + error (unknown name, or an
- * ISA this CPU lacks, or bf16_prompt without AVX512-BF16). */
+ * ISA this CPU lacks, or bf16_prompt without AVX512-BF16). bf16_prompt: 0 fp32 inputs, 1 BF16 products on AMX
+ * where present, 2 BF16 products on AVX512-BF16 only. */
 int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt);
 const k2c_kctx *k2c_kctx_default(void);     /* best kernels, every core: for a k2c_linear without a context */
 int k2c_cpu_has_avx2(void);                  /* AVX2 + FMA + F16C */

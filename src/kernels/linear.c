@@ -113,8 +113,8 @@ int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt) 
         return -1;
     }
     cx->bf16_prompt = bf16_prompt != 0;
-    const char *amx = getenv("K2C_AMX");
-    cx->amx = cx->bf16_prompt && cx->k->gemm_tile_bf16_amx && !(amx && !strcmp(amx, "0")) && k2c_cpu_has_amx_bf16();
+    /* 1: AMX tiles where the CPU and OS have them; 2: the AVX512-BF16 kernel even there */
+    cx->amx = bf16_prompt == 1 && cx->k->gemm_tile_bf16_amx && k2c_cpu_has_amx_bf16();
     /* 0: what OpenMP would use (OMP_NUM_THREADS, else every core) */
     cx->nthreads = threads > 0 ? threads : omp_get_max_threads();
     cx->team = cx->nthreads;

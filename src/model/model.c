@@ -350,11 +350,13 @@ void k2c_model_opts_default(k2c_model_opts *o) {
     o->adapt_threads = !(at && !strcmp(at, "0"));
     const char *ex = getenv("K2C_EXACT");
     o->exact = ex && *ex && strcmp(ex, "0") != 0;
-    /* "bf16": round prompt inputs to BF16 for vdpbf16ps. Opt-in: on the Xeon we measured it was no faster
-     * than the fp32 kernel (vdpbf16ps issues at half the rate of FMA there), and fp32 inputs are exact.
+    /* "bf16": round prompt inputs to BF16 for vdpbf16ps, or AMX tiles where the CPU has them ("bf16-avx512":
+     * never AMX). Opt-in: on the Xeon we measured vdpbf16ps was no faster than the fp32 kernel (it issues at
+     * half the rate of FMA there), and fp32 inputs are exact; AMX is another matter (BENCHMARKS).
      * Asked for on a CPU without AVX512-BF16 it is ignored, not an error: the variable is a preference. */
-    o->bf16_prompt = pp && !strcmp(pp, "bf16") && k2c_cpu_has_avx512bf16() &&
-                     (!o->simd || !strcmp(o->simd, "avx512") || !strcmp(o->simd, "auto"));
+    int bfp = pp && !strcmp(pp, "bf16") ? 1 : pp && !strcmp(pp, "bf16-avx512") ? 2 : 0;
+    o->bf16_prompt = bfp && k2c_cpu_has_avx512bf16() && (!o->simd || !strcmp(o->simd, "avx512") || !strcmp(o->simd, "auto"))
+                         ? bfp : 0;
 }
 
 k2c_model *k2c_model_open(const char *dir, const k2c_model_opts *o) {
@@ -419,6 +421,7 @@ void k2c_model_get_info(const k2c_model *m, k2c_model_info *info) {
     info->decode_bytes = decode_bytes(m);
     info->attn_scale = m->attn_scale;
     info->kernels = m->cx.k->name;
+    info->prompt_products = m->cx.amx ? "bf16 (AMX)" : m->cx.bf16_prompt ? "bf16 (AVX512-BF16)" : "fp32";
     info->exact = m->cx.exact;
     info->cache_type = m->cache_type;
     info->threads = m->cx.nthreads;
