@@ -5,7 +5,7 @@
  * decode, matmul for prompts, threads); the arithmetic lives in one file per ISA behind one table:
  *   kern_scalar.c   portable C, any CPU
  *   kern_avx2.c     AVX2 + FMA + F16C
- *   kern_avx512.c   AVX-512 F/BW/DQ/VL (+ AVX512-BF16 prompt products)
+ *   kern_avx512.c   AVX-512 F/BW/DQ/VL (+ AVX512-BF16 and AMX-BF16 prompt products)
  *   kern_neon.c     AArch64 Advanced SIMD
  * chosen once per model at load (k2c_model_opts.simd, or the best the CPU has). vecmath.c holds the
  * element-wise row kernels (exp, softmax, SiLU, RMSNorm, AdamW) as GCC target clones.
