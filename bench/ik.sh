@@ -13,7 +13,9 @@
 # IK_FLAGS (default "-fa 1 -mla 3 -fmoe 1 -thp 1 -mmp 0"), IK_COMMIT names ik's commit when $IK/../.. is no git
 # checkout, REPS (default 2) repetitions of every measurement for both engines (means; k2c decodes 32 x REPS tokens).
 # PREPARE_ONLY=1 only writes the model and the GGUF files (long, and no timing: run it outside the benchmark
-# lock, then the timings under it); THREADS (default "1 2") the thread counts timed.
+# lock, then the timings under it); THREADS (default "1 2") the thread counts timed. BF16_PROMPT=1 adds k2c's prefill
+# with K2C_PROMPT_PRECISION=bf16 (BF16 products, AMX where the CPU has it: the arithmetic ik uses) as two more
+# columns; the default k2c columns keep fp32 activations for BF16 weights (int8 for GGUF block formats).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K2C=${K2C:-build/k2c}
@@ -64,14 +66,20 @@ rows=list(csv.DictReader(sys.stdin)); v={}
 for r in rows: v[(int(r["n_prompt"]), int(r["n_gen"]))]=float(r["avg_ts"])
 print("%.2f %.2f %.2f" % (v.get((128,0),0), v.get((512,0),0), v.get((0,32),0)))'
 }
-printf '%-8s %-3s | %-28s | %-28s | %s\n' format thr "k2c pp128 / pp512 / tg32" "ik pp128 / pp512 / tg32" "k2c decode GB/s of probe"
+printf '%-8s %-3s | %-28s | %-28s | %s%s\n' format thr "k2c pp128 / pp512 / tg32" "ik pp128 / pp512 / tg32" "k2c decode GB/s of probe" \
+  "$([ "${BF16_PROMPT:-0}" = 1 ] && echo ' | k2c bf16-prompt pp128 / pp512')"
 for f in $FORMATS; do
   g=$(gguf_of "$f")
   k=$g; [ "$f" = int4 ] && k=${M}-int4
   for t in ${THREADS:-1 2}; do
     read -r p128 p512 tg bw gbs < <(k2c_run "$k" "$t")
+    extra=""
+    if [ "${BF16_PROMPT:-0}" = 1 ]; then
+      read -r b128 b512 _ _ _ < <(K2C_PROMPT_PRECISION=bf16 k2c_run "$k" "$t")
+      extra=" | $b128 $b512"
+    fi
     read -r i128 i512 itg < <(ik_run "$g" "$t")
-    printf '%-8s %-3s | %8s %8s %8s | %8s %8s %8s | %s of %s (%s%%)\n' "$f" "$t" "$p128" "$p512" "$tg" "$i128" "$i512" "$itg" \
-      "$gbs" "$bw" "$(python3 -c "print(round(100*$gbs/$bw))")"
+    printf '%-8s %-3s | %8s %8s %8s | %8s %8s %8s | %s of %s (%s%%)%s\n' "$f" "$t" "$p128" "$p512" "$tg" "$i128" "$i512" "$itg" \
+      "$gbs" "$bw" "$(python3 -c "print(round(100*$gbs/$bw))")" "$extra"
   done
 done
