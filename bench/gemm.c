@@ -54,13 +54,17 @@ int main(int argc, char **argv) {
             if (blas) *blas = 0;
             char *bf = strstr(isa, "-bf16");        /* avx512-bf16: BF16-rounded inputs, vdpbf16ps on BF16 weights */
             if (bf) *bf = 0;
-            if (k2c_kctx_init(&cx, isa, threads, bf != NULL)) { printf("%-8s SKIP: %s\n", tb, k2c_errmsg()); continue; }
+            char *amx = strstr(isa, "-amx");        /* avx512-amx: BF16 products on AMX tiles, every format */
+            if (amx) *amx = 0;
+            if (k2c_kctx_init(&cx, isa, threads, amx ? 1 : bf ? 2 : 0)) { printf("%-8s SKIP: %s\n", tb, k2c_errmsg()); continue; }
+            if (amx && !cx.amx) { printf("%-8s SKIP: no AMX-BF16 here\n", tb); continue; }
             cx.no_ext = dash != NULL;
             static k2c_kernels copy;
             if (blas) { copy = *cx.k; copy.gemm_tile = NULL; cx.k = &copy; }
             for (int exact = 1; exact >= 0; exact--) {
                 cx.exact = exact;
-                if (!exact && !k2c_wfmt_is_block(f)) continue;
+                if (!exact && !k2c_wfmt_is_block(f) && !amx) continue;
+                if (exact && amx) continue;         /* exact keeps fp32 inputs: not the AMX path */
                 k2c_linear l = {.fmt = f, .rows = R, .cols = C, .w = w, .cx = &cx};
                 char tcp[256];
                 snprintf(tcp, sizeof tcp, "%s", ts);
@@ -79,7 +83,7 @@ int main(int argc, char **argv) {
                         best = g > best ? g : best;
                     }
                     free(ws.base);
-                    printf("%-12s %-8s %-6s %5d %9.1f\n", tb, fs, exact ? "exact" : "int8", T, best);
+                    printf("%-12s %-8s %-6s %5d %9.1f\n", tb, fs, exact ? "exact" : amx ? "bf16" : "int8", T, best);
                     fflush(stdout);
                 }
             }

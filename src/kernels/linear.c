@@ -451,16 +451,19 @@ static const float *tile_rows(const k2c_linear *l, const k2c_kernels *k, int r0,
 enum { MM_MATVEC, MM_SMALL, MM_BF16, MM_TILE, MM_BLAS, MM_Q8, MM_AMX };
 static int mm_path(const k2c_linear *l, const k2c_kctx *cx, int T, int allow_bf16) {
     if (T <= 2) return MM_MATVEC;
-    /* BF16 prompt products on AMX for every stored format but F32 (BF16 rows as stored; block formats, FP8, INT4,
-     * F16 dequantized to BF16 per tile): the opt-in BF16 precision (bf16_prompt), from 9 tokens on (a routed
-     * expert of Kimi-K2 sees about 10 tokens of a 512-token chunk) */
-    int amx = cx->amx && allow_bf16 && T > SMALL_T_TILE && l->cols % 32 == 0;
-    if (amx && l->fmt != K2C_FMT_F32) return l->fmt == K2C_FMT_BF16 ? MM_BF16 : MM_AMX;
     /* GGUF block formats, unless exact: int8 activations, as decode's k2c_q8x */
     if (!cx->exact && cx->k->gemm_q8 && k2c_q8p_group(l)) return MM_Q8;
+    /* BF16 prompt products on AMX (the opt-in BF16 precision, bf16_prompt) for BF16 rows as stored and for the
+     * formats that would otherwise be dequantized to fp32 tiles (FP8, F16: here dequantized to BF16 per tile
+     * instead). Not for the block formats and INT4: their int8 path above reads the stored blocks without
+     * dequantizing, and beat AMX on dequantized rows (bench/gemm.sh, 1 thread: Q4_K at 512 tokens 98 against
+     * 62 GFLOP/s, 28 against 4 at 16). From 9 tokens on: a routed expert of Kimi-K2 sees about 10 tokens of a
+     * 512-token chunk. */
+    if (cx->amx && !cx->exact && allow_bf16 && T > SMALL_T_TILE && l->cols % 32 == 0 && l->fmt != K2C_FMT_F32)
+        return l->fmt == K2C_FMT_BF16 ? MM_BF16 : MM_AMX;
     if (T <= SMALL_T_TILE || (T <= SMALL_T && !cx->k->gemm_tile)) return MM_SMALL;
     if (T <= SMALL_T) return MM_TILE;
-    if (cx->bf16_prompt && allow_bf16 && l->fmt == K2C_FMT_BF16 && cx->k->gemm_tile_bf16) return MM_BF16;
+    if (cx->bf16_prompt && !cx->exact && allow_bf16 && l->fmt == K2C_FMT_BF16 && cx->k->gemm_tile_bf16) return MM_BF16;
     return cx->k->gemm_tile ? MM_TILE : MM_BLAS;
 }
 #define TILE_ROWS 64
