@@ -6,14 +6,28 @@
 
 #include "k2c.h"
 
+#include <string.h>
+
 /* FNV-1a over n bytes, continuing from h (start with 0xcbf29ce484222325): the fingerprints ranks compare */
 uint64_t k2c_fnv64(uint64_t h, const void *p, size_t n);
 /* The "KEY: N kB" line of a /proc file (/proc/meminfo MemAvailable, /proc/self/status VmHWM) in bytes, 0 if absent */
 size_t k2c_proc_kb(const char *file, const char *key);
 
 /* ------------------------------------------------------------------ dtype conversions (dtype.c) */
-float k2c_bf16_to_f32(uint16_t h);
-uint16_t k2c_f32_to_bf16(float f);                        /* round to nearest even */
+/* BF16 both ways inline: the prompt GEMM's input packing and the cache writers convert in loops that must
+ * compile to vector code, which an out-of-line call per element prevents. */
+static inline float k2c_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline uint16_t k2c_f32_to_bf16(float f) {        /* round to nearest even */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  /* quiet NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);                /* round to nearest even */
+}
 float k2c_f16_to_f32(uint16_t h);
 uint16_t k2c_f32_to_f16(float f);
 float k2c_fp8_to_f32(uint8_t b);                          /* e4m3fn */

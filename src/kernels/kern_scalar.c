@@ -13,12 +13,6 @@
 #define fp8_lut k2c_fp8_lut
 #define NACC 8
 
-static inline float bf16f(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 /* sum of w[j] * x[j] over n elements, w converted by CONV */
 #define DOT_BODY(CONV)                                                                  \
@@ -33,7 +27,7 @@ static inline float bf16f(uint16_t h) {
 
 #define AS_IS(v) (v)
 static float dot_f32_n(const float *w, const float *x, int n) { DOT_BODY(AS_IS) }
-static float dot_bf16_n(const uint16_t *w, const float *x, int n) { DOT_BODY(bf16f) }
+static float dot_bf16_n(const uint16_t *w, const float *x, int n) { DOT_BODY(k2c_bf16_to_f32) }
 static float dot_f16_n(const uint16_t *w, const float *x, int n) { DOT_BODY(k2c_f16_to_f32) }
 static float dot_fp8_n(const uint8_t *w, const float *x, int n) {
 #define FP8(v) fp8_lut[v]
@@ -48,7 +42,7 @@ void k2c_scalar_row_dequant(const k2c_linear *l, int r, float *out) {
     switch (l->fmt) {
     case K2C_FMT_F32: memcpy(out, (const float *)l->w + off, (size_t)n * 4); break;
     case K2C_FMT_BF16: { const uint16_t *w = (const uint16_t *)l->w + off;
-        for (int j = 0; j < n; j++) out[j] = bf16f(w[j]);
+        for (int j = 0; j < n; j++) out[j] = k2c_bf16_to_f32(w[j]);
         break; }
     case K2C_FMT_F16: { const uint16_t *w = (const uint16_t *)l->w + off;
         for (int j = 0; j < n; j++) out[j] = k2c_f16_to_f32(w[j]);
@@ -65,7 +59,7 @@ void k2c_scalar_row_dequant(const k2c_linear *l, int r, float *out) {
         const uint16_t *s = l->scale_bf16 + (size_t)r * (size_t)l->scale_cols;
         for (int j = 0; j < n; j++) {
             int q = (int)((w[j / 8] >> (4 * (j % 8))) & 0xf) - 8;
-            out[j] = (float)q * bf16f(s[j / l->block]);
+            out[j] = (float)q * k2c_bf16_to_f32(s[j / l->block]);
         }
         break; }
     default: k2c_quant_dequant_row(l, r, out); break;   /* GGUF block formats (quant_scalar.c) */
@@ -96,7 +90,7 @@ float k2c_scalar_row_dot(const k2c_linear *l, int r, const float *x) {
                 b[j % NACC] += (float)((int)((w[j / 8] >> (4 * (j % 8))) & 0xf) - 8) * x[j];
             float t = 0;
             for (int k = 0; k < NACC; k++) t += b[k];
-            acc += t * bf16f(s[g]);
+            acc += t * k2c_bf16_to_f32(s[g]);
         }
         break; }
     default: return k2c_quant_dot_row(l, r, x);          /* GGUF block formats (quant_scalar.c) */

@@ -233,15 +233,9 @@ void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp) {
 size_t k2c_gemm_bf16_packed_size(int T, int C) { return (size_t)((T + K2C_GEMM_TB - 1) / K2C_GEMM_TB) * K2C_GEMM_TB * (size_t)((C + 1) / 2); }
 
 /* Xp [ceil(T/32)][ceil(C/2)][32] pairs, zero padded past T and past C. */
-/* k2c_f32_to_bf16 inlined, so that the packing loop compiles to vector code (it was a tenth of a BF16 prefill) */
-static inline uint32_t bf16_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40;     /* quiet NaN */
-    return (u + 0x7fffu + ((u >> 16) & 1)) >> 16;                      /* round to nearest even */
-}
 
-/* token block b of k2c_gemm_pack_x_bf16 (blocks are independent: callers may run them in parallel) */
+/* token block b of k2c_gemm_pack_x_bf16 (blocks are independent: callers may run them in parallel); the
+ * conversion is inline (core.h), so this loop compiles to vector code (it was a tenth of a BF16 prefill) */
 static void pack_x_bf16_block(const float *X, int T, int C, uint32_t *Xp, int b) {
     int P = (C + 1) / 2, even = C & ~1;
     uint32_t *dst = Xp + (size_t)b * P * K2C_GEMM_TB;
@@ -253,8 +247,8 @@ static void pack_x_bf16_block(const float *X, int T, int C, uint32_t *Xp, int b)
             continue;
         }
         for (int p = 0; p < even / 2; p++)
-            dst[(size_t)p * K2C_GEMM_TB + i] = bf16_bits(x[2 * p]) | bf16_bits(x[2 * p + 1]) << 16;
-        if (C & 1) dst[(size_t)(P - 1) * K2C_GEMM_TB + i] = bf16_bits(x[C - 1]);
+            dst[(size_t)p * K2C_GEMM_TB + i] = k2c_f32_to_bf16(x[2 * p]) | (uint32_t)k2c_f32_to_bf16(x[2 * p + 1]) << 16;
+        if (C & 1) dst[(size_t)(P - 1) * K2C_GEMM_TB + i] = k2c_f32_to_bf16(x[C - 1]);
     }
 }
 
@@ -589,7 +583,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
                 for (int i = 0; i < nr; i++) {
                     k2c_row_dequant(k, l, r0 + i, row);
                     uint16_t *d = wt + (size_t)i * C;
-                    for (int j = 0; j < C; j++) d[j] = (uint16_t)bf16_bits(row[j]);
+                    for (int j = 0; j < C; j++) d[j] = k2c_f32_to_bf16(row[j]);
                 }
                 k->gemm_tile_bf16_amx(wt, (size_t)C, nr, C, Xp, T, Y + r0, R, panel);
             }

@@ -171,12 +171,6 @@ int k2c_state_fill_repeat(k2c_state *s, int n) {
 }
 
 /* ------------------------------------------------------------------ row formats */
-static inline float bf16_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 /* One block of n <= 32 values as q8_0: the scale, and q into q[0..n). */
 static uint16_t q8_block(const float *x, int n, int8_t *q) {
@@ -196,7 +190,7 @@ static uint16_t q8_block(const float *x, int n, int8_t *q) {
 
 void k2c_cache_round_row(int type, float *row, int n) {
     if (type == K2C_CACHE_BF16) {
-        for (int k = 0; k < n; k++) row[k] = bf16_f32(k2c_f32_to_bf16(row[k]));
+        for (int k = 0; k < n; k++) row[k] = k2c_bf16_to_f32(k2c_f32_to_bf16(row[k]));
     } else if (type == K2C_CACHE_Q8_0) {
         int8_t q[Q8_BLOCK];
         for (int b = 0; b * Q8_BLOCK < n; b++) {
