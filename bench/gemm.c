@@ -1,6 +1,6 @@
 /* GFLOP/s of k2c_matmul (prompt products) per weight format and kernel table: a 1408 x 2048 weight (a
  * Moonlight-sized expert's gate) from random fp32 rows quantized with k2c_quantize_row, times T tokens.
- * Each measurement is the best of REPS runs of at least 0.2 s; "exact" is the fp32-activation path (dequantized
+ * (GEMM_ROWS sets another row count.) Each measurement is the best of REPS runs of at least 0.2 s; "exact" is the fp32-activation path (dequantized
  * tiles + the ISA's fp32 GEMM or OpenBLAS), "int8" the default (int8 activations on the GGUF block formats).
  * usage: gemm THREADS TABLE[,TABLE..] FORMAT[,FORMAT..] T[,T..]     (bench/gemm.sh builds and runs it)
  * TABLE: avx512, avx2, neon, scalar; with -noext (avx2-noext) the int8 kernels without VNNI / dotprod, with -blas
@@ -23,7 +23,11 @@ static int fmt_of(const char *name, k2c_wfmt *f) {
 
 int main(int argc, char **argv) {
     if (argc < 5) { fprintf(stderr, "usage: gemm THREADS TABLES FORMATS TS\n"); return 2; }
-    int threads = atoi(argv[1]), R = 1408, C = 2048, reps = 3;
+    /* GEMM_ROWS: more rows than 1408 (e.g. 16384: a weight larger than L3, read from memory as a model's are);
+     * GEMM_NO_EXACT=1 skips the fp32-activation rows */
+    int threads = atoi(argv[1]), R = getenv("GEMM_ROWS") ? atoi(getenv("GEMM_ROWS")) : 1408, C = 2048, reps = 3;
+    int no_exact = getenv("GEMM_NO_EXACT") && atoi(getenv("GEMM_NO_EXACT"));
+    if (R < 1 || R > (1 << 20)) { fprintf(stderr, "GEMM_ROWS out of range\n"); return 2; }
     char tables[256], fmts[256], ts[256];
     snprintf(tables, sizeof tables, "%s", argv[2]);
     snprintf(fmts, sizeof fmts, "%s", argv[3]);
@@ -65,6 +69,7 @@ int main(int argc, char **argv) {
                 cx.exact = exact;
                 if (!exact && !k2c_wfmt_is_block(f) && !amx) continue;
                 if (exact && amx) continue;         /* exact keeps fp32 inputs: not the AMX path */
+                if (exact && no_exact && k2c_wfmt_is_block(f)) continue;
                 k2c_linear l = {.fmt = f, .rows = R, .cols = C, .w = w, .cx = &cx};
                 char tcp[256];
                 snprintf(tcp, sizeof tcp, "%s", ts);

@@ -3,6 +3,7 @@
 #ifndef QD_ATTR
 #error "define QD_ATTR before including quant_dot_x86.h"
 #endif
+#define QG_X86          /* quant_gemm.h: the AVX2 quad interleave */
 
 QD_ATTR static inline void qd_nl16(const uint8_t *qs, int8_t *w) {
     const __m128i lut = _mm_loadu_si128((const __m128i *)k2c_iq4_nl), m4 = _mm_set1_epi8(15);

@@ -34,14 +34,79 @@ QD_ATTR static inline void qg_quad(void *scratch, int C, int sg, int qi, int8_t 
     *S = (int32_t *)(b + nw + 2 * nf);
 }
 
+/* The 4 rows' unpacked chunks (m elements, a multiple of 32) side by side per k-step: dst [m/4][4 rows][4], and
+ * the rows' sums of w per scale group: S [m/sg][4 rows]. */
+#ifdef QG_X86
+/* A 4 x 8 transpose of 32-bit words per 32 columns (the unpack's interleave was a quarter of a Q8_0 prompt's
+ * time as byte copies and scalar sums); the group sums from the transposed vectors, where each word holds 4
+ * bytes of one row: pairs, then pairs of pairs, leave each word's sum in its int32 lane, lanes r and r + 4 row r */
+QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S) {
+    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+    for (int j = 0; j < m; j += 32) {
+        __m256i r0 = _mm256_loadu_si256((const __m256i *)(u[0].w + j)), r1 = _mm256_loadu_si256((const __m256i *)(u[1].w + j));
+        __m256i r2 = _mm256_loadu_si256((const __m256i *)(u[2].w + j)), r3 = _mm256_loadu_si256((const __m256i *)(u[3].w + j));
+        __m256i t0 = _mm256_unpacklo_epi32(r0, r1), t1 = _mm256_unpackhi_epi32(r0, r1);   /* [k0 k1 | k4 k5], [k2 k3 | k6 k7] of rows 0, 1 */
+        __m256i t2 = _mm256_unpacklo_epi32(r2, r3), t3 = _mm256_unpackhi_epi32(r2, r3);
+        __m256i v0 = _mm256_unpacklo_epi64(t0, t2), v1 = _mm256_unpackhi_epi64(t0, t2);   /* [k0 | k4], [k1 | k5]: rows 0-3 each */
+        __m256i v2 = _mm256_unpacklo_epi64(t1, t3), v3 = _mm256_unpackhi_epi64(t1, t3);   /* [k2 | k6], [k3 | k7] */
+        __m256i o0 = _mm256_permute2x128_si256(v0, v1, 0x20), o1 = _mm256_permute2x128_si256(v2, v3, 0x20);  /* k0 k1, k2 k3 */
+        __m256i o2 = _mm256_permute2x128_si256(v0, v1, 0x31), o3 = _mm256_permute2x128_si256(v2, v3, 0x31);  /* k4 k5, k6 k7 */
+        int8_t *d = dst + 4 * j;
+        _mm256_storeu_si256((__m256i *)d, o0);
+        _mm256_storeu_si256((__m256i *)(d + 32), o1);
+        _mm256_storeu_si256((__m256i *)(d + 64), o2);
+        _mm256_storeu_si256((__m256i *)(d + 96), o3);
+#define QG_SUM4(v) _mm256_madd_epi16(_mm256_maddubs_epi16(one8, v), one16)
+        __m256i lo = _mm256_add_epi32(QG_SUM4(o0), QG_SUM4(o1)), hi = _mm256_add_epi32(QG_SUM4(o2), QG_SUM4(o3));
+#undef QG_SUM4
+        if (sg == 16) {     /* columns j .. j+15 (o0, o1) and j+16 .. j+31 (o2, o3) */
+            __m128i a = _mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
+            __m128i b = _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
+            _mm_storeu_si128((__m128i *)(S + 4 * (j / 16)), a);
+            _mm_storeu_si128((__m128i *)(S + 4 * (j / 16) + 4), b);
+        } else {
+            __m256i acc = _mm256_add_epi32(lo, hi);
+            __m128i a = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+            _mm_storeu_si128((__m128i *)(S + 4 * (j / 32)), a);
+        }
+    }
+}
+#else
+QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S) {
+    for (int ks = 0; ks < m / 4; ks++)
+        for (int rr = 0; rr < 4; rr++) memcpy(dst + 16 * ks + 4 * rr, u[rr].w + 4 * ks, 4);
+    for (int g = 0; g < m / sg; g++)
+        for (int rr = 0; rr < 4; rr++) {
+            int sum = 0;
+            for (int k = 0; k < sg; k++) sum += u[rr].w[g * sg + k];
+            S[4 * g + rr] = sum;
+        }
+}
+#endif
+
 /* rows r0 .. r0+nrows-1 (nrows <= 4) of l into a quad, chunk by chunk: the 4 rows' chunks unpacked side by side,
  * then their 4-byte k-steps interleaved; missing rows are zero (the padding of a last quad) */
 QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int sg, int8_t *w, float *F, float *M, int32_t *S) {
     int C = l->cols;
     size_t rb = k2c_wfmt_row_bytes(l->fmt, C);
     qd_chunk u[4];
+    /* The next quad's rows (contiguous after these) are prefetched a slice per chunk: the unpacking reads 4 rows
+     * in interleaved pieces, which the hardware prefetcher followed too late (the loads from memory were most
+     * of the unpack time on weights larger than the cache) */
+    const char *next = NULL;
+    size_t span = 0, done = 0;
+    if (r0 + 4 < l->rows) {
+        size_t prb = l->fmt == K2C_FMT_INT4 ? (size_t)C / 2 : rb;
+        int nn = l->rows - (r0 + 4) < 4 ? l->rows - (r0 + 4) : 4;
+        next = (const char *)l->w + (size_t)(r0 + 4) * prb;
+        span = (size_t)nn * prb;
+    }
     for (int j0 = 0; j0 < C;) {
         int m = 0;
+        if (next) {     /* the slice of this chunk: the share of the columns it covers */
+            size_t upto = j0 + 256 >= C ? span : span * (size_t)(j0 + 256) / (size_t)C;
+            for (; done < upto; done += 64) __builtin_prefetch(next + done);
+        }
         for (int rr = 0; rr < 4; rr++) {
             if (rr < nrows) {
                 m = l->fmt == K2C_FMT_INT4 ? qi_unpack_int4(l, r0 + rr, j0, &u[rr])    /* int4_q8.h */
@@ -58,17 +123,12 @@ QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int s
                 for (int rr = 0; rr < 4; rr++) { F[4 * g + rr] = M[4 * g + rr] = 0; S[4 * g + rr] = 0; }
             return;
         }
-        int8_t *dst = w + (size_t)j0 * 4;
-        for (int ks = 0; ks < m / 4; ks++)
-            for (int rr = 0; rr < 4; rr++) memcpy(dst + 16 * ks + 4 * rr, u[rr].w + 4 * ks, 4);
+        qg_interleave(u, m, sg, w + (size_t)j0 * 4, S + 4 * (j0 / sg));
         for (int g = 0; g < m / sg; g++) {
             int gg = j0 / sg + g;
             for (int rr = 0; rr < 4; rr++) {
-                int sum = 0;
-                for (int k = 0; k < sg; k++) sum += u[rr].w[g * sg + k];
                 F[4 * gg + rr] = u[rr].F[g * sg / 16];
                 M[4 * gg + rr] = u[rr].M[g * sg / 16];
-                S[4 * gg + rr] = sum;
             }
         }
         j0 += m;
