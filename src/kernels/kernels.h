@@ -243,6 +243,15 @@ void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp);
 size_t k2c_gemm_bf16_packed_size(int T, int C);
 void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp);
 
+/* A function compiled for x86-64-v4 (AVX-512), v3 (AVX2 + FMA) and the baseline, the loader picking the one the
+ * CPU runs (GCC target_clones, an ifunc): for plain C loops outside the per-ISA kernel files that must become
+ * vector code (vecmath.c, the int8 GEMM's activation packing, the cache's row converters). */
+#if defined(__x86_64__) && defined(__linux__) && !defined(K2C_NO_CLONES)
+#define K2C_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define K2C_CLONES
+#endif
+
 /* ------------------------------------------------------------------ vecmath.c: element-wise row kernels
  * Each is compiled three times (x86-64-v4 = AVX-512, v3 = AVX2+FMA, and the baseline) and the loader picks
  * the one the CPU runs (GCC target_clones, an ifunc). Within a build and CPU the arithmetic order is fixed,

@@ -44,7 +44,8 @@ void k2c_q8p_init(k2c_q8p *p, int T, int C, int sg, void *buf) {
     p->T = T; p->C = C; p->sg = sg; p->nblk = (int)nblk;
 }
 
-void k2c_q8p_fill(const float *X, const k2c_q8p *p, int b) {
+/* compiled per x86 level (K2C_CLONES): the baseline build left this loop at SSE2, a twentieth of a prompt */
+K2C_CLONES void k2c_q8p_fill(const float *X, const k2c_q8p *p, int b) {
     int C = p->C, sg = p->sg, ng = C / sg;
     int8_t *q = (int8_t *)p->q + (size_t)b * K2C_Q8P_TB * (size_t)C;
     float *d = (float *)p->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = (float *)p->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;

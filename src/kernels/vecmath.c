@@ -14,11 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__linux__) && !defined(K2C_NO_CLONES)
-#define VEC __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define VEC
-#endif
+#define VEC K2C_CLONES
 
 static inline float exp_inline(float x) {
     x = x < -87.0f ? -87.0f : x;

@@ -227,12 +227,10 @@ void k2c_cache_write(k2c_state *s, int layer, int t, float *row) {
 /* The conversions are plain loops over whole rows that the compiler vectorizes for each ISA (one clone per
  * level, picked when the library loads, as vecmath.c does): a tile is converted at memory speed, not one
  * out-of-line call per value. */
-#if defined(__x86_64__) && defined(__linux__) && !defined(K2C_NO_CLONES) && !defined(__clang__)
-#define VEC __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), optimize("tree-vectorize")))
-#elif defined(__x86_64__) && defined(__linux__) && !defined(K2C_NO_CLONES)
-#define VEC __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))   /* clang vectorizes at -O2 */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VEC K2C_CLONES __attribute__((optimize("tree-vectorize")))     /* GCC vectorizes only at -O3 otherwise */
 #else
-#define VEC
+#define VEC K2C_CLONES                                                  /* clang vectorizes at -O2 */
 #endif
 
 VEC static void bf16_rows(const uint16_t *src, size_t lds, int n, int nc, float *dst) {
