@@ -33,15 +33,12 @@
  *                                    a third of the other types' speed)
  *     void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w)
  *                                    one Q6_0 block: w[j] = (nibble j | 16 * its two high bits) - 32, the same way
- *     float qd_dot_q8_0(const uint8_t *row, const k2c_q8x *x, int n)   (define QD_HAVE_DOT_Q8_0)
- *                                    a whole Q8_0 row, straight from its blocks: its weights are int8 already,
- *                                    so the chunk unpacking and the per-16 float step would be most of its time
  *
  *     int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n, int ext, float *out)
  *                                    (define QD_HAVE_DOT_DIRECT) a whole row of f straight from its blocks where
  *                                    the file has a kernel for f (returns 1), else 0; ext: the optional
  *                                    instructions (QD_EXT()) may be used (quant_dot_kq_x86.h: the K-quants, IQ4_XS,
- *                                    Q4_0, Q5_0, IQ4_NL)
+ *                                    Q4_0, Q5_0, IQ4_NL, Q8_0)
  *     int QD_EXT()                   whether the CPU has the file's optional instructions (default 0)
  *
  * and gets `static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n)` for its table
@@ -367,9 +364,6 @@ QD_ATTR static float qd_dot_q8_ext(k2c_wfmt f, const uint8_t *row, const k2c_q8x
     if (qd_dot_direct(f, row, x, n, ext, &r)) return r;
 #else
     (void)ext;
-#endif
-#ifdef QD_HAVE_DOT_Q8_0
-    if (f == K2C_FMT_Q8_0) return qd_dot_q8_0(row, x, n);
 #endif
     qd_chunk u[2];
     int32_t is[16];

@@ -1,4 +1,4 @@
-/* quant_dot_kq_x86.h — direct decode kernels of the K-quants, IQ4_XS, Q4_0, Q5_0 and IQ4_NL for the x86 kernel
+/* quant_dot_kq_x86.h — direct decode kernels of the K-quants, IQ4_XS, Q4_0, Q5_0, IQ4_NL and Q8_0 for the x86 kernel
  * files (kern_avx2.c, kern_avx512.c), included at the end of quant_dot_x86.h, before quant_dot.h.
  *
  * quant_dot.h's generic path unpacks each 256-element super-block into int8 w[256] and float F[16], M[16] in
@@ -253,13 +253,14 @@ KQ_INLINE float kq_iq4_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
  * experts' down projections, 1408 wide in Moonlight: Q5_0 under Q4_K_M, IQ4_NL under Q2_K), and Q4_0: one block's
  * 32 signed weights in one vector (element j: low nibble of qs[j], j + 16: its high nibble), |w| against q with
  * w's sign, then scaled by d_w d_x per block in float as Q8_0 is (two accumulators: no FMA chain per block). */
-enum { KQ_B_Q4_0, KQ_B_Q5_0, KQ_B_IQ4_NL };
+enum { KQ_B_Q4_0, KQ_B_Q5_0, KQ_B_IQ4_NL, KQ_B_Q8_0 };
 KQ_INLINE __m256i kq_nib32(const uint8_t *qs) {
     __m128i b = _mm_loadu_si128((const __m128i *)qs);
     return _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1), _mm256_set1_epi8(15));
 }
 /* one block's weights; b points at the block (its fp16 d first) */
 KQ_INLINE __m256i kq_b32w(const uint8_t *b, int kind, __m256i lut) {
+    if (kind == KQ_B_Q8_0) return kq_ld(b + 2);
     if (kind == KQ_B_IQ4_NL) return _mm256_shuffle_epi8(lut, kq_nib32(b + 2));
     if (kind == KQ_B_Q4_0) return _mm256_sub_epi8(kq_nib32(b + 2), _mm256_set1_epi8(8));
     /* Q5_0: byte j takes byte j / 8 of qh, keeps bit j % 8 of it, and becomes 16 where that bit is set */
@@ -270,28 +271,77 @@ KQ_INLINE __m256i kq_b32w(const uint8_t *b, int kind, __m256i lut) {
     h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, bit), bit), _mm256_set1_epi8(16));
     return _mm256_sub_epi8(_mm256_or_si256(kq_nib32(b + 6), h), _mm256_set1_epi8(16));
 }
+KQ_INLINE uint16_t kq_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+/* the fp16 d of 8 consecutive blocks (bb bytes apart, d first), converted at once */
+KQ_INLINE __m256 kq_wd8(const uint8_t *b, int bb) {
+    __m128i h = _mm_setr_epi16((short)kq_u16(b), (short)kq_u16(b + bb), (short)kq_u16(b + 2 * bb), (short)kq_u16(b + 3 * bb),
+                               (short)kq_u16(b + 4 * bb), (short)kq_u16(b + 5 * bb), (short)kq_u16(b + 6 * bb),
+                               (short)kq_u16(b + 7 * bb));
+    return _mm256_cvtph_ps(h);
+}
+/* the activations' scale of 8 consecutive 32-blocks: the even entries of d16 */
+KQ_INLINE __m256 kq_xd8(const float *d16) {
+    __m256 ev = _mm256_shuffle_ps(_mm256_loadu_ps(d16), _mm256_loadu_ps(d16 + 8), 0x88);  /* 64-bit pairs [0 2 | 8 10 | 4 6 | 12 14] */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xD8));
+}
+/* dx * (sum of q) of 8 consecutive 32-blocks: pair sums of s16 */
+KQ_INLINE __m256 kq_xs8(const float *s16) {
+    __m256 ps = _mm256_hadd_ps(_mm256_loadu_ps(s16), _mm256_loadu_ps(s16 + 8));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ps), 0xD8));
+}
+/* 8 blocks' int32 lanes to the vector of the 8 blocks' sums: two rounds of pair sums leave [p0 p1 p2 p3] per
+ * 128-bit half, and the halves are added */
+KQ_INLINE __m256i kq_sum8(const __m256i *p) {
+    __m256i u = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    __m256i v = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u, v, 0x20), _mm256_permute2x128_si256(u, v, 0x31));
+}
+/* Q4_0 / Q5_0 codes as unsigned bytes (0..15, 0..31): their offset (8, 16) leaves the products, as the
+ * K-quants' does (sum (u - o) q = sum u q - o sum q): no sign trick, no subtraction per block */
+KQ_INLINE __m256i kq_b32u(const uint8_t *b, int kind) {
+    if (kind == KQ_B_Q4_0) return kq_nib32(b + 2);
+#ifdef QD_X86_512
+    __m256i h = _mm256_maskz_mov_epi8((__mmask32)kq_u32(b + 2), _mm256_set1_epi8(16));   /* bit j of qh -> byte j */
+#else
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    __m256i h = _mm256_shuffle_epi8(_mm256_set1_epi32((int)kq_u32(b + 2)), spread);
+    h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(h, bit), bit), _mm256_set1_epi8(16));
+#endif
+    return _mm256_or_si256(kq_nib32(b + 6), h);
+}
+/* Eight blocks per step: their products, the 8 sums in one vector, one conversion and one FMA with the 8
+ * scales (per block this was a scalar fp16 conversion, a multiply, a broadcast and a float step on 8 lanes;
+ * Q8_0's 512-bit kernel had one FMA chain per two blocks). The blocks past the last 8 one at a time. */
 KQ_INLINE float kq_b32(const uint8_t *row, const k2c_q8x *x, int n, int vnni, int kind) {
-    const int bb = kind == KQ_B_Q5_0 ? 22 : 18, nb = n / 32;
+    const int bb = kind == KQ_B_Q8_0 ? 34 : kind == KQ_B_Q5_0 ? 22 : 18, nb = n / 32;
+    const int off = kind == KQ_B_Q4_0 ? 8 : kind == KQ_B_Q5_0 ? 16 : 0;
     const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)k2c_iq4_nl));
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), am = _mm256_setzero_ps();
     int k = 0;
-    for (; k + 2 <= nb; k += 2) {
-        const uint8_t *b0 = row + (size_t)k * bb, *b1 = b0 + bb;
-        __m256i p0 = kq_dot_s(vnni, kq_b32w(b0, kind, lut), kq_ld(x->q + 32 * k));
-        __m256i p1 = kq_dot_s(vnni, kq_b32w(b1, kind, lut), kq_ld(x->q + 32 * k + 32));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(kq_h(b0) * x->d16[2 * k]), a0);
-        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(kq_h(b1) * x->d16[2 * k + 2]), a1);
+    for (; k + 8 <= nb; k += 8) {
+        const uint8_t *b = row + (size_t)k * bb;
+        __m256i p[8];
+        if (off)
+            for (int j = 0; j < 8; j++) p[j] = kq_dot(vnni, kq_b32u(b + j * bb, kind), kq_ld(x->q + 32 * (k + j)));
+        else
+            for (int j = 0; j < 8; j++) p[j] = kq_dot_s(vnni, kq_b32w(b + j * bb, kind, lut), kq_ld(x->q + 32 * (k + j)));
+        __m256 wd = kq_wd8(b, bb);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(kq_sum8(p)), _mm256_mul_ps(wd, kq_xd8(x->d16 + 2 * k)), a0);
+        if (off) am = _mm256_fmadd_ps(wd, kq_xs8(x->s16 + 2 * k), am);
     }
-    if (k < nb) {
+    for (; k < nb; k++) {
         const uint8_t *b0 = row + (size_t)k * bb;
         __m256i p0 = kq_dot_s(vnni, kq_b32w(b0, kind, lut), kq_ld(x->q + 32 * k));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(kq_h(b0) * x->d16[2 * k]), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(kq_h(b0) * x->d16[2 * k]), a1);
     }
-    return kq_hsum(_mm256_add_ps(a0, a1));
+    return kq_hsum(_mm256_add_ps(a0, a1)) - (float)off * kq_hsum(am);
 }
 KQ_INLINE float kq_q4_0(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_b32(row, x, n, vnni, KQ_B_Q4_0); }
 KQ_INLINE float kq_q5_0(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_b32(row, x, n, vnni, KQ_B_Q5_0); }
 KQ_INLINE float kq_iq4_nl(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_b32(row, x, n, vnni, KQ_B_IQ4_NL); }
+KQ_INLINE float kq_q8_0(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_b32(row, x, n, vnni, KQ_B_Q8_0); }
 
 #ifdef QD_X86_512
 /* ---- the same on 512-bit vectors (kern_avx512.c): two chunks of 32 per vector */
@@ -467,6 +517,7 @@ KQ_PAIR(kq_iq4_xs, kq_iq4_xs)
 KQ_PAIR(kq_q4_0, kq_q4_0)
 KQ_PAIR(kq_q5_0, kq_q5_0)
 KQ_PAIR(kq_iq4_nl, kq_iq4_nl)
+KQ_PAIR(kq_q8_0, kq_q8_0)
 
 /* The direct kernel of f where there is one: *out = the row's dot, returns 1; else 0 (quant_dot.h's path). */
 QD_ATTR static int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n, int ext, float *out) {
@@ -481,6 +532,7 @@ QD_ATTR static int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *
     KQ_CASE(K2C_FMT_Q4_0, kq_q4_0)
     KQ_CASE(K2C_FMT_Q5_0, kq_q5_0)
     KQ_CASE(K2C_FMT_IQ4_NL, kq_iq4_nl)
+    KQ_CASE(K2C_FMT_Q8_0, kq_q8_0)
     default: return 0;
     }
 #undef KQ_CASE

@@ -46,69 +46,6 @@ QD_ATTR static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *
     __m256i hb = _mm256_slli_epi16(_mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(hl), hh, 1), m2), 4);
     _mm256_storeu_si256((__m256i *)w, _mm256_sub_epi8(_mm256_or_si256(nib, hb), _mm256_set1_epi8(32)));
 }
-/* Q8_0 rows (blocks of an fp16 scale + 32 int8) against k2c_q8x: per block, |w| (unsigned) times q with w's
- * sign (vpmaddubsw: pairs fit int16, 2 x 127 x 127 < 32767) summed to int32 lanes (vpmaddwd with ones), then
- * scaled by d_w * d_x in float. Two blocks per 512-bit vector on AVX-512 (one block's lanes in each half). */
-QD_ATTR static inline float qd_x86_h(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
-QD_ATTR static inline __m256i qd_q8_0_block_i32(__m256i w, __m256i q) {
-    __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-#ifdef QD_X86_512
-QD_ATTR static float qd_dot_q8_0(const uint8_t *row, const k2c_q8x *x, int n) {
-    __m512 acc = _mm512_setzero_ps();
-    int nb = n / 32, b = 0;
-    const __m512i ones = _mm512_set1_epi16(1);
-    for (; b + 2 <= nb; b += 2) {
-        const uint8_t *ba = row + (size_t)b * 34, *bb = ba + 34;
-        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(ba + 2))),
-                                       _mm256_loadu_si256((const __m256i *)(bb + 2)), 1);
-        __m512i q = _mm512_loadu_si512(x->q + (size_t)b * 32);
-        __mmask64 neg = _mm512_movepi8_mask(w);
-        __m512i sq = _mm512_mask_sub_epi8(q, neg, _mm512_setzero_si512(), q);
-        __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(w), sq), ones);
-        float sa = qd_x86_h(ba) * x->d16[2 * b], sb = qd_x86_h(bb) * x->d16[2 * b + 2];
-        __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(sa), _mm256_set1_ps(sb), 1);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc);
-    }
-    float s = _mm512_reduce_add_ps(acc);
-    if (b < nb) {
-        const uint8_t *ba = row + (size_t)b * 34;
-        __m256i p = qd_q8_0_block_i32(_mm256_loadu_si256((const __m256i *)(ba + 2)),
-                                      _mm256_loadu_si256((const __m256i *)(x->q + (size_t)b * 32)));
-        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(qd_x86_h(ba) * x->d16[2 * b]));
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        s += _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-    }
-    return s;
-}
-#else
-QD_ATTR static float qd_dot_q8_0(const uint8_t *row, const k2c_q8x *x, int n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int nb = n / 32, b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const uint8_t *ba = row + (size_t)b * 34, *bb = ba + 34;
-        __m256i pa = qd_q8_0_block_i32(_mm256_loadu_si256((const __m256i *)(ba + 2)),
-                                       _mm256_loadu_si256((const __m256i *)(x->q + (size_t)b * 32)));
-        __m256i pb = qd_q8_0_block_i32(_mm256_loadu_si256((const __m256i *)(bb + 2)),
-                                       _mm256_loadu_si256((const __m256i *)(x->q + (size_t)b * 32 + 32)));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pa), _mm256_set1_ps(qd_x86_h(ba) * x->d16[2 * b]), a0);
-        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pb), _mm256_set1_ps(qd_x86_h(bb) * x->d16[2 * b + 2]), a1);
-    }
-    if (b < nb) {
-        const uint8_t *ba = row + (size_t)b * 34;
-        __m256i pa = qd_q8_0_block_i32(_mm256_loadu_si256((const __m256i *)(ba + 2)),
-                                       _mm256_loadu_si256((const __m256i *)(x->q + (size_t)b * 32)));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pa), _mm256_set1_ps(qd_x86_h(ba) * x->d16[2 * b]), a0);
-    }
-    __m256 f = _mm256_add_ps(a0, a1);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-}
-#endif
-#define QD_HAVE_DOT_Q8_0
 #define QD_HAVE_Q6W
 #define QD_HAVE_NIB
 #define QD_HAVE_Q5W
