@@ -1,0 +1,328 @@
+/* quant_dot_iq_x86.h — direct decode kernels of the GGUF codebook ("IQ") types for the x86 kernel files
+ * (kern_avx2.c, kern_avx512.c): IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M. Included by
+ * quant_dot_x86.h after quant_dot_kq_x86.h (whose helpers, kq_dot, kq_h8, KQ_STEP, ... they use); 256-bit code
+ * shared by both tables, as IQ4_XS is.
+ *
+ * Each 256-element super-block is decoded in registers, 32 elements per vector, straight into the products:
+ *
+ *   - the grid entries of a vector (4 entries of 8 values for IQ1/IQ2, 8 of 4 for IQ3) are loaded into one
+ *     vector (4 64-bit or 8 32-bit table loads: insertions or a gather, KQ_IQ_GATHER);
+ *   - IQ2/IQ3 grid values are unsigned (IQ2: 8, 25, 43; IQ3: up to 62) and their signs stored apart, so the
+ *     signs go onto the activations (vpsignb) and the grid bytes into vpdpbusd / vpmaddubsw as they are
+ *     (pairs: 2 x 62 x 127 < 32767). The 7-bit sign indices (IQ2_XXS, IQ2_XS, IQ3_XXS: 7 bits, the 8th the
+ *     parity) are looked up in kq_iq_sgn, the ksigns table already expanded to 8 bytes of +-1 per index;
+ *     plain sign bits (IQ2_S, IQ3_S: a byte per 8 values) are spread to bytes with a shuffle, and and cmpeq;
+ *   - IQ1 values are 8 (g + delta) with g in {-1, 0, 1}, delta = +-1/8: IQ1_S (one delta per 32) takes
+ *     sum g q (vpsignb of q by g against ones) and its delta as a min term, delta times the group's s16;
+ *     IQ1_M (a delta per 8) builds the int8 weights 8 g + delta (-9..9) and multiplies |w| by q with w's sign;
+ *   - the 8 vectors' products become the 16 per-16 sums (kq_h8) and one float step per super-block scales
+ *     them by the type's integer scales (2 s + 1, the common factor in d) and d16 (KQ_STEP).
+ *
+ * Every row is whole super-blocks (the formats have no 32-element block), so there are no tails. */
+#ifndef QD_ATTR
+#error "define QD_ATTR before including quant_dot_iq_x86.h"
+#endif
+
+/* 1: grid entries (and sign masks) loaded with vpgatherdq / vpgatherdd; 0: with scalar loads and insertions */
+#ifndef KQ_IQ_GATHER
+#define KQ_IQ_GATHER 0
+#endif
+
+/* ksigns expanded: entry i is 8 bytes, byte j = -1 where value j is negative (bit j of i for j < 7, the parity
+ * of i for j = 7), else +1: vpsignb of q against it applies the signs */
+#define KQ_SB(i, j) ((uint64_t)((((i) >> (j)) & 1) ? 0xFF : 0x01) << (8 * (j)))
+#define KQ_PAR(i) (((i) ^ ((i) >> 1) ^ ((i) >> 2) ^ ((i) >> 3) ^ ((i) >> 4) ^ ((i) >> 5) ^ ((i) >> 6)) & 1)
+#define KQ_SGN(i) (KQ_SB(i, 0) | KQ_SB(i, 1) | KQ_SB(i, 2) | KQ_SB(i, 3) | KQ_SB(i, 4) | KQ_SB(i, 5) | KQ_SB(i, 6) | \
+                   ((uint64_t)(KQ_PAR(i) ? 0xFF : 0x01) << 56))
+#define KQ_SGN8(i) KQ_SGN(i), KQ_SGN(i + 1), KQ_SGN(i + 2), KQ_SGN(i + 3), KQ_SGN(i + 4), KQ_SGN(i + 5), KQ_SGN(i + 6), KQ_SGN(i + 7)
+static const uint64_t kq_iq_sgn[128] = {
+    KQ_SGN8(0),  KQ_SGN8(8),  KQ_SGN8(16), KQ_SGN8(24), KQ_SGN8(32),  KQ_SGN8(40),  KQ_SGN8(48),  KQ_SGN8(56),
+    KQ_SGN8(64), KQ_SGN8(72), KQ_SGN8(80), KQ_SGN8(88), KQ_SGN8(96), KQ_SGN8(104), KQ_SGN8(112), KQ_SGN8(120),
+};
+#undef KQ_SGN8
+#undef KQ_SGN
+#undef KQ_PAR
+#undef KQ_SB
+
+/* 4 entries of a 64-bit table, entry k in 64-bit lane k; ix: the 4 indices as int32 lanes (gather) or scalars */
+KQ_INLINE __m256i kq_t64(const uint64_t *t, __m128i ix, unsigned i0, unsigned i1, unsigned i2, unsigned i3) {
+#if KQ_IQ_GATHER
+    (void)i0; (void)i1; (void)i2; (void)i3;
+    return _mm256_i32gather_epi64((const long long *)t, ix, 8);
+#else
+    (void)ix;
+    return _mm256_set_epi64x((long long)t[i3], (long long)t[i2], (long long)t[i1], (long long)t[i0]);
+#endif
+}
+/* 8 entries of a 32-bit table (IQ3 grids) from 8 indices as int32 lanes */
+KQ_INLINE __m256i kq_t32(const uint32_t *t, __m256i ix) {
+#if KQ_IQ_GATHER
+    return _mm256_i32gather_epi32((const int *)t, ix, 4);
+#else
+    __m128i lo = _mm256_castsi256_si128(ix), hi = _mm256_extracti128_si256(ix, 1);
+    return _mm256_setr_epi32((int)t[_mm_cvtsi128_si32(lo)], (int)t[_mm_extract_epi32(lo, 1)], (int)t[_mm_extract_epi32(lo, 2)],
+                             (int)t[_mm_extract_epi32(lo, 3)], (int)t[_mm_cvtsi128_si32(hi)], (int)t[_mm_extract_epi32(hi, 1)],
+                             (int)t[_mm_extract_epi32(hi, 2)], (int)t[_mm_extract_epi32(hi, 3)]);
+#endif
+}
+/* the sign masks of the four 7-bit sign indices in bits 0-27 of s (IQ2_XXS, IQ3_XXS) */
+KQ_INLINE __m256i kq_sgn7x4(uint32_t s) {
+    __m128i ix = _mm_setzero_si128();
+#if KQ_IQ_GATHER
+    ix = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)s), _mm_setr_epi32(0, 7, 14, 21)), _mm_set1_epi32(127));
+#endif
+    return kq_t64(kq_iq_sgn, ix, s & 127, (s >> 7) & 127, (s >> 14) & 127, (s >> 21) & 127);
+}
+/* q with the signs of 32 plain bits (bit j: value j negative) applied */
+KQ_INLINE __m256i kq_sgn32(__m256i q, uint32_t bits) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+    __m256i m = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
+    m = _mm256_cmpeq_epi8(_mm256_and_si256(m, bit), bit);           /* -1 where negative */
+    return _mm256_sub_epi8(_mm256_xor_si256(q, m), m);
+}
+/* per-32 int32 scales (lane k: sub-block k) to the two per-16 float vectors (groups 0-7, 8-15) */
+KQ_INLINE void kq_s32to16(__m256i s, __m256 *s0, __m256 *s1) {
+    __m256 f = _mm256_cvtepi32_ps(s);
+    *s0 = _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+    *s1 = _mm256_permutevar8x32_ps(f, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+}
+/* 16 nibble scales (8 bytes at p, low nibble first) to 2 s + 1 per group, as two float vectors */
+KQ_INLINE void kq_nib16(const uint8_t *p, __m256 *s0, __m256 *s1) {
+    __m128i v = _mm_loadl_epi64((const __m128i *)p), m4 = _mm_set1_epi8(15);
+    __m128i s = _mm_unpacklo_epi8(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));  /* group order */
+    s = _mm_add_epi8(_mm_add_epi8(s, s), _mm_set1_epi8(1));
+    *s0 = kq_u8f(s);
+    *s1 = kq_u8f(_mm_srli_si128(s, 8));
+}
+
+/* IQ2_XXS: d, then per 32 (ib) a u32 of 4 grid indices (bytes) and a u32 of 4 sign indices (7 bits each) and the
+ * scale (top 4 bits); x = d (2 s + 1) / 8 g */
+KQ_INLINE float kq_iq2_xxs(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    __m256 a = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 66;
+        const int8_t *q = x->q + 256 * i;
+        __m256i p[8];
+        for (int ib = 0; ib < 8; ib++) {
+            uint32_t q0 = kq_u32(b + 2 + 8 * ib), q1 = kq_u32(b + 6 + 8 * ib);
+            __m128i ix = _mm_setzero_si128();
+#if KQ_IQ_GATHER
+            ix = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)q0));
+#endif
+            __m256i w = kq_t64(k2c_iq2xxs_grid, ix, q0 & 255, (q0 >> 8) & 255, (q0 >> 16) & 255, q0 >> 24);
+            p[ib] = kq_dot(vnni, w, _mm256_sign_epi8(kq_ld(q + 32 * ib), kq_sgn7x4(q1)));
+        }
+        __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
+        /* the scales: the top nibbles of the odd u32 of each half of the block */
+        const __m256i odd = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
+        __m256i s0 = _mm256_permutevar8x32_epi32(_mm256_srli_epi32(kq_ld(b + 2), 28), odd);
+        __m256i s1 = _mm256_permutevar8x32_epi32(_mm256_srli_epi32(kq_ld(b + 34), 28), odd);
+        __m256i s = _mm256_blend_epi32(s0, s1, 0xF0);
+        s = _mm256_add_epi32(_mm256_add_epi32(s, s), _mm256_set1_epi32(1));
+        __m256 S0, S1;
+        kq_s32to16(s, &S0, &S1);
+        KQ_STEP(is0, is1, S0, S1, 0.125f * kq_h(b), x->d16 + 16 * i, a);
+    }
+    return kq_hsum(a);
+}
+
+/* IQ2_XS: d, u16[32] (per 8 values a 9-bit grid index and a 7-bit sign index), scales[8] (a nibble per 16) */
+KQ_INLINE float kq_iq2_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    __m256 a = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 74;
+        const int8_t *q = x->q + 256 * i;
+        __m256i p[8];
+        for (int k = 0; k < 8; k++) {
+            uint64_t u;
+            memcpy(&u, b + 2 + 8 * k, 8);
+            unsigned w0 = (unsigned)u & 0xFFFF, w1 = (unsigned)(u >> 16) & 0xFFFF, w2 = (unsigned)(u >> 32) & 0xFFFF,
+                     w3 = (unsigned)(u >> 48);
+            __m128i gx = _mm_setzero_si128(), sx = _mm_setzero_si128();
+#if KQ_IQ_GATHER
+            __m128i v = _mm_cvtepu16_epi32(_mm_cvtsi64_si128((long long)u));
+            gx = _mm_and_si128(v, _mm_set1_epi32(511));
+            sx = _mm_srli_epi32(v, 9);
+#endif
+            __m256i w = kq_t64(k2c_iq2xs_grid, gx, w0 & 511, w1 & 511, w2 & 511, w3 & 511);
+            __m256i sg = kq_t64(kq_iq_sgn, sx, w0 >> 9, w1 >> 9, w2 >> 9, w3 >> 9);
+            p[k] = kq_dot(vnni, w, _mm256_sign_epi8(kq_ld(q + 32 * k), sg));
+        }
+        __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
+        __m256 S0, S1;
+        kq_nib16(b + 66, &S0, &S1);
+        KQ_STEP(is0, is1, S0, S1, 0.125f * kq_h(b), x->d16 + 16 * i, a);
+    }
+    return kq_hsum(a);
+}
+
+/* IQ2_S: d, qs[32] (grid index low bytes), signs[32] (a byte per 8 values), qh[8] (2 high index bits each, 4
+ * indices per byte), scales[8] (a nibble per 16) */
+KQ_INLINE float kq_iq2_s(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    __m256 a = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 82, *qs = b + 2, *sg = b + 34, *qh = b + 66;
+        const int8_t *q = x->q + 256 * i;
+        __m256i p[8];
+        for (int k = 0; k < 8; k++) {
+            unsigned h = qh[k];
+            unsigned i0 = qs[4 * k] | (h & 3) << 8, i1 = qs[4 * k + 1] | (h & 12) << 6;
+            unsigned i2 = qs[4 * k + 2] | (h & 48) << 4, i3 = qs[4 * k + 3] | (h & 192) << 2;
+            __m128i gx = _mm_setzero_si128();
+#if KQ_IQ_GATHER
+            gx = _mm_setr_epi32((int)i0, (int)i1, (int)i2, (int)i3);
+#endif
+            __m256i w = kq_t64(k2c_iq2s_grid, gx, i0, i1, i2, i3);
+            p[k] = kq_dot(vnni, w, kq_sgn32(kq_ld(q + 32 * k), kq_u32(sg + 4 * k)));
+        }
+        __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
+        __m256 S0, S1;
+        kq_nib16(b + 74, &S0, &S1);
+        KQ_STEP(is0, is1, S0, S1, 0.125f * kq_h(b), x->d16 + 16 * i, a);
+    }
+    return kq_hsum(a);
+}
+
+/* IQ3_XXS: d, qs[64] (grid indices, 4 values each), then per 32 a u32 of 4 sign indices and the scale (top 4
+ * bits); x = d (2 s + 1) / 4 g */
+KQ_INLINE float kq_iq3_xxs(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    __m256 a = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 98, *qs = b + 2;
+        const int8_t *q = x->q + 256 * i;
+        __m256i p[8];
+        for (int ib = 0; ib < 8; ib++) {
+            __m256i w = kq_t32(k2c_iq3xxs_grid, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * ib))));
+            p[ib] = kq_dot(vnni, w, _mm256_sign_epi8(kq_ld(q + 32 * ib), kq_sgn7x4(kq_u32(b + 66 + 4 * ib))));
+        }
+        __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
+        __m256i s = _mm256_srli_epi32(kq_ld(b + 66), 28);
+        s = _mm256_add_epi32(_mm256_add_epi32(s, s), _mm256_set1_epi32(1));
+        __m256 S0, S1;
+        kq_s32to16(s, &S0, &S1);
+        KQ_STEP(is0, is1, S0, S1, 0.25f * kq_h(b), x->d16 + 16 * i, a);
+    }
+    return kq_hsum(a);
+}
+
+/* IQ3_S: d, qs[64] (grid index low bytes), qh[8] (9th bits, 8 indices per byte), signs[32], scales[4] (a nibble
+ * per 32); x = d (2 s + 1) g */
+KQ_INLINE float kq_iq3_s(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    const __m256i hs = _mm256_setr_epi32(8, 7, 6, 5, 4, 3, 2, 1), h9 = _mm256_set1_epi32(256);
+    __m256 a = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 110, *qs = b + 2, *qh = b + 66, *sg = b + 74;
+        const int8_t *q = x->q + 256 * i;
+        __m256i p[8];
+        for (int k = 0; k < 8; k++) {
+            /* index j: qs[8k + j] | bit j of qh[k] << 8 */
+            __m256i ix = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * k)));
+            ix = _mm256_or_si256(ix, _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32(qh[k]), hs), h9));
+            p[k] = kq_dot(vnni, kq_t32(k2c_iq3s_grid, ix), kq_sgn32(kq_ld(q + 32 * k), kq_u32(sg + 4 * k)));
+        }
+        __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
+        __m256i s = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)kq_u32(b + 106)),
+                                                       _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                     _mm256_set1_epi32(15));
+        s = _mm256_add_epi32(_mm256_add_epi32(s, s), _mm256_set1_epi32(1));
+        __m256 S0, S1;
+        kq_s32to16(s, &S0, &S1);
+        KQ_STEP(is0, is1, S0, S1, kq_h(b), x->d16 + 16 * i, a);
+    }
+    return kq_hsum(a);
+}
+
+/* IQ1_S: d, qs[32] (grid index low bytes), u16 qh[8] (per 32: 3 high bits of each of its 4 indices, a 3-bit
+ * scale, the delta's sign); x = d (2 s + 1) (g + delta), delta = +-1/8. sum (g + delta) q = sum g q + delta
+ * sum q: the second is a min term on s16, M = -+(2 s + 1) with d / 8. */
+KQ_INLINE float kq_iq1_s(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256 a = _mm256_setzero_ps(), am = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 50, *qs = b + 2, *qh = b + 34;
+        const int8_t *q = x->q + 256 * i;
+        __m256i p[8];
+        for (int ib = 0; ib < 8; ib++) {
+            unsigned h = qh[2 * ib] | qh[2 * ib + 1] << 8;
+            unsigned i0 = qs[4 * ib] | (h & 7) << 8, i1 = qs[4 * ib + 1] | (h & 0x38) << 5;
+            unsigned i2 = qs[4 * ib + 2] | (h & 0x1C0) << 2, i3 = qs[4 * ib + 3] | (h & 0xE00) >> 1;
+            __m128i gx = _mm_setzero_si128();
+#if KQ_IQ_GATHER
+            gx = _mm_setr_epi32((int)i0, (int)i1, (int)i2, (int)i3);
+#endif
+            __m256i g = kq_t64(k2c_iq1s_grid, gx, i0, i1, i2, i3);
+            p[ib] = kq_dot(vnni, one, _mm256_sign_epi8(kq_ld(q + 32 * ib), g));
+        }
+        __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
+        __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)qh));
+        __m256i s = _mm256_and_si256(_mm256_srli_epi32(h, 12), _mm256_set1_epi32(7));
+        s = _mm256_add_epi32(_mm256_add_epi32(s, s), _mm256_set1_epi32(1));
+        /* M = -(2 s + 1) for a positive delta, + for a negative one (bit 15): (s ^ m) - m with m = 0 or -1 */
+        __m256i neg = _mm256_cmpeq_epi32(_mm256_setzero_si256(), _mm256_srli_epi32(h, 15));       /* -1: positive */
+        __m256i m = _mm256_sub_epi32(_mm256_xor_si256(s, neg), neg);
+        __m256 S0, S1, M0, M1;
+        kq_s32to16(s, &S0, &S1);
+        kq_s32to16(m, &M0, &M1);
+        float d = kq_h(b);
+        KQ_STEP(is0, is1, S0, S1, d, x->d16 + 16 * i, a);
+        KQ_MIN(M0, M1, 0.125f * d, x->s16 + 16 * i, am);
+    }
+    return kq_hsum(_mm256_sub_ps(a, am));
+}
+
+/* IQ1_M: qs[32] (grid index low bytes), qh[16] (a nibble per 8 values: 3 high index bits, the delta's sign),
+ * u16 scales[4] (3 bits per 16; d's four nibbles in their top nibbles); x = d (2 s + 1) (g + delta). The delta
+ * changes every 8 values, finer than s16, so the weights are built as 8 g + delta (-9..9): x = d / 8 (2 s + 1) w. */
+KQ_INLINE float kq_iq1_m(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    const __m256i eight = _mm256_set1_epi8(8), one = _mm256_set1_epi8(1);
+    /* the delta's sign of value j of a vector: bit 3 or 7 of byte 0 or 1 of its two qh bytes */
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                            1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m256i dbit = _mm256_setr_epi64x(0x0808080808080808ll, (long long)0x8080808080808080ull,
+                                            0x0808080808080808ll, (long long)0x8080808080808080ull);
+    __m256 a = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 56, *qs = b, *qh = b + 32, *sc = b + 48;
+        const int8_t *q = x->q + 256 * i;
+        __m256i p[8];
+        for (int k = 0; k < 8; k++) {
+            unsigned h = qh[2 * k] | qh[2 * k + 1] << 8;
+            unsigned i0 = qs[4 * k] | (h & 7) << 8, i1 = qs[4 * k + 1] | (h & 0x70) << 4;
+            unsigned i2 = qs[4 * k + 2] | (h & 0x700), i3 = qs[4 * k + 3] | (h & 0x7000) >> 4;
+            __m128i gx = _mm_setzero_si128();
+#if KQ_IQ_GATHER
+            gx = _mm_setr_epi32((int)i0, (int)i1, (int)i2, (int)i3);
+#endif
+            __m256i g = kq_t64(k2c_iq1s_grid, gx, i0, i1, i2, i3);
+            __m256i dm = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), spread);
+            dm = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(dm, dbit), dbit), one);    /* -1 or +1 */
+            __m256i w = _mm256_add_epi8(_mm256_sign_epi8(eight, g), dm);
+            p[k] = kq_dot_s(vnni, w, kq_ld(q + 32 * k));
+        }
+        __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
+        uint64_t sw;
+        memcpy(&sw, sc, 8);
+        unsigned d16b = (unsigned)((sw >> 12) & 0xF) | (unsigned)((sw >> 24) & 0xF0) | (unsigned)((sw >> 36) & 0xF00) |
+                        (unsigned)((sw >> 48) & 0xF000);
+        /* group g: bits 3 (g % 4) of word g / 4 */
+        __m256i wv = _mm256_castsi128_si256(_mm_cvtepu16_epi32(_mm_cvtsi64_si128((long long)sw)));
+        const __m256i sh = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9), m7 = _mm256_set1_epi32(7);
+        __m256i s0 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_permutevar8x32_epi32(wv, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)), sh), m7);
+        __m256i s1 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_permutevar8x32_epi32(wv, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3)), sh), m7);
+        s0 = _mm256_add_epi32(_mm256_add_epi32(s0, s0), _mm256_set1_epi32(1));
+        s1 = _mm256_add_epi32(_mm256_add_epi32(s1, s1), _mm256_set1_epi32(1));
+        KQ_STEP(is0, is1, _mm256_cvtepi32_ps(s0), _mm256_cvtepi32_ps(s1), 0.125f * _cvtsh_ss((unsigned short)d16b),
+                x->d16 + 16 * i, a);
+    }
+    return kq_hsum(a);
+}
+
+KQ_PAIR(kq_iq2_xxs, kq_iq2_xxs)
+KQ_PAIR(kq_iq2_xs, kq_iq2_xs)
+KQ_PAIR(kq_iq2_s, kq_iq2_s)
+KQ_PAIR(kq_iq3_xxs, kq_iq3_xxs)
+KQ_PAIR(kq_iq3_s, kq_iq3_s)
+KQ_PAIR(kq_iq1_s, kq_iq1_s)
+KQ_PAIR(kq_iq1_m, kq_iq1_m)
