@@ -54,15 +54,17 @@ KQ_INLINE __m256i kq_t64(const uint64_t *t, __m128i ix, unsigned i0, unsigned i1
     return _mm256_set_epi64x((long long)t[i3], (long long)t[i2], (long long)t[i1], (long long)t[i0]);
 #endif
 }
-/* 8 entries of a 32-bit table (IQ3 grids) from 8 indices as int32 lanes */
-KQ_INLINE __m256i kq_t32(const uint32_t *t, __m256i ix) {
+/* 8 entries of a 32-bit table (IQ3 grids): indices p[j] | the 9th bit j of h (IQ3_S; 0 for IQ3_XXS) */
+KQ_INLINE __m256i kq_t32(const uint32_t *t, const uint8_t *p, unsigned h) {
 #if KQ_IQ_GATHER
+    __m256i ix = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+    ix = _mm256_or_si256(ix, _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32((int)h), _mm256_setr_epi32(8, 7, 6, 5, 4, 3, 2, 1)),
+                                              _mm256_set1_epi32(256)));
     return _mm256_i32gather_epi32((const int *)t, ix, 4);
 #else
-    __m128i lo = _mm256_castsi256_si128(ix), hi = _mm256_extracti128_si256(ix, 1);
-    return _mm256_setr_epi32((int)t[_mm_cvtsi128_si32(lo)], (int)t[_mm_extract_epi32(lo, 1)], (int)t[_mm_extract_epi32(lo, 2)],
-                             (int)t[_mm_extract_epi32(lo, 3)], (int)t[_mm_cvtsi128_si32(hi)], (int)t[_mm_extract_epi32(hi, 1)],
-                             (int)t[_mm_extract_epi32(hi, 2)], (int)t[_mm_extract_epi32(hi, 3)]);
+#define KQ_T(j) (int)t[p[j] | ((h << (8 - j)) & 256)]
+    return _mm256_setr_epi32(KQ_T(0), KQ_T(1), KQ_T(2), KQ_T(3), KQ_T(4), KQ_T(5), KQ_T(6), KQ_T(7));
+#undef KQ_T
 #endif
 }
 /* the sign masks of the four 7-bit sign indices in bits 0-27 of s (IQ2_XXS, IQ3_XXS) */
@@ -194,7 +196,7 @@ KQ_INLINE float kq_iq3_xxs(const uint8_t *row, const k2c_q8x *x, int n, int vnni
         const int8_t *q = x->q + 256 * i;
         __m256i p[8];
         for (int ib = 0; ib < 8; ib++) {
-            __m256i w = kq_t32(k2c_iq3xxs_grid, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * ib))));
+            __m256i w = kq_t32(k2c_iq3xxs_grid, qs + 8 * ib, 0);
             p[ib] = kq_dot(vnni, w, _mm256_sign_epi8(kq_ld(q + 32 * ib), kq_sgn7x4(kq_u32(b + 66 + 4 * ib))));
         }
         __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
@@ -210,7 +212,6 @@ KQ_INLINE float kq_iq3_xxs(const uint8_t *row, const k2c_q8x *x, int n, int vnni
 /* IQ3_S: d, qs[64] (grid index low bytes), qh[8] (9th bits, 8 indices per byte), signs[32], scales[4] (a nibble
  * per 32); x = d (2 s + 1) g */
 KQ_INLINE float kq_iq3_s(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
-    const __m256i hs = _mm256_setr_epi32(8, 7, 6, 5, 4, 3, 2, 1), h9 = _mm256_set1_epi32(256);
     __m256 a = _mm256_setzero_ps();
     for (int i = 0; i < n / 256; i++) {
         const uint8_t *b = row + (size_t)i * 110, *qs = b + 2, *qh = b + 66, *sg = b + 74;
@@ -218,9 +219,7 @@ KQ_INLINE float kq_iq3_s(const uint8_t *row, const k2c_q8x *x, int n, int vnni) 
         __m256i p[8];
         for (int k = 0; k < 8; k++) {
             /* index j: qs[8k + j] | bit j of qh[k] << 8 */
-            __m256i ix = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * k)));
-            ix = _mm256_or_si256(ix, _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32(qh[k]), hs), h9));
-            p[k] = kq_dot(vnni, kq_t32(k2c_iq3s_grid, ix), kq_sgn32(kq_ld(q + 32 * k), kq_u32(sg + 4 * k)));
+            p[k] = kq_dot(vnni, kq_t32(k2c_iq3s_grid, qs + 8 * k, qh[k]), kq_sgn32(kq_ld(q + 32 * k), kq_u32(sg + 4 * k)));
         }
         __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
         __m256i s = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)kq_u32(b + 106)),
