@@ -23,6 +23,9 @@
 #error "define QD_ATTR before including quant_dot_iq_x86.h"
 #endif
 
+/* the 8 vectors of a super-block: unrolled, so that their products stay in registers */
+#define KQ_UNROLL8 _Pragma("GCC unroll 8")
+
 /* 1: grid entries (and sign masks) loaded with vpgatherdq / vpgatherdd; 0: with scalar loads and insertions */
 #ifndef KQ_IQ_GATHER
 #define KQ_IQ_GATHER 0
@@ -107,6 +110,7 @@ KQ_INLINE float kq_iq2_xxs(const uint8_t *row, const k2c_q8x *x, int n, int vnni
         const uint8_t *b = row + (size_t)i * 66;
         const int8_t *q = x->q + 256 * i;
         __m256i p[8];
+        KQ_UNROLL8
         for (int ib = 0; ib < 8; ib++) {
             uint32_t q0 = kq_u32(b + 2 + 8 * ib), q1 = kq_u32(b + 6 + 8 * ib);
             __m128i ix = _mm_setzero_si128();
@@ -137,6 +141,7 @@ KQ_INLINE float kq_iq2_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
         const uint8_t *b = row + (size_t)i * 74;
         const int8_t *q = x->q + 256 * i;
         __m256i p[8];
+        KQ_UNROLL8
         for (int k = 0; k < 8; k++) {
             uint64_t u;
             memcpy(&u, b + 2 + 8 * k, 8);
@@ -168,6 +173,7 @@ KQ_INLINE float kq_iq2_s(const uint8_t *row, const k2c_q8x *x, int n, int vnni) 
         const uint8_t *b = row + (size_t)i * 82, *qs = b + 2, *sg = b + 34, *qh = b + 66;
         const int8_t *q = x->q + 256 * i;
         __m256i p[8];
+        KQ_UNROLL8
         for (int k = 0; k < 8; k++) {
             unsigned h = qh[k];
             unsigned i0 = qs[4 * k] | (h & 3) << 8, i1 = qs[4 * k + 1] | (h & 12) << 6;
@@ -195,6 +201,7 @@ KQ_INLINE float kq_iq3_xxs(const uint8_t *row, const k2c_q8x *x, int n, int vnni
         const uint8_t *b = row + (size_t)i * 98, *qs = b + 2;
         const int8_t *q = x->q + 256 * i;
         __m256i p[8];
+        KQ_UNROLL8
         for (int ib = 0; ib < 8; ib++) {
             __m256i w = kq_t32(k2c_iq3xxs_grid, qs + 8 * ib, 0);
             p[ib] = kq_dot(vnni, w, _mm256_sign_epi8(kq_ld(q + 32 * ib), kq_sgn7x4(kq_u32(b + 66 + 4 * ib))));
@@ -217,6 +224,7 @@ KQ_INLINE float kq_iq3_s(const uint8_t *row, const k2c_q8x *x, int n, int vnni) 
         const uint8_t *b = row + (size_t)i * 110, *qs = b + 2, *qh = b + 66, *sg = b + 74;
         const int8_t *q = x->q + 256 * i;
         __m256i p[8];
+        KQ_UNROLL8
         for (int k = 0; k < 8; k++) {
             /* index j: qs[8k + j] | bit j of qh[k] << 8 */
             p[k] = kq_dot(vnni, kq_t32(k2c_iq3s_grid, qs + 8 * k, qh[k]), kq_sgn32(kq_ld(q + 32 * k), kq_u32(sg + 4 * k)));
@@ -243,6 +251,7 @@ KQ_INLINE float kq_iq1_s(const uint8_t *row, const k2c_q8x *x, int n, int vnni) 
         const uint8_t *b = row + (size_t)i * 50, *qs = b + 2, *qh = b + 34;
         const int8_t *q = x->q + 256 * i;
         __m256i p[8];
+        KQ_UNROLL8
         for (int ib = 0; ib < 8; ib++) {
             unsigned h = qh[2 * ib] | qh[2 * ib + 1] << 8;
             unsigned i0 = qs[4 * ib] | (h & 7) << 8, i1 = qs[4 * ib + 1] | (h & 0x38) << 5;
@@ -286,6 +295,7 @@ KQ_INLINE float kq_iq1_m(const uint8_t *row, const k2c_q8x *x, int n, int vnni) 
         const uint8_t *b = row + (size_t)i * 56, *qs = b, *qh = b + 32, *sc = b + 48;
         const int8_t *q = x->q + 256 * i;
         __m256i p[8];
+        KQ_UNROLL8
         for (int k = 0; k < 8; k++) {
             unsigned h = qh[2 * k] | qh[2 * k + 1] << 8;
             unsigned i0 = qs[4 * k] | (h & 7) << 8, i1 = qs[4 * k + 1] | (h & 0x70) << 4;
