@@ -6,7 +6,10 @@
  * Each 256-element super-block is decoded in registers, 32 elements per vector, straight into the products:
  *
  *   - the grid entries of a vector (4 entries of 8 values for IQ1/IQ2, 8 of 4 for IQ3) are loaded into one
- *     vector (4 64-bit or 8 32-bit table loads: insertions or a gather, KQ_IQ_GATHER);
+ *     vector by scalar table loads and insertions (vmovq + vpinsrq, vinserti128). Measured on Zen 5 (bench/
+ *     quant_dot.c, a loaded machine): vpgatherdq / vpgatherdd instead were 8-40% slower on every type, computing a super-
+ *     block's indices in vectors (stored, then loaded one by one as addresses) no faster than the scalar
+ *     shifts and masks; unrolling the 8 vectors of a super-block (products kept in registers) gained 15-25%;
  *   - IQ2/IQ3 grid values are unsigned (IQ2: 8, 25, 43; IQ3: up to 62) and their signs stored apart, so the
  *     signs go onto the activations (vpsignb) and the grid bytes into vpdpbusd / vpmaddubsw as they are
  *     (pairs: 2 x 62 x 127 < 32767). The 7-bit sign indices (IQ2_XXS, IQ2_XS, IQ3_XXS: 7 bits, the 8th the
@@ -26,11 +29,6 @@
 /* the 8 vectors of a super-block: unrolled, so that their products stay in registers */
 #define KQ_UNROLL8 _Pragma("GCC unroll 8")
 
-/* 1: grid entries (and sign masks) loaded with vpgatherdq / vpgatherdd; 0: with scalar loads and insertions */
-#ifndef KQ_IQ_GATHER
-#define KQ_IQ_GATHER 0
-#endif
-
 /* ksigns expanded: entry i is 8 bytes, byte j = -1 where value j is negative (bit j of i for j < 7, the parity
  * of i for j = 7), else +1: vpsignb of q against it applies the signs */
 #define KQ_SB(i, j) ((uint64_t)((((i) >> (j)) & 1) ? 0xFF : 0x01) << (8 * (j)))
@@ -47,37 +45,18 @@ static const uint64_t kq_iq_sgn[128] = {
 #undef KQ_PAR
 #undef KQ_SB
 
-/* 4 entries of a 64-bit table, entry k in 64-bit lane k; ix: the 4 indices as int32 lanes (gather) or scalars */
-KQ_INLINE __m256i kq_t64(const uint64_t *t, __m128i ix, unsigned i0, unsigned i1, unsigned i2, unsigned i3) {
-#if KQ_IQ_GATHER
-    (void)i0; (void)i1; (void)i2; (void)i3;
-    return _mm256_i32gather_epi64((const long long *)t, ix, 8);
-#else
-    (void)ix;
+/* 4 entries of a 64-bit table, entry k in 64-bit lane k (scalar loads and insertions) */
+KQ_INLINE __m256i kq_t64(const uint64_t *t, unsigned i0, unsigned i1, unsigned i2, unsigned i3) {
     return _mm256_set_epi64x((long long)t[i3], (long long)t[i2], (long long)t[i1], (long long)t[i0]);
-#endif
 }
 /* 8 entries of a 32-bit table (IQ3 grids): indices p[j] | the 9th bit j of h (IQ3_S; 0 for IQ3_XXS) */
 KQ_INLINE __m256i kq_t32(const uint32_t *t, const uint8_t *p, unsigned h) {
-#if KQ_IQ_GATHER
-    __m256i ix = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-    ix = _mm256_or_si256(ix, _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32((int)h), _mm256_setr_epi32(8, 7, 6, 5, 4, 3, 2, 1)),
-                                              _mm256_set1_epi32(256)));
-    return _mm256_i32gather_epi32((const int *)t, ix, 4);
-#else
 #define KQ_T(j) (int)t[p[j] | ((h << (8 - j)) & 256)]
     return _mm256_setr_epi32(KQ_T(0), KQ_T(1), KQ_T(2), KQ_T(3), KQ_T(4), KQ_T(5), KQ_T(6), KQ_T(7));
 #undef KQ_T
-#endif
 }
 /* the sign masks of the four 7-bit sign indices in bits 0-27 of s (IQ2_XXS, IQ3_XXS) */
-KQ_INLINE __m256i kq_sgn7x4(uint32_t s) {
-    __m128i ix = _mm_setzero_si128();
-#if KQ_IQ_GATHER
-    ix = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)s), _mm_setr_epi32(0, 7, 14, 21)), _mm_set1_epi32(127));
-#endif
-    return kq_t64(kq_iq_sgn, ix, s & 127, (s >> 7) & 127, (s >> 14) & 127, (s >> 21) & 127);
-}
+KQ_INLINE __m256i kq_sgn7x4(uint32_t s) { return kq_t64(kq_iq_sgn, s & 127, (s >> 7) & 127, (s >> 14) & 127, (s >> 21) & 127); }
 /* q with the signs of 32 plain bits (bit j: value j negative) applied */
 KQ_INLINE __m256i kq_sgn32(__m256i q, uint32_t bits) {
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -113,11 +92,7 @@ KQ_INLINE float kq_iq2_xxs(const uint8_t *row, const k2c_q8x *x, int n, int vnni
         KQ_UNROLL8
         for (int ib = 0; ib < 8; ib++) {
             uint32_t q0 = kq_u32(b + 2 + 8 * ib), q1 = kq_u32(b + 6 + 8 * ib);
-            __m128i ix = _mm_setzero_si128();
-#if KQ_IQ_GATHER
-            ix = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)q0));
-#endif
-            __m256i w = kq_t64(k2c_iq2xxs_grid, ix, q0 & 255, (q0 >> 8) & 255, (q0 >> 16) & 255, q0 >> 24);
+            __m256i w = kq_t64(k2c_iq2xxs_grid, q0 & 255, (q0 >> 8) & 255, (q0 >> 16) & 255, q0 >> 24);
             p[ib] = kq_dot(vnni, w, _mm256_sign_epi8(kq_ld(q + 32 * ib), kq_sgn7x4(q1)));
         }
         __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
@@ -147,14 +122,8 @@ KQ_INLINE float kq_iq2_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
             memcpy(&u, b + 2 + 8 * k, 8);
             unsigned w0 = (unsigned)u & 0xFFFF, w1 = (unsigned)(u >> 16) & 0xFFFF, w2 = (unsigned)(u >> 32) & 0xFFFF,
                      w3 = (unsigned)(u >> 48);
-            __m128i gx = _mm_setzero_si128(), sx = _mm_setzero_si128();
-#if KQ_IQ_GATHER
-            __m128i v = _mm_cvtepu16_epi32(_mm_cvtsi64_si128((long long)u));
-            gx = _mm_and_si128(v, _mm_set1_epi32(511));
-            sx = _mm_srli_epi32(v, 9);
-#endif
-            __m256i w = kq_t64(k2c_iq2xs_grid, gx, w0 & 511, w1 & 511, w2 & 511, w3 & 511);
-            __m256i sg = kq_t64(kq_iq_sgn, sx, w0 >> 9, w1 >> 9, w2 >> 9, w3 >> 9);
+            __m256i w = kq_t64(k2c_iq2xs_grid, w0 & 511, w1 & 511, w2 & 511, w3 & 511);
+            __m256i sg = kq_t64(kq_iq_sgn, w0 >> 9, w1 >> 9, w2 >> 9, w3 >> 9);
             p[k] = kq_dot(vnni, w, _mm256_sign_epi8(kq_ld(q + 32 * k), sg));
         }
         __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
@@ -178,11 +147,7 @@ KQ_INLINE float kq_iq2_s(const uint8_t *row, const k2c_q8x *x, int n, int vnni) 
             unsigned h = qh[k];
             unsigned i0 = qs[4 * k] | (h & 3) << 8, i1 = qs[4 * k + 1] | (h & 12) << 6;
             unsigned i2 = qs[4 * k + 2] | (h & 48) << 4, i3 = qs[4 * k + 3] | (h & 192) << 2;
-            __m128i gx = _mm_setzero_si128();
-#if KQ_IQ_GATHER
-            gx = _mm_setr_epi32((int)i0, (int)i1, (int)i2, (int)i3);
-#endif
-            __m256i w = kq_t64(k2c_iq2s_grid, gx, i0, i1, i2, i3);
+            __m256i w = kq_t64(k2c_iq2s_grid, i0, i1, i2, i3);
             p[k] = kq_dot(vnni, w, kq_sgn32(kq_ld(q + 32 * k), kq_u32(sg + 4 * k)));
         }
         __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
@@ -256,11 +221,7 @@ KQ_INLINE float kq_iq1_s(const uint8_t *row, const k2c_q8x *x, int n, int vnni) 
             unsigned h = qh[2 * ib] | qh[2 * ib + 1] << 8;
             unsigned i0 = qs[4 * ib] | (h & 7) << 8, i1 = qs[4 * ib + 1] | (h & 0x38) << 5;
             unsigned i2 = qs[4 * ib + 2] | (h & 0x1C0) << 2, i3 = qs[4 * ib + 3] | (h & 0xE00) >> 1;
-            __m128i gx = _mm_setzero_si128();
-#if KQ_IQ_GATHER
-            gx = _mm_setr_epi32((int)i0, (int)i1, (int)i2, (int)i3);
-#endif
-            __m256i g = kq_t64(k2c_iq1s_grid, gx, i0, i1, i2, i3);
+            __m256i g = kq_t64(k2c_iq1s_grid, i0, i1, i2, i3);
             p[ib] = kq_dot(vnni, one, _mm256_sign_epi8(kq_ld(q + 32 * ib), g));
         }
         __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
@@ -300,11 +261,7 @@ KQ_INLINE float kq_iq1_m(const uint8_t *row, const k2c_q8x *x, int n, int vnni) 
             unsigned h = qh[2 * k] | qh[2 * k + 1] << 8;
             unsigned i0 = qs[4 * k] | (h & 7) << 8, i1 = qs[4 * k + 1] | (h & 0x70) << 4;
             unsigned i2 = qs[4 * k + 2] | (h & 0x700), i3 = qs[4 * k + 3] | (h & 0x7000) >> 4;
-            __m128i gx = _mm_setzero_si128();
-#if KQ_IQ_GATHER
-            gx = _mm_setr_epi32((int)i0, (int)i1, (int)i2, (int)i3);
-#endif
-            __m256i g = kq_t64(k2c_iq1s_grid, gx, i0, i1, i2, i3);
+            __m256i g = kq_t64(k2c_iq1s_grid, i0, i1, i2, i3);
             __m256i dm = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), spread);
             dm = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(dm, dbit), dbit), one);    /* -1 or +1 */
             __m256i w = _mm256_add_epi8(_mm256_sign_epi8(eight, g), dm);
