@@ -6,10 +6,11 @@
  * Each 256-element super-block is decoded in registers, 32 elements per vector, straight into the products:
  *
  *   - the grid entries of a vector (4 entries of 8 values for IQ1/IQ2, 8 of 4 for IQ3) are loaded into one
- *     vector by scalar table loads and insertions (vmovq + vpinsrq, vinserti128). Measured on Zen 5 (bench/
- *     quant_dot.c, a loaded machine): vpgatherdq / vpgatherdd instead were 8-40% slower on every type, computing a super-
- *     block's indices in vectors (stored, then loaded one by one as addresses) no faster than the scalar
- *     shifts and masks; unrolling the 8 vectors of a super-block (products kept in registers) gained 15-25%;
+ *     vector by scalar table loads and insertions (vmovq + vpinsrq, vinserti128). Measured on Zen 5
+ *     (bench/quant_dot.c, a loaded machine): vpgatherdq / vpgatherdd instead were 8-40% slower on every type,
+ *     and a super-block's indices computed in vectors (stored, then loaded one by one as addresses) no faster
+ *     than the scalar shifts and masks; unrolling the 8 vectors of a super-block (products kept in registers)
+ *     gained 15-25%;
  *   - IQ2/IQ3 grid values are unsigned (IQ2: 8, 25, 43; IQ3: up to 62) and their signs stored apart, so the
  *     signs go onto the activations (vpsignb) and the grid bytes into vpdpbusd / vpmaddubsw as they are
  *     (pairs: 2 x 62 x 127 < 32767). The 7-bit sign indices (IQ2_XXS, IQ2_XS, IQ3_XXS: 7 bits, the 8th the
@@ -275,8 +276,9 @@ KQ_INLINE float kq_iq1_m(const uint8_t *row, const k2c_q8x *x, int n, int vnni) 
         /* group g: bits 3 (g % 4) of word g / 4 */
         __m256i wv = _mm256_castsi128_si256(_mm_cvtepu16_epi32(_mm_cvtsi64_si128((long long)sw)));
         const __m256i sh = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9), m7 = _mm256_set1_epi32(7);
-        __m256i s0 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_permutevar8x32_epi32(wv, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1)), sh), m7);
-        __m256i s1 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_permutevar8x32_epi32(wv, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3)), sh), m7);
+        __m256i w01 = _mm256_permutevar8x32_epi32(wv, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+        __m256i w23 = _mm256_permutevar8x32_epi32(wv, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3));
+        __m256i s0 = _mm256_and_si256(_mm256_srlv_epi32(w01, sh), m7), s1 = _mm256_and_si256(_mm256_srlv_epi32(w23, sh), m7);
         s0 = _mm256_add_epi32(_mm256_add_epi32(s0, s0), _mm256_set1_epi32(1));
         s1 = _mm256_add_epi32(_mm256_add_epi32(s1, s1), _mm256_set1_epi32(1));
         KQ_STEP(is0, is1, _mm256_cvtepi32_ps(s0), _mm256_cvtepi32_ps(s1), 0.125f * _cvtsh_ss((unsigned short)d16b),
