@@ -1,5 +1,6 @@
 /* quant_dot_x86.h — the byte helpers of quant_dot.h for the x86 kernel files (SSSE3 shuffles, AVX2 shifts),
- * compiled under the including file's QD_ATTR (kern_avx2.c, kern_avx512.c). Included just before quant_dot.h. */
+ * compiled under the including file's QD_ATTR (kern_avx2.c, kern_avx512.c), and the dispatch of the direct kernels
+ * (qd_dot_direct: quant_dot_kq_x86.h's and quant_dot_iq_x86.h's). Included just before quant_dot.h. */
 #ifndef QD_ATTR
 #error "define QD_ATTR before including quant_dot_x86.h"
 #endif
