@@ -14,7 +14,8 @@
  *   - IQ2/IQ3 grid values are unsigned (IQ2: 8, 25, 43; IQ3: up to 62) and their signs stored apart, so the
  *     signs go onto the activations (vpsignb) and the grid bytes into vpdpbusd / vpmaddubsw as they are
  *     (pairs: 2 x 62 x 127 < 32767). The 7-bit sign indices (IQ2_XXS, IQ2_XS, IQ3_XXS: 7 bits, the 8th the
- *     parity) are looked up in kq_iq_sgn, the ksigns table already expanded to 8 bytes of +-1 per index;
+ *     parity) are looked up in kq_iq_sgn, the ksigns table already expanded to 8 bytes of +-1 per index
+ *     (IQ2_XXS, IQ2_XS), or become the ksigns bytes in vectors (IQ3_XXS, kq_ks: faster there, not for IQ2);
  *     plain sign bits (IQ2_S, IQ3_S: a byte per 8 values) are spread to bytes with a shuffle, and and cmpeq;
  *   - IQ1 values are 8 (g + delta) with g in {-1, 0, 1}, delta = +-1/8: IQ1_S (one delta per 32) takes
  *     sum g q (vpsignb of q by g against ones) and its delta as a min term, delta times the group's s16;
