@@ -14,8 +14,9 @@
  *   - IQ2/IQ3 grid values are unsigned (IQ2: 8, 25, 43; IQ3: up to 62) and their signs stored apart, so the
  *     signs go onto the activations (vpsignb) and the grid bytes into vpdpbusd / vpmaddubsw as they are
  *     (pairs: 2 x 62 x 127 < 32767). The 7-bit sign indices (IQ2_XXS, IQ2_XS, IQ3_XXS: 7 bits, the 8th the
- *     parity) are looked up in kq_iq_sgn, the ksigns table already expanded to 8 bytes of +-1 per index
- *     (IQ2_XXS, IQ2_XS), or become the ksigns bytes in vectors (IQ3_XXS, kq_ks: faster there, not for IQ2);
+ *     parity) become their ksigns bytes in vectors (IQ3_XXS, IQ2_XS: kq_par7, the parity from a nibble table;
+ *     16% and 10% faster) or are looked up in kq_iq_sgn, the ksigns table already expanded to 8 bytes of +-1
+ *     per index (IQ2_XXS, where that measured the same or 3% faster);
  *     plain sign bits (IQ2_S, IQ3_S: a byte per 8 values) are spread to bytes with a shuffle, and and cmpeq;
  *   - IQ1 values are 8 (g + delta) with g in {-1, 0, 1}, delta = +-1/8: IQ1_S (one delta per 32) takes
  *     sum g q (vpsignb of q by g against ones) and its delta as a min term, delta times the group's s16;
@@ -57,7 +58,7 @@ KQ_INLINE __m256i kq_t32(const uint32_t *t, const uint8_t *p, unsigned h) {
     return _mm256_setr_epi32(KQ_T(0), KQ_T(1), KQ_T(2), KQ_T(3), KQ_T(4), KQ_T(5), KQ_T(6), KQ_T(7));
 #undef KQ_T
 }
-/* the sign masks of the four 7-bit sign indices in bits 0-27 of s (IQ2_XXS, IQ2_XS) */
+/* the sign masks of the four 7-bit sign indices in bits 0-27 of s (IQ2_XXS) */
 KQ_INLINE __m256i kq_sgn7x4(uint32_t s) { return kq_t64(kq_iq_sgn, s & 127, (s >> 7) & 127, (s >> 14) & 127, (s >> 21) & 127); }
 /* q with the signs of 32 plain bits (bit j: value j negative), the 32 bits in every int32 lane of bits, applied */
 KQ_INLINE __m256i kq_sgnb(__m256i q, __m256i bits) {
@@ -69,21 +70,26 @@ KQ_INLINE __m256i kq_sgnb(__m256i q, __m256i bits) {
     return _mm256_sub_epi8(_mm256_xor_si256(q, m), m);
 }
 KQ_INLINE __m256i kq_sgn32(__m256i q, uint32_t bits) { return kq_sgnb(q, _mm256_set1_epi32((int)bits)); }
-/* the four 7-bit sign indices in bits 0-27 of each int32 lane to their ksigns bytes (bit 7: the parity of the
- * other 7, from a nibble table), lane k then holding the 32 sign bits of sub-block k */
-KQ_INLINE __m256i kq_ks(__m256i sw) {
+/* 32 7-bit sign indices, one a byte (bit 7 clear), to their ksigns bytes: bit 7 the parity of the other 7 (a
+ * nibble table) */
+KQ_INLINE __m256i kq_par7(__m256i v) {
     const __m256i m4 = _mm256_set1_epi8(15);
 #define P_ (char)0x80
     const __m256i par = _mm256_setr_epi8(0, P_, P_, 0, P_, 0, 0, P_, P_, 0, 0, P_, 0, P_, P_, 0,
                                          0, P_, P_, 0, P_, 0, 0, P_, P_, 0, 0, P_, 0, P_, P_, 0);
 #undef P_
+    __m256i p = _mm256_xor_si256(_mm256_shuffle_epi8(par, _mm256_and_si256(v, m4)),
+                                 _mm256_shuffle_epi8(par, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)));
+    return _mm256_or_si256(v, p);
+}
+/* the four 7-bit sign indices in bits 0-27 of each int32 lane to their ksigns bytes, lane k then holding the 32
+ * sign bits of sub-block k (IQ3_XXS) */
+KQ_INLINE __m256i kq_ks(__m256i sw) {
     __m256i v = _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(sw, _mm256_set1_epi32(0x7F)),
                                                 _mm256_and_si256(_mm256_slli_epi32(sw, 1), _mm256_set1_epi32(0x7F00))),
                                 _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(sw, 2), _mm256_set1_epi32(0x7F0000)),
                                                 _mm256_and_si256(_mm256_slli_epi32(sw, 3), _mm256_set1_epi32(0x7F000000))));
-    __m256i p = _mm256_xor_si256(_mm256_shuffle_epi8(par, _mm256_and_si256(v, m4)),
-                                 _mm256_shuffle_epi8(par, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)));
-    return _mm256_or_si256(v, p);
+    return kq_par7(v);
 }
 /* lane k of v in every lane */
 KQ_INLINE __m256i kq_lane(__m256i v, int k) { return _mm256_permutevar8x32_epi32(v, _mm256_set1_epi32(k)); }
@@ -136,6 +142,10 @@ KQ_INLINE float kq_iq2_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
     for (int i = 0; i < n / 256; i++) {
         const uint8_t *b = row + (size_t)i * 74;
         const int8_t *q = x->q + 256 * i;
+        /* the 32 sign indices (the words' top 7 bits) as bytes in order (vpackuswb pairs 128-bit lanes: vpermq),
+         * then their ksigns bytes */
+        __m256i v = _mm256_packus_epi16(_mm256_srli_epi16(kq_ld(b + 2), 9), _mm256_srli_epi16(kq_ld(b + 34), 9));
+        __m256i ks = kq_par7(_mm256_permute4x64_epi64(v, 0xD8));
         __m256i p[8];
         KQ_UNROLL8
         for (int k = 0; k < 8; k++) {
@@ -144,8 +154,7 @@ KQ_INLINE float kq_iq2_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
             unsigned w0 = (unsigned)u & 0xFFFF, w1 = (unsigned)(u >> 16) & 0xFFFF, w2 = (unsigned)(u >> 32) & 0xFFFF,
                      w3 = (unsigned)(u >> 48);
             __m256i w = kq_t64(k2c_iq2xs_grid, w0 & 511, w1 & 511, w2 & 511, w3 & 511);
-            __m256i sg = kq_t64(kq_iq_sgn, w0 >> 9, w1 >> 9, w2 >> 9, w3 >> 9);
-            p[k] = kq_dot(vnni, w, _mm256_sign_epi8(kq_ld(q + 32 * k), sg));
+            p[k] = kq_dot(vnni, w, kq_sgnb(kq_ld(q + 32 * k), kq_lane(ks, k)));
         }
         __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
         __m256 S0, S1;
@@ -186,8 +195,7 @@ KQ_INLINE float kq_iq3_xxs(const uint8_t *row, const k2c_q8x *x, int n, int vnni
     for (int i = 0; i < n / 256; i++) {
         const uint8_t *b = row + (size_t)i * 98, *qs = b + 2;
         const int8_t *q = x->q + 256 * i;
-        /* the 8 sign words: their ksigns bytes in vectors (16% faster here than kq_sgn7x4's table loads, which
-         * IQ2_XXS keeps: there they measured the same), the scales in their top nibbles */
+        /* the 8 sign words: their ksigns bytes in vectors, the scales in their top nibbles */
         __m256i sw = kq_ld(b + 66), ks = kq_ks(sw);
         __m256i p[8];
         KQ_UNROLL8
