@@ -29,7 +29,8 @@ static float gauss(void) {
 }
 
 int main(int argc, char **argv) {
-    static const char *all[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q6_0", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"};
+    static const char *all[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q6_0", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS",
+                                "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M"};
     const char *want = argc > 1 ? argv[1] : NULL;
     const k2c_kernels *tabs[3];
     int nt = 0;
@@ -60,7 +61,19 @@ int main(int argc, char **argv) {
         if (f == K2C_FMT_COUNT) continue;
         size_t rb = k2c_wfmt_row_bytes(f, COLS);
         int ok = 1;
-        for (int r = 0; r < ROWS && ok; r++) ok = k2c_quantize_row(f, w + (size_t)r * COLS, NULL, COLS, q + (size_t)r * rb) == 0;
+        if (f >= K2C_FMT_IQ2_XXS) {
+            /* the codebook types have no writer: random blocks (every byte pattern is a valid block, indices
+             * spread over the whole grid) with a small positive d (IQ1_M: in its scale words' top nibbles) */
+            size_t bb = k2c_wfmt_row_bytes(f, 256);
+            for (size_t i = 0; i < rb * ROWS; i++) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; q[i] = (uint8_t)(rng >> 56); }
+            for (size_t b = 0; b < rb * ROWS / bb; b++) {
+                uint8_t *p = q + b * bb;
+                if (f == K2C_FMT_IQ1_M)
+                    for (int k = 0; k < 4; k++) p[49 + 2 * k] = (uint8_t)((p[49 + 2 * k] & 15) | ((0x1c00u >> 4 * k) & 15) << 4);
+                else { p[0] = 0; p[1] = 0x1c; }
+            }
+        } else
+            for (int r = 0; r < ROWS && ok; r++) ok = k2c_quantize_row(f, w + (size_t)r * COLS, NULL, COLS, q + (size_t)r * rb) == 0;
         if (!ok) { printf("%-8s (cannot write: %s)\n", all[t], k2c_errmsg()); continue; }
         printf("%-8s", all[t]);
         for (int k = 0; k < nt; k++) {

@@ -304,10 +304,13 @@ static void dequant_ggml_q6_0(void) {
 
 /* The decode driver on the fast path: k2c_matvec and a batch of matvecs sharing one input (as an expert's gate
  * and up do) quantize x once and give, row by row, the dot of the stored weights with the dequantized x; exact
- * mode gives the fp32 dot. Rows of 1280 elements (a multiple of 256 plus a partial chunk for the 32-blocks). */
+ * mode gives the fp32 dot. Rows of 1280 elements (a multiple of 256 plus a partial chunk for the 32-blocks; five
+ * super-blocks for the 256-element types, the IQ codebook types among them). */
 static void fast_path_driver(void) {
     static const k2c_wfmt fmts[] = {K2C_FMT_Q4_0, K2C_FMT_Q8_0, K2C_FMT_Q5_0, K2C_FMT_Q5_1, K2C_FMT_Q6_0, K2C_FMT_IQ4_NL,
-                                    K2C_FMT_Q2_K, K2C_FMT_Q3_K, K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_XS};
+                                    K2C_FMT_Q2_K, K2C_FMT_Q3_K, K2C_FMT_Q4_K, K2C_FMT_Q5_K, K2C_FMT_Q6_K, K2C_FMT_IQ4_XS,
+                                    K2C_FMT_IQ2_XXS, K2C_FMT_IQ2_XS, K2C_FMT_IQ2_S, K2C_FMT_IQ3_XXS, K2C_FMT_IQ3_S,
+                                    K2C_FMT_IQ1_S, K2C_FMT_IQ1_M};
     int rows = 96, cols = 1280;
     uint64_t st = 12345;
     for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++) {
@@ -322,6 +325,10 @@ static void fast_path_driver(void) {
         int two = f == K2C_FMT_Q2_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K || f == K2C_FMT_Q5_1;
         for (size_t b = 0; b < rb * (size_t)rows / bb; b++) {
             uint8_t *p = w + b * bb + doff;
+            if (f == K2C_FMT_IQ1_M) {                 /* 2^-8 in the scale words' top nibbles */
+                for (int k = 0; k < 4; k++) p[49 + 2 * k] = (uint8_t)((p[49 + 2 * k] & 15) | ((0x1c00u >> 4 * k) & 15) << 4);
+                continue;
+            }
             p[0] = 0x00; p[1] = 0x1c;                 /* 2^-8 */
             if (two) { p[2] = 0x00; p[3] = 0x18; }    /* 2^-9 */
         }

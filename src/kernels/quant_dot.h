@@ -37,8 +37,9 @@
  *     int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n, int ext, float *out)
  *                                    (define QD_HAVE_DOT_DIRECT) a whole row of f straight from its blocks where
  *                                    the file has a kernel for f (returns 1), else 0; ext: the optional
- *                                    instructions (QD_EXT()) may be used (quant_dot_kq_x86.h: the K-quants, IQ4_XS,
- *                                    Q4_0, Q5_0, IQ4_NL, Q8_0)
+ *                                    instructions (QD_EXT()) may be used (quant_dot_x86.h: the K-quants, IQ4_XS,
+ *                                    Q4_0, Q5_0, IQ4_NL, Q8_0 of quant_dot_kq_x86.h and the IQ1/IQ2/IQ3 codebook
+ *                                    types of quant_dot_iq_x86.h)
  *     int QD_EXT()                   whether the CPU has the file's optional instructions (default 0)
  *
  * and gets `static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n)` for its table

@@ -518,23 +518,3 @@ KQ_PAIR(kq_q4_0, kq_q4_0)
 KQ_PAIR(kq_q5_0, kq_q5_0)
 KQ_PAIR(kq_iq4_nl, kq_iq4_nl)
 KQ_PAIR(kq_q8_0, kq_q8_0)
-
-/* The direct kernel of f where there is one: *out = the row's dot, returns 1; else 0 (quant_dot.h's path). */
-QD_ATTR static int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n, int ext, float *out) {
-#define KQ_CASE(F, name) case F: *out = ext ? name##_v(row, x, n) : name##_b(row, x, n); return 1;
-    switch (f) {
-    KQ_CASE(K2C_FMT_Q4_K, kq_q4_k)
-    KQ_CASE(K2C_FMT_Q5_K, kq_q5_k)
-    KQ_CASE(K2C_FMT_Q6_K, kq_q6_k)
-    KQ_CASE(K2C_FMT_Q2_K, kq_q2_k)
-    KQ_CASE(K2C_FMT_Q3_K, kq_q3_k)
-    KQ_CASE(K2C_FMT_IQ4_XS, kq_iq4_xs)
-    KQ_CASE(K2C_FMT_Q4_0, kq_q4_0)
-    KQ_CASE(K2C_FMT_Q5_0, kq_q5_0)
-    KQ_CASE(K2C_FMT_IQ4_NL, kq_iq4_nl)
-    KQ_CASE(K2C_FMT_Q8_0, kq_q8_0)
-    default: return 0;
-    }
-#undef KQ_CASE
-}
-#define QD_HAVE_DOT_DIRECT

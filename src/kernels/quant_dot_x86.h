@@ -1,5 +1,6 @@
 /* quant_dot_x86.h — the byte helpers of quant_dot.h for the x86 kernel files (SSSE3 shuffles, AVX2 shifts),
- * compiled under the including file's QD_ATTR (kern_avx2.c, kern_avx512.c). Included just before quant_dot.h. */
+ * compiled under the including file's QD_ATTR (kern_avx2.c, kern_avx512.c), and the dispatch of the direct kernels
+ * (qd_dot_direct: quant_dot_kq_x86.h's and quant_dot_iq_x86.h's). Included just before quant_dot.h. */
 #ifndef QD_ATTR
 #error "define QD_ATTR before including quant_dot_x86.h"
 #endif
@@ -53,3 +54,31 @@ QD_ATTR static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *
 #define QD_HAVE_NL16
 #define QD_F16(h) _cvtsh_ss(h)
 #include "kernels/quant_dot_kq_x86.h"
+#include "kernels/quant_dot_iq_x86.h"
+
+/* The direct kernel of f where there is one: *out = the row's dot, returns 1; else 0 (quant_dot.h's path). */
+QD_ATTR static int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n, int ext, float *out) {
+#define KQ_CASE(F, name) case F: *out = ext ? name##_v(row, x, n) : name##_b(row, x, n); return 1;
+    switch (f) {
+    KQ_CASE(K2C_FMT_Q4_K, kq_q4_k)
+    KQ_CASE(K2C_FMT_Q5_K, kq_q5_k)
+    KQ_CASE(K2C_FMT_Q6_K, kq_q6_k)
+    KQ_CASE(K2C_FMT_Q2_K, kq_q2_k)
+    KQ_CASE(K2C_FMT_Q3_K, kq_q3_k)
+    KQ_CASE(K2C_FMT_IQ4_XS, kq_iq4_xs)
+    KQ_CASE(K2C_FMT_Q4_0, kq_q4_0)
+    KQ_CASE(K2C_FMT_Q5_0, kq_q5_0)
+    KQ_CASE(K2C_FMT_IQ4_NL, kq_iq4_nl)
+    KQ_CASE(K2C_FMT_Q8_0, kq_q8_0)
+    KQ_CASE(K2C_FMT_IQ2_XXS, kq_iq2_xxs)
+    KQ_CASE(K2C_FMT_IQ2_XS, kq_iq2_xs)
+    KQ_CASE(K2C_FMT_IQ2_S, kq_iq2_s)
+    KQ_CASE(K2C_FMT_IQ3_XXS, kq_iq3_xxs)
+    KQ_CASE(K2C_FMT_IQ3_S, kq_iq3_s)
+    KQ_CASE(K2C_FMT_IQ1_S, kq_iq1_s)
+    KQ_CASE(K2C_FMT_IQ1_M, kq_iq1_m)
+    default: return 0;
+    }
+#undef KQ_CASE
+}
+#define QD_HAVE_DOT_DIRECT
