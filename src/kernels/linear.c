@@ -337,7 +337,8 @@ void *k2c_ws_take(k2c_ws *w, size_t bytes) {
 /* Decode on the GGUF block formats prefetches the rows about MV_PREFETCH bytes ahead of the one being dotted:
  * one thread's stream of rows was below the read bandwidth (the row kernels run at 50+ G weights/s in cache),
  * and 2 KB ahead gave +6% on the Moonlight-shaped Q8_0 model, 1 thread, AMD Zen 5, in alternating pairs (4 KB
- * and 8 KB ahead no better). BF16 and INT4 rows keep the hardware prefetcher alone. */
+ * and 8 KB ahead no better; on Q4_K_M and Q2_K the pairs were within this VM's run-to-run spread). BF16 and
+ * INT4 rows keep the hardware prefetcher alone (INT4 rows prefetched the same way lost 6-15%). */
 #define MV_PREFETCH 2048
 static size_t pf_row_bytes(const k2c_linear *l) {
     return k2c_wfmt_is_block(l->fmt) ? k2c_wfmt_row_bytes(l->fmt, l->cols) : 0;
