@@ -222,9 +222,11 @@ KQ_INLINE float kq_q3_k(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
  * the 16 signed levels; 6-bit scales (low nibbles in 4 bytes, top two bits in a 16-bit word), x = d (ls - 32) w */
 KQ_INLINE float kq_iq4_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
     const __m256i m4 = _mm256_set1_epi8(15);
-    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)k2c_iq4_nl));
+    /* with VNNI the levels + 128 (unsigned) and the offset out of the products as a min term, as IQ4_NL's */
+    const __m256i lut = _mm256_add_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)k2c_iq4_nl)),
+                                        _mm256_set1_epi8(vnni ? (char)0x80 : 0));
     const __m256i shl = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), shh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    __m256 a = _mm256_setzero_ps();
+    __m256 a = _mm256_setzero_ps(), am = _mm256_setzero_ps();
     for (int i = 0; i < n / 256; i++) {
         const uint8_t *b = row + (size_t)i * 136;
         const int8_t *q = x->q + 256 * i;
@@ -233,8 +235,9 @@ KQ_INLINE float kq_iq4_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
             __m256i v = kq_ld(b + 8 + 32 * k);
             __m256i tl = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, m4));
             __m256i th = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
-            p[2 * k] = kq_dot_s(vnni, _mm256_permute2x128_si256(tl, th, 0x20), kq_ld(q + 64 * k));
-            p[2 * k + 1] = kq_dot_s(vnni, _mm256_permute2x128_si256(tl, th, 0x31), kq_ld(q + 64 * k + 32));
+            __m256i w0 = _mm256_permute2x128_si256(tl, th, 0x20), w1 = _mm256_permute2x128_si256(tl, th, 0x31);
+            p[2 * k] = vnni ? kq_dot(1, w0, kq_ld(q + 64 * k)) : kq_dot_s(0, w0, kq_ld(q + 64 * k));
+            p[2 * k + 1] = vnni ? kq_dot(1, w1, kq_ld(q + 64 * k + 32)) : kq_dot_s(0, w1, kq_ld(q + 64 * k + 32));
         }
         __m256i is0 = kq_h8(p[0], p[1], p[2], p[3]), is1 = kq_h8(p[4], p[5], p[6], p[7]);
         /* the 8 scales as int32 lanes: variable shifts of the broadcast words */
@@ -245,8 +248,9 @@ KQ_INLINE float kq_iq4_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
         __m256 s0 = _mm256_permutevar8x32_ps(s, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
         __m256 s1 = _mm256_permutevar8x32_ps(s, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
         KQ_STEP(is0, is1, s0, s1, kq_h(b), x->d16 + 16 * i, a);
+        if (vnni) KQ_MIN(s0, s1, 128.0f * kq_h(b), x->s16 + 16 * i, am);
     }
-    return kq_hsum(a);
+    return kq_hsum(_mm256_sub_ps(a, am));
 }
 
 /* ---- the 32-element formats the K-quant recipes fall back to for rows their 256-block does not divide (the
@@ -298,8 +302,9 @@ KQ_INLINE __m256i kq_sum8(const __m256i *p) {
 }
 /* Q4_0 / Q5_0 codes as unsigned bytes (0..15, 0..31): their offset (8, 16) leaves the products, as the
  * K-quants' does (sum (u - o) q = sum u q - o sum q): no sign trick, no subtraction per block */
-KQ_INLINE __m256i kq_b32u(const uint8_t *b, int kind) {
+KQ_INLINE __m256i kq_b32u(const uint8_t *b, int kind, __m256i lut_u) {
     if (kind == KQ_B_Q4_0) return kq_nib32(b + 2);
+    if (kind == KQ_B_IQ4_NL) return _mm256_shuffle_epi8(lut_u, kq_nib32(b + 2));
 #ifdef QD_X86_512
     __m256i h = _mm256_maskz_mov_epi8((__mmask32)kq_u32(b + 2), _mm256_set1_epi8(16));   /* bit j of qh -> byte j */
 #else
@@ -316,15 +321,19 @@ KQ_INLINE __m256i kq_b32u(const uint8_t *b, int kind) {
  * Q8_0's 512-bit kernel had one FMA chain per two blocks). The blocks past the last 8 one at a time. */
 KQ_INLINE float kq_b32(const uint8_t *row, const k2c_q8x *x, int n, int vnni, int kind) {
     const int bb = kind == KQ_B_Q8_0 ? 34 : kind == KQ_B_Q5_0 ? 22 : 18, nb = n / 32;
-    const int off = kind == KQ_B_Q4_0 ? 8 : kind == KQ_B_Q5_0 ? 16 : 0;
+    /* IQ4_NL's signed levels (-127..113) become unsigned with an offset of 128 where vpdpbusd sums the products
+     * (4 per int32 lane, no saturation); vpmaddubsw's int16 pairs would overflow, so without VNNI they keep the
+     * sign trick */
+    const int off = kind == KQ_B_Q4_0 ? 8 : kind == KQ_B_Q5_0 ? 16 : kind == KQ_B_IQ4_NL && vnni ? 128 : 0;
     const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)k2c_iq4_nl));
+    const __m256i lut_u = _mm256_add_epi8(lut, _mm256_set1_epi8((char)0x80));
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), am = _mm256_setzero_ps();
     int k = 0;
     for (; k + 8 <= nb; k += 8) {
         const uint8_t *b = row + (size_t)k * bb;
         __m256i p[8];
         if (off)
-            for (int j = 0; j < 8; j++) p[j] = kq_dot(vnni, kq_b32u(b + j * bb, kind), kq_ld(x->q + 32 * (k + j)));
+            for (int j = 0; j < 8; j++) p[j] = kq_dot(vnni, kq_b32u(b + j * bb, kind, lut_u), kq_ld(x->q + 32 * (k + j)));
         else
             for (int j = 0; j < 8; j++) p[j] = kq_dot_s(vnni, kq_b32w(b + j * bb, kind, lut), kq_ld(x->q + 32 * (k + j)));
         __m256 wd = kq_wd8(b, bb);
