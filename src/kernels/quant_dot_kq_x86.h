@@ -16,8 +16,9 @@
  *   - the float step is then two vectors per super-block: F (the weight scale of each group) times
  *     isum * d16, and the min term M * s16, in separate accumulators (no FMA latency chain per super-block).
  *
- * IQ4_XS's levels are signed (-127..113): vpshufb looks them up and the products use |w| against q with w's
- * sign (both sides then fit vpmaddubsw: 2 x 127 x 127 < 32767).
+ * IQ4_XS's and IQ4_NL's levels are signed (-127..113): vpshufb looks them up; with VNNI they are taken + 128 as
+ * unsigned bytes and the offset leaves the products as a min term, without it the products use |w| against q
+ * with w's sign (both sides then fit vpmaddubsw: 2 x 127 x 127 < 32767, which 241 x 127 would not).
  *
  * The including file defines QD_ATTR and QD_DPBUSD (the vpdpbusd mnemonic: "{vex} vpdpbusd" for AVX-VNNI,
  * "vpdpbusd" for the EVEX AVX512-VNNI form). ext (qd_dot_direct's argument) selects VNNI; the caller passes
