@@ -236,6 +236,10 @@ void k2c_matvec_t_rows(const k2c_linear *l, int r0, int nrows, const float *x, f
 void k2c_linear_rows_f32(const k2c_linear *l, int r0, int nrows, float *out);
 /* y [nrows] = rows r0 .. r0+nrows-1 of W times x [cols]; single-threaded (callers parallelize). */
 void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y);
+/* The same with the prepared input (int8 or shuffled x) in scratch of k2c_matvec_rows_scratch(l) bytes (0: none
+ * needed, scratch may be NULL), 64-byte aligned: no allocation. */
+size_t k2c_matvec_rows_scratch(const k2c_linear *l);
+void k2c_matvec_rows_s(const k2c_linear *l, int r0, int nrows, const float *x, float *y, void *scratch);
 /* Prompt GEMM inputs: X [T, C] packed into blocks of 32 tokens [ceil(T/32)][C][32], zero padded. */
 size_t k2c_gemm_packed_size(int T, int C);
 void k2c_gemm_pack_x(const float *X, int T, int C, float *Xp);

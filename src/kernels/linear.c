@@ -410,12 +410,21 @@ void k2c_matvec_ws(const k2c_linear *l, const float *x, float *y, k2c_ws *ws) {
 
 void k2c_matvec(const k2c_linear *l, const float *x, float *y) { k2c_matvec_ws(l, x, y, NULL); }
 
-void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y) {
+size_t k2c_matvec_rows_scratch(const k2c_linear *l) {
+    size_t b = prep_bytes(l, ctx_of(l));
+    return b ? k2c_ws_bytes(b) : 0;
+}
+
+void k2c_matvec_rows_s(const k2c_linear *l, int r0, int nrows, const float *x, float *y, void *scratch) {
     const k2c_kctx *cx = ctx_of(l);
-    size_t bytes = prep_bytes(l, cx);
-    void *b = bytes ? aligned_alloc(64, k2c_ws_bytes(bytes)) : NULL;
-    const void *xs = b ? prep_x(l, cx, x, b) : NULL;
+    const void *xs = scratch && prep_bytes(l, cx) ? prep_x(l, cx, x, scratch) : NULL;
     for (int i = 0; i < nrows; i++) y[i] = k2c_row_dot(cx->k, l, r0 + i, x, xs);
+}
+
+void k2c_matvec_rows(const k2c_linear *l, int r0, int nrows, const float *x, float *y) {
+    size_t bytes = k2c_matvec_rows_scratch(l);
+    void *b = bytes ? aligned_alloc(64, bytes) : NULL;
+    k2c_matvec_rows_s(l, r0, nrows, x, y, b);
     free(b);
 }
 

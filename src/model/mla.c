@@ -131,7 +131,28 @@ static void absorb_query_head(const dims *d, const k2c_layer *ly, int h, const f
     }
 }
 
-/* Head h of A [nq, H, dv]: o_{i,h} = W_kvb[h, value rows] ctx_{i,h}. */
+/* The same from kv_b_qt (outside exact mode, GGUF files: model.h): q'_{i,h} [r] = kv_b_qt's rows h r ..
+ * h r + r - 1 times q_nope_{i,h} [dn], through the matvec kernels (BF16, or attn_k_b as stored: 2 bytes a weight
+ * or fewer, against the 4 of kv_b_abs's fp32 copy). xq: scratch of k2c_matvec_rows_scratch(kv_b_qt). */
+static void absorb_query_head_t(const dims *d, const k2c_layer *ly, int h, const float *Q, int nq, float *QA, void *xq) {
+    for (int i = 0; i < nq; i++) {
+        float *qa = QA + ((size_t)i * d->H + h) * d->rs;
+        const float *q = Q + ((size_t)i * d->H + h) * d->qd;
+        k2c_matvec_rows_s(&ly->kv_b_qt, h * d->r, d->r, q, qa, xq);
+        memcpy(qa + d->r, q + d->dn, (size_t)d->dr * sizeof *QA);                                       /* q_pe */
+    }
+}
+
+/* Head h of A [nq, H, dv]: o_{i,h} = W_kvb[h, value rows] ctx_{i,h}. With kv_b_qt set (see above) from the stored
+ * rows (kv_b's, or attn_v_b's) through the matvec kernels (xq: scratch of k2c_matvec_rows_scratch of those): a Q8_0
+ * row is 1.06 bytes a weight against the fp32 copy's 4. */
+static void absorb_value_head_rows(const dims *d, const k2c_layer *ly, int h, const float *CTX, int nq, float *A, void *xq) {
+    const k2c_linear *v = ly->kv_b_v.w ? &ly->kv_b_v : &ly->kv_b;       /* attn_v_b as stored, or kv_b's value rows */
+    int r0 = ly->kv_b_v.w ? h * d->dv : h * d->kvd + d->dn;
+    for (int i = 0; i < nq; i++)
+        k2c_matvec_rows_s(v, r0, d->dv, CTX + ((size_t)i * d->H + h) * d->r, A + ((size_t)i * d->H + h) * d->dv, xq);
+}
+
 static void absorb_value_head(const dims *d, const k2c_layer *ly, int h, const float *CTX, int nq, float *A, float *row) {
     const k2c_linear *kvb = kvb_abs(ly);
     for (int k = 0; k < d->dv; k++) {
@@ -155,9 +176,18 @@ static int rows_max(const dims *d) {
 /* A thread's scratch: scores S [R, TILE], a weight row [r] (absorption), the block's queries packed for the
  * table's gemm_tile [k2c_gemm_packed_size(R, rs)] and its panel [K2C_GEMM_RB, rs], a converted tile of a BF16 or
  * q8_0 cache [TILE, rs], and the BF16 path's rounded queries [R, ldq] and P pairs [R, TILE / 2]. */
-typedef struct { float *S, *row, *xp, *panel, *conv; uint16_t *qb; uint32_t *pp; } lat_scr;
+typedef struct { float *S, *row, *xp, *panel, *conv; uint16_t *qb; uint32_t *pp; char *xq; } lat_scr;
 static size_t lat_scratch(const k2c_model *m, const dims *d, char *base, lat_scr *o) {
-    size_t R = (size_t)rows_max(d), off = 0, bf = m->cache_type == K2C_CACHE_BF16;
+    size_t R = (size_t)rows_max(d), off = 0, bf = m->cache_type == K2C_CACHE_BF16, nxq = 1;
+    const k2c_layer *ly0 = &m->layers[0];
+    if (ly0->kv_b_qt.w) {           /* every layer's kv_b has the same shape and, in a GGUF file, mostly one type */
+        for (int L = 0; L < m->cfg.num_hidden_layers; L++) {
+            const k2c_layer *ly = &m->layers[L];
+            size_t a = k2c_matvec_rows_scratch(ly->kv_b_v.w ? &ly->kv_b_v : &ly->kv_b), b = k2c_matvec_rows_scratch(&ly->kv_b_qt);
+            nxq = a > nxq ? a : nxq;
+            nxq = b > nxq ? b : nxq;
+        }
+    }
 #define PIECE(field, type, n)                                                   \
     do {                                                                        \
         if (base) o->field = (type *)(void *)(base + off);                      \
@@ -170,6 +200,7 @@ static size_t lat_scratch(const k2c_model *m, const dims *d, char *base, lat_scr
     PIECE(conv, float, m->cache_type ? (size_t)TILE * d->rs : 1);
     PIECE(qb, uint16_t, bf ? R * ldq_of(d->rs) : 1);
     PIECE(pp, uint32_t, bf ? R * (TILE / 2) : 1);
+    PIECE(xq, char, nxq);
 #undef PIECE
     return off;
 }
@@ -317,7 +348,10 @@ static int attend_latent(const k2c_model *m, int layer, int nq, const k2c_state 
         lat_scr w;
         lat_scratch(m, &d, scr + per * (size_t)omp_get_thread_num(), &w);
         #pragma omp for schedule(static)
-        for (int h = 0; h < d.H; h++) absorb_query_head(&d, ly, h, Q, nq, QA, w.row);
+        for (int h = 0; h < d.H; h++) {
+            if (ly->kv_b_qt.w) absorb_query_head_t(&d, ly, h, Q, nq, QA, w.xq);
+            else absorb_query_head(&d, ly, h, Q, nq, QA, w.row);
+        }
         #pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < nblk; b++) {
             const lblock *B = &bl[b];
@@ -346,7 +380,10 @@ static int attend_latent(const k2c_model *m, int layer, int nq, const k2c_state 
             mx[ih] = M;
         }
         #pragma omp for schedule(static)
-        for (int h = 0; h < d.H; h++) absorb_value_head(&d, ly, h, CTX, nq, A, w.row);
+        for (int h = 0; h < d.H; h++) {
+            if (ly->kv_b_qt.w) absorb_value_head_rows(&d, ly, h, CTX, nq, A, w.xq);
+            else absorb_value_head(&d, ly, h, CTX, nq, A, w.row);
+        }
     }
     rc = 0;
 done:

@@ -44,7 +44,15 @@ typedef struct {
     k2c_linear kv_b;                            /* [H*(dn+dv), r] */
     k2c_linear kv_b_abs;                        /* kv_b for the absorbed attention, which reads its rows as fp32
                                                  * every step: an fp32 copy where kv_b is in a GGUF block format
-                                                 * (model_gguf.c), else unset (w NULL: kv_b itself) */
+                                                 * (model_gguf.c) in exact mode, else unset (w NULL: kv_b itself) */
+    k2c_linear kv_b_qt;                         /* outside exact mode, kv_b's key half transposed in BF16 [H*r, dn]
+                                                 * (row h*r + c: column c of head h's key rows) where kv_b is in a
+                                                 * GGUF block format: the absorbed query q' = one dot per latent
+                                                 * column through the matvec kernels, and the value half read
+                                                 * from kv_b's stored rows (mla.c); where the file stores the split
+                                                 * attn_k_b, that tensor itself (its layout); else unset */
+    k2c_linear kv_b_v;                          /* with kv_b_qt, the split attn_v_b as stored [H*dv, r] (the value
+                                                 * rows of the absorbed output); unset: kv_b's value rows */
     k2c_linear o;                               /* [D, H*dv] */
     int is_moe;
     k2c_linear gate, up, down;                  /* dense FFN (or shared experts when is_moe) */

@@ -14,10 +14,11 @@
  *
  * The conversion keeps q/k in the Hugging Face layout (no RoPE permutation for deepseek2), which the golden
  * logits confirm. Norm gains and the router bias become fp32 copies; kv_b built from attn_k_b + attn_v_b is
- * an fp32 copy of the dequantized halves (2 GB for Kimi-K2). A stored attn_kv_b in a block format gets the
- * same fp32 copy beside it for the absorbed attention (kv_b_abs), which reads every row of kv_b dequantized
- * each step: dequantizing 2 x H x 256 rows per layer and token through the scalar block decoders took 2.4 ms
- * of a Moonlight-shaped Q4_K_M layer's attention, against a few tenths for all its weight reads. */
+ * an fp32 copy of the dequantized halves (2 GB for Kimi-K2), for the prompt's expanded attention. The absorbed
+ * attention reads every row of kv_b each step, and gets its own forms (model.h): dequantizing them through the
+ * scalar block decoders each step took 2.4 ms of a Moonlight-shaped Q4_K_M layer's attention, and reading an fp32
+ * copy (kv_b_abs, now exact mode only) was 7% of a Q8_0 decode step's samples at 2 threads; outside exact mode
+ * the value rows are read as stored and the key rows from attn_k_b or a transposed BF16 copy (kv_b_qt). */
 #include "model/model.h"
 
 #include <math.h>
@@ -151,6 +152,10 @@ static int kv_b_from_split(gbinder *b, int L, int H, int dn, int dv, int r, k2c_
     if (!(lk.w = elem_aligned(b, tk->data, tk->nbytes, lk.fmt)) || !(lv.w = elem_aligned(b, tv->data, tv->nbytes, lv.fmt)))
         return -1;
     int kvd = dn + dv;
+    if (!b->m->cx.exact) {      /* the absorbed attention's decode reads these as stored (model.h) */
+        b->m->layers[L].kv_b_qt = lk;
+        b->m->layers[L].kv_b_v = lv;
+    }
     float *w = k2c_model_own(b->m, (size_t)H * kvd * r * sizeof *w), *row = malloc((size_t)(dn > r ? dn : r) * sizeof *row);
     if (!w || !row) { free(row); k2c_seterr("out of memory"); return -1; }
     for (int h = 0; h < H; h++) {
@@ -197,6 +202,28 @@ static const k2c_bind_ops GGUF_OPS = {
     .linear = op_linear, .vec = op_vec, .has = op_has, .kv_b = op_kv_b, .experts = op_experts,
 };
 
+/* Layer L's kv_b_qt (model.h): the key rows of each head, dequantized and transposed into BF16 [H * r, dn]. */
+static int kvb_key_t(k2c_model *m, int L, const char *path) {
+    const k2c_config *c = &m->cfg;
+    const k2c_linear *kv = &m->layers[L].kv_b;
+    int H = c->num_attention_heads, dn = c->qk_nope_head_dim, kvd = dn + c->v_head_dim, r = c->kv_lora_rank;
+    uint16_t *t = k2c_model_own(m, (size_t)H * r * dn * sizeof *t);
+    float *row = malloc((size_t)r * sizeof *row);
+    if (!t || !row) {
+        free(row);
+        k2c_seterr("%s: out of memory for layer %d's transposed kv_b keys (%d x %d)", path, L, H * r, dn);
+        return -1;
+    }
+    for (int h = 0; h < H; h++)
+        for (int k = 0; k < dn; k++) {
+            k2c_linear_dequant_rows(kv, h * kvd + k, 1, row);
+            for (int j = 0; j < r; j++) t[((size_t)h * r + j) * dn + k] = k2c_f32_to_bf16(row[j]);
+        }
+    free(row);
+    m->layers[L].kv_b_qt = (k2c_linear){.fmt = K2C_FMT_BF16, .rows = H * r, .cols = dn, .w = t, .cx = &m->cx};
+    return 0;
+}
+
 int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o, int kv_from_split) {
     k2c_model_opts dflt = {0};
     if (!o) o = &dflt;
@@ -214,6 +241,10 @@ int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o,
     for (int L = 0; derive && L < m->cfg.num_hidden_layers; L++) {
         const k2c_linear *kv = &m->layers[L].kv_b;
         if (!k2c_wfmt_is_block(kv->fmt)) continue;
+        if (!m->cx.exact) {
+            if (kvb_key_t(m, L, path)) goto fail;
+            continue;
+        }
         float *w = k2c_model_own(m, (size_t)kv->rows * kv->cols * sizeof *w);
         if (!w) { k2c_seterr("%s: out of memory for layer %d's fp32 kv_b (%d x %d)", path, L, kv->rows, kv->cols); goto fail; }
         k2c_linear_dequant_rows(kv, 0, kv->rows, w);
