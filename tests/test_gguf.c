@@ -420,6 +420,20 @@ static void dot_q8_every_path(void) {
                     EXPECT(worst < 2e-6, "%s n=%d [%s%s] q8 dot vs dequantized x: rel err %g", k2c_wfmt_name(f), cols,
                            TABLES[t]->name, base ? " base" : "", worst);
                 }
+            for (int t = 0; t < ntables; t++) {       /* the row loop: dot_q8's values, bit for bit, prefetch or not */
+                if (!TABLES[t]->dot_q8_rows) { EXPECT(0, "[%s] has no dot_q8_rows", TABLES[t]->name); continue; }
+                float ys[8], yr[8];
+                for (int pf = 0; pf < 2; pf++) {
+                    TABLES[t]->dot_q8_rows(f, w + rb, rb, rows - 1, rows - 1, xq, cols, yr, pf ? 256 : 0);
+                    int same = 1;
+                    for (int r = 1; r < rows; r++) {
+                        ys[r] = TABLES[t]->dot_q8(f, w + (size_t)r * rb, xq, cols);
+                        same &= memcmp(&ys[r], &yr[r - 1], sizeof(float)) == 0;
+                    }
+                    EXPECT(same, "%s n=%d [%s] dot_q8_rows differs from dot_q8 (pf %d)", k2c_wfmt_name(f), cols,
+                           TABLES[t]->name, pf);
+                }
+            }
             free(qb); free(x); free(row); free(w);
         }
     }

@@ -340,6 +340,7 @@ const k2c_kernels k2c_kernels_avx2 = {
     .dot_fp8 = dot_fp8,
     .dot_int4 = dot_int4,
     .dot_q8 = qd_dot_q8,
+    .dot_q8_rows = qd_dot_q8_rows,
     .dot_q8_base = qd_dot_q8_base,
     .dot_int4_q8 = qi_dot_int4_q8,
     .gemm_q8 = qg_gemm_q8,

@@ -145,6 +145,7 @@ const k2c_kernels k2c_kernels_scalar = {
     .name = "scalar",
     .dot_f32 = dot_f32,         /* every other entry NULL: k2c_row_dot / k2c_row_dequant come here */
     .dot_q8 = qd_dot_q8,
+    .dot_q8_rows = qd_dot_q8_rows,
     .dot_int4_q8 = qi_dot_int4_q8,
     .gemm_q8 = qg_gemm_q8,
     .gemm_tile = NULL,          /* OpenBLAS sgemm on dequantized tiles */

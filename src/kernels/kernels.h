@@ -81,6 +81,10 @@ typedef struct {
     /* A GGUF block-format row (cols a multiple of 32) against quantized activations: integer products per
      * 16 elements, scaled in float (quant_dot.h, shared by every ISA; only the int8 product differs). */
     float (*dot_q8)(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n);
+    /* dot_q8 of nr consecutive rows (rb bytes apart from row0) into y [nr], the same values; rows up to avail
+     * past row0 exist, and the ones ahead are prefetched pf bytes ahead (pf 0: none). */
+    void (*dot_q8_rows)(k2c_wfmt f, const uint8_t *row0, size_t rb, int nr, int avail, const k2c_q8x *x, int n,
+                        float *y, size_t pf);
     /* An INT4 row (groups a multiple of 32) against quantized activations, as dot_q8 (int4_q8.h): used unless
      * exact. ext: the ISA's optional instructions (VNNI, dotprod) where the CPU has them (k2c_kctx.no_ext). */
     float (*dot_int4_q8)(const uint32_t *w, const k2c_q8x *x, int n, const uint16_t *scale, int group, int ext);

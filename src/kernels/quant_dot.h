@@ -396,6 +396,19 @@ QD_ATTR static float qd_dot_q8_ext(k2c_wfmt f, const uint8_t *row, const k2c_q8x
 QD_ATTR static float qd_dot_q8(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n) {
     return qd_dot_q8_ext(f, row, x, n, QD_EXT());
 }
+/* the table's dot_q8_rows: nr rows rb bytes apart, the ones up to avail past row0 prefetched pf bytes ahead */
+QD_ATTR static void qd_dot_q8_rows(k2c_wfmt f, const uint8_t *row0, size_t rb, int nr, int avail, const k2c_q8x *x,
+                                   int n, float *y, size_t pf) {
+#ifdef QD_HAVE_DOT_DIRECT
+    if (qd_rows_direct(f, row0, rb, nr, avail, x, n, QD_EXT(), y, pf)) return;
+#endif
+    int ahead = pf ? (int)((pf + rb - 1) / rb) : avail;
+    for (int i = 0; i < nr; i++) {
+        if (i + ahead < avail)
+            for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(row0 + (size_t)(i + ahead) * rb + o);
+        y[i] = qd_dot_q8(f, row0 + (size_t)i * rb, x, n);
+    }
+}
 #ifdef QD_HAVE_DOT_DIRECT
 /* dot_q8_base: the same kernels without them, which the tests check beside dot_q8 on a CPU that has them */
 QD_ATTR static float qd_dot_q8_base(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n) {

@@ -81,4 +81,41 @@ QD_ATTR static int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *
     }
 #undef KQ_CASE
 }
+
+/* nr rows of f, rb bytes apart from row0, into y: the kernel chosen once (not per row, as dot_q8 does: the
+ * dispatch was about a tenth of a 2048-wide Q2_K row's time) and inlined into the loop. Rows up to avail past
+ * row0 exist: those ahead rows' pf bytes ahead are prefetched (pf 0: none). Returns 0 where f has no kernel. */
+QD_ATTR static int qd_rows_direct(k2c_wfmt f, const uint8_t *row0, size_t rb, int nr, int avail, const k2c_q8x *x,
+                                  int n, int ext, float *y, size_t pf) {
+    int ahead = pf ? (int)((pf + rb - 1) / rb) : avail;
+#define KQ_LOOP(fn)                                                                                             \
+    for (int i = 0; i < nr; i++) {                                                                              \
+        if (i + ahead < avail)                                                                                  \
+            for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(row0 + (size_t)(i + ahead) * rb + o);      \
+        y[i] = fn(row0 + (size_t)i * rb, x, n);                                                                 \
+    }
+#define KQ_CASE(F, name) case F: if (ext) { KQ_LOOP(name##_v) } else { KQ_LOOP(name##_b) } return 1;
+    switch (f) {
+    KQ_CASE(K2C_FMT_Q4_K, kq_q4_k)
+    KQ_CASE(K2C_FMT_Q5_K, kq_q5_k)
+    KQ_CASE(K2C_FMT_Q6_K, kq_q6_k)
+    KQ_CASE(K2C_FMT_Q2_K, kq_q2_k)
+    KQ_CASE(K2C_FMT_Q3_K, kq_q3_k)
+    KQ_CASE(K2C_FMT_IQ4_XS, kq_iq4_xs)
+    KQ_CASE(K2C_FMT_Q4_0, kq_q4_0)
+    KQ_CASE(K2C_FMT_Q5_0, kq_q5_0)
+    KQ_CASE(K2C_FMT_IQ4_NL, kq_iq4_nl)
+    KQ_CASE(K2C_FMT_Q8_0, kq_q8_0)
+    KQ_CASE(K2C_FMT_IQ2_XXS, kq_iq2_xxs)
+    KQ_CASE(K2C_FMT_IQ2_XS, kq_iq2_xs)
+    KQ_CASE(K2C_FMT_IQ2_S, kq_iq2_s)
+    KQ_CASE(K2C_FMT_IQ3_XXS, kq_iq3_xxs)
+    KQ_CASE(K2C_FMT_IQ3_S, kq_iq3_s)
+    KQ_CASE(K2C_FMT_IQ1_S, kq_iq1_s)
+    KQ_CASE(K2C_FMT_IQ1_M, kq_iq1_m)
+    default: return 0;
+    }
+#undef KQ_CASE
+#undef KQ_LOOP
+}
 #define QD_HAVE_DOT_DIRECT
