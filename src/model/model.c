@@ -247,6 +247,59 @@ int k2c_bind_model(const k2c_bind_ops *ops, void *b, k2c_model *m, const k2c_mod
     return 0;
 }
 
+/* ------------------------------------------------------------------ the absorbed attention's forms of kv_b */
+/* Layer L's kv_b_qt (model.h): the key rows of each head, dequantized and transposed into BF16 [H * r, dn]. */
+static int kvb_key_t(k2c_model *m, int L, const char *where) {
+    const k2c_config *c = &m->cfg;
+    const k2c_linear *kv = &m->layers[L].kv_b;
+    int H = c->num_attention_heads, dn = c->qk_nope_head_dim, kvd = dn + c->v_head_dim, r = c->kv_lora_rank;
+    uint16_t *t = own(m, (size_t)H * r * dn * sizeof *t);
+    float *row = malloc((size_t)r * sizeof *row);
+    if (!t || !row) {
+        free(row);
+        k2c_seterr("%s: out of memory for layer %d's transposed kv_b keys (%d x %d)", where, L, H * r, dn);
+        return -1;
+    }
+    for (int h = 0; h < H; h++)
+        for (int k = 0; k < dn; k++) {
+            k2c_linear_dequant_rows(kv, h * kvd + k, 1, row);
+            for (int j = 0; j < r; j++) t[((size_t)h * r + j) * dn + k] = k2c_f32_to_bf16(row[j]);
+        }
+    free(row);
+    m->layers[L].kv_b_qt = (k2c_linear){.fmt = K2C_FMT_BF16, .rows = H * r, .cols = dn, .w = t, .cx = &m->cx};
+    return 0;
+}
+
+/* Which form each layer's absorbed attention reads kv_b in (model.h, mla.c), by kv_b's format:
+ *   BF16: kv_b_qt, the keys transposed (the same values: exact mode too), values as stored;
+ *   the GGUF block formats: outside exact mode the same (BF16 keys: a rounding like the int8 inputs of that
+ *     mode); in exact mode kv_b_abs, an fp32 copy;
+ *   FP8, F16: rows converted per step through their kernels. Their normal mode is exact (fp32 inputs), and BF16
+ *     keys moved the tiny golden FP8 model's logits by 0.15 x max|logit| (its chaotic routing amplifies any
+ *     rounding), far outside the golden tolerance;
+ *   F32 (kv_b rebuilt from a GGUF's attn_k_b + attn_v_b, or stored so): as stored; a split file's own
+ *     tensors, bound as kv_b_qt / kv_b_v by model_gguf.c outside exact mode, are left as they are.
+ * Not for tools that only read the weights (stored_only), nor on an expert-parallel rank > 0 (it runs no
+ * attention and touches only its experts' pages). */
+int k2c_model_derive_absorbed(k2c_model *m, const k2c_model_opts *o, const char *where) {
+    if (o->stored_only || (o->comm && o->comm->size > 1 && o->comm->rank != 0)) return 0;
+    for (int L = 0; L < m->cfg.num_hidden_layers; L++) {
+        k2c_layer *ly = &m->layers[L];
+        const k2c_linear *kv = &ly->kv_b;
+        int block = k2c_wfmt_is_block(kv->fmt);
+        if (ly->kv_b_qt.w || !(block || kv->fmt == K2C_FMT_BF16)) continue;
+        if (kv->fmt == K2C_FMT_BF16 || !m->cx.exact) {
+            if (kvb_key_t(m, L, where)) return -1;
+            continue;
+        }
+        float *w = own(m, (size_t)kv->rows * kv->cols * sizeof *w);
+        if (!w) { k2c_seterr("%s: out of memory for layer %d's fp32 kv_b (%d x %d)", where, L, kv->rows, kv->cols); return -1; }
+        k2c_linear_dequant_rows(kv, 0, kv->rows, w);
+        ly->kv_b_abs = (k2c_linear){.fmt = K2C_FMT_F32, .rows = kv->rows, .cols = kv->cols, .w = w, .cx = &m->cx};
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ Hugging Face names */
 static int hf_linear(void *b, const char *name, int rows, int cols, k2c_linear *l) { return bind_linear(b, name, rows, cols, l); }
 static int hf_vec(void *b, const char *name, int n, const float **out) { return bind_vec(b, name, n, out); }
@@ -309,7 +362,7 @@ static int load_one(k2c_model *m, const char *dir, const k2c_model_opts *o) {
     }
     k2c_bind_ops ops = HF_OPS;
     ops.where = dir;
-    if (k2c_bind_model(&ops, &b, m, o) != 0) {
+    if (k2c_bind_model(&ops, &b, m, o) != 0 || k2c_model_derive_absorbed(m, o, dir) != 0) {
         k2c_model_free(m);
         return -1;
     }

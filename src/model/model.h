@@ -44,13 +44,14 @@ typedef struct {
     k2c_linear kv_b;                            /* [H*(dn+dv), r] */
     k2c_linear kv_b_abs;                        /* kv_b for the absorbed attention, which reads its rows as fp32
                                                  * every step: an fp32 copy where kv_b is in a GGUF block format
-                                                 * (model_gguf.c) in exact mode, else unset (w NULL: kv_b itself) */
-    k2c_linear kv_b_qt;                         /* outside exact mode, kv_b's key half transposed in BF16 [H*r, dn]
-                                                 * (row h*r + c: column c of head h's key rows) where kv_b is in a
-                                                 * GGUF block format: the absorbed query q' = one dot per latent
+                                                 * in exact mode (k2c_model_derive_absorbed), else unset (w NULL: kv_b) */
+    k2c_linear kv_b_qt;                         /* kv_b's key half transposed [H*r, dn] (row h*r + c: column c of
+                                                 * head h's key rows): the absorbed query q' = one dot per latent
                                                  * column through the matvec kernels, and the value half read
-                                                 * from kv_b's stored rows (mla.c); where the file stores the split
-                                                 * attn_k_b, that tensor itself (its layout); else unset */
+                                                 * from kv_b's stored rows (mla.c). A BF16 copy (kv_b in BF16; or
+                                                 * outside exact mode in a GGUF block format), or the
+                                                 * split attn_k_b itself outside exact mode; unset: the rows of
+                                                 * kv_b_abs or kv_b as fp32 (k2c_model_derive_absorbed) */
     k2c_linear kv_b_v;                          /* with kv_b_qt, the split attn_v_b as stored [H*dv, r] (the value
                                                  * rows of the absorbed output); unset: kv_b's value rows */
     k2c_linear o;                               /* [D, H*dv] */
@@ -98,6 +99,8 @@ void k2c_model_free(k2c_model *m);
 int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o, int kv_from_split);
 /* Model-owned memory (freed with the model), 64-byte aligned. */
 void *k2c_model_own(k2c_model *m, size_t bytes);
+/* After binding: the forms of kv_b the absorbed attention reads (kv_b_qt, kv_b_abs), by its format and the mode. */
+int k2c_model_derive_absorbed(k2c_model *m, const k2c_model_opts *o, const char *where);
 
 /* The thread tuner (tune.c): decode steps timed, cx->team moved between a few counts when one is clearly faster.
  * Written only between forward calls, from the one thread that runs them. */

@@ -202,28 +202,6 @@ static const k2c_bind_ops GGUF_OPS = {
     .linear = op_linear, .vec = op_vec, .has = op_has, .kv_b = op_kv_b, .experts = op_experts,
 };
 
-/* Layer L's kv_b_qt (model.h): the key rows of each head, dequantized and transposed into BF16 [H * r, dn]. */
-static int kvb_key_t(k2c_model *m, int L, const char *path) {
-    const k2c_config *c = &m->cfg;
-    const k2c_linear *kv = &m->layers[L].kv_b;
-    int H = c->num_attention_heads, dn = c->qk_nope_head_dim, kvd = dn + c->v_head_dim, r = c->kv_lora_rank;
-    uint16_t *t = k2c_model_own(m, (size_t)H * r * dn * sizeof *t);
-    float *row = malloc((size_t)r * sizeof *row);
-    if (!t || !row) {
-        free(row);
-        k2c_seterr("%s: out of memory for layer %d's transposed kv_b keys (%d x %d)", path, L, H * r, dn);
-        return -1;
-    }
-    for (int h = 0; h < H; h++)
-        for (int k = 0; k < dn; k++) {
-            k2c_linear_dequant_rows(kv, h * kvd + k, 1, row);
-            for (int j = 0; j < r; j++) t[((size_t)h * r + j) * dn + k] = k2c_f32_to_bf16(row[j]);
-        }
-    free(row);
-    m->layers[L].kv_b_qt = (k2c_linear){.fmt = K2C_FMT_BF16, .rows = H * r, .cols = dn, .w = t, .cx = &m->cx};
-    return 0;
-}
-
 int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o, int kv_from_split) {
     k2c_model_opts dflt = {0};
     if (!o) o = &dflt;
@@ -235,21 +213,7 @@ int k2c_model_load_gguf(k2c_model *m, const char *path, const k2c_model_opts *o,
     k2c_bind_ops ops = GGUF_OPS;
     ops.where = path;
     if (k2c_bind_model(&ops, &b, m, o) != 0) goto fail;
-    /* not for tools that only read the weights, nor on an expert-parallel rank > 0 (it runs no attention and
-     * touches only its experts' pages) */
-    int derive = !o->stored_only && !(o->comm && o->comm->size > 1 && o->comm->rank != 0);
-    for (int L = 0; derive && L < m->cfg.num_hidden_layers; L++) {
-        const k2c_linear *kv = &m->layers[L].kv_b;
-        if (!k2c_wfmt_is_block(kv->fmt)) continue;
-        if (!m->cx.exact) {
-            if (kvb_key_t(m, L, path)) goto fail;
-            continue;
-        }
-        float *w = k2c_model_own(m, (size_t)kv->rows * kv->cols * sizeof *w);
-        if (!w) { k2c_seterr("%s: out of memory for layer %d's fp32 kv_b (%d x %d)", path, L, kv->rows, kv->cols); goto fail; }
-        k2c_linear_dequant_rows(kv, 0, kv->rows, w);
-        m->layers[L].kv_b_abs = (k2c_linear){.fmt = K2C_FMT_F32, .rows = kv->rows, .cols = kv->cols, .w = w, .cx = &m->cx};
-    }
+    if (k2c_model_derive_absorbed(m, o, path)) goto fail;
     return 0;
 fail:
     k2c_model_free(m);
