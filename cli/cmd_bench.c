@@ -92,6 +92,9 @@ static int cmd_bench(int argc, char **argv) {
     if (cli_parse(&a, argc, argv, "json,exact")) return 2;
     const char *dir = cli_need(&a, "model");
     int prompt = (int)cli_int(&a, "prompt", 128), gen = (int)cli_int(&a, "gen", 32), depth = (int)cli_int(&a, "depth", 0);
+    /* --turn N: after the prompt (and the depth fill), a prefill of N more tokens on top of the cache, timed: what a
+     * later chat turn costs behind that history (its new tokens only, attending to the cached ones) */
+    int turn = (int)cli_int(&a, "turn", 0);
     const char *fill = cli_str(&a, "fill", "repeat");
     int json = cli_flag(&a, "json");
     uint64_t seed = (uint64_t)cli_int(&a, "seed", 1);
@@ -108,6 +111,12 @@ static int cmd_bench(int argc, char **argv) {
     if (!dir) { free(plist); cli_done(&a); return 2; }
     if (cli_load_model(&a, &m, dir) != 0) { free(plist); cli_done(&a); return cli_fail("bench"); }
     if (cli_done(&a)) { free(plist); k2c_model_close(m); return 2; }
+    if (turn < 0 || turn > (1 << 20) || prompt < 0 || depth < 0 || gen < 0) {
+        free(plist);
+        k2c_model_close(m);
+        fprintf(stderr, "bench: --prompt, --depth, --gen and --turn must be 0..1048576\n");
+        return 2;
+    }
     if (strcmp(fill, "repeat") && strcmp(fill, "prefill")) {
         free(plist);
         k2c_model_close(m);
@@ -117,7 +126,7 @@ static int cmd_bench(int argc, char **argv) {
     k2c_model_info mi;
     k2c_model_get_info(m, &mi);
     const k2c_config *cf = k2c_model_config(m);
-    int V = cf->vocab_size, rc = 1, nid = prompt > depth ? prompt : depth;
+    int V = cf->vocab_size, rc = 1, nid = (prompt > depth ? prompt : depth) + turn;
     for (int i = 0; i < nplist; i++) nid = plist[i] > nid ? plist[i] : nid;
     double *plist_tok_s = calloc((size_t)(nplist > 0 ? nplist : 1), sizeof *plist_tok_s);
     int *ids = malloc((size_t)(nid > 0 ? nid : 1) * sizeof *ids);
@@ -160,6 +169,14 @@ static int cmd_bench(int argc, char **argv) {
                                      : k2c_state_fill_repeat(s, depth) != 0) goto done;
         tf = k2c_now() - t0;
     }
+    double tt = 0;
+    int turn_at = k2c_state_pos(s);
+    if (turn > 0) {
+        k2c_log("bench: a turn of %d new tokens after %d cached...\n", turn, turn_at);
+        double t0 = k2c_now();
+        if (k2c_prefill(s, ids + turn_at % (nid - turn + 1), turn, NULL, logits, NULL) != 0) goto done;
+        tt = k2c_now() - t0;
+    }
     int pos0 = k2c_state_pos(s) + 1;   /* first timed step attends to this many positions (after the warm-up) */
     /* warm-up step, then timed decode of gen tokens (greedy) */
     int next = 0;
@@ -189,16 +206,18 @@ static int cmd_bench(int argc, char **argv) {
                "\"decode_tok_s\":%.3f,\"decode_gb_per_token\":%.4f,\"cache_mb_per_token\":%.3f,"
                "\"decode_gb_s\":%.2f,\"read_bandwidth_gb_s\":%.2f,\"fraction_of_bandwidth\":%.3f,"
                "\"attn_ms_per_layer_token\":%.4f,\"cache_mb_per_layer_token\":%.4f,\"decode_cpu_tok_s\":%.3f,"
-               "\"threads_now\":%d,\"tune_switches\":%ld}\n",
+               "\"threads_now\":%d,\"tune_switches\":%ld,\"turn\":%d,\"turn_after\":%d,\"turn_s\":%.4f}\n",
                mi.threads, prompt, pf, pos0 - 1, fill, tf, gen, dec, bytes / 1e9, cache / 1e6, gbs, bw, gbs / bw,
-               attn * 1e3, cache / 1e6 / cf->num_hidden_layers, dec_cpu * mi.threads, ti.threads_now, ti.tune_switches);
+               attn * 1e3, cache / 1e6 / cf->num_hidden_layers, dec_cpu * mi.threads, ti.threads_now, ti.tune_switches,
+               turn, turn_at, tt);
     } else {
         printf("threads            %d (%s kernels%s, %s prompt products)\n", mi.threads, mi.kernels,
                mi.gguf ? (mi.exact ? ", fp32 activations" : ", int8 decode activations") : "", mi.prompt_products);
         for (int i = 0; i < nplist; i++)
             printf("prefill            %d tokens: %.1f tok/s (mean of %d, each on an empty cache)\n", plist[i], plist_tok_s[i], reps);
         if (prompt > 0) printf("prefill            %d tokens in %.2f s: %.1f tok/s\n", prompt, tp, pf);
-        if (tf > 0) printf("cache fill         %d positions (%s) in %.2f s\n", pos0 - 1, fill, tf);
+        if (tf > 0) printf("cache fill         %d positions (%s) in %.2f s\n", turn_at, fill, tf);
+        if (turn > 0) printf("turn               %d new tokens after %d cached in %.3f s: %.1f tok/s\n", turn, turn_at, tt, turn / tt);
         printf("decode             %d tokens at depth %d in %.2f s: %.2f tok/s\n", gen, pos0 - 1, td, dec);
         printf("decode (CPU time)  %.2f tok/s per %d thread(s): the process's CPU seconds, which a busy machine does not stretch\n",
                dec_cpu * mi.threads, mi.threads);
@@ -223,9 +242,10 @@ done:
     return rc;
 }
 CLI_COMMAND_ON(cmd_bench_def, CLI_EP, "bench",
-            "--model DIR [--prompt N] [--gen N] [--depth N [--fill repeat|prefill]] [--prefill-list N,N.. [--reps R]] [--threads N] [--ubatch N] "
+            "--model DIR [--prompt N] [--gen N] [--depth N [--fill repeat|prefill]] [--turn N] [--prefill-list N,N.. [--reps R]] [--threads N] [--ubatch N] "
             "[--load auto|mmap|copy] [--exact] [--cache-type f32|bf16|q8_0] [--json]",
             "Prefill and decode tokens/s, and decode GB/s (weights + latent cache) next to the measured read bandwidth.\n"
             "--depth N decodes after N cached positions: filled by repeating the prompt's cache rows (repeat, seconds;\n"
             "the same bytes and arithmetic per step as N real tokens) or by a real prefill of random ids (prefill).\n"
-            "--prefill-list times a prefill of each size (--reps times, on an empty cache) before that, with one load.", cmd_bench)
+            "--prefill-list times a prefill of each size (--reps times, on an empty cache) before that, with one load.\n"
+            "--turn N times a prefill of N more tokens on top of the cache (a later chat turn) before the decode.", cmd_bench)

@@ -56,3 +56,8 @@ if [ $? -eq 0 ] && [ -n "$txt" ] && grep -q "prompt 4 tokens\|prompt [0-9]* toke
 expect_fail generate_ids_and_prompt "exactly one" $K2C generate --model "$TMP/tm" --ids 1 --prompt x
 $K2C mkmodel --preset k2-tiny --vocab 512 --dtype bf16 --out "$TMP/small" 2>/dev/null; cp "$TMP/tm/tiktoken.model" "$TMP/tm/tokenizer_config.json" "$TMP/small/"
 expect_fail generate_vocab_mismatch "vocab_size" $K2C generate --model "$TMP/small" --prompt "hello"
+# k2c bench: a decode after a depth fill and a later turn on top of the cache, in its JSON line; bad sizes refused
+if $K2C bench --model $G/k2-tiny-f32 --threads 1 --prompt 8 --depth 300 --turn 5 --gen 3 --json >"$TMP/bench.json" 2>"$TMP/bench.err" &&
+   python3 -c "import json,sys; d=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); sys.exit(0 if d['depth'] == 305 and d['turn'] == 5 and d['turn_after'] == 300 and d['turn_s'] > 0 and d['decode_tok_s'] > 0 else 1)" "$TMP/bench.json"; then
+  pass bench_depth_turn; else fail bench_depth_turn "$(tail -2 "$TMP/bench.err"; cat "$TMP/bench.json")"; fi
+expect_fail bench_bad_turn "--turn must be" $K2C bench --model $G/k2-tiny-f32 --turn -1
