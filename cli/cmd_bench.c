@@ -107,16 +107,17 @@ static int cmd_bench(int argc, char **argv) {
         if (plist[i] < 1 || plist[i] > (1 << 20)) {
             free(plist); cli_done(&a); fprintf(stderr, "bench: --prefill-list sizes must be 1..1048576\n"); return 2;
         }
+    if (turn < 0 || turn > (1 << 20) || prompt < 0 || prompt > (1 << 20) || depth < 0 || depth > (1 << 24) || gen < 0 ||
+        gen > (1 << 20)) {
+        free(plist);
+        cli_done(&a);
+        fprintf(stderr, "bench: --prompt, --gen and --turn must be 0..1048576, --depth 0..16777216\n");
+        return 2;
+    }
     k2c_model *m;
     if (!dir) { free(plist); cli_done(&a); return 2; }
     if (cli_load_model(&a, &m, dir) != 0) { free(plist); cli_done(&a); return cli_fail("bench"); }
     if (cli_done(&a)) { free(plist); k2c_model_close(m); return 2; }
-    if (turn < 0 || turn > (1 << 20) || prompt < 0 || depth < 0 || gen < 0) {
-        free(plist);
-        k2c_model_close(m);
-        fprintf(stderr, "bench: --prompt, --depth, --gen and --turn must be 0..1048576\n");
-        return 2;
-    }
     if (strcmp(fill, "repeat") && strcmp(fill, "prefill")) {
         free(plist);
         k2c_model_close(m);
@@ -154,7 +155,16 @@ static int cmd_bench(int argc, char **argv) {
     if (prompt > 0) {
         k2c_log("bench: prefill %d tokens...\n", prompt);
         double t0 = k2c_now();
-        if (k2c_prefill(s, ids, prompt, NULL, logits, NULL) != 0) goto done;
+        /* a long prompt in pieces of whole ubatches (about 4096 tokens: the chunks the forward runs are those of
+         * one call), with progress */
+        int piece = (4096 + mi.ubatch - 1) / mi.ubatch * mi.ubatch;
+        for (int t = 0; t < prompt; t += piece) {
+            int n = prompt - t < piece ? prompt - t : piece;
+            if (k2c_prefill(s, ids + t, n, NULL, logits, NULL) != 0) goto done;
+            if (prompt > piece)
+                k2c_log("\rbench: prefill %d/%d (%.1f tok/s)", t + n, prompt, (t + n) / (k2c_now() - t0));
+        }
+        if (prompt > piece) k2c_log("\n");
         tp = k2c_now() - t0;
         pf = prompt / tp;
     } else if (k2c_decode(s, 1, logits, NULL) != 0) goto done;

@@ -194,6 +194,7 @@ typedef struct {
     int threads_now;                    /* the thread tuner's current count (threads when it is off) */
     long tune_switches;                 /* times it changed the count */
     const char *prompt_products;        /* "fp32", "bf16 (AVX512-BF16)", "bf16 (AMX)" (k2c_model_opts.bf16_prompt) */
+    int ubatch;                         /* tokens per forward pass of a prefill (k2c_model_set_ubatch) */
 } k2c_model_info;
 void k2c_model_get_info(const k2c_model *m, k2c_model_info *info);
 

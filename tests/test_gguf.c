@@ -439,6 +439,45 @@ static void dot_q8_every_path(void) {
     }
 }
 
+/* k2c_q8x_quantize's codes against lrintf's (ties to even) and its block sums: random blocks, and blocks whose max
+ * is 127 (scale 1) holding exact halves (2.5 -> 2, -3.5 -> -4, 0.5 -> 0), NaN (-127) and one all zero. */
+static void q8x_codes(void) {
+    enum { N = 32 * 40 };
+    float *x = malloc(N * sizeof *x);
+    void *buf = aligned_alloc(64, (k2c_q8x_bytes(N) + 63) & ~(size_t)63);
+    uint64_t st = 99;
+    for (int i = 0; i < N; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(st >> 11) / 9007199254740992.0 - 0.5) * (float)(1 + i / 32);
+    }
+    for (int b = 30; b < 39; b++) {     /* halves with scale 1 */
+        x[32 * b] = 127.0f;
+        for (int k = 1; k < 32; k++) x[32 * b + k] = (float)(k % 2 ? 1 : -1) * ((float)((k * 7 + b) % 120) + 0.5f);
+    }
+    x[32 * 38 + 5] = NAN;
+    for (int k = 0; k < 32; k++) x[32 * 39 + k] = 0.0f;
+    const k2c_q8x *q = k2c_q8x_quantize(x, N, buf);
+    int bad = 0, badsum = 0;
+    for (int b = 0; b < N / 32; b++) {
+        float amax = 0;
+        for (int k = 0; k < 32; k++) if (fabsf(x[32 * b + k]) > amax) amax = fabsf(x[32 * b + k]);
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        int sum[2] = {0, 0};
+        for (int k = 0; k < 32; k++) {
+            float p = x[32 * b + k] * id;
+            long v = p != p ? -127 : lrintf(p);
+            v = v > 127 ? 127 : v < -127 ? -127 : v;
+            bad += q->q[32 * b + k] != (int8_t)v;
+            sum[k / 16] += (int)v;
+        }
+        for (int g = 0; g < 2; g++) badsum += q->d16[2 * b + g] != d || q->s16[2 * b + g] != d * (float)sum[g];
+    }
+    EXPECT(bad == 0 && badsum == 0, "k2c_q8x_quantize: %d codes and %d sums differ from lrintf's", bad, badsum);
+    EXPECT(q->q[32 * 30 + 1] == (int8_t)lrintf(x[32 * 30 + 1]), "a half rounds to even");
+    free(x);
+    free(buf);
+}
+
 /* The first rows of a tensor of each type in each golden file, as the independent decoder reads them. */
 static void dequant_golden_tensors(void) {
     int checked = 0;
@@ -827,6 +866,7 @@ int main(void) {
     run_test("gguf_dequant_ggml_q6_0", dequant_ggml_q6_0);
     run_test("gguf_dequant_golden_tensors", dequant_golden_tensors);
     run_test("gguf_fast_path_driver", fast_path_driver);
+    run_test("gguf_q8x_codes", q8x_codes);
     run_test("gguf_dot_q8_every_path", dot_q8_every_path);
     k2c_st_close(&ref);
     run_test("gguf_config_from_metadata", config_matches_json);

@@ -285,8 +285,12 @@ K2C_CLONES const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf) {
         int sum[2] = {0, 0};
         for (int g = 0; g < 2; g++)
             for (int k = 16 * g; k < 16 * g + 16; k++) {
-                float y = (xb[k] * id + 12582912.0f) - 12582912.0f;
-                y = y > 127.0f ? 127.0f : y < -127.0f ? -127.0f : y;
+                /* the product as its own statement: a compiler that fuses a multiply and an add within one
+                 * expression (clang's default) would round x id + 1.5 x 2^23 once, not twice as lrintf(x id) does */
+                float p = xb[k] * id;
+                float y = (p + 12582912.0f) - 12582912.0f;
+                y = y > -127.0f ? y : -127.0f;              /* NaN becomes -127, as lrintf's LONG_MIN did clamped */
+                y = y < 127.0f ? y : 127.0f;
                 int v = (int)y;
                 q[32 * b + k] = (int8_t)v;
                 sum[g] += v;

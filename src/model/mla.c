@@ -131,9 +131,9 @@ static void absorb_query_head(const dims *d, const k2c_layer *ly, int h, const f
     }
 }
 
-/* The same from kv_b_qt (outside exact mode, GGUF files: model.h): q'_{i,h} [r] = kv_b_qt's rows h r ..
- * h r + r - 1 times q_nope_{i,h} [dn], through the matvec kernels (BF16, or attn_k_b as stored: 2 bytes a weight
- * or fewer, against the 4 of kv_b_abs's fp32 copy). xq: scratch of k2c_matvec_rows_scratch(kv_b_qt). */
+/* The same from kv_b_qt (model.h: k2c_model_derive_absorbed): q'_{i,h} [r] = kv_b_qt's rows h r .. h r + r - 1
+ * times q_nope_{i,h} [dn], through the matvec kernels (a BF16 copy, or a GGUF file's attn_k_b as stored: for a
+ * block format 2 bytes a weight or fewer, against the 4 of kv_b_abs's fp32 copy). xq: scratch of k2c_matvec_rows_scratch(kv_b_qt). */
 static void absorb_query_head_t(const dims *d, const k2c_layer *ly, int h, const float *Q, int nq, float *QA, void *xq) {
     for (int i = 0; i < nq; i++) {
         float *qa = QA + ((size_t)i * d->H + h) * d->rs;
@@ -175,18 +175,17 @@ static int rows_max(const dims *d) {
 }
 /* A thread's scratch: scores S [R, TILE], a weight row [r] (absorption), the block's queries packed for the
  * table's gemm_tile [k2c_gemm_packed_size(R, rs)] and its panel [K2C_GEMM_RB, rs], a converted tile of a BF16 or
- * q8_0 cache [TILE, rs], and the BF16 path's rounded queries [R, ldq] and P pairs [R, TILE / 2]. */
+ * q8_0 cache [TILE, rs], the BF16 path's rounded queries [R, ldq] and P pairs [R, TILE / 2], and the prepared
+ * input of kv_b_qt's / the value rows' products (xq: the most k2c_matvec_rows_scratch of any layer's). */
 typedef struct { float *S, *row, *xp, *panel, *conv; uint16_t *qb; uint32_t *pp; char *xq; } lat_scr;
 static size_t lat_scratch(const k2c_model *m, const dims *d, char *base, lat_scr *o) {
     size_t R = (size_t)rows_max(d), off = 0, bf = m->cache_type == K2C_CACHE_BF16, nxq = 1;
-    const k2c_layer *ly0 = &m->layers[0];
-    if (ly0->kv_b_qt.w) {           /* every layer's kv_b has the same shape and, in a GGUF file, mostly one type */
-        for (int L = 0; L < m->cfg.num_hidden_layers; L++) {
-            const k2c_layer *ly = &m->layers[L];
-            size_t a = k2c_matvec_rows_scratch(ly->kv_b_v.w ? &ly->kv_b_v : &ly->kv_b), b = k2c_matvec_rows_scratch(&ly->kv_b_qt);
-            nxq = a > nxq ? a : nxq;
-            nxq = b > nxq ? b : nxq;
-        }
+    for (int L = 0; L < m->cfg.num_hidden_layers; L++) {    /* the layers' kv_b may differ in type (and form) */
+        const k2c_layer *ly = &m->layers[L];
+        if (!ly->kv_b_qt.w) continue;
+        size_t a = k2c_matvec_rows_scratch(ly->kv_b_v.w ? &ly->kv_b_v : &ly->kv_b), b = k2c_matvec_rows_scratch(&ly->kv_b_qt);
+        nxq = a > nxq ? a : nxq;
+        nxq = b > nxq ? b : nxq;
     }
 #define PIECE(field, type, n)                                                   \
     do {                                                                        \

@@ -445,8 +445,14 @@ static double decode_bytes(const k2c_model *m) {
     double b = (double)k2c_linear_bytes(&m->head) + (double)c->hidden_size * 2;
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const k2c_layer *ly = &m->layers[l];
-        const k2c_linear *att[] = {&ly->q_a, &ly->q_b, &ly->q, &ly->kv_a, &ly->kv_b, &ly->o};
-        for (int i = 0; i < 6; i++) if (att[i]->w) b += (double)k2c_linear_bytes(att[i]);
+        const k2c_linear *att[] = {&ly->q_a, &ly->q_b, &ly->q, &ly->kv_a, &ly->o};
+        for (int i = 0; i < 5; i++) if (att[i]->w) b += (double)k2c_linear_bytes(att[i]);
+        /* kv_b as the absorbed attention reads it (k2c_model_derive_absorbed) */
+        if (ly->kv_b_qt.w)
+            b += (double)k2c_linear_bytes(&ly->kv_b_qt) +
+                 (ly->kv_b_v.w ? (double)k2c_linear_bytes(&ly->kv_b_v)
+                               : (double)k2c_linear_bytes(&ly->kv_b) * c->v_head_dim / (c->qk_nope_head_dim + c->v_head_dim));
+        else b += (double)k2c_linear_bytes(ly->kv_b_abs.w ? &ly->kv_b_abs : &ly->kv_b);
         if (ly->gate.w) b += (double)(k2c_linear_bytes(&ly->gate) + k2c_linear_bytes(&ly->up) + k2c_linear_bytes(&ly->down));
         if (ly->is_moe) {
             b += (double)k2c_linear_bytes(&ly->router);
@@ -474,6 +480,7 @@ void k2c_model_get_info(const k2c_model *m, k2c_model_info *info) {
     info->decode_bytes = decode_bytes(m);
     info->attn_scale = m->attn_scale;
     info->kernels = m->cx.k->name;
+    info->ubatch = m->ubatch > 0 ? m->ubatch : K2C_UBATCH_DEFAULT;
     info->prompt_products = m->cx.amx ? "bf16 (AMX)" : m->cx.bf16_prompt ? "bf16 (AVX512-BF16)" : "fp32";
     info->exact = m->cx.exact;
     info->cache_type = m->cache_type;

@@ -152,7 +152,7 @@ static int kv_b_from_split(gbinder *b, int L, int H, int dn, int dv, int r, k2c_
     if (!(lk.w = elem_aligned(b, tk->data, tk->nbytes, lk.fmt)) || !(lv.w = elem_aligned(b, tv->data, tv->nbytes, lv.fmt)))
         return -1;
     int kvd = dn + dv;
-    if (!b->m->cx.exact) {      /* the absorbed attention's decode reads these as stored (model.h) */
+    if (!b->m->cx.exact) {      /* the absorbed attention (decode, short chunks) reads these as stored (model.h) */
         b->m->layers[L].kv_b_qt = lk;
         b->m->layers[L].kv_b_v = lv;
     }
