@@ -56,27 +56,19 @@ QD_ATTR static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *
 #include "kernels/quant_dot_kq_x86.h"
 #include "kernels/quant_dot_iq_x86.h"
 
+/* The types with a direct kernel (name##_v with VNNI, name##_b without), for the switches below */
+#define QD_DIRECT_TYPES(X)                                                                                   \
+    X(K2C_FMT_Q4_K, kq_q4_k) X(K2C_FMT_Q5_K, kq_q5_k) X(K2C_FMT_Q6_K, kq_q6_k) X(K2C_FMT_Q2_K, kq_q2_k)       \
+    X(K2C_FMT_Q3_K, kq_q3_k) X(K2C_FMT_IQ4_XS, kq_iq4_xs) X(K2C_FMT_Q4_0, kq_q4_0) X(K2C_FMT_Q5_0, kq_q5_0)   \
+    X(K2C_FMT_IQ4_NL, kq_iq4_nl) X(K2C_FMT_Q8_0, kq_q8_0) X(K2C_FMT_IQ2_XXS, kq_iq2_xxs)                      \
+    X(K2C_FMT_IQ2_XS, kq_iq2_xs) X(K2C_FMT_IQ2_S, kq_iq2_s) X(K2C_FMT_IQ3_XXS, kq_iq3_xxs)                    \
+    X(K2C_FMT_IQ3_S, kq_iq3_s) X(K2C_FMT_IQ1_S, kq_iq1_s) X(K2C_FMT_IQ1_M, kq_iq1_m)
+
 /* The direct kernel of f where there is one: *out = the row's dot, returns 1; else 0 (quant_dot.h's path). */
 QD_ATTR static int qd_dot_direct(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n, int ext, float *out) {
 #define KQ_CASE(F, name) case F: *out = ext ? name##_v(row, x, n) : name##_b(row, x, n); return 1;
     switch (f) {
-    KQ_CASE(K2C_FMT_Q4_K, kq_q4_k)
-    KQ_CASE(K2C_FMT_Q5_K, kq_q5_k)
-    KQ_CASE(K2C_FMT_Q6_K, kq_q6_k)
-    KQ_CASE(K2C_FMT_Q2_K, kq_q2_k)
-    KQ_CASE(K2C_FMT_Q3_K, kq_q3_k)
-    KQ_CASE(K2C_FMT_IQ4_XS, kq_iq4_xs)
-    KQ_CASE(K2C_FMT_Q4_0, kq_q4_0)
-    KQ_CASE(K2C_FMT_Q5_0, kq_q5_0)
-    KQ_CASE(K2C_FMT_IQ4_NL, kq_iq4_nl)
-    KQ_CASE(K2C_FMT_Q8_0, kq_q8_0)
-    KQ_CASE(K2C_FMT_IQ2_XXS, kq_iq2_xxs)
-    KQ_CASE(K2C_FMT_IQ2_XS, kq_iq2_xs)
-    KQ_CASE(K2C_FMT_IQ2_S, kq_iq2_s)
-    KQ_CASE(K2C_FMT_IQ3_XXS, kq_iq3_xxs)
-    KQ_CASE(K2C_FMT_IQ3_S, kq_iq3_s)
-    KQ_CASE(K2C_FMT_IQ1_S, kq_iq1_s)
-    KQ_CASE(K2C_FMT_IQ1_M, kq_iq1_m)
+    QD_DIRECT_TYPES(KQ_CASE)
     default: return 0;
     }
 #undef KQ_CASE
@@ -96,23 +88,7 @@ QD_ATTR static int qd_rows_direct(k2c_wfmt f, const uint8_t *row0, size_t rb, in
     }
 #define KQ_CASE(F, name) case F: if (ext) { KQ_LOOP(name##_v) } else { KQ_LOOP(name##_b) } return 1;
     switch (f) {
-    KQ_CASE(K2C_FMT_Q4_K, kq_q4_k)
-    KQ_CASE(K2C_FMT_Q5_K, kq_q5_k)
-    KQ_CASE(K2C_FMT_Q6_K, kq_q6_k)
-    KQ_CASE(K2C_FMT_Q2_K, kq_q2_k)
-    KQ_CASE(K2C_FMT_Q3_K, kq_q3_k)
-    KQ_CASE(K2C_FMT_IQ4_XS, kq_iq4_xs)
-    KQ_CASE(K2C_FMT_Q4_0, kq_q4_0)
-    KQ_CASE(K2C_FMT_Q5_0, kq_q5_0)
-    KQ_CASE(K2C_FMT_IQ4_NL, kq_iq4_nl)
-    KQ_CASE(K2C_FMT_Q8_0, kq_q8_0)
-    KQ_CASE(K2C_FMT_IQ2_XXS, kq_iq2_xxs)
-    KQ_CASE(K2C_FMT_IQ2_XS, kq_iq2_xs)
-    KQ_CASE(K2C_FMT_IQ2_S, kq_iq2_s)
-    KQ_CASE(K2C_FMT_IQ3_XXS, kq_iq3_xxs)
-    KQ_CASE(K2C_FMT_IQ3_S, kq_iq3_s)
-    KQ_CASE(K2C_FMT_IQ1_S, kq_iq1_s)
-    KQ_CASE(K2C_FMT_IQ1_M, kq_iq1_m)
+    QD_DIRECT_TYPES(KQ_CASE)
     default: return 0;
     }
 #undef KQ_CASE
