@@ -258,7 +258,7 @@ AVX2 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out
 
 /* The int8 prompt GEMM's micro-kernel: a quad as two passes of 2 rows x 16 tokens (two ymm of 8 int32 lanes
  * per row; 16 registers do not hold more with the float accumulators). With AVX-VNNI (Alder Lake, Zen 5)
- * vpdpbusd on q + 128 (q ^ 0x80), the accumulators starting from -128 S; without, the decode path's sign trick:
+ * vpdpbusd on the weights as unsigned w + 128 (QG_U8 in quant_gemm.h); without, the decode path's sign trick:
  * |w| times q with w's sign, pairs added by vpmaddwd. Integer sums per scale group, scaled into floats. */
 #define QG_NT 16
 #define AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
@@ -267,25 +267,24 @@ AVXVNNI static inline __m256i qg_dpbusd256(__m256i acc, __m256i u8, __m256i s8) 
     __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u8), "x"(s8));
     return acc;
 }
-#define QG2_DOT_VNNI(acc, xv, wv) qg_dpbusd256(acc, xv, wv)
+#define QG2_DOT_VNNI(acc, xv, wv) qg_dpbusd256(acc, wv, xv)     /* weights unsigned (w + 128), x signed */
 #define QG2_DOT_SIGN(acc, xv, wv) \
     _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)), ones))
-#define QG2_BODY(VNNI, DOT)                                                                                          \
+#define QG2_BODY(DOT)                                                                                                \
     int ng = x->C / x->sg, kg = x->sg / 4;                                                                          \
     const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;                                                \
     const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;   \
-    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);                                \
-    (void)flip; (void)ones; (void)S;                                                                                \
+    const __m256i ones = _mm256_set1_epi16(1);                                                                      \
+    (void)ones; (void)S;                                                                                            \
     for (int rp = 0; rp < nrows; rp += 2) {                                                                         \
         __m256 fa[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}}; \
         for (int g = 0; g < ng; g++) {                                                                              \
             __m256i ia[2][2];                                                                                       \
             for (int r = 0; r < 2; r++)                                                                             \
-                ia[r][0] = ia[r][1] = VNNI ? _mm256_set1_epi32(-128 * S[4 * g + rp + r]) : _mm256_setzero_si256();  \
+                ia[r][0] = ia[r][1] = _mm256_setzero_si256();                                                       \
             for (int ks = g * kg; ks < (g + 1) * kg; ks++) {                                                        \
                 __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)ks * 64));                           \
                 __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)ks * 64 + 32));                      \
-                if (VNNI) { x0 = _mm256_xor_si256(x0, flip); x1 = _mm256_xor_si256(x1, flip); }                    \
                 for (int r = 0; r < 2; r++) {                                                                       \
                     int32_t w4;                                                                                     \
                     memcpy(&w4, w + (size_t)ks * 16 + 4 * (rp + r), 4);                                             \
@@ -317,15 +316,16 @@ AVXVNNI static inline __m256i qg_dpbusd256(__m256i acc, __m256i u8, __m256i s8) 
 
 AVXVNNI static void qg_k2_vnni(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
                                int b, int ntok, float *Y, int ldy, int nrows, int has_min) {
-    QG2_BODY(1, QG2_DOT_VNNI)
+    QG2_BODY(QG2_DOT_VNNI)
 }
 AVX2 static void qg_k2_sign(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
                             int b, int ntok, float *Y, int ldy, int nrows, int has_min) {
-    QG2_BODY(0, QG2_DOT_SIGN)
+    QG2_BODY(QG2_DOT_SIGN)
 }
+#define QG_U8(ext) ((ext) && k2c_cpu_has_avxvnni())
 AVX2 static void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b,
                            int ntok, float *Y, int ldy, int nrows, int has_min, int ext) {
-    (ext && k2c_cpu_has_avxvnni() ? qg_k2_vnni : qg_k2_sign)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
+    (QG_U8(ext) ? qg_k2_vnni : qg_k2_sign)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
 }
 #define QI_AVX2
 #include "kernels/int4_q8.h"      /* INT4 on the int8 paths (before quant_gemm.h, which unpacks with it) */

@@ -476,7 +476,7 @@ AVX512 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *o
 
 /* The int8 prompt GEMM's micro-kernel: 4 weight rows x 32 tokens (two blocks of 16, one int32 lane each), per
  * k-step one 32-bit broadcast of a row's 4 weights against the tokens' 4 bytes. With VNNI, vpdpbusd takes the
- * activations unsigned: q + 128 (q ^ 0x80), whose extra 128 sum(w) the accumulators start from minus S. Without,
+ * weights unsigned: w + 128, its extra 128 F sum(x) in the quad's min term (QG_U8 in quant_gemm.h). Without,
  * the sign trick of the decode path (|w| times q with w's sign), pairs added by vpmaddwd. Integer sums per
  * scale group, then scaled into float accumulators. */
 #define VNNI512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")))
@@ -486,29 +486,25 @@ VNNI512 static inline __m512i qg_dpbusd512(__m512i acc, __m512i u8, __m512i s8) 
     __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
     return acc;
 }
-#define QG512_DOT_VNNI(acc, xv, wv) qg_dpbusd512(acc, xv, wv)
+#define QG512_DOT_VNNI(acc, xv, wv) qg_dpbusd512(acc, wv, xv)     /* weights unsigned (w + 128), x signed */
 #define QG512_DOT_BW(acc, xv, wv)                                                                                   \
     _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(wv),                                \
                      _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), _mm512_setzero_si512(), xv)), ones))
 /* the kernel bodies, 4 rows x 16 NB tokens, with named accumulators (GCC copies arrays of vectors around the
- * loop); VNNI: the accumulators start from -128 S and the activations are flipped to q + 128 */
-#define QG512_BODY1(VNNI, DOT) \
+ * loop) */
+#define QG512_BODY1(DOT) \
     int ng = x->C / x->sg, kg = x->sg / 4;                                                                          \
     size_t xstride = (size_t)K2C_Q8P_TB * (size_t)x->C, sstride = (size_t)ng * K2C_Q8P_TB;                          \
     const int8_t *xq = x->q + (size_t)b * xstride;                                                                  \
     const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                   \
-    const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi16(1);                                 \
-    (void)flip; (void)ones; (void)S; (void)xstride;                                                                 \
+    const __m512i ones = _mm512_set1_epi16(1);                                                                      \
+    (void)ones; (void)S; (void)xstride;                                                                             \
     __m512 f00 = _mm512_setzero_ps(), f10 = _mm512_setzero_ps(), f20 = _mm512_setzero_ps(), f30 = _mm512_setzero_ps();\
     for (int g = 0; g < ng; g++) {                                                                                  \
-        __m512i i00 = VNNI ? _mm512_set1_epi32(-128 * S[4 * g + 0]) : _mm512_setzero_si512();                       \
-        __m512i i10 = VNNI ? _mm512_set1_epi32(-128 * S[4 * g + 1]) : _mm512_setzero_si512();                       \
-        __m512i i20 = VNNI ? _mm512_set1_epi32(-128 * S[4 * g + 2]) : _mm512_setzero_si512();                       \
-        __m512i i30 = VNNI ? _mm512_set1_epi32(-128 * S[4 * g + 3]) : _mm512_setzero_si512();                       \
+        __m512i i00 = _mm512_setzero_si512(), i10 = i00, i20 = i00, i30 = i00;                                       \
         const int8_t *xk = xq + (size_t)g * kg * 64, *wk = w + (size_t)g * kg * 16;                                 \
         for (int ks = 0; ks < kg; ks++, xk += 64, wk += 16) {                                                       \
             __m512i x0 = _mm512_loadu_si512(xk + 0 * xstride);                                                      \
-            if (VNNI) x0 = _mm512_xor_si512(x0, flip);                                                              \
             { int32_t w4; memcpy(&w4, wk + 0, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
               i00 = DOT(i00, x0, wv); }                                                                             \
             { int32_t w4; memcpy(&w4, wk + 4, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
@@ -546,25 +542,20 @@ VNNI512 static inline __m512i qg_dpbusd512(__m512i acc, __m512i u8, __m512i s8) 
     _mm512_storeu_ps(out[3] + 0, f30);                                                                              \
     for (int t = 0; t < ntok; t++)                                                                                  \
         for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];                                         
-#define QG512_BODY2(VNNI, DOT) \
+#define QG512_BODY2(DOT) \
     int ng = x->C / x->sg, kg = x->sg / 4;                                                                          \
     size_t xstride = (size_t)K2C_Q8P_TB * (size_t)x->C, sstride = (size_t)ng * K2C_Q8P_TB;                          \
     const int8_t *xq = x->q + (size_t)b * xstride;                                                                  \
     const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                   \
-    const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi16(1);                                 \
-    (void)flip; (void)ones; (void)S; (void)xstride;                                                                 \
+    const __m512i ones = _mm512_set1_epi16(1);                                                                      \
+    (void)ones; (void)S; (void)xstride;                                                                             \
     __m512 f00 = _mm512_setzero_ps(), f01 = _mm512_setzero_ps(), f10 = _mm512_setzero_ps(), f11 = _mm512_setzero_ps(), f20 = _mm512_setzero_ps(), f21 = _mm512_setzero_ps(), f30 = _mm512_setzero_ps(), f31 = _mm512_setzero_ps();\
     for (int g = 0; g < ng; g++) {                                                                                  \
-        __m512i i00 = VNNI ? _mm512_set1_epi32(-128 * S[4 * g + 0]) : _mm512_setzero_si512(); __m512i i01 = i00;    \
-        __m512i i10 = VNNI ? _mm512_set1_epi32(-128 * S[4 * g + 1]) : _mm512_setzero_si512(); __m512i i11 = i10;    \
-        __m512i i20 = VNNI ? _mm512_set1_epi32(-128 * S[4 * g + 2]) : _mm512_setzero_si512(); __m512i i21 = i20;    \
-        __m512i i30 = VNNI ? _mm512_set1_epi32(-128 * S[4 * g + 3]) : _mm512_setzero_si512(); __m512i i31 = i30;    \
+        __m512i i00 = _mm512_setzero_si512(), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00, i30 = i00, i31 = i00;\
         const int8_t *xk = xq + (size_t)g * kg * 64, *wk = w + (size_t)g * kg * 16;                                 \
         for (int ks = 0; ks < kg; ks++, xk += 64, wk += 16) {                                                       \
             __m512i x0 = _mm512_loadu_si512(xk + 0 * xstride);                                                      \
-            if (VNNI) x0 = _mm512_xor_si512(x0, flip);                                                              \
             __m512i x1 = _mm512_loadu_si512(xk + 1 * xstride);                                                      \
-            if (VNNI) x1 = _mm512_xor_si512(x1, flip);                                                              \
             { int32_t w4; memcpy(&w4, wk + 0, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
               i00 = DOT(i00, x0, wv); i01 = DOT(i01, x1, wv); }                                                     \
             { int32_t w4; memcpy(&w4, wk + 4, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
@@ -607,14 +598,15 @@ VNNI512 static inline __m512i qg_dpbusd512(__m512i acc, __m512i u8, __m512i s8) 
 
 #define QG512_ARGS const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b, int ntok, \
                    float *Y, int ldy, int nrows, int has_min
-VNNI512 static void qg_k512_v2(QG512_ARGS) { QG512_BODY2(1, QG512_DOT_VNNI) }
-VNNI512 static void qg_k512_v1(QG512_ARGS) { QG512_BODY1(1, QG512_DOT_VNNI) }
+VNNI512 static void qg_k512_v2(QG512_ARGS) { QG512_BODY2(QG512_DOT_VNNI) }
+VNNI512 static void qg_k512_v1(QG512_ARGS) { QG512_BODY1(QG512_DOT_VNNI) }
 /* without VNNI (Skylake-X, Cascade Lake: AVX-512 BW only) */
-QD512 static void qg_k512_b2(QG512_ARGS) { QG512_BODY2(0, QG512_DOT_BW) }
-QD512 static void qg_k512_b1(QG512_ARGS) { QG512_BODY1(0, QG512_DOT_BW) }
+QD512 static void qg_k512_b2(QG512_ARGS) { QG512_BODY2(QG512_DOT_BW) }
+QD512 static void qg_k512_b1(QG512_ARGS) { QG512_BODY1(QG512_DOT_BW) }
 /* ext: VNNI where the CPU has it (0: the BW kernel, which the tests check on a VNNI CPU too) */
+#define QG_U8(ext) ((ext) && __builtin_cpu_supports("avx512vnni"))
 QD512 static void qg_kernel(QG512_ARGS, int ext) {
-    if (ext && __builtin_cpu_supports("avx512vnni"))
+    if (QG_U8(ext))
         (ntok > 16 ? qg_k512_v2 : qg_k512_v1)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
     else (ntok > 16 ? qg_k512_b2 : qg_k512_b1)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
 }

@@ -260,6 +260,54 @@ void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp);
 #define K2C_CLONES
 #endif
 
+/* max |x| over 32 floats, NaN ignored (as `a > amax ? a : amax` does), as an unsigned maximum of the bit patterns
+ * with the sign cleared (their order is the floats' order), in GCC vector types: the float form stayed a scalar
+ * vmaxss chain (two fifths of the activation quantization) and a plain integer loop a cmov chain at -O2 */
+typedef uint32_t k2c_u32x16 __attribute__((vector_size(64)));
+static inline float k2c_amax32(const float *x) {
+    k2c_u32x16 a, b;
+    memcpy(&a, x, sizeof a);
+    memcpy(&b, x + 16, sizeof b);
+    a &= 0x7fffffffu;
+    b &= 0x7fffffffu;
+    a &= ~(k2c_u32x16)(a > 0x7f800000u);        /* NaN -> 0 */
+    b &= ~(k2c_u32x16)(b > 0x7f800000u);
+    k2c_u32x16 gt = (k2c_u32x16)(a > b), m = (a & gt) | (b & ~gt);
+    uint32_t r = 0;
+    for (int k = 0; k < 16; k++) r = m[k] > r ? m[k] : r;
+    float f;
+    memcpy(&f, &r, sizeof f);
+    return f;
+}
+
+/* q[k] = round(x[k] id) within +-127 (ties to even, NaN -> -127, as lrintf clamped) for 32 elements, and the
+ * sums of each half, in vector types (the scalar loop was the rest of the activation quantization):
+ * (y + 1.5 x 2^23) - 1.5 x 2^23 is lrintf(y) for |y| < 2^22, the product its own statement so no compiler fuses
+ * it into the add (lrintf rounds the product first) */
+typedef float k2c_f32x16 __attribute__((vector_size(64)));
+typedef int32_t k2c_i32x16 __attribute__((vector_size(64)));
+typedef int8_t k2c_i8x16 __attribute__((vector_size(16)));
+static inline void k2c_q8_round32(const float *x, float id, int8_t *q, int sum[2]) {
+    const k2c_i32x16 lo = (k2c_i32x16)((k2c_f32x16){0} - 127.0f), hi = (k2c_i32x16)((k2c_f32x16){0} + 127.0f);
+    for (int h = 0; h < 2; h++) {
+        k2c_f32x16 v;
+        memcpy(&v, x + 16 * h, sizeof v);
+        k2c_f32x16 p = v * id;
+        k2c_f32x16 y = (p + 12582912.0f) - 12582912.0f;
+        k2c_i32x16 b = (k2c_i32x16)y, m = y > -127.0f;      /* false for NaN */
+        b = (b & m) | (lo & ~m);
+        y = (k2c_f32x16)b;
+        m = y < 127.0f;
+        b = (b & m) | (hi & ~m);
+        k2c_i32x16 iv = __builtin_convertvector((k2c_f32x16)b, k2c_i32x16);
+        k2c_i8x16 q8 = __builtin_convertvector(iv, k2c_i8x16);
+        memcpy(q + 16 * h, &q8, sizeof q8);
+        int sh = 0;
+        for (int k = 0; k < 16; k++) sh += iv[k];
+        sum[h] = sh;
+    }
+}
+
 /* ------------------------------------------------------------------ vecmath.c: element-wise row kernels
  * Each is compiled three times (x86-64-v4 = AVX-512, v3 = AVX2+FMA, and the baseline) and the loader picks
  * the one the CPU runs (GCC target_clones, an ifunc). Within a build and CPU the arithmetic order is fixed,

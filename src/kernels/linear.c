@@ -276,25 +276,10 @@ K2C_CLONES const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf) {
     float *d16 = (float *)((char *)q + k2c_ws_bytes((size_t)n)), *s16 = d16 + n / 16;
     for (int b = 0; b < n / 32; b++) {
         const float *xb = x + 32 * b;
-        float amax = 0;
-        for (int k = 0; k < 32; k++) {
-            float a = fabsf(xb[k]);
-            amax = a > amax ? a : amax;
-        }
+        float amax = k2c_amax32(xb);
         float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        int sum[2] = {0, 0};
-        for (int g = 0; g < 2; g++)
-            for (int k = 16 * g; k < 16 * g + 16; k++) {
-                /* the product as its own statement: a compiler that fuses a multiply and an add within one
-                 * expression (clang's default) would round x id + 1.5 x 2^23 once, not twice as lrintf(x id) does */
-                float p = xb[k] * id;
-                float y = (p + 12582912.0f) - 12582912.0f;
-                y = y > -127.0f ? y : -127.0f;              /* NaN becomes -127, as lrintf's LONG_MIN did clamped */
-                y = y < 127.0f ? y : 127.0f;
-                int v = (int)y;
-                q[32 * b + k] = (int8_t)v;
-                sum[g] += v;
-            }
+        int sum[2];
+        k2c_q8_round32(xb, id, q + 32 * b, sum);
         for (int g = 0; g < 2; g++) { d16[2 * b + g] = d; s16[2 * b + g] = d * (float)sum[g]; }
     }
     h->q = q; h->d16 = d16; h->s16 = s16;

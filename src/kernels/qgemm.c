@@ -58,26 +58,11 @@ K2C_CLONES void k2c_q8p_fill(const float *X, const k2c_q8p *p, int b) {
         }
         const float *x = X + (size_t)t * C;
         for (int j0 = 0; j0 < C; j0 += 32) {
-            float amax = 0;
-            for (int k = 0; k < 32; k++) {      /* plain compares and the rounding below: vector code, no libm calls */
-                float a = fabsf(x[j0 + k]);
-                amax = a > amax ? a : amax;
-            }
+            float amax = k2c_amax32(x + j0);      /* and the rounding below: vector code, no libm calls */
             float dx = amax / 127.0f, id = dx > 0 ? 1.0f / dx : 0.0f;
             int sum[2];
             int8_t v8[32];
-            for (int h = 0; h < 2; h++) {
-                int sh = 0;
-                for (int k = 16 * h; k < 16 * h + 16; k++) {
-                    /* lrintf under round-to-nearest-even: adding 1.5 * 2^23 leaves the integer part (|x id| <= 127) */
-                    float r = (x[j0 + k] * id + 12582912.0f) - 12582912.0f;
-                    int v = (int)r;
-                    v = v > 127 ? 127 : v < -127 ? -127 : v;
-                    v8[k] = (int8_t)v;
-                    sh += v;
-                }
-                sum[h] = sh;
-            }
+            k2c_q8_round32(x + j0, id, v8, sum);
             for (int k = 0; k < 32; k += 4) memcpy(q + ((size_t)((j0 + k) / 4) * K2C_Q8P_TB + i) * 4, v8 + k, 4);
             if (sg == 32) {
                 d[(size_t)(j0 / 32) * K2C_Q8P_TB + i] = dx;

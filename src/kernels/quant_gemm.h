@@ -18,8 +18,16 @@
  *                Y[t][r] for tokens 16 b .. 16 b + ntok (ntok <= QG_NT; whole blocks are read) and rows
  *                r < nrows of the quad (w, F, M, S as below); has_min: M is not all zero; ext: the ISA's
  *                optional instructions (VNNI, dotprod) may be used where the CPU has them (k2c_kctx.no_ext)
+ *     QG_U8(ext) optional: nonzero where qg_kernel (given this ext) multiplies the weights as unsigned bytes
+ *                (x86 VNNI: vpdpbusd takes one side unsigned). The quad then holds u = w + 128 and M + 128 F in
+ *                place of M (F u - (M + 128 F) = F w - M), so the activations go in as they are and the
+ *                kernel needs no correction by S: the flip and the S start of every group were a fifth of a
+ *                Q2_K prompt's micro-kernel (its groups are 4 k-steps long)
  *
  * and gets `static void qg_gemm_q8(...)` for its table's gemm_q8. */
+#ifndef QG_U8
+#define QG_U8(ext) 0
+#endif
 #ifndef QD_ATTR
 #error "include quant_dot.h (and its definitions) before quant_gemm.h"
 #endif
@@ -40,8 +48,8 @@ QD_ATTR static inline void qg_quad(void *scratch, int C, int sg, int qi, int8_t 
 /* A 4 x 8 transpose of 32-bit words per 32 columns (the unpack's interleave was a quarter of a Q8_0 prompt's
  * time as byte copies and scalar sums); the group sums from the transposed vectors, where each word holds 4
  * bytes of one row: pairs, then pairs of pairs, leave each word's sum in its int32 lane, lanes r and r + 4 row r */
-QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S) {
-    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S, int u8) {
+    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
     for (int j = 0; j < m; j += 32) {
         __m256i r0 = _mm256_loadu_si256((const __m256i *)(u[0].w + j)), r1 = _mm256_loadu_si256((const __m256i *)(u[1].w + j));
         __m256i r2 = _mm256_loadu_si256((const __m256i *)(u[2].w + j)), r3 = _mm256_loadu_si256((const __m256i *)(u[3].w + j));
@@ -52,6 +60,13 @@ QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_
         __m256i o0 = _mm256_permute2x128_si256(v0, v1, 0x20), o1 = _mm256_permute2x128_si256(v2, v3, 0x20);  /* k0 k1, k2 k3 */
         __m256i o2 = _mm256_permute2x128_si256(v0, v1, 0x31), o3 = _mm256_permute2x128_si256(v2, v3, 0x31);  /* k4 k5, k6 k7 */
         int8_t *d = dst + 4 * j;
+        if (u8) {           /* w + 128 as unsigned bytes; S is not used then */
+            _mm256_storeu_si256((__m256i *)d, _mm256_xor_si256(o0, flip));
+            _mm256_storeu_si256((__m256i *)(d + 32), _mm256_xor_si256(o1, flip));
+            _mm256_storeu_si256((__m256i *)(d + 64), _mm256_xor_si256(o2, flip));
+            _mm256_storeu_si256((__m256i *)(d + 96), _mm256_xor_si256(o3, flip));
+            continue;
+        }
         _mm256_storeu_si256((__m256i *)d, o0);
         _mm256_storeu_si256((__m256i *)(d + 32), o1);
         _mm256_storeu_si256((__m256i *)(d + 64), o2);
@@ -72,9 +87,13 @@ QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_
     }
 }
 #else
-QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S) {
+QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S, int u8) {
     for (int ks = 0; ks < m / 4; ks++)
         for (int rr = 0; rr < 4; rr++) memcpy(dst + 16 * ks + 4 * rr, u[rr].w + 4 * ks, 4);
+    if (u8) {
+        for (int k = 0; k < 4 * m; k++) dst[k] = (int8_t)((uint8_t)dst[k] ^ 0x80);
+        return;
+    }
     for (int g = 0; g < m / sg; g++)
         for (int rr = 0; rr < 4; rr++) {
             int sum = 0;
@@ -86,7 +105,8 @@ QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_
 
 /* rows r0 .. r0+nrows-1 (nrows <= 4) of l into a quad, chunk by chunk: the 4 rows' chunks unpacked side by side,
  * then their 4-byte k-steps interleaved; missing rows are zero (the padding of a last quad) */
-QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int sg, int8_t *w, float *F, float *M, int32_t *S) {
+QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int sg, int u8, int8_t *w, float *F, float *M,
+                                   int32_t *S) {
     int C = l->cols;
     size_t rb = k2c_wfmt_row_bytes(l->fmt, C);
     qd_chunk u[4];
@@ -123,12 +143,13 @@ QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int s
                 for (int rr = 0; rr < 4; rr++) { F[4 * g + rr] = M[4 * g + rr] = 0; S[4 * g + rr] = 0; }
             return;
         }
-        qg_interleave(u, m, sg, w + (size_t)j0 * 4, S + 4 * (j0 / sg));
+        qg_interleave(u, m, sg, w + (size_t)j0 * 4, S + 4 * (j0 / sg), u8);
         for (int g = 0; g < m / sg; g++) {
             int gg = j0 / sg + g;
             for (int rr = 0; rr < 4; rr++) {
-                F[4 * gg + rr] = u[rr].F[g * sg / 16];
-                M[4 * gg + rr] = u[rr].M[g * sg / 16];
+                float f = u[rr].F[g * sg / 16];
+                F[4 * gg + rr] = f;
+                M[4 * gg + rr] = u[rr].M[g * sg / 16] + (u8 ? 128.0f * f : 0.0f);
             }
         }
         j0 += m;
@@ -139,13 +160,14 @@ QD_ATTR static void qg_gemm_q8(const k2c_linear *l, int r0, int nr, const k2c_q8
     int C = l->cols, sg = x->sg, nq = (nr + 3) / 4;
     k2c_wfmt f = l->fmt;
     int ext = !(l->cx && l->cx->no_ext);
-    int has_min = f == K2C_FMT_Q4_1 || f == K2C_FMT_Q5_1 || f == K2C_FMT_Q2_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K;
+    int u8 = QG_U8(ext);
+    int has_min = u8 || f == K2C_FMT_Q4_1 || f == K2C_FMT_Q5_1 || f == K2C_FMT_Q2_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K;
     int8_t *w;
     float *F, *M;
     int32_t *S;
     for (int qi = 0; qi < nq; qi++) {
         qg_quad(scratch, C, sg, qi, &w, &F, &M, &S);
-        qg_unpack_quad(l, r0 + 4 * qi, nr - 4 * qi < 4 ? nr - 4 * qi : 4, sg, w, F, M, S);
+        qg_unpack_quad(l, r0 + 4 * qi, nr - 4 * qi < 4 ? nr - 4 * qi : 4, sg, u8, w, F, M, S);
     }
     /* token blocks outside: one block's activations stay in cache while the tile's quads pass by */
     for (int t0 = 0; t0 < x->T; t0 += QG_NT) {
