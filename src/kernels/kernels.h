@@ -264,7 +264,7 @@ void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp);
  * with the sign cleared (their order is the floats' order), in GCC vector types: the float form stayed a scalar
  * vmaxss chain (two fifths of the activation quantization) and a plain integer loop a cmov chain at -O2 */
 typedef uint32_t k2c_u32x16 __attribute__((vector_size(64)));
-static inline float k2c_amax32(const float *x) {
+static inline __attribute__((always_inline)) float k2c_amax32(const float *x) {
     k2c_u32x16 a, b;
     memcpy(&a, x, sizeof a);
     memcpy(&b, x + 16, sizeof b);
@@ -287,7 +287,7 @@ static inline float k2c_amax32(const float *x) {
 typedef float k2c_f32x16 __attribute__((vector_size(64)));
 typedef int32_t k2c_i32x16 __attribute__((vector_size(64)));
 typedef int8_t k2c_i8x16 __attribute__((vector_size(16)));
-static inline void k2c_q8_round32(const float *x, float id, int8_t *q, int sum[2]) {
+static inline __attribute__((always_inline)) void k2c_q8_round32(const float *x, float id, int8_t *q, int sum[2]) {
     const k2c_i32x16 lo = (k2c_i32x16)((k2c_f32x16){0} - 127.0f), hi = (k2c_i32x16)((k2c_f32x16){0} + 127.0f);
     for (int h = 0; h < 2; h++) {
         k2c_f32x16 v;
