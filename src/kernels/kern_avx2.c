@@ -271,18 +271,18 @@ AVXVNNI static inline __m256i qg_dpbusd256(__m256i acc, __m256i u8, __m256i s8) 
 #define QG2_DOT_SIGN(acc, xv, wv) \
     _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)), ones))
 #define QG2_BODY(DOT)                                                                                                \
-    int ng = x->C / x->sg, kg = x->sg / 4;                                                                          \
+    int ng = x->C / x->sg, kg = x->sg / 4, gs = fl & QG_PAIR ? 2 : 1, has_min = fl & QG_MIN;                        \
     const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;                                                \
     const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;   \
     const __m256i ones = _mm256_set1_epi16(1);                                                                      \
     (void)ones; (void)S;                                                                                            \
     for (int rp = 0; rp < nrows; rp += 2) {                                                                         \
         __m256 fa[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}}; \
-        for (int g = 0; g < ng; g++) {                                                                              \
+        for (int g = 0; g < ng; g += gs) {                                                                          \
             __m256i ia[2][2];                                                                                       \
             for (int r = 0; r < 2; r++)                                                                             \
                 ia[r][0] = ia[r][1] = _mm256_setzero_si256();                                                       \
-            for (int ks = g * kg; ks < (g + 1) * kg; ks++) {                                                        \
+            for (int ks = g * kg; ks < (g + gs) * kg; ks++) {                                                       \
                 __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)ks * 64));                           \
                 __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)ks * 64 + 32));                      \
                 for (int r = 0; r < 2; r++) {                                                                       \
@@ -299,10 +299,10 @@ AVXVNNI static inline __m256i qg_dpbusd256(__m256i acc, __m256i u8, __m256i s8) 
                 fa[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][0]), _mm256_mul_ps(d0, fr), fa[r][0]);          \
                 fa[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][1]), _mm256_mul_ps(d1, fr), fa[r][1]);          \
             }                                                                                                       \
-            if (has_min) {                                                                                          \
-                __m256 s0 = _mm256_loadu_ps(s + (size_t)g * 16), s1 = _mm256_loadu_ps(s + (size_t)g * 16 + 8);     \
+            for (int h = g; has_min && h < g + gs; h++) {                                                           \
+                __m256 s0 = _mm256_loadu_ps(s + (size_t)h * 16), s1 = _mm256_loadu_ps(s + (size_t)h * 16 + 8);     \
                 for (int r = 0; r < 2; r++) {                                                                       \
-                    __m256 mr = _mm256_set1_ps(M[4 * g + rp + r]);                                                  \
+                    __m256 mr = _mm256_set1_ps(M[4 * h + rp + r]);                                                  \
                     fa[r][0] = _mm256_fnmadd_ps(mr, s0, fa[r][0]);                                                  \
                     fa[r][1] = _mm256_fnmadd_ps(mr, s1, fa[r][1]);                                                  \
                 }                                                                                                   \
@@ -315,17 +315,17 @@ AVXVNNI static inline __m256i qg_dpbusd256(__m256i acc, __m256i u8, __m256i s8) 
     }
 
 AVXVNNI static void qg_k2_vnni(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
-                               int b, int ntok, float *Y, int ldy, int nrows, int has_min) {
+                               int b, int ntok, float *Y, int ldy, int nrows, int fl) {
     QG2_BODY(QG2_DOT_VNNI)
 }
 AVX2 static void qg_k2_sign(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
-                            int b, int ntok, float *Y, int ldy, int nrows, int has_min) {
+                            int b, int ntok, float *Y, int ldy, int nrows, int fl) {
     QG2_BODY(QG2_DOT_SIGN)
 }
 #define QG_U8(ext) ((ext) && k2c_cpu_has_avxvnni())
 AVX2 static void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b,
-                           int ntok, float *Y, int ldy, int nrows, int has_min, int ext) {
-    (QG_U8(ext) ? qg_k2_vnni : qg_k2_sign)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
+                           int ntok, float *Y, int ldy, int nrows, int fl, int ext) {
+    (QG_U8(ext) ? qg_k2_vnni : qg_k2_sign)(w, F, M, S, x, b, ntok, Y, ldy, nrows, fl);
 }
 #define QI_AVX2
 #include "kernels/int4_q8.h"      /* INT4 on the int8 paths (before quant_gemm.h, which unpacks with it) */

@@ -228,9 +228,9 @@ static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w) {    
  * the group). Integer sums per scale group, scaled into float accumulators. */
 #define QG_NT 16
 #define QGN_ARGS const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b, int ntok, \
-                 float *Y, int ldy, int nrows, int has_min
+                 float *Y, int ldy, int nrows, int fl
 #define QGN_SETUP                                                                                                   \
-    int ng = x->C / x->sg, kg = x->sg / 4;                                                                          \
+    int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
     const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;                                                \
     const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;   \
     (void)S;
@@ -358,7 +358,7 @@ static void gemm_tile(const float *w, int nr, int C, const float *Xp, int T, flo
 #define HWCAP_ASIMDDP (1 << 20)
 #endif
 static void qg_kernel(QGN_ARGS, int ext) {
-    (ext && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? qg_kn_dot : qg_kn_mull)(w, F, M, S, x, b, ntok, Y, ldy, nrows, has_min);
+    (ext && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? qg_kn_dot : qg_kn_mull)(w, F, M, S, x, b, ntok, Y, ldy, nrows, fl);
 }
 #define QI_NEON
 #include "kernels/int4_q8.h"      /* INT4 on the int8 paths (before quant_gemm.h, which unpacks with it) */

@@ -59,6 +59,10 @@ void k2c_q8p_init(k2c_q8p *p, int T, int C, int sg, void *buf);
 void k2c_q8p_fill(const float *X, const k2c_q8p *p, int b);
 /* Per-thread scratch of a k2c_kernels.gemm_q8 tile of nr rows: the unpacked int8 weights and their scales */
 size_t k2c_q8w_bytes(int nr, int C, int sg);
+/* What a quad's scales say to the micro-kernels (their flags argument): QG_MIN, M is not all zero; QG_PAIR,
+ * the two 16-column groups of each 32 share F (Q2_K with its integer sub-scales folded into the weights), so a
+ * kernel may sum both in integers and scale once per 32 columns (one that does not stays exact) */
+enum { QG_MIN = 1, QG_PAIR = 2 };
 
 /* Prompt GEMM blocking shared by every ISA: inputs packed in blocks of K2C_GEMM_TB tokens, micro-kernels of
  * K2C_GEMM_RB weight rows. */

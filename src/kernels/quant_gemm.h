@@ -14,9 +14,9 @@
  *
  *     QG_NT      tokens one micro-kernel call covers (a multiple of K2C_Q8P_TB)
  *     void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
- *                    int b, int ntok, float *Y, int ldy, int nrows, int has_min, int ext)
+ *                    int b, int ntok, float *Y, int ldy, int nrows, int fl, int ext)
  *                Y[t][r] for tokens 16 b .. 16 b + ntok (ntok <= QG_NT; whole blocks are read) and rows
- *                r < nrows of the quad (w, F, M, S as below); has_min: M is not all zero; ext: the ISA's
+ *                r < nrows of the quad (w, F, M, S as below); fl: QG_MIN / QG_PAIR (kernels.h); ext: the ISA's
  *                optional instructions (VNNI, dotprod) may be used where the CPU has them (k2c_kctx.no_ext)
  *     QG_U8(ext) optional: nonzero where qg_kernel (given this ext) multiplies the weights as unsigned bytes
  *                (x86 VNNI: vpdpbusd takes one side unsigned). The quad then holds u = w + 128 and M + 128 F in
@@ -48,11 +48,23 @@ QD_ATTR static inline void qg_quad(void *scratch, int C, int sg, int qi, int8_t 
 /* A 4 x 8 transpose of 32-bit words per 32 columns (the unpack's interleave was a quarter of a Q8_0 prompt's
  * time as byte copies and scalar sums); the group sums from the transposed vectors, where each word holds 4
  * bytes of one row: pairs, then pairs of pairs, leave each word's sum in its int32 lane, lanes r and r + 4 row r */
-QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S, int u8) {
+/* sc: Q2_K's sub-scales to fold in (qg_unpack_quad), per row and group, or NULL; w = q sc by a table lookup of
+ * q (0..3) in [0, sc, 2 sc, 3 sc], one per 16-column lane (an 8-bit product has no instruction) */
+QD_ATTR static inline __m256i qg_fold(__m256i r, const uint8_t *sc2) {
+    __m256i lut = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_cvtsi32_si128((int)(sc2[0] * 0x03020100u))),
+                                          _mm_cvtsi32_si128((int)(sc2[1] * 0x03020100u)), 1);
+    return _mm256_shuffle_epi8(lut, r);
+}
+QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S, int u8,
+                                         const uint8_t (*sc)[16]) {
     const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
     for (int j = 0; j < m; j += 32) {
         __m256i r0 = _mm256_loadu_si256((const __m256i *)(u[0].w + j)), r1 = _mm256_loadu_si256((const __m256i *)(u[1].w + j));
         __m256i r2 = _mm256_loadu_si256((const __m256i *)(u[2].w + j)), r3 = _mm256_loadu_si256((const __m256i *)(u[3].w + j));
+        if (sc) {
+            r0 = qg_fold(r0, sc[0] + j / 16); r1 = qg_fold(r1, sc[1] + j / 16);
+            r2 = qg_fold(r2, sc[2] + j / 16); r3 = qg_fold(r3, sc[3] + j / 16);
+        }
         __m256i t0 = _mm256_unpacklo_epi32(r0, r1), t1 = _mm256_unpackhi_epi32(r0, r1);   /* [k0 k1 | k4 k5], [k2 k3 | k6 k7] of rows 0, 1 */
         __m256i t2 = _mm256_unpacklo_epi32(r2, r3), t3 = _mm256_unpackhi_epi32(r2, r3);
         __m256i v0 = _mm256_unpacklo_epi64(t0, t2), v1 = _mm256_unpackhi_epi64(t0, t2);   /* [k0 | k4], [k1 | k5]: rows 0-3 each */
@@ -87,9 +99,12 @@ QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_
     }
 }
 #else
-QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S, int u8) {
+QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S, int u8,
+                                         const uint8_t (*sc)[16]) {
     for (int ks = 0; ks < m / 4; ks++)
         for (int rr = 0; rr < 4; rr++) memcpy(dst + 16 * ks + 4 * rr, u[rr].w + 4 * ks, 4);
+    if (sc)     /* Q2_K's sub-scales folded in (qg_unpack_quad) */
+        for (int k = 0; k < 4 * m; k++) dst[k] = (int8_t)(dst[k] * sc[(k / 4) % 4][k / 64]);   /* k: [k-step][row][4] */
     if (u8) {
         for (int k = 0; k < 4 * m; k++) dst[k] = (int8_t)((uint8_t)dst[k] ^ 0x80);
         return;
@@ -121,6 +136,12 @@ QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int s
         next = (const char *)l->w + (size_t)(r0 + 4) * prb;
         span = (size_t)nn * prb;
     }
+    /* Q2_K: the 4-bit sub-scales go into the weights (w = sc q <= 45 still fits a byte and the sign trick's int16
+     * pairs) and F = d for every group, so each 32 columns' two groups share F (QG_PAIR): the float step per 16
+     * columns (4 k-steps of integer work) was as long as the integer work */
+    int fold = l->fmt == K2C_FMT_Q2_K;
+    uint8_t sc[4][16] = {{0}};
+    float dq[4] = {0};
     for (int j0 = 0; j0 < C;) {
         int m = 0;
         if (next) {     /* the slice of this chunk: the share of the columns it covers */
@@ -129,8 +150,14 @@ QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int s
         }
         for (int rr = 0; rr < 4; rr++) {
             if (rr < nrows) {
+                const uint8_t *row = (const uint8_t *)l->w + (size_t)(r0 + rr) * rb;
                 m = l->fmt == K2C_FMT_INT4 ? qi_unpack_int4(l, r0 + rr, j0, &u[rr])    /* int4_q8.h */
-                                           : qd_unpack(l->fmt, (const uint8_t *)l->w + (size_t)(r0 + rr) * rb, j0, C, &u[rr]);
+                                           : qd_unpack(l->fmt, row, j0, C, &u[rr]);
+                if (fold) {
+                    const uint8_t *blk = row + (size_t)(j0 / 256) * 84;
+                    for (int g = 0; g < 16; g++) sc[rr][g] = blk[g] & 15;
+                    dq[rr] = qd_h(blk + 80);
+                }
             } else {
                 memset(u[rr].w, 0, sizeof u[rr].w);
                 memset(u[rr].F, 0, sizeof u[rr].F);
@@ -143,11 +170,11 @@ QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int s
                 for (int rr = 0; rr < 4; rr++) { F[4 * g + rr] = M[4 * g + rr] = 0; S[4 * g + rr] = 0; }
             return;
         }
-        qg_interleave(u, m, sg, w + (size_t)j0 * 4, S + 4 * (j0 / sg), u8);
+        qg_interleave(u, m, sg, w + (size_t)j0 * 4, S + 4 * (j0 / sg), u8, fold ? (const uint8_t (*)[16])sc : NULL);
         for (int g = 0; g < m / sg; g++) {
             int gg = j0 / sg + g;
             for (int rr = 0; rr < 4; rr++) {
-                float f = u[rr].F[g * sg / 16];
+                float f = fold ? dq[rr] : u[rr].F[g * sg / 16];
                 F[4 * gg + rr] = f;
                 M[4 * gg + rr] = u[rr].M[g * sg / 16] + (u8 ? 128.0f * f : 0.0f);
             }
@@ -162,6 +189,7 @@ QD_ATTR static void qg_gemm_q8(const k2c_linear *l, int r0, int nr, const k2c_q8
     int ext = !(l->cx && l->cx->no_ext);
     int u8 = QG_U8(ext);
     int has_min = u8 || f == K2C_FMT_Q4_1 || f == K2C_FMT_Q5_1 || f == K2C_FMT_Q2_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K;
+    int fl = (has_min ? QG_MIN : 0) | (f == K2C_FMT_Q2_K && sg == 16 ? QG_PAIR : 0);    /* qg_unpack_quad's fold */
     int8_t *w;
     float *F, *M;
     int32_t *S;
@@ -175,7 +203,7 @@ QD_ATTR static void qg_gemm_q8(const k2c_linear *l, int r0, int nr, const k2c_q8
         for (int qi = 0; qi < nq; qi++) {
             qg_quad(scratch, C, sg, qi, &w, &F, &M, &S);
             int rows = nr - 4 * qi < 4 ? nr - 4 * qi : 4;
-            qg_kernel(w, F, M, S, x, t0 / K2C_Q8P_TB, ntok, Y + (size_t)t0 * ldy + 4 * qi, ldy, rows, has_min, ext);
+            qg_kernel(w, F, M, S, x, t0 / K2C_Q8P_TB, ntok, Y + (size_t)t0 * ldy + 4 * qi, ldy, rows, fl, ext);
         }
     }
 }
