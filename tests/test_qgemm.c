@@ -48,6 +48,19 @@ static uint8_t *random_weights(k2c_wfmt f, int rows, int cols, uint64_t seed) {
     return w;
 }
 
+/* x dequantized as the int8 GEMM's activations with one dx per `span` columns (k2c_q8p_span: 256 for Q2_K) */
+static void ref_quant_span(const float *x, int C, int span, float *xd) {
+    for (int j0 = 0; j0 < C; j0 += span) {
+        float amax = 0;
+        for (int j = j0; j < j0 + span; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        float dx = amax / 127.0f, id = dx > 0 ? 1.0f / dx : 0.0f;
+        for (int j = j0; j < j0 + span; j++) {
+            long q = lrintf(x[j] * id);
+            xd[j] = dx * (float)(q > 127 ? 127 : q < -127 ? -127 : q);
+        }
+    }
+}
+
 typedef struct { double err, qerr; } errs;
 
 /* worst |Y - ref| / sum |w x| over the T x R outputs: ref = the dequantized-activation products (err) and the
@@ -82,6 +95,7 @@ static void int8_prompt_gemm(void) {
         for (int t = 0; t < TMAX; t++) {
             const k2c_q8x *xq = k2c_q8x_quantize(X + (size_t)t * C, C, qb);
             for (int j = 0; j < C; j++) xd[j] = xq->d16[j / 16] * (float)xq->q[j];
+            if (k2c_q8p_span(&l) != 32) ref_quant_span(X + (size_t)t * C, C, k2c_q8p_span(&l), xd);
             for (int r = 0; r < R; r++) {
                 double s = 0, a = 0, s32 = 0, a32 = 0;
                 for (int j = 0; j < C; j++) {
@@ -136,7 +150,7 @@ static void q8p_packing(void) {
     for (int sg = 16; sg <= 32; sg += 16) {
         void *buf = aligned_alloc(64, k2c_ws_bytes(k2c_q8p_bytes(T, C, sg)));
         k2c_q8p p;
-        k2c_q8p_init(&p, T, C, sg, buf);
+        k2c_q8p_init(&p, T, C, sg, 32, buf);
         EXPECT(p.nblk == 2, "%d blocks", p.nblk);
         for (int b = 0; b < p.nblk; b++) k2c_q8p_fill(X, &p, b);
         void *qb = aligned_alloc(64, k2c_ws_bytes(k2c_q8x_bytes(C)));
@@ -156,6 +170,30 @@ static void q8p_packing(void) {
         }
         EXPECT(bad == 0, "sg %d: %d packed values differ from k2c_q8x", sg, bad);
         free(qb); free(buf);
+    }
+    /* one dx per 256 columns (Q2_K's span): codes and scales as ref_quant_span gives them */
+    {
+        int T2 = 19, C2 = 512, sg = 16;
+        float *X2 = malloc((size_t)T2 * C2 * sizeof *X2), xd[512];
+        for (int i = 0; i < T2 * C2; i++) X2[i] = (float)sin(0.1 * i) * (float)(1 + i % 7) * (i % 300 == 0 ? 9 : 1);
+        void *buf = aligned_alloc(64, k2c_ws_bytes(k2c_q8p_bytes(T2, C2, sg)));
+        k2c_q8p p;
+        k2c_q8p_init(&p, T2, C2, sg, 256, buf);
+        EXPECT(p.span == 256, "span %d", p.span);
+        for (int b = 0; b < p.nblk; b++) k2c_q8p_fill(X2, &p, b);
+        int bad = 0;
+        for (int t = 0; t < T2; t++) {
+            ref_quant_span(X2 + (size_t)t * C2, C2, 256, xd);
+            int b = t / 16, i = t % 16;
+            for (int j = 0; j < C2; j++) {
+                int8_t q = p.q[(size_t)b * 16 * C2 + ((size_t)(j / 4) * 16 + i) * 4 + j % 4];
+                float d = p.d[((size_t)b * (C2 / sg) + j / sg) * 16 + i];
+                bad += fabsf(d * (float)q - xd[j]) > 1e-6f * fabsf(xd[j]);
+                bad += d != p.d[((size_t)b * (C2 / sg) + (j / 256) * (256 / sg)) * 16 + i];    /* one dx per 256 */
+            }
+        }
+        EXPECT(bad == 0, "span 256: %d packed values differ from the reference", bad);
+        free(buf); free(X2);
     }
     /* not a block format, or not whole 32s: no int8 path */
     k2c_linear l = {.fmt = K2C_FMT_BF16, .rows = 4, .cols = 64};

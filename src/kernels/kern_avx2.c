@@ -271,7 +271,8 @@ AVXVNNI static inline __m256i qg_dpbusd256(__m256i acc, __m256i u8, __m256i s8) 
 #define QG2_DOT_SIGN(acc, xv, wv) \
     _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)), ones))
 #define QG2_BODY(DOT)                                                                                                \
-    int ng = x->C / x->sg, kg = x->sg / 4, gs = fl & QG_PAIR ? 2 : 1, has_min = fl & QG_MIN;                        \
+    int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
+    int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                 \
     const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;                                                \
     const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;   \
     const __m256i ones = _mm256_set1_epi16(1);                                                                      \

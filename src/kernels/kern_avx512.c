@@ -493,7 +493,8 @@ VNNI512 static inline __m512i qg_dpbusd512(__m512i acc, __m512i u8, __m512i s8) 
 /* the kernel bodies, 4 rows x 16 NB tokens, with named accumulators (GCC copies arrays of vectors around the
  * loop) */
 #define QG512_BODY1(DOT) \
-    int ng = x->C / x->sg, kg = x->sg / 4, gs = fl & QG_PAIR ? 2 : 1, has_min = fl & QG_MIN;                        \
+    int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
+    int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                 \
     size_t xstride = (size_t)K2C_Q8P_TB * (size_t)x->C, sstride = (size_t)ng * K2C_Q8P_TB;                          \
     const int8_t *xq = x->q + (size_t)b * xstride;                                                                  \
     const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                   \
@@ -548,13 +549,17 @@ VNNI512 static inline __m512i qg_dpbusd512(__m512i acc, __m512i u8, __m512i s8) 
     for (int t = 0; t < ntok; t++)                                                                                  \
         for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
 #define QG512_BODY2(DOT) \
-    int ng = x->C / x->sg, kg = x->sg / 4, gs = fl & QG_PAIR ? 2 : 1, has_min = fl & QG_MIN;                        \
+    int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
+    int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                 \
     size_t xstride = (size_t)K2C_Q8P_TB * (size_t)x->C, sstride = (size_t)ng * K2C_Q8P_TB;                          \
     const int8_t *xq = x->q + (size_t)b * xstride;                                                                  \
     const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                   \
     const __m512i ones = _mm512_set1_epi16(1);                                                                      \
     (void)ones; (void)S; (void)xstride;                                                                             \
-    __m512 f00 = _mm512_setzero_ps(), f01 = _mm512_setzero_ps(), f10 = _mm512_setzero_ps(), f11 = _mm512_setzero_ps(), f20 = _mm512_setzero_ps(), f21 = _mm512_setzero_ps(), f30 = _mm512_setzero_ps(), f31 = _mm512_setzero_ps();\
+    __m512 f00 = _mm512_setzero_ps(), f01 = _mm512_setzero_ps();                                                    \
+    __m512 f10 = _mm512_setzero_ps(), f11 = _mm512_setzero_ps();                                                    \
+    __m512 f20 = _mm512_setzero_ps(), f21 = _mm512_setzero_ps();                                                    \
+    __m512 f30 = _mm512_setzero_ps(), f31 = _mm512_setzero_ps();                                                    \
     for (int g = 0; g < ng; g += gs) {                                                                              \
         __m512i i00 = _mm512_setzero_si512(), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00, i30 = i00, i31 = i00;\
         const int8_t *xk = xq + (size_t)g * kg * 64, *wk = w + (size_t)g * kg * 16;                                 \
@@ -610,15 +615,22 @@ VNNI512 static inline __m512i qg_dpbusd512(__m512i acc, __m512i u8, __m512i s8) 
     for (int t = 0; t < ntok; t++)                                                                                  \
         for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
 #define QG512_BODY3(DOT) \
-    int ng = x->C / x->sg, kg = x->sg / 4, gs = fl & QG_PAIR ? 2 : 1, has_min = fl & QG_MIN;                        \
+    int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
+    int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                 \
     size_t xstride = (size_t)K2C_Q8P_TB * (size_t)x->C, sstride = (size_t)ng * K2C_Q8P_TB;                          \
     const int8_t *xq = x->q + (size_t)b * xstride;                                                                  \
     const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                   \
     const __m512i ones = _mm512_set1_epi16(1);                                                                      \
     (void)ones; (void)S; (void)xstride;                                                                             \
-    __m512 f00 = _mm512_setzero_ps(), f01 = _mm512_setzero_ps(), f02 = _mm512_setzero_ps(), f10 = _mm512_setzero_ps(), f11 = _mm512_setzero_ps(), f12 = _mm512_setzero_ps(), f20 = _mm512_setzero_ps(), f21 = _mm512_setzero_ps(), f22 = _mm512_setzero_ps(), f30 = _mm512_setzero_ps(), f31 = _mm512_setzero_ps(), f32 = _mm512_setzero_ps();\
+    __m512 f00 = _mm512_setzero_ps(), f01 = _mm512_setzero_ps(), f02 = _mm512_setzero_ps();                         \
+    __m512 f10 = _mm512_setzero_ps(), f11 = _mm512_setzero_ps(), f12 = _mm512_setzero_ps();                         \
+    __m512 f20 = _mm512_setzero_ps(), f21 = _mm512_setzero_ps(), f22 = _mm512_setzero_ps();                         \
+    __m512 f30 = _mm512_setzero_ps(), f31 = _mm512_setzero_ps(), f32 = _mm512_setzero_ps();                         \
     for (int g = 0; g < ng; g += gs) {                                                                              \
-        __m512i i00 = _mm512_setzero_si512(), i01 = i00, i02 = i00, i10 = i00, i11 = i00, i12 = i00, i20 = i00, i21 = i00, i22 = i00, i30 = i00, i31 = i00, i32 = i00;\
+        __m512i i00 = _mm512_setzero_si512(), i01 = i00, i02 = i00;                                                 \
+        __m512i i10 = i00, i11 = i00, i12 = i00;                                                                    \
+        __m512i i20 = i00, i21 = i00, i22 = i00;                                                                    \
+        __m512i i30 = i00, i31 = i00, i32 = i00;                                                                    \
         const int8_t *xk = xq + (size_t)g * kg * 64, *wk = w + (size_t)g * kg * 16;                                 \
         for (int ks = 0; ks < kg * gs; ks++, xk += 64, wk += 16) {                                                  \
             __m512i x0 = _mm512_loadu_si512(xk + 0 * xstride);                                                      \

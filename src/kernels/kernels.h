@@ -42,12 +42,14 @@ const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf);
  * once per matmul as k2c_q8x does (per 32 elements dx = max|x| / 127, q = round(x / dx)) and packed for the
  * micro-kernels in blocks of 16 tokens: per block, per 4 columns (a "k-step") the 16 tokens' 4 bytes side by
  * side, q [nblk][C/4][16][4]; per scale group of sg columns (16 or 32, the weight format's granule) and token
- * the scale d = dx and s = dx * (sum of q over the group), d, s [nblk][C/sg][16]. Padding tokens are zero. */
+ * the scale d = dx and s = dx * (sum of q over the group), d, s [nblk][C/sg][16]. Padding tokens are zero.
+ * span: the columns one dx covers, 32 as k2c_q8x, or 256 for Q2_K (k2c_q8p_span), as ggml's Q8_K: with the
+ * weights' 16 sub-scales folded in (quant_gemm.h), a super-block's products then need one float step, not 8 */
 #define K2C_Q8P_TB 16
 typedef struct {
     const int8_t *q;
     const float *d, *s;
-    int T, C, sg, nblk;
+    int T, C, sg, span, nblk;
 } k2c_q8p;
 /* sg of a weight for the int8 prompt GEMM (16 or 32), 0 where it has none (not a block format or INT4 with
  * groups a multiple of 32, or columns that are not whole 32s) */
@@ -55,14 +57,16 @@ int k2c_q8p_group(const k2c_linear *l);
 size_t k2c_q8p_bytes(int T, int C, int sg);             /* the arrays, 64-byte aligned parts */
 /* Lays out p over buf (k2c_q8p_bytes) without filling it; then k2c_q8p_fill(X, p, b) quantizes token block b
  * (blocks are independent: callers run them in parallel). */
-void k2c_q8p_init(k2c_q8p *p, int T, int C, int sg, void *buf);
+void k2c_q8p_init(k2c_q8p *p, int T, int C, int sg, int span, void *buf);
+/* the span of l's activations (32 or 256; see k2c_q8p) */
+int k2c_q8p_span(const k2c_linear *l);
 void k2c_q8p_fill(const float *X, const k2c_q8p *p, int b);
 /* Per-thread scratch of a k2c_kernels.gemm_q8 tile of nr rows: the unpacked int8 weights and their scales */
 size_t k2c_q8w_bytes(int nr, int C, int sg);
 /* What a quad's scales say to the micro-kernels (their flags argument): QG_MIN, M is not all zero; QG_PAIR,
  * the two 16-column groups of each 32 share F (Q2_K with its integer sub-scales folded into the weights), so a
  * kernel may sum both in integers and scale once per 32 columns (one that does not stays exact) */
-enum { QG_MIN = 1, QG_PAIR = 2 };
+enum { QG_MIN = 1, QG_PAIR = 2, QG_SB = 4 };      /* QG_SB: F and the activations' d constant over 256 columns */
 
 /* Prompt GEMM blocking shared by every ISA: inputs packed in blocks of K2C_GEMM_TB tokens, micro-kernels of
  * K2C_GEMM_RB weight rows. */

@@ -627,7 +627,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
         /* int8 activations quantized once (per 16-token block, in parallel), then the ISA's int8 kernel on
          * 64-row tiles unpacked per thread */
         k2c_q8p xq;
-        k2c_q8p_init(&xq, T, C, k2c_q8p_group(l), shared);
+        k2c_q8p_init(&xq, T, C, k2c_q8p_group(l), k2c_q8p_span(l), shared);
         int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
         #pragma omp parallel if (par) num_threads(cx->team)
         {

@@ -33,7 +33,9 @@ size_t k2c_q8p_bytes(int T, int C, int sg) {
     return al(nblk * K2C_Q8P_TB * (size_t)C) + 2 * al(nblk * ng * K2C_Q8P_TB * sizeof(float));
 }
 
-void k2c_q8p_init(k2c_q8p *p, int T, int C, int sg, void *buf) {
+int k2c_q8p_span(const k2c_linear *l) { return l->fmt == K2C_FMT_Q2_K && l->cols % 256 == 0 ? 256 : 32; }
+
+void k2c_q8p_init(k2c_q8p *p, int T, int C, int sg, int span, void *buf) {
     size_t nblk = (size_t)(T + K2C_Q8P_TB - 1) / K2C_Q8P_TB, ng = (size_t)(C / sg);
     char *b = buf;
     p->q = (const int8_t *)b;
@@ -41,7 +43,7 @@ void k2c_q8p_init(k2c_q8p *p, int T, int C, int sg, void *buf) {
     p->d = (const float *)b;
     b += al(nblk * ng * K2C_Q8P_TB * sizeof(float));
     p->s = (const float *)b;
-    p->T = T; p->C = C; p->sg = sg; p->nblk = (int)nblk;
+    p->T = T; p->C = C; p->sg = sg; p->span = span == 256 && C % 256 == 0 ? 256 : 32; p->nblk = (int)nblk;
 }
 
 /* compiled per x86 level (K2C_CLONES): the baseline build left this loop at SSE2, a twentieth of a prompt */
@@ -57,9 +59,17 @@ K2C_CLONES void k2c_q8p_fill(const float *X, const k2c_q8p *p, int b) {
             continue;
         }
         const float *x = X + (size_t)t * C;
+        float dx = 0, id = 0;
         for (int j0 = 0; j0 < C; j0 += 32) {
-            float amax = k2c_amax32(x + j0);      /* and the rounding below: vector code, no libm calls */
-            float dx = amax / 127.0f, id = dx > 0 ? 1.0f / dx : 0.0f;
+            if (j0 % p->span == 0) {
+                float amax = 0;         /* k2c_amax32 and the rounding below: vector code, no libm calls */
+                for (int k = j0; k < j0 + p->span; k += 32) {
+                    float a = k2c_amax32(x + k);
+                    amax = a > amax ? a : amax;
+                }
+                dx = amax / 127.0f;
+                id = dx > 0 ? 1.0f / dx : 0.0f;
+            }
             int sum[2];
             int8_t v8[32];
             k2c_q8_round32(x + j0, id, v8, sum);

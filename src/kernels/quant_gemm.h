@@ -189,7 +189,9 @@ QD_ATTR static void qg_gemm_q8(const k2c_linear *l, int r0, int nr, const k2c_q8
     int ext = !(l->cx && l->cx->no_ext);
     int u8 = QG_U8(ext);
     int has_min = u8 || f == K2C_FMT_Q4_1 || f == K2C_FMT_Q5_1 || f == K2C_FMT_Q2_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K;
-    int fl = (has_min ? QG_MIN : 0) | (f == K2C_FMT_Q2_K && sg == 16 ? QG_PAIR : 0);    /* qg_unpack_quad's fold */
+    /* qg_unpack_quad's fold: F = d per super-block; with the activations' dx per 256 (k2c_q8p_span) too, one
+     * float step per super-block */
+    int fl = (has_min ? QG_MIN : 0) | (f == K2C_FMT_Q2_K && sg == 16 ? QG_PAIR | (x->span == 256 ? QG_SB : 0) : 0);
     int8_t *w;
     float *F, *M;
     int32_t *S;
