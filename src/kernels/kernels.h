@@ -272,6 +272,20 @@ void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp);
  * with the sign cleared (their order is the floats' order), in GCC vector types: the float form stayed a scalar
  * vmaxss chain (two fifths of the activation quantization) and a plain integer loop a cmov chain at -O2 */
 typedef uint32_t k2c_u32x16 __attribute__((vector_size(64)));
+typedef int32_t k2c_i32x16 __attribute__((vector_size(64)));
+/* lanes rotated by n (0 < n < 16), for horizontal reductions as shuffle trees (a lane at a time was 16 extracts) */
+#if defined(__clang__)
+#define K2C_ROT16(v, n) __builtin_shufflevector(v, v, (n) % 16, (n + 1) % 16, (n + 2) % 16, (n + 3) % 16, (n + 4) % 16,  \
+    (n + 5) % 16, (n + 6) % 16, (n + 7) % 16, (n + 8) % 16, (n + 9) % 16, (n + 10) % 16, (n + 11) % 16, (n + 12) % 16, \
+    (n + 13) % 16, (n + 14) % 16, (n + 15) % 16)
+#else
+#define K2C_ROT16(v, n) __builtin_shuffle(v, (k2c_i32x16){(n) % 16, (n + 1) % 16, (n + 2) % 16, (n + 3) % 16,          \
+    (n + 4) % 16, (n + 5) % 16, (n + 6) % 16, (n + 7) % 16, (n + 8) % 16, (n + 9) % 16, (n + 10) % 16, (n + 11) % 16,  \
+    (n + 12) % 16, (n + 13) % 16, (n + 14) % 16, (n + 15) % 16})
+#endif
+/* m = the lane-wise unsigned maximum of m and v (a macro: a function returning a 64-byte vector changes the ABI
+ * between the per-level clones) */
+#define K2C_UMAX16(m, v) do { k2c_u32x16 v_ = (v), gt_ = (k2c_u32x16)((m) > v_); (m) = ((m) & gt_) | (v_ & ~gt_); } while (0)
 static inline __attribute__((always_inline)) float k2c_amax32(const float *x) {
     k2c_u32x16 a, b;
     memcpy(&a, x, sizeof a);
@@ -280,9 +294,13 @@ static inline __attribute__((always_inline)) float k2c_amax32(const float *x) {
     b &= 0x7fffffffu;
     a &= ~(k2c_u32x16)(a > 0x7f800000u);        /* NaN -> 0 */
     b &= ~(k2c_u32x16)(b > 0x7f800000u);
-    k2c_u32x16 gt = (k2c_u32x16)(a > b), m = (a & gt) | (b & ~gt);
-    uint32_t r = 0;
-    for (int k = 0; k < 16; k++) r = m[k] > r ? m[k] : r;
+    k2c_u32x16 m = a;
+    K2C_UMAX16(m, b);
+    K2C_UMAX16(m, K2C_ROT16(m, 8));
+    K2C_UMAX16(m, K2C_ROT16(m, 4));
+    K2C_UMAX16(m, K2C_ROT16(m, 2));
+    K2C_UMAX16(m, K2C_ROT16(m, 1));
+    uint32_t r = m[0];
     float f;
     memcpy(&f, &r, sizeof f);
     return f;
@@ -293,7 +311,6 @@ static inline __attribute__((always_inline)) float k2c_amax32(const float *x) {
  * (y + 1.5 x 2^23) - 1.5 x 2^23 is lrintf(y) for |y| < 2^22, the product its own statement so no compiler fuses
  * it into the add (lrintf rounds the product first) */
 typedef float k2c_f32x16 __attribute__((vector_size(64)));
-typedef int32_t k2c_i32x16 __attribute__((vector_size(64)));
 typedef int8_t k2c_i8x16 __attribute__((vector_size(16)));
 static inline __attribute__((always_inline)) void k2c_q8_round32(const float *x, float id, int8_t *q, int sum[2]) {
     const k2c_i32x16 lo = (k2c_i32x16)((k2c_f32x16){0} - 127.0f), hi = (k2c_i32x16)((k2c_f32x16){0} + 127.0f);
@@ -310,9 +327,11 @@ static inline __attribute__((always_inline)) void k2c_q8_round32(const float *x,
         k2c_i32x16 iv = __builtin_convertvector((k2c_f32x16)b, k2c_i32x16);
         k2c_i8x16 q8 = __builtin_convertvector(iv, k2c_i8x16);
         memcpy(q + 16 * h, &q8, sizeof q8);
-        int sh = 0;
-        for (int k = 0; k < 16; k++) sh += iv[k];
-        sum[h] = sh;
+        k2c_i32x16 t = iv + K2C_ROT16(iv, 8);
+        t += K2C_ROT16(t, 4);
+        t += K2C_ROT16(t, 2);
+        t += K2C_ROT16(t, 1);
+        sum[h] = t[0];
     }
 }
 
