@@ -231,17 +231,19 @@ static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w) {    
                  float *Y, int ldy, int nrows, int fl
 #define QGN_SETUP                                                                                                   \
     int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
+    int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                 \
     const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;                                                \
     const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;   \
     (void)S;
-/* fa[r][v] += F d isum - M s for token vector v (tokens tv + 4 v) */
+/* fa[r][v] += F d isum - M s for token vector v (tokens tv + 4 v); gs groups g .. g+gs-1 share F and d */
 #define QGN_SCALE(NV, tv)                                                                                           \
     for (int r = 0; r < 2; r++) {                                                                                   \
-        float32x4_t fr = vdupq_n_f32(F[4 * g + rp + r]), mr = vdupq_n_f32(M[4 * g + rp + r]);                       \
+        float32x4_t fr = vdupq_n_f32(F[4 * g + rp + r]);                                                            \
         for (int v = 0; v < NV; v++) {                                                                              \
-            const float *dg = d + (size_t)g * 16 + tv + 4 * v, *sgp = s + (size_t)g * 16 + tv + 4 * v;              \
+            const float *dg = d + (size_t)g * 16 + tv + 4 * v;                                                      \
             fa[r][v] = vfmaq_f32(fa[r][v], vcvtq_f32_s32(ia[r][v]), vmulq_f32(vld1q_f32(dg), fr));                  \
-            if (has_min) fa[r][v] = vfmsq_f32(fa[r][v], mr, vld1q_f32(sgp));                                         \
+            for (int h = g; has_min && h < g + gs; h++)                                                             \
+                fa[r][v] = vfmsq_f32(fa[r][v], vdupq_n_f32(M[4 * h + rp + r]), vld1q_f32(s + (size_t)h * 16 + tv + 4 * v)); \
         }                                                                                                           \
     }
 #define QGN_STORE(NV, tv)                                                                                           \
@@ -257,11 +259,11 @@ __attribute__((target("arch=armv8.2-a+dotprod"))) static void qg_kn_dot(QGN_ARGS
         float32x4_t fa[2][4];
         for (int r = 0; r < 2; r++)
             for (int v = 0; v < 4; v++) fa[r][v] = vdupq_n_f32(0);
-        for (int g = 0; g < ng; g++) {
+        for (int g = 0; g < ng; g += gs) {
             int32x4_t ia[2][4];
             for (int r = 0; r < 2; r++)
                 for (int v = 0; v < 4; v++) ia[r][v] = vdupq_n_s32(0);
-            for (int ks = g * kg; ks < (g + 1) * kg; ks++) {
+            for (int ks = g * kg; ks < (g + gs) * kg; ks++) {
                 int8x16_t xv[4];
                 for (int v = 0; v < 4; v++) xv[v] = vld1q_s8(xq + (size_t)ks * 64 + 16 * v);
                 for (int r = 0; r < 2; r++) {
@@ -283,11 +285,11 @@ static void qg_kn_mull(QGN_ARGS) {
         for (int tv = 0; tv < 16 && tv < ntok; tv += 8) {
             float32x4_t fa[2][2];
             for (int r = 0; r < 2; r++) fa[r][0] = fa[r][1] = vdupq_n_f32(0);
-            for (int g = 0; g < ng; g++) {
+            for (int g = 0; g < ng; g += gs) {
                 int32x4_t pa[2][2][2];      /* [row][vector][half]: pairs of each token's 4 products */
                 for (int r = 0; r < 2; r++)
                     for (int v = 0; v < 2; v++) pa[r][v][0] = pa[r][v][1] = vdupq_n_s32(0);
-                for (int ks = g * kg; ks < (g + 1) * kg; ks++) {
+                for (int ks = g * kg; ks < (g + gs) * kg; ks++) {
                     int8x16_t xv[2];
                     for (int v = 0; v < 2; v++) xv[v] = vld1q_s8(xq + (size_t)ks * 64 + 4 * tv + 16 * v);
                     for (int r = 0; r < 2; r++) {

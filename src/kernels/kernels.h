@@ -239,6 +239,9 @@ int k2c_matmul_fp32(const k2c_linear *l, const float *X, int T, float *Y);
  * ws is too small. k2c_matmul_ws_bytes: the most either takes for any T' <= T (per-thread parts for the
  * context's thread count). */
 int k2c_matmul_ws(const k2c_linear *l, const float *X, int T, float *Y, k2c_ws *ws);
+/* Ya = X a^T and Yb = X b^T (an expert's gate and up): one quantization of X and one parallel loop on the int8
+ * path, else the two products in turn; the workspace of the larger k2c_matmul_ws_bytes of the two */
+int k2c_matmul2_ws(const k2c_linear *a, const k2c_linear *b, const float *X, int T, float *Ya, float *Yb, k2c_ws *ws);
 int k2c_matmul_fp32_ws(const k2c_linear *l, const float *X, int T, float *Y, k2c_ws *ws);
 size_t k2c_matmul_ws_bytes(const k2c_linear *l, int T);
 /* y [cols] = W^T x [rows] over rows r0 .. r0+nrows-1 of W (x has nrows entries); single-threaded;

@@ -544,16 +544,29 @@ size_t k2c_matmul_ws_bytes(const k2c_linear *l, int T) {
     return most;
 }
 
+static int matmul2(const k2c_linear *l, const k2c_linear *l2, const float *X, int T, float *Y, float *Y2, int allow_bf16,
+                   k2c_ws *ws);
 static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allow_bf16, k2c_ws *ws) {
+    return matmul2(l, NULL, X, T, Y, NULL, allow_bf16, ws);
+}
+
+/* Y = X l^T and, where l2 is not NULL, Y2 = X l2^T: on the int8 path the two (an expert's gate and up) share one
+ * quantization of X and one parallel loop over both weights' tiles; other paths run them one after the other */
+static int matmul2(const k2c_linear *l, const k2c_linear *l2, const float *X, int T, float *Y, float *Y2, int allow_bf16,
+                   k2c_ws *ws) {
     const k2c_kctx *cx = ctx_of(l);
     const k2c_kernels *k = cx->k;
     int R = l->rows, C = l->cols, nt = cx->nthreads, path = mm_path(l, cx, T, allow_bf16);
     if (T <= 0) return 0;
+    if (l2 && (path != MM_Q8 || ctx_of(l2) != cx || mm_path(l2, cx, T, allow_bf16) != MM_Q8 || l2->cols != C ||
+               k2c_q8p_group(l2) != k2c_q8p_group(l) || k2c_q8p_span(l2) != k2c_q8p_span(l)))
+        return matmul2(l, NULL, X, T, Y, NULL, allow_bf16, ws) || matmul2(l2, NULL, X, T, Y2, NULL, allow_bf16, ws) ? -1 : 0;
     if (path == MM_MATVEC) {
         for (int t = 0; t < T; t++) k2c_matvec_ws(l, X + (size_t)t * C, Y + (size_t)t * R, ws);
         return 0;
     }
     if (cx->observe) cx->observe(cx->observe_ctx, l, X, T);
+    if (cx->observe && l2) cx->observe(cx->observe_ctx, l2, X, T);
     size_t per, sh;
     mm_need(l, cx, T, path, &per, &sh);
     k2c_ws local = {0};
@@ -570,7 +583,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
         k2c_seterr("workspace too small: %zu bytes for matmul scratch, %zu left", sh + per * (size_t)nt, ws->cap - ws->used);
         return -1;
     }
-    int par = (size_t)R * (size_t)C * (size_t)T >= (1u << 18) && nt > 1 && !omp_in_parallel();
+    int par = (size_t)(R + (l2 ? l2->rows : 0)) * (size_t)C * (size_t)T >= (1u << 18) && nt > 1 && !omp_in_parallel();
     if (path == MM_SMALL) {
         #pragma omp parallel if (par) num_threads(cx->team)
         {
@@ -628,16 +641,18 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
          * 64-row tiles unpacked per thread */
         k2c_q8p xq;
         k2c_q8p_init(&xq, T, C, k2c_q8p_group(l), k2c_q8p_span(l), shared);
-        int tr = TILE_ROWS, ntl = (R + tr - 1) / tr;
+        int tr = TILE_ROWS, ntl = (R + tr - 1) / tr, ntl2 = l2 ? (l2->rows + tr - 1) / tr : 0;
         #pragma omp parallel if (par) num_threads(cx->team)
         {
             void *mine = part + per * (size_t)omp_get_thread_num();
             #pragma omp for schedule(static)
             for (int b = 0; b < xq.nblk; b++) k2c_q8p_fill(X, &xq, b);
             #pragma omp for schedule(dynamic, 1)
-            for (int ti = 0; ti < ntl; ti++) {
-                int r0 = ti * tr, nr = r0 + tr <= R ? tr : R - r0;
-                k->gemm_q8(l, r0, nr, &xq, Y + r0, R, mine);
+            for (int ti = 0; ti < ntl + ntl2; ti++) {
+                const k2c_linear *lt = ti < ntl ? l : l2;
+                float *Yt = ti < ntl ? Y : Y2;
+                int r0 = (ti < ntl ? ti : ti - ntl) * tr, nr = r0 + tr <= lt->rows ? tr : lt->rows - r0;
+                k->gemm_q8(lt, r0, nr, &xq, Yt + r0, lt->rows, mine);
             }
         }
     } else if (path == MM_TILE) {
@@ -677,4 +692,7 @@ static int matmul(const k2c_linear *l, const float *X, int T, float *Y, int allo
 int k2c_matmul(const k2c_linear *l, const float *X, int T, float *Y) { return matmul(l, X, T, Y, 1, NULL); }
 int k2c_matmul_fp32(const k2c_linear *l, const float *X, int T, float *Y) { return matmul(l, X, T, Y, 0, NULL); }
 int k2c_matmul_ws(const k2c_linear *l, const float *X, int T, float *Y, k2c_ws *ws) { return matmul(l, X, T, Y, 1, ws); }
+int k2c_matmul2_ws(const k2c_linear *a, const k2c_linear *b, const float *X, int T, float *Ya, float *Yb, k2c_ws *ws) {
+    return matmul2(a, b, X, T, Ya, Yb, 1, ws);
+}
 int k2c_matmul_fp32_ws(const k2c_linear *l, const float *X, int T, float *Y, k2c_ws *ws) { return matmul(l, X, T, Y, 0, ws); }

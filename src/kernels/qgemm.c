@@ -3,7 +3,11 @@
  * compiled into each kern_<isa>.c).
  *
  * The activations are quantized exactly as the decode path's k2c_q8x (per 32 elements dx = max|x| / 127,
- * q = round(x / dx) within +-127), so a prompt and a decode step multiply the same integers. */
+ * q = round(x / dx) within +-127), so a prompt and a decode step multiply the same integers; except on Q2_K,
+ * whose prompt activations take one dx per 256 (k2c_q8p_span, ggml's Q8_K): with its sub-scales folded into the
+ * weights a super-block is then one float step, which made the Q2_K GEMM 25-35% faster (bench/gemm.sh, T = 48
+ * and 128, AMD Zen 5); the bundled k2-mini's Q2_K file kept its KL from BF16 (0.046801 -> 0.046805 over 40
+ * chunks of bench/kl.sh's text). */
 #include "kernels/kernels.h"
 
 #include <math.h>

@@ -83,7 +83,7 @@ static int swiglu(const k2c_linear *gate, const k2c_linear *up, const k2c_linear
     if (T == 1) {
         k2c_matvec_job j[2] = {{gate, X, G}, {up, X, U}};
         k2c_matvec_batch_ws(j, 2, ws);
-    } else if (k2c_matmul_ws(gate, X, T, G, ws) || k2c_matmul_ws(up, X, T, U, ws)) {
+    } else if (k2c_matmul2_ws(gate, up, X, T, G, U, ws)) {
         goto done;
     }
     k2c_vsilu_mul(G, G, U, (size_t)T * I);
