@@ -490,216 +490,91 @@ VNNI512 static inline __m512i qg_dpbusd512(__m512i acc, __m512i u8, __m512i s8) 
 #define QG512_DOT_BW(acc, xv, wv)                                                                                   \
     _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(wv),                                \
                      _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), _mm512_setzero_si512(), xv)), ones))
-/* the kernel bodies, 4 rows x 16 NB tokens, with named accumulators (GCC copies arrays of vectors around the
- * loop) */
-#define QG512_BODY1(DOT) \
-    int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
-    int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                 \
-    size_t xstride = (size_t)K2C_Q8P_TB * (size_t)x->C, sstride = (size_t)ng * K2C_Q8P_TB;                          \
-    const int8_t *xq = x->q + (size_t)b * xstride;                                                                  \
-    const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                   \
-    const __m512i ones = _mm512_set1_epi16(1);                                                                      \
-    (void)ones; (void)S; (void)xstride;                                                                             \
-    __m512 f00 = _mm512_setzero_ps(), f10 = _mm512_setzero_ps(), f20 = _mm512_setzero_ps(), f30 = _mm512_setzero_ps();\
-    for (int g = 0; g < ng; g += gs) {                                                                              \
-        __m512i i00 = _mm512_setzero_si512(), i10 = i00, i20 = i00, i30 = i00;                                      \
-        const int8_t *xk = xq + (size_t)g * kg * 64, *wk = w + (size_t)g * kg * 16;                                 \
-        for (int ks = 0; ks < kg * gs; ks++, xk += 64, wk += 16) {                                                  \
-            __m512i x0 = _mm512_loadu_si512(xk + 0 * xstride);                                                      \
-            { int32_t w4; memcpy(&w4, wk + 0, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
-              i00 = DOT(i00, x0, wv); }                                                                             \
-            { int32_t w4; memcpy(&w4, wk + 4, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
-              i10 = DOT(i10, x0, wv); }                                                                             \
-            { int32_t w4; memcpy(&w4, wk + 8, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
-              i20 = DOT(i20, x0, wv); }                                                                             \
-            { int32_t w4; memcpy(&w4, wk + 12, 4); __m512i wv = _mm512_set1_epi32(w4);                              \
-              i30 = DOT(i30, x0, wv); }                                                                             \
-        }                                                                                                           \
-        __m512 d0 = _mm512_loadu_ps(d + 0 * sstride + (size_t)g * 16);                                              \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 0]);                                                                 \
-          f00 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i00), _mm512_mul_ps(d0, fr), f00);                               \
-        }                                                                                                           \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 1]);                                                                 \
-          f10 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i10), _mm512_mul_ps(d0, fr), f10);                               \
-        }                                                                                                           \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 2]);                                                                 \
-          f20 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i20), _mm512_mul_ps(d0, fr), f20);                               \
-        }                                                                                                           \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 3]);                                                                 \
-          f30 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i30), _mm512_mul_ps(d0, fr), f30);                               \
-        }                                                                                                           \
-        if (has_min)                                                                                                \
-            for (int h = g; h < g + gs; h++) {                                                                      \
-                __m512 s0 = _mm512_loadu_ps(s + 0 * sstride + (size_t)h * 16);                                      \
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 0]);                                                         \
-                  f00 = _mm512_fnmadd_ps(mr, s0, f00); }                                                            \
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 1]);                                                         \
-                  f10 = _mm512_fnmadd_ps(mr, s0, f10); }                                                            \
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 2]);                                                         \
-                  f20 = _mm512_fnmadd_ps(mr, s0, f20); }                                                            \
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 3]);                                                         \
-                  f30 = _mm512_fnmadd_ps(mr, s0, f30); }                                                            \
-            }                                                                                                       \
-    }                                                                                                               \
-    float out[4][16];                                                                                               \
-    _mm512_storeu_ps(out[0] + 0, f00);                                                                              \
-    _mm512_storeu_ps(out[1] + 0, f10);                                                                              \
-    _mm512_storeu_ps(out[2] + 0, f20);                                                                              \
-    _mm512_storeu_ps(out[3] + 0, f30);                                                                              \
-    for (int t = 0; t < ntok; t++)                                                                                  \
-        for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
-#define QG512_BODY2(DOT) \
-    int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
-    int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                 \
-    size_t xstride = (size_t)K2C_Q8P_TB * (size_t)x->C, sstride = (size_t)ng * K2C_Q8P_TB;                          \
-    const int8_t *xq = x->q + (size_t)b * xstride;                                                                  \
-    const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                   \
-    const __m512i ones = _mm512_set1_epi16(1);                                                                      \
-    (void)ones; (void)S; (void)xstride;                                                                             \
-    __m512 f00 = _mm512_setzero_ps(), f01 = _mm512_setzero_ps();                                                    \
-    __m512 f10 = _mm512_setzero_ps(), f11 = _mm512_setzero_ps();                                                    \
-    __m512 f20 = _mm512_setzero_ps(), f21 = _mm512_setzero_ps();                                                    \
-    __m512 f30 = _mm512_setzero_ps(), f31 = _mm512_setzero_ps();                                                    \
-    for (int g = 0; g < ng; g += gs) {                                                                              \
-        __m512i i00 = _mm512_setzero_si512(), i01 = i00, i10 = i00, i11 = i00, i20 = i00, i21 = i00, i30 = i00, i31 = i00;\
-        const int8_t *xk = xq + (size_t)g * kg * 64, *wk = w + (size_t)g * kg * 16;                                 \
-        for (int ks = 0; ks < kg * gs; ks++, xk += 64, wk += 16) {                                                  \
-            __m512i x0 = _mm512_loadu_si512(xk + 0 * xstride);                                                      \
-            __m512i x1 = _mm512_loadu_si512(xk + 1 * xstride);                                                      \
-            { int32_t w4; memcpy(&w4, wk + 0, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
-              i00 = DOT(i00, x0, wv); i01 = DOT(i01, x1, wv); }                                                     \
-            { int32_t w4; memcpy(&w4, wk + 4, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
-              i10 = DOT(i10, x0, wv); i11 = DOT(i11, x1, wv); }                                                     \
-            { int32_t w4; memcpy(&w4, wk + 8, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
-              i20 = DOT(i20, x0, wv); i21 = DOT(i21, x1, wv); }                                                     \
-            { int32_t w4; memcpy(&w4, wk + 12, 4); __m512i wv = _mm512_set1_epi32(w4);                              \
-              i30 = DOT(i30, x0, wv); i31 = DOT(i31, x1, wv); }                                                     \
-        }                                                                                                           \
-        __m512 d0 = _mm512_loadu_ps(d + 0 * sstride + (size_t)g * 16);                                              \
-        __m512 d1 = _mm512_loadu_ps(d + 1 * sstride + (size_t)g * 16);                                              \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 0]);                                                                 \
-          f00 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i00), _mm512_mul_ps(d0, fr), f00);                               \
-          f01 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i01), _mm512_mul_ps(d1, fr), f01);                               \
-        }                                                                                                           \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 1]);                                                                 \
-          f10 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i10), _mm512_mul_ps(d0, fr), f10);                               \
-          f11 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i11), _mm512_mul_ps(d1, fr), f11);                               \
-        }                                                                                                           \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 2]);                                                                 \
-          f20 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i20), _mm512_mul_ps(d0, fr), f20);                               \
-          f21 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i21), _mm512_mul_ps(d1, fr), f21);                               \
-        }                                                                                                           \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 3]);                                                                 \
-          f30 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i30), _mm512_mul_ps(d0, fr), f30);                               \
-          f31 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i31), _mm512_mul_ps(d1, fr), f31);                               \
-        }                                                                                                           \
-        if (has_min)                                                                                                \
-            for (int h = g; h < g + gs; h++) {                                                                      \
-                __m512 s0 = _mm512_loadu_ps(s + 0 * sstride + (size_t)h * 16);                                      \
-                __m512 s1 = _mm512_loadu_ps(s + 1 * sstride + (size_t)h * 16);                                      \
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 0]);                                                         \
-                  f00 = _mm512_fnmadd_ps(mr, s0, f00); f01 = _mm512_fnmadd_ps(mr, s1, f01); }                       \
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 1]);                                                         \
-                  f10 = _mm512_fnmadd_ps(mr, s0, f10); f11 = _mm512_fnmadd_ps(mr, s1, f11); }                       \
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 2]);                                                         \
-                  f20 = _mm512_fnmadd_ps(mr, s0, f20); f21 = _mm512_fnmadd_ps(mr, s1, f21); }                       \
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 3]);                                                         \
-                  f30 = _mm512_fnmadd_ps(mr, s0, f30); f31 = _mm512_fnmadd_ps(mr, s1, f31); }                       \
-            }                                                                                                       \
-    }                                                                                                               \
-    float out[4][32];                                                                                               \
-    _mm512_storeu_ps(out[0] + 0, f00); _mm512_storeu_ps(out[0] + 16, f01);                                          \
-    _mm512_storeu_ps(out[1] + 0, f10); _mm512_storeu_ps(out[1] + 16, f11);                                          \
-    _mm512_storeu_ps(out[2] + 0, f20); _mm512_storeu_ps(out[2] + 16, f21);                                          \
-    _mm512_storeu_ps(out[3] + 0, f30); _mm512_storeu_ps(out[3] + 16, f31);                                          \
-    for (int t = 0; t < ntok; t++)                                                                                  \
-        for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
-#define QG512_BODY3(DOT) \
-    int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
-    int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                 \
-    size_t xstride = (size_t)K2C_Q8P_TB * (size_t)x->C, sstride = (size_t)ng * K2C_Q8P_TB;                          \
-    const int8_t *xq = x->q + (size_t)b * xstride;                                                                  \
-    const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                   \
-    const __m512i ones = _mm512_set1_epi16(1);                                                                      \
-    (void)ones; (void)S; (void)xstride;                                                                             \
-    __m512 f00 = _mm512_setzero_ps(), f01 = _mm512_setzero_ps(), f02 = _mm512_setzero_ps();                         \
-    __m512 f10 = _mm512_setzero_ps(), f11 = _mm512_setzero_ps(), f12 = _mm512_setzero_ps();                         \
-    __m512 f20 = _mm512_setzero_ps(), f21 = _mm512_setzero_ps(), f22 = _mm512_setzero_ps();                         \
-    __m512 f30 = _mm512_setzero_ps(), f31 = _mm512_setzero_ps(), f32 = _mm512_setzero_ps();                         \
-    for (int g = 0; g < ng; g += gs) {                                                                              \
-        __m512i i00 = _mm512_setzero_si512(), i01 = i00, i02 = i00;                                                 \
-        __m512i i10 = i00, i11 = i00, i12 = i00;                                                                    \
-        __m512i i20 = i00, i21 = i00, i22 = i00;                                                                    \
-        __m512i i30 = i00, i31 = i00, i32 = i00;                                                                    \
-        const int8_t *xk = xq + (size_t)g * kg * 64, *wk = w + (size_t)g * kg * 16;                                 \
-        for (int ks = 0; ks < kg * gs; ks++, xk += 64, wk += 16) {                                                  \
-            __m512i x0 = _mm512_loadu_si512(xk + 0 * xstride);                                                      \
-            __m512i x1 = _mm512_loadu_si512(xk + 1 * xstride);                                                      \
-            __m512i x2 = _mm512_loadu_si512(xk + 2 * xstride);                                                      \
-            { int32_t w4; memcpy(&w4, wk + 0, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
-              i00 = DOT(i00, x0, wv); i01 = DOT(i01, x1, wv); i02 = DOT(i02, x2, wv); }                             \
-            { int32_t w4; memcpy(&w4, wk + 4, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
-              i10 = DOT(i10, x0, wv); i11 = DOT(i11, x1, wv); i12 = DOT(i12, x2, wv); }                             \
-            { int32_t w4; memcpy(&w4, wk + 8, 4); __m512i wv = _mm512_set1_epi32(w4);                               \
-              i20 = DOT(i20, x0, wv); i21 = DOT(i21, x1, wv); i22 = DOT(i22, x2, wv); }                             \
-            { int32_t w4; memcpy(&w4, wk + 12, 4); __m512i wv = _mm512_set1_epi32(w4);                              \
-              i30 = DOT(i30, x0, wv); i31 = DOT(i31, x1, wv); i32 = DOT(i32, x2, wv); }                             \
-        }                                                                                                           \
-        __m512 d0 = _mm512_loadu_ps(d + 0 * sstride + (size_t)g * 16);                                              \
-        __m512 d1 = _mm512_loadu_ps(d + 1 * sstride + (size_t)g * 16);                                              \
-        __m512 d2 = _mm512_loadu_ps(d + 2 * sstride + (size_t)g * 16);                                              \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 0]);                                                                 \
-          f00 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i00), _mm512_mul_ps(d0, fr), f00);                               \
-          f01 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i01), _mm512_mul_ps(d1, fr), f01);                               \
-          f02 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i02), _mm512_mul_ps(d2, fr), f02);                               \
-        }                                                                                                           \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 1]);                                                                 \
-          f10 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i10), _mm512_mul_ps(d0, fr), f10);                               \
-          f11 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i11), _mm512_mul_ps(d1, fr), f11);                               \
-          f12 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i12), _mm512_mul_ps(d2, fr), f12);                               \
-        }                                                                                                           \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 2]);                                                                 \
-          f20 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i20), _mm512_mul_ps(d0, fr), f20);                               \
-          f21 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i21), _mm512_mul_ps(d1, fr), f21);                               \
-          f22 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i22), _mm512_mul_ps(d2, fr), f22);                               \
-        }                                                                                                           \
-        { __m512 fr = _mm512_set1_ps(F[4 * g + 3]);                                                                 \
-          f30 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i30), _mm512_mul_ps(d0, fr), f30);                               \
-          f31 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i31), _mm512_mul_ps(d1, fr), f31);                               \
-          f32 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i32), _mm512_mul_ps(d2, fr), f32);                               \
-        }                                                                                                           \
-        if (has_min)                                                                                                \
-            for (int h = g; h < g + gs; h++) {                                                                      \
-                __m512 s0 = _mm512_loadu_ps(s + 0 * sstride + (size_t)h * 16);                                      \
-                __m512 s1 = _mm512_loadu_ps(s + 1 * sstride + (size_t)h * 16);                                      \
-                __m512 s2 = _mm512_loadu_ps(s + 2 * sstride + (size_t)h * 16);                                      \
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 0]);                                                         \
-                  f00 = _mm512_fnmadd_ps(mr, s0, f00); f01 = _mm512_fnmadd_ps(mr, s1, f01); f02 = _mm512_fnmadd_ps(mr, s2, f02); }\
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 1]);                                                         \
-                  f10 = _mm512_fnmadd_ps(mr, s0, f10); f11 = _mm512_fnmadd_ps(mr, s1, f11); f12 = _mm512_fnmadd_ps(mr, s2, f12); }\
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 2]);                                                         \
-                  f20 = _mm512_fnmadd_ps(mr, s0, f20); f21 = _mm512_fnmadd_ps(mr, s1, f21); f22 = _mm512_fnmadd_ps(mr, s2, f22); }\
-                { __m512 mr = _mm512_set1_ps(M[4 * h + 3]);                                                         \
-                  f30 = _mm512_fnmadd_ps(mr, s0, f30); f31 = _mm512_fnmadd_ps(mr, s1, f31); f32 = _mm512_fnmadd_ps(mr, s2, f32); }\
-            }                                                                                                       \
-    }                                                                                                               \
-    float out[4][48];                                                                                               \
-    _mm512_storeu_ps(out[0] + 0, f00); _mm512_storeu_ps(out[0] + 16, f01); _mm512_storeu_ps(out[0] + 32, f02);      \
-    _mm512_storeu_ps(out[1] + 0, f10); _mm512_storeu_ps(out[1] + 16, f11); _mm512_storeu_ps(out[1] + 32, f12);      \
-    _mm512_storeu_ps(out[2] + 0, f20); _mm512_storeu_ps(out[2] + 16, f21); _mm512_storeu_ps(out[2] + 32, f22);      \
-    _mm512_storeu_ps(out[3] + 0, f30); _mm512_storeu_ps(out[3] + 16, f31); _mm512_storeu_ps(out[3] + 32, f32);      \
-    for (int t = 0; t < ntok; t++)                                                                                  \
+/* the kernel body, 4 rows x 16 NB tokens (NB = 1, 2, 3: the statements on blocks past NB are compiled away), with
+ * named accumulators (GCC copies arrays of vectors around the loop) */
+#define QG512_BODY(NB, DOT) \
+    int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                      \
+    int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                    \
+    size_t xstride = (size_t)K2C_Q8P_TB * (size_t)x->C, sstride = (size_t)ng * K2C_Q8P_TB;                             \
+    const int8_t *xq = x->q + (size_t)b * xstride;                                                                     \
+    const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                      \
+    const __m512i ones = _mm512_set1_epi16(1);                                                                         \
+    (void)ones; (void)S; (void)xstride;                                                                                \
+    __m512 f00 = _mm512_setzero_ps(), f01 = _mm512_setzero_ps(), f02 = _mm512_setzero_ps();                            \
+    __m512 f10 = _mm512_setzero_ps(), f11 = _mm512_setzero_ps(), f12 = _mm512_setzero_ps();                            \
+    __m512 f20 = _mm512_setzero_ps(), f21 = _mm512_setzero_ps(), f22 = _mm512_setzero_ps();                            \
+    __m512 f30 = _mm512_setzero_ps(), f31 = _mm512_setzero_ps(), f32 = _mm512_setzero_ps();                            \
+    for (int g = 0; g < ng; g += gs) {                                                                                 \
+        __m512i i00 = _mm512_setzero_si512(), i01 = i00, i02 = i00, i10 = i00, i11 = i00, i12 = i00;                   \
+        __m512i i20 = i00, i21 = i00, i22 = i00, i30 = i00, i31 = i00, i32 = i00;                                      \
+        const int8_t *xk = xq + (size_t)g * kg * 64, *wk = w + (size_t)g * kg * 16;                                    \
+        for (int ks = 0; ks < kg * gs; ks++, xk += 64, wk += 16) {                                                     \
+            __m512i x0 = _mm512_loadu_si512(xk), x1 = x0, x2 = x0;                                                     \
+            if (NB > 1) x1 = _mm512_loadu_si512(xk + xstride);                                                         \
+            if (NB > 2) x2 = _mm512_loadu_si512(xk + 2 * xstride);                                                     \
+            { int32_t w4; memcpy(&w4, wk + 0, 4); __m512i wv = _mm512_set1_epi32(w4);                                  \
+              i00 = DOT(i00, x0, wv); if (NB > 1) i01 = DOT(i01, x1, wv); if (NB > 2) i02 = DOT(i02, x2, wv); }        \
+            { int32_t w4; memcpy(&w4, wk + 4, 4); __m512i wv = _mm512_set1_epi32(w4);                                  \
+              i10 = DOT(i10, x0, wv); if (NB > 1) i11 = DOT(i11, x1, wv); if (NB > 2) i12 = DOT(i12, x2, wv); }        \
+            { int32_t w4; memcpy(&w4, wk + 8, 4); __m512i wv = _mm512_set1_epi32(w4);                                  \
+              i20 = DOT(i20, x0, wv); if (NB > 1) i21 = DOT(i21, x1, wv); if (NB > 2) i22 = DOT(i22, x2, wv); }        \
+            { int32_t w4; memcpy(&w4, wk + 12, 4); __m512i wv = _mm512_set1_epi32(w4);                                 \
+              i30 = DOT(i30, x0, wv); if (NB > 1) i31 = DOT(i31, x1, wv); if (NB > 2) i32 = DOT(i32, x2, wv); }        \
+        }                                                                                                              \
+        __m512 d0 = _mm512_loadu_ps(d + (size_t)g * 16), d1 = d0, d2 = d0;                                             \
+        if (NB > 1) d1 = _mm512_loadu_ps(d + sstride + (size_t)g * 16);                                                \
+        if (NB > 2) d2 = _mm512_loadu_ps(d + 2 * sstride + (size_t)g * 16);                                            \
+        { __m512 fr = _mm512_set1_ps(F[4 * g + 0]);                                                                    \
+          f00 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i00), _mm512_mul_ps(d0, fr), f00);                                  \
+          if (NB > 1) { f01 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i01), _mm512_mul_ps(d1, fr), f01); }                  \
+          if (NB > 2) { f02 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i02), _mm512_mul_ps(d2, fr), f02); }                  \
+        }                                                                                                              \
+        { __m512 fr = _mm512_set1_ps(F[4 * g + 1]);                                                                    \
+          f10 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i10), _mm512_mul_ps(d0, fr), f10);                                  \
+          if (NB > 1) { f11 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i11), _mm512_mul_ps(d1, fr), f11); }                  \
+          if (NB > 2) { f12 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i12), _mm512_mul_ps(d2, fr), f12); }                  \
+        }                                                                                                              \
+        { __m512 fr = _mm512_set1_ps(F[4 * g + 2]);                                                                    \
+          f20 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i20), _mm512_mul_ps(d0, fr), f20);                                  \
+          if (NB > 1) { f21 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i21), _mm512_mul_ps(d1, fr), f21); }                  \
+          if (NB > 2) { f22 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i22), _mm512_mul_ps(d2, fr), f22); }                  \
+        }                                                                                                              \
+        { __m512 fr = _mm512_set1_ps(F[4 * g + 3]);                                                                    \
+          f30 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i30), _mm512_mul_ps(d0, fr), f30);                                  \
+          if (NB > 1) { f31 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i31), _mm512_mul_ps(d1, fr), f31); }                  \
+          if (NB > 2) { f32 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i32), _mm512_mul_ps(d2, fr), f32); }                  \
+        }                                                                                                              \
+        for (int h = g; has_min && h < g + gs; h++) {                                                                  \
+            __m512 s0 = _mm512_loadu_ps(s + (size_t)h * 16), s1 = s0, s2 = s0;                                         \
+            if (NB > 1) s1 = _mm512_loadu_ps(s + sstride + (size_t)h * 16);                                            \
+            if (NB > 2) s2 = _mm512_loadu_ps(s + 2 * sstride + (size_t)h * 16);                                        \
+            { __m512 mr = _mm512_set1_ps(M[4 * h + 0]);                                                                \
+              f00 = _mm512_fnmadd_ps(mr, s0, f00); if (NB > 1) f01 = _mm512_fnmadd_ps(mr, s1, f01); if (NB > 2) f02 = _mm512_fnmadd_ps(mr, s2, f02); } \
+            { __m512 mr = _mm512_set1_ps(M[4 * h + 1]);                                                                \
+              f10 = _mm512_fnmadd_ps(mr, s0, f10); if (NB > 1) f11 = _mm512_fnmadd_ps(mr, s1, f11); if (NB > 2) f12 = _mm512_fnmadd_ps(mr, s2, f12); } \
+            { __m512 mr = _mm512_set1_ps(M[4 * h + 2]);                                                                \
+              f20 = _mm512_fnmadd_ps(mr, s0, f20); if (NB > 1) f21 = _mm512_fnmadd_ps(mr, s1, f21); if (NB > 2) f22 = _mm512_fnmadd_ps(mr, s2, f22); } \
+            { __m512 mr = _mm512_set1_ps(M[4 * h + 3]);                                                                \
+              f30 = _mm512_fnmadd_ps(mr, s0, f30); if (NB > 1) f31 = _mm512_fnmadd_ps(mr, s1, f31); if (NB > 2) f32 = _mm512_fnmadd_ps(mr, s2, f32); } \
+        }                                                                                                              \
+    }                                                                                                                  \
+    float out[4][48];                                                                                                  \
+    _mm512_storeu_ps(out[0], f00); if (NB > 1) _mm512_storeu_ps(out[0] + 16, f01); if (NB > 2) _mm512_storeu_ps(out[0] + 32, f02); \
+    _mm512_storeu_ps(out[1], f10); if (NB > 1) _mm512_storeu_ps(out[1] + 16, f11); if (NB > 2) _mm512_storeu_ps(out[1] + 32, f12); \
+    _mm512_storeu_ps(out[2], f20); if (NB > 1) _mm512_storeu_ps(out[2] + 16, f21); if (NB > 2) _mm512_storeu_ps(out[2] + 32, f22); \
+    _mm512_storeu_ps(out[3], f30); if (NB > 1) _mm512_storeu_ps(out[3] + 16, f31); if (NB > 2) _mm512_storeu_ps(out[3] + 32, f32); \
+    for (int t = 0; t < ntok; t++)                                                                                     \
         for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
 
 #define QG512_ARGS const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b, int ntok, \
                    float *Y, int ldy, int nrows, int fl
-VNNI512 static void qg_k512_v3(QG512_ARGS) { QG512_BODY3(QG512_DOT_VNNI) }
-VNNI512 static void qg_k512_v2(QG512_ARGS) { QG512_BODY2(QG512_DOT_VNNI) }
-VNNI512 static void qg_k512_v1(QG512_ARGS) { QG512_BODY1(QG512_DOT_VNNI) }
+VNNI512 static void qg_k512_v3(QG512_ARGS) { QG512_BODY(3, QG512_DOT_VNNI) }
+VNNI512 static void qg_k512_v2(QG512_ARGS) { QG512_BODY(2, QG512_DOT_VNNI) }
+VNNI512 static void qg_k512_v1(QG512_ARGS) { QG512_BODY(1, QG512_DOT_VNNI) }
 /* without VNNI (Skylake-X, Cascade Lake: AVX-512 BW only) */
-QD512 static void qg_k512_b3(QG512_ARGS) { QG512_BODY3(QG512_DOT_BW) }
-QD512 static void qg_k512_b2(QG512_ARGS) { QG512_BODY2(QG512_DOT_BW) }
-QD512 static void qg_k512_b1(QG512_ARGS) { QG512_BODY1(QG512_DOT_BW) }
+QD512 static void qg_k512_b3(QG512_ARGS) { QG512_BODY(3, QG512_DOT_BW) }
+QD512 static void qg_k512_b2(QG512_ARGS) { QG512_BODY(2, QG512_DOT_BW) }
+QD512 static void qg_k512_b1(QG512_ARGS) { QG512_BODY(1, QG512_DOT_BW) }
 /* ext: VNNI where the CPU has it (0: the BW kernel, which the tests check on a VNNI CPU too) */
 #define QG_U8(ext) ((ext) && __builtin_cpu_supports("avx512vnni"))
 QD512 static void qg_kernel(QG512_ARGS, int ext) {
