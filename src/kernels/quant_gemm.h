@@ -4,8 +4,8 @@
  * A tile of weight rows is unpacked once into 4-row groups ("quads"): per 4 columns (a k-step) the 4 rows'
  * 4 int8 weights side by side, so one 32-bit broadcast gives a row's 4 weights against the 4 bytes each token
  * has in the same k-step of the packed activations (k2c_q8p). Per scale group g (sg = 16 or 32 columns) a quad
- * holds each row's float scale F and min M (stored weight = F w - M) and the integer sum S of its w. With
- * isum[r][t][g] = sum of w * q over the group,
+ * holds each row's float scale F and min M (stored weight = F w - M) and the integer sum S of its w (read by no
+ * kernel since QG_U8, below). With isum[r][t][g] = sum of w * q over the group,
  *
  *     Y[t][r] = sum_g  F[r][g] d[t][g] isum[r][t][g]  -  M[r][g] s[t][g]
  *
