@@ -1,6 +1,7 @@
 /* The int8 prompt GEMM on the GGUF block formats (quant_gemm.h, qgemm.c): k2c_matmul on every kernel table, with
  * and without the ISA's optional instructions (VNNI, dotprod), against the float64 products of the dequantized
- * weights with the activations quantized as decode quantizes them (k2c_q8x): that is what the kernels compute
+ * weights with the activations quantized as decode quantizes them (k2c_q8x; Q2_K with one dx per 256 columns,
+ * k2c_q8p_span): that is what the kernels compute
  * exactly, up to float rounding. Shapes hit the edges: T of 3, 31, 33 and 100 (partial 16- and 32-token
  * blocks), rows not a multiple of the 4-row quad or the 64-row tile, 32-element formats on rows that are not
  * whole 256s. Exact mode keeps fp32 activations; the int8 path really quantizes (its error against the fp32
@@ -202,6 +203,35 @@ static void q8p_packing(void) {
     EXPECT(k2c_q8p_group(&l) == 0, "48 columns on the int8 path");
 }
 
+/* k2c_matmul2_ws (an expert's gate and up in one call) gives both products bit for bit as two k2c_matmul_ws calls:
+ * rows not a multiple of the 64-row tile, partial token blocks, and a pair the fused path refuses (other formats:
+ * it runs them in turn) */
+static void matmul2_fused(void) {
+    const k2c_wfmt fa[] = {K2C_FMT_Q4_K, K2C_FMT_Q2_K, K2C_FMT_Q8_0}, fb[] = {K2C_FMT_Q4_K, K2C_FMT_Q2_K, K2C_FMT_Q6_K};
+    int C = 512, RA = 130, RB = 70, T = 33;
+    float *X = malloc((size_t)T * C * sizeof *X);
+    float *Ya = malloc((size_t)T * RA * sizeof *Ya), *Yb = malloc((size_t)T * RB * sizeof *Yb);
+    float *Za = malloc((size_t)T * RA * sizeof *Za), *Zb = malloc((size_t)T * RB * sizeof *Zb);
+    for (int j = 0; j < T * C; j++) X[j] = (float)sin(0.23 * j) * (j % 37 == 0 ? 4 : 1);
+    k2c_kctx cx = {.k = TABLES[ntables - 1], .nthreads = omp_get_max_threads() > 1 ? 2 : 1};
+    for (int i = 0; i < 3; i++) {
+        uint8_t *wa = random_weights(fa[i], RA, C, 77 + (uint64_t)i), *wb = random_weights(fb[i], RB, C, 88 + (uint64_t)i);
+        k2c_linear a = {.fmt = fa[i], .rows = RA, .cols = C, .w = wa, .cx = &cx};
+        k2c_linear b = {.fmt = fb[i], .rows = RB, .cols = C, .w = wb, .cx = &cx};
+        size_t na = k2c_matmul_ws_bytes(&a, T), nb = k2c_matmul_ws_bytes(&b, T), need = na > nb ? na : nb;
+        k2c_ws ws = {aligned_alloc(64, k2c_ws_bytes(need)), need, 0};
+        memset(Ya, 0xff, (size_t)T * RA * sizeof *Ya);
+        memset(Yb, 0xff, (size_t)T * RB * sizeof *Yb);
+        EXPECT(k2c_matmul2_ws(&a, &b, X, T, Ya, Yb, &ws) == 0, "%s", k2c_errmsg());
+        EXPECT(ws.used == 0, "workspace not given back (%zu)", ws.used);
+        EXPECT(k2c_matmul_ws(&a, X, T, Za, &ws) == 0 && k2c_matmul_ws(&b, X, T, Zb, &ws) == 0, "%s", k2c_errmsg());
+        EXPECT(!memcmp(Ya, Za, (size_t)T * RA * sizeof *Ya) && !memcmp(Yb, Zb, (size_t)T * RB * sizeof *Yb),
+               "%s + %s [%s]: fused products differ from two calls", k2c_wfmt_name(fa[i]), k2c_wfmt_name(fb[i]), cx.k->name);
+        free(ws.base); free(wa); free(wb);
+    }
+    free(X); free(Ya); free(Yb); free(Za); free(Zb);
+}
+
 /* The GGUF golden models on the default (int8) path, every table: prefill logits (the int8 GEMM, workspaces as
  * the state sizes them) and decode logits (the int8 matvec) within the activations' quantization error of the
  * float64 reference, and of each other; the exact path stays at the reference. */
@@ -264,6 +294,7 @@ int main(void) {
 #endif
     run_test("qgemm_packing", q8p_packing);
     run_test("qgemm_int8_prompt_every_table", int8_prompt_gemm);
+    run_test("qgemm_matmul2_fused", matmul2_fused);
     for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
         char name[64];
         snprintf(name, sizeof name, "qgemm_golden_gguf_int8_%s", SIMD_LEVELS[lv]);

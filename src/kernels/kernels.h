@@ -278,13 +278,15 @@ typedef uint32_t k2c_u32x16 __attribute__((vector_size(64)));
 typedef int32_t k2c_i32x16 __attribute__((vector_size(64)));
 /* lanes rotated by n (0 < n < 16), for horizontal reductions as shuffle trees (a lane at a time was 16 extracts) */
 #if defined(__clang__)
-#define K2C_ROT16(v, n) __builtin_shufflevector(v, v, (n) % 16, (n + 1) % 16, (n + 2) % 16, (n + 3) % 16, (n + 4) % 16,  \
-    (n + 5) % 16, (n + 6) % 16, (n + 7) % 16, (n + 8) % 16, (n + 9) % 16, (n + 10) % 16, (n + 11) % 16, (n + 12) % 16, \
-    (n + 13) % 16, (n + 14) % 16, (n + 15) % 16)
+#define K2C_ROT16(v, n) __builtin_shufflevector(v, v, ((n) + 0) % 16, ((n) + 1) % 16, ((n) + 2) % 16,                  \
+    ((n) + 3) % 16, ((n) + 4) % 16, ((n) + 5) % 16, ((n) + 6) % 16, ((n) + 7) % 16, ((n) + 8) % 16,                    \
+    ((n) + 9) % 16, ((n) + 10) % 16, ((n) + 11) % 16, ((n) + 12) % 16, ((n) + 13) % 16, ((n) + 14) % 16,               \
+    ((n) + 15) % 16)
 #else
-#define K2C_ROT16(v, n) __builtin_shuffle(v, (k2c_i32x16){(n) % 16, (n + 1) % 16, (n + 2) % 16, (n + 3) % 16,          \
-    (n + 4) % 16, (n + 5) % 16, (n + 6) % 16, (n + 7) % 16, (n + 8) % 16, (n + 9) % 16, (n + 10) % 16, (n + 11) % 16,  \
-    (n + 12) % 16, (n + 13) % 16, (n + 14) % 16, (n + 15) % 16})
+#define K2C_ROT16(v, n) __builtin_shuffle(v, (k2c_i32x16){((n) + 0) % 16, ((n) + 1) % 16, ((n) + 2) % 16,              \
+    ((n) + 3) % 16, ((n) + 4) % 16, ((n) + 5) % 16, ((n) + 6) % 16, ((n) + 7) % 16, ((n) + 8) % 16,                    \
+    ((n) + 9) % 16, ((n) + 10) % 16, ((n) + 11) % 16, ((n) + 12) % 16, ((n) + 13) % 16, ((n) + 14) % 16,               \
+    ((n) + 15) % 16})
 #endif
 /* m = the lane-wise unsigned maximum of m and v (a macro: a function returning a 64-byte vector changes the ABI
  * between the per-level clones) */

@@ -16,7 +16,7 @@
  *     void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
  *                    int b, int ntok, float *Y, int ldy, int nrows, int fl, int ext)
  *                Y[t][r] for tokens 16 b .. 16 b + ntok (ntok <= QG_NT; whole blocks are read) and rows
- *                r < nrows of the quad (w, F, M, S as below); fl: QG_MIN / QG_PAIR (kernels.h); ext: the ISA's
+ *                r < nrows of the quad (w, F, M, S as below); fl: QG_MIN / QG_PAIR / QG_SB (kernels.h); ext: the ISA's
  *                optional instructions (VNNI, dotprod) may be used where the CPU has them (k2c_kctx.no_ext)
  *     QG_U8(ext) optional: nonzero where qg_kernel (given this ext) multiplies the weights as unsigned bytes
  *                (x86 VNNI: vpdpbusd takes one side unsigned). The quad then holds u = w + 128 and M + 128 F in
