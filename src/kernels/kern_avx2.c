@@ -257,9 +257,16 @@ AVX2 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out
 #include "kernels/quant_dot.h"
 
 /* The int8 prompt GEMM's micro-kernel: a quad as two passes of 2 rows x 16 tokens (two ymm of 8 int32 lanes
- * per row; 16 registers do not hold more with the float accumulators). With AVX-VNNI (Alder Lake, Zen 5)
- * vpdpbusd on the weights as unsigned w + 128 (QG_U8 in quant_gemm.h); without, the decode path's sign trick:
- * |w| times q with w's sign, pairs added by vpmaddwd. Integer sums per scale group, scaled into floats. */
+ * per row; 16 registers do not hold more with the float accumulators). Three ways to the integer sums:
+ *   AVX-VNNI (Alder Lake, Zen 5): vpdpbusd on the weights as unsigned w + 128 (QG_OFF in quant_gemm.h);
+ *   without VNNI (Zen 2 / Zen 3), weights that qg_small_off makes unsigned and at most 64 (QG_UNS: the K-quants,
+ *     Q4_0/Q5_0, INT4): vpmaddubsw of u and q straight, the int16 pairs of two k-steps (four where u <= 31 and
+ *     a float step spans 8 or more) added before one vpmaddwd to int32 (+23-30% over the sign trick on every
+ *     such format, bench/gemm.sh at 128 tokens, 1 thread, AMD Zen 2; eight k-steps, and four over a float step
+ *     of four, measured slower: GCC spills the 16 registers);
+ *   signed weights without VNNI (Q8_0, the codebook types): the decode path's sign trick, |w| times q with w's
+ *     sign, pairs added by vpmaddwd.
+ * Integer sums per scale group, scaled into floats. */
 #define QG_NT 16
 #define AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 /* vpdpbusd in place (GCC 12 copies the intrinsic's accumulators around the loop); {vex}: the AVX-VNNI encoding */
@@ -267,66 +274,85 @@ AVXVNNI static inline __m256i qg_dpbusd256(__m256i acc, __m256i u8, __m256i s8) 
     __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u8), "x"(s8));
     return acc;
 }
-#define QG2_DOT_VNNI(acc, xv, wv) qg_dpbusd256(acc, wv, xv)     /* weights unsigned (w + 128), x signed */
-#define QG2_DOT_SIGN(acc, xv, wv) \
-    _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)), ones))
-#define QG2_BODY(DOT)                                                                                                \
+/* DOT1(x, w): one k-step's products (int16 pairs from vpmaddubsw, int32 from vpdpbusd); DOTP(p, x, w): p plus
+ * another k-step's; FIN(acc, p): p into the int32 sums. KSN k-steps go into p between FINs (int16 pairs of
+ * unsigned weights u <= 64: two, 2 x 2 x 64 x 127 < 32768; u <= 31: four); vpdpbusd's int32 any number. */
+#define QG2_DOT1_VNNI(xv, wv) qg_dpbusd256(_mm256_setzero_si256(), wv, xv)     /* weights w + 128, x signed */
+#define QG2_DOTP_VNNI(p, xv, wv) qg_dpbusd256(p, wv, xv)
+#define QG2_FIN_VNNI(acc, p) _mm256_add_epi32(acc, p)
+#define QG2_DOT1_SIGN(xv, wv) _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv))
+#define QG2_DOTP_SIGN(p, xv, wv) ((void)(xv), (void)(wv), p)    /* not reached: one k-step per FIN */
+#define QG2_DOT1_UNS(xv, wv) _mm256_maddubs_epi16(wv, xv)
+#define QG2_DOTP_UNS(p, xv, wv) _mm256_add_epi16(p, _mm256_maddubs_epi16(wv, xv))
+#define QG2_FIN_16(acc, p) _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones))
+/* k-step k's activations (16 tokens x 4 bytes, two ymm) and the two rows' 4 weights, broadcast */
+#define QG2_LOAD(k)                                                                                                  \
+    do {                                                                                                            \
+        int32_t a4_, b4_;                                                                                           \
+        x0 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)(k) * 64));                                          \
+        x1 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)(k) * 64 + 32));                                     \
+        memcpy(&a4_, w0 + (size_t)(k) * 16, 4);                                                                     \
+        memcpy(&b4_, w1 + (size_t)(k) * 16, 4);                                                                     \
+        wa = _mm256_set1_epi32(a4_); wb = _mm256_set1_epi32(b4_);                                                   \
+    } while (0)
+#define QG2_BODY(KSN, DOT1, DOTP, FIN)                                                                                   \
     int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
     int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                 \
+    int ksn = KSN ? KSN : kg * gs;           /* KSN 0: the whole step; else at most kg * gs (qg_kernel) */         \
     const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;                                                \
     const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;   \
     const __m256i ones = _mm256_set1_epi16(1);                                                                      \
-    (void)ones; (void)S;                                                                                            \
+    (void)ones;                                                                                                     \
     for (int rp = 0; rp < nrows; rp += 2) {                                                                         \
-        __m256 fa[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}}; \
+        __m256 fa00 = _mm256_setzero_ps(), fa01 = fa00, fa10 = fa00, fa11 = fa00;                                   \
+        const int8_t *w0 = w + 4 * rp, *w1 = w + 4 * (rp + 1);                                                      \
         for (int g = 0; g < ng; g += gs) {                                                                          \
-            __m256i ia[2][2];                                                                                       \
-            for (int r = 0; r < 2; r++)                                                                             \
-                ia[r][0] = ia[r][1] = _mm256_setzero_si256();                                                       \
-            for (int ks = g * kg; ks < (g + gs) * kg; ks++) {                                                       \
-                __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)ks * 64));                           \
-                __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + (size_t)ks * 64 + 32));                      \
-                for (int r = 0; r < 2; r++) {                                                                       \
-                    int32_t w4;                                                                                     \
-                    memcpy(&w4, w + (size_t)ks * 16 + 4 * (rp + r), 4);                                             \
-                    __m256i wv = _mm256_set1_epi32(w4);                                                             \
-                    ia[r][0] = DOT(ia[r][0], x0, wv);                                                               \
-                    ia[r][1] = DOT(ia[r][1], x1, wv);                                                               \
+            __m256i i00 = _mm256_setzero_si256(), i01 = i00, i10 = i00, i11 = i00;                                  \
+            for (int ks = g * kg; ks < (g + gs) * kg; ks += ksn) {                                                  \
+                __m256i x0, x1, wa, wb;                                                                             \
+                QG2_LOAD(ks);                                                                                       \
+                __m256i p00 = DOT1(x0, wa), p01 = DOT1(x1, wa), p10 = DOT1(x0, wb), p11 = DOT1(x1, wb);             \
+                for (int k = ks + 1; k < ks + ksn; k++) {                                                           \
+                    QG2_LOAD(k);                                                                                    \
+                    p00 = DOTP(p00, x0, wa); p01 = DOTP(p01, x1, wa);                                               \
+                    p10 = DOTP(p10, x0, wb); p11 = DOTP(p11, x1, wb);                                               \
                 }                                                                                                   \
+                i00 = FIN(i00, p00); i01 = FIN(i01, p01); i10 = FIN(i10, p10); i11 = FIN(i11, p11);                 \
             }                                                                                                       \
             __m256 d0 = _mm256_loadu_ps(d + (size_t)g * 16), d1 = _mm256_loadu_ps(d + (size_t)g * 16 + 8);         \
-            for (int r = 0; r < 2; r++) {                                                                           \
-                __m256 fr = _mm256_set1_ps(F[4 * g + rp + r]);                                                      \
-                fa[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][0]), _mm256_mul_ps(d0, fr), fa[r][0]);          \
-                fa[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][1]), _mm256_mul_ps(d1, fr), fa[r][1]);          \
-            }                                                                                                       \
+            __m256 fr0 = _mm256_set1_ps(F[4 * g + rp]), fr1 = _mm256_set1_ps(F[4 * g + rp + 1]);                    \
+            fa00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i00), _mm256_mul_ps(d0, fr0), fa00);                          \
+            fa01 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i01), _mm256_mul_ps(d1, fr0), fa01);                          \
+            fa10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i10), _mm256_mul_ps(d0, fr1), fa10);                          \
+            fa11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i11), _mm256_mul_ps(d1, fr1), fa11);                          \
             for (int h = g; has_min && h < g + gs; h++) {                                                           \
                 __m256 s0 = _mm256_loadu_ps(s + (size_t)h * 16), s1 = _mm256_loadu_ps(s + (size_t)h * 16 + 8);     \
-                for (int r = 0; r < 2; r++) {                                                                       \
-                    __m256 mr = _mm256_set1_ps(M[4 * h + rp + r]);                                                  \
-                    fa[r][0] = _mm256_fnmadd_ps(mr, s0, fa[r][0]);                                                  \
-                    fa[r][1] = _mm256_fnmadd_ps(mr, s1, fa[r][1]);                                                  \
-                }                                                                                                   \
+                __m256 m0 = _mm256_set1_ps(M[4 * h + rp]), m1 = _mm256_set1_ps(M[4 * h + rp + 1]);                  \
+                fa00 = _mm256_fnmadd_ps(m0, s0, fa00); fa01 = _mm256_fnmadd_ps(m0, s1, fa01);                       \
+                fa10 = _mm256_fnmadd_ps(m1, s0, fa10); fa11 = _mm256_fnmadd_ps(m1, s1, fa11);                       \
             }                                                                                                       \
         }                                                                                                           \
         float out[2][16];                                                                                           \
-        for (int r = 0; r < 2; r++) { _mm256_storeu_ps(out[r], fa[r][0]); _mm256_storeu_ps(out[r] + 8, fa[r][1]); } \
+        _mm256_storeu_ps(out[0], fa00); _mm256_storeu_ps(out[0] + 8, fa01);                                         \
+        _mm256_storeu_ps(out[1], fa10); _mm256_storeu_ps(out[1] + 8, fa11);                                         \
         for (int t = 0; t < ntok; t++)                                                                              \
             for (int r = 0; r < 2 && rp + r < nrows; r++) Y[(size_t)t * ldy + rp + r] = out[r][t];                  \
     }
 
-AVXVNNI static void qg_k2_vnni(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
-                               int b, int ntok, float *Y, int ldy, int nrows, int fl) {
-    QG2_BODY(QG2_DOT_VNNI)
-}
-AVX2 static void qg_k2_sign(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
-                            int b, int ntok, float *Y, int ldy, int nrows, int fl) {
-    QG2_BODY(QG2_DOT_SIGN)
-}
-#define QG_U8(ext) ((ext) && k2c_cpu_has_avxvnni())
-AVX2 static void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b,
-                           int ntok, float *Y, int ldy, int nrows, int fl, int ext) {
-    (QG_U8(ext) ? qg_k2_vnni : qg_k2_sign)(w, F, M, S, x, b, ntok, Y, ldy, nrows, fl);
+#define QG2_ARGS const int8_t *w, const float *F, const float *M, const k2c_q8p *x, int b, int ntok, float *Y, int ldy, \
+                 int nrows, int fl
+AVXVNNI static void qg_k2_vnni(QG2_ARGS) { QG2_BODY(0, QG2_DOT1_VNNI, QG2_DOTP_VNNI, QG2_FIN_VNNI) }
+AVX2 static void qg_k2_sign(QG2_ARGS) { QG2_BODY(1, QG2_DOT1_SIGN, QG2_DOTP_SIGN, QG2_FIN_16) }
+AVX2 static void qg_k2_u2(QG2_ARGS) { QG2_BODY(2, QG2_DOT1_UNS, QG2_DOTP_UNS, QG2_FIN_16) }
+AVX2 static void qg_k2_u4(QG2_ARGS) { QG2_BODY(4, QG2_DOT1_UNS, QG2_DOTP_UNS, QG2_FIN_16) }
+#define QG_OFF(ext, f) ((ext) && k2c_cpu_has_avxvnni() ? 128 : qg_small_off(f))
+AVX2 static void qg_kernel(QG2_ARGS, int ext) {
+    /* the k-steps between two float steps: 4 (16-column groups), 8, or more where QG_PAIR / QG_SB join groups */
+    int steps = x->sg / 4 * (fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1);
+    void (*k)(QG2_ARGS) = ext && k2c_cpu_has_avxvnni() ? qg_k2_vnni
+                          : fl & QG_UNS4 && steps >= 8 ? qg_k2_u4
+                          : fl & QG_UNS ? qg_k2_u2 : qg_k2_sign;
+    k(w, F, M, x, b, ntok, Y, ldy, nrows, fl);
 }
 #define QI_AVX2
 #include "kernels/int4_q8.h"      /* INT4 on the int8 paths (before quant_gemm.h, which unpacks with it) */

@@ -476,7 +476,7 @@ AVX512 static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *o
 
 /* The int8 prompt GEMM's micro-kernel: 4 weight rows x 48 tokens (three blocks of 16, one int32 lane each), per
  * k-step one 32-bit broadcast of a row's 4 weights against the tokens' 4 bytes. With VNNI, vpdpbusd takes the
- * weights unsigned: w + 128, its extra 128 F sum(x) in the quad's min term (QG_U8 in quant_gemm.h). Without,
+ * weights unsigned: w + 128, its extra 128 F sum(x) in the quad's min term (QG_OFF in quant_gemm.h). Without,
  * the sign trick of the decode path (|w| times q with w's sign), pairs added by vpmaddwd. Integer sums per
  * scale group, then scaled into float accumulators. */
 #define VNNI512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,f16c")))
@@ -499,7 +499,7 @@ VNNI512 static inline __m512i qg_dpbusd512(__m512i acc, __m512i u8, __m512i s8) 
     const int8_t *xq = x->q + (size_t)b * xstride;                                                                     \
     const float *d = x->d + (size_t)b * sstride, *s = x->s + (size_t)b * sstride;                                      \
     const __m512i ones = _mm512_set1_epi16(1);                                                                         \
-    (void)ones; (void)S; (void)xstride;                                                                                \
+    (void)ones; (void)xstride;                                                                                \
     __m512 f00 = _mm512_setzero_ps(), f01 = _mm512_setzero_ps(), f02 = _mm512_setzero_ps();                            \
     __m512 f10 = _mm512_setzero_ps(), f11 = _mm512_setzero_ps(), f12 = _mm512_setzero_ps();                            \
     __m512 f20 = _mm512_setzero_ps(), f21 = _mm512_setzero_ps(), f22 = _mm512_setzero_ps();                            \
@@ -566,7 +566,7 @@ VNNI512 static inline __m512i qg_dpbusd512(__m512i acc, __m512i u8, __m512i s8) 
     for (int t = 0; t < ntok; t++)                                                                                     \
         for (int r = 0; r < nrows; r++) Y[(size_t)t * ldy + r] = out[r][t];
 
-#define QG512_ARGS const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b, int ntok, \
+#define QG512_ARGS const int8_t *w, const float *F, const float *M, const k2c_q8p *x, int b, int ntok, \
                    float *Y, int ldy, int nrows, int fl
 VNNI512 static void qg_k512_v3(QG512_ARGS) { QG512_BODY(3, QG512_DOT_VNNI) }
 VNNI512 static void qg_k512_v2(QG512_ARGS) { QG512_BODY(2, QG512_DOT_VNNI) }
@@ -576,11 +576,11 @@ QD512 static void qg_k512_b3(QG512_ARGS) { QG512_BODY(3, QG512_DOT_BW) }
 QD512 static void qg_k512_b2(QG512_ARGS) { QG512_BODY(2, QG512_DOT_BW) }
 QD512 static void qg_k512_b1(QG512_ARGS) { QG512_BODY(1, QG512_DOT_BW) }
 /* ext: VNNI where the CPU has it (0: the BW kernel, which the tests check on a VNNI CPU too) */
-#define QG_U8(ext) ((ext) && __builtin_cpu_supports("avx512vnni"))
+#define QG_OFF(ext, f) ((ext) && __builtin_cpu_supports("avx512vnni") ? 128 : -1)
 QD512 static void qg_kernel(QG512_ARGS, int ext) {
-    if (QG_U8(ext))
-        (ntok > 32 ? qg_k512_v3 : ntok > 16 ? qg_k512_v2 : qg_k512_v1)(w, F, M, S, x, b, ntok, Y, ldy, nrows, fl);
-    else (ntok > 32 ? qg_k512_b3 : ntok > 16 ? qg_k512_b2 : qg_k512_b1)(w, F, M, S, x, b, ntok, Y, ldy, nrows, fl);
+    if (ext && __builtin_cpu_supports("avx512vnni"))
+        (ntok > 32 ? qg_k512_v3 : ntok > 16 ? qg_k512_v2 : qg_k512_v1)(w, F, M, x, b, ntok, Y, ldy, nrows, fl);
+    else (ntok > 32 ? qg_k512_b3 : ntok > 16 ? qg_k512_b2 : qg_k512_b1)(w, F, M, x, b, ntok, Y, ldy, nrows, fl);
 }
 #define QI_AVX512
 #include "kernels/int4_q8.h"      /* INT4 on the int8 paths (before quant_gemm.h, which unpacks with it) */

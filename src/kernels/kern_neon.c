@@ -227,14 +227,13 @@ static inline void qd_q6w(const uint8_t *qs, const uint8_t *qh, int8_t *w) {    
  * (baseline: SMULL products, pairs added into int32 by SADALP, and the pairs of each token added at the end of
  * the group). Integer sums per scale group, scaled into float accumulators. */
 #define QG_NT 16
-#define QGN_ARGS const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b, int ntok, \
+#define QGN_ARGS const int8_t *w, const float *F, const float *M, const k2c_q8p *x, int b, int ntok, \
                  float *Y, int ldy, int nrows, int fl
 #define QGN_SETUP                                                                                                   \
     int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;                                                   \
     int gs = fl & QG_SB ? 256 / x->sg : fl & QG_PAIR ? 2 : 1;     /* scale groups per float step */                 \
     const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;                                                \
     const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;   \
-    (void)S;
 /* fa[r][v] += F d isum - M s for token vector v (tokens tv + 4 v); gs groups g .. g+gs-1 share F and d */
 #define QGN_SCALE(NV, tv)                                                                                           \
     for (int r = 0; r < 2; r++) {                                                                                   \
@@ -360,7 +359,7 @@ static void gemm_tile(const float *w, int nr, int C, const float *Xp, int T, flo
 #define HWCAP_ASIMDDP (1 << 20)
 #endif
 static void qg_kernel(QGN_ARGS, int ext) {
-    (ext && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? qg_kn_dot : qg_kn_mull)(w, F, M, S, x, b, ntok, Y, ldy, nrows, fl);
+    (ext && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? qg_kn_dot : qg_kn_mull)(w, F, M, x, b, ntok, Y, ldy, nrows, fl);
 }
 #define QI_NEON
 #include "kernels/int4_q8.h"      /* INT4 on the int8 paths (before quant_gemm.h, which unpacks with it) */

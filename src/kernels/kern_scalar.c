@@ -113,13 +113,13 @@ static void qd_isum16(const int8_t *w, const int8_t *q, int n, int32_t *out) {
 
 /* The int8 prompt GEMM's micro-kernel in plain C: 4 rows x 16 tokens, integer sums per scale group. */
 #define QG_NT 16
-static void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x, int b,
+static void qg_kernel(const int8_t *w, const float *F, const float *M, const k2c_q8p *x, int b,
                       int ntok, float *Y, int ldy, int nrows, int fl, int ext) {
     int ng = x->C / x->sg, kg = x->sg / 4, has_min = fl & QG_MIN;
     const int8_t *xq = x->q + (size_t)b * K2C_Q8P_TB * (size_t)x->C;
     const float *d = x->d + (size_t)b * (size_t)ng * K2C_Q8P_TB, *s = x->s + (size_t)b * (size_t)ng * K2C_Q8P_TB;
     float acc[4][K2C_Q8P_TB] = {{0}};
-    (void)S; (void)ext;
+    (void)ext;
     for (int g = 0; g < ng; g++) {
         int32_t ia[4][K2C_Q8P_TB] = {{0}};
         for (int ks = g * kg; ks < (g + 1) * kg; ks++) {

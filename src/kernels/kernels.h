@@ -66,7 +66,10 @@ size_t k2c_q8w_bytes(int nr, int C, int sg);
 /* What a quad's scales say to the micro-kernels (their flags argument): QG_MIN, M is not all zero; QG_PAIR,
  * the two 16-column groups of each 32 share F (Q2_K with its integer sub-scales folded into the weights), so a
  * kernel may sum both in integers and scale once per 32 columns (one that does not stays exact) */
-enum { QG_MIN = 1, QG_PAIR = 2, QG_SB = 4 };      /* QG_SB: F and the activations' d constant over 256 columns */
+/* QG_SB: F and the activations' d constant over 256 columns; QG_UNS: the weights are unsigned bytes of at most
+ * 64 (quant_gemm.h's QG_OFF), so vpmaddubsw's int16 pair sums of two k-steps add without overflow; QG_UNS4:
+ * at most 31, four k-steps */
+enum { QG_MIN = 1, QG_PAIR = 2, QG_SB = 4, QG_UNS = 8, QG_UNS4 = 16 };
 
 /* Prompt GEMM blocking shared by every ISA: inputs packed in blocks of K2C_GEMM_TB tokens, micro-kernels of
  * K2C_GEMM_RB weight rows. */

@@ -91,10 +91,8 @@ K2C_CLONES void k2c_q8p_fill(const float *X, const k2c_q8p *p, int b) {
     }
 }
 
-/* 4-row groups ("quads") of the unpacked tile: int8 weights [C/4][4][4], then per scale group F, M [ng][4]
- * and the integer sums of the weights over each group [ng][4] (read by no kernel since the VNNI ones take the
- * weights unsigned, QG_U8) */
+/* 4-row groups ("quads") of the unpacked tile: int8 weights [C/4][4][4], then per scale group F, M [ng][4] */
 size_t k2c_q8w_bytes(int nr, int C, int sg) {
     size_t nq = (size_t)(nr + 3) / 4, ng = (size_t)(C / sg);
-    return nq * (al(16 * (size_t)(C / 4)) + 3 * al(ng * 4 * sizeof(float)));
+    return nq * (al(16 * (size_t)(C / 4)) + 2 * al(ng * 4 * sizeof(float)));
 }

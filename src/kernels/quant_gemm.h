@@ -4,8 +4,8 @@
  * A tile of weight rows is unpacked once into 4-row groups ("quads"): per 4 columns (a k-step) the 4 rows'
  * 4 int8 weights side by side, so one 32-bit broadcast gives a row's 4 weights against the 4 bytes each token
  * has in the same k-step of the packed activations (k2c_q8p). Per scale group g (sg = 16 or 32 columns) a quad
- * holds each row's float scale F and min M (stored weight = F w - M) and the integer sum S of its w (read by no
- * kernel since QG_U8, below). With isum[r][t][g] = sum of w * q over the group,
+ * holds each row's float scale F and min M (stored weight = F w - M). With isum[r][t][g] = sum of w * q over
+ * the group,
  *
  *     Y[t][r] = sum_g  F[r][g] d[t][g] isum[r][t][g]  -  M[r][g] s[t][g]
  *
@@ -13,41 +13,65 @@
  * defines before including this (besides what quant_dot.h asks for):
  *
  *     QG_NT      tokens one micro-kernel call covers (a multiple of K2C_Q8P_TB)
- *     void qg_kernel(const int8_t *w, const float *F, const float *M, const int32_t *S, const k2c_q8p *x,
+ *     void qg_kernel(const int8_t *w, const float *F, const float *M, const k2c_q8p *x,
  *                    int b, int ntok, float *Y, int ldy, int nrows, int fl, int ext)
  *                Y[t][r] for tokens 16 b .. 16 b + ntok (ntok <= QG_NT; whole blocks are read) and rows
- *                r < nrows of the quad (w, F, M, S as below); fl: QG_MIN / QG_PAIR / QG_SB (kernels.h); ext: the ISA's
- *                optional instructions (VNNI, dotprod) may be used where the CPU has them (k2c_kctx.no_ext)
- *     QG_U8(ext) optional: nonzero where qg_kernel (given this ext) multiplies the weights as unsigned bytes
- *                (x86 VNNI: vpdpbusd takes one side unsigned). The quad then holds u = w + 128 and M + 128 F in
- *                place of M (F u - (M + 128 F) = F w - M), so the activations go in as they are and the
- *                kernel needs no correction by S: the flip and the S start of every group were a fifth of a
- *                Q2_K prompt's micro-kernel (its groups are 4 k-steps long)
+ *                r < nrows of the quad (w, F, M as below); fl: QG_MIN / QG_PAIR / QG_SB / QG_UNS (kernels.h);
+ *                ext: the ISA's optional instructions (VNNI, dotprod) may be used where the CPU has them
+ *                (k2c_kctx.no_ext)
+ *     QG_OFF(ext, f) optional: the offset o added to format f's weights where qg_kernel (given this ext)
+ *                multiplies them as unsigned bytes, or -1 where it takes them signed (the default). The quad
+ *                then holds u = w + o and M + o F in place of M (F u - (M + o F) = F w - M), so the activations
+ *                go in as they are. o = 128 for x86 VNNI (vpdpbusd takes one side unsigned: the flip and the
+ *                start of every group from the weights' sums were a fifth of a Q2_K prompt's micro-kernel);
+ *                without VNNI qg_small_off's offset, which leaves u <= 64: vpmaddubsw's pairs of u q then fit
+ *                int16 with room for a second k-step's (QG_UNS), where signed weights need the sign trick
  *
- * and gets `static void qg_gemm_q8(...)` for its table's gemm_q8. */
-#ifndef QG_U8
-#define QG_U8(ext) 0
+  * and gets `static void qg_gemm_q8(...)` for its table's gemm_q8. */
+#ifndef QG_OFF
+#define QG_OFF(ext, f) (-1)
 #endif
 #ifndef QD_ATTR
 #error "include quant_dot.h (and its definitions) before quant_gemm.h"
 #endif
 
+/* qg_small_off: the offset that makes format f's unpacked weights unsigned and at most 64 (QG_OFF without
+ * VNNI), or -1 where their range is wider (Q8_0 and the codebook types stay signed). Q2_K's weights are
+ * unsigned once its sub-scales are folded in (q sc <= 45). qg_uns_flags: what the offset weights' largest
+ * value allows (QG_UNS, QG_UNS4 in kernels.h). */
+static inline int qg_small_off(k2c_wfmt f) {
+    switch (f) {
+    case K2C_FMT_Q4_1: case K2C_FMT_Q5_1: case K2C_FMT_Q2_K: case K2C_FMT_Q4_K: case K2C_FMT_Q5_K: return 0;
+    case K2C_FMT_Q3_K: return 4;
+    case K2C_FMT_Q4_0: case K2C_FMT_INT4: return 8;
+    case K2C_FMT_Q5_0: return 16;
+    case K2C_FMT_Q6_0: case K2C_FMT_Q6_K: return 32;
+    default: return -1;
+    }
+}
+static inline int qg_uns_flags(k2c_wfmt f) {
+    switch (f) {
+    case K2C_FMT_Q3_K: case K2C_FMT_Q4_0: case K2C_FMT_Q4_1: case K2C_FMT_Q4_K: case K2C_FMT_INT4:
+    case K2C_FMT_Q5_0: case K2C_FMT_Q5_1: case K2C_FMT_Q5_K: return QG_UNS | QG_UNS4;      /* u <= 15, 31 */
+    case K2C_FMT_Q2_K: case K2C_FMT_Q6_0: case K2C_FMT_Q6_K: return QG_UNS;               /* u <= 45, 63 */
+    default: return 0;
+    }
+}
+
 /* the parts of quad qi of a tile's scratch (k2c_q8w_bytes) */
-QD_ATTR static inline void qg_quad(void *scratch, int C, int sg, int qi, int8_t **w, float **F, float **M, int32_t **S) {
+QD_ATTR static inline void qg_quad(void *scratch, int C, int sg, int qi, int8_t **w, float **F, float **M) {
     size_t nw = k2c_ws_bytes(16 * (size_t)(C / 4)), nf = k2c_ws_bytes((size_t)(C / sg) * 4 * sizeof(float));
-    char *b = (char *)scratch + (size_t)qi * (nw + 3 * nf);
+    char *b = (char *)scratch + (size_t)qi * (nw + 2 * nf);
     *w = (int8_t *)b;
     *F = (float *)(b + nw);
     *M = (float *)(b + nw + nf);
-    *S = (int32_t *)(b + nw + 2 * nf);
 }
 
-/* The 4 rows' unpacked chunks (m elements, a multiple of 32) side by side per k-step: dst [m/4][4 rows][4], and
- * the rows' sums of w per scale group: S [m/sg][4 rows]. */
+/* The 4 rows' unpacked chunks (m elements, a multiple of 32) side by side per k-step, plus off where off > 0
+ * (QG_OFF): dst [m/4][4 rows][4]. */
 #ifdef QG_X86
 /* A 4 x 8 transpose of 32-bit words per 32 columns (the unpack's interleave was a quarter of a Q8_0 prompt's
- * time as byte copies and scalar sums); the group sums from the transposed vectors, where each word holds 4
- * bytes of one row: pairs, then pairs of pairs, leave each word's sum in its int32 lane, lanes r and r + 4 row r */
+ * time as byte copies and scalar sums) */
 /* sc: Q2_K's sub-scales to fold in (qg_unpack_quad), per row and group, or NULL; w = q sc by a table lookup of
  * q (0..3) in [0, sc, 2 sc, 3 sc], one per 16-column lane (an 8-bit product has no instruction) */
 QD_ATTR static inline __m256i qg_fold(__m256i r, const uint8_t *sc2) {
@@ -55,9 +79,8 @@ QD_ATTR static inline __m256i qg_fold(__m256i r, const uint8_t *sc2) {
                                           _mm_cvtsi32_si128((int)(sc2[1] * 0x03020100u)), 1);
     return _mm256_shuffle_epi8(lut, r);
 }
-QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S, int u8,
-                                         const uint8_t (*sc)[16]) {
-    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int8_t *dst, int off, const uint8_t (*sc)[16]) {
+    const __m256i o = _mm256_set1_epi8((char)(off > 0 ? off : 0));     /* 128 wraps to 0x80: the flip */
     for (int j = 0; j < m; j += 32) {
         __m256i r0 = _mm256_loadu_si256((const __m256i *)(u[0].w + j)), r1 = _mm256_loadu_si256((const __m256i *)(u[1].w + j));
         __m256i r2 = _mm256_loadu_si256((const __m256i *)(u[2].w + j)), r3 = _mm256_loadu_si256((const __m256i *)(u[3].w + j));
@@ -72,56 +95,27 @@ QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_
         __m256i o0 = _mm256_permute2x128_si256(v0, v1, 0x20), o1 = _mm256_permute2x128_si256(v2, v3, 0x20);  /* k0 k1, k2 k3 */
         __m256i o2 = _mm256_permute2x128_si256(v0, v1, 0x31), o3 = _mm256_permute2x128_si256(v2, v3, 0x31);  /* k4 k5, k6 k7 */
         int8_t *d = dst + 4 * j;
-        if (u8) {           /* w + 128 as unsigned bytes; S is not used then */
-            _mm256_storeu_si256((__m256i *)d, _mm256_xor_si256(o0, flip));
-            _mm256_storeu_si256((__m256i *)(d + 32), _mm256_xor_si256(o1, flip));
-            _mm256_storeu_si256((__m256i *)(d + 64), _mm256_xor_si256(o2, flip));
-            _mm256_storeu_si256((__m256i *)(d + 96), _mm256_xor_si256(o3, flip));
-            continue;
-        }
-        _mm256_storeu_si256((__m256i *)d, o0);
-        _mm256_storeu_si256((__m256i *)(d + 32), o1);
-        _mm256_storeu_si256((__m256i *)(d + 64), o2);
-        _mm256_storeu_si256((__m256i *)(d + 96), o3);
-#define QG_SUM4(v) _mm256_madd_epi16(_mm256_maddubs_epi16(one8, v), one16)
-        __m256i lo = _mm256_add_epi32(QG_SUM4(o0), QG_SUM4(o1)), hi = _mm256_add_epi32(QG_SUM4(o2), QG_SUM4(o3));
-#undef QG_SUM4
-        if (sg == 16) {     /* columns j .. j+15 (o0, o1) and j+16 .. j+31 (o2, o3) */
-            __m128i a = _mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
-            __m128i b = _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1));
-            _mm_storeu_si128((__m128i *)(S + 4 * (j / 16)), a);
-            _mm_storeu_si128((__m128i *)(S + 4 * (j / 16) + 4), b);
-        } else {
-            __m256i acc = _mm256_add_epi32(lo, hi);
-            __m128i a = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-            _mm_storeu_si128((__m128i *)(S + 4 * (j / 32)), a);
-        }
+        _mm256_storeu_si256((__m256i *)d, _mm256_add_epi8(o0, o));
+        _mm256_storeu_si256((__m256i *)(d + 32), _mm256_add_epi8(o1, o));
+        _mm256_storeu_si256((__m256i *)(d + 64), _mm256_add_epi8(o2, o));
+        _mm256_storeu_si256((__m256i *)(d + 96), _mm256_add_epi8(o3, o));
     }
 }
 #else
-QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int sg, int8_t *dst, int32_t *S, int u8,
-                                         const uint8_t (*sc)[16]) {
+QD_ATTR static inline void qg_interleave(const qd_chunk *u, int m, int8_t *dst, int off, const uint8_t (*sc)[16]) {
     for (int ks = 0; ks < m / 4; ks++)
         for (int rr = 0; rr < 4; rr++) memcpy(dst + 16 * ks + 4 * rr, u[rr].w + 4 * ks, 4);
     if (sc)     /* Q2_K's sub-scales folded in (qg_unpack_quad) */
         for (int k = 0; k < 4 * m; k++) dst[k] = (int8_t)(dst[k] * sc[(k / 4) % 4][k / 64]);   /* k: [k-step][row][4] */
-    if (u8) {
-        for (int k = 0; k < 4 * m; k++) dst[k] = (int8_t)((uint8_t)dst[k] ^ 0x80);
-        return;
-    }
-    for (int g = 0; g < m / sg; g++)
-        for (int rr = 0; rr < 4; rr++) {
-            int sum = 0;
-            for (int k = 0; k < sg; k++) sum += u[rr].w[g * sg + k];
-            S[4 * g + rr] = sum;
-        }
+    if (off > 0)
+        for (int k = 0; k < 4 * m; k++) dst[k] = (int8_t)(uint8_t)((uint8_t)dst[k] + off);
 }
 #endif
 
 /* rows r0 .. r0+nrows-1 (nrows <= 4) of l into a quad, chunk by chunk: the 4 rows' chunks unpacked side by side,
  * then their 4-byte k-steps interleaved; missing rows are zero (the padding of a last quad) */
-QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int sg, int u8, int8_t *w, float *F, float *M,
-                                   int32_t *S) {
+QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int sg, int off, int8_t *w, float *F,
+                                   float *M) {
     int C = l->cols;
     size_t rb = k2c_wfmt_row_bytes(l->fmt, C);
     qd_chunk u[4];
@@ -167,16 +161,16 @@ QD_ATTR static void qg_unpack_quad(const k2c_linear *l, int r0, int nrows, int s
         if (m <= 0) {       /* not reached for the formats k2c_q8p_group accepts; zeros rather than garbage */
             memset(w + (size_t)j0 * 4, 0, (size_t)(C - j0) * 4);
             for (int g = j0 / sg; g < C / sg; g++)
-                for (int rr = 0; rr < 4; rr++) { F[4 * g + rr] = M[4 * g + rr] = 0; S[4 * g + rr] = 0; }
+                for (int rr = 0; rr < 4; rr++) F[4 * g + rr] = M[4 * g + rr] = 0;
             return;
         }
-        qg_interleave(u, m, sg, w + (size_t)j0 * 4, S + 4 * (j0 / sg), u8, fold ? (const uint8_t (*)[16])sc : NULL);
+        qg_interleave(u, m, w + (size_t)j0 * 4, off, fold ? (const uint8_t (*)[16])sc : NULL);
         for (int g = 0; g < m / sg; g++) {
             int gg = j0 / sg + g;
             for (int rr = 0; rr < 4; rr++) {
                 float f = fold ? dq[rr] : u[rr].F[g * sg / 16];
                 F[4 * gg + rr] = f;
-                M[4 * gg + rr] = u[rr].M[g * sg / 16] + (u8 ? 128.0f * f : 0.0f);
+                M[4 * gg + rr] = u[rr].M[g * sg / 16] + (off > 0 ? (float)off * f : 0.0f);
             }
         }
         j0 += m;
@@ -187,25 +181,25 @@ QD_ATTR static void qg_gemm_q8(const k2c_linear *l, int r0, int nr, const k2c_q8
     int C = l->cols, sg = x->sg, nq = (nr + 3) / 4;
     k2c_wfmt f = l->fmt;
     int ext = !(l->cx && l->cx->no_ext);
-    int u8 = QG_U8(ext);
-    int has_min = u8 || f == K2C_FMT_Q4_1 || f == K2C_FMT_Q5_1 || f == K2C_FMT_Q2_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K;
+    int off = QG_OFF(ext, f);
+    int has_min = off > 0 || f == K2C_FMT_Q4_1 || f == K2C_FMT_Q5_1 || f == K2C_FMT_Q2_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K;
     /* qg_unpack_quad's fold: F = d per super-block; with the activations' dx per 256 (k2c_q8p_span) too, one
      * float step per super-block */
-    int fl = (has_min ? QG_MIN : 0) | (f == K2C_FMT_Q2_K && sg == 16 ? QG_PAIR | (x->span == 256 ? QG_SB : 0) : 0);
+    int fl = (has_min ? QG_MIN : 0) | (f == K2C_FMT_Q2_K && sg == 16 ? QG_PAIR | (x->span == 256 ? QG_SB : 0) : 0) |
+             (off >= 0 && off == qg_small_off(f) ? qg_uns_flags(f) : 0);
     int8_t *w;
     float *F, *M;
-    int32_t *S;
     for (int qi = 0; qi < nq; qi++) {
-        qg_quad(scratch, C, sg, qi, &w, &F, &M, &S);
-        qg_unpack_quad(l, r0 + 4 * qi, nr - 4 * qi < 4 ? nr - 4 * qi : 4, sg, u8, w, F, M, S);
+        qg_quad(scratch, C, sg, qi, &w, &F, &M);
+        qg_unpack_quad(l, r0 + 4 * qi, nr - 4 * qi < 4 ? nr - 4 * qi : 4, sg, off, w, F, M);
     }
     /* token blocks outside: one block's activations stay in cache while the tile's quads pass by */
     for (int t0 = 0; t0 < x->T; t0 += QG_NT) {
         int ntok = x->T - t0 < QG_NT ? x->T - t0 : QG_NT;
         for (int qi = 0; qi < nq; qi++) {
-            qg_quad(scratch, C, sg, qi, &w, &F, &M, &S);
+            qg_quad(scratch, C, sg, qi, &w, &F, &M);
             int rows = nr - 4 * qi < 4 ? nr - 4 * qi : 4;
-            qg_kernel(w, F, M, S, x, t0 / K2C_Q8P_TB, ntok, Y + (size_t)t0 * ldy + 4 * qi, ldy, rows, fl, ext);
+            qg_kernel(w, F, M, x, t0 / K2C_Q8P_TB, ntok, Y + (size_t)t0 * ldy + 4 * qi, ldy, rows, fl, ext);
         }
     }
 }
