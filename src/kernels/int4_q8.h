@@ -20,6 +20,8 @@
  * Gives
  *     static float qi_dot_int4_q8(const uint32_t *w, const k2c_q8x *x, int n, const uint16_t *scale, int group,
  *                                 int ext)       the table's dot_int4_q8 (ext: VNNI / dotprod where present)
+ *     QI_EO                                      the table's int4_q8_eo: 1 where that kernel wants x's codes
+ *                                                reordered even / odd (AVX2), else 0
  *     static int qi_unpack_int4(const k2c_linear *l, int r, int j0, qd_chunk *u)
  *                                                qd_unpack for INT4 rows: signed int8 weights, F per 16, M = 0 */
 #ifndef QD_ATTR
@@ -141,43 +143,80 @@ QD_ATTR static float qi_dot_int4_q8(const uint32_t *w, const k2c_q8x *x, int n, 
 }
 
 #elif defined(QI_AVX2)
-/* 2 blocks (32 bytes, 64 elements) per step, the AVX-512 kernel's layout on 256 bits: lane k of the unpacked
- * nibbles is block k, the activations' lanes are swapped to match (vperm2i128). The pairs of vpmaddubsw fit
- * int16 (2 x 15 x 127), and so do two of them added. AVX-VNNI's vpdpbusd where the CPU has it. */
+/* Against the codes reordered even / odd (k2c_kernels.int4_q8_eo: per 64 elements the even codes of both
+ * blocks, then their odd codes; a last 32 as its 16 even then 16 odd): a byte's low nibble meets an even
+ * element's code and its high nibble the next odd one, so 32 bytes of weights (two blocks) are two masks, two
+ * vpmaddubsw against two plain loads, with no unpacking or lane crossing (the element-order kernel's nibble
+ * interleave and activation permutes made INT4 decode compute-bound on AMD Zen 2: 0.55x ik_llama.cpp's Q4_0).
+ * Lanes 0-3 of the int32 sums are the first block, 4-7 the second. Four blocks per step into two accumulators,
+ * their four scales converted at once. The pairs fit int16 (2 x 15 x 127), and so do two of them added.
+ * AVX-VNNI's vpdpbusd where the CPU has it. */
 #define QI_VNNI256 __attribute__((target("avx2,fma,f16c,avxvnni")))
 QI_VNNI256 static inline __m256i qi_dpbusd256(__m256i acc, __m256i u8, __m256i s8) {
     __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u8), "x"(s8));
     return acc;
 }
+/* int32 sums of the two blocks at wb (32 bytes) against their 64 reordered codes at q */
+#define QI256_PAIR(VNNI, wb, q, out)                                                                                 \
+    do {                                                                                                            \
+        __m256i v_ = _mm256_loadu_si256((const __m256i *)(wb));                                                     \
+        __m256i lo_ = _mm256_and_si256(v_, m4), hi_ = _mm256_and_si256(_mm256_srli_epi16(v_, 4), m4);              \
+        __m256i qe_ = _mm256_loadu_si256((const __m256i *)(q)), qo_ = _mm256_loadu_si256((const __m256i *)((q) + 32)); \
+        if (VNNI) out = qi_dpbusd256(qi_dpbusd256(_mm256_setzero_si256(), lo_, qe_), hi_, qo_);                     \
+        else out = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo_, qe_), _mm256_maddubs_epi16(hi_, qo_)), ones); \
+    } while (0)
 #define QI256_BODY(VNNI)                                                                                             \
     const uint8_t *wb = (const uint8_t *)w;                                                                          \
     const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);                                            \
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), odd = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);  \
+    const __m256i bl01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), bl23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3); \
     (void)ones;                                                                                                      \
-    __m256 acc = _mm256_setzero_ps();                                                                                \
-    float corr = 0;                                                                                                  \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                                   \
+    __m128 corr = _mm_setzero_ps();                                                                                  \
     int nb = n / 32, b = 0;                                                                                          \
-    for (; b + 2 <= nb; b += 2) {                                                                                    \
+    for (; b + 4 <= nb; b += 4) {                                                                                    \
         const uint8_t *p = wb + (size_t)b * 16;                                                                      \
-        if ((b & 3) == 0) _mm_prefetch((const char *)p + QI_PF_DIST, _MM_HINT_T0);                                   \
-        __m256i v = _mm256_loadu_si256((const __m256i *)p);                                                          \
-        __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);                    \
-        __m256i A = _mm256_unpacklo_epi8(lo, hi), B = _mm256_unpackhi_epi8(lo, hi);                                  \
-        __m256i q0 = _mm256_loadu_si256((const __m256i *)(x->q + (size_t)b * 32));                                   \
-        __m256i q1 = _mm256_loadu_si256((const __m256i *)(x->q + (size_t)b * 32 + 32));                              \
-        __m256i qa = _mm256_permute2x128_si256(q0, q1, 0x20), qb = _mm256_permute2x128_si256(q0, q1, 0x31);          \
-        __m256i is;                                                                                                  \
-        if (VNNI) is = qi_dpbusd256(qi_dpbusd256(_mm256_setzero_si256(), A, qa), B, qb);                             \
-        else is = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(A, qa), _mm256_maddubs_epi16(B, qb)), ones);\
+        _mm_prefetch((const char *)p + QI_PF_DIST, _MM_HINT_T0);                                                     \
+        __m256i is0, is1;                                                                                            \
+        QI256_PAIR(VNNI, p, x->q + (size_t)b * 32, is0);                                                             \
+        QI256_PAIR(VNNI, p + 32, x->q + (size_t)b * 32 + 64, is1);                                                   \
+        __m128 f;                                                                                                    \
+        if (group == 32)                                                                                             \
+            f = _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(scale + b))), 16));\
+        else                                                                                                         \
+            f = _mm_setr_ps(qi_scale(scale, 32 * b, group), qi_scale(scale, 32 * b + 32, group),                     \
+                            qi_scale(scale, 32 * b + 64, group), qi_scale(scale, 32 * b + 96, group));               \
+        __m256 d8 = _mm256_loadu_ps(x->d16 + 2 * b), s8 = _mm256_loadu_ps(x->s16 + 2 * b);                           \
+        __m128 dx = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(d8, even));                                      \
+        __m128 sq = _mm_add_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(s8, even)),                           \
+                               _mm256_castps256_ps128(_mm256_permutevar8x32_ps(s8, odd)));                           \
+        __m256 sdx = _mm256_castps128_ps256(_mm_mul_ps(f, dx));                                                      \
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is0), _mm256_permutevar8x32_ps(sdx, bl01), acc0);                  \
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is1), _mm256_permutevar8x32_ps(sdx, bl23), acc1);                  \
+        corr = _mm_fmadd_ps(f, sq, corr);                                                                            \
+    }                                                                                                                \
+    for (; b + 2 <= nb; b += 2) {                                                                                    \
+        __m256i is0;                                                                                                 \
+        QI256_PAIR(VNNI, wb + (size_t)b * 16, x->q + (size_t)b * 32, is0);                                           \
         float f0 = qi_scale(scale, 32 * b, group), f1 = qi_scale(scale, 32 * b + 32, group);                         \
         __m256 sc = _mm256_set_m128(_mm_set1_ps(f1 * x->d16[2 * b + 2]), _mm_set1_ps(f0 * x->d16[2 * b]));           \
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), sc, acc);                                                      \
-        corr += f0 * (x->s16[2 * b] + x->s16[2 * b + 1]) + f1 * (x->s16[2 * b + 2] + x->s16[2 * b + 3]);             \
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is0), sc, acc0);                                                   \
+        corr = _mm_add_ss(corr, _mm_set_ss(f0 * (x->s16[2 * b] + x->s16[2 * b + 1]) +                                \
+                                           f1 * (x->s16[2 * b + 2] + x->s16[2 * b + 3])));                           \
     }                                                                                                                \
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));                               \
+    acc0 = _mm256_add_ps(acc0, acc1);                                                                                \
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1));                             \
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                                                          \
-    float s = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h))) - 8.0f * corr;                                        \
-    for (; b < nb; b++)                                                                                              \
-        s += qi_block_dot(wb + (size_t)b * 16, x->q + (size_t)b * 32, qi_scale(scale, 32 * b, group) * x->d16[2 * b]);\
+    corr = _mm_add_ps(corr, _mm_movehl_ps(corr, corr));                                                              \
+    corr = _mm_add_ss(corr, _mm_movehdup_ps(corr));                                                                  \
+    float s = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h))) - 8.0f * _mm_cvtss_f32(corr);                         \
+    if (b < nb) {           /* a last block of 32: its 16 even codes, then 16 odd */                                 \
+        const uint8_t *p = wb + (size_t)b * 16;                                                                      \
+        const int8_t *q = x->q + (size_t)b * 32;                                                                     \
+        int is = 0;                                                                                                  \
+        for (int k = 0; k < 16; k++) is += ((p[k] & 15) - 8) * q[k] + ((p[k] >> 4) - 8) * q[16 + k];                \
+        s += qi_scale(scale, 32 * b, group) * x->d16[2 * b] * (float)is;                                            \
+    }                                                                                                                \
     return s;
 
 QI_VNNI256 static float qi_dot256_vnni(const uint32_t *w, const k2c_q8x *x, int n, const uint16_t *scale, int group) {
@@ -189,6 +228,7 @@ QD_ATTR static float qi_dot256(const uint32_t *w, const k2c_q8x *x, int n, const
 QD_ATTR static float qi_dot_int4_q8(const uint32_t *w, const k2c_q8x *x, int n, const uint16_t *scale, int group, int ext) {
     return (ext && k2c_cpu_has_avxvnni() ? qi_dot256_vnni : qi_dot256)(w, x, n, scale, group);
 }
+#define QI_EO 1         /* the table's int4_q8_eo */
 
 #elif defined(QI_NEON)
 /* Per block: the signed weights (nibble - 8) in element order (vzip of the low and high nibbles), then SDOT
@@ -239,4 +279,7 @@ QD_ATTR static float qi_dot_int4_q8(const uint32_t *w, const k2c_q8x *x, int n, 
         s += qi_block_dot(wb + (size_t)b * 16, x->q + (size_t)b * 32, qi_scale(scale, 32 * b, group) * x->d16[2 * b]);
     return s;
 }
+#endif
+#ifndef QI_EO
+#define QI_EO 0
 #endif

@@ -598,6 +598,7 @@ const k2c_kernels k2c_kernels_avx512 = {
     .dot_q8_rows = qd_dot_q8_rows,
     .dot_q8_base = qd_dot_q8_base,
     .dot_int4_q8 = qi_dot_int4_q8,
+    .int4_q8_eo = QI_EO,
     .gemm_q8 = qg_gemm_q8,
     .cvt_bf16 = dequant_row_bf16_avx512,
     .cvt_f16 = NULL,

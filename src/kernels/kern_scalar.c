@@ -147,6 +147,7 @@ const k2c_kernels k2c_kernels_scalar = {
     .dot_q8 = qd_dot_q8,
     .dot_q8_rows = qd_dot_q8_rows,
     .dot_int4_q8 = qi_dot_int4_q8,
+    .int4_q8_eo = QI_EO,
     .gemm_q8 = qg_gemm_q8,
     .gemm_tile = NULL,          /* OpenBLAS sgemm on dequantized tiles */
     .gemm_tile_bf16 = NULL,

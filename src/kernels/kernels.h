@@ -37,6 +37,10 @@ typedef struct {
 size_t k2c_q8x_bytes(int n);        /* one buffer holding the struct and its arrays (n a multiple of 32) */
 /* x [n] quantized into buf (k2c_q8x_bytes(n), 64-byte aligned); returns the struct at its start */
 const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf);
+/* x's codes (n a multiple of 32) reordered in place for an INT4 kernel with int4_q8_eo: per 64 elements the even
+ * codes of its two blocks of 32, then their odd codes; a last 32 as its 16 even then 16 odd codes. d16 and s16
+ * stay (per block sums do not depend on the order). */
+void k2c_q8x_even_odd(const k2c_q8x *x, int n);
 
 /* Prompt GEMM on the GGUF block formats with int8 activations (quant_gemm.h, qgemm.c). X [T, C] is quantized
  * once per matmul as k2c_q8x does (per 32 elements dx = max|x| / 127, q = round(x / dx)) and packed for the
@@ -99,6 +103,8 @@ typedef struct {
     /* An INT4 row (groups a multiple of 32) against quantized activations, as dot_q8 (int4_q8.h): used unless
      * exact. ext: the ISA's optional instructions (VNNI, dotprod) where the CPU has them (k2c_kctx.no_ext). */
     float (*dot_int4_q8)(const uint32_t *w, const k2c_q8x *x, int n, const uint16_t *scale, int group, int ext);
+    /* nonzero: dot_int4_q8 takes x's codes reordered even / odd (k2c_q8x_even_odd), as the matvec prepares them */
+    int int4_q8_eo;
     /* Prompts: one stored row to fp32, per format (NULL: the portable kernel). */
     void (*cvt_bf16)(const uint16_t *w, int n, float *out);
     void (*cvt_f16)(const uint16_t *w, int n, float *out);

@@ -286,6 +286,24 @@ K2C_CLONES const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf) {
     return h;
 }
 
+void k2c_q8x_even_odd(const k2c_q8x *x, int n) {
+    int8_t *q = (int8_t *)x->q, t[64];
+    int j0 = 0;
+    for (; j0 + 64 <= n; j0 += 64) {
+        for (int k = 0; k < 16; k++) {
+            t[k] = q[j0 + 2 * k];
+            t[16 + k] = q[j0 + 32 + 2 * k];
+            t[32 + k] = q[j0 + 2 * k + 1];
+            t[48 + k] = q[j0 + 32 + 2 * k + 1];
+        }
+        memcpy(q + j0, t, 64);
+    }
+    if (j0 < n) {
+        for (int k = 0; k < 16; k++) { t[k] = q[j0 + 2 * k]; t[16 + k] = q[j0 + 2 * k + 1]; }
+        memcpy(q + j0, t, 32);
+    }
+}
+
 /* What a matvec on l prepares from x once for all rows: nothing (the rows read x as it is), x reordered per 32
  * elements (dot_int4, dot_bf16_xs), or x quantized to int8 (the GGUF formats, INT4 on int8). */
 enum { PREP_NONE, PREP_SHUFFLE, PREP_Q8 };
@@ -308,7 +326,9 @@ static size_t prep_bytes(const k2c_linear *l, const k2c_kctx *cx) {
 
 static const void *prep_x(const k2c_linear *l, const k2c_kctx *cx, const float *x, void *buf) {
     if (prep_kind(l, cx) == PREP_SHUFFLE) { int4_shuffle_x(x, l->cols, buf); return buf; }
-    return k2c_q8x_quantize(x, l->cols, buf);
+    const k2c_q8x *q = k2c_q8x_quantize(x, l->cols, buf);
+    if (l->fmt == K2C_FMT_INT4 && cx->k->int4_q8_eo) k2c_q8x_even_odd(q, l->cols);
+    return q;
 }
 
 /* ------------------------------------------------------------------ workspace */
