@@ -163,6 +163,20 @@ static void test_attn_gemm(void) {
         }
     EXPECT(worst < 1e-5 && worst_acc < 1e-5, "gemm_nt err %g, gemm_acc err %g", worst, worst_acc);
     EXPECT(moved == 0, "%d results depend on the block they were computed in", moved);
+    /* both blockings (16 and 32 vector registers) give the same bits */
+    float Sw[NA * NB], Sn[NA * NB], Cw[NA * LD], Cn[NA * LD];
+    int differ = 0;
+    for (int wide = 0; wide < 2; wide++) {
+        k2c_vgemm_wide = wide;
+        float *s = wide ? Sw : Sn, *c = wide ? Cw : Cn;
+        memcpy(c, C0, sizeof Cw);
+        k2c_vgemm_nt(s, NB, A, LD, NA, B, LD, NB, N, 0.5f, 0);
+        k2c_vgemm_acc(c, LD, P, NB, NA, B, LD, NB, N);
+    }
+    k2c_vgemm_wide = -1;
+    for (int i = 0; i < NA * NB; i++) differ += memcmp(&Sw[i], &Sn[i], sizeof(float)) != 0;
+    for (int i = 0; i < NA * LD; i++) differ += memcmp(&Cw[i], &Cn[i], sizeof(float)) != 0;
+    EXPECT(differ == 0, "%d results differ between the wide and the narrow blocking", differ);
 }
 
 static void test_muon_parts(void) {

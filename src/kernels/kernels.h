@@ -370,6 +370,9 @@ void k2c_vgemm_nt(float *S, int lds, const float *A, int lda, int na, const floa
                   float alpha, int accumulate);
 /* C [m, n] (stride ldc) += P [m, kdim] (stride ldp) B [kdim, n] (stride ldb) */
 void k2c_vgemm_acc(float *C, int ldc, const float *P, int ldp, int m, const float *B, int ldb, int kdim, int n);
+/* k2c_vgemm_nt / k2c_vgemm_acc's blocking: -1 (default) by the CPU's vector registers, 0 the 16-register one,
+ * 1 the wide one (the results are the same bits; tests compare them) */
+extern int k2c_vgemm_wide;
 /* y[i] = a * x[i] */
 void k2c_vscaled(float *y, float a, const float *x, int n);
 /* RMSNorm weight gradient over a block of cn columns: acc[k] += sum_t dy[t][k] * x[t][k] * rstd[t], rows

@@ -98,9 +98,73 @@ static inline float dot_tail(const float *a, const float *b, int n0, int n) {
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
 #endif
+/* The same products for CPUs with 16 vector registers (AVX2; NEON's 32 hold 8 of these 64-byte vectors): the
+ * 4 x 4 blocks of 16-float accumulators below are 32 ymm, and GCC spilled them every k-step (the attention of
+ * a 512-token prefill took a quarter of it on AMD Zen 2). Here 2 x 2 blocks of dots (nt) and 4 rows x 16
+ * columns (acc), each 16-lane sum held as two 8-float halves: the same lanes, the same multiply-adds in the
+ * same order and the same horizontal tree, so the results are the wide code's bits. */
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+#define ld8(p) (*(const v8u *)(const void *)(p))
+#define st8(p, v) (*(v8u *)(void *)(p) = (v))
+#define hsum8x2(lo, hi) hsum4((__builtin_shufflevector((lo), (lo), 0, 1, 2, 3) + __builtin_shufflevector((hi), (hi), 0, 1, 2, 3)) + \
+                              (__builtin_shufflevector((lo), (lo), 4, 5, 6, 7) + __builtin_shufflevector((hi), (hi), 4, 5, 6, 7)))
+int k2c_vgemm_wide = -1;
+static int narrow_vectors(void) {
+    if (k2c_vgemm_wide >= 0) return !k2c_vgemm_wide;
+#if defined(__x86_64__)
+    static int narrow = -1;
+    if (narrow < 0) narrow = !__builtin_cpu_supports("avx512f");
+    return narrow;
+#else
+    return 1;
+#endif
+}
+/* S block [ni x nj] (ni, nj <= 2, constants after inlining) of k2c_vgemm_nt */
+__attribute__((always_inline)) static inline void nt_block(float *S, int lds, const float *A, int lda, int ni,
+                                                           const float *B, int ldb, int nj, int n, float alpha,
+                                                           int accumulate) {
+    int n16 = n & ~15;
+    const float *a0 = A, *a1 = A + (ni > 1 ? lda : 0), *b0 = B, *b1 = B + (nj > 1 ? ldb : 0);
+    v8 z = {0}, c00l = z, c00h = z, c01l = z, c01h = z, c10l = z, c10h = z, c11l = z, c11h = z;
+    for (int k = 0; k < n16; k += 16) {
+        v8 x0l = ld8(b0 + k), x0h = ld8(b0 + k + 8), x1l = z, x1h = z;
+        if (nj > 1) { x1l = ld8(b1 + k); x1h = ld8(b1 + k + 8); }
+        v8 ql = ld8(a0 + k), qh = ld8(a0 + k + 8);
+        c00l += ql * x0l; c00h += qh * x0h;
+        if (nj > 1) { c01l += ql * x1l; c01h += qh * x1h; }
+        if (ni > 1) {
+            ql = ld8(a1 + k); qh = ld8(a1 + k + 8);
+            c10l += ql * x0l; c10h += qh * x0h;
+            if (nj > 1) { c11l += ql * x1l; c11h += qh * x1h; }
+        }
+    }
+    float v[2][2] = {{hsum8x2(c00l, c00h) + dot_tail(a0, b0, n16, n), 0}, {0, 0}};
+    if (nj > 1) v[0][1] = hsum8x2(c01l, c01h) + dot_tail(a0, b1, n16, n);
+    if (ni > 1) v[1][0] = hsum8x2(c10l, c10h) + dot_tail(a1, b0, n16, n);
+    if (ni > 1 && nj > 1) v[1][1] = hsum8x2(c11l, c11h) + dot_tail(a1, b1, n16, n);
+    for (int u = 0; u < ni; u++)
+        for (int w = 0; w < nj; w++) {
+            float *o = S + (size_t)u * lds + w, r = alpha * v[u][w];
+            *o = accumulate ? *o + r : r;
+        }
+}
+#define NT_BLOCK(ni, nj) nt_block(S + (size_t)i * lds + j, lds, A + (size_t)i * lda, lda, ni, B + (size_t)j * ldb, ldb, nj, \
+                                  n, alpha, accumulate)
+
 VEC void k2c_vgemm_nt(float *S, int lds, const float *A, int lda, int na, const float *B, int ldb, int nb, int n,
                       float alpha, int accumulate) {
     int n16 = n & ~15, i = 0;
+    if (narrow_vectors()) {
+        for (; i + 2 <= na; i += 2) {
+            int j = 0;
+            for (; j + 2 <= nb; j += 2) NT_BLOCK(2, 2);
+            if (j < nb) NT_BLOCK(2, 1);
+        }
+        if (i < na)
+            for (int j = 0; j < nb; j++) NT_BLOCK(1, 1);
+        return;
+    }
     for (; i + 4 <= na; i += 4) {
         const float *a0 = A + (size_t)i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
         int j = 0;
@@ -154,6 +218,39 @@ VEC void k2c_vgemm_nt(float *S, int lds, const float *A, int lda, int na, const 
 
 VEC void k2c_vgemm_acc(float *C, int ldc, const float *P, int ldp, int m, const float *B, int ldb, int kdim, int n) {
     int n32 = n & ~31, i = 0;
+    if (narrow_vectors()) {         /* 4 rows x 16 columns: 8 ymm accumulators */
+        int n16 = n & ~15;
+        for (; i < m; i += 4) {
+            int nr = m - i < 4 ? m - i : 4;
+            const float *p0 = P + (size_t)i * ldp, *p1 = p0 + (nr > 1 ? ldp : 0), *p2 = p0 + (nr > 2 ? 2 * ldp : 0);
+            const float *p3 = p0 + (nr > 3 ? 3 * (size_t)ldp : 0);
+            float *c0 = C + (size_t)i * ldc, *c1 = c0 + (nr > 1 ? ldc : 0), *c2 = c0 + (nr > 2 ? 2 * ldc : 0);
+            float *c3 = c0 + (nr > 3 ? 3 * (size_t)ldc : 0);
+            for (int k = 0; k < n16; k += 16) {
+                v8 z = {0}, a00 = ld8(c0 + k), a01 = ld8(c0 + k + 8), a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
+                if (nr > 1) { a10 = ld8(c1 + k); a11 = ld8(c1 + k + 8); }
+                if (nr > 2) { a20 = ld8(c2 + k); a21 = ld8(c2 + k + 8); }
+                if (nr > 3) { a30 = ld8(c3 + k); a31 = ld8(c3 + k + 8); }
+                for (int j = 0; j < kdim; j++) {
+                    const float *b = B + (size_t)j * ldb + k;
+                    v8 x0 = ld8(b), x1 = ld8(b + 8);
+                    a00 += p0[j] * x0; a01 += p0[j] * x1; a10 += p1[j] * x0; a11 += p1[j] * x1;
+                    a20 += p2[j] * x0; a21 += p2[j] * x1; a30 += p3[j] * x0; a31 += p3[j] * x1;
+                }
+                st8(c0 + k, a00); st8(c0 + k + 8, a01);
+                if (nr > 1) { st8(c1 + k, a10); st8(c1 + k + 8, a11); }
+                if (nr > 2) { st8(c2 + k, a20); st8(c2 + k + 8, a21); }
+                if (nr > 3) { st8(c3 + k, a30); st8(c3 + k + 8, a31); }
+            }
+            for (int u = 0; u < nr; u++) {
+                const float *pu = P + (size_t)(i + u) * ldp;
+                float *cu = C + (size_t)(i + u) * ldc;
+                for (int j = 0; j < kdim; j++)
+                    for (int k = n16; k < n; k++) cu[k] += pu[j] * B[(size_t)j * ldb + k];
+            }
+        }
+        return;
+    }
     for (; i + 4 <= m; i += 4) {
         const float *p0 = P + (size_t)i * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
         float *c0 = C + (size_t)i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
