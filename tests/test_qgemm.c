@@ -143,6 +143,38 @@ static void int8_prompt_gemm(void) {
     free(X); free(Y); free(refq); free(absq); free(ref32); free(abs32); free(Wd); free(xd);
 }
 
+/* Where a table's q8_prefer_tile sends a long prompt to the fp32 tile (AVX2 without VNNI: the signed formats from
+ * 128 tokens on), the product is the exact one, and the K-quants stay on int8 */
+static void prefer_tile(void) {
+    int checked = 0;
+    for (int k = 0; k < ntables; k++) {
+        if (!TABLES[k]->q8_prefer_tile) continue;
+        const k2c_kernels *t = TABLES[k];
+        EXPECT(t->q8_prefer_tile(K2C_FMT_Q8_0, 128, 0) && !t->q8_prefer_tile(K2C_FMT_Q8_0, 127, 0) &&
+               !t->q8_prefer_tile(K2C_FMT_Q4_K, 512, 0) && !t->q8_prefer_tile(K2C_FMT_Q6_K, 512, 0),
+               "[%s] q8_prefer_tile: Q8_0 from 128 tokens, never the unsigned K-quants", t->name);
+        enum { R = 24, C = 256, T = 130 };
+        k2c_wfmt fs[2] = {K2C_FMT_Q8_0, K2C_FMT_Q4_K};
+        for (int fi = 0; fi < 2; fi++) {
+            uint8_t *w = random_weights(fs[fi], R, C, 77 + (uint64_t)fi);
+            k2c_linear l = {.fmt = fs[fi], .rows = R, .cols = C, .w = w};
+            float *X = malloc((size_t)T * C * sizeof *X), *Y = malloc((size_t)T * R * sizeof *Y), *Ye = malloc((size_t)T * R * sizeof *Ye);
+            for (int j = 0; j < T * C; j++) X[j] = (float)sin(0.11 * j);
+            k2c_kctx cx = {.k = t, .nthreads = 1, .no_ext = 1};
+            l.cx = &cx;
+            EXPECT(k2c_matmul(&l, X, T, Y) == 0, "%s", k2c_errmsg());
+            cx.exact = 1;
+            EXPECT(k2c_matmul(&l, X, T, Ye) == 0, "%s", k2c_errmsg());
+            int same = memcmp(Y, Ye, (size_t)T * R * sizeof *Y) == 0;
+            EXPECT(same == !!t->q8_prefer_tile(fs[fi], T, 0), "[%s] %s at %d tokens: %s", t->name, k2c_wfmt_name(fs[fi]), T,
+                   same ? "exact, expected int8" : "int8, expected the exact tile");
+            free(X); free(Y); free(Ye); free(w);
+            checked++;
+        }
+    }
+    if (!checked) printf("  (no table here prefers the tile)\n");
+}
+
 /* The packed activations: layout and values as k2c_q8x gives them */
 static void q8p_packing(void) {
     int T = 19, C = 64;
@@ -295,6 +327,7 @@ int main(void) {
     run_test("qgemm_packing", q8p_packing);
     run_test("qgemm_int8_prompt_every_table", int8_prompt_gemm);
     run_test("qgemm_matmul2_fused", matmul2_fused);
+    run_test("qgemm_prefer_tile", prefer_tile);
     for (int lv = 0; lv < SIMD_NLEVELS; lv++) {
         char name[64];
         snprintf(name, sizeof name, "qgemm_golden_gguf_int8_%s", SIMD_LEVELS[lv]);

@@ -124,6 +124,9 @@ typedef struct {
      * packed int8 activations x: the exact products of the stored weights with the dequantized activations,
      * up to float rounding. scratch: k2c_q8w_bytes(nr, C, x->sg), 64-byte aligned. NULL: not compiled. */
     void (*gemm_q8)(const k2c_linear *l, int r0, int nr, const k2c_q8p *x, float *Y, int ldy, void *scratch);
+    /* nonzero where the fp32 tile (gemm_tile on dequantized rows, exact) beats gemm_q8 on format f at T tokens
+     * (ext as dot_int4_q8's); NULL: never */
+    int (*q8_prefer_tile)(k2c_wfmt f, int T, int ext);
     /* dot_q8 without the ISA's optional instructions (VNNI) even where the CPU has them, so that tests check
      * both paths on one machine; NULL: dot_q8 has none. */
     float (*dot_q8_base)(k2c_wfmt f, const uint8_t *row, const k2c_q8x *x, int n);

@@ -499,7 +499,9 @@ enum { MM_MATVEC, MM_SMALL, MM_BF16, MM_TILE, MM_BLAS, MM_Q8, MM_AMX };
 static int mm_path(const k2c_linear *l, const k2c_kctx *cx, int T, int allow_bf16) {
     if (T <= 2) return MM_MATVEC;
     /* GGUF block formats, unless exact: int8 activations, as decode's k2c_q8x (Q2_K: one dx per 256 columns) */
-    if (!cx->exact && cx->k->gemm_q8 && k2c_q8p_group(l)) return MM_Q8;
+    if (!cx->exact && cx->k->gemm_q8 && k2c_q8p_group(l) &&
+        !(cx->k->q8_prefer_tile && cx->k->q8_prefer_tile(l->fmt, T, !cx->no_ext)))
+        return MM_Q8;
     /* BF16 prompt products on AMX (the opt-in BF16 precision, bf16_prompt) for BF16 rows as stored and for the
      * formats that would otherwise be dequantized to fp32 tiles (FP8, F16: here dequantized to BF16 per tile
      * instead). Not for the block formats and INT4: their int8 path above reads the stored blocks without
