@@ -392,28 +392,44 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
     }
     start[n] = nchunks;
     size_t work = 0;
-    for (int i = 0; i < n; i++) work += (size_t)jobs[i].l->rows * (size_t)jobs[i].l->cols;
+    double total = 0, bpr[K2C_MATVEC_BATCH_MAX];        /* bytes per row: the cost of a chunk */
+    for (int i = 0; i < n; i++) {
+        work += (size_t)jobs[i].l->rows * (size_t)jobs[i].l->cols;
+        bpr[i] = (double)k2c_linear_bytes(jobs[i].l) / (double)jobs[i].l->rows;
+        total += bpr[i] * (double)jobs[i].l->rows;
+    }
     int par = work >= (1u << 16) && cx->nthreads > 1 && !omp_in_parallel();
-    #pragma omp parallel for schedule(static) if (par) num_threads(cx->team)
-    for (int c = 0; c < nchunks; c++) {
+    /* Each thread takes one contiguous run of chunks holding its share of the bytes (a chunk goes where its middle
+     * falls), not of the chunks: a batch mixes formats (the routed experts' INT4 or Q4_K rows beside the shared
+     * expert's BF16 or Q6_K), and equal chunk counts left one thread with 2.4x the other's bytes on the
+     * K2-Thinking layout (its OpenMP waits were a sixth of a 2-thread decode step). */
+    #pragma omp parallel if (par) num_threads(cx->team)
+    {
+        int nt = omp_get_num_threads(), me = omp_get_thread_num();
+        double lo = total * me / nt, hi = me == nt - 1 ? total * 2 + 1 : total * (me + 1) / nt, cum = 0;
         int j = 0;
-        while (start[j + 1] <= c) j++;
-        const k2c_linear *l = jobs[j].l;
-        int r0 = (c - start[j]) * MV_CHUNK, r1 = r0 + MV_CHUNK < l->rows ? r0 + MV_CHUNK : l->rows;
-        size_t rb = pf_row_bytes(l);
-        if (rb && xs[j] && k->dot_q8_rows) {       /* quantized activations: the row loop in the kernel file */
-            k->dot_q8_rows(l->fmt, (const uint8_t *)l->w + (size_t)r0 * rb, rb, r1 - r0, l->rows - r0, xs[j], l->cols,
-                           jobs[j].y + r0, MV_PREFETCH);
-        } else if (rb) {
-            const char *base = (const char *)l->w;
-            int ahead = (int)((MV_PREFETCH + rb - 1) / rb);
-            for (int r = r0; r < r1; r++) {
-                if (r + ahead < l->rows)
-                    for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(base + (size_t)(r + ahead) * rb + o);
-                jobs[j].y[r] = k2c_row_dot(k, l, r, jobs[j].x, xs[j]);
+        for (int c = 0; c < nchunks; c++) {
+            while (start[j + 1] <= c) j++;
+            const k2c_linear *l = jobs[j].l;
+            int r0 = (c - start[j]) * MV_CHUNK, r1 = r0 + MV_CHUNK < l->rows ? r0 + MV_CHUNK : l->rows;
+            double cc = bpr[j] * (double)(r1 - r0), mid = cum + cc / 2;
+            cum += cc;
+            if (mid < lo || mid >= hi) continue;
+            size_t rb = pf_row_bytes(l);
+            if (rb && xs[j] && k->dot_q8_rows) {       /* quantized activations: the row loop in the kernel file */
+                k->dot_q8_rows(l->fmt, (const uint8_t *)l->w + (size_t)r0 * rb, rb, r1 - r0, l->rows - r0, xs[j], l->cols,
+                               jobs[j].y + r0, MV_PREFETCH);
+            } else if (rb) {
+                const char *base = (const char *)l->w;
+                int ahead = (int)((MV_PREFETCH + rb - 1) / rb);
+                for (int r = r0; r < r1; r++) {
+                    if (r + ahead < l->rows)
+                        for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(base + (size_t)(r + ahead) * rb + o);
+                    jobs[j].y[r] = k2c_row_dot(k, l, r, jobs[j].x, xs[j]);
+                }
+            } else {
+                for (int r = r0; r < r1; r++) jobs[j].y[r] = k2c_row_dot(k, l, r, jobs[j].x, xs[j]);
             }
-        } else {
-            for (int r = r0; r < r1; r++) jobs[j].y[r] = k2c_row_dot(k, l, r, jobs[j].x, xs[j]);
         }
     }
     for (int i = 0; i < n; i++) if (owned[i]) free((void *)xs[i]);
