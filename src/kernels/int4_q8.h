@@ -59,6 +59,23 @@ QD_ATTR static inline float qi_scale(const uint16_t *scale, int j, int group) {
     return k2c_bf16_to_f32(scale[j / group]);
 }
 
+#if defined(QI_AVX512) || defined(QI_AVX2)
+/* blocks b .. b+3: their weight scales f, the activations' dx and dx * (sum of q) per block */
+QD_ATTR static inline void qi_scales4(const uint16_t *scale, const k2c_q8x *x, int b, int group, __m128 *f, __m128 *dx,
+                                      __m128 *sq) {
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), odd = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
+    if (group == 32)
+        *f = _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(scale + b))), 16));
+    else
+        *f = _mm_setr_ps(qi_scale(scale, 32 * b, group), qi_scale(scale, 32 * b + 32, group),
+                         qi_scale(scale, 32 * b + 64, group), qi_scale(scale, 32 * b + 96, group));
+    __m256 d8 = _mm256_loadu_ps(x->d16 + 2 * b), s8 = _mm256_loadu_ps(x->s16 + 2 * b);
+    *dx = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(d8, even));
+    *sq = _mm_add_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(s8, even)),
+                     _mm256_castps256_ps128(_mm256_permutevar8x32_ps(s8, odd)));
+}
+#endif
+
 QD_ATTR static int qi_unpack_int4(const k2c_linear *l, int r, int j0, qd_chunk *u) {
     int C = l->cols, left = C - j0, nb = left < 256 ? left / 32 : 8;
     const uint8_t *b = (const uint8_t *)l->w + (size_t)r * (size_t)(C / 2) + (size_t)(j0 / 2);
@@ -94,7 +111,6 @@ QI_VNNI512 static inline __m512i qi_dpbusd512(__m512i acc, __m512i u8, __m512i s
     const uint8_t *wb = (const uint8_t *)w;                                                                          \
     const __m512i m4 = _mm512_set1_epi8(15), ones = _mm512_set1_epi16(1);                                            \
     const __m512i lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);                         \
-    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), odd = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);  \
     (void)ones;                                                                                                      \
     __m512 acc = _mm512_setzero_ps();                                                                                \
     __m128 corr = _mm_setzero_ps();                                                                                  \
@@ -111,16 +127,8 @@ QI_VNNI512 static inline __m512i qi_dpbusd512(__m512i acc, __m512i u8, __m512i s
         __m512i is;                                                                                                  \
         if (VNNI) is = qi_dpbusd512(qi_dpbusd512(_mm512_setzero_si512(), A, qa), B, qb);                             \
         else is = _mm512_madd_epi16(_mm512_add_epi16(_mm512_maddubs_epi16(A, qa), _mm512_maddubs_epi16(B, qb)), ones);\
-        __m128 f;                                                                                                    \
-        if (group == 32)                                                                                             \
-            f = _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(scale + b))), 16));\
-        else                                                                                                         \
-            f = _mm_setr_ps(qi_scale(scale, 32 * b, group), qi_scale(scale, 32 * b + 32, group),                     \
-                            qi_scale(scale, 32 * b + 64, group), qi_scale(scale, 32 * b + 96, group));               \
-        __m256 d8 = _mm256_loadu_ps(x->d16 + 2 * b), s8 = _mm256_loadu_ps(x->s16 + 2 * b);                           \
-        __m128 dx = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(d8, even));                                      \
-        __m128 sq = _mm_add_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(s8, even)),                           \
-                               _mm256_castps256_ps128(_mm256_permutevar8x32_ps(s8, odd)));                           \
+        __m128 f, dx, sq;                                                                                            \
+        qi_scales4(scale, x, b, group, &f, &dx, &sq);                                                                \
         __m512 sc = _mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(_mm_mul_ps(f, dx)));                         \
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sc, acc);                                                      \
         corr = _mm_fmadd_ps(f, sq, corr);                                                                            \
@@ -168,7 +176,6 @@ QI_VNNI256 static inline __m256i qi_dpbusd256(__m256i acc, __m256i u8, __m256i s
 #define QI256_BODY(VNNI)                                                                                             \
     const uint8_t *wb = (const uint8_t *)w;                                                                          \
     const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);                                            \
-    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), odd = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);  \
     const __m256i bl01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), bl23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3); \
     (void)ones;                                                                                                      \
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                                   \
@@ -180,16 +187,8 @@ QI_VNNI256 static inline __m256i qi_dpbusd256(__m256i acc, __m256i u8, __m256i s
         __m256i is0, is1;                                                                                            \
         QI256_PAIR(VNNI, p, x->q + (size_t)b * 32, is0);                                                             \
         QI256_PAIR(VNNI, p + 32, x->q + (size_t)b * 32 + 64, is1);                                                   \
-        __m128 f;                                                                                                    \
-        if (group == 32)                                                                                             \
-            f = _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(scale + b))), 16));\
-        else                                                                                                         \
-            f = _mm_setr_ps(qi_scale(scale, 32 * b, group), qi_scale(scale, 32 * b + 32, group),                     \
-                            qi_scale(scale, 32 * b + 64, group), qi_scale(scale, 32 * b + 96, group));               \
-        __m256 d8 = _mm256_loadu_ps(x->d16 + 2 * b), s8 = _mm256_loadu_ps(x->s16 + 2 * b);                           \
-        __m128 dx = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(d8, even));                                      \
-        __m128 sq = _mm_add_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(s8, even)),                           \
-                               _mm256_castps256_ps128(_mm256_permutevar8x32_ps(s8, odd)));                           \
+        __m128 f, dx, sq;                                                                                            \
+        qi_scales4(scale, x, b, group, &f, &dx, &sq);                                                                \
         __m256 sdx = _mm256_castps128_ps256(_mm_mul_ps(f, dx));                                                      \
         acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is0), _mm256_permutevar8x32_ps(sdx, bl01), acc0);                  \
         acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is1), _mm256_permutevar8x32_ps(sdx, bl23), acc1);                  \
