@@ -141,6 +141,7 @@ extern const k2c_kernels k2c_kernels_neon;
 #endif
 extern float k2c_fp8_lut[256];
 extern int k2c_pf_bf16;                     /* prefetch distance of dot_bf16_xs (linear.c), set before main */
+extern int k2c_pf_block;                    /* the same for the GGUF block formats' decode rows (linear.c) */
 extern const int8_t k2c_iq4_nl[16];         /* IQ4_NL / IQ4_XS: the 16 non-linear levels */
 /* IQ1/IQ2/IQ3 codebooks (iq_grids.h): entry i holds 8 (or 4) values in its bytes, little-endian */
 extern const uint8_t k2c_iq_ksigns[128];

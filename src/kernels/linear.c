@@ -23,8 +23,10 @@ float k2c_fp8_lut[256];
 /* How far ahead (bytes) the BF16 row kernels prefetch; 0: they leave it to the hardware. Measured on Zen 4
  * (docs/BENCHMARKS.md, machine G): its stream prefetcher keeps up with a row on its own and a software
  * prefetch 2 KB ahead cost 12-15% of decode; on the Intel Xeon of machine X the 2 KB prefetch was part of
- * reaching 84% of bandwidth. So AMD gets none and the others 2 KB; K2C_PF_DIST=<bytes> overrides both. */
+ * reaching 84% of bandwidth. So AMD gets none and the others 2 KB; K2C_PF_DIST=<bytes> overrides both.
+ * The block formats' distance (k2c_pf_block, below at MV_PREFETCH) is chosen apart: K2C_PF_DIST sets it too. */
 int k2c_pf_bf16 = 2048;
+int k2c_pf_block = 2048;
 static k2c_kctx default_cx;
 
 int k2c_cpu_has_avx2(void) {
@@ -123,17 +125,30 @@ int k2c_kctx_init(k2c_kctx *cx, const char *simd, int threads, int bf16_prompt) 
 
 const k2c_kctx *k2c_kctx_default(void) { return &default_cx; }
 
+#if defined(__x86_64__)
+/* the CPU family of an AMD CPU (0x17 Zen 1/2, 0x19 Zen 3/4, 0x1A Zen 5), 0 for any other vendor */
+static int amd_family(void) {
+    unsigned a, b, c, d;
+    __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0));
+    if (!(b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u)) return 0;     /* "AuthenticAMD" */
+    __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1));
+    unsigned fam = (a >> 8) & 15;
+    return (int)(fam == 15 ? fam + ((a >> 20) & 255) : fam);
+}
+#endif
+
 __attribute__((constructor)) static void kernels_init(void) {
     for (int i = 0; i < 256; i++) k2c_fp8_lut[i] = k2c_fp8_to_f32((uint8_t)i);
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_is("amd")) k2c_pf_bf16 = 0;
+    if (amd_family() == 0x17) k2c_pf_block = 0;
 #endif
     const char *pf = getenv("K2C_PF_DIST");
     if (pf && *pf) {
         char *end;
         long v = strtol(pf, &end, 10);
-        if (*end == 0 && v >= 0 && v <= 65536) k2c_pf_bf16 = (int)v;
+        if (*end == 0 && v >= 0 && v <= 65536) k2c_pf_bf16 = k2c_pf_block = (int)v;
         else fprintf(stderr, "k2c: K2C_PF_DIST=%s ignored (bytes, 0 to 65536)\n", pf);
     }
     k2c_kctx_init(&default_cx, NULL, 0, 0);
@@ -351,12 +366,14 @@ void *k2c_ws_take(k2c_ws *w, size_t bytes) {
  * Q8_0 and 3.9-4.6 -> 5.1-5.7 on BF16. A core taken by another process then holds up its half: the thread
  * tuner (model/tune.c) sees the slower steps and drops to fewer threads. */
 #define MV_CHUNK 32
-/* Decode on the GGUF block formats prefetches the rows about MV_PREFETCH bytes ahead of the one being dotted:
- * one thread's stream of rows was below the read bandwidth (the row kernels run at 50+ G weights/s in cache),
- * and 2 KB ahead gave +6% on the Moonlight-shaped Q8_0 model, 1 thread, AMD Zen 5, in alternating pairs (4 KB
- * and 8 KB ahead no better; on Q4_K_M and Q2_K the pairs were within this VM's run-to-run spread). BF16 and
- * INT4 rows keep the hardware prefetcher alone (INT4 rows prefetched the same way lost 6-15%). */
-#define MV_PREFETCH 2048
+/* Decode on the GGUF block formats prefetches the rows about k2c_pf_block bytes ahead of the one being dotted
+ * (set in kernels_init). On AMD Zen 5 one thread's stream of rows was below the read bandwidth and 2 KB ahead
+ * gave +6% on the Moonlight-shaped Q8_0 model, 1 thread, in alternating pairs (4 KB and 8 KB no better; Q4_K_M
+ * and Q2_K within the VM's spread). On AMD Zen 2 the same prefetch cost 18-20% of the Q8_0 decode (1 and 2
+ * threads: 4.55 / 8.2 tok/s without, 3.72 / 6.6 with; 4 KB and 8 KB ahead as slow), Q4_K_M and Q2_K within
+ * 1%, so family 0x17 (Zen 1/2) leaves it to the hardware. BF16 and INT4 rows keep the hardware prefetcher
+ * alone everywhere on AMD (INT4 rows prefetched the same way lost 6-15%). */
+#define MV_PREFETCH ((size_t)k2c_pf_block)
 static size_t pf_row_bytes(const k2c_linear *l) {
     return k2c_wfmt_is_block(l->fmt) ? k2c_wfmt_row_bytes(l->fmt, l->cols) : 0;
 }
