@@ -1,6 +1,8 @@
 /* The GGUF decode kernels' speed: each table's dot_q8 (quant_dot.h) on rows of each block type, against one
  * quantized activation vector, in G weights/s on one thread. The matrix (ROWS x COLS) is sized to stay in L2,
- * so this is the kernel's arithmetic, not memory bandwidth (`k2c bench` measures decode end to end).
+ * so this is the kernel's arithmetic, not memory bandwidth (`k2c bench` measures decode end to end). Each table
+ * runs on the activations a decode gives it (its q8x_span: one dx per 32 or, on some formats, per 256), or on
+ * those of SPAN=32 / SPAN=256 where set.
  *   bash bench/quant_dot.sh [TYPES]      (builds build/ first; TYPES: comma-separated, default every block type) */
 #include "kernels/kernels.h"
 
@@ -42,14 +44,14 @@ int main(int argc, char **argv) {
     tabs[nt++] = &k2c_kernels_neon;
 #endif
     float *x = malloc(COLS * sizeof *x), *w = malloc((size_t)COLS * ROWS * sizeof *w);
-    void *xb = aligned_alloc(64, (k2c_q8x_bytes(COLS) + 63) / 64 * 64);
+    void *xb = aligned_alloc(64, (k2c_q8x_bytes(COLS) + 63) / 64 * 64), *xb2 = aligned_alloc(64, (k2c_q8x_bytes(COLS) + 63) / 64 * 64);
     uint8_t *q = malloc((size_t)COLS * ROWS * 2);
-    if (!x || !w || !xb || !q) return 1;
+    if (!x || !w || !xb || !xb2 || !q) return 1;
     for (int j = 0; j < COLS; j++) x[j] = gauss();
     for (size_t i = 0; i < (size_t)COLS * ROWS; i++) w[i] = 0.02f * gauss();
-    const k2c_q8x *xq = k2c_q8x_quantize(x, COLS, xb);
+    const k2c_q8x *xq32 = k2c_q8x_quantize(x, COLS, xb);
     printf("dot_q8, rows of %d, 1 thread, G weights/s (CPU time)\n%-8s", COLS, "type");
-    for (int k = 0; k < nt; k++) printf(" %9s", tabs[k]->name);
+    for (int k = 0; k < nt; k++) printf(" %13s", tabs[k]->name);
     printf("\n");
     for (size_t t = 0; t < sizeof all / sizeof all[0]; t++) {
         if (want && !strstr(want, all[t])) continue;
@@ -79,16 +81,18 @@ int main(int argc, char **argv) {
         for (int k = 0; k < nt; k++) {
             volatile float sink = 0;
             long n = 0;
+            int span = getenv("SPAN") ? atoi(getenv("SPAN")) : tabs[k]->q8x_span ? tabs[k]->q8x_span(f) : 32;
+            const k2c_q8x *xq = span == 32 ? xq32 : k2c_q8x_quantize_span(x, COLS, span, xb2);
             double t0 = cpu_seconds(), el;
             do {
                 for (int r = 0; r < ROWS; r++) sink += tabs[k]->dot_q8(f, q + (size_t)r * rb, xq, COLS);
                 n += ROWS;
                 el = cpu_seconds() - t0;
             } while (el < 0.3);
-            printf(" %9.2f", (double)n * COLS / el / 1e9);
+            printf(" %9.2f%s", (double)n * COLS / el / 1e9, span == 32 ? "    " : "/256");
         }
         printf("\n");
     }
-    free(x); free(w); free(xb); free(q);
+    free(x); free(w); free(xb); free(xb2); free(q);
     return 0;
 }

@@ -7,7 +7,9 @@
  *   KL(base || model) = sum_v p_base(v) (log p_base(v) - log p_model(v)),
  * with the perplexity of each model on the same tokens and how often both put the same token first.
  * Both models are open at once (the base's logits are not written to a file); that suits the checkpoints
- * this is run on here, and a chunk's logits [ctx, vocab] are the only per-chunk memory. */
+ * this is run on here, and a chunk's logits [ctx, vocab] are the only per-chunk memory. --ubatch 1 runs each
+ * chunk one token per forward pass, so the scores are those of the decode path (matvec kernels, their activation
+ * quantization) rather than the prompt GEMM's. */
 #include "cli.h"
 
 #include <math.h>
@@ -128,7 +130,7 @@ done:
     return rc;
 }
 CLI_COMMAND(cmd_kl_def, "kl",
-            "--base DIR --model DIR --text FILE [--ctx 512] [--chunks 40] [--tokenizer DIR] [--threads N] [--exact]",
+            "--base DIR --model DIR --text FILE [--ctx 512] [--chunks 40] [--tokenizer DIR] [--threads N] [--ubatch N] [--exact]",
             "KL divergence of a model's next-token distributions from a base model's (e.g. a quantized GGUF from its "
             "source), with both perplexities, over chunks of a text as llama-perplexity --kl-divergence scores them.",
             cmd_kl)

@@ -210,8 +210,13 @@ static void check_blocks(const k2c_safetensors *rf, const char *const *types, si
         float *row = malloc((size_t)cols * sizeof *row), *x = malloc((size_t)cols * sizeof *x);
         for (int j = 0; j < cols; j++) x[j] = (float)sin(0.37 * j + 0.1);
         void *qbuf = aligned_alloc(64, (k2c_q8x_bytes(cols) + 63) & ~(size_t)63);
-        const k2c_q8x *xq = k2c_q8x_quantize(x, cols, qbuf);
-        for (int k = 0; k < ntables; k++) {
+        void *qbuf2 = aligned_alloc(64, (k2c_q8x_bytes(cols) + 63) & ~(size_t)63);
+        /* one dx per 32 and per 256 (the K-quants' decode without VNNI on AVX2: other kernels) */
+        const k2c_q8x *xq32 = k2c_q8x_quantize(x, cols, qbuf), *xq256 = k2c_q8x_quantize_span(x, cols, 256, qbuf2);
+        for (int k = 0; k < ntables; k++)
+        for (int sp = 0; sp < 2; sp++) {
+            const k2c_q8x *xq = sp ? xq256 : xq32;
+            if (sp && xq->span != 256) continue;
             double worst = 0, dworst = 0, qworst = 0, qerr = 0;
             for (int i = 0; i < rows; i++) {
                 k2c_row_dequant(TABLES[k], &l, i, row);
@@ -243,11 +248,12 @@ static void check_blocks(const k2c_safetensors *rf, const char *const *types, si
             EXPECT(worst < 2e-7, "%s [%s] dequant rel err %g", types[ti], TABLES[k]->name, worst);
             EXPECT(dworst < 1e-6, "%s [%s] dot rel err %g", types[ti], TABLES[k]->name, dworst);
             if (TABLES[k]->dot_q8 && k2c_wfmt_is_block(f)) {
-                EXPECT(qworst < 2e-6, "%s [%s] q8 dot vs dequantized x: rel err %g", types[ti], TABLES[k]->name, qworst);
-                EXPECT(qerr < 1e-2, "%s [%s] q8 dot vs fp32 x: rel err %g", types[ti], TABLES[k]->name, qerr);
+                EXPECT(qworst < 2e-6, "%s [%s] q8 dot (span %d) vs dequantized x: rel err %g", types[ti], TABLES[k]->name,
+                       xq->span, qworst);
+                EXPECT(qerr < 1e-2, "%s [%s] q8 dot (span %d) vs fp32 x: rel err %g", types[ti], TABLES[k]->name, xq->span, qerr);
             }
         }
-        free(qbuf); free(row); free(x); free(w);
+        free(qbuf); free(qbuf2); free(row); free(x); free(w);
     }
 }
 
@@ -336,8 +342,9 @@ static void fast_path_driver(void) {
         float *y1 = malloc((size_t)rows * sizeof *y1), *y2 = malloc((size_t)rows * sizeof *y2), *y3 = malloc((size_t)rows * sizeof *y3);
         for (int j = 0; j < cols; j++) x[j] = (float)(sin(0.71 * j) * (j % 37 == 0 ? 6 : 1));
         void *qb = aligned_alloc(64, (k2c_q8x_bytes(cols) + 63) & ~(size_t)63);
-        const k2c_q8x *xq = k2c_q8x_quantize(x, cols, qb);
         for (int t = 0; t < ntables; t++) {
+            /* the activations as the driver quantizes them for this table (its q8x_span) */
+            const k2c_q8x *xq = k2c_q8x_quantize_span(x, cols, TABLES[t]->q8x_span ? TABLES[t]->q8x_span(f) : 32, qb);
             k2c_kctx cx = {.k = TABLES[t], .nthreads = omp_get_max_threads() > 1 ? 2 : 1}, cxe = cx;  /* one under qemu-user */
             cxe.exact = 1;
             k2c_linear a = {.fmt = f, .rows = rows, .cols = cols, .w = w, .cx = &cx}, b = a, e = a;
@@ -399,8 +406,10 @@ static void dot_q8_every_path(void) {
             float *x = malloc((size_t)cols * sizeof *x), *row = malloc((size_t)cols * sizeof *row);
             for (int j = 0; j < cols; j++) x[j] = (float)(sin(0.93 * j + li) * (1 + (j / 32) % 5) * ((j / 32) % 7 == 3 ? 0 : 1));
             void *qb = aligned_alloc(64, (k2c_q8x_bytes(cols) + 63) & ~(size_t)63);
-            const k2c_q8x *xq = k2c_q8x_quantize(x, cols, qb);
             k2c_linear l = {.fmt = f, .rows = rows, .cols = cols, .w = w};
+            for (int span = 32; span <= 256; span *= 8) {     /* one dx per 32, and per 256 where cols allow */
+            const k2c_q8x *xq = k2c_q8x_quantize_span(x, cols, span, qb);
+            if (xq->span != span) continue;
             for (int t = 0; t < ntables; t++)
                 for (int base = 0; base < 2; base++) {
                     float (*dot)(k2c_wfmt, const uint8_t *, const k2c_q8x *, int) = base ? TABLES[t]->dot_q8_base : TABLES[t]->dot_q8;
@@ -417,8 +426,8 @@ static void dot_q8_every_path(void) {
                         float got = dot(f, w + (size_t)r * rb, xq, cols);
                         worst = check_worse(worst, fabs(got - dq) / (s + 1e-30));
                     }
-                    EXPECT(worst < 2e-6, "%s n=%d [%s%s] q8 dot vs dequantized x: rel err %g", k2c_wfmt_name(f), cols,
-                           TABLES[t]->name, base ? " base" : "", worst);
+                    EXPECT(worst < 2e-6, "%s n=%d [%s%s] q8 dot (span %d) vs dequantized x: rel err %g", k2c_wfmt_name(f),
+                           cols, TABLES[t]->name, base ? " base" : "", span, worst);
                 }
             for (int t = 0; t < ntables; t++) {       /* the row loop: dot_q8's values, bit for bit, prefetch or not */
                 if (!TABLES[t]->dot_q8_rows) { EXPECT(0, "[%s] has no dot_q8_rows", TABLES[t]->name); continue; }
@@ -430,17 +439,18 @@ static void dot_q8_every_path(void) {
                         ys[r] = TABLES[t]->dot_q8(f, w + (size_t)r * rb, xq, cols);
                         same &= memcmp(&ys[r], &yr[r - 1], sizeof(float)) == 0;
                     }
-                    EXPECT(same, "%s n=%d [%s] dot_q8_rows differs from dot_q8 (pf %d)", k2c_wfmt_name(f), cols,
-                           TABLES[t]->name, pf);
+                    EXPECT(same, "%s n=%d [%s] dot_q8_rows differs from dot_q8 (pf %d, span %d)", k2c_wfmt_name(f), cols,
+                           TABLES[t]->name, pf, span);
                 }
+            }
             }
             free(qb); free(x); free(row); free(w);
         }
     }
 }
 
-/* k2c_q8x_quantize's codes against lrintf's (ties to even) and its block sums: random blocks, and blocks whose max
- * is 127 (scale 1) holding exact halves (2.5 -> 2, -3.5 -> -4, 0.5 -> 0), NaN (-127) and one all zero. */
+/* k2c_q8x_quantize's codes against lrintf's (ties to even) and its block sums, at spans 32 and 256: random blocks,
+ * and blocks whose max is 127 (scale 1) holding exact halves (2.5 -> 2, -3.5 -> -4, 0.5 -> 0), NaN (-127) and one all zero. */
 static void q8x_codes(void) {
     enum { N = 32 * 40 };
     float *x = malloc(N * sizeof *x);
@@ -456,23 +466,29 @@ static void q8x_codes(void) {
     }
     x[32 * 38 + 5] = NAN;
     for (int k = 0; k < 32; k++) x[32 * 39 + k] = 0.0f;
-    const k2c_q8x *q = k2c_q8x_quantize(x, N, buf);
-    int bad = 0, badsum = 0;
-    for (int b = 0; b < N / 32; b++) {
-        float amax = 0;
-        for (int k = 0; k < 32; k++) if (fabsf(x[32 * b + k]) > amax) amax = fabsf(x[32 * b + k]);
-        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        int sum[2] = {0, 0};
-        for (int k = 0; k < 32; k++) {
-            float p = x[32 * b + k] * id;
-            long v = p != p ? -127 : lrintf(p);
-            v = v > 127 ? 127 : v < -127 ? -127 : v;
-            bad += q->q[32 * b + k] != (int8_t)v;
-            sum[k / 16] += (int)v;
+    for (int span = 32; span <= 256; span *= 8) {     /* one dx per 32, and per 256 (ggml's Q8_K) */
+        const k2c_q8x *q = k2c_q8x_quantize_span(x, N, span, buf);
+        int bad = 0, badsum = 0;
+        for (int b = 0; b < N / 32; b++) {
+            float amax = 0;
+            int s0 = 32 * b / span * span;
+            for (int k = s0; k < s0 + span; k++) if (fabsf(x[k]) > amax) amax = fabsf(x[k]);
+            float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+            int sum[2] = {0, 0};
+            for (int k = 0; k < 32; k++) {
+                float p = x[32 * b + k] * id;
+                long v = p != p ? -127 : lrintf(p);
+                v = v > 127 ? 127 : v < -127 ? -127 : v;
+                bad += q->q[32 * b + k] != (int8_t)v;
+                sum[k / 16] += (int)v;
+            }
+            for (int g = 0; g < 2; g++) badsum += q->d16[2 * b + g] != d || q->s16[2 * b + g] != d * (float)sum[g];
         }
-        for (int g = 0; g < 2; g++) badsum += q->d16[2 * b + g] != d || q->s16[2 * b + g] != d * (float)sum[g];
+        EXPECT(q->span == span, "k2c_q8x_quantize_span: span %d, asked %d", q->span, span);
+        EXPECT(bad == 0 && badsum == 0, "k2c_q8x_quantize (span %d): %d codes and %d sums differ from lrintf's", span, bad, badsum);
     }
-    EXPECT(bad == 0 && badsum == 0, "k2c_q8x_quantize: %d codes and %d sums differ from lrintf's", bad, badsum);
+    EXPECT(k2c_q8x_quantize_span(x, N - 32, 256, buf)->span == 32, "a length not a multiple of 256 keeps span 32");
+    const k2c_q8x *q = k2c_q8x_quantize(x, N, buf);
     EXPECT(q->q[32 * 30 + 1] == (int8_t)lrintf(x[32 * 30 + 1]), "a half rounds to even");
     free(x);
     free(buf);

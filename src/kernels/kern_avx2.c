@@ -367,6 +367,14 @@ AVX2 static int q8_prefer_tile(k2c_wfmt f, int T, int ext) {
     return T >= 128 && qg_small_off(f) < 0 && !(ext && k2c_cpu_has_avxvnni());
 }
 
+/* Without VNNI the K-quants decode on activations with one dx per super-block (quant_dot_kq_x86.h's *_s
+ * kernels): the sub-scales then multiply the int16 pairs in vpmaddwd, and a super-block takes one float step */
+AVX2 static int q8x_span(k2c_wfmt f) {
+    int kq = f == K2C_FMT_Q2_K || f == K2C_FMT_Q3_K || f == K2C_FMT_Q4_K || f == K2C_FMT_Q5_K || f == K2C_FMT_Q6_K ||
+             f == K2C_FMT_IQ4_XS;
+    return kq && !QD_EXT() ? 256 : 32;
+}
+
 const k2c_kernels k2c_kernels_avx2 = {
     .name = "avx2",
     .dot_f32 = dot_f32,
@@ -380,6 +388,7 @@ const k2c_kernels k2c_kernels_avx2 = {
     .dot_q8_base = qd_dot_q8_base,
     .dot_int4_q8 = qi_dot_int4_q8,
     .int4_q8_eo = QI_EO,
+    .q8x_span = q8x_span,
     .gemm_q8 = qg_gemm_q8,
     .q8_prefer_tile = q8_prefer_tile,
     .cvt_bf16 = cvt_bf16,

@@ -27,16 +27,20 @@ typedef enum {
 } k2c_wfmt;
 typedef struct k2c_linear k2c_linear;
 
-/* Activations quantized for the GGUF decode fast path (as ggml's Q8 activations): per 32 elements an int8
- * block q with one scale, x ~ dx * q. Kept per 16 elements, the granule of the K-quants' scales:
- * d16[g] = dx of g's block, s16[g] = dx * (sum of q over the 16), which the formats with a min need. */
+/* Activations quantized for the GGUF decode fast path (as ggml's Q8 activations): per 32 elements (span 256:
+ * per 256, as ggml's Q8_K) an int8 block q with one scale, x ~ dx * q. Kept per 16 elements, the granule of the
+ * K-quants' scales: d16[g] = dx of g's block, s16[g] = dx * (sum of q over the 16), which the formats with a
+ * min need. Every kernel takes either span; some have a faster road for 256 (the table's q8x_span). */
 typedef struct {
     const int8_t *q;                /* [n] */
     const float *d16, *s16;         /* [n / 16] */
+    int span;                       /* 32 or 256: the elements one dx covers */
 } k2c_q8x;
 size_t k2c_q8x_bytes(int n);        /* one buffer holding the struct and its arrays (n a multiple of 32) */
-/* x [n] quantized into buf (k2c_q8x_bytes(n), 64-byte aligned); returns the struct at its start */
-const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf);
+/* x [n] quantized into buf (k2c_q8x_bytes(n), 64-byte aligned); returns the struct at its start. span 256
+ * where n is a multiple of 256, else 32. */
+const k2c_q8x *k2c_q8x_quantize_span(const float *x, int n, int span, void *buf);
+const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf);      /* span 32 */
 /* x's codes (n a multiple of 32) reordered in place for an INT4 kernel with int4_q8_eo: per 64 elements the even
  * codes of its two blocks of 32, then their odd codes; a last 32 as its 16 even then 16 odd codes. d16 and s16
  * stay (per block sums do not depend on the order). */
@@ -105,6 +109,8 @@ typedef struct {
     float (*dot_int4_q8)(const uint32_t *w, const k2c_q8x *x, int n, const uint16_t *scale, int group, int ext);
     /* nonzero: dot_int4_q8 takes x's codes reordered even / odd (k2c_q8x_even_odd), as the matvec prepares them */
     int int4_q8_eo;
+    /* the span (32 or 256) of the activations a decode on format f should quantize for dot_q8 (NULL: 32) */
+    int (*q8x_span)(k2c_wfmt f);
     /* Prompts: one stored row to fp32, per format (NULL: the portable kernel). */
     void (*cvt_bf16)(const uint16_t *w, int n, float *out);
     void (*cvt_f16)(const uint16_t *w, int n, float *out);

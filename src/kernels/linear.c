@@ -286,21 +286,29 @@ size_t k2c_q8x_bytes(int n) { return Q8X_HEAD + k2c_ws_bytes((size_t)n) + 2 * (s
  * kernels rely on). Compiled per x86 level, with the max and the rounding written so they vectorize (fmaxf and
  * lrintf were library calls per element: 3% of a Q2_K decode step): (y + 1.5 x 2^23) - 1.5 x 2^23 rounds y to
  * the nearest integer, ties to even, as lrintf does, for |y| < 2^22 (here |y| <= 127). */
-K2C_CLONES const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf) {
+K2C_CLONES const k2c_q8x *k2c_q8x_quantize_span(const float *x, int n, int span, void *buf) {
     k2c_q8x *h = buf;
     int8_t *q = (int8_t *)buf + Q8X_HEAD;
     float *d16 = (float *)((char *)q + k2c_ws_bytes((size_t)n)), *s16 = d16 + n / 16;
-    for (int b = 0; b < n / 32; b++) {
-        const float *xb = x + 32 * b;
-        float amax = k2c_amax32(xb);
+    if (span != 256 || n % 256) span = 32;
+    for (int s0 = 0; s0 < n; s0 += span) {
+        float amax = 0;
+        for (int b = s0; b < s0 + span; b += 32) {
+            float m = k2c_amax32(x + b);
+            amax = m > amax ? m : amax;
+        }
         float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        int sum[2];
-        k2c_q8_round32(xb, id, q + 32 * b, sum);
-        for (int g = 0; g < 2; g++) { d16[2 * b + g] = d; s16[2 * b + g] = d * (float)sum[g]; }
+        for (int b = s0 / 32; b < (s0 + span) / 32; b++) {
+            int sum[2];
+            k2c_q8_round32(x + 32 * b, id, q + 32 * b, sum);
+            for (int g = 0; g < 2; g++) { d16[2 * b + g] = d; s16[2 * b + g] = d * (float)sum[g]; }
+        }
     }
-    h->q = q; h->d16 = d16; h->s16 = s16;
+    h->q = q; h->d16 = d16; h->s16 = s16; h->span = span;
     return h;
 }
+
+const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf) { return k2c_q8x_quantize_span(x, n, 32, buf); }
 
 void k2c_q8x_even_odd(const k2c_q8x *x, int n) {
     int8_t *q = (int8_t *)x->q, t[64];
@@ -340,9 +348,20 @@ static size_t prep_bytes(const k2c_linear *l, const k2c_kctx *cx) {
     }
 }
 
+/* the span of l's quantized activations (k2c_q8x), where its kernels ask for 256 */
+static int q8x_span(const k2c_linear *l, const k2c_kctx *cx) {
+    return l->fmt != K2C_FMT_INT4 && cx->k->q8x_span ? cx->k->q8x_span(l->fmt) : 32;
+}
+/* two matrices on one x can share what it prepares when this is the same: kind, span, INT4's code order */
+static int prep_sig(const k2c_linear *l, const k2c_kctx *cx) {
+    int kind = prep_kind(l, cx);
+    if (kind != PREP_Q8) return kind;
+    return kind | q8x_span(l, cx) << 4 | (l->fmt == K2C_FMT_INT4 && cx->k->int4_q8_eo) << 12;
+}
+
 static const void *prep_x(const k2c_linear *l, const k2c_kctx *cx, const float *x, void *buf) {
     if (prep_kind(l, cx) == PREP_SHUFFLE) { int4_shuffle_x(x, l->cols, buf); return buf; }
-    const k2c_q8x *q = k2c_q8x_quantize(x, l->cols, buf);
+    const k2c_q8x *q = k2c_q8x_quantize_span(x, l->cols, q8x_span(l, cx), buf);
     if (l->fmt == K2C_FMT_INT4 && cx->k->int4_q8_eo) k2c_q8x_even_odd(q, l->cols);
     return q;
 }
@@ -400,7 +419,7 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
         size_t bytes = prep_bytes(l, cx);
         if (!bytes) continue;
         for (int j = 0; j < i && !xs[i]; j++)     /* the same input (an expert's gate and up): prepared once */
-            if (xs[j] && jobs[j].x == jobs[i].x && jobs[j].l->cols == l->cols && prep_kind(jobs[j].l, cx) == prep_kind(l, cx))
+            if (xs[j] && jobs[j].x == jobs[i].x && jobs[j].l->cols == l->cols && prep_sig(jobs[j].l, cx) == prep_sig(l, cx))
                 xs[i] = xs[j];
         if (xs[i]) continue;
         /* without the buffer the row kernels read x as it is: slower (INT4) or exact (block formats) */

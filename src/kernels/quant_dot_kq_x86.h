@@ -254,6 +254,165 @@ KQ_INLINE float kq_iq4_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
     return kq_hsum(_mm256_sub_ps(a, am));
 }
 
+/* ---- the K-quants without VNNI on activations with one dx per super-block (x->span 256, ggml's Q8_K; the
+ * kernels table's q8x_span asks the matvec for them). vpmaddwd takes the sub-block scales as int16 in place of
+ * the ones, so a super-block's products add up in one int32 vector and take one float step: no per-group sums
+ * (vphaddd), no per-group float multiplies. The offsets and mins stay the float min term of the kernels above.
+ * Bounds: a vpmaddubsw pair <= 2 x 63 x 127 = 16002; times a scale (|s| <= 128) two per lane, 16 chunks: < 2^26. */
+/* the scales of 16-element groups 0..15 as int16, even groups in the low 128 bits, odd ones in the high:
+ * chunk c (elements 32c..32c+31) takes its scales with kq_sc16(S, c) */
+KQ_INLINE __m256i kq_eo16(__m128i s8, int sign) {
+    __m128i eo = _mm_shuffle_epi8(s8, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+    return sign ? _mm256_cvtepi8_epi16(eo) : _mm256_cvtepu8_epi16(eo);
+}
+/* int16 lane j of the result: S's lane c of j's 128-bit half (kq_eo16: group 2c low, 2c + 1 high) */
+KQ_INLINE __m256i kq_sc16(__m256i S, int c) { return _mm256_shuffle_epi8(S, _mm256_set1_epi16((short)(0x0100 + 0x0202 * c))); }
+/* chunk products scaled: w unsigned, q signed, sc the int16 scales of its lanes */
+KQ_INLINE __m256i kq_dsc(__m256i w, const int8_t *q, __m256i sc) { return _mm256_madd_epi16(_mm256_maddubs_epi16(w, kq_ld(q)), sc); }
+
+KQ_INLINE float kq_q45_k_s(const uint8_t *row, const k2c_q8x *x, int n, int five) {
+    const __m256i m4 = _mm256_set1_epi8(15), b5 = _mm256_set1_epi8(16);
+    __m256 a = _mm256_setzero_ps(), am = _mm256_setzero_ps();
+    const int bb = five ? 176 : 144;
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * bb, *qs = b + (five ? 48 : 16);
+        const int8_t *q = x->q + 256 * i;
+        uint32_t u0 = kq_u32(b + 4), u1 = kq_u32(b + 8), u2 = kq_u32(b + 12);
+        uint64_t sc = (u0 & 0x3f3f3f3fu) | (uint64_t)((u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u)) << 32;
+        uint64_t mn = (u1 & 0x3f3f3f3fu) | (uint64_t)(((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u)) << 32;
+        /* the 8 sub-block scales as int16 in both halves: sub-block g's with the control of kq_sc16(., g) */
+        __m256i S = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+        __m256i acc = _mm256_setzero_si256(), hb = five ? kq_ld(b + 16) : _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            __m256i v = kq_ld(qs + 32 * k);
+            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (five) {
+                int g = 2 * k;
+                __m256i h0 = g < 4 ? _mm256_slli_epi16(hb, 4 - g) : _mm256_srli_epi16(hb, g - 4);
+                __m256i h1 = g + 1 < 4 ? _mm256_slli_epi16(hb, 3 - g) : _mm256_srli_epi16(hb, g - 3);
+                lo = _mm256_or_si256(lo, _mm256_and_si256(h0, b5));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(h1, b5));
+            }
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(kq_dsc(lo, q + 64 * k, kq_sc16(S, 2 * k)),
+                                                         kq_dsc(hi, q + 64 * k + 32, kq_sc16(S, 2 * k + 1))));
+        }
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(kq_h(b) * x->d16[16 * i]), a);
+        __m128i mm = _mm_cvtsi64_si128((long long)mn), m2 = _mm_unpacklo_epi8(mm, mm);
+        KQ_MIN(kq_u8f(m2), kq_u8f(_mm_srli_si128(m2, 8)), kq_h(b + 2), x->s16 + 16 * i, am);
+    }
+    return kq_hsum(_mm256_sub_ps(a, am));
+}
+
+KQ_INLINE float kq_q6_k_s(const uint8_t *row, const k2c_q8x *x, int n) {
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+    __m256 a = _mm256_setzero_ps(), am = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 210;
+        const int8_t *q = x->q + 256 * i;
+        __m128i sv = _mm_loadu_si128((const __m128i *)(b + 192));
+        __m256i S = kq_eo16(sv, 1), acc = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = kq_ld(b + 64 * h), l1 = kq_ld(b + 64 * h + 32), hh = kq_ld(b + 128 + 32 * h);
+            __m256i w0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 4), m30));
+            __m256i w1 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hh, 2), m30));
+            __m256i w2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hh, m30));
+            __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(hh, 2), m30));
+            const int8_t *qh = q + 128 * h;
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(kq_dsc(w0, qh, kq_sc16(S, 4 * h)), kq_dsc(w1, qh + 32, kq_sc16(S, 4 * h + 1))));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(kq_dsc(w2, qh + 64, kq_sc16(S, 4 * h + 2)), kq_dsc(w3, qh + 96, kq_sc16(S, 4 * h + 3))));
+        }
+        float d = kq_h(b + 208);
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(d * x->d16[16 * i]), a);
+        KQ_MIN(kq_i8f(sv), kq_i8f(_mm_srli_si128(sv, 8)), 32.0f * d, x->s16 + 16 * i, am);
+    }
+    return kq_hsum(_mm256_sub_ps(a, am));
+}
+
+KQ_INLINE float kq_q2_k_s(const uint8_t *row, const k2c_q8x *x, int n) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(15);
+    __m256 a = _mm256_setzero_ps(), am = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 84;
+        const int8_t *q = x->q + 256 * i;
+        __m128i sv = _mm_loadu_si128((const __m128i *)b);
+        __m128i sl = _mm_and_si128(sv, m4), sh = _mm_and_si128(_mm_srli_epi16(sv, 4), m4);
+        __m256i S = kq_eo16(sl, 0), acc = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i v = kq_ld(b + 16 + 32 * h);
+            const int8_t *qh = q + 128 * h;
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(kq_dsc(_mm256_and_si256(v, m3), qh, kq_sc16(S, 4 * h)),
+                                                         kq_dsc(_mm256_and_si256(_mm256_srli_epi16(v, 2), m3), qh + 32, kq_sc16(S, 4 * h + 1))));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(kq_dsc(_mm256_and_si256(_mm256_srli_epi16(v, 4), m3), qh + 64, kq_sc16(S, 4 * h + 2)),
+                                                         kq_dsc(_mm256_and_si256(_mm256_srli_epi16(v, 6), m3), qh + 96, kq_sc16(S, 4 * h + 3))));
+        }
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(kq_h(b + 80) * x->d16[16 * i]), a);
+        KQ_MIN(kq_u8f(sh), kq_u8f(_mm_srli_si128(sh, 8)), kq_h(b + 82), x->s16 + 16 * i, am);
+    }
+    return kq_hsum(_mm256_sub_ps(a, am));
+}
+
+KQ_INLINE float kq_q3_k_s(const uint8_t *row, const k2c_q8x *x, int n) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 a = _mm256_setzero_ps(), am = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 110;
+        const int8_t *q = x->q + 256 * i;
+        uint64_t lo8;
+        memcpy(&lo8, b + 96, 8);
+        uint32_t hh = kq_u32(b + 104);
+        const uint32_t m2 = 0x03030303u;
+        __m128i lo = _mm_set_epi64x((long long)((lo8 >> 4) & 0x0f0f0f0f0f0f0f0full), (long long)(lo8 & 0x0f0f0f0f0f0f0f0full));
+        __m128i hi = _mm_set_epi32((int)((hh >> 6) & m2), (int)((hh >> 4) & m2), (int)((hh >> 2) & m2), (int)(hh & m2));
+        __m128i sv = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+        __m256i S = kq_eo16(sv, 1), hm = kq_ld(b), acc = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i v = kq_ld(b + 32 + 32 * h);
+            const int8_t *qh = q + 128 * h;
+            __m256i w0 = _mm256_or_si256(_mm256_and_si256(v, m3), kq_bit2(hm, 4 * h));
+            __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 2), m3), kq_bit2(hm, 4 * h + 1));
+            __m256i w2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m3), kq_bit2(hm, 4 * h + 2));
+            __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 6), m3), kq_bit2(hm, 4 * h + 3));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(kq_dsc(w0, qh, kq_sc16(S, 4 * h)), kq_dsc(w1, qh + 32, kq_sc16(S, 4 * h + 1))));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(kq_dsc(w2, qh + 64, kq_sc16(S, 4 * h + 2)), kq_dsc(w3, qh + 96, kq_sc16(S, 4 * h + 3))));
+        }
+        float d = kq_h(b + 108);
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(d * x->d16[16 * i]), a);
+        KQ_MIN(kq_i8f(sv), kq_i8f(_mm_srli_si128(sv, 8)), 4.0f * d, x->s16 + 16 * i, am);
+    }
+    return kq_hsum(_mm256_sub_ps(a, am));
+}
+
+/* IQ4_XS: the signed levels as |w| against q with w's sign (kq_dot_s), the 8 scales ls - 32 (|s| <= 32) */
+KQ_INLINE float kq_iq4_xs_s(const uint8_t *row, const k2c_q8x *x, int n) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)k2c_iq4_nl));
+    __m256 a = _mm256_setzero_ps();
+    for (int i = 0; i < n / 256; i++) {
+        const uint8_t *b = row + (size_t)i * 136;
+        const int8_t *q = x->q + 256 * i;
+        /* scale g: low nibble g of the word at 4, top two bits pair g of the 16-bit word at 2 */
+        uint32_t lo = kq_u32(b + 4), hi = (uint32_t)(b[2] | b[3] << 8);
+        uint64_t l8 = 0;
+        for (int g = 0; g < 8; g++) l8 |= (uint64_t)(((lo >> 4 * g) & 15) | ((hi >> 2 * g) & 3) << 4) << 8 * g;
+        __m128i s8 = _mm_sub_epi8(_mm_cvtsi64_si128((long long)l8), _mm_set1_epi8(32));
+        __m256i S = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(s8)), acc = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            __m256i v = kq_ld(b + 8 + 32 * k);
+            __m256i tl = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, m4));
+            __m256i th = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+            __m256i w0 = _mm256_permute2x128_si256(tl, th, 0x20), w1 = _mm256_permute2x128_si256(tl, th, 0x31);
+            __m256i q0 = kq_ld(q + 64 * k), q1 = kq_ld(q + 64 * k + 32);
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(q0, w0)), kq_sc16(S, 2 * k));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(q1, w1)), kq_sc16(S, 2 * k + 1));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p0, p1));
+        }
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(kq_h(b) * x->d16[16 * i]), a);
+    }
+    return kq_hsum(a);
+}
+
 /* ---- the 32-element formats the K-quant recipes fall back to for rows their 256-block does not divide (the
  * experts' down projections, 1408 wide in Moonlight: Q5_0 under Q4_K_M, IQ4_NL under Q2_K), and Q4_0: one block's
  * 32 signed weights in one vector (element j: low nibble of qs[j], j + 16: its high nibble), |w| against q with
@@ -512,18 +671,35 @@ KQ_INLINE float kq_q5_k(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
 KQ_INLINE float kq_q2_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q23_k512(row, x, n, vnni, 0); }
 KQ_INLINE float kq_q3_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q23_k512(row, x, n, vnni, 1); }
 KQ_PAIR(kq_q6_k, kq_q6_k512)
+#define kq_iq4_xs_ kq_iq4_xs
 #else
-KQ_INLINE float kq_q4_k(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q45_k(row, x, n, vnni, 0); }
-KQ_INLINE float kq_q5_k(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q45_k(row, x, n, vnni, 1); }
-KQ_INLINE float kq_q2_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q2_k(row, x, n, vnni); }
-KQ_INLINE float kq_q3_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) { return kq_q3_k(row, x, n, vnni); }
-KQ_PAIR(kq_q6_k, kq_q6_k)
+/* without VNNI, span-256 activations take the kernels above (x->span: how the matvec quantized them) */
+#define KQ_S(x, vnni) (!(vnni) && (x)->span == 256)
+KQ_INLINE float kq_q4_k(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    return KQ_S(x, vnni) ? kq_q45_k_s(row, x, n, 0) : kq_q45_k(row, x, n, vnni, 0);
+}
+KQ_INLINE float kq_q5_k(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    return KQ_S(x, vnni) ? kq_q45_k_s(row, x, n, 1) : kq_q45_k(row, x, n, vnni, 1);
+}
+KQ_INLINE float kq_q2_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    return KQ_S(x, vnni) ? kq_q2_k_s(row, x, n) : kq_q2_k(row, x, n, vnni);
+}
+KQ_INLINE float kq_q3_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    return KQ_S(x, vnni) ? kq_q3_k_s(row, x, n) : kq_q3_k(row, x, n, vnni);
+}
+KQ_INLINE float kq_q6_k_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    return KQ_S(x, vnni) ? kq_q6_k_s(row, x, n) : kq_q6_k(row, x, n, vnni);
+}
+KQ_PAIR(kq_q6_k, kq_q6_k_)
+KQ_INLINE float kq_iq4_xs_(const uint8_t *row, const k2c_q8x *x, int n, int vnni) {
+    return KQ_S(x, vnni) ? kq_iq4_xs_s(row, x, n) : kq_iq4_xs(row, x, n, vnni);
+}
 #endif
 KQ_PAIR(kq_q4_k, kq_q4_k)
 KQ_PAIR(kq_q5_k, kq_q5_k)
 KQ_PAIR(kq_q2_k, kq_q2_k_)
 KQ_PAIR(kq_q3_k, kq_q3_k_)
-KQ_PAIR(kq_iq4_xs, kq_iq4_xs)
+KQ_PAIR(kq_iq4_xs, kq_iq4_xs_)
 KQ_PAIR(kq_q4_0, kq_q4_0)
 KQ_PAIR(kq_q5_0, kq_q5_0)
 KQ_PAIR(kq_iq4_nl, kq_iq4_nl)
