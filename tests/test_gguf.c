@@ -465,6 +465,8 @@ static void q8x_codes(void) {
         for (int k = 1; k < 32; k++) x[32 * b + k] = (float)(k % 2 ? 1 : -1) * ((float)((k * 7 + b) % 120) + 0.5f);
     }
     x[32 * 38 + 5] = NAN;
+    /* a NaN in each 8-lane quarter of a block, beside its largest value in the same lane of another quarter */
+    for (int k = 0; k < 4; k++) { x[32 * (12 + k) + 8 * k + 3] = NAN; x[32 * (12 + k) + 8 * ((k + 1) % 4) + 3] = 40.0f; }
     for (int k = 0; k < 32; k++) x[32 * 39 + k] = 0.0f;
     for (int span = 32; span <= 256; span *= 8) {     /* one dx per 32, and per 256 (ggml's Q8_K) */
         const k2c_q8x *q = k2c_q8x_quantize_span(x, N, span, buf);

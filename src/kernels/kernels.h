@@ -290,72 +290,79 @@ void k2c_gemm_pack_x_bf16(const float *X, int T, int C, uint32_t *Xp);
 #define K2C_CLONES
 #endif
 
-/* max |x| over 32 floats, NaN ignored (as `a > amax ? a : amax` does), as an unsigned maximum of the bit patterns
- * with the sign cleared (their order is the floats' order), in GCC vector types: the float form stayed a scalar
- * vmaxss chain (two fifths of the activation quantization) and a plain integer loop a cmov chain at -O2 */
-typedef uint32_t k2c_u32x16 __attribute__((vector_size(64)));
-typedef int32_t k2c_i32x16 __attribute__((vector_size(64)));
-/* lanes rotated by n (0 < n < 16), for horizontal reductions as shuffle trees (a lane at a time was 16 extracts) */
+/* max |x| over 32 floats, NaN ignored (as `a > amax ? a : amax` does), and the rounding below, in GCC vector
+ * types of 8 lanes (one AVX2 register, half an AVX-512 one, two SSE2 ones): the float loops stayed a scalar vmaxss
+ * chain at -O2 (two fifths of the activation quantization), and 16-lane forms with unsigned compares, which x86
+ * has only from AVX-512 on, became scalar code in the AVX2 clone (13.6 us per 2048 elements on AMD Zen 2). */
+typedef float k2c_f32x8 __attribute__((vector_size(32)));
+typedef int32_t k2c_i32x8 __attribute__((vector_size(32)));
+typedef int8_t k2c_i8x8 __attribute__((vector_size(8)));
+typedef int8_t k2c_i8x32 __attribute__((vector_size(32)));
+/* lanes rotated by n (0 < n < 8), for horizontal reductions as shuffle trees (a lane at a time was 8 extracts) */
 #if defined(__clang__)
-#define K2C_ROT16(v, n) __builtin_shufflevector(v, v, ((n) + 0) % 16, ((n) + 1) % 16, ((n) + 2) % 16,                  \
-    ((n) + 3) % 16, ((n) + 4) % 16, ((n) + 5) % 16, ((n) + 6) % 16, ((n) + 7) % 16, ((n) + 8) % 16,                    \
-    ((n) + 9) % 16, ((n) + 10) % 16, ((n) + 11) % 16, ((n) + 12) % 16, ((n) + 13) % 16, ((n) + 14) % 16,               \
-    ((n) + 15) % 16)
+#define K2C_ROT8(v, n) __builtin_shufflevector(v, v, ((n) + 0) % 8, ((n) + 1) % 8, ((n) + 2) % 8, ((n) + 3) % 8,      \
+                                               ((n) + 4) % 8, ((n) + 5) % 8, ((n) + 6) % 8, ((n) + 7) % 8)
 #else
-#define K2C_ROT16(v, n) __builtin_shuffle(v, (k2c_i32x16){((n) + 0) % 16, ((n) + 1) % 16, ((n) + 2) % 16,              \
-    ((n) + 3) % 16, ((n) + 4) % 16, ((n) + 5) % 16, ((n) + 6) % 16, ((n) + 7) % 16, ((n) + 8) % 16,                    \
-    ((n) + 9) % 16, ((n) + 10) % 16, ((n) + 11) % 16, ((n) + 12) % 16, ((n) + 13) % 16, ((n) + 14) % 16,               \
-    ((n) + 15) % 16})
+#define K2C_ROT8(v, n) __builtin_shuffle(v, (k2c_i32x8){((n) + 0) % 8, ((n) + 1) % 8, ((n) + 2) % 8, ((n) + 3) % 8,   \
+                                                        ((n) + 4) % 8, ((n) + 5) % 8, ((n) + 6) % 8, ((n) + 7) % 8})
 #endif
-/* m = the lane-wise unsigned maximum of m and v (a macro: a function returning a 64-byte vector changes the ABI
- * between the per-level clones) */
-#define K2C_UMAX16(m, v) do { k2c_u32x16 v_ = (v), gt_ = (k2c_u32x16)((m) > v_); (m) = ((m) & gt_) | (v_ & ~gt_); } while (0)
+/* m = where a > m: a, else m (lane-wise; false for a NaN a, so a NaN lane never wins) */
+#define K2C_FMAX8(m, a)                                                                                          \
+    do {                                                                                                       \
+        k2c_f32x8 a_ = (a);                                                                                    \
+        k2c_i32x8 gt_ = (k2c_i32x8)(a_ > (m));                                                                 \
+        (m) = (k2c_f32x8)(((k2c_i32x8)a_ & gt_) | ((k2c_i32x8)(m) & ~gt_));                                    \
+    } while (0)
 static inline __attribute__((always_inline)) float k2c_amax32(const float *x) {
-    k2c_u32x16 a, b;
-    memcpy(&a, x, sizeof a);
-    memcpy(&b, x + 16, sizeof b);
-    a &= 0x7fffffffu;
-    b &= 0x7fffffffu;
-    a &= ~(k2c_u32x16)(a > 0x7f800000u);        /* NaN -> 0 */
-    b &= ~(k2c_u32x16)(b > 0x7f800000u);
-    k2c_u32x16 m = a;
-    K2C_UMAX16(m, b);
-    K2C_UMAX16(m, K2C_ROT16(m, 8));
-    K2C_UMAX16(m, K2C_ROT16(m, 4));
-    K2C_UMAX16(m, K2C_ROT16(m, 2));
-    K2C_UMAX16(m, K2C_ROT16(m, 1));
-    uint32_t r = m[0];
-    float f;
-    memcpy(&f, &r, sizeof f);
-    return f;
+    k2c_f32x8 v0, v1, v2, v3, z = {0};
+    memcpy(&v0, x, sizeof v0);
+    memcpy(&v1, x + 8, sizeof v1);
+    memcpy(&v2, x + 16, sizeof v2);
+    memcpy(&v3, x + 24, sizeof v3);
+    v0 = (k2c_f32x8)((k2c_i32x8)v0 & 0x7fffffff);
+    v1 = (k2c_f32x8)((k2c_i32x8)v1 & 0x7fffffff);
+    v2 = (k2c_f32x8)((k2c_i32x8)v2 & 0x7fffffff);
+    v3 = (k2c_f32x8)((k2c_i32x8)v3 & 0x7fffffff);
+    k2c_f32x8 z1 = z;           /* two chains from 0 (a NaN never lands in m, so none is carried) */
+    K2C_FMAX8(z, v0);
+    K2C_FMAX8(z1, v2);
+    K2C_FMAX8(z, v1);
+    K2C_FMAX8(z1, v3);
+    K2C_FMAX8(z, z1);
+    K2C_FMAX8(z, K2C_ROT8(z, 4));
+    K2C_FMAX8(z, K2C_ROT8(z, 2));
+    K2C_FMAX8(z, K2C_ROT8(z, 1));
+    return z[0];
 }
 
 /* q[k] = round(x[k] id) within +-127 (ties to even, NaN -> -127, as lrintf clamped) for 32 elements, and the
  * sums of each half, in vector types (the scalar loop was the rest of the activation quantization):
  * (y + 1.5 x 2^23) - 1.5 x 2^23 is lrintf(y) for |y| < 2^22, the product its own statement so no compiler fuses
  * it into the add (lrintf rounds the product first) */
-typedef float k2c_f32x16 __attribute__((vector_size(64)));
-typedef int8_t k2c_i8x16 __attribute__((vector_size(16)));
 static inline __attribute__((always_inline)) void k2c_q8_round32(const float *x, float id, int8_t *q, int sum[2]) {
-    const k2c_i32x16 lo = (k2c_i32x16)((k2c_f32x16){0} - 127.0f), hi = (k2c_i32x16)((k2c_f32x16){0} + 127.0f);
+    const k2c_f32x8 lo = (k2c_f32x8){0} - 127.0f, hi = (k2c_f32x8){0} + 127.0f;
     for (int h = 0; h < 2; h++) {
-        k2c_f32x16 v;
-        memcpy(&v, x + 16 * h, sizeof v);
-        k2c_f32x16 p = v * id;
-        k2c_f32x16 y = (p + 12582912.0f) - 12582912.0f;
-        k2c_i32x16 b = (k2c_i32x16)y, m = y > -127.0f;      /* false for NaN */
-        b = (b & m) | (lo & ~m);
-        y = (k2c_f32x16)b;
-        m = y < 127.0f;
-        b = (b & m) | (hi & ~m);
-        k2c_i32x16 iv = __builtin_convertvector((k2c_f32x16)b, k2c_i32x16);
-        k2c_i8x16 q8 = __builtin_convertvector(iv, k2c_i8x16);
-        memcpy(q + 16 * h, &q8, sizeof q8);
-        k2c_i32x16 t = iv + K2C_ROT16(iv, 8);
-        t += K2C_ROT16(t, 4);
-        t += K2C_ROT16(t, 2);
-        t += K2C_ROT16(t, 1);
-        sum[h] = t[0];
+        k2c_i32x8 acc = {0};
+        for (int k = 0; k < 2; k++) {
+            k2c_f32x8 v;
+            memcpy(&v, x + 16 * h + 8 * k, sizeof v);
+            k2c_f32x8 p = v * id;
+            k2c_f32x8 y = (p + 12582912.0f) - 12582912.0f;
+            k2c_i32x8 m = (k2c_i32x8)(y > -127.0f);                /* false for NaN */
+            y = (k2c_f32x8)(((k2c_i32x8)y & m) | ((k2c_i32x8)lo & ~m));
+            m = (k2c_i32x8)(y < 127.0f);
+            y = (k2c_f32x8)(((k2c_i32x8)y & m) | ((k2c_i32x8)hi & ~m));
+            k2c_i32x8 iv = __builtin_convertvector(y, k2c_i32x8);
+            /* the low byte of each lane (little-endian; |iv| <= 127): a byte shuffle, where convertvector's
+             * narrowing was 8 extracts and inserts */
+            k2c_i8x8 q8 = __builtin_shufflevector((k2c_i8x32)iv, (k2c_i8x32)iv, 0, 4, 8, 12, 16, 20, 24, 28);
+            memcpy(q + 16 * h + 8 * k, &q8, sizeof q8);
+            acc += iv;
+        }
+        acc += K2C_ROT8(acc, 4);
+        acc += K2C_ROT8(acc, 2);
+        acc += K2C_ROT8(acc, 1);
+        sum[h] = acc[0];
     }
 }
 
