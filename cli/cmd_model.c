@@ -286,7 +286,9 @@ static int cmd_info(int argc, char **argv) {
     printf("kernels:      %s (K2C_SIMD=scalar|avx2|avx512 forces one), %d threads; prompt products %s\n", mi.kernels,
            mi.threads, mi.prompt_products);
     if (mi.gguf)
-        printf("activations:  %s\n", mi.exact ? "fp32 (exact)" : "int8 blocks of 32 in decode (K2C_EXACT=1 or --exact: fp32)");
+        printf("activations:  %s\n", mi.exact ? "fp32 (exact)"
+                                               : "int8 in decode, a scale per 32 (per 256 on the K-quants where the kernels "
+                                                 "ask for it, as ggml's Q8_K; K2C_EXACT=1 or --exact: fp32)");
     k2c_model_close(m);
     return 0;
 }
