@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
                 n += ROWS;
                 el = cpu_seconds() - t0;
             } while (el < 0.3);
-            printf(" %9.2f%s", (double)n * COLS / el / 1e9, span == 32 ? "    " : "/256");
+            printf(" %9.2f%s", (double)n * COLS / el / 1e9, xq->span == 32 ? "    " : "/256");
         }
         printf("\n");
     }

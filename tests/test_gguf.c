@@ -449,6 +449,62 @@ static void dot_q8_every_path(void) {
     }
 }
 
+/* One matvec batch on one x over matrices of different formats (K-quants, a 32-element type, INT4 where the table
+ * reads it on int8): each must get activations quantized for its own kernels (the table's q8x_span, INT4's even /
+ * odd order), not another job's; each row against the float64 dot of its dequantized row with x quantized that
+ * way. x's super-blocks differ in magnitude by up to 50x, so a kernel taking another block's dx fails too. */
+static void matvec_mixed_batch(void) {
+    static const k2c_wfmt fmts[] = {K2C_FMT_Q4_K, K2C_FMT_Q8_0, K2C_FMT_Q6_K, K2C_FMT_IQ4_NL, K2C_FMT_Q2_K};
+    enum { NF = sizeof fmts / sizeof fmts[0], ROWS = 40, COLS = 1280 };
+    uint64_t st = 4242;
+    uint8_t *w[NF];
+    float *x = malloc(COLS * sizeof *x), *row = malloc(COLS * sizeof *row), *y[NF];
+    for (int j = 0; j < COLS; j++) x[j] = (float)(sin(0.61 * j + 0.3) * (1 + 49 * ((j / 256) % 2)) * (1 + (j / 32) % 3));
+    for (int f = 0; f < NF; f++) {
+        size_t rb = k2c_wfmt_row_bytes(fmts[f], COLS), bb = k2c_wfmt_row_bytes(fmts[f], k2c_wfmt_block_elems(fmts[f]));
+        w[f] = malloc(rb * ROWS);
+        y[f] = malloc(ROWS * sizeof *y[f]);
+        for (size_t i = 0; i < rb * ROWS; i++) { st = st * 6364136223846793005ull + 1442695040888963407ull; w[f][i] = (uint8_t)(st >> 56); }
+        size_t doff = fmts[f] == K2C_FMT_Q2_K ? 80 : fmts[f] == K2C_FMT_Q6_K ? 208 : 0;
+        int two = fmts[f] == K2C_FMT_Q2_K || fmts[f] == K2C_FMT_Q4_K;
+        for (size_t b = 0; b < rb * ROWS / bb; b++) {
+            uint8_t *p = w[f] + b * bb + doff;
+            p[0] = (uint8_t)(b * 29); p[1] = 0x1c;
+            if (two) { p[2] = (uint8_t)(b * 13); p[3] = 0x18; }
+        }
+    }
+    void *qb = aligned_alloc(64, (k2c_q8x_bytes(COLS) + 63) & ~(size_t)63);
+    for (int t = 0; t < ntables; t++) {
+        k2c_kctx cx = {.k = TABLES[t], .nthreads = omp_get_max_threads() > 1 ? 2 : 1};
+        k2c_linear l[NF];
+        k2c_matvec_job jobs[NF];
+        for (int f = 0; f < NF; f++) {
+            l[f] = (k2c_linear){.fmt = fmts[f], .rows = ROWS, .cols = COLS, .w = w[f], .cx = &cx};
+            jobs[f] = (k2c_matvec_job){&l[f], x, y[f]};
+        }
+        k2c_matvec_batch(jobs, NF);
+        for (int f = 0; f < NF; f++) {
+            int span = TABLES[t]->q8x_span ? TABLES[t]->q8x_span(fmts[f]) : 32;
+            const k2c_q8x *xq = k2c_q8x_quantize_span(x, COLS, span, qb);
+            double worst = 0;
+            for (int r = 0; r < ROWS; r++) {
+                k2c_linear_dequant_rows(&l[f], r, 1, row);
+                double dq = 0, s = 0;
+                for (int j = 0; j < COLS; j++) {
+                    double e = (double)row[j] * xq->d16[j / 16] * xq->q[j];
+                    dq += e;
+                    s += fabs(e);
+                }
+                worst = check_worse(worst, fabs(y[f][r] - dq) / s);
+            }
+            EXPECT(worst < 2e-6, "%s in a mixed batch [%s, span %d]: rel err %g", k2c_wfmt_name(fmts[f]), TABLES[t]->name,
+                   span, worst);
+        }
+    }
+    for (int f = 0; f < NF; f++) { free(w[f]); free(y[f]); }
+    free(qb); free(x); free(row);
+}
+
 /* k2c_q8x_quantize's codes against lrintf's (ties to even) and its block sums, at spans 32 and 256: random blocks,
  * and blocks whose max is 127 (scale 1) holding exact halves (2.5 -> 2, -3.5 -> -4, 0.5 -> 0), NaN (-127) and one all zero. */
 static void q8x_codes(void) {
@@ -885,6 +941,7 @@ int main(void) {
     run_test("gguf_dequant_golden_tensors", dequant_golden_tensors);
     run_test("gguf_fast_path_driver", fast_path_driver);
     run_test("gguf_q8x_codes", q8x_codes);
+    run_test("gguf_matvec_mixed_batch", matvec_mixed_batch);
     run_test("gguf_dot_q8_every_path", dot_q8_every_path);
     k2c_st_close(&ref);
     run_test("gguf_config_from_metadata", config_matches_json);

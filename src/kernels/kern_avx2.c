@@ -163,6 +163,18 @@ AVX2 static void cvt_f16(const uint16_t *w, int n, float *out) {
     for (; j < n; j++) out[j] = k2c_f16_to_f32(w[j]);
 }
 
+/* Q8_0 rows (n a multiple of 32) to fp32 for the prompt tile (the signed formats take it on AVX2 from 128
+ * tokens, q8_prefer_tile): d * q as the scalar dequantizer computes it, 8 at a time */
+AVX2 static void cvt_q8_0(const uint8_t *b, int n, float *out) {
+    for (int j = 0; j < n; j += 32, b += 34) {
+        __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(b[0] | b[1] << 8)));
+        for (int k = 0; k < 32; k += 8) {
+            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + k)));
+            _mm256_storeu_ps(out + j + k, _mm256_mul_ps(d, _mm256_cvtepi32_ps(q)));
+        }
+    }
+}
+
 AVX2 static void cvt_fp8(const uint8_t *w, int n, const float *scale, int block, float *out) {
     for (int j0 = 0; j0 < n; j0 += block) {
         int j1 = j0 + block < n ? j0 + block : n, j = j0;
@@ -394,6 +406,7 @@ const k2c_kernels k2c_kernels_avx2 = {
     .cvt_bf16 = cvt_bf16,
     .cvt_f16 = cvt_f16,
     .cvt_fp8 = cvt_fp8,
+    .cvt_q8_0 = cvt_q8_0,
     .gemm_tile = gemm_tile,
     .gemm_tile_bf16 = NULL,
 };

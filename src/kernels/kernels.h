@@ -47,7 +47,7 @@ const k2c_q8x *k2c_q8x_quantize(const float *x, int n, void *buf);      /* span 
 void k2c_q8x_even_odd(const k2c_q8x *x, int n);
 
 /* Prompt GEMM on the GGUF block formats with int8 activations (quant_gemm.h, qgemm.c). X [T, C] is quantized
- * once per matmul as k2c_q8x does (per 32 elements dx = max|x| / 127, q = round(x / dx)) and packed for the
+ * once per matmul as k2c_q8x does at span 32 (per 32 elements dx = max|x| / 127, q = round(x / dx)) and packed for the
  * micro-kernels in blocks of 16 tokens: per block, per 4 columns (a "k-step") the 16 tokens' 4 bytes side by
  * side, q [nblk][C/4][16][4]; per scale group of sg columns (16 or 32, the weight format's granule) and token
  * the scale d = dx and s = dx * (sum of q over the group), d, s [nblk][C/sg][16]. Padding tokens are zero.
@@ -115,6 +115,7 @@ typedef struct {
     void (*cvt_bf16)(const uint16_t *w, int n, float *out);
     void (*cvt_f16)(const uint16_t *w, int n, float *out);
     void (*cvt_fp8)(const uint8_t *w, int n, const float *scale, int block, float *out);
+    void (*cvt_q8_0)(const uint8_t *row, int n, float *out);      /* a Q8_0 row of n (a multiple of 32) */
     /* Y[:, 0..nr) (row stride ldy) = packed X (k2c_gemm_pack_x) times fp32 rows w [nr, C]; panel: scratch
      * of K2C_GEMM_RB * C floats. NULL: the driver runs OpenBLAS sgemm on dequantized tiles instead. */
     void (*gemm_tile)(const float *w, int nr, int C, const float *Xp, int T, float *Y, int ldy, float *panel);

@@ -220,6 +220,12 @@ void k2c_row_dequant(const k2c_kernels *k, const k2c_linear *l, int r, float *ou
             return;
         }
         break;
+    case K2C_FMT_Q8_0:
+        if (k->cvt_q8_0 && n % 32 == 0) {
+            k->cvt_q8_0((const uint8_t *)l->w + (size_t)r * k2c_wfmt_row_bytes(l->fmt, n), n, out);
+            return;
+        }
+        break;
     default: break;
     }
     k2c_scalar_row_dequant(l, r, out);
@@ -282,8 +288,8 @@ static void int4_shuffle_x(const float *x, int n, float *xs) {
 #define Q8X_HEAD 64                     /* the struct, padded so q starts 64-byte aligned */
 size_t k2c_q8x_bytes(int n) { return Q8X_HEAD + k2c_ws_bytes((size_t)n) + 2 * (size_t)(n / 16) * sizeof(float); }
 
-/* Per block of 32: dx = max|x| / 127, q = round(x / dx), as ggml's Q8_0 (so a q is never -128, which the int8
- * kernels rely on). Compiled per x86 level, with the max and the rounding written so they vectorize (fmaxf and
+/* Per block of span elements (32, or 256 as ggml's Q8_K): dx = max|x| / 127, q = round(x / dx), as ggml's Q8_0 (so
+ * a q is never -128, which the int8 kernels rely on). Compiled per x86 level, with the max and the rounding written so they vectorize (fmaxf and
  * lrintf were library calls per element: 3% of a Q2_K decode step): (y + 1.5 x 2^23) - 1.5 x 2^23 rounds y to
  * the nearest integer, ties to even, as lrintf does, for |y| < 2^22 (here |y| <= 127). */
 K2C_CLONES const k2c_q8x *k2c_q8x_quantize_span(const float *x, int n, int span, void *buf) {
@@ -356,7 +362,7 @@ static int q8x_span(const k2c_linear *l, const k2c_kctx *cx) {
 static int prep_sig(const k2c_linear *l, const k2c_kctx *cx) {
     int kind = prep_kind(l, cx);
     if (kind != PREP_Q8) return kind;
-    return kind | q8x_span(l, cx) << 4 | (l->fmt == K2C_FMT_INT4 && cx->k->int4_q8_eo) << 12;
+    return kind | (q8x_span(l, cx) == 256) << 4 | (l->fmt == K2C_FMT_INT4 && cx->k->int4_q8_eo) << 5;
 }
 
 static const void *prep_x(const k2c_linear *l, const k2c_kctx *cx, const float *x, void *buf) {
@@ -458,7 +464,7 @@ void k2c_matvec_batch_ws(const k2c_matvec_job *jobs, int n, k2c_ws *ws) {
                                jobs[j].y + r0, MV_PREFETCH);
             } else if (rb) {
                 const char *base = (const char *)l->w;
-                int ahead = (int)((MV_PREFETCH + rb - 1) / rb);
+                int ahead = MV_PREFETCH ? (int)((MV_PREFETCH + rb - 1) / rb) : l->rows;     /* 0: no prefetch */
                 for (int r = r0; r < r1; r++) {
                     if (r + ahead < l->rows)
                         for (size_t o = 0; o < rb; o += 64) __builtin_prefetch(base + (size_t)(r + ahead) * rb + o);

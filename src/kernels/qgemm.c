@@ -2,8 +2,9 @@
  * per matmul for every ISA's micro-kernel (quant_gemm.h holds the weight unpacking and the kernels' driver,
  * compiled into each kern_<isa>.c).
  *
- * The activations are quantized exactly as the decode path's k2c_q8x (per 32 elements dx = max|x| / 127,
- * q = round(x / dx) within +-127), so a prompt and a decode step multiply the same integers; except on Q2_K,
+ * The activations are quantized as the decode path's k2c_q8x at span 32 (per 32 elements dx = max|x| / 127,
+ * q = round(x / dx) within +-127; the AVX2 decode without VNNI takes span 256 on the K-quants, see the table's
+ * q8x_span), except on Q2_K,
  * whose prompt activations take one dx per 256 (k2c_q8p_span, ggml's Q8_K): with its sub-scales folded into the
  * weights a super-block is then one float step, which made the Q2_K GEMM 25-35% faster (bench/gemm.sh, T = 48
  * and 128, AMD Zen 5); the bundled k2-mini's Q2_K file kept its KL from BF16 (0.046801 -> 0.046805 over 40

@@ -14,7 +14,9 @@
  *   - the 8 chunks of 32 products of a super-block are added down to the 16 per-16 sums by 6 vphaddd (two
  *     vectors, groups 0-7 and 8-15, in order after one vpermd each), which stay int32;
  *   - the float step is then two vectors per super-block: F (the weight scale of each group) times
- *     isum * d16, and the min term M * s16, in separate accumulators (no FMA latency chain per super-block).
+ *     isum * d16, and the min term M * s16, in separate accumulators (no FMA latency chain per super-block);
+ *   - without VNNI, on activations with one dx per super-block (span 256), the *_s kernels below take the
+ *     sub-block scales into vpmaddwd instead, with no per-group sums at all.
  *
  * IQ4_XS's and IQ4_NL's levels are signed (-127..113): vpshufb looks them up; with VNNI they are taken + 128 as
  * unsigned bytes and the offset leaves the products as a min term, without it the products use |w| against q
@@ -258,7 +260,8 @@ KQ_INLINE float kq_iq4_xs(const uint8_t *row, const k2c_q8x *x, int n, int vnni)
  * kernels table's q8x_span asks the matvec for them). vpmaddwd takes the sub-block scales as int16 in place of
  * the ones, so a super-block's products add up in one int32 vector and take one float step: no per-group sums
  * (vphaddd), no per-group float multiplies. The offsets and mins stay the float min term of the kernels above.
- * Bounds: a vpmaddubsw pair <= 2 x 63 x 127 = 16002; times a scale (|s| <= 128) two per lane, 16 chunks: < 2^26. */
+ * Bounds: a vpmaddubsw pair <= 2 x 63 x 127 = 16002 (IQ4_XS's |w| pairs 2 x 127 x 127 = 32258, scales |s| <= 32);
+ * times a scale (|s| <= 128) two per lane, 8 chunks per super-block: < 2^26. */
 /* the scales of 16-element groups 0..15 as int16, even groups in the low 128 bits, odd ones in the high:
  * chunk c (elements 32c..32c+31) takes its scales with kq_sc16(S, c) */
 KQ_INLINE __m256i kq_eo16(__m128i s8, int sign) {
